@@ -1,0 +1,268 @@
+from dandelion.common.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PieceFailure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PIECE_FAILURE_UNSPECIFIED: _ClassVar[PieceFailure]
+    PIECE_FAILURE_TIMEOUT: _ClassVar[PieceFailure]
+    PIECE_FAILURE_BAD_DIGEST: _ClassVar[PieceFailure]
+    PIECE_FAILURE_PARENT_UNAVAILABLE: _ClassVar[PieceFailure]
+    PIECE_FAILURE_PARENT_MISSING_PIECE: _ClassVar[PieceFailure]
+    PIECE_FAILURE_PARENT_BUSY: _ClassVar[PieceFailure]
+    PIECE_FAILURE_LOCAL: _ClassVar[PieceFailure]
+PIECE_FAILURE_UNSPECIFIED: PieceFailure
+PIECE_FAILURE_TIMEOUT: PieceFailure
+PIECE_FAILURE_BAD_DIGEST: PieceFailure
+PIECE_FAILURE_PARENT_UNAVAILABLE: PieceFailure
+PIECE_FAILURE_PARENT_MISSING_PIECE: PieceFailure
+PIECE_FAILURE_PARENT_BUSY: PieceFailure
+PIECE_FAILURE_LOCAL: PieceFailure
+
+class HostInfo(_message.Message):
+    __slots__ = ("host_id", "hostname", "ip", "port", "upload_slots", "location", "idle_seconds")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    hostname: str
+    ip: str
+    port: int
+    upload_slots: int
+    location: str
+    idle_seconds: float
+    def __init__(self, host_id: _Optional[str] = ..., hostname: _Optional[str] = ..., ip: _Optional[str] = ..., port: _Optional[int] = ..., upload_slots: _Optional[int] = ..., location: _Optional[str] = ..., idle_seconds: _Optional[float] = ...) -> None: ...
+
+class RegisterHostRequest(_message.Message):
+    __slots__ = ("host",)
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    host: HostInfo
+    def __init__(self, host: _Optional[_Union[HostInfo, _Mapping]] = ...) -> None: ...
+
+class RegisterHostResponse(_message.Message):
+    __slots__ = ("host_id", "heartbeat_interval_ms")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    heartbeat_interval_ms: int
+    def __init__(self, host_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
+
+class HeartbeatHostRequest(_message.Message):
+    __slots__ = ("host_id",)
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    def __init__(self, host_id: _Optional[str] = ...) -> None: ...
+
+class HeartbeatHostResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LeaveHostRequest(_message.Message):
+    __slots__ = ("host_id",)
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    def __init__(self, host_id: _Optional[str] = ...) -> None: ...
+
+class LeaveHostResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TaskInfo(_message.Message):
+    __slots__ = ("task_id", "url", "digest", "content_length", "piece_size", "piece_count", "state", "seed_pieces", "peer_count", "error")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    PIECE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PIECE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SEED_PIECES_FIELD_NUMBER: _ClassVar[int]
+    PEER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    url: str
+    digest: str
+    content_length: int
+    piece_size: int
+    piece_count: int
+    state: _common_pb2.TaskState
+    seed_pieces: int
+    peer_count: int
+    error: str
+    def __init__(self, task_id: _Optional[str] = ..., url: _Optional[str] = ..., digest: _Optional[str] = ..., content_length: _Optional[int] = ..., piece_size: _Optional[int] = ..., piece_count: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.TaskState, str]] = ..., seed_pieces: _Optional[int] = ..., peer_count: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RegisterTaskRequest(_message.Message):
+    __slots__ = ("host_id", "url_meta")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_META_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    url_meta: _common_pb2.UrlMeta
+    def __init__(self, host_id: _Optional[str] = ..., url_meta: _Optional[_Union[_common_pb2.UrlMeta, _Mapping]] = ...) -> None: ...
+
+class RegisterTaskResponse(_message.Message):
+    __slots__ = ("task", "peer_id")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    task: TaskInfo
+    peer_id: str
+    def __init__(self, task: _Optional[_Union[TaskInfo, _Mapping]] = ..., peer_id: _Optional[str] = ...) -> None: ...
+
+class PieceResult(_message.Message):
+    __slots__ = ("piece_number", "parent_peer_id", "success", "failure", "duration_ms")
+    PIECE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PARENT_PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    piece_number: int
+    parent_peer_id: str
+    success: bool
+    failure: PieceFailure
+    duration_ms: int
+    def __init__(self, piece_number: _Optional[int] = ..., parent_peer_id: _Optional[str] = ..., success: _Optional[bool] = ..., failure: _Optional[_Union[PieceFailure, str]] = ..., duration_ms: _Optional[int] = ...) -> None: ...
+
+class SyncPiecesRequest(_message.Message):
+    __slots__ = ("peer_id", "results", "window")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    peer_id: str
+    results: _containers.RepeatedCompositeFieldContainer[PieceResult]
+    window: int
+    def __init__(self, peer_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[PieceResult, _Mapping]]] = ..., window: _Optional[int] = ...) -> None: ...
+
+class PieceAssignment(_message.Message):
+    __slots__ = ("piece", "parent")
+    PIECE_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    piece: _common_pb2.PieceInfo
+    parent: _common_pb2.PeerAddress
+    def __init__(self, piece: _Optional[_Union[_common_pb2.PieceInfo, _Mapping]] = ..., parent: _Optional[_Union[_common_pb2.PeerAddress, _Mapping]] = ...) -> None: ...
+
+class PieceAssignments(_message.Message):
+    __slots__ = ("assignments",)
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    assignments: _containers.RepeatedCompositeFieldContainer[PieceAssignment]
+    def __init__(self, assignments: _Optional[_Iterable[_Union[PieceAssignment, _Mapping]]] = ...) -> None: ...
+
+class BackToSource(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class SyncPiecesResponse(_message.Message):
+    __slots__ = ("task", "assignments", "back_to_source")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    BACK_TO_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    task: TaskInfo
+    assignments: PieceAssignments
+    back_to_source: BackToSource
+    def __init__(self, task: _Optional[_Union[TaskInfo, _Mapping]] = ..., assignments: _Optional[_Union[PieceAssignments, _Mapping]] = ..., back_to_source: _Optional[_Union[BackToSource, _Mapping]] = ...) -> None: ...
+
+class ReportPeerResultRequest(_message.Message):
+    __slots__ = ("peer_id", "success", "bytes_from_peers", "bytes_from_origin", "duration_ms", "error")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FROM_PEERS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FROM_ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    peer_id: str
+    success: bool
+    bytes_from_peers: int
+    bytes_from_origin: int
+    duration_ms: int
+    error: str
+    def __init__(self, peer_id: _Optional[str] = ..., success: _Optional[bool] = ..., bytes_from_peers: _Optional[int] = ..., bytes_from_origin: _Optional[int] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ReportPeerResultResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LeaveTaskRequest(_message.Message):
+    __slots__ = ("peer_id",)
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    peer_id: str
+    def __init__(self, peer_id: _Optional[str] = ...) -> None: ...
+
+class LeaveTaskResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PreheatTaskRequest(_message.Message):
+    __slots__ = ("url_meta",)
+    URL_META_FIELD_NUMBER: _ClassVar[int]
+    url_meta: _common_pb2.UrlMeta
+    def __init__(self, url_meta: _Optional[_Union[_common_pb2.UrlMeta, _Mapping]] = ...) -> None: ...
+
+class PreheatTaskResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: TaskInfo
+    def __init__(self, task: _Optional[_Union[TaskInfo, _Mapping]] = ...) -> None: ...
+
+class ListTasksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListTasksResponse(_message.Message):
+    __slots__ = ("tasks",)
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[TaskInfo]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ...) -> None: ...
+
+class GetTaskRequest(_message.Message):
+    __slots__ = ("task_id",)
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+
+class PeerInfo(_message.Message):
+    __slots__ = ("peer_id", "address", "state", "pieces", "piece_count", "uploads_ok", "uploads_failed", "is_seed")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PIECES_FIELD_NUMBER: _ClassVar[int]
+    PIECE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    UPLOADS_OK_FIELD_NUMBER: _ClassVar[int]
+    UPLOADS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    IS_SEED_FIELD_NUMBER: _ClassVar[int]
+    peer_id: str
+    address: _common_pb2.PeerAddress
+    state: _common_pb2.PeerState
+    pieces: bytes
+    piece_count: int
+    uploads_ok: int
+    uploads_failed: int
+    is_seed: bool
+    def __init__(self, peer_id: _Optional[str] = ..., address: _Optional[_Union[_common_pb2.PeerAddress, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.PeerState, str]] = ..., pieces: _Optional[bytes] = ..., piece_count: _Optional[int] = ..., uploads_ok: _Optional[int] = ..., uploads_failed: _Optional[int] = ..., is_seed: _Optional[bool] = ...) -> None: ...
+
+class GetTaskResponse(_message.Message):
+    __slots__ = ("task", "peers")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    task: TaskInfo
+    peers: _containers.RepeatedCompositeFieldContainer[PeerInfo]
+    def __init__(self, task: _Optional[_Union[TaskInfo, _Mapping]] = ..., peers: _Optional[_Iterable[_Union[PeerInfo, _Mapping]]] = ...) -> None: ...
+
+class ListHostsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListHostsResponse(_message.Message):
+    __slots__ = ("hosts",)
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    hosts: _containers.RepeatedCompositeFieldContainer[HostInfo]
+    def __init__(self, hosts: _Optional[_Iterable[_Union[HostInfo, _Mapping]]] = ...) -> None: ...

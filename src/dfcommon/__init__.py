@@ -1,0 +1,1 @@
+"""Code shared by the supernode, the dfdaemon peer and the mirror."""

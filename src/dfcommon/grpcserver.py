@@ -1,0 +1,58 @@
+"""Common set-up of every gRPC server and channel: limits, health and reflection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from dfcommon.pieces import CHUNK_SIZE
+
+# Piece chunks are <= 1 MiB; leave room for framing, refuse anything far larger.
+MAX_MESSAGE = CHUNK_SIZE + (64 << 10)
+
+SERVER_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.enable_retries", 0),
+]
+
+
+def new_server() -> grpc.aio.Server:
+    """A grpc.aio server with the project's limits."""
+    return grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=None)
+
+
+def add_health_and_reflection(server: grpc.aio.Server, service_names: Iterable[str]) -> health.aio.HealthServicer:
+    """Serve grpc.health.v1 (all SERVING) and server reflection for the given full service names."""
+    names = list(service_names)
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    return servicer
+
+
+async def mark_serving(servicer: health.aio.HealthServicer, service_names: Iterable[str]) -> None:
+    """Set the overall health and each service's to SERVING."""
+    for name in ["", *service_names]:
+        await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+def channel(target: str) -> grpc.aio.Channel:
+    """An insecure grpc.aio channel with the project's limits ("HOST:PORT" or "unix:PATH")."""
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)

@@ -1,0 +1,49 @@
+"""Task identity: which requests name the same content."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from dfcommon.digest import parse_digest
+from dfcommon.errors import InvalidArgument
+
+SCHEMES = ("http", "https")
+MAX_URL_LENGTH = 8192
+
+
+def validate_url(url: str) -> str:
+    """Check an origin URL: http(s), a host, bounded length. Returns it unchanged."""
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidArgument(f"URL is longer than {MAX_URL_LENGTH} characters")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in SCHEMES:
+        raise InvalidArgument(f"unsupported URL scheme {parts.scheme!r} in {display_url(url)}: want http or https")
+    if not parts.hostname:
+        raise InvalidArgument(f"URL has no host: {display_url(url)}")
+    return url
+
+
+def display_url(url: str, filtered_query_params: Iterable[str] = ()) -> str:
+    """The URL without user info and filtered query parameters: safe to log and to key on."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    drop = set(filtered_query_params)
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in drop])
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path, query, ""))
+
+
+def task_id(url: str, digest: str = "", filtered_query_params: Iterable[str] = (), byte_range: str = "") -> str:
+    """Stable id of the content: from the digest when known, else from the sanitized URL (and range)."""
+    if digest:
+        key = str(parse_digest(digest))
+    else:
+        key = display_url(url, filtered_query_params)
+    if byte_range:
+        key += f"#range={byte_range}"
+    return hashlib.sha256(key.encode()).hexdigest()

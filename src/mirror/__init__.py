@@ -1,0 +1,1 @@
+"""Docker Registry v2 mirror: registry HTTP calls in, swarm downloads out."""

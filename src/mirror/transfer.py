@@ -1,0 +1,41 @@
+"""The one seam between the registry mirror and the swarm (implemented by the peer)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from dfcommon.content import ContentRequest
+
+
+class BlobStream(Protocol):
+    """Content coming out of the swarm, in order, verified piece by piece."""
+
+    @property
+    def content_length(self) -> int:
+        """Total length of the content in bytes (known before the first chunk)."""
+        ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The bytes from the requested offset to the end, in order, as pieces arrive.
+
+        Raises a dfcommon.errors.DandelionError (e.g. DigestMismatch) if the content
+        cannot be delivered; nothing unverified is ever yielded.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Stop reading; the download itself goes on for the cache."""
+        ...
+
+
+class BlobTransferer(Protocol):
+    """Starts or joins a swarm download."""
+
+    async def open(self, request: ContentRequest, offset: int = 0) -> BlobStream:
+        """Register the content with the swarm and return its stream from offset.
+
+        Raises dfcommon.errors.DandelionError subclasses: OriginError (with the
+        origin's HTTP status), Unavailable, DigestMismatch, InvalidArgument.
+        """
+        ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import grpc
+from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -38,16 +39,18 @@ def new_server() -> grpc.aio.Server:
     return grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=None)
 
 
-def add_health_and_reflection(server: grpc.aio.Server, service_names: Iterable[str]) -> health.aio.HealthServicer:
+def add_health_and_reflection(
+    server: grpc.aio.Server, service_names: Iterable[str]
+) -> health_aio.HealthServicer:
     """Serve grpc.health.v1 (all SERVING) and server reflection for the given full service names."""
     names = list(service_names)
-    servicer = health.aio.HealthServicer()
+    servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     return servicer
 
 
-async def mark_serving(servicer: health.aio.HealthServicer, service_names: Iterable[str]) -> None:
+async def mark_serving(servicer: health_aio.HealthServicer, service_names: Iterable[str]) -> None:
     """Set the overall health and each service's to SERVING."""
     for name in ["", *service_names]:
         await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -24,5 +24,6 @@ def tune_malloc() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    ok = mallopt(M_MMAP_THRESHOLD, 64 << 20) == 1
-    return mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1 and ok
+    mmap_ok: bool = mallopt(M_MMAP_THRESHOLD, 64 << 20) == 1
+    trim_ok: bool = mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1
+    return mmap_ok and trim_ok

@@ -20,6 +20,4 @@ class ContentRequest:
 
     def __repr__(self) -> str:
         # Keeps credentials out of logs and tracebacks.
-        return (
-            f"ContentRequest(url={self.url!r}, digest={self.digest!r}, headers=<{len(self.headers)} hidden>)"
-        )
+        return f"ContentRequest(url={self.url!r}, digest={self.digest!r}, headers=<{len(self.headers)} hidden>)"

@@ -39,9 +39,7 @@ def new_server() -> grpc.aio.Server:
     return grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=None)
 
 
-def add_health_and_reflection(
-    server: grpc.aio.Server, service_names: Iterable[str]
-) -> health_aio.HealthServicer:
+def add_health_and_reflection(server: grpc.aio.Server, service_names: Iterable[str]) -> health_aio.HealthServicer:
     """Serve grpc.health.v1 (all SERVING) and server reflection for the given full service names."""
     names = list(service_names)
     servicer = health_aio.HealthServicer()

@@ -19,9 +19,7 @@ def check_grpc(target: str) -> str | None:
     """None when grpc.health.v1 reports SERVING at target, else why not."""
     with grpc.insecure_channel(target) as channel:
         try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=TIMEOUT_SECONDS
-            )
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_SECONDS)
         except grpc.RpcError as err:
             return f"{target}: {err.code().name} {err.details()}"
     if reply.status != health_pb2.HealthCheckResponse.SERVING:

@@ -19,9 +19,7 @@ def validate_url(url: str) -> str:
         raise InvalidArgument(f"URL is longer than {MAX_URL_LENGTH} characters")
     parts = urlsplit(url)
     if parts.scheme.lower() not in SCHEMES:
-        raise InvalidArgument(
-            f"unsupported URL scheme {parts.scheme!r} in {display_url(url)}: want http or https"
-        )
+        raise InvalidArgument(f"unsupported URL scheme {parts.scheme!r} in {display_url(url)}: want http or https")
     if not parts.hostname:
         raise InvalidArgument(f"URL has no host: {display_url(url)}")
     return url
@@ -40,14 +38,9 @@ def display_url(url: str, filtered_query_params: Iterable[str] = ()) -> str:
     return urlunsplit((parts.scheme.lower(), netloc, parts.path, query, ""))
 
 
-def task_id(
-    url: str, digest: str = "", filtered_query_params: Iterable[str] = (), byte_range: str = ""
-) -> str:
+def task_id(url: str, digest: str = "", filtered_query_params: Iterable[str] = (), byte_range: str = "") -> str:
     """Stable id of the content: from the digest when known, else from the sanitized URL (and range)."""
-    if digest:
-        key = str(parse_digest(digest))
-    else:
-        key = display_url(url, filtered_query_params)
+    key = str(parse_digest(digest)) if digest else display_url(url, filtered_query_params)
     if byte_range:
         key += f"#range={byte_range}"
     return hashlib.sha256(key.encode()).hexdigest()

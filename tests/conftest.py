@@ -1,0 +1,29 @@
+"""Shared pytest fixtures: process groups that always stop what they start."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fixtures.processes import ProcessGroup
+
+
+@pytest.fixture
+def process_group(tmp_path: Path) -> Iterator[ProcessGroup]:
+    """Processes for one test, logging under tmp_path/logs, stopped by PID at teardown."""
+    group = ProcessGroup(tmp_path / "logs")
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_process_group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessGroup]:
+    """Processes shared by one test module, stopped by PID after its last test."""
+    group = ProcessGroup(tmp_path_factory.mktemp("logs"))
+    try:
+        yield group
+    finally:
+        group.stop_all()

@@ -1,0 +1,492 @@
+"""One task's download: local cache, swarm (RegisterTask + SyncPieces), or back-to-source, then verification."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from dandelion.common.v1 import common_pb2
+from dandelion.scheduler.v1 import scheduler_pb2
+
+from dfcommon.content import ContentRequest
+from dfcommon.digest import parse_digest
+from dfcommon.errors import DandelionError, DigestMismatch, OriginError, Unavailable
+from dfcommon.identity import display_url
+from dfcommon.pieces import DEFAULT_PIECE_SIZE, piece_size_for
+from peer.context import PeerContext
+from peer.origin import open_origin
+from peer.piece.assembler import PieceAssembler
+from peer.piece.fetcher import fetch_group
+from peer.piece.grouping import group_by_parent
+from peer.piece.model import Parent, PieceOutcome, PieceSpec
+from peer.storage import TaskStore
+from peer.tokenbucket import TokenBucket, acquire_all
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 16  # piece results per SyncPieces message
+BATCH_DELAY = 0.05  # seconds a result may wait for company
+
+
+@dataclass
+class _Event:
+    kind: str  # "message", "end", "outcome"
+    value: Any = None
+
+
+class SwarmGaveUp(Exception):
+    """The swarm cannot finish the download; the reason says why (back-to-source follows)."""
+
+
+def url_meta(request: ContentRequest) -> common_pb2.UrlMeta:
+    """The wire form of a content request."""
+    return common_pb2.UrlMeta(
+        url=request.url,
+        headers=request.headers,
+        digest=request.digest,
+        filtered_query_params=list(request.filtered_query_params),
+        range=request.byte_range,
+    )
+
+
+def missing_runs(missing: list[int]) -> list[tuple[int, int]]:
+    """Contiguous runs (first, last) of sorted piece numbers."""
+    runs: list[tuple[int, int]] = []
+    for number in missing:
+        if runs and runs[-1][1] == number - 1:
+            runs[-1] = (runs[-1][0], number)
+        else:
+            runs.append((number, number))
+    return runs
+
+
+class Conductor:
+    """Downloads one task once, for any number of readers; pieces become readable as they verify."""
+
+    def __init__(
+        self,
+        ctx: PeerContext,
+        request: ContentRequest,
+        task_id: str,
+        no_back_source: bool,
+        rate_limit: int = 0,
+    ) -> None:
+        self.ctx = ctx
+        self.request = request
+        self.task_id = task_id
+        self.no_back_source = no_back_source
+        self.buckets = [ctx.download_bucket] + ([TokenBucket(rate_limit)] if rate_limit else [])
+        self.display_url = display_url(request.url, request.filtered_query_params)
+        self.store: TaskStore | None = None
+        self.error: DandelionError | None = None
+        self.verified = False
+        self.finished = asyncio.Event()
+        self.bytes_from_peers = 0
+        self.bytes_from_origin = 0
+        self.from_cache = False
+        self._ready = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._hashes: dict[int, str] = {}
+        self._digest_value = ""
+        self._digest_task: asyncio.Task[str] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = time.monotonic()
+
+    # ----- what readers see
+    @property
+    def content_length(self) -> int:
+        """Content length, -1 while unknown."""
+        return self.store.meta.content_length if self.store is not None else -1
+
+    def completed_length(self) -> int:
+        """Bytes verified so far."""
+        return self.store.completed_length() if self.store is not None else 0
+
+    def progress(self) -> asyncio.Event:
+        """An event set at the next change (piece stored, finished, failed)."""
+        return self._progress
+
+    def _pulse(self) -> None:
+        self._progress.set()
+        self._progress = asyncio.Event()
+
+    async def wait_ready(self) -> None:
+        """Wait until the content's metadata is known; raises the download's error."""
+        await self._ready.wait()
+        if self.error is not None and self.store is None:
+            raise self.error
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the download in the background."""
+        self._task = asyncio.create_task(self._run(), name=f"conductor-{self.task_id[:12]}")
+        return self._task
+
+    async def cancel(self) -> None:
+        """Stop the download."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # ----- the download
+    async def _run(self) -> None:
+        try:
+            await self._download()
+        except DandelionError as exc:
+            self._fail(exc)
+        except asyncio.CancelledError:
+            self._fail(Unavailable("download cancelled"))
+            raise
+        except Exception as exc:
+            log.exception("task=%s failed", self.task_id)
+            self._fail(DandelionError(f"internal error: {type(exc).__name__}: {exc}"))
+        finally:
+            if self._digest_task is not None and not self._digest_task.done():
+                self._digest_task.cancel()
+            if self.store is not None:
+                self.store.pins -= 1
+            self._ready.set()
+            self.finished.set()
+            self._pulse()
+
+    def _fail(self, exc: DandelionError) -> None:
+        self.error = exc
+        log.warning("task=%s url=%s failed: %s", self.task_id, self.display_url, exc)
+        if self.store is not None and not self.store.complete:
+            self.store.pins -= 1
+            self.ctx.storage.remove(self.task_id)
+            self.store = None
+
+    def _use_store(self, store: TaskStore) -> None:
+        store.pins += 1
+        self.store = store
+        if self.request.digest and not store.complete:
+            self._digest_task = asyncio.create_task(self._follow_digest(store))
+        self._ready.set()
+        self._pulse()
+
+    def _create_store(self, content_length: int, piece_size: int) -> TaskStore:
+        store = self.ctx.storage.create(self.task_id, self.display_url, self.request.digest, content_length, piece_size)
+        self._use_store(store)
+        return store
+
+    async def _download(self) -> None:
+        cached = self.ctx.storage.get_complete(self.task_id)
+        if cached is not None:
+            cached.touch()
+            self.from_cache = True
+            self.verified = True
+            self._use_store(cached)
+            log.info("task=%s served from the local cache", self.task_id)
+            return
+        reason = ""
+        peer_id = ""
+        if self.ctx.scheduler is not None:
+            try:
+                peer_id = await self._register()
+                await self._sync(peer_id)
+            except SwarmGaveUp as exc:
+                reason = str(exc)
+            except DandelionError as exc:
+                if exc.code != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                reason = str(exc)
+        else:
+            reason = "no supernode configured"
+        if self.store is None or not self.store.all_held():
+            if self.no_back_source:
+                raise Unavailable(
+                    f"cannot download {self.display_url} from the swarm ({reason}) and back-to-source is off"
+                )
+            log.info("task=%s going back to source: %s", self.task_id, reason)
+            await self._back_to_source()
+        await self._complete(peer_id)
+
+    async def _register(self) -> str:
+        assert self.ctx.scheduler is not None
+        meta = url_meta(self.request)
+        response: scheduler_pb2.RegisterTaskResponse = await self.ctx.scheduler.call(
+            lambda stub, host_id: stub.RegisterTask(
+                scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=meta),
+                timeout=self.ctx.register_timeout,
+            )
+        )
+        self._apply_task(response.task)
+        return str(response.peer_id)
+
+    def _apply_task(self, task: scheduler_pb2.TaskInfo) -> None:
+        if self.store is None and task.content_length >= 0 and task.piece_size > 0:
+            self._create_store(task.content_length, task.piece_size)
+
+    async def _sync(self, peer_id: str) -> None:
+        """Run the SyncPieces stream until every piece is held; SwarmGaveUp otherwise."""
+        assert self.ctx.scheduler is not None
+        if self.store is not None and self.store.all_held():
+            return
+        events: asyncio.Queue[_Event] = asyncio.Queue()
+        outgoing: asyncio.Queue[scheduler_pb2.SyncPiecesRequest | None] = asyncio.Queue()
+        outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=peer_id, window=self.ctx.window))
+
+        async def requests() -> AsyncIterator[scheduler_pb2.SyncPiecesRequest]:
+            while (message := await outgoing.get()) is not None:
+                yield message
+
+        call = self.ctx.scheduler.stub().SyncPieces(requests())
+
+        async def read() -> None:
+            try:
+                while isinstance(message := await call.read(), scheduler_pb2.SyncPiecesResponse):
+                    events.put_nowait(_Event("message", message))
+                events.put_nowait(_Event("end", "the supernode ended the piece stream"))
+            except grpc.aio.AioRpcError as exc:
+                events.put_nowait(_Event("end", f"piece stream failed: {exc.code().name} {exc.details()}"))
+
+        streams = asyncio.Semaphore(self.ctx.max_streams)
+        fetches: set[asyncio.Task[None]] = set()
+        results: list[scheduler_pb2.PieceResult] = []
+        reader = asyncio.create_task(read())
+        last_activity = time.monotonic()
+
+        def flush() -> None:
+            if results:
+                outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=peer_id, results=list(results)))
+                results.clear()
+
+        try:
+            while self.store is None or not self.store.all_held():
+                try:
+                    async with asyncio.timeout(BATCH_DELAY if results else 1.0):
+                        event = await events.get()
+                except TimeoutError:
+                    flush()
+                    if time.monotonic() - last_activity > self.ctx.stall_timeout:
+                        raise SwarmGaveUp(f"no progress from the swarm for {self.ctx.stall_timeout:.0f}s") from None
+                    continue
+                last_activity = time.monotonic()
+                if event.kind == "end":
+                    raise SwarmGaveUp(str(event.value))
+                if event.kind == "outcome":
+                    results.append(self._on_outcome(event.value))
+                    if len(results) >= BATCH_SIZE:
+                        flush()
+                    continue
+                message: scheduler_pb2.SyncPiecesResponse = event.value
+                which = message.WhichOneof("event")
+                if which == "task":
+                    self._apply_task(message.task)
+                elif which == "back_to_source":
+                    raise SwarmGaveUp(f"supernode sent back-to-source: {message.back_to_source.reason}")
+                elif which == "assignments":
+                    for parent, pieces in self._groups(message.assignments):
+                        task = asyncio.create_task(self._fetch(streams, peer_id, parent, pieces, events))
+                        fetches.add(task)
+                        task.add_done_callback(fetches.discard)
+            flush()
+        finally:
+            outgoing.put_nowait(None)
+            for task in list(fetches):
+                task.cancel()
+            await asyncio.gather(*fetches, return_exceptions=True)
+            try:
+                async with asyncio.timeout(1.0):
+                    await reader
+            except TimeoutError:
+                pass
+            call.cancel()
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    def _groups(self, assignments: scheduler_pb2.PieceAssignments) -> list[tuple[Parent, list[PieceSpec]]]:
+        store = self.store
+        wanted: list[tuple[Parent, PieceSpec]] = []
+        for item in assignments.assignments:
+            piece = PieceSpec(item.piece.number, item.piece.offset, item.piece.size, item.piece.sha256)
+            if piece.sha256:
+                self._hashes[piece.number] = piece.sha256
+            if store is None or store.has(piece.number) or piece.number >= store.meta.piece_count:
+                continue
+            if (piece.offset, piece.size) != store.span(piece.number):
+                log.warning("ignoring assignment of piece %d with a wrong span", piece.number)
+                continue
+            wanted.append((Parent(item.parent.peer_id, item.parent.ip, item.parent.port), piece))
+        return group_by_parent(wanted, self.ctx.group_size)
+
+    async def _fetch(
+        self,
+        streams: asyncio.Semaphore,
+        peer_id: str,
+        parent: Parent,
+        pieces: list[PieceSpec],
+        events: asyncio.Queue[_Event],
+    ) -> None:
+        store = self.store
+        assert store is not None
+        reported: set[int] = set()
+
+        def report(outcome: PieceOutcome) -> None:
+            reported.add(outcome.number)
+            events.put_nowait(_Event("outcome", outcome))
+
+        async with streams:
+            try:
+                await fetch_group(
+                    self.ctx.channels.get(parent.target),
+                    self.task_id,
+                    peer_id,
+                    parent,
+                    pieces,
+                    store,
+                    report,
+                    self.buckets,
+                )
+            except Exception as exc:
+                log.warning("fetch from parent=%s failed: %s", parent.peer_id, exc)
+                for piece in pieces:
+                    if piece.number not in reported:
+                        report(PieceOutcome(piece.number, parent.peer_id, False, 3))
+
+    def _on_outcome(self, outcome: PieceOutcome) -> scheduler_pb2.PieceResult:
+        if outcome.success:
+            self.bytes_from_peers += outcome.size
+            self._pulse()
+        return scheduler_pb2.PieceResult(
+            piece_number=outcome.number,
+            parent_peer_id=outcome.parent_peer_id,
+            success=outcome.success,
+            failure=outcome.failure,  # type: ignore[arg-type]
+            duration_ms=outcome.duration_ms,
+        )
+
+    # ----- back-to-source
+    async def _back_to_source(self) -> None:
+        if self.store is None:
+            async with open_origin(self.ctx.http, self.request) as response:
+                length = response.length
+                piece_size = piece_size_for(length) if length >= 0 else DEFAULT_PIECE_SIZE
+                store = self._create_store(length, piece_size)
+                total = await self._cut(store, response.body, 0, None)
+            if length < 0:
+                store.set_length(total)
+            elif total != length:
+                raise OriginError(f"origin sent {total} of {length} bytes for {self.display_url}")
+            self._pulse()
+            return
+        store = self.store
+        for first, last in missing_runs(store.missing()):
+            start = store.span(first)[0]
+            last_offset, last_size = store.span(last)
+            end = last_offset + last_size - 1
+            async with open_origin(self.ctx.http, self.request, start, end) as response:
+                total = await self._cut(store, response.body, first, last)
+            if total != end - start + 1:
+                raise OriginError(f"origin sent {total} of {end - start + 1} bytes for {self.display_url}")
+
+    async def _cut(self, store: TaskStore, body: AsyncIterator[bytes], first: int, last: int | None) -> int:
+        """Cut an origin body into pieces first..last (None: to the end), verify where hashes are known, store."""
+        number = first
+        total = 0
+
+        def assembler_for(n: int) -> PieceAssembler:
+            offset, size = store.span(n)
+            return PieceAssembler(PieceSpec(n, offset, size, self._hashes.get(n, "")))
+
+        assembler = assembler_for(number)
+        async for data in body:
+            await acquire_all(self.buckets, len(data))
+            view = memoryview(data)
+            while view:
+                if last is not None and number > last:
+                    raise OriginError(f"origin sent more bytes than asked for {self.display_url}")
+                take = min(len(view), assembler.piece.size - assembler.received)
+                await assembler.add(assembler.received, view[:take])
+                view = view[take:]
+                total += take
+                if assembler.full:
+                    await self._store_origin_piece(store, assembler)
+                    number += 1
+                    assembler = assembler_for(number)
+        if assembler.received:
+            if store.meta.content_length >= 0:
+                raise OriginError(f"origin ended early for {self.display_url}")
+            assembler.shrink_to_received()
+            store.meta.content_length = total + first * store.meta.piece_size
+            await self._store_origin_piece(store, assembler)
+        return total
+
+    async def _store_origin_piece(self, store: TaskStore, assembler: PieceAssembler) -> None:
+        try:
+            await assembler.store(store)
+        except DigestMismatch as exc:
+            raise DigestMismatch(f"origin content of {self.display_url} differs from the swarm's: {exc}") from None
+        self.bytes_from_origin += assembler.piece.size
+        self._pulse()
+
+    # ----- verification and completion
+    async def _follow_digest(self, store: TaskStore) -> str:
+        """Hash the content in order as pieces arrive (overlaps the download); returns "algo:hex"."""
+        digest = parse_digest(self.request.digest)
+        hasher = digest.hasher()
+        number = 0
+        while True:
+            count = store.meta.piece_count
+            if store.meta.content_length >= 0 and number >= count:
+                return f"{digest.algorithm}:{hasher.hexdigest()}"
+            if store.has(number):
+                offset, size = store.span(number)
+
+                def update(offset: int = offset, size: int = size) -> None:
+                    hasher.update(store.read(offset, size))
+
+                await asyncio.to_thread(update)
+                number += 1
+            else:
+                await self._progress.wait()
+
+    async def _complete(self, peer_id: str) -> None:
+        store = self.store
+        assert store is not None
+        if self.request.digest:
+            if self._digest_task is None:
+                self._digest_task = asyncio.create_task(self._follow_digest(store))
+            self._pulse()
+            actual = await self._digest_task
+            expected = str(parse_digest(self.request.digest))
+            if actual != expected:
+                await self._report(peer_id, False, f"digest mismatch: got {actual}")
+                raise DigestMismatch(f"content of {self.display_url} has digest {actual}, want {expected}")
+        self.verified = True
+        self._pulse()
+        await asyncio.to_thread(store.mark_complete)
+        elapsed = time.monotonic() - self._started
+        log.info(
+            "task=%s done: %d bytes, %d from peers, %d from origin, %.2fs",
+            self.task_id,
+            store.meta.content_length,
+            self.bytes_from_peers,
+            self.bytes_from_origin,
+            elapsed,
+        )
+        await self._report(peer_id, True, "")
+
+    async def _report(self, peer_id: str, success: bool, error: str) -> None:
+        scheduler = self.ctx.scheduler
+        if scheduler is None or not peer_id:
+            return
+        request = scheduler_pb2.ReportPeerResultRequest(
+            peer_id=peer_id,
+            success=success,
+            bytes_from_peers=self.bytes_from_peers,
+            bytes_from_origin=self.bytes_from_origin,
+            duration_ms=int((time.monotonic() - self._started) * 1000),
+            error=error,
+        )
+        try:
+            await scheduler.stub().ReportPeerResult(request, timeout=5)
+            if not success:
+                await scheduler.stub().LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id=peer_id), timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            log.info("reporting task=%s to the supernode failed: %s", self.task_id, exc.code().name)

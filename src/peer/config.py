@@ -1,0 +1,84 @@
+"""dfdaemon configuration: one dataclass, validated once, equal to the flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dfcommon.errors import InvalidArgument
+from dfcommon.sizes import parse_hostport, parse_ip, parse_size
+
+DEFAULT_PORT = 65000
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90s", "15m", "6h", "2d" or a bare number of seconds."""
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in _DURATION_UNITS else "s"
+    number = value[:-1] if value[-1:] in _DURATION_UNITS else value
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+    except ValueError:
+        raise InvalidArgument(f"invalid duration {text!r}: want a number with s, m, h or d") from None
+    if seconds < 0:
+        raise InvalidArgument(f"invalid duration {text!r}: must not be negative")
+    return seconds
+
+
+def parse_supernodes(text: str) -> list[str]:
+    """ "HOST:PORT[,HOST:PORT...]" -> validated list of "HOST:PORT"."""
+    addresses = []
+    for item in text.split(","):
+        if item.strip():
+            host, port = parse_hostport(item)
+            addresses.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return addresses
+
+
+def validate_endpoint(text: str) -> str:
+    """ "unix:PATH" or "HOST:PORT"."""
+    if text.startswith("unix:"):
+        if len(text) <= len("unix:"):
+            raise InvalidArgument(f"invalid endpoint {text!r}: want unix:PATH or HOST:PORT")
+        return text
+    host, port = parse_hostport(text)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass
+class PeerConfig:
+    """Everything a peer needs; defaults suit one dfdaemon per host."""
+
+    supernodes: list[str]
+    listen_ip: str
+    data_dir: Path
+    port: int = DEFAULT_PORT  # 0 picks a free port (embedded one-shot peers)
+    daemon_listen: str | None = None  # None: no DaemonService (embedded dfget peer)
+    upload_limit: int = 100 * 1000**2  # bytes/s served to other peers
+    download_limit: int = 0  # bytes/s fetched by this host; 0 unlimited
+    upload_slots: int = 8  # concurrent DownloadPieces calls served
+    no_back_source: bool = False
+    cache_ttl: float = 6 * 3600.0  # seconds a cached task may stay unused
+    cache_quota: int = 20 * 1024**3  # bytes of cache before LRU eviction
+    window: int = 16
+    location: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> PeerConfig:
+        """Check values; InvalidArgument with one clear line otherwise."""
+        self.listen_ip = parse_ip(self.listen_ip)
+        if not 0 <= self.port < 65536:
+            raise InvalidArgument(f"invalid port {self.port}")
+        if self.upload_slots < 1:
+            raise InvalidArgument("--upload-slots must be at least 1")
+        if self.upload_limit < 0 or self.download_limit < 0 or self.cache_quota < 0:
+            raise InvalidArgument("limits must not be negative")
+        if not 1 <= self.window <= 256:
+            raise InvalidArgument("window must be between 1 and 256")
+        if self.daemon_listen is not None:
+            self.daemon_listen = validate_endpoint(self.daemon_listen)
+        return self
+
+
+__all__ = ["PeerConfig", "parse_duration", "parse_size", "parse_supernodes", "validate_endpoint"]

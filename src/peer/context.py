@@ -1,0 +1,50 @@
+"""What every download on this host shares: storage, supernodes, channels, HTTP client, limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+import httpx
+
+from dfcommon.grpcserver import channel
+from peer.scheduler_client import SchedulerClient
+from peer.storage import Storage
+from peer.tokenbucket import TokenBucket
+
+
+class ChannelPool:
+    """One gRPC channel per parent address, reused across pieces and tasks."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def get(self, target: str) -> grpc.aio.Channel:
+        """The channel to target, created on first use."""
+        ch = self._channels.get(target)
+        if ch is None:
+            ch = self._channels[target] = channel(target)
+        return ch
+
+    async def close(self) -> None:
+        """Close every channel."""
+        channels, self._channels = self._channels, {}
+        for ch in channels.values():
+            await ch.close(None)
+
+
+@dataclass
+class PeerContext:
+    """Shared state and tunables of the peer's downloads."""
+
+    storage: Storage
+    scheduler: SchedulerClient | None
+    http: httpx.AsyncClient
+    download_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(0))
+    channels: ChannelPool = field(default_factory=ChannelPool)
+    no_back_source: bool = False
+    window: int = 16  # pieces assigned and not yet reported: bounds memory to window x piece size
+    max_streams: int = 4  # concurrent DownloadPieces calls per task
+    group_size: int = 4  # pieces per DownloadPieces call
+    stall_timeout: float = 30.0  # seconds without any progress before giving up on the swarm
+    register_timeout: float = 180.0  # RegisterTask waits for the origin's answer

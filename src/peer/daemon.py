@@ -1,0 +1,154 @@
+"""dfdaemon: the per-host peer (PeerService, DaemonService for dfget, and the registry mirror)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from dfcommon.errors import DandelionError
+from dfcommon.logs import setup_logging
+from dfcommon.malloc import tune_malloc
+from dfcommon.sizes import parse_size
+from peer.config import DEFAULT_PORT, PeerConfig, parse_duration, parse_supernodes
+from peer.node import PeerNode
+from peer.paths import default_daemon_endpoint
+
+log = logging.getLogger("peer.daemon")
+
+EXAMPLES = """examples:
+  dfdaemon --supernode 10.0.0.5:8002 --listen 10.0.0.7 --data-dir /var/lib/dandelion
+  dfdaemon --supernode sn1:8002,sn2:8002 --listen 127.0.0.2 --port 0 --data-dir /tmp/p2 \\
+           --daemon-listen unix:/tmp/p2/dfdaemon.sock --upload-limit 50M --mirror off
+  dfget https://example.com/big.iso -o big.iso      # then downloads go through this daemon
+"""
+
+
+def _mirror_module(name: str) -> Any:
+    try:
+        return importlib.import_module(f"mirror.{name}")
+    except ImportError:
+        return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The dfdaemon command line."""
+    parser = argparse.ArgumentParser(
+        prog="dfdaemon",
+        description="Dandelion peer daemon: downloads through the swarm, serves pieces to other peers, "
+        "serves dfget on a local socket and hosts the registry mirror.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--supernode", required=True, help="supernode HOST:PORT, several separated by commas")
+    parser.add_argument("--listen", required=True, help="IP address other peers reach this host's PeerService on")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="PeerService port (default %(default)s)")
+    parser.add_argument("--data-dir", type=Path, required=True, help="cache directory")
+    parser.add_argument(
+        "--daemon-listen",
+        default=None,
+        help=f"local endpoint for dfget, unix:PATH or HOST:PORT (default {default_daemon_endpoint()})",
+    )
+    parser.add_argument("--upload-limit", default="100M", help="bytes/s served to peers, e.g. 100M (0: none)")
+    parser.add_argument("--download-limit", default="0", help="bytes/s fetched, e.g. 100M (0: unlimited)")
+    parser.add_argument("--upload-slots", type=int, default=8, help="concurrent piece uploads (default 8)")
+    parser.add_argument("--no-back-source", action="store_true", help="never fetch from the origin directly")
+    parser.add_argument("--cache-ttl", default="6h", help="drop cached content unused this long (default 6h)")
+    parser.add_argument("--cache-quota", default="20GiB", help="cache size before LRU eviction (default 20GiB)")
+    parser.add_argument("--location", default="", help='"region|zone|rack" for parent locality')
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    mirror_config = _mirror_module("config")
+    if mirror_config is not None and hasattr(mirror_config, "add_mirror_arguments"):
+        mirror_config.add_mirror_arguments(parser)
+    else:
+        parser.add_argument("--mirror", default="127.0.0.1:65001", help="registry mirror HOST:PORT, or off")
+        parser.add_argument("--registry", default="https://registry-1.docker.io", help="upstream registry URL")
+        parser.add_argument("--registry-ca", default=None, help="CA bundle for the upstream registry")
+        parser.add_argument("--insecure", action="store_true", help="skip TLS verification of the upstream")
+    return parser
+
+
+def config_from_args(ns: argparse.Namespace) -> PeerConfig:
+    """PeerConfig from parsed flags (InvalidArgument on bad values)."""
+    return PeerConfig(
+        supernodes=parse_supernodes(ns.supernode),
+        listen_ip=ns.listen,
+        data_dir=ns.data_dir,
+        port=ns.port,
+        daemon_listen=ns.daemon_listen or default_daemon_endpoint(),
+        upload_limit=parse_size(ns.upload_limit),
+        download_limit=parse_size(ns.download_limit),
+        upload_slots=ns.upload_slots,
+        no_back_source=ns.no_back_source,
+        cache_ttl=parse_duration(ns.cache_ttl),
+        cache_quota=parse_size(ns.cache_quota),
+        location=ns.location,
+    ).validate()
+
+
+async def run(config: PeerConfig, ns: argparse.Namespace) -> None:
+    """Serve until SIGTERM/SIGINT, then leave the swarm and stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    node = PeerNode(config)
+    transferer = await node.start()
+    mirror_task: asyncio.Task[None] | None = None
+    if str(getattr(ns, "mirror", "off")).lower() != "off":
+        server = _mirror_module("server")
+        mirror_config = _mirror_module("config")
+        if server is None or mirror_config is None or not hasattr(mirror_config, "mirror_config_from_args"):
+            log.warning("registry mirror is not available in this build; running without it")
+        else:
+            mconfig = mirror_config.mirror_config_from_args(ns)
+            mirror_task = asyncio.create_task(server.serve_mirror(mconfig, transferer, stop), name="mirror")
+    log.info("dfdaemon ready: peer %s:%d, daemon %s", config.listen_ip, node.port, config.daemon_listen)
+    waiter = asyncio.create_task(stop.wait())
+    waits: set[asyncio.Task[Any]] = {waiter} | ({mirror_task} if mirror_task else set())
+    done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    if mirror_task is not None and mirror_task in done and not stop.is_set():
+        exc = mirror_task.exception()
+        log.error("registry mirror stopped: %s", exc)
+        stop.set()
+    log.info("stopping")
+    if mirror_task is not None:
+        try:
+            async with asyncio.timeout(5):
+                await mirror_task
+        except (TimeoutError, Exception):
+            mirror_task.cancel()
+    waiter.cancel()
+    await node.stop()
+    if mirror_task is not None and mirror_task.done() and not mirror_task.cancelled() and mirror_task.exception():
+        raise SystemExit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the dfdaemon command."""
+    tune_malloc()
+    ns = build_parser().parse_args(argv)
+    setup_logging("dfdaemon", ns.log_level)
+    try:
+        config = config_from_args(ns)
+    except DandelionError as exc:
+        print(f"dfdaemon: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        uvloop.run(run(config, ns))
+    except OSError as exc:
+        print(f"dfdaemon: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

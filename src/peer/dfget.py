@@ -1,0 +1,324 @@
+"""dfget: download a URL through the swarm (local dfdaemon, else an embedded peer, else the origin)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import uvloop
+from dandelion.common.v1 import common_pb2
+from dandelion.peer.v1 import peer_pb2
+
+from dfcommon.content import ContentRequest
+from dfcommon.digest import parse_digest
+from dfcommon.errors import DandelionError, InvalidArgument, Unavailable
+from dfcommon.grpcserver import channel
+from dfcommon.identity import validate_url
+from dfcommon.logs import setup_logging
+from dfcommon.malloc import tune_malloc
+from dfcommon.sizes import parse_size
+from peer.config import PeerConfig, parse_supernodes, validate_endpoint
+from peer.context import PeerContext
+from peer.grpcutil import daemon_stub
+from peer.node import PeerNode
+from peer.origin import new_client, parse_byte_range
+from peer.paths import default_daemon_endpoint, endpoint_socket_path
+from peer.storage import Storage
+from peer.transferer import SwarmTransferer
+
+EXAMPLES = """examples:
+  dfget https://example.com/images/big.iso -o big.iso
+  dfget http://origin/file.tar --digest sha256:9f86d0...a08 -o /data/file.tar --quiet
+  dfget 'https://bucket/obj?X-Sig=abc&Expires=1' --filter X-Sig,Expires -o obj
+  dfget https://private/x --header 'Authorization: Bearer TOKEN' -o x --rate-limit 50M
+  dfget http://origin/f -o f --supernode 10.0.0.5:8002     # no local dfdaemon: one-shot peer
+
+Uses the dfdaemon at --daemon when one answers; else an embedded peer when --supernode is given;
+else downloads from the origin directly (unless --no-back-source).
+"""
+
+DAEMON_PROBE_SECONDS = 1.0
+
+
+class Progress:
+    """A one-line progress bar on a TTY stderr; silent otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def update(self, done: int, total: int, final: bool = False) -> None:
+        """Redraw at most 10 times a second."""
+        now = time.monotonic()
+        if not self.enabled or (not final and now - self._last < 0.1):
+            return
+        self._last = now
+        rate = done / max(now - self.started, 1e-6)
+        percent = f"{100 * done / total:5.1f}%" if total > 0 else "  ?  "
+        size = f"{done / 1e6:,.1f}/{total / 1e6:,.1f} MB" if total >= 0 else f"{done / 1e6:,.1f} MB"
+        sys.stderr.write(f"\r{percent} {size} {rate / 1e6:,.1f} MB/s ")
+        if final:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The dfget command line."""
+    parser = argparse.ArgumentParser(
+        prog="dfget",
+        description="Download a URL through the Dandelion peer-to-peer swarm.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("url", help="http(s) URL to download")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="file to write (appears atomically)")
+    parser.add_argument("--header", action="append", default=[], help="'Key: Value' sent to the origin")
+    parser.add_argument("--digest", default="", help="expected sha256:HEX or md5:HEX of the content")
+    parser.add_argument("--filter", default="", help="query parameters to drop from the task identity, q1,q2")
+    parser.add_argument("--range", default="", help="byte range START-END of the origin content")
+    parser.add_argument("--daemon", default=None, help=f"dfdaemon endpoint (default {default_daemon_endpoint()})")
+    parser.add_argument("--supernode", default="", help="supernode HOST:PORT[,...] for an embedded peer")
+    parser.add_argument("--rate-limit", default="0", help="bytes/s for this download, e.g. 50M (0: none)")
+    parser.add_argument("--no-back-source", action="store_true", help="never download from the origin directly")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def parse_headers(items: list[str]) -> dict[str, str]:
+    """'Key: Value' strings -> dict (the values are secrets: never echoed)."""
+    headers: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition(":")
+        if not sep or not key.strip() or any(c.isspace() for c in key.strip()):
+            raise InvalidArgument(f"invalid --header {key.strip()[:40]!r}...: want 'Key: Value'")
+        headers[key.strip()] = value.strip()
+    return headers
+
+
+def content_request(ns: argparse.Namespace) -> ContentRequest:
+    """The validated request the flags describe."""
+    validate_url(ns.url)
+    if ns.digest:
+        parse_digest(ns.digest)
+    if ns.range:
+        parse_byte_range(ns.range)
+    return ContentRequest(
+        url=ns.url,
+        headers=parse_headers(ns.header),
+        digest=ns.digest,
+        filtered_query_params=tuple(q.strip() for q in ns.filter.split(",") if q.strip()),
+        byte_range=ns.range,
+    )
+
+
+class OutputFile:
+    """A temp file beside the target, renamed over it only when complete; removed on failure."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        directory = target.parent if str(target.parent) else Path(".")
+        if not directory.is_dir():
+            raise InvalidArgument(f"output directory {directory} does not exist")
+        if target.is_dir():
+            raise InvalidArgument(f"output {target} is a directory")
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".dfget", dir=directory)
+        self.fd = fd
+        self.path = Path(name)
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        """Append data."""
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+        self.written += len(data)
+
+    def commit(self) -> None:
+        """fsync and rename into place."""
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        os.chmod(self.path, 0o644 & ~_umask())
+        os.replace(self.path, self.target)
+
+    def discard(self) -> None:
+        """Remove the temp file."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+async def _daemon_answers(endpoint: str) -> grpc.aio.Channel | None:
+    path = endpoint_socket_path(endpoint)
+    if path is not None and not path.exists():
+        return None
+    ch = channel(endpoint)
+    try:
+        async with asyncio.timeout(DAEMON_PROBE_SECONDS):
+            await ch.channel_ready()
+    except (TimeoutError, grpc.aio.AioRpcError):
+        await ch.close(None)
+        return None
+    return ch
+
+
+async def _via_daemon(
+    ch: grpc.aio.Channel, request: ContentRequest, ns: argparse.Namespace, rate: int
+) -> AsyncIterator[tuple[bytes, int]]:
+    stub = daemon_stub(ch)
+    message = peer_pb2.DownloadRequest(
+        url_meta=common_pb2.UrlMeta(
+            url=request.url,
+            headers=request.headers,
+            digest=request.digest,
+            filtered_query_params=list(request.filtered_query_params),
+            range=request.byte_range,
+        ),
+        no_back_source=ns.no_back_source,
+        rate_limit=rate,
+    )
+    done = False
+    try:
+        async for response in stub.Download(message):
+            if response.data:
+                yield response.data, response.content_length
+            if response.done:
+                done = True
+    except grpc.aio.AioRpcError as exc:
+        raise DandelionError(exc.details() or exc.code().name, exc.code()) from None
+    if not done:
+        raise Unavailable("the dfdaemon ended the download early")
+
+
+async def _via_transferer(
+    transferer: SwarmTransferer, request: ContentRequest, ns: argparse.Namespace, rate: int
+) -> AsyncIterator[tuple[bytes, int]]:
+    stream = await transferer.open(request, no_back_source=ns.no_back_source or None, rate_limit=rate)
+    try:
+        async for chunk in stream.chunks():
+            yield chunk, stream.content_length
+    finally:
+        await stream.aclose()
+
+
+async def _write(source: AsyncIterator[tuple[bytes, int]], output: OutputFile, progress: Progress) -> None:
+    total = -1
+    async for data, total in source:
+        output.write(data)
+        progress.update(output.written, total)
+    progress.update(output.written, max(total, output.written), final=True)
+
+
+async def download(ns: argparse.Namespace) -> None:
+    """Run one download to ns.output, atomically."""
+    request = content_request(ns)
+    rate = parse_size(ns.rate_limit)
+    endpoint = validate_endpoint(ns.daemon) if ns.daemon else default_daemon_endpoint()
+    supernodes = parse_supernodes(ns.supernode) if ns.supernode else []
+    output = OutputFile(ns.output)
+    progress = Progress(enabled=not ns.quiet and sys.stderr.isatty())
+    try:
+        ch = await _daemon_answers(endpoint)
+        if ch is not None:
+            try:
+                await _write(_via_daemon(ch, request, ns, rate), output, progress)
+            finally:
+                await ch.close(None)
+        else:
+            if not supernodes and ns.no_back_source:
+                raise Unavailable(
+                    f"no dfdaemon answers at {endpoint} and no --supernode given, and --no-back-source forbids "
+                    "downloading from the origin"
+                )
+            await _embedded(supernodes, request, ns, rate, output, progress)
+        output.commit()
+    except BaseException:
+        output.discard()
+        raise
+
+
+async def _embedded(
+    supernodes: list[str],
+    request: ContentRequest,
+    ns: argparse.Namespace,
+    rate: int,
+    output: OutputFile,
+    progress: Progress,
+) -> None:
+    work = Path(tempfile.mkdtemp(prefix="dfget-"))
+    try:
+        if supernodes:
+            node = PeerNode(
+                PeerConfig(
+                    supernodes=supernodes,
+                    listen_ip=os.environ.get("DFGET_LISTEN_IP", "127.0.0.1"),
+                    data_dir=work,
+                    port=0,
+                    no_back_source=ns.no_back_source,
+                ).validate()
+            )
+            transferer = await node.start()
+            try:
+                await _write(_via_transferer(transferer, request, ns, rate), output, progress)
+            finally:
+                await node.stop()
+        else:
+            storage = Storage(work)
+            ctx = PeerContext(storage=storage, scheduler=None, http=new_client())
+            transferer = SwarmTransferer(ctx)
+            try:
+                await _write(_via_transferer(transferer, request, ns, rate), output, progress)
+            finally:
+                await transferer.close()
+                await ctx.http.aclose()
+                storage.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the dfget command."""
+    tune_malloc()
+    ns = build_parser().parse_args(argv)
+    setup_logging("dfget", ns.log_level)
+    logging.getLogger("grpc").setLevel(logging.ERROR)
+    try:
+        uvloop.run(download(ns))
+    except DandelionError as exc:
+        print(f"dfget: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            print(f"dfget: disk full writing {ns.output}", file=sys.stderr)
+        else:
+            print(f"dfget: {exc.strerror or exc} ({ns.output})", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print("dfget: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

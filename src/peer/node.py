@@ -1,0 +1,125 @@
+"""A running peer: storage, supernode link, transferer and its gRPC servers (used by dfdaemon and dfget)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+
+import grpc
+from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
+
+from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
+from peer.config import PeerConfig
+from peer.context import PeerContext
+from peer.origin import new_client
+from peer.paths import endpoint_socket_path
+from peer.rpc.daemon_service import DaemonServicer
+from peer.rpc.upload import UploadServicer
+from peer.scheduler_client import SchedulerClient, host_info
+from peer.storage import Storage
+from peer.tokenbucket import TokenBucket
+from peer.transferer import SwarmTransferer
+
+log = logging.getLogger(__name__)
+
+PEER_SERVICE = peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name
+DAEMON_SERVICE = peer_pb2.DESCRIPTOR.services_by_name["DaemonService"].full_name
+GC_INTERVAL = 60.0
+
+
+class PeerNode:
+    """Starts and stops everything one peer runs."""
+
+    def __init__(self, config: PeerConfig) -> None:
+        self.config = config
+        self.storage = Storage(config.data_dir, config.cache_ttl, config.cache_quota)
+        self.upload = UploadServicer(self.storage, config.upload_slots, TokenBucket(config.upload_limit))
+        self.port = config.port
+        self.scheduler: SchedulerClient | None = None
+        self.ctx: PeerContext | None = None
+        self.transferer: SwarmTransferer | None = None
+        self._servers: list[grpc.aio.Server] = []
+        self._gc: asyncio.Task[None] | None = None
+
+    async def start(self) -> SwarmTransferer:
+        """Bind the servers, connect to the supernodes (lazily), and return the transferer."""
+        config = self.config
+        peer_server = new_server()
+        peer_pb2_grpc.add_PeerServiceServicer_to_server(self.upload, peer_server)
+        health = add_health_and_reflection(peer_server, [PEER_SERVICE])
+        host = f"[{config.listen_ip}]" if ":" in config.listen_ip else config.listen_ip
+        self.port = peer_server.add_insecure_port(f"{host}:{config.port}")
+        if self.port == 0:
+            raise OSError(f"cannot listen on {config.listen_ip}:{config.port}")
+        await peer_server.start()
+        await mark_serving(health, [PEER_SERVICE])
+        self._servers.append(peer_server)
+        if config.supernodes:
+            self.scheduler = SchedulerClient(
+                config.supernodes, host_info(config.listen_ip, self.port, config.upload_slots, config.location)
+            )
+        self.ctx = PeerContext(
+            storage=self.storage,
+            scheduler=self.scheduler,
+            http=new_client(),
+            download_bucket=TokenBucket(config.download_limit),
+            no_back_source=config.no_back_source,
+            window=config.window,
+        )
+        self.transferer = SwarmTransferer(self.ctx)
+        if config.daemon_listen is not None:
+            await self._start_daemon_service(config.daemon_listen, self.transferer)
+        if self.scheduler is not None:
+            with contextlib.suppress(Exception):
+                await self.scheduler.ensure_registered()
+            self.scheduler.start()
+        self._gc = asyncio.create_task(self._gc_loop(), name="cache-gc")
+        log.info("peer serving PeerService on %s:%d", config.listen_ip, self.port)
+        return self.transferer
+
+    async def _start_daemon_service(self, endpoint: str, transferer: SwarmTransferer) -> None:
+        server = new_server()
+        peer_pb2_grpc.add_DaemonServiceServicer_to_server(DaemonServicer(transferer, self.storage), server)
+        health = add_health_and_reflection(server, [DAEMON_SERVICE])
+        path = endpoint_socket_path(endpoint)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        if server.add_insecure_port(endpoint) == 0 and path is None:
+            raise OSError(f"cannot listen on {endpoint}")
+        await server.start()
+        if path is not None:
+            os.chmod(path, 0o660 if os.geteuid() == 0 else 0o600)
+        await mark_serving(health, [DAEMON_SERVICE])
+        self._servers.append(server)
+        log.info("DaemonService on %s", endpoint)
+
+    async def _gc_loop(self) -> None:
+        while True:
+            await asyncio.sleep(GC_INTERVAL)
+            try:
+                self.storage.gc()
+            except OSError as exc:
+                log.warning("cache gc failed: %s", exc)
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Leave the swarm and stop serving."""
+        if self._gc is not None:
+            self._gc.cancel()
+        if self.transferer is not None:
+            await self.transferer.close()
+        if self.scheduler is not None:
+            await self.scheduler.close(leave=True)
+        await asyncio.gather(*(s.stop(grace) for s in self._servers), return_exceptions=True)
+        self._servers.clear()
+        if self.ctx is not None:
+            await self.ctx.channels.close()
+            await self.ctx.http.aclose()
+        path = endpoint_socket_path(self.config.daemon_listen) if self.config.daemon_listen else None
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        self.storage.close()

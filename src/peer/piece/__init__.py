@@ -1,0 +1,1 @@
+"""Fetching pieces from parents: grouping, transfer, verification, failure classification."""

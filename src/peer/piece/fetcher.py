@@ -1,0 +1,90 @@
+"""Downloads a group of pieces from one parent over one DownloadPieces stream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import grpc
+from dandelion.peer.v1 import peer_pb2
+
+from dfcommon.errors import DigestMismatch
+from peer.grpcutil import EOF, peer_stub
+from peer.piece import failures
+from peer.piece.assembler import PieceAssembler
+from peer.piece.model import Parent, PieceOutcome, PieceSpec
+from peer.storage.task_store import TaskStore
+from peer.tokenbucket import TokenBucket, acquire_all
+
+log = logging.getLogger(__name__)
+
+
+async def fetch_group(
+    channel: grpc.aio.Channel,
+    task_id: str,
+    requester_peer_id: str,
+    parent: Parent,
+    pieces: list[PieceSpec],
+    store: TaskStore,
+    on_outcome: Callable[[PieceOutcome], None],
+    buckets: list[TokenBucket],
+    message_timeout: float = 15.0,
+) -> int:
+    """Fetch pieces in order, verify and store each; report every piece exactly once. Returns bytes stored."""
+    stub = peer_stub(channel)
+    request = peer_pb2.DownloadPiecesRequest(
+        task_id=task_id, piece_numbers=[p.number for p in pieces], requester_peer_id=requester_peer_id
+    )
+    pending = list(reversed(pieces))
+    stored = 0
+    started = time.monotonic()
+
+    def fail_rest(failure: int) -> None:
+        while pending:
+            piece = pending.pop()
+            on_outcome(PieceOutcome(piece.number, parent.peer_id, False, failure))
+
+    call = stub.DownloadPieces(request)
+    try:
+        while pending:
+            piece = pending[-1]
+            assembler = PieceAssembler(piece)
+            while not assembler.full:
+                async with asyncio.timeout(message_timeout):
+                    message = await call.read()
+                if message is EOF or not isinstance(message, peer_pb2.DownloadPiecesResponse):
+                    raise EOFError
+                if message.piece_number != piece.number:
+                    raise ValueError(f"parent sent piece {message.piece_number}, want {piece.number}")
+                await acquire_all(buckets, len(message.data))
+                await assembler.add(message.offset, message.data)
+            pending.pop()
+            try:
+                await assembler.store(store)
+            except DigestMismatch as exc:
+                log.warning("bad piece from parent=%s: %s", parent.peer_id, exc)
+                on_outcome(PieceOutcome(piece.number, parent.peer_id, False, failures.BAD_DIGEST))
+            except OSError as exc:
+                log.error("cannot store piece %d of task=%s: %s", piece.number, task_id, exc)
+                on_outcome(PieceOutcome(piece.number, parent.peer_id, False, failures.LOCAL))
+                fail_rest(failures.LOCAL)
+            else:
+                elapsed = int((time.monotonic() - started) * 1000)
+                stored += piece.size
+                on_outcome(PieceOutcome(piece.number, parent.peer_id, True, 0, elapsed, piece.size))
+            started = time.monotonic()
+    except TimeoutError:
+        fail_rest(failures.TIMEOUT)
+    except grpc.aio.AioRpcError as exc:
+        log.info("parent=%s at %s failed: %s", parent.peer_id, parent.target, exc.code())
+        fail_rest(failures.classify_status(exc.code()))
+    except (EOFError, ValueError) as exc:
+        log.info("parent=%s broke the piece stream: %s", parent.peer_id, exc or "early end")
+        fail_rest(failures.PARENT_UNAVAILABLE)
+    finally:
+        if pending:
+            fail_rest(failures.PARENT_UNAVAILABLE)
+        call.cancel()
+    return stored

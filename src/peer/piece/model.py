@@ -1,0 +1,41 @@
+"""Plain data about pieces and parents, free of wire types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A peer that serves pieces."""
+
+    peer_id: str
+    ip: str
+    port: int
+
+    @property
+    def target(self) -> str:
+        """gRPC target of its PeerService."""
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+
+@dataclass(frozen=True)
+class PieceSpec:
+    """One piece and the sha256 its bytes must have."""
+
+    number: int
+    offset: int
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PieceOutcome:
+    """Result of fetching one piece; failure is a scheduler_pb2.PieceFailure value (0 on success)."""
+
+    number: int
+    parent_peer_id: str
+    success: bool
+    failure: int = 0
+    duration_ms: int = 0
+    size: int = 0

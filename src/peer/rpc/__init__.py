@@ -1,0 +1,1 @@
+"""The peer's gRPC services: PeerService (uploads to other peers) and DaemonService (dfget)."""

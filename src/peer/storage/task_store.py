@@ -1,0 +1,159 @@
+"""One task's content on disk: data file, piece bitmap, metadata JSON (never headers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from dfcommon.pieces import piece_count, piece_span
+from peer.storage.bitmap import Bitmap
+
+DATA = "data"
+BITMAP = "bitmap"
+META = "meta.json"
+
+
+@dataclass
+class TaskMeta:
+    """What is known about a stored task. url is the display URL (no credentials)."""
+
+    task_id: str
+    url: str
+    digest: str
+    content_length: int  # -1 while unknown
+    piece_size: int
+    complete: bool = False
+    last_used: float = 0.0
+
+    @property
+    def piece_count(self) -> int:
+        """Number of pieces (0 while the length is unknown)."""
+        return piece_count(self.content_length, self.piece_size) if self.content_length >= 0 else 0
+
+
+class TaskStore:
+    """The data file of one task; pieces are written only after verification and then marked held."""
+
+    def __init__(self, directory: Path, meta: TaskMeta, bitmap: Bitmap) -> None:
+        self.directory = directory
+        self.meta = meta
+        self.bitmap = bitmap
+        self.pins = 0  # readers and downloads using the store; GC skips pinned stores
+        self._lock = threading.Lock()
+        self._fd = os.open(directory / DATA, os.O_RDWR | os.O_CREAT, 0o644)
+        self._bitmap_fd = os.open(directory / BITMAP, os.O_RDWR | os.O_CREAT, 0o644)
+        self.closed = False
+
+    @classmethod
+    def create(cls, directory: Path, meta: TaskMeta) -> TaskStore:
+        """A new, empty store (replacing whatever was in directory)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in (DATA, BITMAP, META):
+            (directory / name).unlink(missing_ok=True)
+        meta.last_used = time.time()
+        meta.complete = False
+        store = cls(directory, meta, Bitmap(meta.piece_count))
+        if meta.content_length > 0:
+            os.ftruncate(store._fd, meta.content_length)
+        store.save_meta()
+        return store
+
+    @classmethod
+    def load(cls, directory: Path) -> TaskStore:
+        """Open a stored task (raises OSError/ValueError when its files are unusable)."""
+        meta = TaskMeta(**json.loads((directory / META).read_text()))
+        bitmap = Bitmap(meta.piece_count, (directory / BITMAP).read_bytes())
+        return cls(directory, meta, bitmap)
+
+    @property
+    def task_id(self) -> str:
+        """The task id."""
+        return self.meta.task_id
+
+    @property
+    def complete(self) -> bool:
+        """True when every piece is held and the content was verified."""
+        return self.meta.complete
+
+    def has(self, number: int) -> bool:
+        """True when the piece is stored and verified."""
+        return number in self.bitmap
+
+    def missing(self) -> list[int]:
+        """Pieces not held yet."""
+        return self.bitmap.missing(self.meta.piece_count)
+
+    def all_held(self) -> bool:
+        """True when the length is known and every piece is held."""
+        return self.meta.content_length >= 0 and self.bitmap.count >= self.meta.piece_count
+
+    def span(self, number: int) -> tuple[int, int]:
+        """(offset, size) of a piece."""
+        if self.meta.content_length < 0:
+            return number * self.meta.piece_size, self.meta.piece_size
+        return piece_span(number, self.meta.content_length, self.meta.piece_size)
+
+    def completed_length(self) -> int:
+        """Bytes held (exact for all pieces but a short last one)."""
+        held = self.bitmap.count * self.meta.piece_size
+        return min(held, self.meta.content_length) if self.meta.content_length >= 0 else held
+
+    def write_piece(self, number: int, chunks: Sequence[bytes | memoryview]) -> None:
+        """Store a verified piece at its offset and mark it held (blocking: run in a thread)."""
+        offset, size = self.span(number)
+        total = sum(len(c) for c in chunks)
+        if total != size and self.meta.content_length >= 0:
+            raise ValueError(f"piece {number} has {total} bytes, want {size}")
+        written = os.pwritev(self._fd, chunks, offset)
+        while written < total:  # short write: finish the rest
+            joined = b"".join(chunks)[written:]
+            written += os.pwrite(self._fd, joined, offset + written)
+        with self._lock:
+            byte, value = self.bitmap.add(number)
+            os.pwrite(self._bitmap_fd, bytes([value]), byte)
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Bytes of held content (blocking: pread)."""
+        return os.pread(self._fd, size, offset)
+
+    def set_length(self, content_length: int) -> None:
+        """Fix the length of content whose length was unknown until its end."""
+        self.meta.content_length = content_length
+        os.ftruncate(self._fd, content_length)
+        self.save_meta()
+
+    def mark_complete(self) -> None:
+        """Flush the data and record the content as whole and verified (blocking)."""
+        os.fsync(self._fd)
+        os.fsync(self._bitmap_fd)
+        self.meta.complete = True
+        self.save_meta()
+
+    def touch(self) -> None:
+        """Record a use (for TTL-based GC)."""
+        self.meta.last_used = time.time()
+
+    def save_meta(self) -> None:
+        """Write meta.json atomically."""
+        tmp = self.directory / (META + ".tmp")
+        tmp.write_text(json.dumps(asdict(self.meta)))
+        os.replace(tmp, self.directory / META)
+
+    def disk_usage(self) -> int:
+        """Bytes the data file takes on disk."""
+        try:
+            return os.fstat(self._fd).st_blocks * 512
+        except OSError:
+            return 0
+
+    def close(self) -> None:
+        """Close the files."""
+        if not self.closed:
+            self.closed = True
+            os.close(self._fd)
+            os.close(self._bitmap_fd)

@@ -1,0 +1,153 @@
+"""The swarm side of mirror.transfer: one conductor per task, any number of in-order readers."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from dfcommon.content import ContentRequest
+from dfcommon.digest import parse_digest
+from dfcommon.errors import DandelionError, InvalidArgument
+from dfcommon.identity import task_id, validate_url
+from dfcommon.pieces import CHUNK_SIZE
+from peer.conductor import Conductor
+from peer.context import PeerContext
+from peer.origin import parse_byte_range
+from peer.tokenbucket import TokenBucket
+
+log = logging.getLogger(__name__)
+
+
+class TaskStream:
+    """Verified bytes of one task from an offset, in order, as pieces arrive (a mirror.transfer.BlobStream)."""
+
+    def __init__(self, conductor: Conductor, offset: int, rate_limit: int = 0) -> None:
+        self.conductor = conductor
+        self.offset = offset
+        self._bucket = TokenBucket(rate_limit)
+        self._store = conductor.store
+        if self._store is not None:
+            self._store.pins += 1
+        self._closed = False
+
+    @property
+    def task_id(self) -> str:
+        """The task id."""
+        return self.conductor.task_id
+
+    @property
+    def content_length(self) -> int:
+        """Total content length (-1 when the origin sent none and the download is not finished)."""
+        return self.conductor.content_length
+
+    def completed_length(self) -> int:
+        """Bytes of the content verified so far."""
+        return self.conductor.completed_length()
+
+    def _check(self) -> None:
+        if self.conductor.error is not None:
+            raise self.conductor.error
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Yield <= 1 MiB chunks; the final bytes wait for the whole-content digest check."""
+        conductor = self.conductor
+        position = self.offset
+        try:
+            while True:
+                self._check()
+                store = conductor.store
+                if store is None:
+                    raise DandelionError("content vanished from the cache", grpc.StatusCode.ABORTED)
+                length = store.meta.content_length
+                waiting = conductor.progress()
+                if length >= 0 and position >= length:
+                    if conductor.verified:
+                        return
+                    await waiting.wait()
+                    continue
+                number = position // store.meta.piece_size
+                if not store.has(number):
+                    await waiting.wait()
+                    continue
+                offset, size = store.span(number)
+                take = min(CHUNK_SIZE, offset + size - position)
+                if length >= 0 and position + take >= length and not conductor.verified:
+                    await waiting.wait()  # the last chunk goes out only once the whole content verified
+                    continue
+                try:
+                    data = await asyncio.to_thread(store.read, position, take)
+                except OSError:
+                    self._check()
+                    raise
+                if len(data) != take:
+                    self._check()
+                    raise DandelionError("short read from the cache", grpc.StatusCode.DATA_LOSS)
+                await self._bucket.acquire(take)
+                position += take
+                yield data
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop reading; the download goes on for the cache."""
+        if not self._closed:
+            self._closed = True
+            if self._store is not None:
+                self._store.pins -= 1
+                self._store.touch()
+
+
+class SwarmTransferer:
+    """Starts or joins swarm downloads: concurrent requests for one task share one Conductor."""
+
+    def __init__(self, ctx: PeerContext) -> None:
+        self.ctx = ctx
+        self._conductors: dict[str, Conductor] = {}
+
+    def conductor_for(
+        self, request: ContentRequest, no_back_source: bool | None = None, rate_limit: int = 0
+    ) -> Conductor:
+        """The running conductor of the request's task, started on first use."""
+        validate_url(request.url)
+        if request.digest:
+            parse_digest(request.digest)
+        if request.byte_range:
+            parse_byte_range(request.byte_range)
+        tid = task_id(request.url, request.digest, request.filtered_query_params, request.byte_range)
+        conductor = self._conductors.get(tid)
+        if conductor is None or conductor.error is not None:
+            back_source_off = self.ctx.no_back_source if no_back_source is None else no_back_source
+            conductor = Conductor(self.ctx, request, tid, back_source_off, rate_limit)
+            self._conductors[tid] = conductor
+            task = conductor.start()
+            task.add_done_callback(functools.partial(self._forget, conductor))
+        return conductor
+
+    def _forget(self, conductor: Conductor, _task: object = None) -> None:
+        if self._conductors.get(conductor.task_id) is conductor:
+            del self._conductors[conductor.task_id]
+
+    async def open(
+        self, request: ContentRequest, offset: int = 0, no_back_source: bool | None = None, rate_limit: int = 0
+    ) -> TaskStream:
+        """Register or join the task and return its stream from offset (a mirror.transfer.BlobTransferer)."""
+        if offset < 0:
+            raise InvalidArgument(f"negative offset {offset}")
+        conductor = self.conductor_for(request, no_back_source, rate_limit)
+        await conductor.wait_ready()
+        stream = TaskStream(conductor, offset, rate_limit)
+        length = conductor.content_length
+        if length >= 0 and offset > length:
+            await stream.aclose()
+            raise DandelionError(f"offset {offset} is past the end ({length})", grpc.StatusCode.OUT_OF_RANGE)
+        return stream
+
+    async def close(self) -> None:
+        """Stop every running download."""
+        conductors = list(self._conductors.values())
+        await asyncio.gather(*(c.cancel() for c in conductors), return_exceptions=True)
+        self._conductors.clear()

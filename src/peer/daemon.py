@@ -90,6 +90,7 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
         cache_ttl=parse_duration(ns.cache_ttl),
         cache_quota=parse_size(ns.cache_quota),
         location=ns.location,
+        daemon_listen_is_default=ns.daemon_listen is None,
     ).validate()
 
 

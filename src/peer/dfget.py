@@ -100,10 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_headers(items: list[str]) -> dict[str, str]:
     """'Key: Value' strings -> dict (the values are secrets: never echoed)."""
     headers: dict[str, str] = {}
-    for item in items:
+    for index, item in enumerate(items, 1):
         key, sep, value = item.partition(":")
         if not sep or not key.strip() or any(c.isspace() for c in key.strip()):
-            raise InvalidArgument(f"invalid --header {key.strip()[:40]!r}...: want 'Key: Value'")
+            raise InvalidArgument(f"invalid --header number {index}: want 'Key: Value'")
         headers[key.strip()] = value.strip()
     return headers
 

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
+from pathlib import Path
 
 import grpc
 from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
@@ -27,6 +29,17 @@ log = logging.getLogger(__name__)
 PEER_SERVICE = peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name
 DAEMON_SERVICE = peer_pb2.DESCRIPTOR.services_by_name["DaemonService"].full_name
 GC_INTERVAL = 60.0
+
+
+def unix_socket_in_use(path: Path) -> bool:
+    """True when something accepts connections on the unix socket at path."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 class PeerNode:
@@ -84,6 +97,13 @@ class PeerNode:
         peer_pb2_grpc.add_DaemonServiceServicer_to_server(DaemonServicer(transferer, self.storage), server)
         health = add_health_and_reflection(server, [DAEMON_SERVICE])
         path = endpoint_socket_path(endpoint)
+        if path is not None and unix_socket_in_use(path):
+            if not self.config.daemon_listen_is_default:
+                raise OSError(f"{endpoint} is in use by another process")
+            endpoint = f"unix:{self.config.data_dir.resolve() / 'dfdaemon.sock'}"
+            log.warning("the default dfdaemon socket is in use by another daemon; serving dfget on %s", endpoint)
+            self.config.daemon_listen = endpoint
+            path = endpoint_socket_path(endpoint)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
             with contextlib.suppress(FileNotFoundError):

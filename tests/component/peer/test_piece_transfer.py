@@ -10,8 +10,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
+
 from dfcommon.grpcserver import channel, new_server
 from peer.grpcutil import peer_stub
 from peer.piece import failures

@@ -1,0 +1,105 @@
+"""dfget and dfdaemon as real processes without a supernode: errors, atomic output, back-to-source."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from fixtures.origin import OriginServer, start_origin, write_random_file
+from fixtures.processes import ProcessGroup, console_script, free_port
+
+from peer_procs import Daemon, dfget, start_daemon
+
+SIZE = 6 * (4 << 20) + 5
+
+
+@pytest.fixture(scope="module")
+def origin(module_process_group: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> OriginServer:
+    root = tmp_path_factory.mktemp("origin")
+    write_random_file(root / "f.bin", SIZE, seed=7)
+    return start_origin(module_process_group, root)
+
+
+def no_daemon(tmp_path: Path) -> str:
+    return f"unix:{tmp_path / 'no-daemon.sock'}"
+
+
+def only_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_help_has_examples() -> None:
+    for command in ("dfget", "dfdaemon"):
+        result = subprocess.run([console_script(command), "--help"], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0 and "examples:" in result.stdout
+
+
+def test_plain_back_to_source(origin: OriginServer, tmp_path: Path) -> None:
+    out = tmp_path / "out.bin"
+    digest = hashlib.sha256((origin.root / "f.bin").read_bytes()).hexdigest()
+    result = dfget(origin.url("f.bin"), "-o", str(out), "--daemon", no_daemon(tmp_path), "--digest", f"sha256:{digest}")
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == (origin.root / "f.bin").read_bytes()
+    assert result.stderr == ""  # quiet when stderr is not a TTY
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]  # no temp file left
+
+
+@pytest.mark.parametrize(
+    ("path", "extra", "message"),
+    [
+        ("missing.bin", [], "origin returned HTTP 404 Not Found for "),
+        ("private/f.bin", ["--header", "Authorization: Basic dTpzM2NyZXQ="], "origin returned HTTP 401"),
+        ("f.bin", ["--digest", "sha256:" + "0" * 64], "has digest sha256:"),
+        ("f.bin", ["--no-back-source"], "--no-back-source forbids"),
+    ],
+)
+def test_errors_leave_no_file(
+    origin: OriginServer, tmp_path: Path, path: str, extra: list[str], message: str
+) -> None:
+    out = tmp_path / "out.bin"
+    result = dfget(origin.url(path), "-o", str(out), "--daemon", no_daemon(tmp_path), *extra)
+    assert result.returncode != 0
+    line = only_line(result)
+    assert line.startswith("dfget: ") and message in line
+    assert "s3cret" not in result.stderr and "dTpzM2NyZXQ=" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    result = dfget("ftp://host/x", "-o", str(tmp_path / "x"))
+    assert result.returncode != 0 and "unsupported URL scheme 'ftp'" in only_line(result)
+    result = dfget("http://127.0.0.1:1/x", "-o", str(tmp_path / "missing-dir" / "x"))
+    assert result.returncode != 0 and "output directory" in only_line(result)
+    result = dfget("http://127.0.0.1:1/x", "-o", str(tmp_path / "x"), "--digest", "sha256:zz")
+    assert result.returncode != 0 and "invalid digest" in only_line(result)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_daemon_goes_back_to_source_when_supernode_is_down(
+    origin: OriginServer, process_group: ProcessGroup, tmp_path: Path
+) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    daemon: Daemon = start_daemon(process_group, tmp_path, "peer", "127.0.0.21", dead)
+    origin.reset()
+    for name in ("a.bin", "b.bin"):
+        out = tmp_path / name
+        result = dfget(origin.url("f.bin"), "-o", str(out), "--daemon", daemon.endpoint)
+        assert result.returncode == 0, result.stderr + daemon.proc.tail()
+        assert out.read_bytes() == (origin.root / "f.bin").read_bytes()
+    assert origin.bytes_served("f.bin") == SIZE  # the second came from the daemon's cache
+    assert "going back to source" in daemon.proc.log()
+
+    result = dfget(origin.url("f.bin") + "?x=1", "-o", str(tmp_path / "c.bin"), "--daemon", daemon.endpoint,
+                   "--no-back-source")
+    assert result.returncode != 0 and "back-to-source is off" in only_line(result)
+    assert not (tmp_path / "c.bin").exists()
+
+    daemon.proc.signal(signal.SIGTERM)
+    daemon.proc.popen.wait(15)
+    assert daemon.proc.popen.returncode == 0
+    assert not daemon.socket.exists()

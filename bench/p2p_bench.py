@@ -1,0 +1,262 @@
+"""P2P benchmarks in one run: origin offload for N peers, 1 GiB peer-to-peer vs nginx+curl, RSS, scheduler load.
+
+Usage: python bench/p2p_bench.py [--quick] [--work-dir DIR]
+Everything runs on loopback (127.0.0.1 and 127.0.0.10-20) and is stopped by PID at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "e2e" / "p2p"), str(REPO / "src"), str(REPO / "generated")]
+
+import grpc  # noqa: E402
+import uvloop  # noqa: E402
+from dandelion.common.v1 import common_pb2  # noqa: E402
+from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc  # noqa: E402
+from fixtures.origin import OriginServer, sha256_file, start_origin, write_random_file  # noqa: E402
+from fixtures.processes import ProcessGroup, free_port  # noqa: E402
+from p2p_cluster import Swarm, finish  # noqa: E402
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+@dataclass
+class Figures:
+    """What one run measured."""
+
+    offload: dict[int, float]
+    p2p_mb_s: float
+    curl_mb_s: float
+    receiver_rss_mib: float
+    sender_rss_mib: float
+    reports_per_s: float
+    simulated_peers: int
+    reports: int
+
+
+def vm_hwm_mib(pid: int) -> float:
+    """Peak resident set size (VmHWM) of a process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_offload(
+    swarm: Swarm, origin_root: Path, origin_url: OriginServer, counts: list[int], size: int
+) -> dict[int, float]:
+    """Origin bytes / content size when N peers fetch a new file at once, for each N."""
+    peers = list(swarm.peers.values())
+    ratios: dict[int, float] = {}
+    for n in counts:
+        name = f"offload-{n}.bin"
+        sha = write_random_file(origin_root / name, size, seed=100 + n)
+        url = origin_url.url(name)
+        outs = [swarm.base_dir / "out" / f"{name}.{i}" for i in range(n)]
+        runs = [swarm.dfget_start(url, out, peer) for out, peer in zip(outs, peers[:n], strict=True)]
+        for run, out in zip(runs, outs, strict=True):
+            status, _, err = finish(run, timeout=600)
+            if status != 0:
+                raise RuntimeError(f"dfget failed for N={n}: {err.strip()}")
+            if sha256_file(out) != sha:
+                raise RuntimeError(f"wrong content for N={n}")
+            out.unlink()
+        ratios[n] = origin_url.bytes_served(name) / size
+        print(f"  N={n}: origin bytes / size = {ratios[n]:.3f}", flush=True)
+    return ratios
+
+
+def start_nginx(group: ProcessGroup, work: Path, root: Path) -> int:
+    """Our own nginx on 127.0.0.1:<free port> serving root (own config, pid and temp dirs)."""
+    port = free_port()
+    prefix = work / "nginx"
+    prefix.mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        f"""worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    sendfile on;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{ listen 127.0.0.1:{port}; root {root}; }}
+}}
+"""
+    )
+    proc = group.start("nginx", ["nginx", "-p", str(prefix), "-c", str(conf)])
+    proc.wait_for_tcp("127.0.0.1", port, timeout=15)
+    return port
+
+
+def bench_one_gib(
+    swarm: Swarm, origin: OriginServer, group: ProcessGroup, work: Path, size: int
+) -> tuple[float, float, float, float]:
+    """Peer A holds the file; peer B fetches it from A. Returns (p2p MB/s, curl MB/s, B VmHWM MiB, A VmHWM MiB)."""
+    name = "one-gib.bin"
+    sha = write_random_file(origin.root / name, size, seed=7)
+    url = origin.url(name)
+    sender = swarm.start_peer("127.0.0.19", ["--upload-limit", "0"], name="sender")
+    receiver = swarm.start_peer("127.0.0.20", ["--upload-limit", "0"], name="receiver")
+    warm = swarm.dfget(url, work / "out" / "sender.bin", sender, timeout=900)
+    if warm.returncode != 0:
+        raise RuntimeError(f"seeding the sender failed: {warm.stderr.strip()}")
+    (work / "out" / "sender.bin").unlink()
+    out = work / "out" / "receiver.bin"
+    began = time.monotonic()
+    result = swarm.dfget(url, out, receiver, timeout=900)
+    elapsed = time.monotonic() - began
+    if result.returncode != 0:
+        raise RuntimeError(f"p2p transfer failed: {result.stderr.strip()}")
+    if sha256_file(out) != sha:
+        raise RuntimeError("p2p transfer produced wrong content")
+    out.unlink()
+    p2p = size / elapsed / 1e6
+    receiver_rss = vm_hwm_mib(receiver.process.pid)
+    sender_rss = vm_hwm_mib(sender.process.pid)
+
+    port = start_nginx(group, work, origin.root)
+    curl_out = work / "out" / "curl.bin"
+    began = time.monotonic()
+    subprocess.run(
+        ["curl", "-sS", "--fail", "-o", str(curl_out), f"http://127.0.0.1:{port}/{name}"], check=True, timeout=600
+    )
+    curl = size / (time.monotonic() - began) / 1e6
+    curl_out.unlink()
+    return p2p, curl, receiver_rss, sender_rss
+
+
+async def simulate_peers(target: str, url: str, peers: int, window: int) -> tuple[int, float]:
+    """Register `peers` fake hosts on one task and report every assigned piece at once; (reports, seconds)."""
+    channel = grpc.aio.insecure_channel(target)
+    stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+    sem = asyncio.Semaphore(64)
+
+    async def register(i: int) -> str:
+        async with sem:
+            host = await stub.RegisterHost(
+                scheduler_pb2.RegisterHostRequest(
+                    host=scheduler_pb2.HostInfo(
+                        hostname=f"sim-{i}", ip=f"127.1.{i // 250}.{i % 250 + 1}", port=40000 + i, upload_slots=8
+                    )
+                )
+            )
+            reply = await stub.RegisterTask(
+                scheduler_pb2.RegisterTaskRequest(host_id=host.host_id, url_meta=common_pb2.UrlMeta(url=url))
+            )
+            return str(reply.peer_id)
+
+    peer_ids = await asyncio.gather(*(register(i) for i in range(peers)))
+    reports = 0
+
+    async def run_peer(peer_id: str) -> None:
+        nonlocal reports
+        outbox: asyncio.Queue[scheduler_pb2.SyncPiecesRequest | None] = asyncio.Queue()
+        await outbox.put(scheduler_pb2.SyncPiecesRequest(peer_id=peer_id, window=window))
+
+        async def requests() -> AsyncIterator[scheduler_pb2.SyncPiecesRequest]:
+            while (item := await outbox.get()) is not None:
+                yield item
+
+        call = stub.SyncPieces(requests())
+        async for event in call:
+            if event.WhichOneof("event") == "assignments":
+                results = [
+                    scheduler_pb2.PieceResult(
+                        piece_number=a.piece.number, parent_peer_id=a.parent.peer_id, success=True, duration_ms=1
+                    )
+                    for a in event.assignments.assignments
+                ]
+                reports += len(results)
+                await outbox.put(scheduler_pb2.SyncPiecesRequest(peer_id=peer_id, results=results))
+            elif event.WhichOneof("event") == "back_to_source":
+                break
+        await outbox.put(None)
+
+    began = time.monotonic()
+    outcomes = await asyncio.gather(*(run_peer(p) for p in peer_ids), return_exceptions=True)
+    elapsed = time.monotonic() - began
+    await channel.close(None)
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    if errors:
+        print(f"  {len(errors)} simulated peers ended with errors, e.g. {errors[0]!r}", flush=True)
+    return reports, elapsed
+
+
+def bench_scheduler(swarm: Swarm, origin: OriginServer, peers: int) -> tuple[int, float]:
+    """Piece reports per second the supernode absorbs from `peers` simulated peers on one task."""
+    assert swarm.supernode is not None
+    name = "sched.bin"
+    write_random_file(origin.root / name, 64 * MiB, seed=9)
+    reports, seconds = uvloop.run(simulate_peers(swarm.supernode.target, origin.url(name), peers, window=16))
+    return reports, seconds
+
+
+def main() -> None:
+    """Run every benchmark and print the figures side by side."""
+    parser = argparse.ArgumentParser(description="Dandelion P2P benchmarks")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (64 MiB offload, 256 MiB transfer)")
+    parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--sim-peers", type=int, default=1000)
+    args = parser.parse_args()
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="dandelion-bench-"))
+    (work / "out").mkdir(parents=True, exist_ok=True)
+    offload_size = 64 * MiB if args.quick else 128 * MiB
+    big = 256 * MiB if args.quick else GiB
+    random.seed(1)
+    group = ProcessGroup(work / "logs")
+    try:
+        content = work / "content"
+        content.mkdir(exist_ok=True)
+        origin = start_origin(group, content)
+        swarm = Swarm(group, work)
+        swarm.start_supernode()
+        for i in range(8):
+            swarm.start_peer(f"127.0.0.{10 + i}", ["--upload-limit", "0"])
+        swarm.wait_hosts(8)
+        print(f"origin offload ({offload_size // MiB} MiB file, N peers at once):", flush=True)
+        offload = bench_offload(swarm, content, origin, [1, 2, 4, 8], offload_size)
+        print(f"peer-to-peer transfer of {big // MiB} MiB:", flush=True)
+        p2p, curl, rss_rx, rss_tx = bench_one_gib(swarm, origin, group, work, big)
+        print(f"scheduler load, {args.sim_peers} simulated peers:", flush=True)
+        reports, seconds = bench_scheduler(swarm, origin, args.sim_peers)
+        figures = Figures(offload, p2p, curl, rss_rx, rss_tx, reports / seconds, args.sim_peers, reports)
+    finally:
+        group.stop_all()
+    print()
+    print("| measure | value |")
+    print("|---|---|")
+    for n, ratio in figures.offload.items():
+        print(f"| origin bytes / size, N={n} peers ({offload_size // MiB} MiB) | {ratio:.3f} |")
+    print(f"| peer→peer {big // MiB} MiB (dfget: verify + write) | {figures.p2p_mb_s:,.0f} MB/s |")
+    print(f"| nginx → curl same file (loopback) | {figures.curl_mb_s:,.0f} MB/s |")
+    print(f"| dfdaemon peak RSS (VmHWM), receiving / sending | {rss_rx:,.0f} / {rss_tx:,.0f} MiB |")
+    print(
+        f"| supernode piece reports/s, {figures.simulated_peers} simulated peers | {figures.reports_per_s:,.0f}/s "
+        f"({figures.reports} reports) |"
+    )
+    if args.work_dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""The registry mirror's HTTP face: Docker Registry v2 pull routes translated into upstream calls and transfers."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dfcommon.content import ContentRequest
+from dfcommon.errors import DandelionError
+from mirror.config import MirrorConfig
+from mirror.credentials import Credentials
+from mirror.errors import API_VERSION_HEADER, RegistryError, transfer_error
+from mirror.names import validate_digest, validate_name, validate_reference
+from mirror.ranges import parse_range
+from mirror.selection import REGISTRY_HEADER, select_upstream, upstream_name
+from mirror.streaming import BlobResponse, verified_chunks
+from mirror.transfer import BlobTransferer
+from mirror.upstream import Upstream
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("mirror.access")
+
+_MANIFEST = re.compile(r"^v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)$")
+_UPLOAD = re.compile(r"^v2/(?P<name>.+)/blobs/uploads(?:/.*)?$")
+_BLOB = re.compile(r"^v2/(?P<name>.+)/blobs/(?P<digest>[^/]+)$")
+_READ_METHODS = ("GET", "HEAD")
+_EMPTY_SHA256 = "sha256:" + hashlib.sha256(b"").hexdigest()
+
+
+class MirrorApp:
+    """Request handlers; one instance per server, holding the upstream client and the transferer."""
+
+    def __init__(self, config: MirrorConfig, transferer: BlobTransferer, upstream: Upstream) -> None:
+        self.config = config
+        self.transferer = transferer
+        self.upstream = upstream
+
+    async def dispatch(self, request: Request) -> Response:
+        """Route by path (repository names contain '/'), answering errors as registry JSON."""
+        method = request.method
+        try:
+            return await self._route(request, request.url.path.lstrip("/"))
+        except RegistryError as exc:
+            return exc.response(head_only=method == "HEAD")
+
+    async def _route(self, request: Request, path: str) -> Response:
+        method = request.method
+        if path in ("v2", "v2/"):
+            self._require_read(method, path)
+            return await self.version_check(request)
+        if _UPLOAD.match(path):
+            raise RegistryError.unsupported(method, path)
+        match = _MANIFEST.match(path)
+        if match:
+            self._require_read(method, path)
+            return await self.manifest(request, match["name"], match["reference"])
+        match = _BLOB.match(path)
+        if match:
+            self._require_read(method, path)
+            return await self.blob(request, match["name"], match["digest"])
+        if path.startswith("v2/") and method not in _READ_METHODS:
+            raise RegistryError.unsupported(method, path)
+        raise RegistryError.not_found("/" + path)
+
+    @staticmethod
+    def _require_read(method: str, path: str) -> None:
+        if method not in _READ_METHODS:
+            raise RegistryError.unsupported(method, "/" + path)
+
+    def _upstream(self, request: Request) -> str:
+        return select_upstream(
+            self.config.registry, request.query_params.get("ns"), request.headers.get(REGISTRY_HEADER)
+        )
+
+    async def version_check(self, request: Request) -> Response:
+        """GET /v2/: 200 if the upstream lets this client in, else 401 with a Basic challenge (docker login)."""
+        await self.upstream.check_login(self._upstream(request), _credentials(request))
+        return Response(
+            b"{}" if request.method == "GET" else b"",
+            headers={
+                API_VERSION_HEADER[0]: API_VERSION_HEADER[1],
+                "Content-Type": "application/json",
+                "Content-Length": "2",
+            },
+        )
+
+    async def manifest(self, request: Request, name: str, reference: str) -> Response:
+        """Manifests by tag or digest, passed through with every Accept line the client sent."""
+        validate_name(name)
+        validate_reference(reference)
+        base = self._upstream(request)
+        manifest = await self.upstream.manifest(
+            request.method,
+            base,
+            upstream_name(base, name),
+            reference,
+            request.headers.getlist("accept"),
+            _credentials(request),
+        )
+        headers = {
+            API_VERSION_HEADER[0]: API_VERSION_HEADER[1],
+            "Content-Type": manifest.media_type,
+            "Content-Length": str(manifest.length),
+        }
+        if manifest.digest:
+            headers["Docker-Content-Digest"] = manifest.digest
+        if manifest.etag:
+            headers["ETag"] = manifest.etag
+        return Response(manifest.body, headers=headers)
+
+    async def blob(self, request: Request, name: str, digest: str) -> Response:
+        """Blobs: the upstream authorises the client, the swarm delivers the bytes (Range → 206)."""
+        validate_name(name)
+        validate_digest(digest, ("sha256",))
+        base = self._upstream(request)
+        grant = await self.upstream.authorize_blob(base, upstream_name(base, name), digest, _credentials(request))
+        headers = {
+            API_VERSION_HEADER[0]: API_VERSION_HEADER[1],
+            "Content-Type": "application/octet-stream",
+            "Docker-Content-Digest": digest,
+            "Accept-Ranges": "bytes",
+            "ETag": f'"{digest}"',
+        }
+        range_header = request.headers.get("range")
+        byte_range = parse_range(range_header, grant.length) if range_header else None
+        status = 206 if byte_range else 200
+        start, size = (byte_range.start, byte_range.size) if byte_range else (0, grant.length)
+        headers["Content-Length"] = str(size)
+        if byte_range:
+            headers["Content-Range"] = byte_range.content_range
+        if request.method == "HEAD":
+            return Response(b"", status_code=status, headers=headers)
+        if grant.length == 0:
+            if digest != _EMPTY_SHA256:
+                raise RegistryError(502, "UNAVAILABLE", f"upstream {base} says blob {digest} is empty")
+            return Response(b"", headers=headers)
+        content = ContentRequest(url=grant.url, headers=grant.headers, digest=digest)
+        try:
+            stream = await self.transferer.open(content, start)
+        except DandelionError as exc:
+            raise transfer_error(exc, base) from None
+        if stream.content_length >= 0 and stream.content_length != grant.length:
+            await stream.aclose()
+            raise RegistryError(
+                502,
+                "UNAVAILABLE",
+                f"the swarm has {stream.content_length} bytes for {digest}, upstream {base} says {grant.length}",
+            )
+        verify = start == 0 and size == grant.length
+        return BlobResponse(verified_chunks(stream, digest, size, verify), status, headers)
+
+
+def _credentials(request: Request) -> Credentials:
+    return Credentials.from_header(request.headers.get("authorization"))
+
+
+class AccessLog:
+    """ASGI middleware: one line per request (method, path, status, bytes, time); never any header."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on and log how it ended."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status, sent = 0, 0
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        outcome = ""
+        try:
+            await self.app(scope, receive, counting_send)
+        except BaseException as exc:
+            outcome = f" aborted={type(exc).__name__}"
+            raise
+        finally:
+            client = scope.get("client") or ("-", 0)
+            query = scope.get("query_string", b"").decode("latin-1")[:200]
+            target = scope.get("path", "")[:300] + (f"?{query}" if query else "")
+            access_log.info(
+                '%s "%s %s" %d %d %.3fs%s',
+                client[0],
+                scope.get("method", ""),
+                target,
+                status,
+                sent,
+                time.monotonic() - started,
+                outcome,
+            )
+
+
+def build_app(config: MirrorConfig, transferer: BlobTransferer, upstream: Upstream) -> ASGIApp:
+    """The ASGI application: one catch-all route (names contain '/') behind the access log."""
+    handlers = MirrorApp(config, transferer, upstream)
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    starlette = Starlette(routes=[Route("/{path:path}", handlers.dispatch, methods=methods)])
+    return AccessLog(starlette)

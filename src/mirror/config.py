@@ -1,0 +1,109 @@
+"""Mirror configuration: the dataclass, its command-line flags and their validation."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from dfcommon.errors import InvalidArgument
+from dfcommon.sizes import parse_hostport
+
+DEFAULT_LISTEN = "127.0.0.1:65001"
+DEFAULT_REGISTRY = "https://registry-1.docker.io"
+OFF = "off"
+
+
+@dataclass(frozen=True)
+class MirrorConfig:
+    """Where the mirror listens, which registry it fronts and how patiently it talks to it."""
+
+    # Loopback only by default: the mirror serves this host's container runtimes, not the network.
+    listen: str = DEFAULT_LISTEN
+    # Docker Hub, because `registry-mirrors` in dockerd only ever applies to Docker Hub names.
+    registry: str = DEFAULT_REGISTRY
+    # PEM bundle trusted for the upstream's TLS in addition to the system's CAs (private registries).
+    registry_ca: str | None = None
+    # Skip TLS verification of the upstream (test registries with self-signed certificates only).
+    insecure: bool = False
+    # A registry that does not accept a connection in 5 s is down; answering 503 quickly lets
+    # dockerd fall back to the registry itself instead of hanging the pull.
+    connect_timeout_s: float = 5.0
+    # Manifests, tokens and HEADs are small; 30 s covers a loaded registry without hanging clients forever.
+    read_timeout_s: float = 30.0
+    # How long an upstream "yes, this client may read this blob" is reused: short, so revoked access
+    # stops within a minute, long enough that the layers of one pull cost one check each.
+    auth_cache_ttl_s: float = 60.0
+    # Tokens are renewed this long before they expire so none runs out between check and use.
+    token_expiry_margin_s: float = 10.0
+    # distribution refuses manifests over 4 MiB, so a bigger answer is not a manifest.
+    max_manifest_bytes: int = 4 * 1024 * 1024
+    # Upstream connections kept open across requests (a pull asks for a handful at once).
+    max_upstream_connections: int = 32
+
+    def hostport(self) -> tuple[str, int]:
+        """The listen address split into host and port."""
+        return parse_hostport(self.listen)
+
+    def validate(self) -> MirrorConfig:
+        """Check every field; InvalidArgument with one line on the first bad one."""
+        self.hostport()
+        validate_registry_url(self.registry)
+        if self.registry_ca is not None and not os.access(self.registry_ca, os.R_OK):
+            raise InvalidArgument(f"--registry-ca {self.registry_ca!r} is not a readable file")
+        for name in ("connect_timeout_s", "read_timeout_s", "auth_cache_ttl_s"):
+            if getattr(self, name) <= 0:
+                raise InvalidArgument(f"mirror {name} must be positive, got {getattr(self, name)}")
+        if self.token_expiry_margin_s < 0 or self.max_manifest_bytes <= 0 or self.max_upstream_connections <= 0:
+            raise InvalidArgument("mirror token margin, manifest limit and connection count must be positive")
+        return self
+
+
+def validate_registry_url(url: str) -> str:
+    """An upstream registry base URL: http(s)://HOST[:PORT] with no path, query or credentials."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgument(f"invalid registry URL {url!r}: want http(s)://HOST[:PORT]")
+    if parts.username or parts.password:
+        raise InvalidArgument("the registry URL must not carry credentials: clients send their own")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise InvalidArgument(f"invalid registry URL {url!r}: want no path or query, only http(s)://HOST[:PORT]")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise InvalidArgument(f"invalid port in registry URL {url!r}") from None
+    return url.rstrip("/")
+
+
+def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --mirror, --registry, --registry-ca and --insecure to a dfdaemon parser."""
+    group = parser.add_argument_group("registry mirror")
+    group.add_argument(
+        "--mirror",
+        metavar="ADDR",
+        default=DEFAULT_LISTEN,
+        help=f"serve the Docker Registry v2 mirror on HOST:PORT, or 'off' (default {DEFAULT_LISTEN})",
+    )
+    group.add_argument(
+        "--registry",
+        metavar="URL",
+        default=DEFAULT_REGISTRY,
+        help=f"upstream registry for names without ?ns= (default {DEFAULT_REGISTRY})",
+    )
+    group.add_argument("--registry-ca", metavar="FILE", default=None, help="extra CA bundle (PEM) for the upstream")
+    group.add_argument(
+        "--insecure", action="store_true", help="do not verify the upstream's TLS certificate (tests only)"
+    )
+
+
+def mirror_config_from_args(ns: argparse.Namespace) -> MirrorConfig | None:
+    """The mirror configuration from parsed flags; None when --mirror off."""
+    if str(ns.mirror).strip().lower() == OFF:
+        return None
+    return MirrorConfig(
+        listen=str(ns.mirror).strip(),
+        registry=validate_registry_url(str(ns.registry).strip()),
+        registry_ca=ns.registry_ca,
+        insecure=bool(ns.insecure),
+    ).validate()

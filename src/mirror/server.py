@@ -1,0 +1,90 @@
+"""The mirror's HTTP server: uvicorn (httptools) on the caller's event loop, signals left to the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator
+
+import uvicorn
+
+from dfcommon.errors import Unavailable
+from mirror.app import build_app
+from mirror.config import MirrorConfig
+from mirror.transfer import BlobTransferer
+from mirror.upstream import Upstream
+
+log = logging.getLogger(__name__)
+
+# Keep-alive a little longer than a pull's pauses between requests, like distribution's own server.
+KEEP_ALIVE_S = 75
+# On stop, streaming responses get this long to finish before connections are cut.
+SHUTDOWN_GRACE_S = 5
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the daemon owns signals and sets the stop event."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        """Install nothing."""
+        yield
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening non-blocking TCP socket; Unavailable with one line if the address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise Unavailable(f"registry mirror cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+async def serve_mirror(
+    config: MirrorConfig, transferer: BlobTransferer, stop: asyncio.Event, sock: socket.socket | None = None
+) -> None:
+    """Serve the mirror until stop is set (sock: an already-listening socket to use instead of config.listen)."""
+    own_socket = sock is None
+    if sock is None:
+        sock = bind_socket(*config.hostport())
+    upstream = Upstream(config)
+    server_config = uvicorn.Config(
+        build_app(config, transferer, upstream),
+        loop="none",
+        http="httptools",
+        ws="none",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        proxy_headers=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
+    server = _Server(server_config)
+    address = sock.getsockname()
+    log.info("registry mirror listening on http://%s:%d, default upstream %s", address[0], address[1], config.registry)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await serving
+    finally:
+        stopping.cancel()
+        if not serving.done():
+            server.should_exit = True
+            with contextlib.suppress(BaseException):
+                await serving
+        await upstream.aclose()
+        if own_socket:
+            sock.close()
+        log.info("registry mirror stopped")

@@ -1,0 +1,287 @@
+"""The upstream registry: authentication (Basic pass-through, Bearer tokens) and manifest pass-through."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from mirror.challenges import Challenge, find_challenge, parse_challenges
+from mirror.config import MirrorConfig
+from mirror.credentials import Credentials
+from mirror.errors import RegistryError, upstream_error
+from mirror.names import is_digest_reference
+
+log = logging.getLogger(__name__)
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+MIRROR_REALM = "Dandelion registry mirror"
+_MAX_TOKEN_REPLY = 1024 * 1024
+_MAX_CACHED = 4096
+_DEFAULT_TOKEN_LIFETIME_S = 60  # what the token spec says to assume when expires_in is missing
+_MANIFEST_HEADERS = ("content-type", "docker-content-digest", "etag")
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An upstream reply, read whole (only small bodies come this way)."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    auth: dict[str, str]  # the Authorization that got this answer
+    auth_expires: float  # monotonic time the auth stops being usable (inf for Basic or none)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest as the upstream served it (body empty for HEAD)."""
+
+    body: bytes
+    media_type: str
+    digest: str
+    length: int
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class BlobGrant:
+    """The upstream's yes to one client reading one blob, and how the swarm fetches it."""
+
+    url: str
+    headers: dict[str, str]
+    length: int
+
+
+def _ssl_context(config: MirrorConfig) -> ssl.SSLContext | bool:
+    if config.insecure:
+        return False
+    context = ssl.create_default_context()
+    if config.registry_ca:
+        context.load_verify_locations(cafile=config.registry_ca)
+    return context
+
+
+class Upstream:
+    """Talks to upstream registries on behalf of clients, with their credentials and cached tokens."""
+
+    def __init__(
+        self,
+        config: MirrorConfig,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._client = httpx.AsyncClient(
+            verify=_ssl_context(config),
+            transport=transport,
+            follow_redirects=True,
+            timeout=httpx.Timeout(config.read_timeout_s, connect=config.connect_timeout_s),
+            limits=httpx.Limits(max_connections=config.max_upstream_connections),
+            trust_env=False,
+        )
+        # (base, credentials key, scope) → (token, monotonic expiry)
+        self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
+        # (base, credentials key, repository, digest) → (grant, monotonic expiry)
+        self._grants: dict[tuple[str, str, str, str], tuple[BlobGrant, float]] = {}
+
+    async def aclose(self) -> None:
+        """Close upstream connections."""
+        await self._client.aclose()
+
+    # ---- public operations -------------------------------------------------------------------
+
+    async def check_login(self, base: str, creds: Credentials) -> None:
+        """GET /v2/ as the client would: returns if the upstream lets it in, RegistryError 401/503 otherwise."""
+        answer = await self._send("GET", f"{base}/v2/", base, creds, scope="", headers=[])
+        if answer.status != 200:
+            raise self._refusal(answer, base, creds, "registry")
+
+    async def manifest(
+        self, method: str, base: str, name: str, reference: str, accept: Sequence[str], creds: Credentials
+    ) -> Manifest:
+        """GET or HEAD a manifest, every Accept line kept as its own header line."""
+        url = f"{base}/v2/{name}/manifests/{reference}"
+        headers = [("Accept", value) for value in accept]
+        answer = await self._send(method, url, base, creds, _pull_scope(name), headers, self.config.max_manifest_bytes)
+        if answer.status != 200:
+            raise self._refusal(answer, base, creds, "manifest")
+        media_type = answer.headers.get("content-type", "application/octet-stream")
+        digest = answer.headers.get("docker-content-digest", "")
+        etag = answer.headers.get("etag")
+        if method == "HEAD":
+            length = _content_length(answer.headers, base)
+            if not digest and is_digest_reference(reference):
+                digest = reference
+            return Manifest(b"", media_type, digest, length, etag)
+        computed = _digest_of(answer.body, reference if is_digest_reference(reference) else digest)
+        if (is_digest_reference(reference) and computed != reference) or (digest and computed != digest):
+            raise RegistryError(
+                502, "MANIFEST_INVALID", f"upstream {base} sent a manifest that does not match its digest"
+            )
+        return Manifest(answer.body, media_type, computed, len(answer.body), etag)
+
+    async def authorize_blob(self, base: str, name: str, digest: str, creds: Credentials) -> BlobGrant:
+        """Ask the upstream (HEAD the blob with the client's credentials) whether this client may read it.
+
+        Positive answers are remembered for auth_cache_ttl_s per credentials, repository and blob,
+        so a blob other nodes hold is never served to a client the upstream would refuse.
+        """
+        key = (base, creds.key, name, digest)
+        now = self._clock()
+        cached = self._grants.get(key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        url = f"{base}/v2/{name}/blobs/{digest}"
+        answer = await self._send("HEAD", url, base, creds, _pull_scope(name), [])
+        if answer.status != 200:
+            raise self._refusal(answer, base, creds, "blob")
+        grant = BlobGrant(url, dict(answer.auth), _content_length(answer.headers, base))
+        _prune(self._grants, now)
+        self._grants[key] = (grant, min(now + self.config.auth_cache_ttl_s, answer.auth_expires))
+        return grant
+
+    # ---- authentication ----------------------------------------------------------------------
+
+    def _cached_token(self, base: str, creds: Credentials, scope: str) -> tuple[str, float] | None:
+        cached = self._tokens.get((base, creds.key, scope))
+        if cached is not None and cached[1] > self._clock():
+            return cached
+        return None
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        base: str,
+        creds: Credentials,
+        scope: str,
+        headers: list[tuple[str, str]],
+        limit: int = _MAX_TOKEN_REPLY,
+    ) -> _Answer:
+        """One request with the best credentials known; on a Bearer challenge, get a token and retry once."""
+        auth: dict[str, str] = {}
+        expires = float("inf")
+        cached = self._cached_token(base, creds, scope)
+        if cached is not None:
+            auth, expires = {"Authorization": f"Bearer {cached[0]}"}, cached[1]
+        elif creds.header is not None:
+            auth = {"Authorization": creds.header}
+        status, reply_headers, body = await self._request(method, url, base, [*headers, *auth.items()], limit)
+        if status == 401 and creds.scheme != "bearer":
+            bearer = find_challenge(parse_challenges(reply_headers.get_list("www-authenticate")), "bearer")
+            if bearer is not None:
+                token, expires = await self._token(base, bearer, creds, scope)
+                auth = {"Authorization": f"Bearer {token}"}
+                status, reply_headers, body = await self._request(method, url, base, [*headers, *auth.items()], limit)
+        return _Answer(status, reply_headers, body, auth, expires)
+
+    async def _token(self, base: str, challenge: Challenge, creds: Credentials, scope: str) -> tuple[str, float]:
+        """A Bearer token from the challenge's realm, with the client's Basic credentials or anonymously."""
+        realm = challenge.params.get("realm", "")
+        if urlsplit(realm).scheme not in ("http", "https") or not urlsplit(realm).hostname:
+            raise RegistryError.unavailable(f"upstream {base} sent a Bearer challenge without a usable realm", 502)
+        wanted = challenge.params.get("scope", scope)
+        params = [("service", challenge.params["service"])] if "service" in challenge.params else []
+        params += [("scope", item) for item in wanted.split(" ") if item]
+        headers: list[tuple[str, str]] = []
+        if creds.basic() is not None and creds.header is not None:
+            headers.append(("Authorization", creds.header))
+        token_url = str(httpx.URL(realm).copy_merge_params(tuple(params)))
+        status, _reply_headers, body = await self._request("GET", token_url, base, headers, _MAX_TOKEN_REPLY)
+        if status in (401, 403):
+            raise self._unauthorized(base, creds)
+        if status != 200:
+            raise RegistryError.unavailable(f"token service of upstream {base} answered HTTP {status}", 502)
+        try:
+            reply = httpx.Response(200, content=body).json()
+            token = str(reply.get("token") or reply.get("access_token") or "")
+            lifetime = float(reply.get("expires_in") or _DEFAULT_TOKEN_LIFETIME_S)
+        except (ValueError, AttributeError):
+            token, lifetime = "", 0.0
+        if not token:
+            raise RegistryError.unavailable(f"token service of upstream {base} sent no token", 502)
+        now = self._clock()
+        expires = now + max(lifetime - self.config.token_expiry_margin_s, 1.0)
+        _prune(self._tokens, now)
+        for key_scope in {scope, wanted}:
+            self._tokens[(base, creds.key, key_scope)] = (token, expires)
+        return token, expires
+
+    def _unauthorized(self, base: str, creds: Credentials) -> RegistryError:
+        if creds.anonymous:
+            return RegistryError.unauthorized(MIRROR_REALM, f"upstream {base} requires authentication")
+        return RegistryError.unauthorized(MIRROR_REALM, f"upstream {base} refused the credentials")
+
+    def _refusal(self, answer: _Answer, base: str, creds: Credentials, what: str) -> RegistryError:
+        if answer.status == 401:
+            return self._unauthorized(base, creds)
+        return upstream_error(answer.status, answer.body, base, what)
+
+    # ---- transport ---------------------------------------------------------------------------
+
+    async def _request(
+        self, method: str, url: str, base: str, headers: list[tuple[str, str]], limit: int
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """Send one request and read at most limit bytes of the answer; httpx failures become 503/504."""
+        try:
+            async with self._client.stream(method, url, headers=headers) as response:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        raise RegistryError.unavailable(f"upstream {base} sent an answer over {limit} bytes", 502)
+                return response.status_code, response.headers, bytes(body)
+        except httpx.ConnectTimeout:
+            raise RegistryError.unavailable(
+                f"upstream {base} did not accept a connection within {self.config.connect_timeout_s:g} s"
+            ) from None
+        except httpx.TimeoutException:
+            raise RegistryError.unavailable(
+                f"upstream {base} did not answer within {self.config.read_timeout_s:g} s", 504
+            ) from None
+        except httpx.ConnectError as exc:
+            raise RegistryError.unavailable(f"upstream {base} is unreachable: {_reason(exc)}") from None
+        except httpx.HTTPError as exc:
+            raise RegistryError.unavailable(f"upstream {base} failed: {_reason(exc)}") from None
+
+
+def _pull_scope(name: str) -> str:
+    return f"repository:{name}:pull"
+
+
+def _reason(exc: Exception) -> str:
+    return (str(exc) or type(exc).__name__).splitlines()[0][:200]
+
+
+def _content_length(headers: httpx.Headers, base: str) -> int:
+    try:
+        length = int(headers.get("content-length", ""))
+    except ValueError:
+        length = -1
+    if length < 0:
+        raise RegistryError.unavailable(f"upstream {base} sent no valid Content-Length", 502)
+    return length
+
+
+def _digest_of(body: bytes, like: str) -> str:
+    algorithm = like.partition(":")[0] if like.startswith(("sha256:", "sha512:")) else "sha256"
+    return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
+
+
+def _prune(cache: dict[_K, tuple[_V, float]], now: float) -> None:
+    """Drop expired entries once a cache is full (and everything if all are live: it is only a cache)."""
+    if len(cache) >= _MAX_CACHED:
+        for key in [k for k, (_, expiry) in cache.items() if expiry <= now]:
+            del cache[key]
+        if len(cache) >= _MAX_CACHED:
+            cache.clear()

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -196,7 +196,7 @@ class Upstream:
         headers: list[tuple[str, str]] = []
         if creds.basic() is not None and creds.header is not None:
             headers.append(("Authorization", creds.header))
-        token_url = str(httpx.URL(realm).copy_merge_params(tuple(params)))
+        token_url = realm + ("&" if "?" in realm else "?") + urlencode(params)
         status, _reply_headers, body = await self._request("GET", token_url, base, headers, _MAX_TOKEN_REPLY)
         if status in (401, 403):
             raise self._unauthorized(base, creds)

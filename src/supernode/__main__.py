@@ -1,0 +1,63 @@
+"""`supernode` command: parse flags, run the server under uvloop until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import NoReturn
+
+import uvloop
+
+from dfcommon.errors import DandelionError
+from dfcommon.logs import setup_logging
+from dfcommon.malloc import tune_malloc
+from supernode.app import Supernode
+from supernode.config import SupernodeConfig, build_parser, from_args
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"supernode: error: {message}\n")
+
+
+async def serve(config: SupernodeConfig) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully."""
+    node = Supernode(config)
+    await node.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await node.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for bad flags)."""
+    tune_malloc()
+    parser = build_parser()
+    parser.__class__ = _OneLineParser
+    args = parser.parse_args(argv)
+    try:
+        config = from_args(args)
+    except DandelionError as err:
+        print(f"supernode: error: {err}", file=sys.stderr)
+        return 2
+    setup_logging("supernode", config.log_level)
+    try:
+        uvloop.run(serve(config))
+    except DandelionError as err:
+        print(f"supernode: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"supernode: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

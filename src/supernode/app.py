@@ -1,0 +1,88 @@
+"""The supernode process: one gRPC server with the scheduler, the seed's pieces, health and reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
+from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
+
+from dfcommon.errors import Unavailable
+from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
+from supernode.config import SupernodeConfig
+from supernode.rpc.peer_service import SeedPeerService
+from supernode.rpc.scheduler_service import SchedulerService
+from supernode.seed.cdn import Cdn
+from supernode.seed.origin import new_client
+from supernode.seed.store import SeedStore
+from supernode.swarm import Swarm
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
+    peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name,
+)
+
+
+class Supernode:
+    """A running supernode; start() binds and serves, stop() shuts down gracefully."""
+
+    def __init__(self, config: SupernodeConfig) -> None:
+        self.config = config.validated()
+        self.port = 0
+        self.swarm: Swarm | None = None
+        self._server: grpc.aio.Server | None = None
+        self._timers: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        """Bind, serve and return the bound port."""
+        config = self.config
+        store = SeedStore(config.data_dir)
+        client = new_client()
+        server = new_server()
+        host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
+        try:
+            self.port = server.add_insecure_port(f"{host}:{config.listen_port}")
+        except RuntimeError as err:
+            await client.aclose()
+            raise Unavailable(f"cannot listen on {host}:{config.listen_port}: {err}") from None
+        swarm = Swarm(config, lambda s: Cdn(store, client, config.piece_size, s), self.port)
+        scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerService(swarm), server)
+        peer_pb2_grpc.add_PeerServiceServicer_to_server(SeedPeerService(swarm.uploads), server)
+        health = add_health_and_reflection(server, SERVICE_NAMES)
+        await server.start()
+        await mark_serving(health, SERVICE_NAMES)
+        self.swarm = swarm
+        self._server = server
+        self._timers = asyncio.create_task(swarm.run_timers(), name="supernode-timers")
+        log.info(
+            "supernode serving on %s:%d seed=%s:%d data_dir=%s",
+            config.listen_host,
+            self.port,
+            swarm.seed_host.ip,
+            self.port,
+            config.data_dir,
+        )
+        return self.port
+
+    async def wait(self) -> None:
+        """Until the server stops."""
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting calls, let running ones finish for up to grace seconds, stop fetches."""
+        if self._server is not None:
+            await self._server.stop(grace)
+        if self._timers is not None:
+            self._timers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timers
+        if self.swarm is not None:
+            await self.swarm.cdn.close()
+            await self.swarm.cdn.client.aclose()
+        log.info("supernode stopped")

@@ -1,0 +1,115 @@
+"""The supernode's configuration: defaults, command-line flags and validation."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from dfcommon.errors import InvalidArgument
+from dfcommon.pieces import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE
+from dfcommon.sizes import parse_hostport, parse_ip, parse_size
+
+DEFAULT_PORT = 8002
+MIN_PIECE_SIZE = 64 << 10
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class SupernodeConfig:
+    """Everything the supernode needs to start."""
+
+    data_dir: Path
+    listen_host: str = "0.0.0.0"
+    listen_port: int = DEFAULT_PORT
+    advertise_ip: str = ""  # empty: the listen host, or the first non-loopback address
+    piece_size: int = DEFAULT_PIECE_SIZE  # base piece size; grows for very large content
+    log_level: str = "info"
+    heartbeat_interval_ms: int = 5000  # hosts that miss 3 heartbeats are dropped
+    assignment_timeout: float = 30.0  # an unreported assignment then counts as TIMEOUT
+    seed_upload_slots: int = 32  # concurrent DownloadPieces calls the seed serves
+
+    def validated(self) -> SupernodeConfig:
+        """Check every value; returns self. Raises InvalidArgument with one line."""
+        if not MIN_PIECE_SIZE <= self.piece_size <= MAX_PIECE_SIZE:
+            raise InvalidArgument(f"piece size must be between 64KiB and 64MiB, got {self.piece_size}")
+        if not 0 <= self.listen_port < 65536:
+            raise InvalidArgument(f"invalid listen port {self.listen_port}")
+        if self.log_level not in LOG_LEVELS:
+            raise InvalidArgument(f"invalid log level {self.log_level!r}: want one of {', '.join(LOG_LEVELS)}")
+        if not 100 <= self.heartbeat_interval_ms <= 600_000:
+            raise InvalidArgument("heartbeat interval must be between 100ms and 600000ms")
+        if not 0.1 <= self.assignment_timeout <= 3600:
+            raise InvalidArgument("assignment timeout must be between 0.1s and 3600s")
+        if not 1 <= self.seed_upload_slots <= 4096:
+            raise InvalidArgument("seed upload slots must be between 1 and 4096")
+        if self.advertise_ip:
+            parse_ip(self.advertise_ip)
+        return self
+
+    def resolved_advertise_ip(self) -> str:
+        """The IP peers use to reach the seed's PeerService."""
+        if self.advertise_ip:
+            return self.advertise_ip
+        if self.listen_host not in ("0.0.0.0", "::", ""):
+            return self.listen_host
+        return first_non_loopback_ip()
+
+
+def first_non_loopback_ip() -> str:
+    """The first non-loopback address of this machine's name (127.0.0.1 when there is none)."""
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, family=socket.AF_INET)
+    except OSError:
+        return "127.0.0.1"
+    for info in infos:
+        address = str(info[4][0])
+        if not ipaddress.ip_address(address).is_loopback:
+            return address
+    return "127.0.0.1"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """HOST:PORT to listen on; port 0 picks a free port."""
+    if text.strip().endswith(":0"):
+        host, _ = parse_hostport(text.strip()[:-2] + ":1")
+        return host, 0
+    return parse_hostport(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags."""
+    parser = argparse.ArgumentParser(prog="supernode", description="Dandelion supernode: scheduler and CDN seed.")
+    parser.add_argument("--listen", default=f"0.0.0.0:{DEFAULT_PORT}", help="HOST:PORT of the gRPC server")
+    parser.add_argument("--data-dir", required=True, help="directory of the seed's cache")
+    parser.add_argument("--advertise-ip", default="", help="IP peers use to reach the seed")
+    parser.add_argument("--piece-size", default="4MiB", help="base piece size (64KiB-64MiB)")
+    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    parser.add_argument("--heartbeat-interval", default="5000", help="host heartbeat interval in ms")
+    parser.add_argument("--assignment-timeout", default="30", help="seconds before an assignment times out")
+    parser.add_argument("--seed-upload-slots", default="32", help="concurrent uploads of the seed")
+    return parser
+
+
+def from_args(args: argparse.Namespace) -> SupernodeConfig:
+    """Config from parsed flags; InvalidArgument on a bad value."""
+    host, port = parse_listen(args.listen)
+    try:
+        heartbeat = int(args.heartbeat_interval)
+        timeout = float(args.assignment_timeout)
+        slots = int(args.seed_upload_slots)
+    except ValueError as err:
+        raise InvalidArgument(f"invalid number: {err}") from None
+    return SupernodeConfig(
+        data_dir=Path(args.data_dir),
+        listen_host=host,
+        listen_port=port,
+        advertise_ip=parse_ip(args.advertise_ip) if args.advertise_ip else "",
+        piece_size=parse_size(args.piece_size),
+        log_level=args.log_level,
+        heartbeat_interval_ms=heartbeat,
+        assignment_timeout=timeout,
+        seed_upload_slots=slots,
+    ).validated()

@@ -1,0 +1,1 @@
+"""Plain state of the swarm: hosts, tasks, peers and pieces (no I/O, no gRPC)."""

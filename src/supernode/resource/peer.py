@@ -1,0 +1,59 @@
+"""A peer: one host's download of one task, with its held pieces and outstanding assignments."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from supernode.resource.host import Host
+
+DEFAULT_WINDOW = 16
+MAX_WINDOW = 256
+
+
+class PeerState(enum.IntEnum):
+    """Lifecycle of a peer (values as dandelion.common.v1.PeerState)."""
+
+    RUNNING = 1
+    SUCCEEDED = 2
+    FAILED = 3
+    BACK_TO_SOURCE = 4
+    LEFT = 5
+
+
+@dataclass(frozen=True)
+class Outstanding:
+    """An assigned, not yet reported piece: who serves it and when it times out."""
+
+    parent_id: str
+    deadline: float
+
+
+@dataclass(eq=False)
+class Peer:
+    """A peer of a task. `held` and `pending` are bitmasks (bit i is piece i)."""
+
+    peer_id: str
+    task_id: str
+    host: Host
+    is_seed: bool = False
+    state: PeerState = PeerState.RUNNING
+    window: int = DEFAULT_WINDOW
+    connected: bool = False
+    rotation: int = 0
+    held: int = 0
+    held_count: int = 0
+    pending: int = 0
+    outstanding: dict[int, Outstanding] = field(default_factory=dict)
+    uploading: set[tuple[str, int]] = field(default_factory=set)
+    uploads_ok: int = 0
+    uploads_failed: int = 0
+
+    def holds(self, number: int) -> bool:
+        """True when the peer holds the piece."""
+        return bool(self.held >> number & 1)
+
+    def bitmap(self, piece_count: int) -> bytes:
+        """Held pieces as the wire bitmap: bit i is byte i/8, mask 1<<(i%8)."""
+        size = max((piece_count + 7) // 8, (self.held.bit_length() + 7) // 8)
+        return self.held.to_bytes(size, "little")

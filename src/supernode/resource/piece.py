@@ -1,0 +1,38 @@
+"""Pieces, and what peers report about them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PieceMeta:
+    """One piece as the seed wrote and verified it."""
+
+    number: int
+    offset: int
+    size: int
+    sha256: str
+
+
+class Failure(enum.IntEnum):
+    """Why a piece could not be fetched (values as dandelion.scheduler.v1.PieceFailure)."""
+
+    NONE = 0
+    TIMEOUT = 1
+    BAD_DIGEST = 2
+    PARENT_UNAVAILABLE = 3
+    PARENT_MISSING_PIECE = 4
+    PARENT_BUSY = 5
+    LOCAL = 6
+
+
+@dataclass(frozen=True)
+class PieceReport:
+    """A peer's result for one piece: held (parent empty) or fetched, or a failure."""
+
+    number: int
+    parent_id: str
+    success: bool
+    failure: Failure = Failure.NONE

@@ -1,0 +1,100 @@
+"""A task: one content, its pieces, its swarm and how rare each piece is."""
+
+from __future__ import annotations
+
+import bisect
+import enum
+from dataclasses import dataclass, field
+
+from supernode.resource.peer import Peer
+from supernode.resource.piece import PieceMeta
+
+
+class TaskState(enum.IntEnum):
+    """State of the seed's copy (values as dandelion.common.v1.TaskState)."""
+
+    PENDING = 1
+    RUNNING = 2
+    SUCCEEDED = 3
+    FAILED = 4
+
+
+@dataclass(eq=False)
+class Task:
+    """A task and its swarm.
+
+    Availability is kept per piece (holder ids and count) and as one bitmask per count
+    (`buckets`), with the non-empty counts sorted, so rarest-first selection costs a few
+    big-integer operations instead of a scan over every piece.
+    """
+
+    task_id: str
+    url: str
+    digest: str
+    seed_peer_id: str
+    state: TaskState = TaskState.PENDING
+    content_length: int = -1
+    piece_size: int = 0
+    piece_count: int = 0
+    error: str = ""
+    pieces: list[PieceMeta] = field(default_factory=list)
+    peers: dict[str, Peer] = field(default_factory=dict)
+    holders: list[set[str]] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    buckets: dict[int, int] = field(default_factory=dict)
+    sorted_counts: list[int] = field(default_factory=list)
+    bad_parents: set[str] = field(default_factory=set)
+    starved: dict[str, None] = field(default_factory=dict)
+
+    @property
+    def length_known(self) -> bool:
+        """True once the content length (and so the piece count) is known."""
+        return self.content_length >= 0
+
+    @property
+    def seed_pieces(self) -> int:
+        """Pieces the seed has written and verified."""
+        return len(self.pieces)
+
+    def is_complete(self, peer: Peer) -> bool:
+        """True when the peer holds every piece of a task whose length is known."""
+        return self.length_known and peer.held_count >= self.piece_count
+
+    def _move(self, number: int, old: int, new: int) -> None:
+        bit = 1 << number
+        if old > 0:
+            mask = self.buckets[old] & ~bit
+            if mask:
+                self.buckets[old] = mask
+            else:
+                del self.buckets[old]
+                self.sorted_counts.pop(bisect.bisect_left(self.sorted_counts, old))
+        if new > 0:
+            if new in self.buckets:
+                self.buckets[new] |= bit
+            else:
+                self.buckets[new] = bit
+                bisect.insort(self.sorted_counts, new)
+
+    def add_holder(self, number: int, peer_id: str) -> bool:
+        """Record that a peer holds a piece; False when it was already known."""
+        while len(self.holders) <= number:
+            self.holders.append(set())
+            self.counts.append(0)
+        holders = self.holders[number]
+        if peer_id in holders:
+            return False
+        holders.add(peer_id)
+        old = self.counts[number]
+        self.counts[number] = old + 1
+        self._move(number, old, old + 1)
+        return True
+
+    def remove_holder(self, number: int, peer_id: str) -> None:
+        """Forget that a peer holds a piece."""
+        if number >= len(self.holders) or peer_id not in self.holders[number]:
+            return
+        self.holders[number].discard(peer_id)
+        old = self.counts[number]
+        self.counts[number] = old - 1
+        self._move(number, old, old - 1)

@@ -1,0 +1,1 @@
+"""Thin gRPC servicers: validate, convert, delegate, map errors to status codes."""

@@ -1,0 +1,96 @@
+"""Conversion between protobuf messages and the supernode's domain objects."""
+
+from __future__ import annotations
+
+from dandelion.common.v1 import common_pb2
+from dandelion.scheduler.v1 import scheduler_pb2
+
+from dfcommon.content import ContentRequest
+from supernode.resource.host import Host
+from supernode.resource.peer import Peer
+from supernode.resource.piece import Failure, PieceReport
+from supernode.resource.task import Task
+from supernode.scheduling.scheduler import Assignment
+
+
+def content_request(meta: common_pb2.UrlMeta) -> ContentRequest:
+    """A (validated) UrlMeta as a ContentRequest."""
+    return ContentRequest(
+        url=meta.url,
+        headers=dict(meta.headers),
+        digest=meta.digest,
+        filtered_query_params=tuple(meta.filtered_query_params),
+        byte_range=meta.range,
+    )
+
+
+def task_info(task: Task) -> scheduler_pb2.TaskInfo:
+    """A task's metadata."""
+    return scheduler_pb2.TaskInfo(
+        task_id=task.task_id,
+        url=task.url,
+        digest=task.digest,
+        content_length=task.content_length,
+        piece_size=task.piece_size,
+        piece_count=task.piece_count,
+        state=int(task.state),  # type: ignore[arg-type]
+        seed_pieces=task.seed_pieces,
+        peer_count=max(0, len(task.peers) - 1),
+        error=task.error,
+    )
+
+
+def address(peer: Peer) -> common_pb2.PeerAddress:
+    """Where a peer serves pieces."""
+    return common_pb2.PeerAddress(peer_id=peer.peer_id, host_id=peer.host.host_id, ip=peer.host.ip, port=peer.host.port)
+
+
+def peer_info(task: Task, peer: Peer) -> scheduler_pb2.PeerInfo:
+    """A peer as GetTask shows it."""
+    return scheduler_pb2.PeerInfo(
+        peer_id=peer.peer_id,
+        address=address(peer),
+        state=int(peer.state),  # type: ignore[arg-type]
+        pieces=peer.bitmap(task.piece_count),
+        piece_count=peer.held_count,
+        uploads_ok=peer.uploads_ok,
+        uploads_failed=peer.uploads_failed,
+        is_seed=peer.is_seed,
+    )
+
+
+def host_info(host: Host, now: float) -> scheduler_pb2.HostInfo:
+    """A registered host."""
+    return scheduler_pb2.HostInfo(
+        host_id=host.host_id,
+        hostname=host.hostname,
+        ip=host.ip,
+        port=host.port,
+        upload_slots=host.upload_slots,
+        location=host.location,
+        idle_seconds=max(0.0, now - host.last_seen),
+    )
+
+
+def assignments(batch: list[Assignment]) -> scheduler_pb2.PieceAssignments:
+    """Assignments for one peer."""
+    return scheduler_pb2.PieceAssignments(
+        assignments=[
+            scheduler_pb2.PieceAssignment(
+                piece=common_pb2.PieceInfo(
+                    number=a.piece.number, offset=a.piece.offset, size=a.piece.size, sha256=a.piece.sha256
+                ),
+                parent=address(a.parent),
+            )
+            for a in batch
+        ]
+    )
+
+
+def reports(results: list[scheduler_pb2.PieceResult]) -> list[PieceReport]:
+    """Piece results as domain reports (failure codes beyond the known ones count as LOCAL)."""
+    out = []
+    for r in results:
+        failure = Failure(r.failure) if r.failure in Failure._value2member_map_ else Failure.LOCAL
+        out.append(PieceReport(r.piece_number, r.parent_peer_id, r.success, Failure.NONE if r.success else failure))
+    return out

@@ -1,0 +1,205 @@
+"""dandelion.scheduler.v1.SchedulerService: validate, convert, delegate to the Swarm."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
+
+from dfcommon.errors import DandelionError, InvalidArgument
+from supernode.rpc import convert, validate
+from supernode.rpc.errors import abort, mapped
+from supernode.swarm import Assigned, GoToSource, StreamEnd, StreamEvent, Swarm, TaskChanged
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
+    """The scheduler's RPCs."""
+
+    def __init__(self, swarm: Swarm) -> None:
+        self.swarm = swarm
+
+    @mapped
+    async def RegisterHost(  # type: ignore[override]
+        self, request: scheduler_pb2.RegisterHostRequest, context: Context
+    ) -> scheduler_pb2.RegisterHostResponse:
+        """Register a host."""
+        host_id = self.swarm.register_host(validate.host(request.host))
+        return scheduler_pb2.RegisterHostResponse(
+            host_id=host_id, heartbeat_interval_ms=self.swarm.config.heartbeat_interval_ms
+        )
+
+    @mapped
+    async def HeartbeatHost(  # type: ignore[override]
+        self, request: scheduler_pb2.HeartbeatHostRequest, context: Context
+    ) -> scheduler_pb2.HeartbeatHostResponse:
+        """Keep a host alive."""
+        self.swarm.heartbeat(validate.ident(request.host_id, "host_id"))
+        return scheduler_pb2.HeartbeatHostResponse()
+
+    @mapped
+    async def LeaveHost(  # type: ignore[override]
+        self, request: scheduler_pb2.LeaveHostRequest, context: Context
+    ) -> scheduler_pb2.LeaveHostResponse:
+        """Remove a host."""
+        self.swarm.leave_host(validate.ident(request.host_id, "host_id"))
+        return scheduler_pb2.LeaveHostResponse()
+
+    @mapped
+    async def RegisterTask(  # type: ignore[override]
+        self, request: scheduler_pb2.RegisterTaskRequest, context: Context
+    ) -> scheduler_pb2.RegisterTaskResponse:
+        """Register a host's download; waits for the origin's answer."""
+        host_id = validate.ident(request.host_id, "host_id")
+        if not request.HasField("url_meta"):
+            raise InvalidArgument("url_meta is required")
+        meta = validate.url_meta(request.url_meta)
+        task, peer = await self.swarm.register_task(host_id, convert.content_request(meta))
+        return scheduler_pb2.RegisterTaskResponse(task=convert.task_info(task), peer_id=peer.peer_id)
+
+    async def SyncPieces(  # type: ignore[override]
+        self, request_iterator: AsyncIterator[scheduler_pb2.SyncPiecesRequest], context: Context
+    ) -> AsyncIterator[scheduler_pb2.SyncPiecesResponse]:
+        """One peer's stream: results in, task updates and assignments out."""
+        try:
+            first = await anext(request_iterator)
+            peer_id = validate.ident(first.peer_id, "peer_id")
+            validate.sync_request(first)
+            outbox = self.swarm.open_stream(peer_id, first.window, convert.reports(list(first.results)))
+        except StopAsyncIteration:
+            return
+        except (DandelionError, Exception) as err:
+            await abort(context, err)
+            return
+        reader = asyncio.create_task(self._read(peer_id, request_iterator, outbox))
+        try:
+            while True:
+                events = [await outbox.get()]
+                while not outbox.empty():
+                    events.append(outbox.get_nowait())
+                for message, end in _messages(events):
+                    if end is not None:
+                        if end.error is not None:
+                            await abort(context, end.error)
+                        return
+                    if message is not None:
+                        yield message
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            self.swarm.close_stream(peer_id, outbox)
+
+    async def _read(
+        self,
+        peer_id: str,
+        requests: AsyncIterator[scheduler_pb2.SyncPiecesRequest],
+        outbox: asyncio.Queue[StreamEvent],
+    ) -> None:
+        try:
+            async for request in requests:
+                if request.peer_id and request.peer_id != peer_id:
+                    raise InvalidArgument("peer_id changed within the stream")
+                validate.sync_request(request)
+                self.swarm.stream_update(peer_id, outbox, request.window, convert.reports(list(request.results)))
+        except DandelionError as err:
+            outbox.put_nowait(StreamEnd(err))
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # a broken stream: the writer side notices too
+            outbox.put_nowait(StreamEnd(DandelionError(f"stream failed: {type(err).__name__}")))
+            return
+        outbox.put_nowait(StreamEnd(None))
+
+    @mapped
+    async def ReportPeerResult(  # type: ignore[override]
+        self, request: scheduler_pb2.ReportPeerResultRequest, context: Context
+    ) -> scheduler_pb2.ReportPeerResultResponse:
+        """A peer finished or gave up."""
+        self.swarm.report_result(
+            validate.ident(request.peer_id, "peer_id"),
+            request.success,
+            request.error[:1000],
+            request.bytes_from_peers,
+            request.bytes_from_origin,
+            request.duration_ms,
+        )
+        return scheduler_pb2.ReportPeerResultResponse()
+
+    @mapped
+    async def LeaveTask(  # type: ignore[override]
+        self, request: scheduler_pb2.LeaveTaskRequest, context: Context
+    ) -> scheduler_pb2.LeaveTaskResponse:
+        """A peer leaves its task."""
+        self.swarm.leave_task(validate.ident(request.peer_id, "peer_id"))
+        return scheduler_pb2.LeaveTaskResponse()
+
+    @mapped
+    async def PreheatTask(  # type: ignore[override]
+        self, request: scheduler_pb2.PreheatTaskRequest, context: Context
+    ) -> scheduler_pb2.PreheatTaskResponse:
+        """Load content into the seed's cache."""
+        if not request.HasField("url_meta"):
+            raise InvalidArgument("url_meta is required")
+        meta = validate.url_meta(request.url_meta)
+        task = await self.swarm.preheat(convert.content_request(meta))
+        return scheduler_pb2.PreheatTaskResponse(task=convert.task_info(task))
+
+    @mapped
+    async def ListTasks(  # type: ignore[override]
+        self, request: scheduler_pb2.ListTasksRequest, context: Context
+    ) -> scheduler_pb2.ListTasksResponse:
+        """Every known task."""
+        tasks = self.swarm.scheduler.tasks.values()
+        return scheduler_pb2.ListTasksResponse(tasks=[convert.task_info(t) for t in tasks])
+
+    @mapped
+    async def GetTask(  # type: ignore[override]
+        self, request: scheduler_pb2.GetTaskRequest, context: Context
+    ) -> scheduler_pb2.GetTaskResponse:
+        """One task with its swarm."""
+        task = self.swarm.get_task(validate.ident(request.task_id, "task_id"))
+        peers = [convert.peer_info(task, p) for p in task.peers.values()]
+        return scheduler_pb2.GetTaskResponse(task=convert.task_info(task), peers=peers)
+
+    @mapped
+    async def ListHosts(  # type: ignore[override]
+        self, request: scheduler_pb2.ListHostsRequest, context: Context
+    ) -> scheduler_pb2.ListHostsResponse:
+        """Every registered host."""
+        now = self.swarm.clock()
+        hosts = self.swarm.scheduler.hosts.values()
+        return scheduler_pb2.ListHostsResponse(hosts=[convert.host_info(h, now) for h in hosts])
+
+
+def _messages(events: list[StreamEvent]) -> list[tuple[scheduler_pb2.SyncPiecesResponse | None, StreamEnd | None]]:
+    """Stream events as messages, adjacent assignment batches merged; stops at the first end."""
+    out: list[tuple[scheduler_pb2.SyncPiecesResponse | None, StreamEnd | None]] = []
+    pending: list[Any] = []
+
+    def flush() -> None:
+        if pending:
+            out.append((scheduler_pb2.SyncPiecesResponse(assignments=convert.assignments(list(pending))), None))
+            pending.clear()
+
+    for event in events:
+        if isinstance(event, Assigned):
+            pending.extend(event.assignments)
+            continue
+        flush()
+        if isinstance(event, TaskChanged):
+            out.append((scheduler_pb2.SyncPiecesResponse(task=convert.task_info(event.task)), None))
+        elif isinstance(event, GoToSource):
+            reason = scheduler_pb2.BackToSource(reason=event.reason[:1000])
+            out.append((scheduler_pb2.SyncPiecesResponse(back_to_source=reason), None))
+        else:
+            out.append((None, event))
+            return out
+    flush()
+    return out

@@ -1,0 +1,1 @@
+"""Scheduling decisions: parent scoring and piece assignment."""

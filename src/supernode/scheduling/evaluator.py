@@ -1,0 +1,74 @@
+"""Pure scoring of candidate parents for one piece: higher is better."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Weights of the score's parts; each part is in [0, 1].
+FREE_SLOTS_WEIGHT = 0.4
+SUCCESS_WEIGHT = 0.4
+LOCALITY_WEIGHT = 0.2
+LOCATION_LEVELS = 3  # "region|zone|rack"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the evaluator needs to know of a parent."""
+
+    free_slots: int
+    capacity: int
+    uploads_ok: int
+    uploads_failed: int
+    location: str
+    is_seed: bool = False
+    bad: bool = False
+
+
+def success_rate(ok: int, failed: int) -> float:
+    """Laplace-smoothed share of successful uploads: a new parent scores 0.5."""
+    return (ok + 1) / (ok + failed + 2)
+
+
+def locality(a: str, b: str) -> float:
+    """Share of "region|zone|rack" levels two locations have in common, from the left."""
+    if not a or not b:
+        return 0.0
+    shared = 0
+    for left, right in zip(a.split("|")[:LOCATION_LEVELS], b.split("|")[:LOCATION_LEVELS], strict=False):
+        if left != right:
+            break
+        shared += 1
+    return shared / LOCATION_LEVELS
+
+
+def eligible(candidate: Candidate) -> bool:
+    """A parent can be chosen: not marked bad and with a free upload slot."""
+    return not candidate.bad and candidate.free_slots > 0
+
+
+def score(candidate: Candidate, child_location: str) -> float:
+    """Weighted score of an eligible parent for a child at child_location."""
+    free = candidate.free_slots / candidate.capacity if candidate.capacity > 0 else 0.0
+    return (
+        FREE_SLOTS_WEIGHT * free
+        + SUCCESS_WEIGHT * success_rate(candidate.uploads_ok, candidate.uploads_failed)
+        + LOCALITY_WEIGHT * locality(candidate.location, child_location)
+    )
+
+
+def rank(candidate: Candidate, child_location: str) -> tuple[bool, float]:
+    """Sort key (larger is better): any peer before the seed, then by score."""
+    return (not candidate.is_seed, score(candidate, child_location))
+
+
+def best(candidates: list[Candidate], child_location: str) -> int | None:
+    """Index of the best eligible candidate, or None when none is eligible."""
+    chosen: int | None = None
+    chosen_key: tuple[bool, float] | None = None
+    for index, candidate in enumerate(candidates):
+        if not eligible(candidate):
+            continue
+        key = rank(candidate, child_location)
+        if chosen_key is None or key > chosen_key:
+            chosen, chosen_key = index, key
+    return chosen

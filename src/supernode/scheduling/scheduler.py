@@ -1,0 +1,356 @@
+"""Piece assignment: rarest first, within each peer's window, from the best parent.
+
+Every method runs on the event loop that owns the state; none does I/O. Each event
+returns the assignments it produced, which the caller delivers to the peers' streams.
+Costs per event are O(log n) or O(pieces) big-integer operations, never O(peers).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from supernode.resource.host import Host
+from supernode.resource.peer import MAX_WINDOW, Outstanding, Peer, PeerState
+from supernode.resource.piece import Failure, PieceMeta, PieceReport
+from supernode.resource.task import Task
+from supernode.scheduling import evaluator
+
+# Holders looked at when choosing a parent for one piece (bounds the cost in big swarms).
+PARENT_SAMPLE = 8
+# Starved peers re-tried per event that may have helped them (a freed slot, a new holder).
+WAKE_LIMIT = 64
+# Candidate pieces skipped (no eligible parent) before a fill gives up for now.
+MISS_LIMIT = 64
+# Pieces a BAD_DIGEST parent held are dropped; failures that are not the parent's fault cost nothing.
+_PARENT_FAULTS = frozenset(
+    {Failure.TIMEOUT, Failure.BAD_DIGEST, Failure.PARENT_UNAVAILABLE, Failure.PARENT_MISSING_PIECE}
+)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A piece for a child peer to fetch from a parent peer."""
+
+    child_id: str
+    piece: PieceMeta
+    parent: Peer
+
+
+class Scheduler:
+    """Owns the swarm's hosts, tasks and peers and decides who fetches what from whom."""
+
+    def __init__(
+        self,
+        assignment_timeout: float = 30.0,
+        clock: Callable[[], float] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.assignment_timeout = assignment_timeout
+        self.clock = clock or time.monotonic
+        self._rng = rng
+        self.hosts: dict[str, Host] = {}
+        self.tasks: dict[str, Task] = {}
+        self.peers: dict[str, Peer] = {}
+        self._deadlines: list[tuple[float, str, int, str]] = []
+
+    # Registration -------------------------------------------------------------------
+
+    def add_host(self, host: Host) -> None:
+        """Register a host."""
+        self.hosts[host.host_id] = host
+
+    def add_task(self, task: Task, seed: Peer) -> None:
+        """Register a task with its seed peer."""
+        self.tasks[task.task_id] = task
+        self._attach(task, seed)
+
+    def add_peer(self, task: Task, peer: Peer) -> None:
+        """Register a peer of a task (it gets assignments once connected)."""
+        if self._rng is not None and task.piece_count > 1:
+            peer.rotation = self._rng.randrange(task.piece_count)
+        self._attach(task, peer)
+
+    def _attach(self, task: Task, peer: Peer) -> None:
+        task.peers[peer.peer_id] = peer
+        self.peers[peer.peer_id] = peer
+        peer.host.peer_ids.add(peer.peer_id)
+
+    def connect(self, peer: Peer, window: int) -> list[Assignment]:
+        """The peer opened its stream."""
+        peer.connected = True
+        return self.set_window(peer, window)
+
+    def disconnect(self, peer: Peer) -> list[Assignment]:
+        """The peer's stream ended: its outstanding assignments go back to the pool."""
+        peer.connected = False
+        task = self.tasks[peer.task_id]
+        task.starved.pop(peer.peer_id, None)
+        freed = [self._release(peer, number) for number in list(peer.outstanding)]
+        return self._wake(task, sum(1 for parent in freed if parent is not None))
+
+    def set_window(self, peer: Peer, window: int) -> list[Assignment]:
+        """Change how many unreported pieces the peer wants (0 keeps the previous value)."""
+        if window:
+            peer.window = min(window, MAX_WINDOW)
+        return self.fill(peer)
+
+    # Events -------------------------------------------------------------------------
+
+    def piece_written(self, task: Task, piece: PieceMeta) -> list[Assignment]:
+        """The seed wrote and verified a piece: offer it."""
+        if piece.number == len(task.pieces):
+            task.pieces.append(piece)
+        seed = task.peers[task.seed_peer_id]
+        return self._hold(task, seed, piece.number)
+
+    def report(self, peer: Peer, reports: Iterable[PieceReport]) -> list[Assignment]:
+        """Apply a batch of piece results from a peer, then top up its window."""
+        task = self.tasks[peer.task_id]
+        out: list[Assignment] = []
+        for report in reports:
+            out.extend(self._apply(task, peer, report))
+        out.extend(self.fill(peer))
+        return out
+
+    def expire(self, now: float | None = None) -> list[Assignment]:
+        """Treat assignments past their deadline as TIMEOUT failures."""
+        now = self.clock() if now is None else now
+        touched: dict[str, Peer] = {}
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, child_id, number, parent_id = heapq.heappop(self._deadlines)
+            child = self.peers.get(child_id)
+            if child is None:
+                continue
+            current = child.outstanding.get(number)
+            if current is None or current.parent_id != parent_id or current.deadline != deadline:
+                continue
+            task = self.tasks[child.task_id]
+            self._apply(task, child, PieceReport(number, parent_id, False, Failure.TIMEOUT))
+            touched[child_id] = child
+        out: list[Assignment] = []
+        for child in touched.values():
+            out.extend(self.fill(child))
+        return out
+
+    def set_state(self, peer: Peer, state: PeerState) -> list[Assignment]:
+        """Change a peer's state; a peer that stops downloading gives back its assignments."""
+        peer.state = state
+        if state is PeerState.RUNNING:
+            return self.fill(peer)
+        task = self.tasks[peer.task_id]
+        task.starved.pop(peer.peer_id, None)
+        freed = [self._release(peer, number) for number in list(peer.outstanding)]
+        return self._wake(task, sum(1 for parent in freed if parent is not None))
+
+    def remove_peer(self, peer: Peer) -> list[Assignment]:
+        """The peer left: it is no longer a parent, and its assignments go elsewhere."""
+        task = self.tasks.get(peer.task_id)
+        if task is None or task.peers.get(peer.peer_id) is not peer:
+            return []
+        peer.state = PeerState.LEFT
+        for number in list(peer.outstanding):
+            self._release(peer, number)
+        orphans = self._drop_uploads(peer)
+        held = peer.held
+        while held:
+            low = held & -held
+            task.remove_holder(low.bit_length() - 1, peer.peer_id)
+            held ^= low
+        del task.peers[peer.peer_id]
+        task.starved.pop(peer.peer_id, None)
+        self.peers.pop(peer.peer_id, None)
+        peer.host.peer_ids.discard(peer.peer_id)
+        out: list[Assignment] = []
+        for child in orphans:
+            out.extend(self.fill(child))
+        out.extend(self._wake(task, WAKE_LIMIT))
+        return out
+
+    def remove_host(self, host: Host) -> list[Assignment]:
+        """The host left or stopped heart-beating: drop it with all its peers."""
+        out: list[Assignment] = []
+        for peer_id in list(host.peer_ids):
+            peer = self.peers.get(peer_id)
+            if peer is not None:
+                out.extend(self.remove_peer(peer))
+        self.hosts.pop(host.host_id, None)
+        return [a for a in out if a.child_id in self.peers]
+
+    def remove_task(self, task: Task) -> None:
+        """Forget a task and all its peers."""
+        for peer in list(task.peers.values()):
+            self.remove_peer(peer)
+        self.tasks.pop(task.task_id, None)
+
+    def reset_seed(self, task: Task) -> None:
+        """The seed starts over (a new origin fetch): its pieces are no longer offered."""
+        seed = task.peers[task.seed_peer_id]
+        self._drop_uploads(seed)
+        held = seed.held
+        while held:
+            low = held & -held
+            task.remove_holder(low.bit_length() - 1, seed.peer_id)
+            held ^= low
+        seed.held = 0
+        seed.held_count = 0
+        task.pieces.clear()
+
+    # Assignment ---------------------------------------------------------------------
+
+    def fill(self, peer: Peer) -> list[Assignment]:
+        """Assign pieces to the peer until its window is full or nothing is assignable."""
+        if not peer.connected or peer.state is not PeerState.RUNNING or peer.is_seed:
+            return []
+        task = self.tasks[peer.task_id]
+        free = peer.window - len(peer.outstanding)
+        if free <= 0:
+            task.starved.pop(peer.peer_id, None)
+            return []
+        exclude = peer.held | peer.pending
+        out: list[Assignment] = []
+        misses = 0
+        rotation = peer.rotation
+        for count in task.sorted_counts:
+            candidates = task.buckets[count] & ~exclude
+            if not candidates:
+                continue
+            if rotation:
+                high = candidates >> rotation << rotation
+                ordered = (high, candidates ^ high)
+            else:
+                ordered = (candidates, 0)
+            for part in ordered:
+                while part and free > 0 and misses < MISS_LIMIT:
+                    low = part & -part
+                    part ^= low
+                    number = low.bit_length() - 1
+                    if number >= len(task.pieces):
+                        continue  # held by peers but not yet known to the seed: no sha256 to give
+                    parent = self._choose_parent(task, peer, number)
+                    if parent is None:
+                        misses += 1
+                        continue
+                    out.append(self._assign(peer, parent, task.pieces[number]))
+                    free -= 1
+            if free <= 0 or misses >= MISS_LIMIT:
+                break
+        if free > 0:
+            task.starved[peer.peer_id] = None
+        else:
+            task.starved.pop(peer.peer_id, None)
+        return out
+
+    def _choose_parent(self, task: Task, child: Peer, number: int) -> Peer | None:
+        chosen: Peer | None = None
+        chosen_key: tuple[bool, float] | None = None
+        looked = 0
+        location = child.host.location
+        for parent_id in task.holders[number]:
+            if parent_id == child.peer_id or parent_id in task.bad_parents:
+                continue
+            parent = task.peers[parent_id]
+            host = parent.host
+            if host is child.host or host.free_slots <= 0:
+                continue
+            candidate = evaluator.Candidate(
+                host.free_slots, host.capacity, parent.uploads_ok, parent.uploads_failed, host.location, parent.is_seed
+            )
+            key = evaluator.rank(candidate, location)
+            if chosen_key is None or key > chosen_key:
+                chosen, chosen_key = parent, key
+            looked += 1
+            if looked >= PARENT_SAMPLE and chosen is not None and not chosen.is_seed:
+                break
+        return chosen
+
+    def _assign(self, child: Peer, parent: Peer, piece: PieceMeta) -> Assignment:
+        deadline = self.clock() + self.assignment_timeout
+        child.outstanding[piece.number] = Outstanding(parent.peer_id, deadline)
+        child.pending |= 1 << piece.number
+        parent.uploading.add((child.peer_id, piece.number))
+        parent.host.inflight += 1
+        heapq.heappush(self._deadlines, (deadline, child.peer_id, piece.number, parent.peer_id))
+        return Assignment(child.peer_id, piece, parent)
+
+    def _release(self, child: Peer, number: int) -> Peer | None:
+        """Forget an outstanding assignment; returns its parent if still known."""
+        current = child.outstanding.pop(number, None)
+        if current is None:
+            return None
+        child.pending &= ~(1 << number)
+        parent = self.peers.get(current.parent_id)
+        if parent is not None and (child.peer_id, number) in parent.uploading:
+            parent.uploading.discard((child.peer_id, number))
+            parent.host.inflight -= 1
+        return parent
+
+    def _drop_uploads(self, parent: Peer) -> list[Peer]:
+        """Cancel every assignment served by parent; returns the children to refill."""
+        children: dict[str, Peer] = {}
+        for child_id, number in list(parent.uploading):
+            child = self.peers.get(child_id)
+            if child is not None:
+                self._release(child, number)
+                children[child_id] = child
+        parent.uploading.clear()
+        return list(children.values())
+
+    def _hold(self, task: Task, peer: Peer, number: int) -> list[Assignment]:
+        """The peer holds a piece now; starved peers may fetch it from there."""
+        if peer.holds(number):
+            return []
+        peer.held |= 1 << number
+        peer.held_count += 1
+        if peer.peer_id in task.bad_parents:
+            return []
+        task.add_holder(number, peer.peer_id)
+        return self._wake(task, min(WAKE_LIMIT, peer.host.free_slots))
+
+    def _apply(self, task: Task, peer: Peer, report: PieceReport) -> list[Assignment]:
+        current = peer.outstanding.get(report.number)
+        out: list[Assignment] = []
+        freed = 0
+        if current is not None and (report.success or current.parent_id == report.parent_id):
+            freed = 1 if self._release(peer, report.number) is not None else 0
+        parent = task.peers.get(report.parent_id) if report.parent_id else None
+        if report.success:
+            if parent is not None:
+                parent.uploads_ok += 1
+            out.extend(self._hold(task, peer, report.number))
+        elif parent is not None and report.failure in _PARENT_FAULTS:
+            parent.uploads_failed += 1
+            if report.failure is Failure.BAD_DIGEST and not parent.is_seed:
+                out.extend(self._distrust(task, parent))
+        if freed:
+            out.extend(self._wake(task, freed))
+        return out
+
+    def _distrust(self, task: Task, parent: Peer) -> list[Assignment]:
+        """A parent served bad bytes: never choose it again for this task, forget its pieces."""
+        if parent.peer_id in task.bad_parents:
+            return []
+        task.bad_parents.add(parent.peer_id)
+        held = parent.held
+        while held:
+            low = held & -held
+            task.remove_holder(low.bit_length() - 1, parent.peer_id)
+            held ^= low
+        out: list[Assignment] = []
+        for child in self._drop_uploads(parent):
+            out.extend(self.fill(child))
+        return out
+
+    def _wake(self, task: Task, budget: int) -> list[Assignment]:
+        """Retry up to budget starved peers of the task, oldest first."""
+        out: list[Assignment] = []
+        for peer_id in list(itertools.islice(task.starved, budget)):
+            task.starved.pop(peer_id, None)
+            peer = task.peers.get(peer_id)
+            if peer is not None:
+                out.extend(self.fill(peer))
+        return out

@@ -1,0 +1,194 @@
+"""Fetch content from its origin into a file, piece by piece, hashing as it goes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+from dfcommon.content import ContentRequest
+from dfcommon.digest import parse_digest
+from dfcommon.errors import DigestMismatch, InvalidArgument, OriginError
+from dfcommon.identity import display_url
+from dfcommon.pieces import piece_size_for
+from supernode.resource.piece import PieceMeta
+
+_RANGE = re.compile(r"^(\d{1,19})-(\d{1,19})$")
+TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """(start, end) of an inclusive "START-END" byte range; InvalidArgument when malformed."""
+    match = _RANGE.match(text.strip())
+    if not match or int(match.group(1)) > int(match.group(2)):
+        raise InvalidArgument(f"invalid range {text[:80]!r}: want START-END with START <= END")
+    return int(match.group(1)), int(match.group(2))
+
+
+class PieceSink(Protocol):
+    """Told what the fetch learns, as soon as it learns it."""
+
+    def answered(self, content_length: int, piece_size: int) -> None:
+        """The origin answered: content length (-1 when unknown) and the piece size to use."""
+
+    def piece_written(self, piece: PieceMeta) -> None:
+        """A piece is written and its sha256 known."""
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The whole fetched content."""
+
+    content_length: int
+    piece_size: int
+    pieces: list[PieceMeta]
+    sha256: str
+
+
+def new_client() -> httpx.AsyncClient:
+    """The HTTP client origin fetches share: redirects followed, TLS verified."""
+    return httpx.AsyncClient(follow_redirects=True, timeout=TIMEOUT, limits=httpx.Limits(max_connections=64))
+
+
+def _origin_headers(request: ContentRequest) -> dict[str, str]:
+    headers = dict(request.headers)
+    names = {name.lower() for name in headers}
+    if "accept-encoding" not in names:
+        headers["Accept-Encoding"] = "identity"  # pieces are cut from the bytes as stored
+    if request.byte_range:
+        start, end = parse_range(request.byte_range)
+        headers = {k: v for k, v in headers.items() if k.lower() != "range"}
+        headers["Range"] = f"bytes={start}-{end}"
+    return headers
+
+
+class _Writer:
+    """Writes and hashes pieces in a worker thread, one at a time, in order."""
+
+    def __init__(self, fd: int, piece_size: int, sink: PieceSink) -> None:
+        self.fd = fd
+        self.piece_size = piece_size
+        self.sink = sink
+        self.whole = hashlib.sha256()
+        self.pieces: list[PieceMeta] = []
+        self.offset = 0
+        self._pending: asyncio.Future[PieceMeta] | None = None
+
+    def _write(self, number: int, offset: int, data: bytes) -> PieceMeta:
+        view = memoryview(data)
+        written = 0
+        while written < len(data):
+            written += os.pwrite(self.fd, view[written:], offset + written)
+        self.whole.update(data)
+        return PieceMeta(number, offset, len(data), hashlib.sha256(data).hexdigest())
+
+    async def put(self, data: bytes) -> None:
+        """Queue one piece; waits for the previous one so pieces are offered in order."""
+        await self.flush()
+        number, offset = len(self.pieces), self.offset
+        self.offset += len(data)
+        self._pending = asyncio.ensure_future(asyncio.to_thread(self._write, number, offset, data))
+
+    async def flush(self) -> None:
+        """Wait for the piece being written and offer it."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            piece = await pending
+            self.pieces.append(piece)
+            self.sink.piece_written(piece)
+
+    async def cancel(self) -> None:
+        """Wait for a write in flight without offering it."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await asyncio.gather(pending, return_exceptions=True)
+
+
+async def fetch_origin(
+    client: httpx.AsyncClient, request: ContentRequest, fd: int, piece_base: int, sink: PieceSink
+) -> FetchResult:
+    """Fetch request's content into fd; raises OriginError or DigestMismatch."""
+    shown = display_url(request.url, request.filtered_query_params)
+    skip, limit = 0, -1
+    if request.byte_range:
+        start, end = parse_range(request.byte_range)
+        limit = end - start + 1
+    try:
+        async with client.stream("GET", request.url, headers=_origin_headers(request)) as reply:
+            if reply.status_code not in (200, 206):
+                raise OriginError(
+                    f"origin returned HTTP {reply.status_code} {reply.reason_phrase} for {shown}", reply.status_code
+                )
+            declared = _content_length(reply)
+            if request.byte_range and reply.status_code == 200:
+                skip = start  # the origin ignored Range: cut the range out of the whole content
+                declared = min(limit, declared - start) if declared >= 0 else -1
+            elif limit >= 0 and declared >= 0:
+                declared = min(limit, declared)
+            piece_size = piece_size_for(declared, piece_base) if declared >= 0 else piece_base
+            sink.answered(declared, piece_size)
+            writer = _Writer(fd, piece_size, sink)
+            try:
+                await _copy(reply, writer, skip, limit if limit >= 0 else declared)
+                await writer.flush()
+            except BaseException:
+                await writer.cancel()
+                raise
+    except httpx.HTTPError as err:
+        raise OriginError(f"origin fetch failed for {shown}: {type(err).__name__}", None) from None
+    if declared >= 0 and writer.offset != declared:
+        raise OriginError(f"origin sent {writer.offset} of {declared} bytes for {shown}", None)
+    sha256 = writer.whole.hexdigest()
+    if request.digest:
+        await asyncio.to_thread(_check_digest, request, fd, writer.offset, sha256, shown)
+    return FetchResult(writer.offset, piece_size, writer.pieces, sha256)
+
+
+def _content_length(reply: httpx.Response) -> int:
+    text = reply.headers.get("content-length", "")
+    if reply.headers.get("content-encoding", "identity").lower() not in ("identity", ""):
+        return -1
+    return int(text) if text.isdigit() else -1
+
+
+async def _copy(reply: httpx.Response, writer: _Writer, skip: int, limit: int) -> None:
+    buffer = bytearray()
+    taken = 0
+    async for chunk in reply.aiter_raw():
+        if skip:
+            cut = min(skip, len(chunk))
+            chunk, skip = chunk[cut:], skip - cut
+        if limit >= 0:
+            chunk = chunk[: max(0, limit - taken)]
+        taken += len(chunk)
+        buffer += chunk
+        while len(buffer) >= writer.piece_size:
+            await writer.put(bytes(buffer[: writer.piece_size]))
+            del buffer[: writer.piece_size]
+        if 0 <= limit <= taken:
+            break
+    if buffer:
+        await writer.put(bytes(buffer))
+
+
+def _check_digest(request: ContentRequest, fd: int, length: int, sha256: str, shown: str) -> None:
+    expected = parse_digest(request.digest)
+    if expected.algorithm == "sha256":
+        actual = sha256
+    else:
+        hasher = expected.hasher()
+        offset = 0
+        while offset < length:
+            chunk = os.pread(fd, min(1 << 20, length - offset), offset)
+            if not chunk:
+                break
+            hasher.update(chunk)
+            offset += len(chunk)
+        actual = hasher.hexdigest()
+    if actual != expected.hex:
+        raise DigestMismatch(f"content of {shown} has {expected.algorithm}:{actual}, want {expected}")

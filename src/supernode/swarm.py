@@ -1,0 +1,410 @@
+"""The supernode's operations: hosts, tasks, peers' streams and the seed, on one event loop.
+
+The rpc layer converts messages and calls in here; fetch jobs report back through the
+SeedListener methods. All mutable state is owned by the event loop: no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from dfcommon.content import ContentRequest
+from dfcommon.digest import parse_digest
+from dfcommon.errors import DandelionError, DigestMismatch, InvalidArgument, NotFound
+from dfcommon.identity import display_url, task_id
+from dfcommon.pieces import piece_count
+from supernode.config import SupernodeConfig
+from supernode.resource.host import Host
+from supernode.resource.peer import MAX_WINDOW, Peer, PeerState
+from supernode.resource.piece import PieceMeta, PieceReport
+from supernode.resource.task import Task, TaskState
+from supernode.scheduling.scheduler import Assignment, Scheduler
+from supernode.seed.cdn import Cdn
+from supernode.seed.origin import FetchResult
+from supernode.seed.uploads import SeedUploads
+
+log = logging.getLogger(__name__)
+
+MISSED_HEARTBEATS = 3
+# Bounds a peer's bitmask when the content length is not yet known.
+MAX_PIECE_NUMBER = 1 << 20
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """What a host tells about itself when registering."""
+
+    hostname: str
+    ip: str
+    port: int
+    upload_slots: int
+    location: str
+
+
+@dataclass(frozen=True)
+class TaskChanged:
+    """Send the task's current metadata."""
+
+    task: Task
+
+
+@dataclass(frozen=True)
+class Assigned:
+    """Send piece assignments."""
+
+    assignments: list[Assignment]
+
+
+@dataclass(frozen=True)
+class GoToSource:
+    """Tell the peer to fetch the origin itself."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """End the stream: normally (error None) or with the error's status."""
+
+    error: DandelionError | None = None
+
+
+StreamEvent = TaskChanged | Assigned | GoToSource | StreamEnd
+
+
+class Swarm:
+    """Every operation of the scheduler service, and the listener of the seed's fetch jobs."""
+
+    def __init__(
+        self,
+        config: SupernodeConfig,
+        cdn_factory: Callable[[Swarm], Cdn],
+        seed_port: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.scheduler = Scheduler(config.assignment_timeout, clock, random.Random())
+        self.cdn = cdn_factory(self)
+        self.seed_host = Host(
+            f"seed-{socket.gethostname()}",
+            socket.gethostname(),
+            config.resolved_advertise_ip(),
+            seed_port,
+            config.seed_upload_slots,
+            "",
+            clock(),
+            is_seed=True,
+        )
+        self.uploads = SeedUploads(self.cdn.store, config.seed_upload_slots, self.verified_pieces)
+        self.outboxes: dict[str, asyncio.Queue[StreamEvent]] = {}
+
+    # Hosts --------------------------------------------------------------------------
+
+    def register_host(self, spec: HostSpec) -> str:
+        """Register a host (replacing one registered at the same address) and return its id."""
+        for old in list(self.scheduler.hosts.values()):
+            if old.ip == spec.ip and old.port == spec.port:
+                log.info("host re-registered host=%s addr=%s:%d", old.host_id[:12], spec.ip, spec.port)
+                self._drop_host(old, NotFound("host registered again"))
+        host = Host(uuid.uuid4().hex, spec.hostname, spec.ip, spec.port, spec.upload_slots, spec.location, self.clock())
+        self.scheduler.add_host(host)
+        log.info(
+            "host registered host=%s name=%s addr=%s:%d slots=%d",
+            host.host_id[:12],
+            spec.hostname,
+            spec.ip,
+            spec.port,
+            spec.upload_slots,
+        )
+        return host.host_id
+
+    def heartbeat(self, host_id: str) -> None:
+        """Keep a host alive."""
+        self._host(host_id).last_seen = self.clock()
+
+    def leave_host(self, host_id: str) -> None:
+        """Remove a host and its peers."""
+        host = self._host(host_id)
+        log.info("host left host=%s", host_id[:12])
+        self._drop_host(host, NotFound("host left"))
+
+    def sweep_hosts(self) -> None:
+        """Drop hosts that missed their heartbeats, with their peers."""
+        limit = MISSED_HEARTBEATS * self.config.heartbeat_interval_ms / 1000
+        now = self.clock()
+        for host in list(self.scheduler.hosts.values()):
+            if now - host.last_seen > limit:
+                log.warning("host dropped host=%s missed=%d heartbeats", host.host_id[:12], MISSED_HEARTBEATS)
+                self._drop_host(host, NotFound("host missed its heartbeats"))
+
+    def _drop_host(self, host: Host, why: DandelionError) -> None:
+        for peer_id in list(host.peer_ids):
+            self._end_stream(peer_id, why)
+        self._deliver(self.scheduler.remove_host(host))
+
+    def _host(self, host_id: str) -> Host:
+        host = self.scheduler.hosts.get(host_id)
+        if host is None:
+            raise NotFound(f"unknown host {host_id[:80]}")
+        return host
+
+    # Tasks --------------------------------------------------------------------------
+
+    async def register_task(self, host_id: str, request: ContentRequest) -> tuple[Task, Peer]:
+        """Register a host's download; waits until the origin (or cache) answered."""
+        host = self._host(host_id)
+        host.last_seen = self.clock()
+        task = self._ensure_task(request)
+        job = self.cdn.jobs[task.task_id]
+        await job.answered.wait()
+        if task.state is TaskState.FAILED:
+            raise job.error or DandelionError(task.error)
+        if host.host_id not in self.scheduler.hosts:
+            raise NotFound(f"unknown host {host_id[:80]}")
+        for peer_id in list(host.peer_ids):
+            old = self.scheduler.peers.get(peer_id)
+            if old is not None and old.task_id == task.task_id:
+                self._end_stream(peer_id, NotFound("peer registered again"))
+                self._deliver(self.scheduler.remove_peer(old))
+        peer = Peer(uuid.uuid4().hex, task.task_id, host)
+        self.scheduler.add_peer(task, peer)
+        log.info(
+            "peer registered task=%s peer=%s host=%s url=%s",
+            task.task_id[:12],
+            peer.peer_id[:12],
+            host.host_id[:12],
+            task.url,
+        )
+        return task, peer
+
+    async def preheat(self, request: ContentRequest) -> Task:
+        """Fetch content into the seed's cache and wait until it is complete."""
+        task = self._ensure_task(request)
+        job = self.cdn.jobs[task.task_id]
+        await job.done.wait()
+        if task.state is not TaskState.SUCCEEDED:
+            raise job.error or DandelionError(task.error)
+        log.info("preheated task=%s url=%s", task.task_id[:12], task.url)
+        return task
+
+    def _ensure_task(self, request: ContentRequest) -> Task:
+        tid = task_id(request.url, request.digest, request.filtered_query_params, request.byte_range)
+        task = self.scheduler.tasks.get(tid)
+        if task is None:
+            digest = str(parse_digest(request.digest)) if request.digest else ""
+            task = Task(tid, display_url(request.url, request.filtered_query_params), digest, f"seed-{tid[:16]}")
+            self.scheduler.add_task(task, Peer(task.seed_peer_id, tid, self.seed_host, is_seed=True))
+        job = self.cdn.jobs.get(tid)
+        if job is None or (job.done.is_set() and task.state is TaskState.FAILED):
+            if task.state is TaskState.FAILED:
+                self.scheduler.reset_seed(task)
+                task.state, task.error, task.content_length, task.piece_count = TaskState.PENDING, "", -1, 0
+            self.cdn.start(tid, task.url, task.digest, request)
+        return task
+
+    def get_task(self, tid: str) -> Task:
+        """A known task."""
+        task = self.scheduler.tasks.get(tid)
+        if task is None:
+            raise NotFound(f"unknown task {tid[:80]}")
+        return task
+
+    def verified_pieces(self, tid: str) -> Sequence[PieceMeta] | None:
+        """Pieces the seed wrote and verified, or None for an unknown task."""
+        task = self.scheduler.tasks.get(tid)
+        return None if task is None else task.pieces
+
+    # Peers --------------------------------------------------------------------------
+
+    def _peer(self, peer_id: str) -> Peer:
+        peer = self.scheduler.peers.get(peer_id)
+        if peer is None or peer.is_seed:
+            raise NotFound(f"unknown peer {peer_id[:80]}")
+        return peer
+
+    def open_stream(self, peer_id: str, window: int, reports: list[PieceReport]) -> asyncio.Queue[StreamEvent]:
+        """A peer opened SyncPieces: returns the queue of what to send it."""
+        peer = self._peer(peer_id)
+        task = self.scheduler.tasks[peer.task_id]
+        self._check_reports(task, reports)
+        self._end_stream(peer_id, DandelionError("replaced by a newer stream"))
+        outbox: asyncio.Queue[StreamEvent] = asyncio.Queue()
+        self.outboxes[peer_id] = outbox
+        outbox.put_nowait(TaskChanged(task))
+        if peer.state in (PeerState.FAILED, PeerState.BACK_TO_SOURCE):
+            peer.state = PeerState.RUNNING
+        self._deliver(self.scheduler.report(peer, reports))
+        log.info(
+            "stream opened task=%s peer=%s window=%d held=%d", task.task_id[:12], peer_id[:12], window, peer.held_count
+        )
+        if task.state is TaskState.FAILED:
+            self._fail_peer(task, peer)
+        elif not self._complete(task, peer):
+            self._deliver(self.scheduler.connect(peer, window))
+        return outbox
+
+    def stream_update(
+        self, peer_id: str, outbox: asyncio.Queue[StreamEvent], window: int, reports: list[PieceReport]
+    ) -> None:
+        """A message on a peer's stream: results and maybe a new window."""
+        if self.outboxes.get(peer_id) is not outbox:
+            return
+        peer = self._peer(peer_id)
+        task = self.scheduler.tasks[peer.task_id]
+        self._check_reports(task, reports)
+        if window:
+            peer.window = min(window, MAX_WINDOW)
+        self._deliver(self.scheduler.report(peer, reports))
+        self._complete(task, peer)
+
+    def close_stream(self, peer_id: str, outbox: asyncio.Queue[StreamEvent]) -> None:
+        """The peer's stream ended."""
+        if self.outboxes.get(peer_id) is not outbox:
+            return
+        del self.outboxes[peer_id]
+        peer = self.scheduler.peers.get(peer_id)
+        if peer is not None:
+            self._deliver(self.scheduler.disconnect(peer))
+            log.info("stream closed task=%s peer=%s held=%d", peer.task_id[:12], peer_id[:12], peer.held_count)
+
+    def report_result(
+        self, peer_id: str, success: bool, error: str, from_peers: int, from_origin: int, duration_ms: int
+    ) -> None:
+        """A peer finished or gave up."""
+        peer = self._peer(peer_id)
+        state = PeerState.SUCCEEDED if success else PeerState.FAILED
+        self._deliver(self.scheduler.set_state(peer, state))
+        log.info(
+            "peer result task=%s peer=%s success=%s from_peers=%d from_origin=%d ms=%d%s",
+            peer.task_id[:12],
+            peer_id[:12],
+            success,
+            from_peers,
+            from_origin,
+            duration_ms,
+            f" error={error[:200]}" if error else "",
+        )
+
+    def leave_task(self, peer_id: str) -> None:
+        """A peer leaves its task."""
+        peer = self._peer(peer_id)
+        self._end_stream(peer_id, None)
+        self._deliver(self.scheduler.remove_peer(peer))
+        log.info("peer left task=%s peer=%s", peer.task_id[:12], peer_id[:12])
+
+    def _check_reports(self, task: Task, reports: list[PieceReport]) -> None:
+        limit = task.piece_count if task.length_known else MAX_PIECE_NUMBER
+        for report in reports:
+            if report.number >= limit:
+                raise InvalidArgument(f"piece {report.number} out of range: task has {limit} pieces")
+
+    def _complete(self, task: Task, peer: Peer) -> bool:
+        """End the peer's stream once it holds every piece."""
+        if not task.is_complete(peer):
+            return False
+        if peer.state is PeerState.RUNNING:
+            self._deliver(self.scheduler.set_state(peer, PeerState.SUCCEEDED))
+            log.info("peer complete task=%s peer=%s", task.task_id[:12], peer.peer_id[:12])
+        self._end_stream(peer.peer_id, None)
+        return True
+
+    def _fail_peer(self, task: Task, peer: Peer) -> None:
+        job = self.cdn.jobs.get(task.task_id)
+        error = job.error if job is not None else None
+        if isinstance(error, DigestMismatch):
+            self._end_stream(peer.peer_id, error)
+            return
+        outbox = self.outboxes.get(peer.peer_id)
+        if outbox is not None and peer.state is PeerState.RUNNING:
+            outbox.put_nowait(GoToSource(task.error or "the seed cannot fetch the content"))
+            self._deliver(self.scheduler.set_state(peer, PeerState.BACK_TO_SOURCE))
+            log.info("back to source task=%s peer=%s", task.task_id[:12], peer.peer_id[:12])
+
+    def _end_stream(self, peer_id: str, error: DandelionError | None) -> None:
+        outbox = self.outboxes.pop(peer_id, None)
+        if outbox is not None:
+            outbox.put_nowait(StreamEnd(error))
+            peer = self.scheduler.peers.get(peer_id)
+            if peer is not None:
+                self._deliver(self.scheduler.disconnect(peer))
+
+    def _deliver(self, assignments: list[Assignment]) -> None:
+        if not assignments:
+            return
+        by_child: dict[str, list[Assignment]] = {}
+        for assignment in assignments:
+            by_child.setdefault(assignment.child_id, []).append(assignment)
+        for child_id, batch in by_child.items():
+            outbox = self.outboxes.get(child_id)
+            if outbox is not None:
+                outbox.put_nowait(Assigned(batch))
+
+    def _broadcast(self, task: Task) -> None:
+        for peer_id in list(task.peers):
+            outbox = self.outboxes.get(peer_id)
+            if outbox is not None:
+                outbox.put_nowait(TaskChanged(task))
+
+    # Seed listener ------------------------------------------------------------------
+
+    def seed_answered(self, tid: str, content_length: int, piece_size: int) -> None:
+        """The origin answered."""
+        task = self.scheduler.tasks[tid]
+        task.content_length = content_length
+        task.piece_size = piece_size
+        task.piece_count = piece_count(content_length, piece_size) if content_length >= 0 else 0
+        task.state = TaskState.RUNNING
+        log.info("seed answered task=%s length=%d piece_size=%d", tid[:12], content_length, piece_size)
+        self._broadcast(task)
+
+    def seed_piece(self, tid: str, piece: PieceMeta) -> None:
+        """A piece is ready: offer it."""
+        task = self.scheduler.tasks[tid]
+        self._deliver(self.scheduler.piece_written(task, piece))
+
+    def seed_done(self, tid: str, result: FetchResult) -> None:
+        """The seed holds all of the content."""
+        task = self.scheduler.tasks[tid]
+        task.content_length = result.content_length
+        task.piece_size = result.piece_size
+        task.piece_count = len(result.pieces)
+        task.state = TaskState.SUCCEEDED
+        self._broadcast(task)
+        for peer in list(task.peers.values()):
+            if peer.peer_id in self.outboxes:
+                self._complete(task, peer)
+
+    def seed_failed(self, tid: str, error: DandelionError) -> None:
+        """The seed's fetch failed: peers fetch the origin themselves, or stop on a digest mismatch."""
+        task = self.scheduler.tasks[tid]
+        task.state = TaskState.FAILED
+        task.error = str(error)
+        self.scheduler.reset_seed(task)
+        self._broadcast(task)
+        for peer in list(task.peers.values()):
+            if not peer.is_seed and peer.state is PeerState.RUNNING:
+                self._fail_peer(task, peer)
+
+    # Timers -------------------------------------------------------------------------
+
+    async def run_timers(self) -> None:
+        """Expire assignments and drop silent hosts, forever."""
+        tick = min(0.5, self.config.heartbeat_interval_ms / 1000)
+        last_sweep = self.clock()
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                self._deliver(self.scheduler.expire())
+                if self.clock() - last_sweep >= self.config.heartbeat_interval_ms / 1000:
+                    last_sweep = self.clock()
+                    self.sweep_hosts()
+            except Exception:
+                log.exception("timer failed")

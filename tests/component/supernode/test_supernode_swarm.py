@@ -1,0 +1,341 @@
+"""The real supernode in-process with a real origin: registration, SyncPieces, seed downloads, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import Running, make_config
+from origin_server import Origin
+
+from dandelion.common.v1 import common_pb2
+from dandelion.peer.v1 import peer_pb2
+from dandelion.scheduler.v1 import scheduler_pb2
+from dfcommon.grpcserver import channel
+from supernode.app import Supernode
+
+PIECE = 64 << 10
+
+
+async def register_host(node: Running, ip: str = "127.0.0.1", port: int = 1, location: str = "") -> str:
+    host = scheduler_pb2.HostInfo(hostname="h", ip=ip, port=port, upload_slots=4, location=location)
+    reply = await node.scheduler.RegisterHost(scheduler_pb2.RegisterHostRequest(host=host))
+    return str(reply.host_id)
+
+
+async def register_task(node: Running, host_id: str, url: str, **meta: object) -> scheduler_pb2.RegisterTaskResponse:
+    url_meta = common_pb2.UrlMeta(url=url, **meta)  # type: ignore[arg-type]
+    return await node.scheduler.RegisterTask(scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=url_meta))
+
+
+async def download(node: Running, task_id: str, numbers: list[int], target: grpc.aio.Channel | None = None) -> dict[int, bytes]:
+    from dandelion.peer.v1 import peer_pb2_grpc
+
+    stub = node.peer if target is None else peer_pb2_grpc.PeerServiceStub(target)
+    got: dict[int, bytearray] = {}
+    request = peer_pb2.DownloadPiecesRequest(task_id=task_id, piece_numbers=numbers, requester_peer_id="t")
+    async for chunk in stub.DownloadPieces(request):
+        assert len(chunk.data) <= 1 << 20
+        buf = got.setdefault(chunk.piece_number, bytearray())
+        assert chunk.offset == len(buf)
+        buf += chunk.data
+    return {n: bytes(b) for n, b in got.items()}
+
+
+class PeerStream:
+    """One peer's SyncPieces stream, driven by a test."""
+
+    def __init__(self, node: Running, peer_id: str, window: int = 8, held: list[int] | None = None) -> None:
+        self.node = node
+        self.peer_id = peer_id
+        self.outgoing: asyncio.Queue[scheduler_pb2.SyncPiecesRequest | None] = asyncio.Queue()
+        first = scheduler_pb2.SyncPiecesRequest(
+            peer_id=peer_id,
+            window=window,
+            results=[scheduler_pb2.PieceResult(piece_number=n, success=True) for n in held or []],
+        )
+        self.outgoing.put_nowait(first)
+        self.call = node.scheduler.SyncPieces(self._requests())
+
+    async def _requests(self):  # type: ignore[no-untyped-def]
+        while (message := await self.outgoing.get()) is not None:
+            yield message
+
+    def report(self, results: list[scheduler_pb2.PieceResult]) -> None:
+        self.outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, results=results))
+
+    def close(self) -> None:
+        self.outgoing.put_nowait(None)
+
+
+async def fetch_all(node: Running, stream: PeerStream, task_id: str, body: bytes) -> list[scheduler_pb2.SyncPiecesResponse]:
+    """Follow assignments, download from the named parent, verify, report; until the stream ends."""
+    seen: list[scheduler_pb2.SyncPiecesResponse] = []
+    async for message in stream.call:
+        seen.append(message)
+        if message.WhichOneof("event") != "assignments":
+            continue
+        results = []
+        for a in message.assignments.assignments:
+            target = channel(f"{a.parent.ip}:{a.parent.port}")
+            try:
+                pieces = await download(node, task_id, [a.piece.number], target)
+            finally:
+                await target.close()
+            data = pieces[a.piece.number]
+            assert hashlib.sha256(data).hexdigest() == a.piece.sha256
+            assert data == body[a.piece.offset : a.piece.offset + a.piece.size]
+            results.append(
+                scheduler_pb2.PieceResult(piece_number=a.piece.number, parent_peer_id=a.parent.peer_id, success=True)
+            )
+        stream.report(results)
+    stream.close()
+    return seen
+
+
+async def test_register_sync_and_download_from_seed(supernode: Running, origin: Origin) -> None:
+    body = os.urandom(5 * PIECE - 123)
+    origin.blobs["/blob"] = body
+    host_id = await register_host(supernode)
+    reply = await register_task(supernode, host_id, f"{origin.base}/blob")
+    assert reply.task.content_length == len(body)
+    assert reply.task.piece_size == PIECE
+    assert reply.task.piece_count == 5
+    stream = PeerStream(supernode, reply.peer_id, window=2)
+    seen = await asyncio.wait_for(fetch_all(supernode, stream, reply.task.task_id, body), 20)
+    assert seen[0].WhichOneof("event") == "task"
+    assigned = [a for m in seen if m.WhichOneof("event") == "assignments" for a in m.assignments.assignments]
+    assert sorted(a.piece.number for a in assigned) == [0, 1, 2, 3, 4]
+    assert all(a.parent.ip == "127.0.0.1" and a.parent.port == supernode.node.port for a in assigned)
+    assert max(len(m.assignments.assignments) for m in seen if m.WhichOneof("event") == "assignments") <= 2
+    got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=reply.task.task_id))
+    assert got.task.state == common_pb2.TASK_STATE_SUCCEEDED
+    by_id = {p.peer_id: p for p in got.peers}
+    assert by_id[reply.peer_id].piece_count == 5
+    assert by_id[reply.peer_id].pieces == bytes([0b11111])
+    assert by_id[reply.peer_id].state == common_pb2.PEER_STATE_SUCCEEDED
+    seed = next(p for p in got.peers if p.is_seed)
+    assert seed.piece_count == 5
+    assert seed.uploads_ok == 5
+    assert origin.hits["/blob"] == 1
+
+
+async def test_second_peer_fetches_from_first_peer_not_seed(supernode: Running, origin: Origin) -> None:
+    body = os.urandom(4 * PIECE)
+    origin.blobs["/shared"] = body
+    first_host = await register_host(supernode, ip="127.0.0.2", port=4000)
+    first = await register_task(supernode, first_host, f"{origin.base}/shared")
+    # The first peer already holds everything (e.g. from its cache): it becomes a parent.
+    stream = PeerStream(supernode, first.peer_id, held=[0, 1, 2, 3])
+    messages = [m async for m in stream.call]
+    stream.close()
+    assert [m.WhichOneof("event") for m in messages] == ["task"]
+    second_host = await register_host(supernode, ip="127.0.0.3", port=4000)
+    second = await register_task(supernode, second_host, f"{origin.base}/shared")
+    stream2 = PeerStream(supernode, second.peer_id, window=4)
+    message = None
+    async for message in stream2.call:
+        if message.WhichOneof("event") == "assignments":
+            break
+    stream2.close()
+    stream2.call.cancel()
+    assert message is not None and message.WhichOneof("event") == "assignments"
+    parents = {a.parent.peer_id for a in message.assignments.assignments}
+    assert parents == {first.peer_id}
+    assert {a.parent.ip for a in message.assignments.assignments} == {"127.0.0.2"}
+
+
+async def test_content_without_length(supernode: Running, origin: Origin) -> None:
+    body = os.urandom(3 * PIECE + 7)
+    origin.blobs["/nolen"] = body
+    origin.no_length.add("/nolen")
+    host_id = await register_host(supernode)
+    reply = await register_task(supernode, host_id, f"{origin.base}/nolen")
+    assert reply.task.content_length in (-1, len(body))
+    stream = PeerStream(supernode, reply.peer_id)
+    seen = await asyncio.wait_for(fetch_all(supernode, stream, reply.task.task_id, body), 20)
+    tasks = [m.task for m in seen if m.WhichOneof("event") == "task"]
+    assert tasks[-1].content_length == len(body)
+    assert tasks[-1].piece_count == 4
+
+
+async def test_byte_range(supernode: Running, origin: Origin) -> None:
+    body = os.urandom(4 * PIECE)
+    origin.blobs["/ranged"] = body
+    host_id = await register_host(supernode)
+    reply = await register_task(supernode, host_id, f"{origin.base}/ranged", range="100-70099")
+    assert reply.task.content_length == 70000
+    stream = PeerStream(supernode, reply.peer_id)
+    await asyncio.wait_for(fetch_all(supernode, stream, reply.task.task_id, body[100:70100]), 20)
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [("/missing", grpc.StatusCode.NOT_FOUND), ("/secret", grpc.StatusCode.UNAUTHENTICATED)],
+)
+async def test_origin_errors_map_to_status(supernode: Running, origin: Origin, path: str, code: grpc.StatusCode) -> None:
+    origin.auth["/secret"] = "Bearer right"
+    origin.blobs["/secret"] = b"x"
+    host_id = await register_host(supernode)
+    url = f"http://user:pw@127.0.0.1:{origin.server.server_address[1]}{path}"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await register_task(supernode, host_id, url)
+    assert caught.value.code() == code
+    assert f"for http://127.0.0.1:{origin.server.server_address[1]}{path}" in (caught.value.details() or "")
+    assert "pw" not in (caught.value.details() or "")
+
+
+async def test_unreachable_origin_is_unavailable(supernode: Running) -> None:
+    host_id = await register_host(supernode)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await register_task(supernode, host_id, "http://127.0.0.1:9/x")
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_digest_mismatch_fails_and_serves_nothing(supernode: Running, origin: Origin) -> None:
+    origin.blobs["/bad"] = os.urandom(2 * PIECE)
+    meta = common_pb2.UrlMeta(url=f"{origin.base}/bad", digest="sha256:" + "0" * 64)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await supernode.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
+    assert caught.value.code() == grpc.StatusCode.DATA_LOSS
+    listed = await supernode.scheduler.ListTasks(scheduler_pb2.ListTasksRequest())
+    (task,) = listed.tasks
+    assert task.state == common_pb2.TASK_STATE_FAILED
+    assert task.seed_pieces == 0
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await download(supernode, task.task_id, [0])
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_preheat_with_matching_digest(supernode: Running, origin: Origin) -> None:
+    body = os.urandom(2 * PIECE + 1)
+    origin.blobs["/good"] = body
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    meta = common_pb2.UrlMeta(url=f"{origin.base}/good", digest=digest)
+    reply = await supernode.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
+    assert reply.task.state == common_pb2.TASK_STATE_SUCCEEDED
+    assert reply.task.digest == digest
+    assert reply.task.seed_pieces == 3
+    pieces = await download(supernode, reply.task.task_id, [2, 0, 1])
+    assert pieces[0] + pieces[1] + pieces[2] == body
+
+
+@pytest.mark.parametrize(
+    ("meta", "fragment"),
+    [
+        ({"url": "ftp://127.0.0.1/x"}, "scheme"),
+        ({"url": "http://127.0.0.1/" + "a" * 9000}, "longer"),
+        ({"url": "http://127.0.0.1/x", "digest": "sha256:zz"}, "digest"),
+        ({"url": "http://127.0.0.1/x", "range": "9-1"}, "range"),
+        ({"url": "http://127.0.0.1/x", "headers": {f"h{i}": "v" for i in range(65)}}, "headers"),
+        ({"url": "http://127.0.0.1/x", "headers": {"big": "v" * 9000}}, "header"),
+        ({"url": "http://127.0.0.1/x", "headers": {"bad name": "v"}}, "header name"),
+    ],
+)
+async def test_malformed_url_meta_is_invalid_argument(supernode: Running, meta: dict[str, object], fragment: str) -> None:
+    host_id = await register_host(supernode)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await register_task(supernode, host_id, **meta)  # type: ignore[arg-type]
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert fragment in (caught.value.details() or "")
+    # The server keeps running.
+    hosts = await supernode.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())
+    assert [h.host_id for h in hosts.hosts] == [host_id]
+
+
+async def test_unknown_ids_are_not_found(supernode: Running) -> None:
+    calls = [
+        supernode.scheduler.HeartbeatHost(scheduler_pb2.HeartbeatHostRequest(host_id="nope")),
+        supernode.scheduler.LeaveHost(scheduler_pb2.LeaveHostRequest(host_id="nope")),
+        supernode.scheduler.ReportPeerResult(scheduler_pb2.ReportPeerResultRequest(peer_id="nope")),
+        supernode.scheduler.LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id="nope")),
+        supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id="nope")),
+        register_task(supernode, "nope", "http://127.0.0.1/x"),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    stream = PeerStream(supernode, "nope")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in stream.call:
+            pass
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await download(supernode, "nope", [0])
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_window_too_large_and_bad_host(supernode: Running, origin: Origin) -> None:
+    origin.blobs["/w"] = b"w" * 10
+    host_id = await register_host(supernode)
+    reply = await register_task(supernode, host_id, f"{origin.base}/w")
+    stream = PeerStream(supernode, reply.peer_id, window=257)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in stream.call:
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    bad = scheduler_pb2.HostInfo(hostname="h", ip="not-an-ip", port=1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await supernode.scheduler.RegisterHost(scheduler_pb2.RegisterHostRequest(host=bad))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_restart_reuses_cache_and_keeps_headers_off_disk_and_logs(
+    tmp_path: Path, origin: Origin, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    body = os.urandom(3 * PIECE + 5)
+    origin.blobs["/cached"] = body
+    origin.auth["/cached"] = "Bearer s3cret-token"
+    data_dir = tmp_path / "data"
+    meta = common_pb2.UrlMeta(url=f"{origin.base}/cached", headers={"Authorization": "Bearer s3cret-token"})
+    for _ in range(2):
+        node = Supernode(make_config(data_dir))
+        port = await node.start()
+        chan = channel(f"127.0.0.1:{port}")
+        try:
+            running = Running(node, chan)
+            reply = await running.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
+            assert reply.task.state == common_pb2.TASK_STATE_SUCCEEDED
+            pieces = await download(running, reply.task.task_id, [0, 1, 2, 3])
+            assert b"".join(pieces[n] for n in range(4)) == body
+        finally:
+            await chan.close()
+            await node.stop(grace=1)
+    assert origin.hits["/cached"] == 1
+    assert origin.headers["/cached"]["Authorization"] == "Bearer s3cret-token"
+    files = list(data_dir.rglob("*"))
+    assert any(f.suffix == ".json" for f in files)
+    for f in files:
+        if f.is_file():
+            assert b"s3cret" not in f.read_bytes()
+    assert "s3cret" not in caplog.text
+    assert "task=" in caplog.text
+
+
+async def test_host_missing_heartbeats_is_dropped(tmp_path: Path, origin: Origin) -> None:
+    origin.blobs["/hb"] = os.urandom(PIECE)
+    node = Supernode(make_config(tmp_path / "d", heartbeat_interval_ms=100))
+    port = await node.start()
+    chan = channel(f"127.0.0.1:{port}")
+    try:
+        running = Running(node, chan)
+        host_id = await register_host(running)
+        await register_task(running, host_id, f"{origin.base}/hb")
+        await asyncio.sleep(0.8)
+        hosts = await running.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())
+        assert list(hosts.hosts) == []
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await running.scheduler.HeartbeatHost(scheduler_pb2.HeartbeatHostRequest(host_id=host_id))
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        listed = await running.scheduler.ListTasks(scheduler_pb2.ListTasksRequest())
+        assert listed.tasks[0].peer_count == 0
+    finally:
+        await chan.close()
+        await node.stop(grace=1)

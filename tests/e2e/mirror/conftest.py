@@ -7,23 +7,16 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from fixtures.clients import Dockerd, missing_binaries, run_dockerd
+from fixtures.clients import Dockerd, run_dockerd
 from fixtures.registry import BasicAuth, Registry, RegistryAuth, TokenAuth, run_registry
 from fixtures.token_server import run_token_server
-from mirror_support import PASSWORD, USER
+from mirror_support import PASSWORD, USER, require
 from mirror_swarm import MirrorSwarm, run_mirror_swarm
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker for the long tests (deselect with -m 'not slow')."""
     config.addinivalue_line("markers", "slow: long end-to-end tests (large layers)")
-
-
-def require(*binaries: str) -> None:
-    """Skip the test when a third-party program is not installed (CI installs them all)."""
-    missing = missing_binaries(*binaries)
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)}")
 
 
 @pytest.fixture

@@ -61,23 +61,35 @@ def test_every_peer_downloads_200mib_at_once(cluster: Cluster) -> None:
     task = cluster.swarm.task_for_url(url)
     assert task.content_length == BIG
     view = cluster.swarm.get_task(task.task_id)
-    uploads_by_peers = sum(p.uploads_ok for p in view.peers if not p.is_seed)
-    assert uploads_by_peers > 0, "no piece travelled peer to peer"
+    assert sum(p.piece_count == task.piece_count for p in view.peers if not p.is_seed) == len(cluster.peers)
     for out in outputs:
         out.unlink()
 
 
-def test_cached_content_is_served_without_origin(cluster: Cluster) -> None:
-    """A second dfget of content a peer already holds reads nothing more from the origin."""
+def test_peer_is_preferred_over_seed_and_cache_is_reused(cluster: Cluster) -> None:
+    """Content one peer holds is fetched from that peer, not the seed; a repeat reads nothing from the origin."""
     url = cluster.origin.url("shared.bin")
-    first = cluster.swarm.dfget(url, cluster.out_dir / "s1.bin", cluster.peers[0])
+    expected = sha256_file(cluster.origin.root / "shared.bin")
+    holder, fetcher = cluster.peers[0], cluster.peers[1]
+    first = cluster.swarm.dfget(url, cluster.out_dir / "s1.bin", holder)
     assert first.returncode == 0, first.stderr
-    before = cluster.origin.bytes_served("shared.bin")
-    again = cluster.swarm.dfget(url, cluster.out_dir / "s2.bin", cluster.peers[0])
+    task = cluster.swarm.task_for_url(url)
+    seed_before = next(p.uploads_ok for p in cluster.swarm.get_task(task.task_id).peers if p.is_seed)
+    origin_before = cluster.origin.bytes_served("shared.bin")
+
+    second = cluster.swarm.dfget(url, cluster.out_dir / "s2.bin", fetcher)
+    assert second.returncode == 0, second.stderr
+    view = cluster.swarm.get_task(task.task_id)
+    seed_after = next(p.uploads_ok for p in view.peers if p.is_seed)
+    holder_view = next(p for p in view.peers if p.address.ip == holder.ip)
+    assert holder_view.uploads_ok == task.piece_count, f"pieces did not come from the holding peer: {view}"
+    assert seed_after == seed_before, "the seed served pieces another peer already held"
+
+    again = cluster.swarm.dfget(url, cluster.out_dir / "s3.bin", holder)
     assert again.returncode == 0, again.stderr
-    assert cluster.origin.bytes_served("shared.bin") == before
-    assert sha256_file(cluster.out_dir / "s1.bin") == sha256_file(cluster.out_dir / "s2.bin")
-    assert sha256_file(cluster.out_dir / "s2.bin") == sha256_file(cluster.origin.root / "shared.bin")
+    assert cluster.origin.bytes_served("shared.bin") == origin_before
+    for name in ("s1.bin", "s2.bin", "s3.bin"):
+        assert sha256_file(cluster.out_dir / name) == expected
 
 
 def test_corrupted_parent_is_detected_and_penalised(cluster: Cluster, tmp_path: Path) -> None:

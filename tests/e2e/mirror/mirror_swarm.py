@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from fixtures.clients import short_dir
 from fixtures.processes import ManagedProcess, console_script, free_port, start_process
 
 # Peers live on 127.0.0.11 ... so they never share an address with the supernode or the registries.
@@ -84,15 +85,20 @@ def start_dfdaemon(
     ip: str,
     supernode_addr: str,
     registry_url: str,
+    socket_dir: Path,
     extra_args: Sequence[str] = (),
 ) -> MirrorNode:
-    """Start a dfdaemon on ip with its mirror on ip:<free port> in front of registry_url."""
+    """Start a dfdaemon on ip with its mirror on ip:<free port> in front of registry_url.
+
+    Its dfget socket goes in socket_dir (a short path: never the shared default under /run).
+    """
     port, mirror_port = free_port(ip), free_port(ip)
     data_dir = workdir / name
     argv = [
         console_script("dfdaemon"),
         *("--supernode", supernode_addr, "--listen", ip, "--port", str(port)),
-        *("--data-dir", str(data_dir), "--mirror", f"{ip}:{mirror_port}", "--registry", registry_url),
+        *("--data-dir", str(data_dir), "--daemon-listen", f"unix:{socket_dir / name}.sock"),
+        *("--mirror", f"{ip}:{mirror_port}", "--registry", registry_url),
         *extra_args,
     ]
     proc = start_process(name, argv, workdir / f"{name}.log")
@@ -111,14 +117,16 @@ def run_mirror_swarm(
 ) -> Iterator[MirrorSwarm]:
     """A supernode plus `nodes` dfdaemons (127.0.0.11, .12, ...) mirroring registry_url."""
     workdir.mkdir(parents=True, exist_ok=True)
-    supernode_addr, supernode = start_supernode(workdir)
-    swarm = MirrorSwarm(supernode_addr, supernode, [])
-    try:
-        for index in range(nodes):
-            ip = f"127.0.0.{FIRST_PEER_OCTET + index}"
-            swarm.nodes.append(
-                start_dfdaemon(workdir, f"dfdaemon-{index + 1}", ip, supernode_addr, registry_url, extra_args)
-            )
-        yield swarm
-    finally:
-        swarm.stop()
+    with short_dir("dfm-") as socket_dir:
+        supernode_addr, supernode = start_supernode(workdir)
+        swarm = MirrorSwarm(supernode_addr, supernode, [])
+        try:
+            for index in range(nodes):
+                ip = f"127.0.0.{FIRST_PEER_OCTET + index}"
+                name = f"dfdaemon-{index + 1}"
+                swarm.nodes.append(
+                    start_dfdaemon(workdir, name, ip, supernode_addr, registry_url, socket_dir, extra_args)
+                )
+            yield swarm
+        finally:
+            swarm.stop()

@@ -1,7 +1,7 @@
 """containerd, podman and skopeo pull through the dfdaemon registry mirror.
 
-The clients name an upstream that nothing listens on; only the mirror (whose --registry is the real
-upstream) can serve them, so a passing pull proves the mirror served it.
+Where a client would fall back to the registry itself, that fallback points at an address nothing
+listens on, so a passing pull proves the mirror served it.
 """
 
 from __future__ import annotations
@@ -37,15 +37,17 @@ def unreachable_registry() -> str:
 def test_containerd_pulls_through_mirror_with_hosts_dir(
     tmp_path: Path, open_registry: Registry, swarm_factory: SwarmFactory
 ) -> None:
-    """ctr image pull --hosts-dir with the mirror as a pull/resolve host (requests carry ?ns=)."""
+    """ctr image pull --hosts-dir with the mirror as a pull/resolve host (requests carry ?ns=UPSTREAM).
+
+    The fallback `server` in hosts.toml is unreachable, so only the mirror can have served the pull.
+    """
     require("containerd", "ctr")
     image = build_and_push(tmp_path, open_registry.addr, "ns/ctr", [2 * MiB, MiB])
     node = swarm_factory(open_registry).nodes[0]
-    named = unreachable_registry()
-    reference = f"{named}/{image.repository}:{image.tag}"
+    reference = image.reference
 
     with run_containerd(tmp_path / "containerd") as containerd:
-        hosts = containerd.hosts_dir(named, [node.mirror_addr])
+        hosts = containerd.hosts_dir(open_registry.addr, [node.mirror_addr], server=unreachable_registry())
         pull = containerd.pull(reference, hosts)
         assert pull.returncode == 0, pull.stderr
         assert containerd.image_target_digest(reference) == image.manifest_digest

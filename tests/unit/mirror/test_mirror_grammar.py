@@ -112,7 +112,7 @@ def test_error_envelope() -> None:
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/json")
     assert response.headers["docker-distribution-api-version"] == "registry/2.0"
-    body = json.loads(response.body)
+    body = json.loads(bytes(response.body))
     assert body == {
         "errors": [
             {

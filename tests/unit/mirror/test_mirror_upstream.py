@@ -1,0 +1,162 @@
+"""Upstream client logic against httpx.MockTransport: Accept lines, Bearer flow, token and grant caches."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import httpx
+import pytest
+
+from mirror.config import MirrorConfig
+from mirror.credentials import Credentials
+from mirror.errors import RegistryError
+from mirror.upstream import Upstream
+
+BASE = "http://registry.test"
+REALM = "http://auth.test/token"
+MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}).encode()
+DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
+BLOB = "sha256:" + "c" * 64
+ALICE = Credentials.from_header("Basic " + base64.b64encode(b"alice:pw").decode())
+ACCEPT = ["application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"]
+
+
+class FakeRegistry:
+    """A token-auth registry: /token gives tokens to alice (or anonymous), the API wants a valid token."""
+
+    def __init__(self, expires_in: int = 300, anonymous: bool = True) -> None:
+        self.seen: list[httpx.Request] = []
+        self.tokens_issued = 0
+        self.expires_in = expires_in
+        self.anonymous = anonymous
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        if request.url.host == "auth.test":
+            auth = request.headers.get("authorization")
+            if (auth is not None and auth != ALICE.header) or (auth is None and not self.anonymous):
+                return httpx.Response(401)
+            self.tokens_issued += 1
+            return httpx.Response(200, json={"token": f"t{self.tokens_issued}", "expires_in": self.expires_in})
+        if not request.headers.get("authorization", "").startswith("Bearer t"):
+            scope = "repository:ns/img:pull" if "/ns/img/" in request.url.path else ""
+            challenge = f'Bearer realm="{REALM}",service="reg"' + (f',scope="{scope}"' if scope else "")
+            return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+        if request.url.path.endswith("/manifests/latest"):
+            headers = {"Content-Type": ACCEPT[0], "Docker-Content-Digest": DIGEST, "Content-Length": str(len(MANIFEST))}
+            return httpx.Response(200, headers=headers, content=b"" if request.method == "HEAD" else MANIFEST)
+        if "/blobs/" in request.url.path:
+            return httpx.Response(200, headers={"Content-Length": "1234"})
+        return httpx.Response(200, json={})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def upstream_for(fake: FakeRegistry, clock: Clock | None = None) -> Upstream:
+    return Upstream(MirrorConfig(registry=BASE), transport=httpx.MockTransport(fake), clock=clock or Clock())
+
+
+async def test_every_accept_line_is_forwarded_separately() -> None:
+    fake = FakeRegistry()
+    upstream = upstream_for(fake)
+    manifest = await upstream.manifest("GET", BASE, "ns/img", "latest", ACCEPT, ALICE)
+    assert (manifest.body, manifest.digest, manifest.length) == (MANIFEST, DIGEST, len(MANIFEST))
+    final = fake.seen[-1]
+    assert final.headers.get_list("accept") == ACCEPT
+    assert [v for k, v in final.headers.raw if k.lower() == b"accept"] == [a.encode() for a in ACCEPT]
+    await upstream.aclose()
+
+
+async def test_bearer_flow_uses_the_challenge_scope_and_caches_the_token() -> None:
+    fake = FakeRegistry()
+    clock = Clock()
+    upstream = upstream_for(fake, clock)
+    for _ in range(3):
+        await upstream.manifest("HEAD", BASE, "ns/img", "latest", ACCEPT, ALICE)
+    token_requests = [r for r in fake.seen if r.url.host == "auth.test"]
+    assert len(token_requests) == 1
+    assert dict(token_requests[0].url.params) == {"service": "reg", "scope": "repository:ns/img:pull"}
+    assert token_requests[0].headers["authorization"] == ALICE.header
+    # After the token expires (minus the margin) a new one is fetched.
+    clock.now += 300 - 10 + 1
+    await upstream.manifest("HEAD", BASE, "ns/img", "latest", ACCEPT, ALICE)
+    assert fake.tokens_issued == 2
+    await upstream.aclose()
+
+
+async def test_tokens_are_per_credentials() -> None:
+    fake = FakeRegistry()
+    upstream = upstream_for(fake)
+    await upstream.manifest("HEAD", BASE, "ns/img", "latest", ACCEPT, ALICE)
+    await upstream.manifest("HEAD", BASE, "ns/img", "latest", ACCEPT, Credentials())
+    anonymous_token_request = [r for r in fake.seen if r.url.host == "auth.test"][-1]
+    assert "authorization" not in anonymous_token_request.headers
+    assert fake.tokens_issued == 2
+    await upstream.aclose()
+
+
+async def test_refused_credentials_are_401_with_a_basic_challenge() -> None:
+    upstream = upstream_for(FakeRegistry(anonymous=False))
+    wrong = Credentials.from_header("Basic " + base64.b64encode(b"alice:wrong").decode())
+    for creds, message in ((wrong, "refused the credentials"), (Credentials(), "requires authentication")):
+        with pytest.raises(RegistryError, match=message) as info:
+            await upstream.check_login(BASE, creds)
+        assert info.value.status == 401
+        assert info.value.headers["WWW-Authenticate"].startswith("Basic realm=")
+    await upstream.aclose()
+
+
+async def test_blob_grants_are_cached_per_credentials_for_the_ttl() -> None:
+    fake = FakeRegistry()
+    clock = Clock()
+    upstream = upstream_for(fake, clock)
+    grant = await upstream.authorize_blob(BASE, "ns/img", BLOB, ALICE)
+    assert grant.length == 1234
+    assert grant.url == f"{BASE}/v2/ns/img/blobs/{BLOB}"
+    assert grant.headers == {"Authorization": "Bearer t1"}
+
+    def heads() -> int:
+        return len([r for r in fake.seen if r.method == "HEAD"])
+
+    before = heads()
+    assert await upstream.authorize_blob(BASE, "ns/img", BLOB, ALICE) == grant
+    assert heads() == before
+    await upstream.authorize_blob(BASE, "ns/img", BLOB, Credentials())
+    assert heads() > before  # another client is asked about separately
+    clock.now += 61
+    before = heads()
+    await upstream.authorize_blob(BASE, "ns/img", BLOB, ALICE)
+    assert heads() == before + 1
+    await upstream.aclose()
+
+
+async def test_manifest_not_matching_its_digest_is_refused() -> None:
+    def lying(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Type": ACCEPT[0], "Docker-Content-Digest": BLOB}, content=MANIFEST)
+
+    upstream = Upstream(MirrorConfig(registry=BASE), transport=httpx.MockTransport(lying))
+    with pytest.raises(RegistryError, match="does not match its digest") as info:
+        await upstream.manifest("GET", BASE, "ns/img", "latest", ACCEPT, Credentials())
+    assert info.value.status == 502
+    with pytest.raises(RegistryError, match="does not match its digest"):
+        await upstream.manifest("GET", BASE, "ns/img", BLOB, ACCEPT, Credentials())
+    await upstream.aclose()
+
+
+async def test_oversized_answers_are_refused() -> None:
+    def huge(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Type": ACCEPT[0]}, content=b"x" * 2048)
+
+    config = MirrorConfig(registry=BASE, max_manifest_bytes=1024)
+    upstream = Upstream(config, transport=httpx.MockTransport(huge))
+    with pytest.raises(RegistryError, match="over 1024 bytes"):
+        await upstream.manifest("GET", BASE, "ns/img", "latest", ACCEPT, Credentials())
+    await upstream.aclose()

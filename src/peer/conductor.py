@@ -402,7 +402,7 @@ class Conductor:
                 if last is not None and number > last:
                     raise OriginError(f"origin sent more bytes than asked for {self.display_url}")
                 take = min(len(view), assembler.piece.size - assembler.received)
-                await assembler.add(assembler.received, view[:take])
+                assembler.add(assembler.received, view[:take])
                 view = view[take:]
                 total += take
                 if assembler.full:

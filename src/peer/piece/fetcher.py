@@ -21,6 +21,20 @@ from peer.tokenbucket import TokenBucket, acquire_all
 log = logging.getLogger(__name__)
 
 
+async def _store_piece(assembler: PieceAssembler, store: TaskStore, parent: Parent, started: float) -> PieceOutcome:
+    piece = assembler.piece
+    try:
+        await assembler.store(store)
+    except DigestMismatch as exc:
+        log.warning("bad piece from parent=%s: %s", parent.peer_id, exc)
+        return PieceOutcome(piece.number, parent.peer_id, False, failures.BAD_DIGEST)
+    except (OSError, ValueError) as exc:
+        log.error("cannot store piece %d of task=%s: %s", piece.number, store.task_id, exc)
+        return PieceOutcome(piece.number, parent.peer_id, False, failures.LOCAL)
+    elapsed = int((time.monotonic() - started) * 1000)
+    return PieceOutcome(piece.number, parent.peer_id, True, 0, elapsed, piece.size)
+
+
 async def fetch_group(
     channel: grpc.aio.Channel,
     task_id: str,
@@ -32,25 +46,40 @@ async def fetch_group(
     buckets: list[TokenBucket],
     message_timeout: float = 15.0,
 ) -> int:
-    """Fetch pieces in order, verify and store each; report every piece exactly once. Returns bytes stored."""
+    """Fetch pieces in order, verify and store each; report every piece exactly once. Returns bytes stored.
+
+    A received piece is verified and written in a worker thread while the next one arrives; at most one
+    piece per stream waits for that, so memory stays at about two pieces per stream.
+    """
     stub = peer_stub(channel)
     request = peer_pb2.DownloadPiecesRequest(
         task_id=task_id, piece_numbers=[p.number for p in pieces], requester_peer_id=requester_peer_id
     )
     pending = list(reversed(pieces))
     stored = 0
-    started = time.monotonic()
+    storing: asyncio.Task[PieceOutcome] | None = None
 
     def fail_rest(failure: int) -> None:
         while pending:
             piece = pending.pop()
             on_outcome(PieceOutcome(piece.number, parent.peer_id, False, failure))
 
+    async def settle() -> None:
+        nonlocal storing, stored
+        if storing is not None:
+            outcome = await storing
+            storing = None
+            stored += outcome.size
+            on_outcome(outcome)
+            if outcome.failure == failures.LOCAL:
+                fail_rest(failures.LOCAL)
+
     call = stub.DownloadPieces(request)
     try:
         while pending:
             piece = pending[-1]
             assembler = PieceAssembler(piece)
+            started = time.monotonic()
             while not assembler.full:
                 async with asyncio.timeout(message_timeout):
                     message = await call.read()
@@ -59,22 +88,13 @@ async def fetch_group(
                 if message.piece_number != piece.number:
                     raise ValueError(f"parent sent piece {message.piece_number}, want {piece.number}")
                 await acquire_all(buckets, len(message.data))
-                await assembler.add(message.offset, message.data)
+                assembler.add(message.offset, message.data)
+            await settle()  # the previous piece, stored while this one arrived
+            if not pending:
+                break
             pending.pop()
-            try:
-                await assembler.store(store)
-            except DigestMismatch as exc:
-                log.warning("bad piece from parent=%s: %s", parent.peer_id, exc)
-                on_outcome(PieceOutcome(piece.number, parent.peer_id, False, failures.BAD_DIGEST))
-            except OSError as exc:
-                log.error("cannot store piece %d of task=%s: %s", piece.number, task_id, exc)
-                on_outcome(PieceOutcome(piece.number, parent.peer_id, False, failures.LOCAL))
-                fail_rest(failures.LOCAL)
-            else:
-                elapsed = int((time.monotonic() - started) * 1000)
-                stored += piece.size
-                on_outcome(PieceOutcome(piece.number, parent.peer_id, True, 0, elapsed, piece.size))
-            started = time.monotonic()
+            storing = asyncio.create_task(_store_piece(assembler, store, parent, started))
+        await settle()
     except TimeoutError:
         fail_rest(failures.TIMEOUT)
     except grpc.aio.AioRpcError as exc:
@@ -84,7 +104,12 @@ async def fetch_group(
         log.info("parent=%s broke the piece stream: %s", parent.peer_id, exc or "early end")
         fail_rest(failures.PARENT_UNAVAILABLE)
     finally:
+        call.cancel()
+        if storing is not None:
+            if asyncio.current_task() is not None and not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                await settle()
+            else:
+                storing.cancel()
         if pending:
             fail_rest(failures.PARENT_UNAVAILABLE)
-        call.cancel()
     return stored

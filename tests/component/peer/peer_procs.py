@@ -25,9 +25,7 @@ class Daemon:
         return f"unix:{self.socket}"
 
 
-def start_daemon(
-    group: ProcessGroup, workdir: Path, name: str, ip: str, supernodes: str, *extra: str
-) -> Daemon:
+def start_daemon(group: ProcessGroup, workdir: Path, name: str, ip: str, supernodes: str, *extra: str) -> Daemon:
     """Start dfdaemon on ip:<free port> with its socket in workdir, mirror off."""
     port = free_port(ip)
     sock = workdir / f"{name}.sock"

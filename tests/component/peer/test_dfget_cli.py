@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from fixtures.origin import OriginServer, start_origin, write_random_file
 from fixtures.processes import ProcessGroup, console_script, free_port
-
 from peer_procs import Daemon, dfget, start_daemon
 
 SIZE = 6 * (4 << 20) + 5
@@ -58,9 +57,7 @@ def test_plain_back_to_source(origin: OriginServer, tmp_path: Path) -> None:
         ("f.bin", ["--no-back-source"], "--no-back-source forbids"),
     ],
 )
-def test_errors_leave_no_file(
-    origin: OriginServer, tmp_path: Path, path: str, extra: list[str], message: str
-) -> None:
+def test_errors_leave_no_file(origin: OriginServer, tmp_path: Path, path: str, extra: list[str], message: str) -> None:
     out = tmp_path / "out.bin"
     result = dfget(origin.url(path), "-o", str(out), "--daemon", no_daemon(tmp_path), *extra)
     assert result.returncode != 0
@@ -94,8 +91,9 @@ def test_daemon_goes_back_to_source_when_supernode_is_down(
     assert origin.bytes_served("f.bin") == SIZE  # the second came from the daemon's cache
     assert "going back to source" in daemon.proc.log()
 
-    result = dfget(origin.url("f.bin") + "?x=1", "-o", str(tmp_path / "c.bin"), "--daemon", daemon.endpoint,
-                   "--no-back-source")
+    result = dfget(
+        origin.url("f.bin") + "?x=1", "-o", str(tmp_path / "c.bin"), "--daemon", daemon.endpoint, "--no-back-source"
+    )
     assert result.returncode != 0 and "back-to-source is off" in only_line(result)
     assert not (tmp_path / "c.bin").exists()
 

@@ -79,15 +79,15 @@ async def test_bad_piece_is_never_stored(tmp_path: Path) -> None:
     store = Storage(tmp_path).create("t5", "u", "", PIECE, PIECE)
     wrong = PieceSpec(0, 0, PIECE, hashlib.sha256(b"something else").hexdigest())
     assembler = PieceAssembler(wrong)
-    await assembler.add(0, data[:500])
-    await assembler.add(500, data[500:])
+    assembler.add(0, data[:500])
+    assembler.add(500, data[500:])
     with pytest.raises(DigestMismatch):
         await assembler.store(store)
     assert not store.has(0)
     assert os.pread(os.open(store.directory / "data", os.O_RDONLY), PIECE, 0) == bytes(PIECE)
 
     right = PieceAssembler(PieceSpec(0, 0, PIECE, hashlib.sha256(data).hexdigest()))
-    await right.add(0, data)
+    right.add(0, data)
     await right.store(store)
     assert store.has(0) and store.read(0, PIECE) == data
 
@@ -95,10 +95,10 @@ async def test_bad_piece_is_never_stored(tmp_path: Path) -> None:
 async def test_chunks_out_of_place_are_refused() -> None:
     assembler = PieceAssembler(PieceSpec(0, 0, 10, ""))
     with pytest.raises(ValueError):
-        await assembler.add(3, b"abc")
-    await assembler.add(0, b"0123456")
+        assembler.add(3, b"abc")
+    assembler.add(0, b"0123456")
     with pytest.raises(ValueError):
-        await assembler.add(7, b"789X")
+        assembler.add(7, b"789X")
 
 
 def test_gc_by_ttl_and_quota_skips_pinned(tmp_path: Path) -> None:

@@ -94,42 +94,51 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
     ).validate()
 
 
-async def run(config: PeerConfig, ns: argparse.Namespace) -> None:
-    """Serve until SIGTERM/SIGINT, then leave the swarm and stop."""
+def mirror_config(ns: argparse.Namespace) -> Any:
+    """The mirror's configuration from flags; None when --mirror off or the mirror is not built in."""
+    if str(getattr(ns, "mirror", "off")).strip().lower() == "off":
+        return None
+    config_module = _mirror_module("config")
+    if config_module is None or not hasattr(config_module, "mirror_config_from_args"):
+        log.warning("registry mirror is not available in this build; running without it")
+        return None
+    return config_module.mirror_config_from_args(ns)
+
+
+async def run(config: PeerConfig, mconfig: Any) -> int:
+    """Serve until SIGTERM/SIGINT, then leave the swarm and stop; returns the exit status."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     node = PeerNode(config)
     transferer = await node.start()
+    status = 0
     mirror_task: asyncio.Task[None] | None = None
-    if str(getattr(ns, "mirror", "off")).lower() != "off":
+    if mconfig is not None:
         server = _mirror_module("server")
-        mirror_config = _mirror_module("config")
-        if server is None or mirror_config is None or not hasattr(mirror_config, "mirror_config_from_args"):
-            log.warning("registry mirror is not available in this build; running without it")
-        else:
-            mconfig = mirror_config.mirror_config_from_args(ns)
-            mirror_task = asyncio.create_task(server.serve_mirror(mconfig, transferer, stop), name="mirror")
+        mirror_task = asyncio.create_task(server.serve_mirror(mconfig, transferer, stop), name="mirror")
     log.info("dfdaemon ready: peer %s:%d, daemon %s", config.listen_ip, node.port, config.daemon_listen)
     waiter = asyncio.create_task(stop.wait())
     waits: set[asyncio.Task[Any]] = {waiter} | ({mirror_task} if mirror_task else set())
-    done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    if mirror_task is not None and mirror_task in done and not stop.is_set():
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    if mirror_task is not None and mirror_task.done() and not stop.is_set():
         exc = mirror_task.exception()
         log.error("registry mirror stopped: %s", exc)
+        print(f"dfdaemon: {exc}", file=sys.stderr)
+        status = 1
         stop.set()
     log.info("stopping")
-    if mirror_task is not None:
+    if mirror_task is not None and not mirror_task.done():
         try:
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(10):
                 await mirror_task
-        except (TimeoutError, Exception):
+        except Exception as exc:
+            log.warning("registry mirror did not stop cleanly: %s", exc)
             mirror_task.cancel()
     waiter.cancel()
     await node.stop()
-    if mirror_task is not None and mirror_task.done() and not mirror_task.cancelled() and mirror_task.exception():
-        raise SystemExit(1)
+    return status
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,16 +148,18 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging("dfdaemon", ns.log_level)
     try:
         config = config_from_args(ns)
+        mconfig = mirror_config(ns)
     except DandelionError as exc:
         print(f"dfdaemon: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     try:
-        uvloop.run(run(config, ns))
+        status = uvloop.run(run(config, mconfig))
     except OSError as exc:
         print(f"dfdaemon: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
-        pass
+        status = 0
+    raise SystemExit(status)
 
 
 if __name__ == "__main__":

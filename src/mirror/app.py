@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -144,9 +145,13 @@ class MirrorApp:
             return Response(b"", headers=headers)
         content = ContentRequest(url=grant.url, headers=grant.headers, digest=digest)
         try:
-            stream = await self.transferer.open(content, start)
+            stream = await asyncio.wait_for(self.transferer.open(content, start), self.config.blob_open_timeout_s)
         except DandelionError as exc:
             raise transfer_error(exc, base) from None
+        except TimeoutError:
+            raise RegistryError.unavailable(
+                f"the swarm did not start delivering {digest} within {self.config.blob_open_timeout_s:g} s", 504
+            ) from None
         if stream.content_length >= 0 and stream.content_length != grant.length:
             await stream.aclose()
             raise RegistryError(

@@ -32,6 +32,9 @@ class MirrorConfig:
     connect_timeout_s: float = 5.0
     # Manifests, tokens and HEADs are small; 30 s covers a loaded registry without hanging clients forever.
     read_timeout_s: float = 30.0
+    # The swarm answers open() once the origin (or a peer) has answered; a minute without that
+    # means something is stuck, and a 504 lets the client retry or fall back.
+    blob_open_timeout_s: float = 60.0
     # How long an upstream "yes, this client may read this blob" is reused: short, so revoked access
     # stops within a minute, long enough that the layers of one pull cost one check each.
     auth_cache_ttl_s: float = 60.0
@@ -52,7 +55,7 @@ class MirrorConfig:
         validate_registry_url(self.registry)
         if self.registry_ca is not None and not os.access(self.registry_ca, os.R_OK):
             raise InvalidArgument(f"--registry-ca {self.registry_ca!r} is not a readable file")
-        for name in ("connect_timeout_s", "read_timeout_s", "auth_cache_ttl_s"):
+        for name in ("connect_timeout_s", "read_timeout_s", "blob_open_timeout_s", "auth_cache_ttl_s"):
             if getattr(self, name) <= 0:
                 raise InvalidArgument(f"mirror {name} must be positive, got {getattr(self, name)}")
         if self.token_expiry_margin_s < 0 or self.max_manifest_bytes <= 0 or self.max_upstream_connections <= 0:

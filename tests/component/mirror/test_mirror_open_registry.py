@@ -17,7 +17,10 @@ from fixtures.processes import free_port
 from fixtures.registry import Registry
 from mirror_helpers import DOCKER_ACCEPT, DirectTransferer, MirrorRunner
 
+from dfcommon.content import ContentRequest
+from dfcommon.errors import DigestMismatch, OriginError, Unavailable
 from mirror.config import MirrorConfig
+from mirror.transfer import BlobStream
 
 V2S2 = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -309,3 +312,46 @@ async def test_serve_mirror_binds_its_listen_address(transferer: DirectTransfere
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
+
+
+class FailingTransferer:
+    """A swarm that fails to open, with a given error, or never answers."""
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+    async def open(self, request: ContentRequest, offset: int = 0) -> BlobStream:
+        """Fail (or hang when error is None)."""
+        if self.error is None:
+            await asyncio.Event().wait()
+        assert self.error is not None
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code", "message"),
+    [
+        (OriginError("origin returned HTTP 404 Not Found", 404), 404, "BLOB_UNKNOWN", "blob unknown to upstream"),
+        (OriginError("origin returned HTTP 403 Forbidden", 403), 403, "DENIED", "denied the blob"),
+        (OriginError("origin returned HTTP 500", 500), 502, "UNAVAILABLE", "fetching the blob from"),
+        (Unavailable("supernode unreachable"), 503, "UNAVAILABLE", "supernode unreachable"),
+        (DigestMismatch("piece 3 is bad"), 502, "UNAVAILABLE", "does not match its digest"),
+        (None, 504, "UNAVAILABLE", "did not start delivering"),
+    ],
+)
+async def test_swarm_failures_before_the_first_byte(
+    mirrors: MirrorRunner,
+    open_registry: Registry,
+    open_image: PushedImage,
+    error: Exception | None,
+    status: int,
+    code: str,
+    message: str,
+) -> None:
+    config = MirrorConfig(registry=open_registry.url, blob_open_timeout_s=0.3)
+    mirror = await mirrors.start(config, FailingTransferer(error))
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{mirror}/v2/{open_image.repository}/blobs/{open_image.config_digest}")
+    assert response.status_code == status
+    assert response.json()["errors"][0]["code"] == code
+    assert message in response.json()["errors"][0]["message"]

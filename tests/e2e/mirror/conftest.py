@@ -21,15 +21,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def registry_factory(tmp_path: Path) -> Iterator[Callable[..., Registry]]:
-    """Start docker-registry instances (open, Basic or token auth); all stop at the end of the test."""
+    """Start docker-registry instances (open, Basic or token auth; HTTP or HTTPS); all stop after the test."""
     require("docker-registry", "skopeo")
     with ExitStack() as stack:
         count = 0
 
-        def start(auth: RegistryAuth = None) -> Registry:
+        def start(auth: RegistryAuth = None, tls: bool = False) -> Registry:
             nonlocal count
             count += 1
-            return stack.enter_context(run_registry(tmp_path / f"registry-{count}", auth))
+            return stack.enter_context(run_registry(tmp_path / f"registry-{count}", auth, tls=tls))
 
         yield start
 

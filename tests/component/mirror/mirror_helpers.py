@@ -15,7 +15,7 @@ from mirror.config import MirrorConfig
 from mirror.server import serve_mirror
 from mirror.transfer import BlobStream, BlobTransferer
 
-CHUNK = 256 * 1024
+CHUNK = 1024 * 1024
 
 DOCKER_ACCEPT = (
     "application/vnd.docker.distribution.manifest.v2+json",

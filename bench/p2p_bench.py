@@ -206,7 +206,7 @@ def bench_scheduler(swarm: Swarm, origin: OriginServer, peers: int) -> tuple[int
     """Piece reports per second the supernode absorbs from `peers` simulated peers on one task."""
     assert swarm.supernode is not None
     name = "sched.bin"
-    write_random_file(origin.root / name, 64 * MiB, seed=9)
+    write_random_file(origin.root / name, 256 * MiB, seed=9)
     reports, seconds = uvloop.run(simulate_peers(swarm.supernode.target, origin.url(name), peers, window=16))
     return reports, seconds
 

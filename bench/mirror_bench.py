@@ -1,0 +1,142 @@
+"""docker pull through the registry mirror vs directly vs distribution's own pull-through cache.
+
+Usage: python bench/mirror_bench.py [--layers 3] [--layer-mib 32] [--repeat 3] [--work-dir DIR]
+
+Starts everything on loopback (docker-registry on 127.0.0.1, a supernode, dfdaemons on 127.0.0.11-12,
+private dockerd instances) and stops it by PID at the end. For each way of pulling it prints the
+median wall time of `docker pull` (layer extraction included), MB/s of compressed image bytes, and
+the bytes the upstream registry served for the image's layers during that pull.
+
+  direct            docker pull REGISTRY/ns/img (no mirror)
+  mirror cold       through node A's mirror, nothing cached anywhere (new swarm per run)
+  mirror warm       through node A's mirror again (A's cache holds the layers)
+  mirror peer       through node B's mirror (B holds nothing; A and the supernode do)
+  proxy cold/warm   distribution's pull-through cache (`proxy: remoteurl`), new/again
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "e2e" / "mirror"), str(REPO / "src")]
+
+from fixtures.clients import Dockerd, missing_binaries, run_dockerd  # noqa: E402
+from fixtures.images import MiB, PushedImage, build_and_push  # noqa: E402
+from fixtures.registry import Registry, run_registry  # noqa: E402
+from mirror_swarm import MirrorSwarm, run_mirror_swarm  # noqa: E402
+
+
+@dataclass
+class Row:
+    """One way of pulling: wall times of each run and upstream layer bytes per run."""
+
+    name: str
+    seconds: list[float]
+    upstream_bytes: list[int]
+
+
+def layer_bytes(registry: Registry, image: PushedImage) -> int:
+    """Bytes the registry has sent so far for the image's layers."""
+    served = registry.blob_bytes()
+    return sum(served[digest] for digest in image.layer_digests)
+
+
+def timed_pull(docker: Dockerd, reference: str, registry: Registry, image: PushedImage) -> tuple[float, int]:
+    """Pull reference on docker (which holds no images); seconds and upstream layer bytes for it."""
+    docker.remove_all_images()
+    before = layer_bytes(registry, image)
+    start = time.perf_counter()
+    result = docker.pull(reference, timeout=900)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"docker pull {reference} failed: {result.stderr.strip()}")
+    time.sleep(0.2)  # the access log line is written after the response
+    return seconds, layer_bytes(registry, image) - before
+
+
+@contextmanager
+def fresh_swarm(workdir: Path, registry: Registry, run: int) -> Iterator[MirrorSwarm]:
+    """A new supernode and two dfdaemons with empty caches."""
+    with run_mirror_swarm(workdir / f"swarm-{run}", registry.url, nodes=2) as swarm:
+        yield swarm
+
+
+def measure(workdir: Path, layers: int, layer_mib: int, repeat: int) -> tuple[list[Row], int]:
+    """Run every scenario repeat times; return the rows and the image's compressed size."""
+    rows = {name: Row(name, [], []) for name in ("direct", "mirror cold", "mirror warm", "mirror peer")}
+    rows |= {name: Row(name, [], []) for name in ("proxy cold", "proxy warm")}
+    with ExitStack() as stack:
+        registry = stack.enter_context(run_registry(workdir / "registry"))
+        docker = stack.enter_context(run_dockerd(workdir / "docker"))
+        total = 0
+
+        def record(name: str, reference: str, image: PushedImage) -> None:
+            seconds, served = timed_pull(docker, reference, registry, image)
+            rows[name].seconds.append(seconds)
+            rows[name].upstream_bytes.append(served)
+            print(f"  {name:12s} {seconds:7.2f} s  upstream layer bytes {served / total:.2f}x", flush=True)
+
+        for run in range(repeat):
+            # A new image per run: nothing is warm anywhere unless the scenario made it so.
+            image = build_and_push(
+                workdir / f"image-{run}", registry.addr, f"bench/img{run}", [layer_mib * MiB] * layers
+            )
+            total = sum(image.layer_sizes)
+            print(f"run {run + 1}/{repeat}: {layers} x {layer_mib} MiB", flush=True)
+            record("direct", image.reference, image)
+            with fresh_swarm(workdir, registry, run) as swarm:
+                node_a, node_b = swarm.nodes
+                via_a, via_b = image.reference_via(node_a.mirror_addr), image.reference_via(node_b.mirror_addr)
+                record("mirror cold", via_a, image)
+                record("mirror warm", via_a, image)
+                record("mirror peer", via_b, image)
+            with run_registry(workdir / f"proxy-{run}", proxy_remote=registry.url) as proxy:
+                via_proxy = image.reference_via(proxy.addr)
+                record("proxy cold", via_proxy, image)
+                record("proxy warm", via_proxy, image)
+        return list(rows.values()), total
+
+
+def main() -> None:
+    """Parse flags, run the scenarios, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--layers", type=int, default=3, help="layers in the image (default 3)")
+    parser.add_argument("--layer-mib", type=int, default=32, help="random data per layer in MiB (default 32)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per scenario; the median is shown (default 3)")
+    parser.add_argument("--work-dir", type=Path, default=None, help="keep logs and data here (default: temp)")
+    args = parser.parse_args()
+    missing = missing_binaries("docker-registry", "skopeo", "dockerd", "docker")
+    if missing:
+        sys.exit(f"mirror_bench: not installed: {', '.join(missing)}")
+    workdir = args.work_dir or Path(tempfile.mkdtemp(prefix="mirror-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        rows, total = measure(workdir, args.layers, args.layer_mib, args.repeat)
+    finally:
+        if args.work_dir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(
+        f"docker pull of {args.layers} x {args.layer_mib} MiB layers ({total / 1e6:.0f} MB compressed), "
+        f"median of {args.repeat}; MB/s = 10^6 bytes/s"
+    )
+    print(f"| {'scenario':12s} | {'seconds':>8s} | {'MB/s':>7s} | {'upstream layer bytes':>20s} |")
+    print(f"|{'-' * 14}|{'-' * 10}|{'-' * 9}|{'-' * 22}|")
+    for row in rows:
+        seconds = statistics.median(row.seconds)
+        ratio = statistics.median(row.upstream_bytes) / total
+        print(f"| {row.name:12s} | {seconds:8.2f} | {total / seconds / 1e6:7.1f} | {ratio:19.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -102,8 +102,12 @@ class Upstream:
     # ---- public operations -------------------------------------------------------------------
 
     async def check_login(self, base: str, creds: Credentials) -> None:
-        """GET /v2/ as the client would: returns if the upstream lets it in, RegistryError 401/503 otherwise."""
-        answer = await self._send("GET", f"{base}/v2/", base, creds, scope="", headers=[])
+        """GET /v2/ as the client would: returns if the upstream lets it in, RegistryError 401/503 otherwise.
+
+        401 carries a Basic challenge (Basic upstreams, refused Basic credentials: `docker login` to the
+        mirror) or, to an anonymous client of a token upstream, the upstream's Bearer challenge.
+        """
+        answer = await self._send("GET", f"{base}/v2/", base, creds, scope="", headers=[], anonymous_tokens=False)
         if answer.status != 200:
             raise self._refusal(answer, base, creds, "registry")
 
@@ -171,8 +175,13 @@ class Upstream:
         scope: str,
         headers: list[tuple[str, str]],
         limit: int = _MAX_TOKEN_REPLY,
+        anonymous_tokens: bool = True,
     ) -> _Answer:
-        """One request with the best credentials known; on a Bearer challenge, get a token and retry once."""
+        """One request with the best credentials known; on a Bearer challenge, get a token and retry once.
+
+        Without anonymous_tokens an anonymous client gets the upstream's challenge back instead (the
+        GET /v2/ ping: clients then fetch tokens themselves, with the credentials they logged in with).
+        """
         auth: dict[str, str] = {}
         expires = float("inf")
         cached = self._cached_token(base, creds, scope)
@@ -181,16 +190,23 @@ class Upstream:
         elif creds.header is not None:
             auth = {"Authorization": creds.header}
         status, reply_headers, body = await self._request(method, url, base, [*headers, *auth.items()], limit)
-        if status == 401 and creds.scheme != "bearer":
-            bearer = find_challenge(parse_challenges(reply_headers.get_list("www-authenticate")), "bearer")
-            if bearer is not None:
-                token, expires = await self._token(base, bearer, creds, scope)
-                auth = {"Authorization": f"Bearer {token}"}
-                status, reply_headers, body = await self._request(method, url, base, [*headers, *auth.items()], limit)
+        if status != 401 or creds.scheme == "bearer" or (creds.anonymous and not anonymous_tokens):
+            return _Answer(status, reply_headers, body, auth, expires)
+        bearer = find_challenge(parse_challenges(reply_headers.get_list("www-authenticate")), "bearer")
+        if bearer is None:
+            return _Answer(status, reply_headers, body, auth, expires)
+        token = await self._token(base, bearer, creds, scope)
+        if token is None:
+            return _Answer(status, reply_headers, body, auth, expires)
+        auth, expires = {"Authorization": f"Bearer {token[0]}"}, token[1]
+        status, reply_headers, body = await self._request(method, url, base, [*headers, *auth.items()], limit)
         return _Answer(status, reply_headers, body, auth, expires)
 
-    async def _token(self, base: str, challenge: Challenge, creds: Credentials, scope: str) -> tuple[str, float]:
-        """A Bearer token from the challenge's realm, with the client's Basic credentials or anonymously."""
+    async def _token(self, base: str, challenge: Challenge, creds: Credentials, scope: str) -> tuple[str, float] | None:
+        """A Bearer token from the challenge's realm, with the client's Basic credentials or anonymously.
+
+        None when the token service refuses the credentials.
+        """
         realm = challenge.params.get("realm", "")
         if urlsplit(realm).scheme not in ("http", "https") or not urlsplit(realm).hostname:
             raise RegistryError.unavailable(f"upstream {base} sent a Bearer challenge without a usable realm", 502)
@@ -203,7 +219,7 @@ class Upstream:
         token_url = realm + ("&" if "?" in realm else "?") + urlencode(params)
         status, _reply_headers, body = await self._request("GET", token_url, base, headers, _MAX_TOKEN_REPLY)
         if status in (401, 403):
-            raise self._unauthorized(base, creds)
+            return None
         if status != 200:
             raise RegistryError.unavailable(f"token service of upstream {base} answered HTTP {status}", 502)
         try:
@@ -221,15 +237,17 @@ class Upstream:
             self._tokens[(base, creds.key, key_scope)] = (token, expires)
         return token, expires
 
-    def _unauthorized(self, base: str, creds: Credentials) -> RegistryError:
-        if creds.anonymous:
-            return RegistryError.unauthorized(MIRROR_REALM, f"upstream {base} requires authentication")
-        return RegistryError.unauthorized(MIRROR_REALM, f"upstream {base} refused the credentials")
-
     def _refusal(self, answer: _Answer, base: str, creds: Credentials, what: str) -> RegistryError:
-        if answer.status == 401:
-            return self._unauthorized(base, creds)
-        return upstream_error(answer.status, answer.body, base, what)
+        if answer.status != 401:
+            return upstream_error(answer.status, answer.body, base, what)
+        message = f"upstream {base} " + ("requires authentication" if creds.anonymous else "refused the credentials")
+        bearer = next(
+            (v for v in answer.headers.get_list("www-authenticate") if v.strip().lower().startswith("bearer ")), None
+        )
+        if bearer is not None and creds.scheme != "basic":
+            # Token clients (docker, containerd) get the upstream's own challenge and fetch tokens themselves.
+            return RegistryError(401, "UNAUTHORIZED", message, None, {"WWW-Authenticate": bearer})
+        return RegistryError.unauthorized(MIRROR_REALM, message)
 
     # ---- transport ---------------------------------------------------------------------------
 

@@ -149,8 +149,9 @@ async def test_token_upstream(
     mirror = await mirrors.start(MirrorConfig(registry=token_registry.url), transferer)
     private_url = f"{mirror}/v2/{private.repository}/manifests/{private.tag}"
     async with httpx.AsyncClient() as client:
-        # Anonymous tokens exist here (like Docker Hub), so /v2/ lets anonymous clients in; public pulls work.
-        assert (await client.get(f"{mirror}/v2/")).status_code == 200
+        # Anonymous clients get the upstream's Bearer challenge (docker then fetches tokens itself) ...
+        ping = await client.get(f"{mirror}/v2/")
+        # ... but the mirror fetches anonymous tokens itself for clients that just ask (public pulls work).
         anonymous_public = await client.get(
             f"{mirror}/v2/{public.repository}/manifests/{public.tag}", headers=headers()
         )
@@ -163,9 +164,12 @@ async def test_token_upstream(
         blob = await client.get(
             f"{mirror}/v2/{private.repository}/blobs/{private.layer_digests[0]}", headers=headers(ALICE)
         )
+    assert ping.status_code == 401
+    assert ping.headers["www-authenticate"] == f'Bearer realm="{token_server.realm}",service="{token_server.service}"'
     assert anonymous_public.status_code == 200
     assert anonymous_public.headers["docker-content-digest"] == public.manifest_digest
-    assert_basic_challenge(anonymous_private)
+    assert anonymous_private.status_code == 401
+    assert f'scope="repository:{private.repository}:pull"' in anonymous_private.headers["www-authenticate"]
     assert_basic_challenge(wrong_login)
     assert_basic_challenge(bob_private)
     for response in alice:
@@ -204,4 +208,5 @@ async def test_client_bearer_token_passes_through(
         bad = await client.get(url, headers=[*headers(), ("Authorization", "Bearer not-a-token")])
     assert good.status_code == 200
     assert good.headers["docker-content-digest"] == private.manifest_digest
-    assert_basic_challenge(bad)
+    assert bad.status_code == 401
+    assert bad.headers["www-authenticate"].startswith(f'Bearer realm="{token_server.realm}"')

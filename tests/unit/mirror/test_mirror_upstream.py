@@ -103,14 +103,27 @@ async def test_tokens_are_per_credentials() -> None:
     await upstream.aclose()
 
 
-async def test_refused_credentials_are_401_with_a_basic_challenge() -> None:
+async def test_refused_credentials_get_a_basic_challenge() -> None:
     upstream = upstream_for(FakeRegistry(anonymous=False))
     wrong = Credentials.from_header("Basic " + base64.b64encode(b"alice:wrong").decode())
-    for creds, message in ((wrong, "refused the credentials"), (Credentials(), "requires authentication")):
-        with pytest.raises(RegistryError, match=message) as info:
-            await upstream.check_login(BASE, creds)
-        assert info.value.status == 401
-        assert info.value.headers["WWW-Authenticate"].startswith("Basic realm=")
+    with pytest.raises(RegistryError, match="refused the credentials") as info:
+        await upstream.check_login(BASE, wrong)
+    assert info.value.status == 401
+    assert info.value.headers["WWW-Authenticate"].startswith("Basic realm=")
+    await upstream.aclose()
+
+
+async def test_anonymous_clients_get_the_upstreams_bearer_challenge() -> None:
+    fake = FakeRegistry(anonymous=False)
+    upstream = upstream_for(fake)
+    with pytest.raises(RegistryError, match="requires authentication") as info:
+        await upstream.check_login(BASE, Credentials())
+    assert info.value.headers["WWW-Authenticate"] == f'Bearer realm="{REALM}",service="reg"'
+    assert fake.tokens_issued == 0 and not [r for r in fake.seen if r.url.host == "auth.test"]
+    with pytest.raises(RegistryError) as info:
+        await upstream.manifest("GET", BASE, "ns/img", "latest", ACCEPT, Credentials())
+    assert info.value.status == 401
+    assert 'scope="repository:ns/img:pull"' in info.value.headers["WWW-Authenticate"]
     await upstream.aclose()
 
 

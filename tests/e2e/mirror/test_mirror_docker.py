@@ -40,6 +40,28 @@ def test_docker_login_then_pull_private_image_through_mirror(
     assert_layers_fetched_once(basic_registry, image)
 
 
+def test_docker_without_login_cannot_pull_private_image_another_node_holds(
+    tmp_path: Path, basic_registry: Registry, swarm_factory: SwarmFactory, dockerd_factory: DockerdFactory
+) -> None:
+    """Node A pulls with credentials; on node B a docker without (or with wrong) credentials is refused."""
+    image = build_and_push(tmp_path, basic_registry.addr, "ns/guarded", [2 * MiB, MiB], creds=f"{USER}:{PASSWORD}")
+    node_a, node_b = swarm_factory(basic_registry, nodes=2).nodes
+    holder = dockerd_factory()
+    assert holder.login(node_a.mirror_addr, USER, PASSWORD).returncode == 0
+    assert holder.pull(image.reference_via(node_a.mirror_addr)).returncode == 0
+
+    stranger = dockerd_factory()
+    anonymous = stranger.pull(image.reference_via(node_b.mirror_addr))
+    assert anonymous.returncode != 0
+    refusals = ("unauthorized", "authentication required", "no basic auth credentials")
+    assert any(refusal in anonymous.stderr.lower() for refusal in refusals), anonymous.stderr
+    assert stranger.login(node_b.mirror_addr, USER, PASSWORD + "-wrong").returncode != 0
+    assert stranger.pull(image.reference_via(node_b.mirror_addr)).returncode != 0
+    images = stranger.docker("image", "ls", "--quiet").stdout.split()
+    assert images == []
+    assert_layers_fetched_once(basic_registry, image)
+
+
 def test_docker_login_with_wrong_password_is_refused(
     basic_registry: Registry, swarm_factory: SwarmFactory, dockerd_factory: DockerdFactory
 ) -> None:

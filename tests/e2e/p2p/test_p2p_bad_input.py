@@ -104,6 +104,22 @@ def test_dfget_with_right_digest_and_auth_header(setup: Setup, tmp_path: Path) -
                 assert PASSWORD.encode() not in text and token.encode() not in text, f"credential leaked into {path}"
 
 
+def test_dfget_without_daemon_uses_an_embedded_peer(setup: Setup, tmp_path: Path) -> None:
+    """dfget --supernode (no dfdaemon socket) downloads through the swarm on its own."""
+    assert setup.swarm.supernode is not None
+    out = tmp_path / "embedded.bin"
+    result = setup.swarm.dfget(
+        setup.origin.url("ok.bin"),
+        out,
+        None,
+        "--daemon",
+        f"unix:{tmp_path / 'no-daemon.sock'}",
+    )
+    assert "--supernode" in setup.swarm.dfget_argv("u", out, None)
+    assert result.returncode == 0, result.stderr
+    assert sha256_file(out) == setup.sha
+
+
 def expect_code(code: grpc.StatusCode | set[grpc.StatusCode], call: Callable[[], object]) -> None:
     """call() must fail with code (or one of a set of acceptable codes)."""
     codes = code if isinstance(code, set) else {code}

@@ -44,6 +44,7 @@ def test_supernode_killed_then_restarted(process_group: ProcessGroup, tmp_path: 
     content = tmp_path / "content"
     sha = write_random_file(content / "slow.bin", size, seed=12)
     after_sha = write_random_file(content / "after.bin", 6 * MiB, seed=13)
+    during_sha = write_random_file(content / "during.bin", 5 * MiB + 3, seed=14)
     # 16 MB/s per response: the seed needs about 4 s for the file, so the kill lands mid-transfer.
     origin = start_origin(process_group, content, rate=16_000_000)
     swarm = Swarm(process_group, tmp_path)
@@ -59,6 +60,16 @@ def test_supernode_killed_then_restarted(process_group: ProcessGroup, tmp_path: 
         assert status == 0, err
         assert sha256_file(tmp_path / f"slow{i}.bin") == sha
     assert all(peer.process.alive() for peer in peers)
+
+    # With the supernode down: --no-back-source fails cleanly; without it the peer goes to the origin itself.
+    during_url = origin.url("during.bin")
+    refused = swarm.dfget(during_url, tmp_path / "refused.bin", peers[0], "--no-back-source", timeout=120)
+    assert refused.returncode != 0
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert not (tmp_path / "refused.bin").exists()
+    direct = swarm.dfget(during_url, tmp_path / "during.bin", peers[1], timeout=120)
+    assert direct.returncode == 0, direct.stderr
+    assert sha256_file(tmp_path / "during.bin") == during_sha
 
     swarm.start_supernode()
     assert grpc_healthy(swarm.supernode.target if swarm.supernode else "")

@@ -130,4 +130,6 @@ def test_corrupted_parent_is_detected_and_penalised(cluster: Cluster, tmp_path: 
     assert again.returncode == 0, again.stderr
     assert sha256_file(tmp_path / "late.bin") == sha
     after = [p for p in cluster.swarm.get_task(task.task_id).peers if p.address.ip == bad.ip]
-    assert not after or after[0].uploads_failed == failed, "penalised peer was chosen as a parent again"
+    assert after, "supernode lost the corrupt peer"
+    assert after[0].uploads_failed == failed, "penalised peer was chosen as a parent again"
+    assert after[0].uploads_ok == 0

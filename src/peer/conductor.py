@@ -285,6 +285,10 @@ class Conductor:
                         task = asyncio.create_task(self._fetch(streams, peer_id, parent, pieces, events))
                         fetches.add(task)
                         task.add_done_callback(fetches.discard)
+            while not events.empty():  # outcomes that landed with the last piece
+                event = events.get_nowait()
+                if event.kind == "outcome":
+                    results.append(self._on_outcome(event.value))
             flush()
         finally:
             outgoing.put_nowait(None)

@@ -18,6 +18,7 @@ from dfcommon.logs import setup_logging
 from dfcommon.malloc import tune_malloc
 from dfcommon.sizes import parse_size
 from peer.config import DEFAULT_PORT, PeerConfig, parse_duration, parse_supernodes
+from peer.memory import limit_malloc_arenas
 from peer.node import PeerNode
 from peer.paths import default_daemon_endpoint
 
@@ -144,6 +145,7 @@ async def run(config: PeerConfig, mconfig: Any) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the dfdaemon command."""
     tune_malloc()
+    limit_malloc_arenas()
     ns = build_parser().parse_args(argv)
     setup_logging("dfdaemon", ns.log_level)
     try:

@@ -31,6 +31,7 @@ from dfcommon.sizes import parse_size
 from peer.config import PeerConfig, parse_supernodes, validate_endpoint
 from peer.context import PeerContext
 from peer.grpcutil import daemon_stub
+from peer.memory import limit_malloc_arenas
 from peer.node import PeerNode
 from peer.origin import new_client, parse_byte_range
 from peer.paths import default_daemon_endpoint, endpoint_socket_path
@@ -301,6 +302,7 @@ async def _embedded(
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the dfget command."""
     tune_malloc()
+    limit_malloc_arenas()
     ns = build_parser().parse_args(argv)
     setup_logging("dfget", ns.log_level)
     logging.getLogger("grpc").setLevel(logging.ERROR)

@@ -45,6 +45,11 @@ class Task:
     sorted_counts: list[int] = field(default_factory=list)
     bad_parents: set[str] = field(default_factory=set)
     starved: dict[str, None] = field(default_factory=dict)
+    # Peers that hold something, are trusted and whose host has a free upload slot.
+    free_parents: set[str] = field(default_factory=set)
+    # Per piece, how many free parents other than the seed hold it; and the pieces where that is > 0.
+    free_counts: list[int] = field(default_factory=list)
+    peer_servable: int = 0
 
     @property
     def length_known(self) -> bool:
@@ -81,6 +86,7 @@ class Task:
         while len(self.holders) <= number:
             self.holders.append(set())
             self.counts.append(0)
+            self.free_counts.append(0)
         holders = self.holders[number]
         if peer_id in holders:
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 # Weights of the score's parts; each part is in [0, 1].
@@ -29,6 +30,7 @@ def success_rate(ok: int, failed: int) -> float:
     return (ok + 1) / (ok + failed + 2)
 
 
+@functools.lru_cache(maxsize=4096)
 def locality(a: str, b: str) -> float:
     """Share of "region|zone|rack" levels two locations have in common, from the left."""
     if not a or not b:

@@ -25,7 +25,7 @@ PARENT_SAMPLE = 8
 # Starved peers re-tried per event that may have helped them (a freed slot, a new holder).
 WAKE_LIMIT = 64
 # Candidate pieces skipped (no eligible parent) before a fill gives up for now.
-MISS_LIMIT = 64
+MISS_LIMIT = 16
 # Pieces a BAD_DIGEST parent held are dropped; failures that are not the parent's fault cost nothing.
 _PARENT_FAULTS = frozenset(
     {Failure.TIMEOUT, Failure.BAD_DIGEST, Failure.PARENT_UNAVAILABLE, Failure.PARENT_MISSING_PIECE}
@@ -79,6 +79,53 @@ class Scheduler:
         task.peers[peer.peer_id] = peer
         self.peers[peer.peer_id] = peer
         peer.host.peer_ids.add(peer.peer_id)
+        self._update_free(task, peer)
+
+    def _update_free(self, task: Task, peer: Peer) -> None:
+        """Keep task.free_parents (and the pieces free parents can serve) in step with the peer."""
+        free = (
+            peer.held_count > 0
+            and peer.host.free_slots > 0
+            and peer.state is not PeerState.LEFT
+            and peer.peer_id not in task.bad_parents
+        )
+        if free == (peer.peer_id in task.free_parents):
+            return
+        if free:
+            task.free_parents.add(peer.peer_id)
+        else:
+            task.free_parents.discard(peer.peer_id)
+        if peer.is_seed:
+            return  # the seed's pieces are added in _servable
+        counts = task.free_counts
+        delta = 1 if free else -1
+        held = peer.held
+        while held:
+            low = held & -held
+            held ^= low
+            number = low.bit_length() - 1
+            counts[number] += delta
+            if counts[number] == 0:
+                task.peer_servable &= ~low
+            elif free and counts[number] == 1:
+                task.peer_servable |= low
+
+    def _add_inflight(self, host: Host, delta: int) -> None:
+        was_free = host.free_slots > 0
+        host.inflight += delta
+        if (host.free_slots > 0) != was_free:
+            for peer_id in host.peer_ids:
+                peer = self.peers.get(peer_id)
+                if peer is not None:
+                    task = self.tasks.get(peer.task_id)
+                    if task is not None:
+                        self._update_free(task, peer)
+
+    def _servable(self, task: Task) -> int:
+        """Pieces that some free, trusted parent holds."""
+        if task.seed_peer_id in task.free_parents:
+            return task.peer_servable | task.peers[task.seed_peer_id].held
+        return task.peer_servable
 
     def connect(self, peer: Peer, window: int) -> list[Assignment]:
         """The peer opened its stream."""
@@ -153,6 +200,7 @@ class Scheduler:
         if task is None or task.peers.get(peer.peer_id) is not peer:
             return []
         peer.state = PeerState.LEFT
+        self._update_free(task, peer)
         for number in list(peer.outstanding):
             self._release(peer, number)
         orphans = self._drop_uploads(peer)
@@ -199,6 +247,7 @@ class Scheduler:
         seed.held = 0
         seed.held_count = 0
         task.pieces.clear()
+        self._update_free(task, seed)
 
     # Assignment ---------------------------------------------------------------------
 
@@ -212,11 +261,15 @@ class Scheduler:
             task.starved.pop(peer.peer_id, None)
             return []
         exclude = peer.held | peer.pending
+        servable = self._servable(task) & ~exclude
+        if not servable:
+            task.starved[peer.peer_id] = None
+            return []
         out: list[Assignment] = []
         misses = 0
         rotation = peer.rotation
         for count in task.sorted_counts:
-            candidates = task.buckets[count] & ~exclude
+            candidates = task.buckets[count] & servable
             if not candidates:
                 continue
             if rotation:
@@ -246,16 +299,20 @@ class Scheduler:
         return out
 
     def _choose_parent(self, task: Task, child: Peer, number: int) -> Peer | None:
+        """The best free, trusted holder of the piece, looking at up to PARENT_SAMPLE of them."""
         chosen: Peer | None = None
         chosen_key: tuple[bool, float] | None = None
         looked = 0
         location = child.host.location
-        for parent_id in task.holders[number]:
-            if parent_id == child.peer_id or parent_id in task.bad_parents:
+        holders = task.holders[number]
+        free = task.free_parents
+        by_free = len(free) < len(holders)
+        for parent_id in free if by_free else holders:
+            if parent_id == child.peer_id or parent_id not in (holders if by_free else free):
                 continue
             parent = task.peers[parent_id]
             host = parent.host
-            if host is child.host or host.free_slots <= 0:
+            if host is child.host:
                 continue
             candidate = evaluator.Candidate(
                 host.free_slots, host.capacity, parent.uploads_ok, parent.uploads_failed, host.location, parent.is_seed
@@ -273,7 +330,7 @@ class Scheduler:
         child.outstanding[piece.number] = Outstanding(parent.peer_id, deadline)
         child.pending |= 1 << piece.number
         parent.uploading.add((child.peer_id, piece.number))
-        parent.host.inflight += 1
+        self._add_inflight(parent.host, 1)
         heapq.heappush(self._deadlines, (deadline, child.peer_id, piece.number, parent.peer_id))
         return Assignment(child.peer_id, piece, parent)
 
@@ -286,7 +343,7 @@ class Scheduler:
         parent = self.peers.get(current.parent_id)
         if parent is not None and (child.peer_id, number) in parent.uploading:
             parent.uploading.discard((child.peer_id, number))
-            parent.host.inflight -= 1
+            self._add_inflight(parent.host, -1)
         return parent
 
     def _drop_uploads(self, parent: Peer) -> list[Peer]:
@@ -309,6 +366,11 @@ class Scheduler:
         if peer.peer_id in task.bad_parents:
             return []
         task.add_holder(number, peer.peer_id)
+        if peer.peer_id not in task.free_parents:
+            self._update_free(task, peer)
+        elif not peer.is_seed:
+            task.free_counts[number] += 1
+            task.peer_servable |= 1 << number
         return self._wake(task, min(WAKE_LIMIT, peer.host.free_slots))
 
     def _apply(self, task: Task, peer: Peer, report: PieceReport) -> list[Assignment]:
@@ -335,6 +397,7 @@ class Scheduler:
         if parent.peer_id in task.bad_parents:
             return []
         task.bad_parents.add(parent.peer_id)
+        self._update_free(task, parent)
         held = parent.held
         while held:
             low = held & -held
@@ -346,11 +409,27 @@ class Scheduler:
         return out
 
     def _wake(self, task: Task, budget: int) -> list[Assignment]:
-        """Retry up to budget starved peers of the task, oldest first."""
+        """Give up to budget starved peers of the task something to fetch, oldest first.
+
+        Peers that lack nothing a free parent holds are moved to the back without a fill.
+        """
         out: list[Assignment] = []
-        for peer_id in list(itertools.islice(task.starved, budget)):
-            task.starved.pop(peer_id, None)
+        if budget <= 0 or not task.starved:
+            return out
+        servable = self._servable(task)
+        for peer_id in list(itertools.islice(task.starved, 4 * budget + 8)):
             peer = task.peers.get(peer_id)
-            if peer is not None:
-                out.extend(self.fill(peer))
+            task.starved.pop(peer_id, None)
+            if peer is None:
+                continue
+            if not servable & ~(peer.held | peer.pending):
+                task.starved[peer_id] = None
+                continue
+            got = self.fill(peer)
+            if got:
+                out.extend(got)
+                servable = self._servable(task)
+                budget -= 1
+                if budget <= 0 or not servable:
+                    break
         return out

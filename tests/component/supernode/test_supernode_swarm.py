@@ -11,11 +11,11 @@ from pathlib import Path
 import grpc
 import pytest
 from conftest import Running, make_config
-from origin_server import Origin
-
 from dandelion.common.v1 import common_pb2
 from dandelion.peer.v1 import peer_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
+from origin_server import Origin
+
 from dfcommon.grpcserver import channel
 from supernode.app import Supernode
 
@@ -33,7 +33,9 @@ async def register_task(node: Running, host_id: str, url: str, **meta: object) -
     return await node.scheduler.RegisterTask(scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=url_meta))
 
 
-async def download(node: Running, task_id: str, numbers: list[int], target: grpc.aio.Channel | None = None) -> dict[int, bytes]:
+async def download(
+    node: Running, task_id: str, numbers: list[int], target: grpc.aio.Channel | None = None
+) -> dict[int, bytes]:
     from dandelion.peer.v1 import peer_pb2_grpc
 
     stub = node.peer if target is None else peer_pb2_grpc.PeerServiceStub(target)
@@ -73,7 +75,9 @@ class PeerStream:
         self.outgoing.put_nowait(None)
 
 
-async def fetch_all(node: Running, stream: PeerStream, task_id: str, body: bytes) -> list[scheduler_pb2.SyncPiecesResponse]:
+async def fetch_all(
+    node: Running, stream: PeerStream, task_id: str, body: bytes
+) -> list[scheduler_pb2.SyncPiecesResponse]:
     """Follow assignments, download from the named parent, verify, report; until the stream ends."""
     seen: list[scheduler_pb2.SyncPiecesResponse] = []
     async for message in stream.call:
@@ -178,7 +182,9 @@ async def test_byte_range(supernode: Running, origin: Origin) -> None:
     ("path", "code"),
     [("/missing", grpc.StatusCode.NOT_FOUND), ("/secret", grpc.StatusCode.UNAUTHENTICATED)],
 )
-async def test_origin_errors_map_to_status(supernode: Running, origin: Origin, path: str, code: grpc.StatusCode) -> None:
+async def test_origin_errors_map_to_status(
+    supernode: Running, origin: Origin, path: str, code: grpc.StatusCode
+) -> None:
     origin.auth["/secret"] = "Bearer right"
     origin.blobs["/secret"] = b"x"
     host_id = await register_host(supernode)
@@ -237,7 +243,9 @@ async def test_preheat_with_matching_digest(supernode: Running, origin: Origin) 
         ({"url": "http://127.0.0.1/x", "headers": {"bad name": "v"}}, "header name"),
     ],
 )
-async def test_malformed_url_meta_is_invalid_argument(supernode: Running, meta: dict[str, object], fragment: str) -> None:
+async def test_malformed_url_meta_is_invalid_argument(
+    supernode: Running, meta: dict[str, object], fragment: str
+) -> None:
     host_id = await register_host(supernode)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await register_task(supernode, host_id, **meta)  # type: ignore[arg-type]

@@ -1,0 +1,77 @@
+"""Builds small swarms on a Scheduler for table-driven tests (no network)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from supernode.resource.host import Host
+from supernode.resource.peer import Peer
+from supernode.resource.piece import PieceMeta
+from supernode.resource.task import Task, TaskState
+from supernode.scheduling.scheduler import Assignment, Scheduler
+
+PIECE = 1024
+
+
+class Clock:
+    """A hand-driven clock."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Swarm:
+    """One task on a Scheduler with a seed and named peers."""
+
+    def __init__(self, pieces: int, seed_pieces: int | None = None, seed_slots: int = 64) -> None:
+        self.clock = Clock()
+        self.scheduler = Scheduler(assignment_timeout=30.0, clock=self.clock)
+        self.task = Task(
+            "t" * 64,
+            "http://o/x",
+            "",
+            "seed",
+            state=TaskState.RUNNING,
+            content_length=pieces * PIECE,
+            piece_size=PIECE,
+            piece_count=pieces,
+        )
+        self.seed_host = Host("seed-host", "seed", "127.0.0.1", 8002, seed_slots, "", 0.0, is_seed=True)
+        self.seed = Peer("seed", self.task.task_id, self.seed_host, is_seed=True)
+        self.scheduler.add_task(self.task, self.seed)
+        self.peers: dict[str, Peer] = {"seed": self.seed}
+        for n in range(pieces if seed_pieces is None else seed_pieces):
+            self.write(n)
+
+    def write(self, n: int) -> list[Assignment]:
+        meta = PieceMeta(n, n * PIECE, PIECE, hashlib.sha256(str(n).encode()).hexdigest())
+        return self.scheduler.piece_written(self.task, meta)
+
+    def add(
+        self,
+        name: str,
+        held: list[int] = (),
+        slots: int = 4,
+        location: str = "",  # type: ignore[assignment]
+        connect: bool = False,
+        window: int = 16,
+    ) -> Peer:
+        host = Host(f"host-{name}", name, "127.0.0.2", 65000, slots, location, 0.0)
+        self.scheduler.add_host(host)
+        peer = Peer(name, self.task.task_id, host)
+        self.scheduler.add_peer(self.task, peer)
+        self.peers[name] = peer
+        from supernode.resource.piece import PieceReport
+
+        self.scheduler.report(peer, [PieceReport(n, "", True) for n in held])
+        if connect:
+            self.scheduler.connect(peer, window)
+        return peer
+
+
+def pairs(assignments: list[Assignment]) -> list[tuple[int, str]]:
+    """(piece, parent name) of each assignment."""
+    return [(a.piece.number, a.parent.peer_id) for a in assignments]

@@ -1,0 +1,158 @@
+"""Piece assignment as tables: rarest first, windows, parents, failures, drops (no network)."""
+
+from __future__ import annotations
+
+import pytest
+from swarm_builder import Swarm, pairs
+
+from supernode.resource.peer import PeerState
+from supernode.resource.piece import Failure, PieceReport
+
+
+@pytest.mark.parametrize(
+    ("pieces", "others", "child_held", "window", "expected"),
+    [
+        pytest.param(4, {}, [], 2, [(0, "seed"), (1, "seed")], id="seed-only-in-order-within-window"),
+        pytest.param(4, {"a": [0, 1], "b": [0]}, [], 2, [(2, "seed"), (3, "seed")], id="rarest-first"),
+        pytest.param(4, {"a": [0, 1], "b": [0]}, [], 3, [(2, "seed"), (3, "seed"), (1, "a")], id="rarest-then-next"),
+        pytest.param(4, {"a": [0, 1, 2, 3]}, [], 4, [(0, "a"), (1, "a"), (2, "a"), (3, "a")], id="peer-before-seed"),
+        pytest.param(3, {"a": [0, 1, 2]}, [0, 2], 8, [(1, "a")], id="never-a-held-piece"),
+        pytest.param(3, {}, [0, 1, 2], 8, [], id="complete-peer-gets-nothing"),
+    ],
+)
+def test_assignment_order_and_parent(
+    pieces: int, others: dict[str, list[int]], child_held: list[int], window: int, expected: list[tuple[int, str]]
+) -> None:
+    swarm = Swarm(pieces)
+    for name, held in others.items():
+        swarm.add(name, held)
+    child = swarm.add("c", child_held)
+    assert pairs(swarm.scheduler.connect(child, window)) == expected
+
+
+@pytest.mark.parametrize(
+    ("seed_pieces", "peer_held", "expected"),
+    [
+        pytest.param(0, [], [], id="nothing-written-yet"),
+        pytest.param(2, [], [(0, "seed"), (1, "seed")], id="only-written-pieces"),
+        pytest.param(1, [3], [(0, "seed")], id="peer-piece-without-sha-is-not-assigned"),
+    ],
+)
+def test_only_pieces_a_parent_holds(seed_pieces: int, peer_held: list[int], expected: list[tuple[int, str]]) -> None:
+    swarm = Swarm(4, seed_pieces=seed_pieces)
+    swarm.add("a", peer_held)
+    child = swarm.add("c")
+    assert pairs(swarm.scheduler.connect(child, 8)) == expected
+
+
+def test_written_pieces_are_assigned_to_waiting_peers_at_once() -> None:
+    swarm = Swarm(3, seed_pieces=0)
+    child = swarm.add("c", connect=True)
+    assert child.peer_id in swarm.task.starved
+    assert pairs(swarm.write(0)) == [(0, "seed")]
+    assert pairs(swarm.write(1)) == [(1, "seed")]
+
+
+def test_window_is_respected_and_refilled_on_report() -> None:
+    swarm = Swarm(5)
+    child = swarm.add("c")
+    first = swarm.scheduler.connect(child, 2)
+    assert len(first) == 2 and len(child.outstanding) == 2
+    more = swarm.scheduler.report(child, [PieceReport(first[0].piece.number, "seed", True)])
+    assert pairs(more) == [(2, "seed")]
+    assert len(child.outstanding) == 2
+    assert child.held_count == 1
+    assert swarm.seed.uploads_ok == 1
+
+
+def test_free_upload_slots_spread_load() -> None:
+    swarm = Swarm(8)
+    swarm.add("busy", list(range(8)), slots=1)  # capacity: 4 pieces
+    swarm.add("other", list(range(8)), slots=1)
+    child = swarm.add("c")
+    parents = [parent for _, parent in pairs(swarm.scheduler.connect(child, 8))]
+    assert parents.count("busy") == 4 and parents.count("other") == 4
+    late = swarm.add("d")
+    assert {parent for _, parent in pairs(swarm.scheduler.connect(late, 2))} == {"seed"}
+
+
+def test_locality_is_preferred() -> None:
+    swarm = Swarm(2)
+    swarm.add("far", [0, 1], location="r2|z1|k1")
+    swarm.add("near", [0, 1], location="r1|z1|k2")
+    child = swarm.add("c", location="r1|z1|k1")
+    assert {parent for _, parent in pairs(swarm.scheduler.connect(child, 2))} == {"near"}
+
+
+@pytest.mark.parametrize(
+    ("failure", "penalised", "excluded"),
+    [
+        (Failure.TIMEOUT, True, False),
+        (Failure.PARENT_UNAVAILABLE, True, False),
+        (Failure.PARENT_MISSING_PIECE, True, False),
+        (Failure.PARENT_BUSY, False, False),
+        (Failure.LOCAL, False, False),
+        (Failure.BAD_DIGEST, True, True),
+    ],
+)
+def test_failure_reassigns_and_penalises(failure: Failure, penalised: bool, excluded: bool) -> None:
+    swarm = Swarm(2)
+    bad = swarm.add("a", [0, 1], slots=8)
+    child = swarm.add("c")
+    assert pairs(swarm.scheduler.connect(child, 1)) == [(0, "a")]
+    again = swarm.scheduler.report(child, [PieceReport(0, "a", False, failure)])
+    assert len(again) == 1 and again[0].piece.number == 0
+    assert bad.uploads_failed == (1 if penalised else 0)
+    assert again[0].parent.peer_id == ("seed" if excluded else "a")
+    if excluded:
+        other = swarm.add("d")
+        assert {p for _, p in pairs(swarm.scheduler.connect(other, 2))} == {"seed"}
+        assert "a" not in swarm.task.holders[1]
+
+
+def test_timeout_expires_assignment_to_another_parent() -> None:
+    swarm = Swarm(1)
+    slow = swarm.add("a", [0])
+    child = swarm.add("c")
+    assert pairs(swarm.scheduler.connect(child, 1)) == [(0, "a")]
+    swarm.clock.now += 29
+    assert swarm.scheduler.expire() == []
+    swarm.clock.now += 2
+    assert pairs(swarm.scheduler.expire()) == [(0, "a")]  # still the only peer parent, now penalised
+    assert slow.uploads_failed == 1
+    swarm.scheduler.report(child, [PieceReport(0, "a", True)])
+    swarm.clock.now += 60
+    assert swarm.scheduler.expire() == []
+
+
+def test_parent_leaving_reassigns_its_pieces() -> None:
+    swarm = Swarm(2)
+    leaving = swarm.add("a", [0, 1])
+    child = swarm.add("c")
+    assert {p for _, p in pairs(swarm.scheduler.connect(child, 2))} == {"a"}
+    again = swarm.scheduler.remove_peer(leaving)
+    assert sorted(pairs(again)) == [(0, "seed"), (1, "seed")]
+    assert leaving.host.inflight == 0
+    assert all("a" not in h for h in swarm.task.holders)
+
+
+def test_host_drop_returns_child_slots_to_parents() -> None:
+    swarm = Swarm(4)
+    parent = swarm.add("a", [0, 1, 2, 3], slots=1)
+    child = swarm.add("c")
+    waiting = swarm.add("d")
+    swarm.scheduler.connect(child, 4)
+    assert parent.host.inflight == 4
+    assert {p for _, p in pairs(swarm.scheduler.connect(waiting, 1))} == {"seed"}
+    swarm.scheduler.remove_host(child.host)
+    assert parent.host.inflight == 0
+    assert "c" not in swarm.scheduler.peers
+
+
+def test_stopped_peer_gets_nothing() -> None:
+    swarm = Swarm(2)
+    child = swarm.add("c", connect=True, window=1)
+    assert len(child.outstanding) == 1
+    swarm.scheduler.set_state(child, PeerState.BACK_TO_SOURCE)
+    assert child.outstanding == {} and swarm.seed_host.inflight == 0
+    assert swarm.scheduler.fill(child) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -13,6 +14,7 @@ class Origin:
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
         self.no_length: set[str] = set()
+        self.cut: dict[str, float] = {}  # path -> seconds to wait before breaking the connection midway
         self.auth: dict[str, str] = {}  # path -> required Authorization value
         self.hits: Counter[str] = Counter()
         self.headers: dict[str, dict[str, str]] = {}
@@ -40,6 +42,15 @@ class Origin:
                     start, end = (int(x) for x in wanted[6:].split("-"))
                     end = min(end, len(body) - 1)
                     self._reply(206, body[start : end + 1], extra={"Content-Range": f"bytes {start}-{end}/{len(body)}"})
+                    return
+                if path in origin.cut:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    time.sleep(origin.cut[path])
+                    self.close_connection = True
                     return
                 if path in origin.no_length:
                     self.send_response(200)

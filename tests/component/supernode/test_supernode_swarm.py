@@ -347,3 +347,57 @@ async def test_host_missing_heartbeats_is_dropped(tmp_path: Path, origin: Origin
     finally:
         await chan.close()
         await node.stop(grace=1)
+
+
+async def test_seed_failing_midway_sends_peers_back_to_source(supernode: Running, origin: Origin) -> None:
+    origin.blobs["/cut"] = os.urandom(4 * PIECE)
+    origin.cut["/cut"] = 1.0
+    host_id = await register_host(supernode)
+    reply = await register_task(supernode, host_id, f"{origin.base}/cut")
+    assert reply.task.content_length == 4 * PIECE
+    stream = PeerStream(supernode, reply.peer_id, window=1)
+    events = []
+    async for message in stream.call:
+        events.append(message.WhichOneof("event"))
+        if events[-1] == "assignments":
+            continue  # not fetched: the test only watches what the supernode says
+        if events[-1] == "back_to_source":
+            assert str(reply.task.url) in message.back_to_source.reason or "origin" in message.back_to_source.reason
+            break
+    stream.close()
+    stream.call.cancel()
+    assert events[0] == "task" and events[-1] == "back_to_source"
+    got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=reply.task.task_id))
+    assert got.task.state == common_pb2.TASK_STATE_FAILED
+    assert {p.state for p in got.peers if not p.is_seed} == {common_pb2.PEER_STATE_BACK_TO_SOURCE}
+    # A later registration starts the seed over (the origin is asked again).
+    del origin.cut["/cut"]
+    again = await register_task(supernode, host_id, f"{origin.base}/cut")
+    assert again.task.state in (common_pb2.TASK_STATE_RUNNING, common_pb2.TASK_STATE_SUCCEEDED)
+    assert origin.hits["/cut"] == 2
+
+
+async def test_seed_upload_slots_are_bounded(tmp_path: Path, origin: Origin) -> None:
+    body = os.urandom(8 << 20)
+    origin.blobs["/big"] = body
+    node = Supernode(make_config(tmp_path / "d", seed_upload_slots=1, piece_size=4 << 20))
+    port = await node.start()
+    chan = channel(f"127.0.0.1:{port}")
+    try:
+        running = Running(node, chan)
+        meta = common_pb2.UrlMeta(url=f"{origin.base}/big")
+        reply = await running.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
+        request = peer_pb2.DownloadPiecesRequest(task_id=reply.task.task_id, piece_numbers=[0, 1])
+        slow = running.peer.DownloadPieces(request)
+        first = await slow.read()
+        assert first.piece_number == 0 and len(first.data) == 1 << 20
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await download(running, reply.task.task_id, [0])
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        slow.cancel()
+        await asyncio.sleep(0.2)
+        pieces = await download(running, reply.task.task_id, [1])
+        assert pieces[1] == body[4 << 20 :]
+    finally:
+        await chan.close()
+        await node.stop(grace=1)

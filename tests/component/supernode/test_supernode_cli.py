@@ -1,0 +1,93 @@
+"""The `supernode` command: help, one-line flag errors (exit 2), a real process serving and stopping on SIGTERM."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+COMMAND = [shutil.which("supernode") or "supernode"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_help() -> None:
+    done = run("--help")
+    assert done.returncode == 0
+    for flag in ("--listen", "--data-dir", "--advertise-ip", "--piece-size", "--log-level"):
+        assert flag in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--data-dir", "d", "--bogus"],
+        ["--listen", "127.0.0.1"],
+        ["--data-dir", "d", "--listen", "127.0.0.1:99999"],
+        ["--data-dir", "d", "--piece-size", "1KiB"],
+        ["--data-dir", "d", "--piece-size", "lots"],
+        ["--data-dir", "d", "--advertise-ip", "not-an-ip"],
+        ["--data-dir", "d", "--log-level", "loud"],
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(args: list[str], tmp_path: Path) -> None:
+    done = subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("supernode: error: ")
+    assert not (tmp_path / "d").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data"), "--advertise-ip", "127.0.0.1"]
+    proc = subprocess.Popen([*COMMAND, *args], stderr=subprocess.PIPE, text=True)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as chan:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    health = health_pb2_grpc.HealthStub(chan).Check(health_pb2.HealthCheckRequest(), timeout=2)
+                    break
+                except grpc.RpcError:
+                    assert proc.poll() is None, "supernode exited"
+                    assert time.monotonic() < deadline, "supernode did not become healthy"
+                    time.sleep(0.2)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            service = "dandelion.scheduler.v1.SchedulerService"
+            reply = health_pb2_grpc.HealthStub(chan).Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            stub = scheduler_pb2_grpc.SchedulerServiceStub(chan)
+            assert list(stub.ListTasks(scheduler_pb2.ListTasksRequest(), timeout=5).tasks) == []
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "serving on 127.0.0.1" in err
+        assert "stopped" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_module_entry_point() -> None:
+    done = subprocess.run([sys.executable, "-m", "supernode", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0

@@ -51,5 +51,5 @@ async def supernode(tmp_path: Path) -> AsyncIterator[Running]:
     port = await node.start()
     chan = channel(f"127.0.0.1:{port}")
     yield Running(node, chan)
-    await chan.close()
+    await chan.close(None)
     await node.stop(grace=1)

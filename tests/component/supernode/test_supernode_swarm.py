@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import os
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import grpc
@@ -30,7 +31,9 @@ async def register_host(node: Running, ip: str = "127.0.0.1", port: int = 1, loc
 
 async def register_task(node: Running, host_id: str, url: str, **meta: object) -> scheduler_pb2.RegisterTaskResponse:
     url_meta = common_pb2.UrlMeta(url=url, **meta)  # type: ignore[arg-type]
-    return await node.scheduler.RegisterTask(scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=url_meta))
+    request = scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=url_meta)
+    reply: scheduler_pb2.RegisterTaskResponse = await node.scheduler.RegisterTask(request)
+    return reply
 
 
 async def download(
@@ -64,7 +67,7 @@ class PeerStream:
         self.outgoing.put_nowait(first)
         self.call = node.scheduler.SyncPieces(self._requests())
 
-    async def _requests(self):  # type: ignore[no-untyped-def]
+    async def _requests(self) -> AsyncIterator[scheduler_pb2.SyncPiecesRequest]:
         while (message := await self.outgoing.get()) is not None:
             yield message
 
@@ -90,7 +93,7 @@ async def fetch_all(
             try:
                 pieces = await download(node, task_id, [a.piece.number], target)
             finally:
-                await target.close()
+                await target.close(None)
             data = pieces[a.piece.number]
             assert hashlib.sha256(data).hexdigest() == a.piece.sha256
             assert data == body[a.piece.offset : a.piece.offset + a.piece.size]
@@ -257,7 +260,7 @@ async def test_malformed_url_meta_is_invalid_argument(
 
 
 async def test_unknown_ids_are_not_found(supernode: Running) -> None:
-    calls = [
+    calls: list[Awaitable[object]] = [
         supernode.scheduler.HeartbeatHost(scheduler_pb2.HeartbeatHostRequest(host_id="nope")),
         supernode.scheduler.LeaveHost(scheduler_pb2.LeaveHostRequest(host_id="nope")),
         supernode.scheduler.ReportPeerResult(scheduler_pb2.ReportPeerResultRequest(peer_id="nope")),
@@ -314,7 +317,7 @@ async def test_restart_reuses_cache_and_keeps_headers_off_disk_and_logs(
             pieces = await download(running, reply.task.task_id, [0, 1, 2, 3])
             assert b"".join(pieces[n] for n in range(4)) == body
         finally:
-            await chan.close()
+            await chan.close(None)
             await node.stop(grace=1)
     assert origin.hits["/cached"] == 1
     assert origin.headers["/cached"]["Authorization"] == "Bearer s3cret-token"
@@ -345,7 +348,7 @@ async def test_host_missing_heartbeats_is_dropped(tmp_path: Path, origin: Origin
         listed = await running.scheduler.ListTasks(scheduler_pb2.ListTasksRequest())
         assert listed.tasks[0].peer_count == 0
     finally:
-        await chan.close()
+        await chan.close(None)
         await node.stop(grace=1)
 
 
@@ -390,6 +393,7 @@ async def test_seed_upload_slots_are_bounded(tmp_path: Path, origin: Origin) -> 
         request = peer_pb2.DownloadPiecesRequest(task_id=reply.task.task_id, piece_numbers=[0, 1])
         slow = running.peer.DownloadPieces(request)
         first = await slow.read()
+        assert isinstance(first, peer_pb2.DownloadPiecesResponse)
         assert first.piece_number == 0 and len(first.data) == 1 << 20
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await download(running, reply.task.task_id, [0])
@@ -399,5 +403,5 @@ async def test_seed_upload_slots_are_bounded(tmp_path: Path, origin: Origin) -> 
         pieces = await download(running, reply.task.task_id, [1])
         assert pieces[1] == body[4 << 20 :]
     finally:
-        await chan.close()
+        await chan.close(None)
         await node.stop(grace=1)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from supernode.resource.host import Host
 from supernode.resource.peer import Peer
-from supernode.resource.piece import PieceMeta
+from supernode.resource.piece import PieceMeta, PieceReport
 from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Assignment, Scheduler
 
@@ -53,9 +54,9 @@ class Swarm:
     def add(
         self,
         name: str,
-        held: list[int] = (),
+        held: Sequence[int] = (),
         slots: int = 4,
-        location: str = "",  # type: ignore[assignment]
+        location: str = "",
         connect: bool = False,
         window: int = 16,
     ) -> Peer:
@@ -64,8 +65,6 @@ class Swarm:
         peer = Peer(name, self.task.task_id, host)
         self.scheduler.add_peer(self.task, peer)
         self.peers[name] = peer
-        from supernode.resource.piece import PieceReport
-
         self.scheduler.report(peer, [PieceReport(n, "", True) for n in held])
         if connect:
             self.scheduler.connect(peer, window)

@@ -50,6 +50,8 @@ class MirrorApp:
         try:
             return await self._route(request, request.url.path.lstrip("/"))
         except RegistryError as exc:
+            if exc.status >= 500:
+                log.warning("%s %s: %d %s", method, request.url.path[:300], exc.status, exc.message)
             return exc.response(head_only=method == "HEAD")
 
     async def _route(self, request: Request, path: str) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import ssl
@@ -94,6 +95,7 @@ class Upstream:
         self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
         # (base, credentials key, repository, digest) → (grant, monotonic expiry)
         self._grants: dict[tuple[str, str, str, str], tuple[BlobGrant, float]] = {}
+        self._token_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
     async def aclose(self) -> None:
         """Close upstream connections."""
@@ -195,7 +197,14 @@ class Upstream:
         bearer = find_challenge(parse_challenges(reply_headers.get_list("www-authenticate")), "bearer")
         if bearer is None:
             return _Answer(status, reply_headers, body, auth, expires)
-        token = await self._token(base, bearer, creds, scope)
+        # One token request per credentials and scope at a time: a pull asks for its layers in parallel.
+        lock = self._token_locks.setdefault((base, creds.key, scope), asyncio.Lock())
+        async with lock:
+            token = self._cached_token(base, creds, scope)
+            if token is None or auth.get("Authorization") == f"Bearer {token[0]}":  # none, or just refused
+                token = await self._token(base, bearer, creds, scope)
+        if len(self._token_locks) >= _MAX_CACHED:
+            self._token_locks = {k: v for k, v in self._token_locks.items() if v.locked()}
         if token is None:
             return _Answer(status, reply_headers, body, auth, expires)
         auth, expires = {"Authorization": f"Bearer {token[0]}"}, token[1]

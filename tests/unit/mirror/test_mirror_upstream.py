@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -172,4 +173,33 @@ async def test_oversized_answers_are_refused() -> None:
     upstream = Upstream(config, transport=httpx.MockTransport(huge))
     with pytest.raises(RegistryError, match="over 1024 bytes"):
         await upstream.manifest("GET", BASE, "ns/img", "latest", ACCEPT, Credentials())
+    await upstream.aclose()
+
+
+async def test_parallel_requests_share_one_token_request() -> None:
+    fake = FakeRegistry()
+    upstream = upstream_for(fake)
+    blobs = ["sha256:" + f"{i:064x}" for i in range(5)]
+    grants = await asyncio.gather(*(upstream.authorize_blob(BASE, "ns/img", blob, ALICE) for blob in blobs))
+    assert {g.headers["Authorization"] for g in grants} == {"Bearer t1"}
+    assert fake.tokens_issued == 1
+    await upstream.aclose()
+
+
+async def test_a_refused_cached_token_is_replaced() -> None:
+    fake = FakeRegistry()
+    upstream = upstream_for(fake)
+    await upstream.manifest("HEAD", BASE, "ns/img", "latest", ACCEPT, ALICE)
+    fake.tokens_issued = 100  # the registry forgets t1 (say, revoked): only t101 and later are valid
+    original = fake.__call__
+
+    def revoking(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("authorization") == "Bearer t1":
+            return httpx.Response(401, headers={"WWW-Authenticate": f'Bearer realm="{REALM}",service="reg"'})
+        return original(request)
+
+    upstream._client._transport = httpx.MockTransport(revoking)
+    manifest = await upstream.manifest("HEAD", BASE, "ns/img", "latest", ACCEPT, ALICE)
+    assert manifest.digest == DIGEST
+    assert fake.tokens_issued == 101
     await upstream.aclose()

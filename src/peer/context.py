@@ -44,7 +44,7 @@ class PeerContext:
     channels: ChannelPool = field(default_factory=ChannelPool)
     no_back_source: bool = False
     window: int = 16  # pieces assigned and not yet reported: bounds memory to window x piece size
-    max_streams: int = 4  # concurrent DownloadPieces calls per task
+    max_streams: int = 3  # concurrent DownloadPieces calls per task
     group_size: int = 4  # pieces per DownloadPieces call
     stall_timeout: float = 30.0  # seconds without any progress before giving up on the swarm
     register_timeout: float = 180.0  # RegisterTask waits for the origin's answer

@@ -225,10 +225,21 @@ async def _via_transferer(
 
 
 async def _write(source: AsyncIterator[tuple[bytes, int]], output: OutputFile, progress: Progress) -> None:
+    """Write chunks in a worker thread, one write in flight while the next chunk arrives."""
     total = -1
-    async for data, total in source:
-        output.write(data)
-        progress.update(output.written, total)
+    writing: asyncio.Future[None] | None = None
+    try:
+        async for data, total in source:
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(asyncio.to_thread(output.write, data))
+            progress.update(output.written, total)
+        if writing is not None:
+            await writing
+            writing = None
+    finally:
+        if writing is not None:
+            await asyncio.gather(writing, return_exceptions=True)
     progress.update(output.written, max(total, output.written), final=True)
 
 

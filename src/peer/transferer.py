@@ -52,34 +52,50 @@ class TaskStream:
         if self.conductor.error is not None:
             raise self.conductor.error
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """Yield <= 1 MiB chunks; the final bytes wait for the whole-content digest check."""
+    def _readable(self, position: int) -> int:
+        """Bytes readable at position now (>0), 0 at the verified end, -1 when the caller must wait."""
         conductor = self.conductor
+        store = conductor.store
+        if store is None:
+            raise DandelionError("content vanished from the cache", grpc.StatusCode.ABORTED)
+        length = store.meta.content_length
+        if length >= 0 and position >= length:
+            return 0 if conductor.verified else -1
+        number = position // store.meta.piece_size
+        if not store.has(number):
+            return -1
+        offset, size = store.span(number)
+        take = min(CHUNK_SIZE, offset + size - position)
+        if length >= 0 and position + take >= length and not conductor.verified:
+            return -1  # the last chunk goes out only once the whole content verified
+        return take
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Yield <= 1 MiB chunks; the next chunk is read from disk while this one is consumed."""
         position = self.offset
+        ahead: tuple[int, asyncio.Future[bytes]] | None = None
         try:
             while True:
                 self._check()
-                store = conductor.store
-                if store is None:
-                    raise DandelionError("content vanished from the cache", grpc.StatusCode.ABORTED)
-                length = store.meta.content_length
-                waiting = conductor.progress()
-                if length >= 0 and position >= length:
-                    if conductor.verified:
-                        return
+                waiting = self.conductor.progress()
+                take = self._readable(position)
+                if take == 0:
+                    return
+                if take < 0:
                     await waiting.wait()
                     continue
-                number = position // store.meta.piece_size
-                if not store.has(number):
-                    await waiting.wait()
-                    continue
-                offset, size = store.span(number)
-                take = min(CHUNK_SIZE, offset + size - position)
-                if length >= 0 and position + take >= length and not conductor.verified:
-                    await waiting.wait()  # the last chunk goes out only once the whole content verified
-                    continue
+                store = self.conductor.store
+                assert store is not None
+                if ahead is not None and ahead[0] == position:
+                    reading = ahead[1]
+                else:
+                    reading = asyncio.ensure_future(asyncio.to_thread(store.read, position, take))
+                ahead = None
+                following = position + take
+                if (more := self._readable(following)) > 0:
+                    ahead = (following, asyncio.ensure_future(asyncio.to_thread(store.read, following, more)))
                 try:
-                    data = await asyncio.to_thread(store.read, position, take)
+                    data = await reading
                 except OSError:
                     self._check()
                     raise
@@ -87,9 +103,11 @@ class TaskStream:
                     self._check()
                     raise DandelionError("short read from the cache", grpc.StatusCode.DATA_LOSS)
                 await self._bucket.acquire(take)
-                position += take
+                position = following
                 yield data
         finally:
+            if ahead is not None:
+                ahead[1].cancel()
             await self.aclose()
 
     async def aclose(self) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import shlex
+import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -101,3 +104,39 @@ def test_daemon_goes_back_to_source_when_supernode_is_down(
     daemon.proc.popen.wait(15)
     assert daemon.proc.popen.returncode == 0
     assert not daemon.socket.exists()
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (needs root and mount rights; skipped elsewhere)."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_disk_full_is_one_line_and_no_file(origin: OriginServer, tiny_fs: Path, tmp_path: Path) -> None:
+    result = dfget(origin.url("f.bin"), "-o", str(tiny_fs / "out.bin"), "--daemon", no_daemon(tmp_path))
+    assert result.returncode != 0
+    assert only_line(result) == f"dfget: disk full writing {tiny_fs / 'out.bin'}"
+    assert list(tiny_fs.iterdir()) == []
+
+
+def test_progress_bar_on_a_tty(origin: OriginServer, tmp_path: Path) -> None:
+    if shutil.which("script") is None:
+        pytest.skip("script(1) is not installed")
+    out = tmp_path / "tty.bin"
+    command = shlex.join(
+        [console_script("dfget"), origin.url("f.bin"), "-o", str(out), "--daemon", no_daemon(tmp_path)]
+    )
+    result = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout
+    assert "100.0%" in result.stdout and "MB/s" in result.stdout
+    assert out.read_bytes() == (origin.root / "f.bin").read_bytes()

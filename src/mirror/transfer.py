@@ -35,6 +35,12 @@ class BlobTransferer(Protocol):
     async def open(self, request: ContentRequest, offset: int = 0) -> BlobStream:
         """Register the content with the swarm and return its stream from offset.
 
+        From the mirror, request.url is the upstream's blob URL (it may answer 307 to object storage:
+        follow it, dropping Authorization across origins as httpx does), request.headers hold the
+        Authorization the upstream accepted for this client (Basic or a Bearer token), and
+        request.digest is the blob digest, the task identity. The mirror asked the upstream whether
+        this client may read the blob before calling open().
+
         Raises dfcommon.errors.DandelionError subclasses: OriginError (with the
         origin's HTTP status), Unavailable, DigestMismatch, InvalidArgument.
         """

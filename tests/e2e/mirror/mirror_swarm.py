@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from fixtures.clients import short_dir
+from fixtures.clients import loopback_env, short_dir
 from fixtures.processes import ManagedProcess, console_script, free_port, start_process
 
 # Peers live on 127.0.0.11 ... so they never share an address with the supernode or the registries.
@@ -70,7 +70,7 @@ def start_supernode(workdir: Path) -> tuple[str, ManagedProcess]:
         *("--listen", f"127.0.0.1:{port}", "--data-dir", str(workdir / "supernode")),
         *("--advertise-ip", "127.0.0.1"),
     ]
-    proc = start_process("supernode", argv, workdir / "supernode.log")
+    proc = start_process("supernode", argv, workdir / "supernode.log", env=loopback_env())
     try:
         proc.wait_for_tcp("127.0.0.1", port, timeout=30)
     except BaseException:
@@ -101,7 +101,7 @@ def start_dfdaemon(
         *("--mirror", f"{ip}:{mirror_port}", "--registry", registry_url),
         *extra_args,
     ]
-    proc = start_process(name, argv, workdir / f"{name}.log")
+    proc = start_process(name, argv, workdir / f"{name}.log", env=loopback_env())
     try:
         proc.wait_for_tcp(ip, port, timeout=30)
         proc.wait_for_tcp(ip, mirror_port, timeout=30)

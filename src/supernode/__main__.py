@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from typing import NoReturn
@@ -20,6 +21,16 @@ from supernode.config import SupernodeConfig, build_parser, from_args
 class _OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"supernode: error: {message}\n")
+
+
+def _one_line(record: logging.LogRecord) -> bool:
+    """Keep grpc's reports of undecodable requests to one line (no traceback)."""
+    if record.exc_info and record.exc_info[1] is not None:
+        record.msg = f"{record.getMessage()}: {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+    return True
 
 
 async def serve(config: SupernodeConfig) -> None:
@@ -46,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"supernode: error: {err}", file=sys.stderr)
         return 2
     setup_logging("supernode", config.log_level)
+    logging.getLogger("grpc._cython.cygrpc").addFilter(_one_line)
     try:
         uvloop.run(serve(config))
     except DandelionError as err:

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
-from dfcommon.errors import DandelionError, DigestMismatch, InvalidArgument, NotFound
+from dfcommon.errors import DandelionError, DigestMismatch, InvalidArgument, NotFound, Unavailable
 from dfcommon.identity import display_url, task_id
 from dfcommon.pieces import piece_count
 from supernode.config import SupernodeConfig
 from supernode.resource.host import Host
 from supernode.resource.peer import MAX_WINDOW, Peer, PeerState
-from supernode.resource.piece import PieceMeta, PieceReport
+from supernode.resource.piece import Failure, PieceMeta, PieceReport
 from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Assignment, Scheduler
 from supernode.seed.cdn import Cdn
@@ -105,6 +105,7 @@ class Swarm:
         )
         self.uploads = SeedUploads(self.cdn.store, config.seed_upload_slots, self.verified_pieces)
         self.outboxes: dict[str, asyncio.Queue[StreamEvent]] = {}
+        self._rechecks: dict[tuple[str, int], asyncio.Task[None]] = {}
 
     # Hosts --------------------------------------------------------------------------
 
@@ -305,6 +306,27 @@ class Swarm:
         for report in reports:
             if report.number >= limit:
                 raise InvalidArgument(f"piece {report.number} out of range: task has {limit} pieces")
+            if report.failure is Failure.BAD_DIGEST and report.parent_id == task.seed_peer_id:
+                self._recheck_seed(task, report.number)
+
+    def _recheck_seed(self, task: Task, number: int) -> None:
+        """A peer says the seed served bad bytes: read the piece back and fail the seed if it is corrupted."""
+        key = (task.task_id, number)
+        if key in self._rechecks or number >= len(task.pieces):
+            return
+        self._rechecks[key] = asyncio.get_running_loop().create_task(self._recheck(task, task.pieces[number]))
+
+    async def _recheck(self, task: Task, piece: PieceMeta) -> None:
+        try:
+            intact = await asyncio.to_thread(self.cdn.store.verify_piece, task.task_id, piece)
+        finally:
+            self._rechecks.pop((task.task_id, piece.number), None)
+        if intact or piece.number >= len(task.pieces) or task.pieces[piece.number] != piece:
+            return
+        log.error("seed piece corrupted task=%s piece=%d", task.task_id[:12], piece.number)
+        await asyncio.to_thread(self.cdn.store.discard, task.task_id)
+        if task.state is not TaskState.FAILED:
+            self.seed_failed(task.task_id, Unavailable(f"the seed's copy of {task.url} is corrupted"))
 
     def _complete(self, task: Task, peer: Peer) -> bool:
         """End the peer's stream once it holds every piece."""

@@ -100,22 +100,26 @@ class SeedStore:
         try:
             if data.stat().st_size != entry.content_length:
                 return False
-            with data.open("rb") as f:
-                for piece in entry.pieces:
-                    f.seek(piece.offset)
-                    h = hashlib.sha256()
-                    left = piece.size
-                    while left:
-                        chunk = f.read(min(left, _READ_CHUNK))
-                        if not chunk:
-                            return False
-                        h.update(chunk)
-                        left -= len(chunk)
-                    if h.hexdigest() != piece.sha256:
-                        return False
         except OSError:
             return False
-        return True
+        return all(self.verify_piece(entry.task_id, piece) for piece in entry.pieces)
+
+    def verify_piece(self, task_id: str, piece: PieceMeta) -> bool:
+        """True when the piece's bytes on disk still match its sha256."""
+        try:
+            with self.data_path(task_id).open("rb") as f:
+                f.seek(piece.offset)
+                h = hashlib.sha256()
+                left = piece.size
+                while left:
+                    chunk = f.read(min(left, _READ_CHUNK))
+                    if not chunk:
+                        return False
+                    h.update(chunk)
+                    left -= len(chunk)
+        except OSError:
+            return False
+        return h.hexdigest() == piece.sha256
 
     def discard(self, task_id: str) -> None:
         """Remove a task's files."""

@@ -77,11 +77,17 @@ def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
             stub = scheduler_pb2_grpc.SchedulerServiceStub(chan)
             assert list(stub.ListTasks(scheduler_pb2.ListTasksRequest(), timeout=5).tasks) == []
+            garbage = chan.unary_unary("/dandelion.scheduler.v1.SchedulerService/RegisterTask", None, None)
+            with pytest.raises(grpc.RpcError):
+                garbage(b"\xff\xff\xff\xff", timeout=5)
+            assert list(stub.ListTasks(scheduler_pb2.ListTasksRequest(), timeout=5).tasks) == []
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         assert "serving on 127.0.0.1" in err
         assert "stopped" in err
+        assert "Traceback" not in err
+        assert "DecodeError" in err  # grpc reported the garbage request, on one line
     finally:
         if proc.poll() is None:
             proc.kill()

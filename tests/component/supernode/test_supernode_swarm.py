@@ -405,3 +405,40 @@ async def test_seed_upload_slots_are_bounded(tmp_path: Path, origin: Origin) -> 
     finally:
         await chan.close(None)
         await node.stop(grace=1)
+
+
+async def test_corrupted_seed_piece_is_detected_after_bad_digest_report(supernode: Running, origin: Origin) -> None:
+    body = os.urandom(2 * PIECE)
+    origin.blobs["/rot"] = body
+    meta = common_pb2.UrlMeta(url=f"{origin.base}/rot")
+    preheated = await supernode.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
+    data_file = supernode.node.config.data_dir / "seed" / f"{preheated.task.task_id}.data"
+    with data_file.open("r+b") as f:
+        f.seek(PIECE + 10)
+        f.write(b"\x00rot\x00")
+    host_id = await register_host(supernode)
+    reply = await register_task(supernode, host_id, f"{origin.base}/rot")
+    stream = PeerStream(supernode, reply.peer_id, window=2)
+    events: list[str] = []
+    async for message in stream.call:
+        events.append(str(message.WhichOneof("event")))
+        if message.WhichOneof("event") == "assignments":
+            failures = [
+                scheduler_pb2.PieceResult(
+                    piece_number=a.piece.number,
+                    parent_peer_id=a.parent.peer_id,
+                    success=False,
+                    failure=scheduler_pb2.PIECE_FAILURE_BAD_DIGEST,
+                )
+                for a in message.assignments.assignments
+                if a.piece.number == 1
+            ]
+            stream.report(failures)
+        if message.WhichOneof("event") == "back_to_source":
+            break
+    stream.close()
+    stream.call.cancel()
+    assert events[-1] == "back_to_source"
+    listed = await supernode.scheduler.ListTasks(scheduler_pb2.ListTasksRequest())
+    assert listed.tasks[0].state == common_pb2.TASK_STATE_FAILED
+    assert not data_file.exists()

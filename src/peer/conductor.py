@@ -89,6 +89,8 @@ class Conductor:
         self.bytes_from_peers = 0
         self.bytes_from_origin = 0
         self.from_cache = False
+        self.peer_id = ""  # this host's peer in the task's swarm, once registered
+        self._reported = False
         self._ready = asyncio.Event()
         self._progress = asyncio.Event()
         self._hashes: dict[int, str] = {}
@@ -138,6 +140,7 @@ class Conductor:
             await self._download()
         except DandelionError as exc:
             self._fail(exc)
+            await self._report(self.peer_id, False, str(exc))
         except asyncio.CancelledError:
             self._fail(Unavailable("download cancelled"))
             raise
@@ -160,6 +163,8 @@ class Conductor:
             self.store.pins -= 1
             self.ctx.storage.remove(self.task_id)
             self.store = None
+        self._ready.set()
+        self._pulse()
 
     def _use_store(self, store: TaskStore) -> None:
         store.pins += 1
@@ -216,7 +221,8 @@ class Conductor:
             )
         )
         self._apply_task(response.task)
-        return str(response.peer_id)
+        self.peer_id = str(response.peer_id)
+        return self.peer_id
 
     def _apply_task(self, task: scheduler_pb2.TaskInfo) -> None:
         if self.store is None and task.content_length >= 0 and task.piece_size > 0:
@@ -478,8 +484,11 @@ class Conductor:
 
     async def _report(self, peer_id: str, success: bool, error: str) -> None:
         scheduler = self.ctx.scheduler
-        if scheduler is None or not peer_id:
+        if scheduler is None or not peer_id or self._reported:
             return
+        self._reported = True
+        if success:
+            self.ctx.peer_ids[self.task_id] = peer_id
         request = scheduler_pb2.ReportPeerResultRequest(
             peer_id=peer_id,
             success=success,

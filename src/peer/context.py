@@ -48,3 +48,4 @@ class PeerContext:
     group_size: int = 4  # pieces per DownloadPieces call
     stall_timeout: float = 30.0  # seconds without any progress before giving up on the swarm
     register_timeout: float = 180.0  # RegisterTask waits for the origin's answer
+    peer_ids: dict[str, str] = field(default_factory=dict)  # task id -> our peer id, for LeaveTask on eviction

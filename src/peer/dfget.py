@@ -9,6 +9,7 @@ import errno
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -27,7 +28,7 @@ from dfcommon.grpcserver import channel
 from dfcommon.identity import validate_url
 from dfcommon.logs import setup_logging
 from dfcommon.malloc import tune_malloc
-from dfcommon.sizes import parse_size
+from dfcommon.sizes import parse_hostport, parse_size
 from peer.config import PeerConfig, parse_supernodes, validate_endpoint
 from peer.context import PeerContext
 from peer.grpcutil import daemon_stub
@@ -96,6 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
     return parser
+
+
+def local_ip_towards(address: str) -> str:
+    """The local IP this host uses to reach address (a connected UDP socket sends nothing)."""
+    host, port = parse_hostport(address)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        family, _, _, _, sockaddr = infos[0]
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect(sockaddr)
+            return str(probe.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
 
 
 def parse_headers(items: list[str]) -> dict[str, str]:
@@ -285,7 +299,7 @@ async def _embedded(
             node = PeerNode(
                 PeerConfig(
                     supernodes=supernodes,
-                    listen_ip=os.environ.get("DFGET_LISTEN_IP", "127.0.0.1"),
+                    listen_ip=os.environ.get("DFGET_LISTEN_IP") or local_ip_towards(supernodes[0]),
                     data_dir=work,
                     port=0,
                     no_back_source=ns.no_back_source,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
+from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
 from peer.config import PeerConfig
@@ -121,9 +122,24 @@ class PeerNode:
         while True:
             await asyncio.sleep(GC_INTERVAL)
             try:
-                self.storage.gc()
+                removed = self.storage.gc()
             except OSError as exc:
                 log.warning("cache gc failed: %s", exc)
+                continue
+            await self._leave_tasks(removed)
+
+    async def _leave_tasks(self, task_ids: list[str]) -> None:
+        """Tell the supernode we no longer hold evicted content, so nobody is sent to us for it."""
+        if self.scheduler is None or self.ctx is None:
+            return
+        for task_id in task_ids:
+            peer_id = self.ctx.peer_ids.pop(task_id, None)
+            if not peer_id:
+                continue
+            try:
+                await self.scheduler.stub().LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id=peer_id), timeout=5)
+            except grpc.aio.AioRpcError as exc:
+                log.info("LeaveTask for evicted task=%s failed: %s", task_id, exc.code().name)
 
     async def stop(self, grace: float = 2.0) -> None:
         """Leave the swarm and stop serving."""

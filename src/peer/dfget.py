@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import importlib
 import logging
 import os
 import shutil
@@ -45,6 +46,7 @@ EXAMPLES = """examples:
   dfget 'https://bucket/obj?X-Sig=abc&Expires=1' --filter X-Sig,Expires -o obj
   dfget https://private/x --header 'Authorization: Bearer TOKEN' -o x --rate-limit 50M
   dfget http://origin/f -o f --supernode 10.0.0.5:8002     # no local dfdaemon: one-shot peer
+  dfget preheat REF|URL --supernode HOST:PORT          # load content into the supernode first
 
 Uses the dfdaemon at --daemon when one answers; else an embedded peer when --supernode is given;
 else downloads from the origin directly (unless --no-back-source).
@@ -325,10 +327,18 @@ async def _embedded(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the dfget command."""
+    """Entry point of the dfget command (`dfget preheat ...` runs peer.preheat when it is built in)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["preheat"]:
+        try:
+            preheat = importlib.import_module("peer.preheat")
+        except ImportError:
+            print("dfget: preheat is not available in this build", file=sys.stderr)
+            raise SystemExit(2) from None
+        raise SystemExit(preheat.main(args[1:]))
     tune_malloc()
     limit_malloc_arenas()
-    ns = build_parser().parse_args(argv)
+    ns = build_parser().parse_args(args)
     setup_logging("dfget", ns.log_level)
     logging.getLogger("grpc").setLevel(logging.ERROR)
     try:

@@ -22,7 +22,7 @@ DockerdFactory = Callable[..., Dockerd]
 def test_docker_login_then_pull_private_image_through_mirror(
     tmp_path: Path, basic_registry: Registry, swarm_factory: SwarmFactory, dockerd_factory: DockerdFactory
 ) -> None:
-    """As in the Dragonfly article: docker login to the mirror, then pull MIRROR/ns/img:tag."""
+    """As in the Dragonfly article: docker login to the mirror, then pull MIRROR/ns/img:tag (and by digest)."""
     image = build_and_push(
         tmp_path, basic_registry.addr, "ns/private", [3 * MiB, 2 * MiB, MiB // 2], creds=f"{USER}:{PASSWORD}"
     )
@@ -36,7 +36,13 @@ def test_docker_login_then_pull_private_image_through_mirror(
     assert pull.returncode == 0, pull.stderr
 
     assert docker.image_id(reference) == image.config_digest
-    assert docker.repo_digests(reference) == [f"{node.mirror_addr}/{image.repository}@{image.manifest_digest}"]
+    by_digest = f"{node.mirror_addr}/{image.repository}@{image.manifest_digest}"
+    assert docker.repo_digests(reference) == [by_digest]
+
+    docker.remove_all_images()
+    pull = docker.pull(by_digest)
+    assert pull.returncode == 0, pull.stderr
+    assert docker.image_id(by_digest) == image.config_digest
     assert_layers_fetched_once(basic_registry, image)
 
 

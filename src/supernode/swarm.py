@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 MISSED_HEARTBEATS = 3
 # Bounds a peer's bitmask when the content length is not yet known.
 MAX_PIECE_NUMBER = 1 << 20
+# Failures blamed on the seed that make it re-read the piece from its disk cache.
+_SEED_SUSPECT = frozenset({Failure.BAD_DIGEST, Failure.PARENT_MISSING_PIECE})
 
 
 @dataclass(frozen=True)
@@ -306,11 +308,11 @@ class Swarm:
         for report in reports:
             if report.number >= limit:
                 raise InvalidArgument(f"piece {report.number} out of range: task has {limit} pieces")
-            if report.failure is Failure.BAD_DIGEST and report.parent_id == task.seed_peer_id:
+            if report.failure in _SEED_SUSPECT and report.parent_id == task.seed_peer_id:
                 self._recheck_seed(task, report.number)
 
     def _recheck_seed(self, task: Task, number: int) -> None:
-        """A peer says the seed served bad bytes: read the piece back and fail the seed if it is corrupted."""
+        """A peer blames the seed for a piece: read it back; fail the seed if it is gone or corrupted."""
         key = (task.task_id, number)
         if key in self._rechecks or number >= len(task.pieces):
             return

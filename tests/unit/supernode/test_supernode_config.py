@@ -1,0 +1,66 @@
+"""Flags to config: defaults, listen addresses, sizes, validation errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dfcommon.errors import InvalidArgument
+from supernode.config import SupernodeConfig, build_parser, from_args, parse_listen
+
+
+def config(*args: str) -> SupernodeConfig:
+    return from_args(build_parser().parse_args(["--data-dir", "d", *args]))
+
+
+def test_defaults() -> None:
+    c = config()
+    assert (c.listen_host, c.listen_port) == ("0.0.0.0", 8002)
+    assert c.piece_size == 4 << 20
+    assert c.data_dir == Path("d")
+    assert c.log_level == "info"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("127.0.0.1:0", ("127.0.0.1", 0)), ("0.0.0.0:8002", ("0.0.0.0", 8002)), ("[::1]:9", ("::1", 9))],
+)
+def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--listen", "127.0.0.1"], "HOST:PORT"),
+        (["--listen", "127.0.0.1:70000"], "port"),
+        (["--piece-size", "1KiB"], "piece size"),
+        (["--piece-size", "128MiB"], "piece size"),
+        (["--piece-size", "big"], "invalid size"),
+        (["--advertise-ip", "host.example"], "invalid IP"),
+        (["--heartbeat-interval", "x"], "invalid number"),
+        (["--heartbeat-interval", "10"], "heartbeat"),
+        (["--seed-upload-slots", "0"], "upload slots"),
+    ],
+)
+def test_invalid_values(args: list[str], fragment: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        config(*args)
+    assert fragment in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("listen_host", "advertise", "expected"),
+    [("127.0.0.5", "", "127.0.0.5"), ("0.0.0.0", "127.0.0.9", "127.0.0.9"), ("127.0.0.5", "127.0.0.6", "127.0.0.6")],
+)
+def test_advertise_ip(listen_host: str, advertise: str, expected: str) -> None:
+    c = SupernodeConfig(Path("d"), listen_host=listen_host, advertise_ip=advertise)
+    assert c.resolved_advertise_ip() == expected
+
+
+def test_advertise_ip_for_wildcard_is_an_address() -> None:
+    import ipaddress
+
+    ipaddress.ip_address(SupernodeConfig(Path("d")).resolved_advertise_ip())

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from cutting_proxy import cutting_proxy
 from fixtures.clients import Dockerd, skopeo_copy_to_dir
@@ -208,3 +211,43 @@ def test_upstream_down_gives_gateway_errors_then_recovers(
         blob = client.get(f"/v2/{image.repository}/blobs/{image.layer_digests[0]}")
         assert blob.status_code == 200
         assert "sha256:" + hashlib.sha256(blob.content).hexdigest() == image.layer_digests[0]
+
+
+def _fetch_whole(node: MirrorNode, path: str) -> tuple[int, bytes | None]:
+    """GET path; the status and the body, or None for the body if the transfer broke off."""
+    with node.client() as client:
+        try:
+            response = client.get(path)
+        except httpx.TransportError:
+            return 0, None
+        return response.status_code, response.content
+
+
+def test_corrupted_upstream_blob_is_never_served_and_not_cached(
+    tmp_path: Path, open_registry: Registry, swarm_factory: SwarmFactory
+) -> None:
+    """Upstream sends bytes that do not match the digest: no client gets them whole; once fixed, all is well."""
+    image = build_and_push(tmp_path, open_registry.addr, "ns/corrupt", [4 * MiB])
+    layer = image.layer_digests[0]
+    stored = open_registry.blob_path(layer)
+    original = stored.read_bytes()
+    stored.write_bytes(os.urandom(len(original)))
+    first, second = swarm_factory(open_registry, nodes=2).nodes
+    path = f"/v2/{image.repository}/blobs/{layer}"
+
+    for node in (first, second):
+        status, body = _fetch_whole(node, path)
+        assert not (status == 200 and body is not None and len(body) == len(original)), (node.name, status)
+        assert body is None or "sha256:" + hashlib.sha256(body).hexdigest() != layer or status != 200
+    assert first.proc.alive() and second.proc.alive()
+
+    stored.write_bytes(original)
+    deadline = time.monotonic() + 30
+    for node in (second, first):
+        while True:
+            status, body = _fetch_whole(node, path)
+            if status == 200 and body is not None:
+                break
+            assert time.monotonic() < deadline, f"{node.name} still fails after the upstream was fixed: {status}"
+            time.sleep(1)
+        assert "sha256:" + hashlib.sha256(body).hexdigest() == layer

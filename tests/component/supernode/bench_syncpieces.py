@@ -36,7 +36,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def peer(stub: scheduler_pb2_grpc.SchedulerServiceStub, index: int, url: str, counts: list[int]) -> None:
+async def peer(stub: scheduler_pb2_grpc.SchedulerServiceAsyncStub, index: int, url: str, counts: list[int]) -> None:
     host = scheduler_pb2.HostInfo(hostname=f"p{index}", ip="127.0.0.1", port=10000 + index, upload_slots=8)
     host_id = (await stub.RegisterHost(scheduler_pb2.RegisterHostRequest(host=host))).host_id
     meta = common_pb2.UrlMeta(url=url)

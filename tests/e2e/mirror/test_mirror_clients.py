@@ -104,3 +104,19 @@ def test_skopeo_with_registries_conf_mirror(
     assert copy.returncode == 0, copy.stderr
     assert dir_blob_digests(out) == set(image.blob_digests)
     assert_layers_fetched_once(open_registry, image)
+
+
+def test_pull_through_mirror_still_works_when_the_supernode_is_gone(
+    tmp_path: Path, open_registry: Registry, swarm_factory: SwarmFactory
+) -> None:
+    """With the supernode killed, the dfdaemon fetches from the upstream itself (back to source)."""
+    image = build_and_push(tmp_path, open_registry.addr, "ns/nosupernode", [3 * MiB, MiB])
+    swarm = swarm_factory(open_registry)
+    swarm.supernode.kill()
+    node = swarm.nodes[0]
+
+    out = tmp_path / "out"
+    copy = skopeo_copy_to_dir(image.reference_via(node.mirror_addr), out, timeout=120)
+    assert copy.returncode == 0, copy.stderr
+    assert dir_blob_digests(out) == set(image.blob_digests)
+    assert node.proc.alive(), node.proc.tail()

@@ -76,6 +76,8 @@ class Supernode:
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting calls, let running ones finish for up to grace seconds, stop fetches."""
+        if self.swarm is not None:
+            self.swarm.shutdown()
         if self._server is not None:
             await self._server.stop(grace)
         if self._timers is not None:

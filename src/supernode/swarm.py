@@ -417,6 +417,13 @@ class Swarm:
             if not peer.is_seed and peer.state is PeerState.RUNNING:
                 self._fail_peer(task, peer)
 
+    def shutdown(self) -> None:
+        """End every open stream: the supernode is going away."""
+        for peer_id in list(self.outboxes):
+            self._end_stream(peer_id, Unavailable("supernode is shutting down"))
+        for recheck in self._rechecks.values():
+            recheck.cancel()
+
     # Timers -------------------------------------------------------------------------
 
     async def run_timers(self) -> None:

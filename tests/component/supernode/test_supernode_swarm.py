@@ -442,3 +442,28 @@ async def test_corrupted_seed_piece_is_detected_after_bad_digest_report(supernod
     listed = await supernode.scheduler.ListTasks(scheduler_pb2.ListTasksRequest())
     assert listed.tasks[0].state == common_pb2.TASK_STATE_FAILED
     assert not data_file.exists()
+
+
+async def test_stop_ends_open_streams_with_unavailable(tmp_path: Path, origin: Origin) -> None:
+    origin.blobs["/stop"] = os.urandom(PIECE)
+    node = Supernode(make_config(tmp_path / "d"))
+    port = await node.start()
+    chan = channel(f"127.0.0.1:{port}")
+    try:
+        running = Running(node, chan)
+        host_id = await register_host(running)
+        reply = await register_task(running, host_id, f"{origin.base}/stop")
+        stream = PeerStream(running, reply.peer_id, window=1)
+        events = []
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for message in stream.call:
+                events.append(message.WhichOneof("event"))
+                if len(events) == 1:
+                    started = asyncio.get_running_loop().time()
+                    stopping = asyncio.create_task(node.stop(grace=10))
+        await stopping
+        assert events[0] == "task"
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert asyncio.get_running_loop().time() - started < 5
+    finally:
+        await chan.close(None)

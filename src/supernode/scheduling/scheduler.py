@@ -168,6 +168,7 @@ class Scheduler:
         """Treat assignments past their deadline as TIMEOUT failures."""
         now = self.clock() if now is None else now
         touched: dict[str, Peer] = {}
+        out: list[Assignment] = []
         while self._deadlines and self._deadlines[0][0] <= now:
             deadline, child_id, number, parent_id = heapq.heappop(self._deadlines)
             child = self.peers.get(child_id)
@@ -177,9 +178,8 @@ class Scheduler:
             if current is None or current.parent_id != parent_id or current.deadline != deadline:
                 continue
             task = self.tasks[child.task_id]
-            self._apply(task, child, PieceReport(number, parent_id, False, Failure.TIMEOUT))
+            out.extend(self._apply(task, child, PieceReport(number, parent_id, False, Failure.TIMEOUT)))
             touched[child_id] = child
-        out: list[Assignment] = []
         for child in touched.values():
             out.extend(self.fill(child))
         return out

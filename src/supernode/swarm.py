@@ -172,11 +172,6 @@ class Swarm:
             raise job.error or DandelionError(task.error)
         if host.host_id not in self.scheduler.hosts:
             raise NotFound(f"unknown host {host_id[:80]}")
-        for peer_id in list(host.peer_ids):
-            old = self.scheduler.peers.get(peer_id)
-            if old is not None and old.task_id == task.task_id:
-                self._end_stream(peer_id, NotFound("peer registered again"))
-                self._deliver(self.scheduler.remove_peer(old))
         peer = Peer(uuid.uuid4().hex, task.task_id, host)
         self.scheduler.add_peer(task, peer)
         log.info(

@@ -29,8 +29,8 @@ from peer.tokenbucket import TokenBucket, acquire_all
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 16  # piece results per SyncPieces message
-BATCH_DELAY = 0.05  # seconds a result may wait for company
+BATCH_SIZE = 8  # piece results per SyncPieces message
+BATCH_DELAY = 0.02  # seconds a result may wait for company
 
 
 @dataclass

@@ -102,7 +102,8 @@ def nginx(tmp_path: Path, process_group: ProcessGroup) -> Iterator[tuple[str, Pa
     port = free_port()
     conf = prefix / "nginx.conf"
     conf.write_text(
-        f"daemon off; worker_processes 1; pid {prefix}/nginx.pid; error_log {prefix}/error.log;\n"
+        ("user root;\n" if os.geteuid() == 0 else "")  # workers must read the pytest tmp dir (mode 0700)
+        + f"daemon off; worker_processes 1; pid {prefix}/nginx.pid; error_log {prefix}/error.log;\n"
         "events {}\n"
         f"http {{ access_log off; sendfile on; client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy;\n"
         f"  fastcgi_temp_path {prefix}/fcgi; uwsgi_temp_path {prefix}/uwsgi; scgi_temp_path {prefix}/scgi;\n"

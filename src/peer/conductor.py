@@ -291,6 +291,8 @@ class Conductor:
                         task = asyncio.create_task(self._fetch(streams, peer_id, parent, pieces, events))
                         fetches.add(task)
                         task.add_done_callback(fetches.discard)
+            if fetches:  # the last pieces' outcomes are reported just after their bits are set
+                await asyncio.wait(set(fetches), timeout=5.0)
             while not events.empty():  # outcomes that landed with the last piece
                 event = events.get_nowait()
                 if event.kind == "outcome":

@@ -13,6 +13,9 @@ from dfcommon.pieces import CHUNK_SIZE
 from supernode.resource.piece import PieceMeta
 from supernode.seed.store import SeedStore
 
+# Bytes read from disk per worker-thread hop.
+READ_SPAN = 4 * CHUNK_SIZE
+
 
 class Busy(DandelionError):
     """Every upload slot is in use."""
@@ -49,14 +52,15 @@ class SeedUploads:
             raise NotFound(f"task {task_id[:12]} is no longer cached") from None
         try:
             for piece in wanted:
-                done = 0
-                while done < piece.size:
-                    size = min(CHUNK_SIZE, piece.size - done)
-                    data = await asyncio.to_thread(os.pread, fd, size, piece.offset + done)
+                for start in range(0, piece.size, READ_SPAN):
+                    # One thread hop per span, not per chunk; memory per call stays at one span.
+                    size = min(READ_SPAN, piece.size - start)
+                    data = await asyncio.to_thread(os.pread, fd, size, piece.offset + start)
                     if len(data) != size:
                         raise NotFound(f"piece {piece.number} of task {task_id[:12]} is no longer cached")
-                    yield piece.number, done, data
-                    done += size
+                    view = memoryview(data)
+                    for done in range(0, size, CHUNK_SIZE):
+                        yield piece.number, start + done, bytes(view[done : done + CHUNK_SIZE])
         finally:
             self.active -= 1
             os.close(fd)

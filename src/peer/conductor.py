@@ -283,6 +283,8 @@ class Conductor:
                 message: scheduler_pb2.SyncPiecesResponse = event.value
                 which = message.WhichOneof("event")
                 if which == "task":
+                    if message.task.state == common_pb2.TASK_STATE_FAILED:
+                        raise SwarmGaveUp(f"the seed failed: {message.task.error or 'no reason given'}")
                     self._apply_task(message.task)
                 elif which == "back_to_source":
                     raise SwarmGaveUp(f"supernode sent back-to-source: {message.back_to_source.reason}")

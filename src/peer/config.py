@@ -63,6 +63,8 @@ class PeerConfig:
     cache_quota: int = 20 * 1024**3  # bytes of cache before LRU eviction
     window: int = 16
     location: str = ""
+    origin_ca_file: str | None = None  # extra CA bundle for HTTPS origins (the mirror's --registry-ca)
+    origin_insecure: bool = False  # skip TLS verification of origins (the mirror's --insecure)
     daemon_listen_is_default: bool = False  # a busy default socket falls back to DATA_DIR/dfdaemon.sock
     extra: dict[str, str] = field(default_factory=dict)
 

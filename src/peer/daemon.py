@@ -20,6 +20,7 @@ from dfcommon.sizes import parse_size
 from peer.config import DEFAULT_PORT, PeerConfig, parse_duration, parse_supernodes
 from peer.memory import limit_malloc_arenas
 from peer.node import PeerNode
+from peer.origin import tls_verification
 from peer.paths import default_daemon_endpoint
 
 log = logging.getLogger("peer.daemon")
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(ns: argparse.Namespace) -> PeerConfig:
     """PeerConfig from parsed flags (InvalidArgument on bad values)."""
+    tls_verification(getattr(ns, "registry_ca", None), bool(getattr(ns, "insecure", False)))  # fail early
     return PeerConfig(
         supernodes=parse_supernodes(ns.supernode),
         listen_ip=ns.listen,
@@ -92,6 +94,8 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
         cache_quota=parse_size(ns.cache_quota),
         location=ns.location,
         daemon_listen_is_default=ns.daemon_listen is None,
+        origin_ca_file=getattr(ns, "registry_ca", None),
+        origin_insecure=bool(getattr(ns, "insecure", False)),
     ).validate()
 
 

@@ -77,7 +77,7 @@ class PeerNode:
         self.ctx = PeerContext(
             storage=self.storage,
             scheduler=self.scheduler,
-            http=new_client(),
+            http=new_client(config.origin_ca_file, config.origin_insecure),
             download_bucket=TokenBucket(config.download_limit),
             no_back_source=config.no_back_source,
             window=config.window,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -73,8 +74,24 @@ async def open_origin(
         raise OriginError(f"cannot fetch {display_url(request.url)}: {type(exc).__name__} {exc}".strip()) from None
 
 
-def new_client() -> httpx.AsyncClient:
+def tls_verification(ca_file: str | None = None, insecure: bool = False) -> ssl.SSLContext | bool:
+    """httpx's verify: the system CAs plus ca_file, or no verification at all when insecure."""
+    if insecure:
+        return False
+    context = ssl.create_default_context()
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidArgument(f"cannot load CA bundle {ca_file}: {exc}") from None
+    return context
+
+
+def new_client(ca_file: str | None = None, insecure: bool = False) -> httpx.AsyncClient:
     """The HTTP client for origin fetches (follows redirects, no overall timeout on big bodies)."""
     return httpx.AsyncClient(
-        follow_redirects=True, timeout=httpx.Timeout(30.0, read=60.0), headers={"User-Agent": "dandelion-peer"}
+        follow_redirects=True,
+        timeout=httpx.Timeout(30.0, read=60.0),
+        headers={"User-Agent": "dandelion-peer"},
+        verify=tls_verification(ca_file, insecure),
     )

@@ -106,7 +106,7 @@ class PeerNode:
             self.config.daemon_listen = endpoint
             path = endpoint_socket_path(endpoint)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o755 if os.geteuid() == 0 else 0o700)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         if server.add_insecure_port(endpoint) == 0 and path is None:

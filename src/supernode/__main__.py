@@ -48,6 +48,9 @@ async def serve(config: SupernodeConfig) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad flags)."""
     tune_malloc()
+    # Worker threads (hashing, disk) hand the GIL back and forth with the busy event loop: a short
+    # switch interval keeps them from waiting 5 ms per hand-over (origin fetch ~1.3x faster, measured).
+    sys.setswitchinterval(0.001)
     parser = build_parser()
     parser.__class__ = _OneLineParser
     args = parser.parse_args(argv)

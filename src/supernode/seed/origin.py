@@ -79,7 +79,7 @@ class _Writer:
         self.offset = 0
         self._pending: asyncio.Future[PieceMeta] | None = None
 
-    def _write(self, number: int, offset: int, data: bytes) -> PieceMeta:
+    def _write(self, number: int, offset: int, data: bytearray) -> PieceMeta:
         view = memoryview(data)
         written = 0
         while written < len(data):
@@ -87,7 +87,7 @@ class _Writer:
         self.whole.update(data)
         return PieceMeta(number, offset, len(data), hashlib.sha256(data).hexdigest())
 
-    async def put(self, data: bytes) -> None:
+    async def put(self, data: bytearray) -> None:
         """Queue one piece; waits for the previous one so pieces are offered in order."""
         await self.flush()
         number, offset = len(self.pieces), self.offset
@@ -157,23 +157,33 @@ def _content_length(reply: httpx.Response) -> int:
 
 
 async def _copy(reply: httpx.Response, writer: _Writer, skip: int, limit: int) -> None:
-    buffer = bytearray()
-    taken = 0
+    """Copy the body into piece-sized buffers (one copy per byte), handing each full one to the writer."""
+    size = writer.piece_size
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    fill = taken = 0
     async for chunk in reply.aiter_raw():
+        data = memoryview(chunk)
         if skip:
-            cut = min(skip, len(chunk))
-            chunk, skip = chunk[cut:], skip - cut
+            cut = min(skip, len(data))
+            data, skip = data[cut:], skip - cut
         if limit >= 0:
-            chunk = chunk[: max(0, limit - taken)]
-        taken += len(chunk)
-        buffer += chunk
-        while len(buffer) >= writer.piece_size:
-            await writer.put(bytes(buffer[: writer.piece_size]))
-            del buffer[: writer.piece_size]
+            data = data[: max(0, limit - taken)]
+        taken += len(data)
+        while data:
+            n = min(size - fill, len(data))
+            view[fill : fill + n] = data[:n]
+            data = data[n:]
+            fill += n
+            if fill == size:
+                await writer.put(buffer)  # the writer owns it now
+                buffer = bytearray(size)
+                view = memoryview(buffer)
+                fill = 0
         if 0 <= limit <= taken:
             break
-    if buffer:
-        await writer.put(bytes(buffer))
+    if fill:
+        await writer.put(buffer[:fill])
 
 
 def _check_digest(request: ContentRequest, fd: int, length: int, sha256: str, shown: str) -> None:

@@ -467,3 +467,52 @@ async def test_stop_ends_open_streams_with_unavailable(tmp_path: Path, origin: O
         assert asyncio.get_running_loop().time() - started < 5
     finally:
         await chan.close(None)
+
+
+async def test_leave_task_and_report_result(supernode: Running, origin: Origin) -> None:
+    origin.blobs["/leave"] = os.urandom(2 * PIECE)
+    host_id = await register_host(supernode)
+    stayer = await register_task(supernode, host_id, f"{origin.base}/leave")
+    other_host = await register_host(supernode, ip="127.0.0.2", port=7)
+    leaver = await register_task(supernode, other_host, f"{origin.base}/leave")
+    stream = PeerStream(supernode, leaver.peer_id, window=1)
+    events = []
+    async for message in stream.call:  # ends normally once the peer left
+        events.append(message.WhichOneof("event"))
+        if events[-1] == "assignments":
+            await supernode.scheduler.LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id=leaver.peer_id))
+    stream.close()
+    assert events[0] == "task" and "assignments" in events and set(events) == {"task", "assignments"}
+    assert await stream.call.code() == grpc.StatusCode.OK
+    await supernode.scheduler.ReportPeerResult(
+        scheduler_pb2.ReportPeerResultRequest(peer_id=stayer.peer_id, success=False, error="disk full")
+    )
+    got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=stayer.task.task_id))
+    states = {p.peer_id: p.state for p in got.peers if not p.is_seed}
+    assert states == {stayer.peer_id: common_pb2.PEER_STATE_FAILED}
+    assert got.task.peer_count == 1
+    seed = next(p for p in got.peers if p.is_seed)
+    assert seed.address.ip == "127.0.0.1" and seed.address.port == supernode.node.port
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await supernode.scheduler.LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id=leaver.peer_id))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_heartbeats_keep_a_host(tmp_path: Path) -> None:
+    node = Supernode(make_config(tmp_path / "d", heartbeat_interval_ms=100))
+    port = await node.start()
+    chan = channel(f"127.0.0.1:{port}")
+    try:
+        running = Running(node, chan)
+        host_id = await register_host(running, location="r1|z1")
+        for _ in range(8):
+            await asyncio.sleep(0.1)
+            await running.scheduler.HeartbeatHost(scheduler_pb2.HeartbeatHostRequest(host_id=host_id))
+        hosts = (await running.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())).hosts
+        assert [(h.host_id, h.location) for h in hosts] == [(host_id, "r1|z1")]
+        assert hosts[0].idle_seconds < 0.3
+        await running.scheduler.LeaveHost(scheduler_pb2.LeaveHostRequest(host_id=host_id))
+        assert list((await running.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())).hosts) == []
+    finally:
+        await chan.close(None)
+        await node.stop(grace=1)

@@ -57,6 +57,7 @@ class Scheduler:
         self.tasks: dict[str, Task] = {}
         self.peers: dict[str, Peer] = {}
         self._deadlines: list[tuple[float, str, int, str]] = []
+        self._live = 0  # outstanding assignments; the heap also holds stale entries
 
     # Registration -------------------------------------------------------------------
 
@@ -167,6 +168,8 @@ class Scheduler:
     def expire(self, now: float | None = None) -> list[Assignment]:
         """Treat assignments past their deadline as TIMEOUT failures."""
         now = self.clock() if now is None else now
+        if len(self._deadlines) > 4 * self._live + 1024:
+            self._compact()
         touched: dict[str, Peer] = {}
         out: list[Assignment] = []
         while self._deadlines and self._deadlines[0][0] <= now:
@@ -183,6 +186,15 @@ class Scheduler:
         for child in touched.values():
             out.extend(self.fill(child))
         return out
+
+    def _compact(self) -> None:
+        """Rebuild the deadline heap from the live assignments only."""
+        self._deadlines = [
+            (o.deadline, peer.peer_id, number, o.parent_id)
+            for peer in self.peers.values()
+            for number, o in peer.outstanding.items()
+        ]
+        heapq.heapify(self._deadlines)
 
     def set_state(self, peer: Peer, state: PeerState) -> list[Assignment]:
         """Change a peer's state; a peer that stops downloading gives back its assignments."""
@@ -332,6 +344,7 @@ class Scheduler:
         parent.uploading.add((child.peer_id, piece.number))
         self._add_inflight(parent.host, 1)
         heapq.heappush(self._deadlines, (deadline, child.peer_id, piece.number, parent.peer_id))
+        self._live += 1
         return Assignment(child.peer_id, piece, parent)
 
     def _release(self, child: Peer, number: int) -> Peer | None:
@@ -339,6 +352,7 @@ class Scheduler:
         current = child.outstanding.pop(number, None)
         if current is None:
             return None
+        self._live -= 1
         child.pending &= ~(1 << number)
         parent = self.peers.get(current.parent_id)
         if parent is not None and (child.peer_id, number) in parent.uploading:

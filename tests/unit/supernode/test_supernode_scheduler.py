@@ -171,3 +171,19 @@ def test_timeout_hands_the_freed_slot_to_a_waiting_peer() -> None:
     handed = swarm.scheduler.expire()
     assert "w" in {a.child_id for a in handed}
     assert all(a.parent.peer_id == "a" for a in handed)
+
+
+def test_deadline_heap_is_compacted() -> None:
+    swarm = Swarm(4)
+    child = swarm.add("c")
+    assigned = swarm.scheduler.connect(child, 4)
+    for _ in range(600):  # fail and re-assign the same pieces again and again
+        failures = [PieceReport(a.piece.number, "seed", False, Failure.LOCAL) for a in assigned]
+        assigned = swarm.scheduler.report(child, failures)
+        assert len(assigned) == 4
+    assert len(swarm.scheduler._deadlines) > 2000
+    swarm.scheduler.expire()
+    assert len(swarm.scheduler._deadlines) <= 4 * len(child.outstanding) + 1024
+    assert len(child.outstanding) == 4
+    swarm.clock.now += 31
+    assert len(swarm.scheduler.expire()) == 4  # the live ones still time out

@@ -55,14 +55,16 @@ def new_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(follow_redirects=True, timeout=TIMEOUT, limits=httpx.Limits(max_connections=64))
 
 
+# Headers that would change which bytes the origin sends: the task identity does not cover them.
+_CONTENT_SHAPING = frozenset({"range", "accept-encoding", "if-range", "if-none-match", "if-modified-since"})
+
+
 def _origin_headers(request: ContentRequest) -> dict[str, str]:
-    headers = dict(request.headers)
-    names = {name.lower() for name in headers}
-    if "accept-encoding" not in names:
-        headers["Accept-Encoding"] = "identity"  # pieces are cut from the bytes as stored
+    """The caller's headers (credentials etc.), minus those that change the bytes, plus ours."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _CONTENT_SHAPING}
+    headers["Accept-Encoding"] = "identity"  # pieces are cut from the bytes as the origin stores them
     if request.byte_range:
         start, end = parse_range(request.byte_range)
-        headers = {k: v for k, v in headers.items() if k.lower() != "range"}
         headers["Range"] = f"bytes={start}-{end}"
     return headers
 

@@ -129,12 +129,15 @@ async def test_fetch_cuts_pieces(
 async def test_headers_and_redirects(tmp_path: Path) -> None:
     seen: list[httpx.Request] = []
     client = origin(BODY, seen=seen)
-    request = ContentRequest("http://o/moved", headers={"Authorization": "Bearer t"})
+    request = ContentRequest(
+        "http://o/moved", headers={"Authorization": "Bearer t", "Range": "bytes=0-9", "accept-encoding": "gzip"}
+    )
     data, _, _ = await fetch(tmp_path, client, request)
     assert data == BODY
     assert [r.url.path for r in seen] == ["/moved", "/blob"]
     assert seen[0].headers["authorization"] == "Bearer t"
     assert seen[0].headers["accept-encoding"] == "identity"
+    assert "range" not in seen[0].headers  # only UrlMeta.range, which is part of the task identity
 
 
 @pytest.mark.parametrize(

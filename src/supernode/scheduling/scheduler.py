@@ -269,7 +269,7 @@ class Scheduler:
             return []
         task = self.tasks[peer.task_id]
         free = peer.window - len(peer.outstanding)
-        if free <= 0:
+        if free <= 0 or task.is_complete(peer):
             task.starved.pop(peer.peer_id, None)
             return []
         exclude = peer.held | peer.pending

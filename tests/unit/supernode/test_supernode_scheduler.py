@@ -187,3 +187,33 @@ def test_deadline_heap_is_compacted() -> None:
     assert len(child.outstanding) == 4
     swarm.clock.now += 31
     assert len(swarm.scheduler.expire()) == 4  # the live ones still time out
+
+
+@pytest.mark.parametrize("seed_pieces", [8, 0])
+def test_random_swarm_with_failures_completes_without_leaks(seed_pieces: int) -> None:
+    import random
+    from collections import deque
+
+    swarm = Swarm(8, seed_pieces=seed_pieces, seed_slots=1)
+    rng = random.Random(seed_pieces)
+    swarm.scheduler._rng = random.Random(1)
+    peers = [swarm.add(f"p{i}", slots=1, location=f"r{i % 2}") for i in range(30)]
+    queue = deque(a for p in peers for a in swarm.scheduler.connect(p, 4))
+    written = seed_pieces
+    while queue or written < 8:
+        if written < 8 and (not queue or rng.random() < 0.05):
+            queue.extend(swarm.write(written))
+            written += 1
+            continue
+        a = queue.popleft()
+        ok = rng.random() > 0.1
+        failure = Failure.NONE if ok else rng.choice([Failure.TIMEOUT, Failure.PARENT_BUSY, Failure.PARENT_UNAVAILABLE])
+        queue.extend(
+            swarm.scheduler.report(
+                swarm.peers[a.child_id], [PieceReport(a.piece.number, a.parent.peer_id, ok, failure)]
+            )
+        )
+    assert all(p.held_count == 8 for p in peers)
+    assert all(h.inflight == 0 for h in swarm.scheduler.hosts.values()) and swarm.seed_host.inflight == 0
+    assert swarm.task.starved == {}
+    assert swarm.seed.uploads_ok < 30 * 8 / 2  # peers served most pieces

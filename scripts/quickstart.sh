@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# One command to a single-host Dandelion: installs it into a virtualenv and starts a supernode and a
+# dfdaemon whose registry mirror listens on 127.0.0.1:65001 (upstream: Docker Hub unless --registry).
+#
+#   scripts/quickstart.sh [--registry URL]   install (first time) and start
+#   scripts/quickstart.sh status             what runs, where its logs and data are
+#   scripts/quickstart.sh stop               stop both (by PID)
+#
+# Environment: DANDELION_HOME (default ~/.local/share/dandelion) holds venv/, data/, logs/ and run/;
+# DANDELION_PYTHON uses that interpreter (with Dandelion installed) instead of making a virtualenv;
+# DANDELION_SUPERNODE_PORT (8002), DANDELION_PEER_IP (127.0.0.1), DANDELION_PEER_PORT (65000) and
+# DANDELION_MIRROR (127.0.0.1:65001) move the listening addresses.
+set -euo pipefail
+
+HOME_DIR=${DANDELION_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/dandelion}
+SUPERNODE_PORT=${DANDELION_SUPERNODE_PORT:-8002}
+PEER_IP=${DANDELION_PEER_IP:-127.0.0.1}
+PEER_PORT=${DANDELION_PEER_PORT:-65000}
+MIRROR=${DANDELION_MIRROR:-127.0.0.1:65001}
+REGISTRY=https://registry-1.docker.io
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+RUN=$HOME_DIR/run
+LOGS=$HOME_DIR/logs
+
+die() { echo "quickstart: $*" >&2; exit 1; }
+
+running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+stop() {
+    for name in dfdaemon supernode; do
+        if running "$name"; then
+            pid=$(cat "$RUN/$name.pid")
+            kill -TERM "$pid"
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+            echo "stopped $name (pid $pid)"
+        fi
+        rm -f "$RUN/$name.pid"
+    done
+}
+
+status() {
+    for name in supernode dfdaemon; do
+        if running "$name"; then echo "$name: running, pid $(cat "$RUN/$name.pid"), log $LOGS/$name.log"
+        else echo "$name: not running"; fi
+    done
+    echo "data: $HOME_DIR/data"
+}
+
+case "${1:-start}" in
+    stop) stop; exit 0 ;;
+    status) status; exit 0 ;;
+    start) ;;
+    --registry) [ $# -ge 2 ] || die "--registry needs a URL"; REGISTRY=$2 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (want --registry URL, status or stop)" ;;
+esac
+
+mkdir -p "$RUN" "$LOGS" "$HOME_DIR/data"
+if [ -n "${DANDELION_PYTHON:-}" ]; then
+    PY=$DANDELION_PYTHON
+else
+    PY=$HOME_DIR/venv/bin/python
+    if [ ! -x "$PY" ]; then
+        echo "installing Dandelion into $HOME_DIR/venv ..."
+        python3 -m venv "$HOME_DIR/venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+        "$PY" -m pip install -q "$REPO" || die "pip install failed"
+    fi
+fi
+"$PY" -c 'import supernode, peer, mirror' 2>/dev/null || die "Dandelion is not installed for $PY"
+
+for name in supernode dfdaemon; do running "$name" && die "$name already runs (pid $(cat "$RUN/$name.pid")); '$0 stop' first"; done
+
+BIN=$(dirname "$PY")
+for name in supernode dfdaemon dfget; do [ -x "$BIN/$name" ] || die "$BIN/$name is missing: is Dandelion installed for $PY?"; done
+
+start() {  # name, then its arguments
+    local name=$1; shift
+    nohup "$BIN/$name" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    echo $! >"$RUN/$name.pid"
+}
+
+start supernode \
+    --listen "127.0.0.1:$SUPERNODE_PORT" --advertise-ip 127.0.0.1 --data-dir "$HOME_DIR/data/supernode"
+"$PY" - "$SUPERNODE_PORT" <<'PYEOF' || { tail -5 "$LOGS/supernode.log" >&2; stop; die "supernode did not become healthy"; }
+import sys, time
+from dfcommon.healthcheck import check_grpc
+deadline = time.monotonic() + 30
+while (problem := check_grpc(f"127.0.0.1:{sys.argv[1]}")) and time.monotonic() < deadline:
+    time.sleep(0.3)
+sys.exit(1 if problem else 0)
+PYEOF
+
+start dfdaemon \
+    --supernode "127.0.0.1:$SUPERNODE_PORT" --listen "$PEER_IP" --port "$PEER_PORT" \
+    --data-dir "$HOME_DIR/data/dfdaemon" --daemon-listen "unix:$RUN/dfdaemon.sock" \
+    --mirror "$MIRROR" --registry "$REGISTRY"
+"$PY" - "$PEER_IP:$PEER_PORT" "$MIRROR" <<'PYEOF' || { tail -5 "$LOGS/dfdaemon.log" >&2; stop; die "dfdaemon did not become healthy"; }
+import socket, sys, time
+from dfcommon.healthcheck import check_grpc
+deadline = time.monotonic() + 30
+while (problem := check_grpc(sys.argv[1])) and time.monotonic() < deadline:
+    time.sleep(0.3)
+host, port = sys.argv[2].rsplit(":", 1)
+try:
+    socket.create_connection((host, int(port)), timeout=5).close()
+except OSError:
+    problem = f"mirror {sys.argv[2]} does not accept connections"
+sys.exit(1 if problem else 0)
+PYEOF
+
+cat <<EOF
+Dandelion is running: supernode 127.0.0.1:$SUPERNODE_PORT, dfdaemon $PEER_IP:$PEER_PORT, mirror http://$MIRROR -> $REGISTRY
+  logs: $LOGS   data: $HOME_DIR/data   stop: $0 stop
+Docker: add {"registry-mirrors": ["http://$MIRROR"]} to /etc/docker/daemon.json and restart dockerd.
+Files:  $BIN/dfget URL -o FILE --daemon unix:$RUN/dfdaemon.sock
+EOF

@@ -20,10 +20,11 @@ from dfcommon.identity import display_url
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, piece_size_for
 from peer.context import PeerContext
 from peer.origin import open_origin
+from peer.piece import failures
 from peer.piece.assembler import PieceAssembler
 from peer.piece.fetcher import fetch_group
-from peer.piece.grouping import group_by_parent
 from peer.piece.model import Parent, PieceOutcome, PieceSpec
+from peer.piece.queue import FetchQueue
 from peer.storage import TaskStore
 from peer.tokenbucket import TokenBucket, acquire_all
 
@@ -251,8 +252,21 @@ class Conductor:
             except grpc.aio.AioRpcError as exc:
                 events.put_nowait(_Event("end", f"piece stream failed: {exc.code().name} {exc.details()}"))
 
-        streams = asyncio.Semaphore(self.ctx.max_streams)
+        queue = FetchQueue(self.ctx.max_streams, self.ctx.group_size)
         fetches: set[asyncio.Task[None]] = set()
+
+        def stream_done(task: asyncio.Task[None]) -> None:
+            fetches.discard(task)
+            queue.release()
+            events.put_nowait(_Event("slot"))
+
+        def dispatch() -> None:
+            while (group := queue.next_group()) is not None:
+                parent, pieces = group
+                task = asyncio.create_task(self._fetch(peer_id, parent, pieces, events))
+                fetches.add(task)
+                task.add_done_callback(stream_done)
+
         results: list[scheduler_pb2.PieceResult] = []
         reader = asyncio.create_task(read())
         last_activity = time.monotonic()
@@ -273,9 +287,19 @@ class Conductor:
                         raise SwarmGaveUp(f"no progress from the swarm for {self.ctx.stall_timeout:.0f}s") from None
                     continue
                 last_activity = time.monotonic()
+                if event.kind == "slot":
+                    dispatch()
+                    continue
                 if event.kind == "end":
                     raise SwarmGaveUp(str(event.value))
                 if event.kind == "outcome":
+                    log.debug(
+                        "task=%s piece %d from %s ok=%s",
+                        self.task_id[:12],
+                        event.value.number,
+                        event.value.parent_peer_id[:8],
+                        event.value.success,
+                    )
                     results.append(self._on_outcome(event.value))
                     if len(results) >= BATCH_SIZE:
                         flush()
@@ -289,15 +313,27 @@ class Conductor:
                 elif which == "back_to_source":
                     raise SwarmGaveUp(f"supernode sent back-to-source: {message.back_to_source.reason}")
                 elif which == "assignments":
-                    for parent, pieces in self._groups(message.assignments):
-                        task = asyncio.create_task(self._fetch(streams, peer_id, parent, pieces, events))
-                        fetches.add(task)
-                        task.add_done_callback(fetches.discard)
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug(
+                            "task=%s assigned %s",
+                            self.task_id[:12],
+                            [(a.piece.number, a.parent.peer_id[:8]) for a in message.assignments.assignments],
+                        )
+                    for parent, piece in self._wanted(message.assignments):
+                        queue.add(parent, piece)
+                    dispatch()
             if fetches:  # the last pieces' outcomes are reported just after their bits are set
                 await asyncio.wait(set(fetches), timeout=5.0)
             while not events.empty():  # outcomes that landed with the last piece
                 event = events.get_nowait()
                 if event.kind == "outcome":
+                    log.debug(
+                        "task=%s piece %d from %s ok=%s",
+                        self.task_id[:12],
+                        event.value.number,
+                        event.value.parent_peer_id[:8],
+                        event.value.success,
+                    )
                     results.append(self._on_outcome(event.value))
             flush()
         finally:
@@ -314,7 +350,7 @@ class Conductor:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
 
-    def _groups(self, assignments: scheduler_pb2.PieceAssignments) -> list[tuple[Parent, list[PieceSpec]]]:
+    def _wanted(self, assignments: scheduler_pb2.PieceAssignments) -> list[tuple[Parent, PieceSpec]]:
         store = self.store
         wanted: list[tuple[Parent, PieceSpec]] = []
         for item in assignments.assignments:
@@ -327,11 +363,10 @@ class Conductor:
                 log.warning("ignoring assignment of piece %d with a wrong span", piece.number)
                 continue
             wanted.append((Parent(item.parent.peer_id, item.parent.ip, item.parent.port), piece))
-        return group_by_parent(wanted, self.ctx.group_size)
+        return wanted
 
     async def _fetch(
         self,
-        streams: asyncio.Semaphore,
         peer_id: str,
         parent: Parent,
         pieces: list[PieceSpec],
@@ -345,23 +380,22 @@ class Conductor:
             reported.add(outcome.number)
             events.put_nowait(_Event("outcome", outcome))
 
-        async with streams:
-            try:
-                await fetch_group(
-                    self.ctx.channels.get(parent.target),
-                    self.task_id,
-                    peer_id,
-                    parent,
-                    pieces,
-                    store,
-                    report,
-                    self.buckets,
-                )
-            except Exception as exc:
-                log.warning("fetch from parent=%s failed: %s", parent.peer_id, exc)
-                for piece in pieces:
-                    if piece.number not in reported:
-                        report(PieceOutcome(piece.number, parent.peer_id, False, 3))
+        try:
+            await fetch_group(
+                self.ctx.channels.get(parent.target),
+                self.task_id,
+                peer_id,
+                parent,
+                pieces,
+                store,
+                report,
+                self.buckets,
+            )
+        except Exception as exc:
+            log.warning("fetch from parent=%s failed: %s", parent.peer_id, exc)
+            for piece in pieces:
+                if piece.number not in reported:
+                    report(PieceOutcome(piece.number, parent.peer_id, False, failures.PARENT_UNAVAILABLE))
 
     def _on_outcome(self, outcome: PieceOutcome) -> scheduler_pb2.PieceResult:
         if outcome.success:

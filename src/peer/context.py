@@ -43,9 +43,9 @@ class PeerContext:
     download_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(0))
     channels: ChannelPool = field(default_factory=ChannelPool)
     no_back_source: bool = False
-    window: int = 16  # pieces assigned and not yet reported: bounds memory to window x piece size
+    window: int = 16  # pieces assigned and not yet reported (memory is bounded by streams, not the window)
     max_streams: int = 3  # concurrent DownloadPieces calls per task
-    group_size: int = 4  # pieces per DownloadPieces call
+    group_size: int = 4  # at most this many pieces per DownloadPieces call
     stall_timeout: float = 30.0  # seconds without any progress before giving up on the swarm
     register_timeout: float = 180.0  # RegisterTask waits for the origin's answer
     peer_ids: dict[str, str] = field(default_factory=dict)  # task id -> our peer id, for LeaveTask on eviction

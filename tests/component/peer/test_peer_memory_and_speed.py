@@ -87,6 +87,7 @@ def test_peak_rss_moving_content_between_peers(process_group: ProcessGroup, tmp_
     download(origin, second, tmp_path / "two.bin")
     assert (tmp_path / "two.bin").stat().st_size == size
     daemon_seconds(second)  # peers served it
+    print(f"peak RSS: {[peak_rss_kb(d.proc.pid) // 1024 for d in (first, second)]} MB")
     for daemon in (first, second):
         assert peak_rss_kb(daemon.proc.pid) <= RSS_LIMIT_KB, f"{daemon.proc.name}: {peak_rss_kb(daemon.proc.pid)} kB"
 

@@ -1,0 +1,48 @@
+"""Assigned pieces waiting for a free stream; groups form per parent when a stream frees up."""
+
+from __future__ import annotations
+
+from peer.piece.model import Parent, PieceSpec
+
+
+class FetchQueue:
+    """Holds assignments until one of max_streams DownloadPieces calls is free, then hands out up to
+    group_size pieces of one parent (parents in turn), so pieces that arrive one by one still travel in groups."""
+
+    def __init__(self, max_streams: int, group_size: int) -> None:
+        if max_streams < 1 or group_size < 1:
+            raise ValueError("max_streams and group_size must be at least 1")
+        self.max_streams = max_streams
+        self.group_size = group_size
+        self.active = 0
+        self._pending: dict[Parent, list[PieceSpec]] = {}
+        self._queued: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def add(self, parent: Parent, piece: PieceSpec) -> bool:
+        """Queue a piece; False when it is already queued."""
+        if piece.number in self._queued:
+            return False
+        self._queued.add(piece.number)
+        self._pending.setdefault(parent, []).append(piece)
+        return True
+
+    def next_group(self) -> tuple[Parent, list[PieceSpec]] | None:
+        """The next group to fetch when a stream is free (counted as active until release())."""
+        if self.active >= self.max_streams or not self._pending:
+            return None
+        parent = next(iter(self._pending))
+        pieces = self._pending.pop(parent)
+        group, rest = pieces[: self.group_size], pieces[self.group_size :]
+        if rest:
+            self._pending[parent] = rest  # back of the line: parents take turns
+        for piece in group:
+            self._queued.discard(piece.number)
+        self.active += 1
+        return parent, group
+
+    def release(self) -> None:
+        """A stream finished."""
+        self.active = max(0, self.active - 1)

@@ -209,6 +209,8 @@ class Conductor:
                     f"cannot download {self.display_url} from the swarm ({reason}) and back-to-source is off"
                 )
             log.info("task=%s going back to source: %s", self.task_id, reason)
+            if self.store is not None:  # a fresh store: what it holds came from peers (some outcomes may be unread)
+                self.bytes_from_peers = self.store.completed_length()
             await self._back_to_source()
         await self._complete(peer_id)
 

@@ -99,9 +99,12 @@ class TaskStore:
         return piece_span(number, self.meta.content_length, self.meta.piece_size)
 
     def completed_length(self) -> int:
-        """Bytes held (exact for all pieces but a short last one)."""
+        """Bytes held."""
         held = self.bitmap.count * self.meta.piece_size
-        return min(held, self.meta.content_length) if self.meta.content_length >= 0 else held
+        count = self.meta.piece_count
+        if count and (count - 1) in self.bitmap:  # the last piece may be short
+            held -= self.meta.piece_size - self.span(count - 1)[1]
+        return held
 
     def write_piece(self, number: int, chunks: Sequence[bytes | memoryview]) -> None:
         """Store a verified piece at its offset and mark it held (blocking: run in a thread)."""

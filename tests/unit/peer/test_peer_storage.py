@@ -37,9 +37,11 @@ def test_write_read_and_reload(tmp_path: Path) -> None:
     storage = Storage(tmp_path)
     store = storage.create("t1", "http://origin/f", "", len(data), PIECE)
     assert store.meta.piece_count == 3
-    for number in (2, 0, 1):
+    for held, number in enumerate((2, 0, 1)):
+        assert store.completed_length() == [0, PIECE - 100, 2 * PIECE - 100][held]
         offset, size = store.span(number)
         store.write_piece(number, [data[offset : offset + size]])
+    assert store.completed_length() == len(data)
     assert store.all_held() and store.missing() == []
     assert store.read(0, len(data)) == data
     store.mark_complete()

@@ -11,6 +11,7 @@ from typing import NoReturn
 
 import uvloop
 
+from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import DandelionError
 from dfcommon.logs import setup_logging
 from dfcommon.malloc import tune_malloc
@@ -53,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.setswitchinterval(0.001)
     parser = build_parser()
     parser.__class__ = _OneLineParser
-    args = parser.parse_args(argv)
     try:
+        args = parse_args_with_config(parser, argv, "SUPERNODE_")
         config = from_args(args)
     except DandelionError as err:
         print(f"supernode: error: {err}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
@@ -12,6 +13,7 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from dfcommon.errors import Unavailable
 from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
+from dfcommon.metrics import ACTIVE_HOSTS, ACTIVE_PEERS, ACTIVE_TASKS, start_metrics_server
 from supernode.config import SupernodeConfig
 from supernode.rpc.peer_service import SeedPeerService
 from supernode.rpc.scheduler_service import SchedulerService
@@ -37,12 +39,13 @@ class Supernode:
         self.swarm: Swarm | None = None
         self._server: grpc.aio.Server | None = None
         self._timers: asyncio.Task[None] | None = None
+        self._metrics: WSGIServer | None = None
 
     async def start(self) -> int:
         """Bind, serve and return the bound port."""
         config = self.config
         store = SeedStore(config.data_dir)
-        client = new_client()
+        client = new_client(config.origin_ca, config.origin_insecure)
         server = new_server()
         host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
         try:
@@ -59,6 +62,12 @@ class Supernode:
         self.swarm = swarm
         self._server = server
         self._timers = asyncio.create_task(swarm.run_timers(), name="supernode-timers")
+        if config.metrics:
+            self._metrics = start_metrics_server(config.metrics)[0]
+            scheduler = swarm.scheduler
+            ACTIVE_TASKS.labels("supernode").set_function(lambda: len(scheduler.tasks))
+            ACTIVE_PEERS.set_function(lambda: sum(not p.is_seed for p in scheduler.peers.values()))
+            ACTIVE_HOSTS.set_function(lambda: len(scheduler.hosts))
         log.info(
             "supernode serving on %s:%d seed=%s:%d data_dir=%s",
             config.listen_host,
@@ -87,4 +96,7 @@ class Supernode:
         if self.swarm is not None:
             await self.swarm.cdn.close()
             await self.swarm.cdn.client.aclose()
+        if self._metrics is not None:
+            self._metrics.shutdown()
+            self._metrics.server_close()
         log.info("supernode stopped")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,16 @@ from dfcommon.sizes import parse_hostport, parse_ip, parse_size
 DEFAULT_PORT = 8002
 MIN_PIECE_SIZE = 64 << 10
 LOG_LEVELS = ("debug", "info", "warning", "error")
+EXAMPLES = """examples:
+  supernode --data-dir /var/lib/dandelion/supernode                  # 0.0.0.0:8002
+  supernode --listen 10.0.0.5:8002 --data-dir /srv/sn --metrics 0.0.0.0:8003
+  supernode --listen 127.0.0.1:8002 --advertise-ip 127.0.0.1 --data-dir /tmp/sn --piece-size 8MiB
+  supernode --config /etc/dandelion/supernode.toml                   # data-dir = "/srv/sn" ...
+  SUPERNODE_ORIGIN_CA=/etc/ssl/private-ca.pem supernode --data-dir /srv/sn
+
+Inspect it: grpcurl -plaintext 127.0.0.1:8002 list
+            grpcurl -plaintext 127.0.0.1:8002 dandelion.scheduler.v1.SchedulerService/ListTasks
+"""
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,9 @@ class SupernodeConfig:
     heartbeat_interval_ms: int = 5000  # hosts that miss 3 heartbeats are dropped
     assignment_timeout: float = 30.0  # an unreported assignment then counts as TIMEOUT
     seed_upload_slots: int = 32  # concurrent DownloadPieces calls the seed serves
+    origin_ca: str | None = None  # extra CA bundle for origins with a private CA (a private registry)
+    origin_insecure: bool = False  # skip origin TLS verification (test setups only)
+    metrics: str = ""  # HOST:PORT of the Prometheus /metrics endpoint; empty: none
 
     def validated(self) -> SupernodeConfig:
         """Check every value; returns self. Raises InvalidArgument with one line."""
@@ -47,6 +61,10 @@ class SupernodeConfig:
             raise InvalidArgument("seed upload slots must be between 1 and 4096")
         if self.advertise_ip:
             parse_ip(self.advertise_ip)
+        if self.origin_ca is not None and not os.access(self.origin_ca, os.R_OK):
+            raise InvalidArgument(f"--origin-ca {self.origin_ca!r} is not a readable file")
+        if self.metrics:
+            parse_hostport(self.metrics)
         return self
 
     def resolved_advertise_ip(self) -> str:
@@ -81,7 +99,14 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
-    parser = argparse.ArgumentParser(prog="supernode", description="Dandelion supernode: scheduler and CDN seed.")
+    parser = argparse.ArgumentParser(
+        prog="supernode",
+        description="Dandelion supernode: the swarm's scheduler and CDN seed (one gRPC port, with health and "
+        "reflection). Options also come from a config file (--config, TOML or YAML, keys = flag names) and "
+        "SUPERNODE_<FLAG> environment variables; flags win over the environment, which wins over the file.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--listen", default=f"0.0.0.0:{DEFAULT_PORT}", help="HOST:PORT of the gRPC server")
     parser.add_argument("--data-dir", required=True, help="directory of the seed's cache")
     parser.add_argument("--advertise-ip", default="", help="IP peers use to reach the seed")
@@ -90,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heartbeat-interval", default="5000", help="host heartbeat interval in ms")
     parser.add_argument("--assignment-timeout", default="30", help="seconds before an assignment times out")
     parser.add_argument("--seed-upload-slots", default="32", help="concurrent uploads of the seed")
+    parser.add_argument("--origin-ca", default=None, help="extra CA bundle (PEM) trusted for origin HTTPS")
+    parser.add_argument("--origin-insecure", action="store_true", help="skip origin TLS verification (tests only)")
+    parser.add_argument("--metrics", default="", help="serve Prometheus /metrics on HOST:PORT (default: off)")
     return parser
 
 
@@ -112,4 +140,7 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         heartbeat_interval_ms=heartbeat,
         assignment_timeout=timeout,
         seed_upload_slots=slots,
+        origin_ca=args.origin_ca,
+        origin_insecure=args.origin_insecure,
+        metrics=args.metrics,
     ).validated()

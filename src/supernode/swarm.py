@@ -19,6 +19,7 @@ from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, DigestMismatch, InvalidArgument, NotFound, Unavailable
 from dfcommon.identity import display_url, task_id
+from dfcommon.metrics import PIECE_REPORTS
 from dfcommon.pieces import piece_count
 from supernode.config import SupernodeConfig
 from supernode.resource.host import Host
@@ -257,6 +258,8 @@ class Swarm:
             return
         peer = self._peer(peer_id)
         task = self.scheduler.tasks[peer.task_id]
+        for report in reports:
+            PIECE_REPORTS.labels("ok" if report.success else "failed").inc()
         self._check_reports(task, reports)
         if window:
             peer.window = min(window, MAX_WINDOW)

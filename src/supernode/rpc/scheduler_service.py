@@ -29,7 +29,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         self, request: scheduler_pb2.RegisterHostRequest, context: Context
     ) -> scheduler_pb2.RegisterHostResponse:
         """Register a host."""
-        host_id = self.swarm.register_host(validate.host(request.host))
+        host_id = self.swarm.register_host(validate.host(request.host, context.peer()))
         return scheduler_pb2.RegisterHostResponse(
             host_id=host_id, heartbeat_interval_ms=self.swarm.config.heartbeat_interval_ms
         )

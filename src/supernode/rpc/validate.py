@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from dandelion.common.v1 import common_pb2
@@ -58,19 +59,34 @@ def url_meta(meta: common_pb2.UrlMeta) -> common_pb2.UrlMeta:
     return meta
 
 
-def host(info: scheduler_pb2.HostInfo) -> HostSpec:
-    """A registering host's description."""
+def host(info: scheduler_pb2.HostInfo, caller: str = "") -> HostSpec:
+    """A registering host's description; an unspecified ip (0.0.0.0, ::) becomes the caller's address.
+
+    caller is grpc's context.peer(), e.g. "ipv4:10.0.0.7:51234" or "ipv6:[fd00::7]:51234".
+    """
     if len(info.hostname) > MAX_NAME or len(info.location) > MAX_NAME:
         raise InvalidArgument(f"hostname and location must be at most {MAX_NAME} characters")
     if not info.ip:
         raise InvalidArgument("host ip is required")
     ip = parse_ip(info.ip)
+    if ipaddress.ip_address(ip).is_unspecified:
+        ip = caller_ip(caller)
     if not 0 < info.port < 65536:
         raise InvalidArgument(f"invalid host port {info.port}: want 1-65535")
     if info.upload_slots > MAX_UPLOAD_SLOTS:
         raise InvalidArgument(f"upload_slots must be at most {MAX_UPLOAD_SLOTS}")
     slots = info.upload_slots or DEFAULT_UPLOAD_SLOTS
     return HostSpec(info.hostname, ip, info.port, slots, info.location)
+
+
+def caller_ip(peer: str) -> str:
+    """The IP in grpc's context.peer() string; InvalidArgument when the caller has none (unix socket)."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return parse_ip(rest.rpartition(":")[0])
+    if kind == "ipv6":
+        return parse_ip(rest.rpartition(":")[0].strip("[]"))
+    raise InvalidArgument("host ip 0.0.0.0 needs a caller reachable over IP: send the host's own ip")
 
 
 def sync_request(request: scheduler_pb2.SyncPiecesRequest) -> None:

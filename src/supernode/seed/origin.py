@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import re
+import ssl
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,6 +16,7 @@ from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DigestMismatch, InvalidArgument, OriginError
 from dfcommon.identity import display_url
+from dfcommon.metrics import ORIGIN_BYTES
 from dfcommon.pieces import piece_size_for
 from supernode.resource.piece import PieceMeta
 
@@ -50,9 +52,16 @@ class FetchResult:
     sha256: str
 
 
-def new_client() -> httpx.AsyncClient:
-    """The HTTP client origin fetches share: redirects followed, TLS verified."""
-    return httpx.AsyncClient(follow_redirects=True, timeout=TIMEOUT, limits=httpx.Limits(max_connections=64))
+def new_client(ca_file: str | None = None, insecure: bool = False) -> httpx.AsyncClient:
+    """The HTTP client origin fetches share: redirects followed, TLS verified (also against ca_file)."""
+    verify: ssl.SSLContext | bool = False
+    if not insecure:
+        verify = ssl.create_default_context()
+        if ca_file:
+            verify.load_verify_locations(cafile=ca_file)
+    return httpx.AsyncClient(
+        follow_redirects=True, timeout=TIMEOUT, limits=httpx.Limits(max_connections=64), verify=verify, trust_env=False
+    )
 
 
 # Headers that would change which bytes the origin sends: the task identity does not cover them.
@@ -165,6 +174,7 @@ async def _copy(reply: httpx.Response, writer: _Writer, skip: int, limit: int) -
     view = memoryview(buffer)
     fill = taken = 0
     async for chunk in reply.aiter_raw():
+        ORIGIN_BYTES.labels("supernode").inc(len(chunk))
         data = memoryview(chunk)
         if skip:
             cut = min(skip, len(data))

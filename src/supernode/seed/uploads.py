@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import grpc
 
 from dfcommon.errors import DandelionError, NotFound
+from dfcommon.metrics import PEER_BYTES_SERVED
 from dfcommon.pieces import CHUNK_SIZE
 from supernode.resource.piece import PieceMeta
 from supernode.seed.store import SeedStore
@@ -60,7 +61,9 @@ class SeedUploads:
                         raise NotFound(f"piece {piece.number} of task {task_id[:12]} is no longer cached")
                     view = memoryview(data)
                     for done in range(0, size, CHUNK_SIZE):
-                        yield piece.number, start + done, bytes(view[done : done + CHUNK_SIZE])
+                        chunk = bytes(view[done : done + CHUNK_SIZE])
+                        PEER_BYTES_SERVED.labels("supernode").inc(len(chunk))
+                        yield piece.number, start + done, chunk
         finally:
             self.active -= 1
             os.close(fd)

@@ -62,10 +62,16 @@ def swarm_factory(tmp_path: Path) -> Iterator[Callable[..., MirrorSwarm]]:
     with ExitStack() as stack:
         count = 0
 
-        def start(registry: Registry, nodes: int = 1, extra_args: tuple[str, ...] = ()) -> MirrorSwarm:
+        def start(
+            registry: Registry,
+            nodes: int = 1,
+            extra_args: tuple[str, ...] = (),
+            supernode_args: tuple[str, ...] = (),
+        ) -> MirrorSwarm:
             nonlocal count
             count += 1
-            return stack.enter_context(run_mirror_swarm(tmp_path / f"swarm-{count}", registry.url, nodes, extra_args))
+            swarm = run_mirror_swarm(tmp_path / f"swarm-{count}", registry.url, nodes, extra_args, supernode_args)
+            return stack.enter_context(swarm)
 
         yield start
 

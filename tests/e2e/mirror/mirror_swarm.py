@@ -62,13 +62,14 @@ class MirrorSwarm:
         return "\n".join(parts)
 
 
-def start_supernode(workdir: Path) -> tuple[str, ManagedProcess]:
+def start_supernode(workdir: Path, extra_args: Sequence[str] = ()) -> tuple[str, ManagedProcess]:
     """Start a supernode on 127.0.0.1:<free port>; return its address and process."""
     port = free_port("127.0.0.1")
     argv = [
         console_script("supernode"),
         *("--listen", f"127.0.0.1:{port}", "--data-dir", str(workdir / "supernode")),
         *("--advertise-ip", "127.0.0.1"),
+        *extra_args,
     ]
     proc = start_process("supernode", argv, workdir / "supernode.log", env=loopback_env())
     try:
@@ -113,12 +114,16 @@ def start_dfdaemon(
 
 @contextlib.contextmanager
 def run_mirror_swarm(
-    workdir: Path, registry_url: str, nodes: int = 1, extra_args: Sequence[str] = ()
+    workdir: Path,
+    registry_url: str,
+    nodes: int = 1,
+    extra_args: Sequence[str] = (),
+    supernode_args: Sequence[str] = (),
 ) -> Iterator[MirrorSwarm]:
     """A supernode plus `nodes` dfdaemons (127.0.0.11, .12, ...) mirroring registry_url."""
     workdir.mkdir(parents=True, exist_ok=True)
     with short_dir("dfm-") as socket_dir:
-        supernode_addr, supernode = start_supernode(workdir)
+        supernode_addr, supernode = start_supernode(workdir, supernode_args)
         swarm = MirrorSwarm(supernode_addr, supernode, [])
         try:
             for index in range(nodes):

@@ -1,4 +1,5 @@
-"""An HTTPS upstream with a private CA: --registry-ca trusts it, --insecure skips checks, neither refuses."""
+"""An HTTPS upstream with a private CA: --registry-ca (dfdaemon) and --origin-ca (supernode) trust it,
+--insecure / --origin-insecure skip checks, neither refuses."""
 
 from __future__ import annotations
 
@@ -32,8 +33,12 @@ def test_https_upstream_trusted_by_flag(
     """skopeo copies through the mirror from an HTTPS upstream the mirror trusts by --registry-ca or --insecure."""
     assert tls_registry.tls is not None
     image = build_and_push(tmp_path, tls_registry.addr, "ns/tls", [2 * MiB, MiB])
-    flags = ("--registry-ca", str(tls_registry.tls.cert_path)) if trust == "registry-ca" else ("--insecure",)
-    swarm = swarm_factory(tls_registry, nodes=2, extra_args=flags)
+    ca = str(tls_registry.tls.cert_path)
+    if trust == "registry-ca":
+        flags, seed_flags = ("--registry-ca", ca), ("--origin-ca", ca)
+    else:
+        flags, seed_flags = ("--insecure",), ("--origin-insecure",)
+    swarm = swarm_factory(tls_registry, nodes=2, extra_args=flags, supernode_args=seed_flags)
 
     for node in swarm.nodes:
         out = tmp_path / f"out-{node.name}"

@@ -75,7 +75,6 @@ class Swarm:
         self.base_dir = base_dir
         self.supernode: SupernodeHandle | None = None
         self.peers: dict[str, PeerHandle] = {}
-        self._dfget_runs = 0
 
     def start_supernode(self, extra_args: Sequence[str] = (), port: int | None = None) -> SupernodeHandle:
         """Start (or restart on the same port and data dir) the supernode and wait until it is healthy."""
@@ -148,13 +147,14 @@ class Swarm:
         )
 
     def dfget_start(self, url: str, output: Path, peer: PeerHandle | None, *args: str) -> subprocess.Popen[str]:
-        """Start dfget in the background (caller waits on it via communicate())."""
-        self._dfget_runs += 1
-        return subprocess.Popen(
-            self.dfget_argv(url, output, peer, *args),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        """Start dfget in the background (wait with finish(); the group kills it at teardown if still running)."""
+        return self.group.adopt(
+            subprocess.Popen(
+                self.dfget_argv(url, output, peer, *args),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         )
 
     def scheduler(self, channel: grpc.Channel) -> scheduler_pb2_grpc.SchedulerServiceStub:

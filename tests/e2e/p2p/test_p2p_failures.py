@@ -23,7 +23,7 @@ def test_parent_killed_mid_transfer(process_group: ProcessGroup, tmp_path: Path)
     swarm = Swarm(process_group, tmp_path)
     swarm.start_supernode()
     parent = swarm.start_peer("127.0.0.2", ["--upload-limit", "8M"])
-    children = [swarm.start_peer(ip, ["--upload-limit", "8M"]) for ip in ("127.0.0.3", "127.0.0.4")]
+    children = [swarm.start_peer(ip, ["--upload-limit", "0"]) for ip in ("127.0.0.3", "127.0.0.4")]
     url = origin.url("f.bin")
     seeded = swarm.dfget(url, tmp_path / "parent.bin", parent)
     assert seeded.returncode == 0, seeded.stderr

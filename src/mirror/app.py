@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError
+from dfcommon.metrics import MIRROR_REQUESTS
 from mirror.config import MirrorConfig
 from mirror.credentials import Credentials
 from mirror.errors import API_VERSION_HEADER, RegistryError, transfer_error
@@ -201,6 +202,7 @@ class AccessLog:
             client = scope.get("client") or ("-", 0)
             query = scope.get("query_string", b"").decode("latin-1")[:200]
             target = scope.get("path", "")[:300] + (f"?{query}" if query else "")
+            MIRROR_REQUESTS.labels(scope.get("method", ""), _kind(scope.get("path", "")), str(status)).inc()
             access_log.info(
                 '%s "%s %s" %d %d %.3fs%s',
                 client[0],
@@ -211,6 +213,16 @@ class AccessLog:
                 time.monotonic() - started,
                 outcome,
             )
+
+
+def _kind(path: str) -> str:
+    """What a registry path asks for, for metrics: version, manifest, blob or other (bounded label values)."""
+    if path in ("/v2", "/v2/"):
+        return "version"
+    for kind in ("manifests", "blobs"):
+        if f"/{kind}/" in path:
+            return kind.rstrip("s")
+    return "other"
 
 
 def build_app(config: MirrorConfig, transferer: BlobTransferer, upstream: Upstream) -> ASGIApp:

@@ -47,7 +47,10 @@ class MirrorConfig:
 
     def hostport(self) -> tuple[str, int]:
         """The listen address split into host and port."""
-        return parse_hostport(self.listen)
+        try:
+            return parse_hostport(self.listen)
+        except InvalidArgument as err:
+            raise InvalidArgument(f"--mirror: {err} (or 'off')") from None
 
     def validate(self) -> MirrorConfig:
         """Check every field; InvalidArgument with one line on the first bad one."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import signal
 import sys
@@ -13,10 +12,14 @@ from typing import Any
 
 import uvloop
 
+from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import DandelionError
 from dfcommon.logs import setup_logging
 from dfcommon.malloc import tune_malloc
+from dfcommon.metrics import start_metrics_server
 from dfcommon.sizes import parse_size
+from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from_args
+from mirror.server import serve_mirror
 from peer.config import DEFAULT_PORT, PeerConfig, parse_duration, parse_supernodes
 from peer.memory import limit_malloc_arenas
 from peer.node import PeerNode
@@ -29,15 +32,14 @@ EXAMPLES = """examples:
   dfdaemon --supernode 10.0.0.5:8002 --listen 10.0.0.7 --data-dir /var/lib/dandelion
   dfdaemon --supernode sn1:8002,sn2:8002 --listen 127.0.0.2 --port 0 --data-dir /tmp/p2 \\
            --daemon-listen unix:/tmp/p2/dfdaemon.sock --upload-limit 50M --mirror off
+  dfdaemon --supernode 10.0.0.5:8002 --listen 10.0.0.7 --data-dir /var/lib/dandelion \\
+           --registry https://registry.example.com --metrics 127.0.0.1:65003
+  dfdaemon --config /etc/dandelion/dfdaemon.yaml    # supernode: 10.0.0.5:8002, listen: 10.0.0.7, ...
   dfget https://example.com/big.iso -o big.iso      # then downloads go through this daemon
+
+Private registry: start with --registry URL, then `docker login 127.0.0.1:65001` with the registry's own
+user and password and `docker pull 127.0.0.1:65001/ns/img:tag`. Credentials pass through, never stored.
 """
-
-
-def _mirror_module(name: str) -> Any:
-    try:
-        return importlib.import_module(f"mirror.{name}")
-    except ImportError:
-        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dfdaemon",
         description="Dandelion peer daemon: downloads through the swarm, serves pieces to other peers, "
-        "serves dfget on a local socket and hosts the registry mirror.",
+        "serves dfget on a local socket and hosts the registry mirror. Options also come from a config file "
+        "(--config, TOML or YAML, keys = flag names) and DFDAEMON_<FLAG> environment variables; flags win over "
+        "the environment, which wins over the file.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -66,20 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-quota", default="20GiB", help="cache size before LRU eviction (default 20GiB)")
     parser.add_argument("--location", default="", help='"region|zone|rack" for parent locality')
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    mirror_config = _mirror_module("config")
-    if mirror_config is not None and hasattr(mirror_config, "add_mirror_arguments"):
-        mirror_config.add_mirror_arguments(parser)
-    else:
-        parser.add_argument("--mirror", default="127.0.0.1:65001", help="registry mirror HOST:PORT, or off")
-        parser.add_argument("--registry", default="https://registry-1.docker.io", help="upstream registry URL")
-        parser.add_argument("--registry-ca", default=None, help="CA bundle for the upstream registry")
-        parser.add_argument("--insecure", action="store_true", help="skip TLS verification of the upstream")
+    parser.add_argument("--metrics", default="", help="serve Prometheus /metrics on HOST:PORT (default: off)")
+    add_mirror_arguments(parser)
     return parser
 
 
 def config_from_args(ns: argparse.Namespace) -> PeerConfig:
     """PeerConfig from parsed flags (InvalidArgument on bad values)."""
-    tls_verification(getattr(ns, "registry_ca", None), bool(getattr(ns, "insecure", False)))  # fail early
+    tls_verification(ns.registry_ca, ns.insecure)  # fail early
     return PeerConfig(
         supernodes=parse_supernodes(ns.supernode),
         listen_ip=ns.listen,
@@ -94,23 +92,17 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
         cache_quota=parse_size(ns.cache_quota),
         location=ns.location,
         daemon_listen_is_default=ns.daemon_listen is None,
-        origin_ca_file=getattr(ns, "registry_ca", None),
-        origin_insecure=bool(getattr(ns, "insecure", False)),
+        origin_ca_file=ns.registry_ca,
+        origin_insecure=ns.insecure,
     ).validate()
 
 
-def mirror_config(ns: argparse.Namespace) -> Any:
-    """The mirror's configuration from flags; None when --mirror off or the mirror is not built in."""
-    if str(getattr(ns, "mirror", "off")).strip().lower() == "off":
-        return None
-    config_module = _mirror_module("config")
-    if config_module is None or not hasattr(config_module, "mirror_config_from_args"):
-        log.warning("registry mirror is not available in this build; running without it")
-        return None
-    return config_module.mirror_config_from_args(ns)
+def mirror_config(ns: argparse.Namespace) -> MirrorConfig | None:
+    """The mirror's configuration from flags; None with --mirror off."""
+    return mirror_config_from_args(ns)
 
 
-async def run(config: PeerConfig, mconfig: Any) -> int:
+async def run(config: PeerConfig, mconfig: MirrorConfig | None) -> int:
     """Serve until SIGTERM/SIGINT, then leave the swarm and stop; returns the exit status."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -121,8 +113,7 @@ async def run(config: PeerConfig, mconfig: Any) -> int:
     status = 0
     mirror_task: asyncio.Task[None] | None = None
     if mconfig is not None:
-        server = _mirror_module("server")
-        mirror_task = asyncio.create_task(server.serve_mirror(mconfig, transferer, stop), name="mirror")
+        mirror_task = asyncio.create_task(serve_mirror(mconfig, transferer, stop), name="mirror")
     log.info("dfdaemon ready: peer %s:%d, daemon %s", config.listen_ip, node.port, config.daemon_listen)
     waiter = asyncio.create_task(stop.wait())
     waits: set[asyncio.Task[Any]] = {waiter} | ({mirror_task} if mirror_task else set())
@@ -150,14 +141,18 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the dfdaemon command."""
     tune_malloc()
     limit_malloc_arenas()
-    ns = build_parser().parse_args(argv)
-    setup_logging("dfdaemon", ns.log_level)
     try:
+        ns = parse_args_with_config(build_parser(), argv, "DFDAEMON_")
+        setup_logging("dfdaemon", ns.log_level)
         config = config_from_args(ns)
         mconfig = mirror_config(ns)
+        metrics = start_metrics_server(ns.metrics)[0] if ns.metrics else None
     except DandelionError as exc:
         print(f"dfdaemon: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except OSError as exc:
+        print(f"dfdaemon: cannot serve metrics on {ns.metrics}: {exc.strerror or exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     try:
         status = uvloop.run(run(config, mconfig))
     except OSError as exc:
@@ -165,6 +160,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         status = 0
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
     raise SystemExit(status)
 
 

@@ -17,6 +17,7 @@ from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, DigestMismatch, OriginError, Unavailable
 from dfcommon.identity import display_url
+from dfcommon.metrics import ORIGIN_BYTES, PEER_BYTES_RECEIVED, PIECES, TASK_DURATION
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, piece_size_for
 from peer.context import PeerContext
 from peer.origin import open_origin
@@ -400,8 +401,10 @@ class Conductor:
                     report(PieceOutcome(piece.number, parent.peer_id, False, failures.PARENT_UNAVAILABLE))
 
     def _on_outcome(self, outcome: PieceOutcome) -> scheduler_pb2.PieceResult:
+        PIECES.labels("ok" if outcome.success else "failed").inc()
         if outcome.success:
             self.bytes_from_peers += outcome.size
+            PEER_BYTES_RECEIVED.inc(outcome.size)
             self._pulse()
         return scheduler_pb2.PieceResult(
             piece_number=outcome.number,
@@ -473,6 +476,7 @@ class Conductor:
         except DigestMismatch as exc:
             raise DigestMismatch(f"origin content of {self.display_url} differs from the swarm's: {exc}") from None
         self.bytes_from_origin += assembler.piece.size
+        ORIGIN_BYTES.labels("dfdaemon").inc(assembler.piece.size)
         self._pulse()
 
     # ----- verification and completion
@@ -527,6 +531,7 @@ class Conductor:
         if scheduler is None or not peer_id or self._reported:
             return
         self._reported = True
+        TASK_DURATION.labels("dfdaemon", "ok" if success else "failed").observe(time.monotonic() - self._started)
         if success:
             self.ctx.peer_ids[self.task_id] = peer_id
         request = scheduler_pb2.ReportPeerResultRequest(

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import grpc
 from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
 
+from dfcommon.metrics import PEER_BYTES_SERVED
 from dfcommon.pieces import CHUNK_SIZE
 from peer.storage import Storage
 from peer.tokenbucket import TokenBucket
@@ -65,6 +66,7 @@ class UploadServicer(peer_pb2_grpc.PeerServiceServicer):
                     yield peer_pb2.DownloadPiecesResponse(piece_number=number, offset=sent, data=data)
                     sent = nxt
                     self.bytes_sent += len(data)
+                    PEER_BYTES_SERVED.labels("dfdaemon").inc(len(data))
         finally:
             self.busy -= 1
             store.pins -= 1

@@ -1,0 +1,59 @@
+"""Prometheus counters of a real swarm: bytes from the origin, from peers, served to peers; pieces; durations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from fixtures.origin import start_origin, write_random_file
+from fixtures.processes import ProcessGroup, console_script, free_port
+from peer_procs import dfget, start_daemon
+
+SIZE = 9 * (1 << 20) + 17  # three 4 MiB pieces
+
+
+def scrape(address: str) -> dict[str, float]:
+    """Sample name with labels -> value."""
+    text = httpx.get(f"http://{address}/metrics", timeout=10).text
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("dandelion_"))
+    return {name: float(value) for name, value in samples}
+
+
+def test_counters_follow_the_bytes(process_group: ProcessGroup, tmp_path: Path) -> None:
+    write_random_file(tmp_path / "origin" / "f.bin", SIZE, seed=11)
+    origin = start_origin(process_group, tmp_path / "origin")
+    port, sn_metrics = free_port(), free_port()
+    supernode = process_group.start(
+        "supernode",
+        [
+            console_script("supernode"),
+            *("--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "sn"), "--advertise-ip", "127.0.0.1"),
+            *("--metrics", f"127.0.0.1:{sn_metrics}"),
+        ],
+    )
+    supernode.wait_for_tcp("127.0.0.1", port)
+    metrics = [free_port(), free_port()]
+    daemons = [
+        start_daemon(
+            process_group, tmp_path, f"m{i}", f"127.0.0.{41 + i}", f"127.0.0.1:{port}", "--metrics", f"127.0.0.1:{m}"
+        )
+        for i, m in enumerate(metrics)
+    ]
+    for index, daemon in enumerate(daemons):
+        out = tmp_path / f"out{index}"
+        done = dfget(origin.url("f.bin"), "-o", str(out), "--daemon", daemon.endpoint)
+        assert done.returncode == 0, done.stderr
+
+    seed = scrape(f"127.0.0.1:{sn_metrics}")
+    first, second = scrape(f"127.0.0.1:{metrics[0]}"), scrape(f"127.0.0.1:{metrics[1]}")
+    assert seed['dandelion_origin_bytes_total{component="supernode"}'] == SIZE
+    assert seed['dandelion_piece_reports_total{result="ok"}'] >= 6
+    assert seed["dandelion_active_peers"] >= 2
+    assert first["dandelion_peer_bytes_received_total"] == SIZE  # from the seed
+    assert second["dandelion_peer_bytes_received_total"] == SIZE
+    served = first.get('dandelion_peer_bytes_served_total{component="dfdaemon"}', 0.0)
+    from_seed = seed['dandelion_peer_bytes_served_total{component="supernode"}']
+    assert served + from_seed == 2 * SIZE  # every byte either peers or the seed served
+    assert first['dandelion_pieces_total{result="ok"}'] == 3
+    assert second['dandelion_task_duration_seconds_count{component="dfdaemon",result="ok"}'] == 1
+    assert 'dandelion_origin_bytes_total{component="dfdaemon"}' not in second  # no back-to-source

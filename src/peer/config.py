@@ -9,6 +9,7 @@ from dfcommon.errors import InvalidArgument
 from dfcommon.sizes import parse_hostport, parse_ip, parse_size
 
 DEFAULT_PORT = 65000
+DEFAULT_UPLOAD_LIMIT = 1 << 30  # bytes/s (see PeerConfig.upload_limit)
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -55,7 +56,9 @@ class PeerConfig:
     data_dir: Path
     port: int = DEFAULT_PORT  # 0 picks a free port (embedded one-shot peers)
     daemon_listen: str | None = None  # None: no DaemonService (embedded dfget peer)
-    upload_limit: int = 100 * 1000**2  # bytes/s served to other peers
+    # bytes/s served to other peers. Like Dragonfly's 1024Mi default, the limit protects the host from being
+    # drained by the swarm, not the link: 100 MB/s capped a peer-to-peer transfer at a tenth of loopback speed.
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT
     download_limit: int = 0  # bytes/s fetched by this host; 0 unlimited
     upload_slots: int = 8  # concurrent DownloadPieces calls served
     no_back_source: bool = False

@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"local endpoint for dfget, unix:PATH or HOST:PORT (default {default_daemon_endpoint()})",
     )
-    parser.add_argument("--upload-limit", default="100M", help="bytes/s served to peers, e.g. 100M (0: none)")
+    parser.add_argument(
+        "--upload-limit", default="1GiB", help="bytes/s served to peers, e.g. 100M (0: none; default %(default)s)"
+    )
     parser.add_argument("--download-limit", default="0", help="bytes/s fetched, e.g. 100M (0: unlimited)")
     parser.add_argument("--upload-slots", type=int, default=8, help="concurrent piece uploads (default 8)")
     parser.add_argument("--no-back-source", action="store_true", help="never fetch from the origin directly")

@@ -81,3 +81,13 @@ def test_dfget_headers_are_parsed_not_echoed() -> None:
     with pytest.raises(InvalidArgument) as info:
         dfget.parse_headers(["X: y", "Authorization Bearer s3cret"])
     assert "s3cret" not in str(info.value) and "number 2" in str(info.value)
+
+
+def test_default_upload_limit_protects_the_host_not_the_link() -> None:
+    ns = daemon.build_parser().parse_args(["--supernode", "127.0.0.1:8002", "--listen", "127.0.0.1", "--data-dir", "d"])
+    config = daemon.config_from_args(ns)
+    assert (
+        config.upload_limit
+        == 1 << 30
+        == PeerConfig(supernodes=[], listen_ip="127.0.0.1", data_dir=Path("d")).upload_limit
+    )

@@ -131,8 +131,10 @@ class Swarm:
         return host.host_id
 
     def heartbeat(self, host_id: str) -> None:
-        """Keep a host alive."""
-        self._host(host_id).last_seen = self.clock()
+        """Keep a host alive (and choosable again as a parent if children could not reach it)."""
+        host = self._host(host_id)
+        host.last_seen = self.clock()
+        self._deliver(self.scheduler.host_alive(host))
 
     def leave_host(self, host_id: str) -> None:
         """Remove a host and its peers."""

@@ -22,6 +22,9 @@ class Host:
     is_seed: bool = False
     inflight: int = 0
     peer_ids: set[str] = field(default_factory=set)
+    # A child could not reach it: not chosen as a parent until it heart-beats again (a dead host
+    # would otherwise keep drawing assignments until it misses three heartbeats).
+    unreachable: bool = False
 
     @property
     def capacity(self) -> int:

@@ -89,6 +89,7 @@ class Scheduler:
             and peer.host.free_slots > 0
             and peer.state is not PeerState.LEFT
             and peer.peer_id not in task.bad_parents
+            and not peer.host.unreachable
         )
         if free == (peer.peer_id in task.free_parents):
             return
@@ -115,12 +116,28 @@ class Scheduler:
         was_free = host.free_slots > 0
         host.inflight += delta
         if (host.free_slots > 0) != was_free:
-            for peer_id in host.peer_ids:
-                peer = self.peers.get(peer_id)
-                if peer is not None:
-                    task = self.tasks.get(peer.task_id)
-                    if task is not None:
-                        self._update_free(task, peer)
+            self._refresh_host(host)
+
+    def _refresh_host(self, host: Host) -> list[Task]:
+        """Re-evaluate whether each of the host's peers can serve; returns their tasks."""
+        tasks = []
+        for peer_id in host.peer_ids:
+            peer = self.peers.get(peer_id)
+            task = self.tasks.get(peer.task_id) if peer is not None else None
+            if peer is not None and task is not None:
+                self._update_free(task, peer)
+                tasks.append(task)
+        return tasks
+
+    def host_alive(self, host: Host) -> list[Assignment]:
+        """The host heart-beat: if children could not reach it, offer it as a parent again."""
+        if not host.unreachable:
+            return []
+        host.unreachable = False
+        out: list[Assignment] = []
+        for task in self._refresh_host(host):
+            out.extend(self._wake(task, min(WAKE_LIMIT, host.free_slots)))
+        return out
 
     def _servable(self, task: Task) -> int:
         """Pieces that some free, trusted parent holds."""
@@ -402,6 +419,9 @@ class Scheduler:
             parent.uploads_failed += 1
             if report.failure is Failure.BAD_DIGEST and not parent.is_seed:
                 out.extend(self._distrust(task, parent))
+            elif report.failure is Failure.PARENT_UNAVAILABLE and not parent.is_seed and not parent.host.unreachable:
+                parent.host.unreachable = True
+                self._refresh_host(parent.host)
         if freed:
             out.extend(self._wake(task, freed))
         return out

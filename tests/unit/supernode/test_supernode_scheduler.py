@@ -85,17 +85,17 @@ def test_locality_is_preferred() -> None:
 
 
 @pytest.mark.parametrize(
-    ("failure", "penalised", "excluded"),
+    ("failure", "penalised", "skipped", "excluded"),
     [
-        (Failure.TIMEOUT, True, False),
-        (Failure.PARENT_UNAVAILABLE, True, False),
-        (Failure.PARENT_MISSING_PIECE, True, False),
-        (Failure.PARENT_BUSY, False, False),
-        (Failure.LOCAL, False, False),
-        (Failure.BAD_DIGEST, True, True),
+        (Failure.TIMEOUT, True, False, False),
+        (Failure.PARENT_UNAVAILABLE, True, True, False),  # skipped until its host heart-beats again
+        (Failure.PARENT_MISSING_PIECE, True, False, False),
+        (Failure.PARENT_BUSY, False, False, False),
+        (Failure.LOCAL, False, False, False),
+        (Failure.BAD_DIGEST, True, True, True),
     ],
 )
-def test_failure_reassigns_and_penalises(failure: Failure, penalised: bool, excluded: bool) -> None:
+def test_failure_reassigns_and_penalises(failure: Failure, penalised: bool, skipped: bool, excluded: bool) -> None:
     swarm = Swarm(2)
     bad = swarm.add("a", [0, 1], slots=8)
     child = swarm.add("c")
@@ -103,7 +103,7 @@ def test_failure_reassigns_and_penalises(failure: Failure, penalised: bool, excl
     again = swarm.scheduler.report(child, [PieceReport(0, "a", False, failure)])
     assert len(again) == 1 and again[0].piece.number == 0
     assert bad.uploads_failed == (1 if penalised else 0)
-    assert again[0].parent.peer_id == ("seed" if excluded else "a")
+    assert again[0].parent.peer_id == ("seed" if skipped else "a")
     if excluded:
         other = swarm.add("d")
         assert {p for _, p in pairs(swarm.scheduler.connect(other, 2))} == {"seed"}
@@ -217,3 +217,18 @@ def test_random_swarm_with_failures_completes_without_leaks(seed_pieces: int) ->
     assert all(h.inflight == 0 for h in swarm.scheduler.hosts.values()) and swarm.seed_host.inflight == 0
     assert swarm.task.starved == {}
     assert swarm.seed.uploads_ok < 30 * 8 / 2  # peers served most pieces
+
+
+def test_unreachable_parent_is_skipped_until_it_heart_beats() -> None:
+    swarm = Swarm(4)
+    gone = swarm.add("a", [0, 1, 2, 3], slots=8)
+    child = swarm.add("c")
+    assert {p for _, p in pairs(swarm.scheduler.connect(child, 2))} == {"a"}
+    again = swarm.scheduler.report(child, [PieceReport(0, "a", False, Failure.PARENT_UNAVAILABLE)])
+    assert pairs(again) == [(0, "seed")]  # not "a" again
+    late = swarm.add("d")
+    assert {p for _, p in pairs(swarm.scheduler.connect(late, 2))} == {"seed"}
+    swarm.scheduler.host_alive(gone.host)  # it heart-beats again
+    assert gone.host.unreachable is False
+    fresh = swarm.add("e")
+    assert {p for _, p in pairs(swarm.scheduler.connect(fresh, 2))} == {"a"}

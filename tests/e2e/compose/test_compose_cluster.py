@@ -12,9 +12,11 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from compose_docker import compose_plugin, run_compose_dockerd
 from compose_standin import ensure_base_images
+from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from fixtures.clients import Dockerd, missing_binaries
 from fixtures.images import build_and_push
 from fixtures.processes import free_port
@@ -91,6 +93,13 @@ def test_compose_up_push_pull_through_two_nodes_down(docker: Dockerd, tmp_path: 
         assert copied.returncode == 0, copied.stderr
         on_disk = {f"sha256:{p.name}" for p in out.iterdir() if re.fullmatch(r"[0-9a-f]{64}", p.name)}
         assert set(image.blob_digests) <= on_disk
+
+        # Nodes listen on 0.0.0.0 in their containers; the supernode knows each by its container address.
+        with grpc.insecure_channel(f"127.0.0.1:{ports['SUPERNODE']}") as chan:
+            stub = scheduler_pb2_grpc.SchedulerServiceStub(chan)
+            hosts = stub.ListHosts(scheduler_pb2.ListHostsRequest(), timeout=10).hosts
+        addresses = {h.ip for h in hosts}
+        assert len(hosts) == 3 and len(addresses) == 3 and "0.0.0.0" not in addresses, hosts
 
         gets = Counter(BLOB_GET.findall(compose("logs", "--no-color", "registry").stdout))
         layer_gets = {digest: gets[digest] for digest in image.layer_digests}

@@ -32,7 +32,7 @@ from dfcommon.malloc import tune_malloc
 from dfcommon.sizes import parse_hostport, parse_size
 from peer.config import PeerConfig, parse_supernodes, validate_endpoint
 from peer.context import PeerContext
-from peer.grpcutil import daemon_stub
+from peer.grpcutil import content_chunks
 from peer.memory import limit_malloc_arenas
 from peer.node import PeerNode
 from peer.origin import new_client, parse_byte_range
@@ -156,7 +156,7 @@ class OutputFile:
         self.path = Path(name)
         self.written = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """Append data."""
         view = memoryview(data)
         while view:
@@ -203,8 +203,7 @@ async def _daemon_answers(endpoint: str) -> grpc.aio.Channel | None:
 
 async def _via_daemon(
     ch: grpc.aio.Channel, request: ContentRequest, ns: argparse.Namespace, rate: int
-) -> AsyncIterator[tuple[bytes, int]]:
-    stub = daemon_stub(ch)
+) -> AsyncIterator[tuple[bytes | memoryview, int]]:
     message = peer_pb2.DownloadRequest(
         url_meta=common_pb2.UrlMeta(
             url=request.url,
@@ -218,9 +217,12 @@ async def _via_daemon(
     )
     done = False
     try:
-        async for response in stub.Download(message):
-            if response.data:
-                yield response.data, response.content_length
+        async for item in content_chunks(ch)(message):
+            if not isinstance(item, tuple):  # None: a message that does not parse
+                raise Unavailable("the dfdaemon sent a malformed message")
+            response, data = item
+            if data:
+                yield data, response.content_length
             if response.done:
                 done = True
     except grpc.aio.AioRpcError as exc:
@@ -240,7 +242,7 @@ async def _via_transferer(
         await stream.aclose()
 
 
-async def _write(source: AsyncIterator[tuple[bytes, int]], output: OutputFile, progress: Progress) -> None:
+async def _write(source: AsyncIterator[tuple[bytes | memoryview, int]], output: OutputFile, progress: Progress) -> None:
     """Write chunks in a worker thread, one write in flight while the next chunk arrives."""
     total = -1
     writing: asyncio.Future[None] | None = None

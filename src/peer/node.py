@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 
 import grpc
-from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
+from dandelion.peer.v1 import peer_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
@@ -18,8 +18,8 @@ from peer.config import PeerConfig
 from peer.context import PeerContext
 from peer.origin import new_client
 from peer.paths import endpoint_socket_path
-from peer.rpc.daemon_service import DaemonServicer
-from peer.rpc.upload import UploadServicer
+from peer.rpc.daemon_service import DaemonServicer, add_daemon_service
+from peer.rpc.upload import UploadServicer, add_upload_service
 from peer.scheduler_client import SchedulerClient, host_info
 from peer.storage import Storage
 from peer.tokenbucket import TokenBucket
@@ -61,7 +61,7 @@ class PeerNode:
         """Bind the servers, connect to the supernodes (lazily), and return the transferer."""
         config = self.config
         peer_server = new_server()
-        peer_pb2_grpc.add_PeerServiceServicer_to_server(self.upload, peer_server)
+        add_upload_service(self.upload, peer_server)
         health = add_health_and_reflection(peer_server, [PEER_SERVICE])
         host = f"[{config.listen_ip}]" if ":" in config.listen_ip else config.listen_ip
         self.port = peer_server.add_insecure_port(f"{host}:{config.port}")
@@ -95,7 +95,7 @@ class PeerNode:
 
     async def _start_daemon_service(self, endpoint: str, transferer: SwarmTransferer) -> None:
         server = new_server()
-        peer_pb2_grpc.add_DaemonServiceServicer_to_server(DaemonServicer(transferer, self.storage), server)
+        add_daemon_service(DaemonServicer(transferer, self.storage), server)
         health = add_health_and_reflection(server, [DAEMON_SERVICE])
         path = endpoint_socket_path(endpoint)
         if path is not None and unix_socket_in_use(path):

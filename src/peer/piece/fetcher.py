@@ -11,7 +11,7 @@ import grpc
 from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.errors import DigestMismatch
-from peer.grpcutil import EOF, peer_stub
+from peer.grpcutil import EOF, piece_chunks
 from peer.piece import failures
 from peer.piece.assembler import PieceAssembler
 from peer.piece.model import Parent, PieceOutcome, PieceSpec
@@ -51,7 +51,6 @@ async def fetch_group(
     A received piece is verified and written in a worker thread while the next one arrives; at most one
     piece per stream waits for that, so memory stays at about two pieces per stream.
     """
-    stub = peer_stub(channel)
     request = peer_pb2.DownloadPiecesRequest(
         task_id=task_id, piece_numbers=[p.number for p in pieces], requester_peer_id=requester_peer_id
     )
@@ -74,7 +73,7 @@ async def fetch_group(
             if outcome.failure == failures.LOCAL:
                 fail_rest(failures.LOCAL)
 
-    call = stub.DownloadPieces(request)
+    call = piece_chunks(channel)(request)
     try:
         while pending:
             piece = pending[-1]
@@ -82,13 +81,14 @@ async def fetch_group(
             started = time.monotonic()
             while not assembler.full:
                 async with asyncio.timeout(message_timeout):
-                    message = await call.read()
-                if message is EOF or not isinstance(message, peer_pb2.DownloadPiecesResponse):
+                    item = await call.read()
+                if item is EOF or not isinstance(item, tuple):  # None: a message that does not parse
                     raise EOFError
+                message, data = item
                 if message.piece_number != piece.number:
                     raise ValueError(f"parent sent piece {message.piece_number}, want {piece.number}")
-                await acquire_all(buckets, len(message.data))
-                assembler.add(message.offset, message.data)
+                await acquire_all(buckets, len(data))
+                assembler.add(message.offset, data)
             await settle()  # the previous piece, stored while this one arrived
             if not pending:
                 break

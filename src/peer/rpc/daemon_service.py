@@ -7,10 +7,11 @@ import time
 from collections.abc import AsyncIterator
 
 import grpc
-from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
+from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError
+from peer.rpc.wire import encode_with_payload
 from peer.storage import Storage
 from peer.transferer import SwarmTransferer
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 MAX_HEADERS = 64
 MAX_HEADER_BYTES = 16 << 10
+DATA_FIELD = 5  # DownloadResponse.data
 
 
 def content_request(message: peer_pb2.DownloadRequest) -> ContentRequest:
@@ -32,8 +34,11 @@ def content_request(message: peer_pb2.DownloadRequest) -> ContentRequest:
     )
 
 
-class DaemonServicer(peer_pb2_grpc.DaemonServiceServicer):
-    """Downloads through the host's transferer and lists its cache."""
+class DaemonServicer:
+    """Downloads through the host's transferer and lists its cache.
+
+    Download's messages leave already serialized (see peer.rpc.wire): register with add_daemon_service.
+    """
 
     def __init__(self, transferer: SwarmTransferer, storage: Storage) -> None:
         self.transferer = transferer
@@ -41,7 +46,7 @@ class DaemonServicer(peer_pb2_grpc.DaemonServiceServicer):
 
     async def Download(
         self, request: peer_pb2.DownloadRequest, context: grpc.aio.ServicerContext[object, object]
-    ) -> AsyncIterator[peer_pb2.DownloadResponse]:
+    ) -> AsyncIterator[bytes]:
         """Stream the content: a progress message first, then data chunks, then done."""
         headers = request.url_meta.headers
         if len(headers) > MAX_HEADERS or sum(len(k) + len(v) for k, v in headers.items()) > MAX_HEADER_BYTES:
@@ -57,17 +62,17 @@ class DaemonServicer(peer_pb2_grpc.DaemonServiceServicer):
             return
         yield peer_pb2.DownloadResponse(
             task_id=stream.task_id, content_length=stream.content_length, completed_length=stream.completed_length()
-        )
+        ).SerializeToString()
         offset = 0
         try:
             async for chunk in stream.chunks():
-                yield peer_pb2.DownloadResponse(
+                head = peer_pb2.DownloadResponse(
                     task_id=stream.task_id,
                     content_length=stream.content_length,
                     completed_length=stream.completed_length(),
                     offset=offset,
-                    data=chunk,
                 )
+                yield encode_with_payload(head, DATA_FIELD, chunk)
                 offset += len(chunk)
         except DandelionError as exc:
             await context.abort(exc.code, str(exc))
@@ -75,7 +80,7 @@ class DaemonServicer(peer_pb2_grpc.DaemonServiceServicer):
             await stream.aclose()
         yield peer_pb2.DownloadResponse(
             task_id=stream.task_id, content_length=offset, completed_length=offset, offset=offset, done=True
-        )
+        ).SerializeToString()
 
     async def ListCache(
         self, request: peer_pb2.ListCacheRequest, context: grpc.aio.ServicerContext[object, object]
@@ -94,3 +99,20 @@ class DaemonServicer(peer_pb2_grpc.DaemonServiceServicer):
                 for s in self.storage.entries()
             ]
         )
+
+
+def add_daemon_service(servicer: DaemonServicer, server: grpc.aio.Server) -> None:
+    """Serve DaemonService from servicer; Download's messages go out as the bytes it yields."""
+    handlers = {
+        "Download": grpc.unary_stream_rpc_method_handler(
+            servicer.Download, request_deserializer=peer_pb2.DownloadRequest.FromString, response_serializer=None
+        ),
+        "ListCache": grpc.unary_unary_rpc_method_handler(
+            servicer.ListCache,
+            request_deserializer=peer_pb2.ListCacheRequest.FromString,
+            response_serializer=peer_pb2.ListCacheResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("dandelion.peer.v1.DaemonService", handlers),)
+    )

@@ -7,21 +7,36 @@ import logging
 from collections.abc import AsyncIterator
 
 import grpc
-from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
+from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.metrics import PEER_BYTES_SERVED
 from dfcommon.pieces import CHUNK_SIZE
-from peer.storage import Storage
+from peer.rpc.wire import encode_with_payload
+from peer.storage import Storage, TaskStore
 from peer.tokenbucket import TokenBucket
 
 log = logging.getLogger(__name__)
 
 MAX_TASK_ID = 256
 MAX_PIECES_PER_CALL = 4096
+DATA_FIELD = 3  # DownloadPiecesResponse.data
+METHOD = "/dandelion.peer.v1.PeerService/DownloadPieces"
 
 
-class UploadServicer(peer_pb2_grpc.PeerServiceServicer):
-    """Streams held pieces as <= 1 MiB chunks; RESOURCE_EXHAUSTED when all upload slots are busy."""
+def read_chunk(store: TaskStore, number: int, piece_offset: int, sent: int, size: int) -> tuple[int, bytes]:
+    """(payload length, wire form) of the chunk at `sent` in a piece: pread and framing in one worker-thread call."""
+    data = store.read(piece_offset + sent, min(CHUNK_SIZE, size - sent))
+    if not data:
+        return 0, b""
+    head = peer_pb2.DownloadPiecesResponse(piece_number=number, offset=sent)
+    return len(data), encode_with_payload(head, DATA_FIELD, data)
+
+
+class UploadServicer:
+    """Streams held pieces as <= 1 MiB chunks; RESOURCE_EXHAUSTED when all upload slots are busy.
+
+    Chunks leave already serialized (see peer.rpc.wire): register with add_upload_service, not the generated helper.
+    """
 
     def __init__(self, storage: Storage, slots: int, bucket: TokenBucket) -> None:
         self.storage = storage
@@ -32,8 +47,8 @@ class UploadServicer(peer_pb2_grpc.PeerServiceServicer):
 
     async def DownloadPieces(
         self, request: peer_pb2.DownloadPiecesRequest, context: grpc.aio.ServicerContext[object, object]
-    ) -> AsyncIterator[peer_pb2.DownloadPiecesResponse]:
-        """Send the requested pieces in order."""
+    ) -> AsyncIterator[bytes]:
+        """Send the requested pieces in order (each chunk read and framed in a worker thread)."""
         if not request.task_id or len(request.task_id) > MAX_TASK_ID:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_id is empty or too long")
         if len(request.piece_numbers) > MAX_PIECES_PER_CALL:
@@ -52,21 +67,31 @@ class UploadServicer(peer_pb2_grpc.PeerServiceServicer):
                     await context.abort(grpc.StatusCode.NOT_FOUND, f"piece {number} is not held here")
                 offset, size = store.span(number)
                 sent = 0
-                pending = asyncio.ensure_future(asyncio.to_thread(store.read, offset, min(CHUNK_SIZE, size)))
+                pending = asyncio.ensure_future(asyncio.to_thread(read_chunk, store, number, offset, sent, size))
                 while sent < size:
-                    data = await pending
-                    nxt = sent + len(data)
-                    if len(data) == 0:
+                    length, wire = await pending
+                    if length == 0:
                         await context.abort(grpc.StatusCode.DATA_LOSS, f"piece {number} is unreadable")
+                    nxt = sent + length
                     if nxt < size:  # read ahead while this chunk goes out
-                        pending = asyncio.ensure_future(
-                            asyncio.to_thread(store.read, offset + nxt, min(CHUNK_SIZE, size - nxt))
-                        )
-                    await self.bucket.acquire(len(data))
-                    yield peer_pb2.DownloadPiecesResponse(piece_number=number, offset=sent, data=data)
+                        pending = asyncio.ensure_future(asyncio.to_thread(read_chunk, store, number, offset, nxt, size))
+                    await self.bucket.acquire(length)
+                    yield wire
                     sent = nxt
-                    self.bytes_sent += len(data)
-                    PEER_BYTES_SERVED.labels("dfdaemon").inc(len(data))
+                    self.bytes_sent += length
+                    PEER_BYTES_SERVED.labels("dfdaemon").inc(length)
         finally:
             self.busy -= 1
             store.pins -= 1
+
+
+def add_upload_service(servicer: UploadServicer, server: grpc.aio.Server) -> None:
+    """Serve PeerService.DownloadPieces from servicer; its chunks go out as the bytes it yields."""
+    handler = grpc.unary_stream_rpc_method_handler(
+        servicer.DownloadPieces,
+        request_deserializer=peer_pb2.DownloadPiecesRequest.FromString,
+        response_serializer=None,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("dandelion.peer.v1.PeerService", {"DownloadPieces": handler}),)
+    )

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import grpc
 import pytest
-from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
+from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.grpcserver import channel, new_server
 from peer.grpcutil import peer_stub
 from peer.piece import failures
 from peer.piece.fetcher import fetch_group
 from peer.piece.model import Parent, PieceOutcome, PieceSpec
-from peer.rpc.upload import UploadServicer
+from peer.rpc.upload import UploadServicer, add_upload_service
 from peer.storage import Storage, TaskStore
 from peer.tokenbucket import TokenBucket
 
@@ -36,7 +36,7 @@ class Served:
             self.store.write_piece(number, [data[offset : offset + size]])
         self.servicer = UploadServicer(self.storage, slots, TokenBucket(rate))
         self.server = new_server()
-        peer_pb2_grpc.add_PeerServiceServicer_to_server(self.servicer, self.server)
+        add_upload_service(self.servicer, self.server)
         self.port = self.server.add_insecure_port("127.0.0.1:0")
 
 

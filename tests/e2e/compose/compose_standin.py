@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from fixtures.clients import Dockerd
@@ -60,7 +61,7 @@ def build_rootfs(root: Path) -> None:
 def ensure_base_images(docker: Dockerd, workdir: Path) -> None:
     """Make python:3.11-slim and registry:2 exist in docker's image store."""
     if not _has_image(docker, BASE_IMAGE):
-        root = workdir / "rootfs"
+        root = Path(tempfile.mkdtemp(prefix="rootfs-", dir=workdir))
         build_rootfs(root)
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
         assert tar.stdout is not None

@@ -1,7 +1,8 @@
 """Four hosts pulling one image behind a shaped registry uplink: the swarm vs direct pulls vs the bounds.
 
 Usage: sudo python bench/mirror_shaped_bench.py [--layers 3] [--layer-mib 16] [--registry-mbit 100]
-           [--host-mbit 200] [--repeat 2] [--latency-layers 4] [--latency-layer-mib 4] [--latency-repeat 3]
+           [--host-mbit 200] [--dest dir|oci] [--repeat 2]
+           [--latency-layers 4] [--latency-layer-mib 4] [--latency-repeat 3]
            [--skip-shaped] [--skip-latency] [--work-dir DIR]
 
 Part 1 (needs root: `ip netns`, `tc`): network namespaces dlbench-reg (docker-registry on 10.77.0.2:5000,
@@ -148,6 +149,9 @@ def namespaced_swarm(bed: Testbed, workdir: Path, registry_url: str) -> Iterator
             stack.callback(proc.stop)
             procs.append(proc)
         yield procs
+    # The processes are stopped; their caches go (the machine's disk is shared), their logs stay.
+    for data_dir in ["supernode", *(f"dfdaemon-h{index}" for index in range(1, len(bed.hosts) + 1))]:
+        shutil.rmtree(workdir / data_dir, ignore_errors=True)
 
 
 def sha256_file(path: Path) -> str:
@@ -159,19 +163,32 @@ def sha256_file(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def verify_pulled(out: Path, digests: Sequence[str]) -> None:
-    """Every blob skopeo wrote to dir:out has the digest it is named after."""
-    for digest in digests:
-        path = out / digest.removeprefix("sha256:")
-        if not path.exists():
+def verify_pulled(out: Path, digests: Sequence[str], layers: Sequence[str], dest: str) -> None:
+    """Every blob skopeo wrote to out has the digest it is named after, and every expected one is there.
+
+    With dest "oci" skopeo converts the Docker manifest and writes a new config blob, so only the
+    layers are expected by digest there; every blob file present is still checked.
+    """
+    blobs = out / "blobs" / "sha256" if dest == "oci" else out
+    expected = layers if dest == "oci" else digests
+    present = [path for path in blobs.iterdir() if len(path.name) == 64] if blobs.is_dir() else []
+    for digest in expected:
+        if not (blobs / digest.removeprefix("sha256:")).exists():
             raise RuntimeError(f"pull into {out} has no blob {digest}")
+    for path in present:
         actual = sha256_file(path)
-        if actual != digest:
-            raise RuntimeError(f"pull into {out}: blob {digest} has sha256 {actual}")
+        if actual != "sha256:" + path.name:
+            raise RuntimeError(f"pull into {out}: blob {path.name} has {actual}")
 
 
-def pull_at_once(hosts: Sequence[NetHost], source: str, outdir: Path, digests: Sequence[str]) -> float:
-    """skopeo copy docker://source from every host's namespace at the same moment; seconds until all are done."""
+def pull_at_once(
+    hosts: Sequence[NetHost], source: str, outdir: Path, digests: Sequence[str], layers: Sequence[str], dest: str
+) -> float:
+    """skopeo copy docker://source from every host's namespace at the same moment; seconds until all are done.
+
+    dest "dir" copies layers one after another (skopeo's dir: transport is not thread-safe for blobs);
+    "oci" lets skopeo fetch layers in parallel, as docker does.
+    """
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
     pulls: list[tuple[Path, subprocess.Popen[str]]] = []
@@ -180,7 +197,7 @@ def pull_at_once(hosts: Sequence[NetHost], source: str, outdir: Path, digests: S
         for host in hosts:
             out = outdir / host.netns
             argv = ["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--src-no-creds"]
-            argv += [f"docker://{source}", f"dir:{out}"]
+            argv += [f"docker://{source}", f"oci:{out}:{TAG}" if dest == "oci" else f"dir:{out}"]
             popen = subprocess.Popen(
                 host.argv(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=loopback_env()
             )
@@ -199,7 +216,7 @@ def pull_at_once(hosts: Sequence[NetHost], source: str, outdir: Path, digests: S
     if failures:
         raise RuntimeError("pull failed: " + "; ".join(failures))
     for out, _ in pulls:
-        verify_pulled(out, digests)
+        verify_pulled(out, digests, layers, dest)
     shutil.rmtree(outdir, ignore_errors=True)
     return seconds
 
@@ -240,7 +257,7 @@ def measure_shaped(args: argparse.Namespace, workdir: Path) -> tuple[list[Shaped
                     if row is rows[0]:
                         # A new supernode and new dfdaemons with empty caches for every cold swarm run.
                         swarm_stack.enter_context(namespaced_swarm(bed, workdir / f"swarm-{run}", registry.url))
-                    seconds = pull_at_once(hosts, source, workdir / "pulled", digests)
+                    seconds = pull_at_once(hosts, source, workdir / "pulled", digests, layers, args.dest)
                 served = layer_bytes(registry, layers) - before
                 row.seconds.append(seconds)
                 row.upstream_bytes.append(served)
@@ -303,7 +320,7 @@ def print_shaped(args: argparse.Namespace, rows: list[ShapedRow], total: int, la
     print(
         f"shaped pulls: N = {N_HOSTS} hosts, F = {total / 1e6:.1f} MB ({args.layers} x {args.layer_mib} MiB "
         f"random layers gzip + config), registry uplink u_s = {args.registry_mbit} Mbit/s, host and supernode "
-        f"uplinks u_i = {host_rate}; median of {args.repeat} run(s)"
+        f"uplinks u_i = {host_rate}; skopeo to {args.dest}:; median of {args.repeat} run(s)"
     )
     print(f"| {'measure':44s} | {'seconds':>8s} | {'/ P2P bound':>11s} | {'/ C-S bound':>11s} | {'upstream':>8s} |")
     print(f"|{'-' * 46}|{'-' * 10}|{'-' * 13}|{'-' * 13}|{'-' * 10}|")
@@ -360,6 +377,12 @@ def main() -> None:
     parser.add_argument("--latency-layer-mib", type=int, default=4, help="MiB per first-byte layer (default 4)")
     parser.add_argument(
         "--latency-repeat", type=int, default=3, help="fresh requesting dfdaemons in the first-byte test (default 3)"
+    )
+    parser.add_argument(
+        "--dest",
+        choices=("dir", "oci"),
+        default="dir",
+        help="skopeo destination: dir (layers one at a time, default) or oci (layers in parallel)",
     )
     parser.add_argument("--skip-shaped", action="store_true", help="skip part 1 (namespaces, needs root)")
     parser.add_argument("--skip-latency", action="store_true", help="skip part 2 (first blob byte)")

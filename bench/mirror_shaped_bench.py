@@ -46,7 +46,7 @@ from fixtures.images import MiB, OciImage, build_and_push, build_oci_image  # no
 from fixtures.processes import ManagedProcess, console_script, start_process  # noqa: E402
 from fixtures.registry import Registry, registry_config, run_registry  # noqa: E402
 from mirror_swarm import run_mirror_swarm  # noqa: E402
-from netns import NetHost, bridged_hosts, wait_tcp_in  # noqa: E402
+from netns import NetHost, bridged_hosts, tx_bytes, wait_tcp_in  # noqa: E402
 
 BRIDGE_NETNS = "dlbench-br"
 REGISTRY_PORT = 5000
@@ -72,6 +72,8 @@ class ShapedRow:
     name: str
     seconds: list[float] = field(default_factory=list)
     upstream_bytes: list[int] = field(default_factory=list)
+    # Bytes each namespace sent on its eth0 during the scenario, per run (registry, supernode, h1..h4).
+    uplink_bytes: list[dict[str, int]] = field(default_factory=list)
 
 
 def make_testbed(registry_mbit: int, host_mbit: int) -> Testbed:
@@ -239,7 +241,8 @@ def measure_shaped(args: argparse.Namespace, workdir: Path) -> tuple[list[Shaped
     total = image.config.size + sum(blob.size for blob in image.layers)
     layer_total = sum(blob.size for blob in image.layers)
     with ExitStack() as stack:
-        stack.enter_context(bridged_hosts(BRIDGE_NETNS, [bed.registry, bed.supernode, *bed.hosts]))
+        everyone = [bed.registry, bed.supernode, *bed.hosts]
+        stack.enter_context(bridged_hosts(BRIDGE_NETNS, everyone))
         registry = stack.enter_context(namespaced_registry(bed, workdir / "registry"))
         push_in(bed.registry, image, registry.addr)
         direct = f"{registry.addr}/{REPOSITORY}:{TAG}"
@@ -257,7 +260,9 @@ def measure_shaped(args: argparse.Namespace, workdir: Path) -> tuple[list[Shaped
                     if row is rows[0]:
                         # A new supernode and new dfdaemons with empty caches for every cold swarm run.
                         swarm_stack.enter_context(namespaced_swarm(bed, workdir / f"swarm-{run}", registry.url))
+                    sent_before = {host.netns: tx_bytes(host) for host in everyone}
                     seconds = pull_at_once(hosts, source, workdir / "pulled", digests, layers, args.dest)
+                    row.uplink_bytes.append({host.netns: tx_bytes(host) - sent_before[host.netns] for host in everyone})
                 served = layer_bytes(registry, layers) - before
                 row.seconds.append(seconds)
                 row.upstream_bytes.append(served)
@@ -339,6 +344,14 @@ def print_shaped(args: argparse.Namespace, rows: list[ShapedRow], total: int, la
     swarm, direct4 = medians[rows[0].name], medians[rows[1].name]
     print(f"swarm speed-up over 4 direct pulls at once: {direct4 / swarm:.2f}x")
     print("upstream = layer bytes the registry sent during the scenario / layer bytes of the image")
+    print("bytes each namespace sent on its uplink during the scenario, / F, median of runs:")
+    for row in rows:
+        names = list(row.uplink_bytes[0])
+        shares = [statistics.median(run[name] for run in row.uplink_bytes) / total for name in names]
+        cells = "  ".join(
+            f"{name.removeprefix('dlbench-')} {share:.2f}" for name, share in zip(names, shares, strict=True)
+        )
+        print(f"  {row.name:32s} {cells}")
 
 
 def print_latency(args: argparse.Namespace, samples: list[float]) -> None:

@@ -7,6 +7,7 @@ address (10.77.0.N/24) exists only inside the namespaces. Egress shaping is `tc 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -98,6 +99,16 @@ def bridged_hosts(bridge_netns: str, hosts: Sequence[NetHost], prefix_len: int =
         errors = _delete_namespaces(list(reversed(created)))
         if errors:
             raise NetnsError("; ".join(errors))
+
+
+def tx_bytes(host: NetHost, device: str = "eth0") -> int:
+    """Bytes sent so far on device inside host's namespace (its uplink)."""
+    result = subprocess.run(
+        [IP_BIN, "-n", host.netns, "-j", "-s", "link", "show", device], capture_output=True, text=True, timeout=30
+    )
+    if result.returncode != 0:
+        raise NetnsError(f"ip -n {host.netns} link show {device}: {result.stderr.strip()}")
+    return int(json.loads(result.stdout)[0]["stats64"]["tx"]["bytes"])
 
 
 def tcp_accepts_in(host: NetHost, ip: str, port: int) -> bool:

@@ -46,7 +46,7 @@ from fixtures.images import MiB, OciImage, build_and_push, build_oci_image  # no
 from fixtures.processes import ManagedProcess, console_script, start_process  # noqa: E402
 from fixtures.registry import Registry, registry_config, run_registry  # noqa: E402
 from mirror_swarm import run_mirror_swarm  # noqa: E402
-from netns import NetHost, bridged_hosts, tx_bytes, wait_tcp_in  # noqa: E402
+from netns import NetHost, NetnsError, bridged_hosts, tx_bytes, wait_tcp_in  # noqa: E402
 
 BRIDGE_NETNS = "dlbench-br"
 REGISTRY_PORT = 5000
@@ -406,6 +406,7 @@ def main() -> None:
     if missing:
         sys.exit(f"mirror_shaped_bench: not installed: {', '.join(missing)}")
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     workdir = args.work_dir or Path(tempfile.mkdtemp(prefix="mirror-shaped-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     shaped: tuple[list[ShapedRow], int, int] | None = None
@@ -415,6 +416,10 @@ def main() -> None:
             shaped = measure_shaped(args, workdir)
         if not args.skip_latency:
             samples = measure_first_byte(args, workdir)
+    except KeyboardInterrupt:
+        sys.exit("mirror_shaped_bench: interrupted; its processes and namespaces are gone")
+    except NetnsError as exc:
+        sys.exit(f"mirror_shaped_bench: {exc} (part 1 needs root; --skip-shaped runs part 2 only)")
     finally:
         if args.work_dir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -1,7 +1,7 @@
 """Four hosts pulling one image behind a shaped registry uplink: the swarm vs direct pulls vs the bounds.
 
 Usage: sudo python bench/mirror_shaped_bench.py [--layers 3] [--layer-mib 16] [--registry-mbit 100]
-           [--host-mbit 200] [--dest dir|oci] [--repeat 2]
+           [--host-mbit 200] [--dest dir|oci] [--piece-size SIZE] [--repeat 2]
            [--latency-layers 4] [--latency-layer-mib 4] [--latency-repeat 3]
            [--skip-shaped] [--skip-latency] [--work-dir DIR]
 
@@ -126,8 +126,10 @@ def push_in(host: NetHost, image: OciImage, registry_addr: str) -> None:
 
 
 @contextmanager
-def namespaced_swarm(bed: Testbed, workdir: Path, registry_url: str) -> Iterator[list[ManagedProcess]]:
-    """A new supernode and one dfdaemon per host namespace, all with empty data directories."""
+def namespaced_swarm(
+    bed: Testbed, workdir: Path, registry_url: str, piece_size: str | None
+) -> Iterator[list[ManagedProcess]]:
+    """A new supernode (piece_size None: its default) and one dfdaemon per host namespace, all with empty caches."""
     workdir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack, short_dir("dlb-") as sockets:
         sn = bed.supernode
@@ -135,6 +137,7 @@ def namespaced_swarm(bed: Testbed, workdir: Path, registry_url: str) -> Iterator
         argv = [
             console_script("supernode"),
             *("--listen", supernode_addr, "--advertise-ip", sn.ip, "--data-dir", str(workdir / "supernode")),
+            *(("--piece-size", piece_size) if piece_size else ()),
         ]
         proc = start_in(sn, "supernode", argv, workdir / "supernode.log", sn.ip, SUPERNODE_PORT)
         stack.callback(proc.stop)
@@ -259,7 +262,9 @@ def measure_shaped(args: argparse.Namespace, workdir: Path) -> tuple[list[Shaped
                 with ExitStack() as swarm_stack:
                     if row is rows[0]:
                         # A new supernode and new dfdaemons with empty caches for every cold swarm run.
-                        swarm_stack.enter_context(namespaced_swarm(bed, workdir / f"swarm-{run}", registry.url))
+                        swarm_stack.enter_context(
+                            namespaced_swarm(bed, workdir / f"swarm-{run}", registry.url, args.piece_size)
+                        )
                     sent_before = {host.netns: tx_bytes(host) for host in everyone}
                     seconds = pull_at_once(hosts, source, workdir / "pulled", digests, layers, args.dest)
                     row.uplink_bytes.append({host.netns: tx_bytes(host) - sent_before[host.netns] for host in everyone})
@@ -325,7 +330,8 @@ def print_shaped(args: argparse.Namespace, rows: list[ShapedRow], total: int, la
     print(
         f"shaped pulls: N = {N_HOSTS} hosts, F = {total / 1e6:.1f} MB ({args.layers} x {args.layer_mib} MiB "
         f"random layers gzip + config), registry uplink u_s = {args.registry_mbit} Mbit/s, host and supernode "
-        f"uplinks u_i = {host_rate}; skopeo to {args.dest}:; median of {args.repeat} run(s)"
+        f"uplinks u_i = {host_rate}; skopeo to {args.dest}:; piece size {args.piece_size or 'default'}; "
+        f"median of {args.repeat} run(s)"
     )
     print(f"| {'measure':44s} | {'seconds':>8s} | {'/ P2P bound':>11s} | {'/ C-S bound':>11s} | {'upstream':>8s} |")
     print(f"|{'-' * 46}|{'-' * 10}|{'-' * 13}|{'-' * 13}|{'-' * 10}|")
@@ -397,6 +403,7 @@ def main() -> None:
         default="dir",
         help="skopeo destination: dir (layers one at a time, default) or oci (layers in parallel)",
     )
+    parser.add_argument("--piece-size", default=None, help="supernode --piece-size, e.g. 1MiB (default: its own)")
     parser.add_argument("--skip-shaped", action="store_true", help="skip part 1 (namespaces, needs root)")
     parser.add_argument("--skip-latency", action="store_true", help="skip part 2 (first blob byte)")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep logs and data here (default: temp)")

@@ -408,7 +408,7 @@ def main() -> None:
     parser.add_argument("--skip-latency", action="store_true", help="skip part 2 (first blob byte)")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep logs and data here (default: temp)")
     args = parser.parse_args()
-    needed = ["docker-registry", "skopeo"] + ([] if args.skip_shaped else ["ip", "tc", "bash"])
+    needed = ["docker-registry", "skopeo"] + ([] if args.skip_shaped else ["ip", "tc"])
     missing = missing_binaries(*needed)
     if missing:
         sys.exit(f"mirror_shaped_bench: not installed: {', '.join(missing)}")
@@ -426,7 +426,8 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit("mirror_shaped_bench: interrupted; its processes and namespaces are gone")
     except NetnsError as exc:
-        sys.exit(f"mirror_shaped_bench: {exc} (part 1 needs root; --skip-shaped runs part 2 only)")
+        logs = f"; logs under {workdir}" if args.work_dir else ""
+        sys.exit(f"mirror_shaped_bench: {exc} (part 1 needs root; --skip-shaped runs part 2 only){logs}")
     finally:
         if args.work_dir is None:
             shutil.rmtree(workdir, ignore_errors=True)

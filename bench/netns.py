@@ -111,17 +111,36 @@ def tx_bytes(host: NetHost, device: str = "eth0") -> int:
     return int(json.loads(result.stdout)[0]["stats64"]["tx"]["bytes"])
 
 
-def tcp_accepts_in(host: NetHost, ip: str, port: int) -> bool:
-    """True if a TCP connection to ip:port from inside host's namespace is accepted right now."""
-    probe = f"exec 3<>/dev/tcp/{ip}/{port}"
-    result = subprocess.run(host.argv(["bash", "-c", probe]), capture_output=True, timeout=10)
-    return result.returncode == 0
+def listening_in(host: NetHost, ip: str, port: int) -> bool:
+    """True if a socket in host's namespace listens on ip:port or on any address; no connection is made.
+
+    Reads /proc/net/tcp and /proc/net/tcp6 (an IPv4 address may be bound through an IPv6 socket, as gRPC does).
+    """
+    result = subprocess.run(
+        host.argv(["cat", "/proc/net/tcp", "/proc/net/tcp6"]), capture_output=True, text=True, timeout=10
+    )
+    if result.returncode != 0:
+        raise NetnsError(f"reading /proc/net/tcp in {host.netns}: {result.stderr.strip()}")
+    v4 = _hex_ip(ip)
+    wanted = {v4, "00000000", "0000000000000000FFFF0000" + v4, "0" * 32}
+    for line in result.stdout.splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == "0A" and ":" in fields[1]:  # 0A: TCP_LISTEN
+            address, _, hex_port = fields[1].partition(":")
+            if int(hex_port, 16) == port and address in wanted:
+                return True
+    return False
+
+
+def _hex_ip(ip: str) -> str:
+    """An IPv4 address as /proc/net/tcp writes it (little-endian hex)."""
+    return "".join(f"{int(octet):02X}" for octet in reversed(ip.split(".")))
 
 
 def wait_tcp_in(host: NetHost, ip: str, port: int, alive: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Wait until ip:port accepts connections from host's namespace; alive() false or timeout raises."""
+    """Wait until something listens on ip:port in host's namespace; alive() false or timeout raises."""
     deadline = time.monotonic() + timeout
-    while not tcp_accepts_in(host, ip, port):
+    while not listening_in(host, ip, port):
         if not alive():
             raise NetnsError(f"process for {ip}:{port} in {host.netns} exited before listening")
         if time.monotonic() >= deadline:

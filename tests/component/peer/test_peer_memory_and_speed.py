@@ -24,6 +24,15 @@ RSS_LIMIT_KB = 150 * 1024
 PERF = os.environ.get("DANDELION_PERF") == "1"
 
 
+@pytest.fixture(autouse=True)
+def free_disk(tmp_path: Path) -> Iterator[None]:
+    """Delete the GiB-sized files afterwards (logs stay): pytest keeps tmp dirs of recent runs."""
+    yield
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_size > 16 << 20:
+            path.unlink(missing_ok=True)
+
+
 def peak_rss_kb(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     match = re.search(r"VmHWM:\s+(\d+) kB", status)

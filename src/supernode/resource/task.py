@@ -44,6 +44,9 @@ class Task:
     buckets: dict[int, int] = field(default_factory=dict)
     sorted_counts: list[int] = field(default_factory=list)
     bad_parents: set[str] = field(default_factory=set)
+    # piece number -> children fetching it from the seed right now (see scheduler.SEED_FANOUT)
+    seed_inflight: dict[int, int] = field(default_factory=dict)
+    seed_saturated: int = 0  # bitmask: pieces the seed serves to SEED_FANOUT children already
     starved: dict[str, None] = field(default_factory=dict)
     # Peers that hold something, are trusted and whose host has a free upload slot.
     free_parents: set[str] = field(default_factory=set)

@@ -232,3 +232,27 @@ def test_unreachable_parent_is_skipped_until_it_heart_beats() -> None:
     assert gone.host.unreachable is False
     fresh = swarm.add("e")
     assert {p for _, p in pairs(swarm.scheduler.connect(fresh, 2))} == {"a"}
+
+
+def test_seed_serves_each_piece_to_one_child_at_a_time() -> None:
+    swarm = Swarm(4)
+    children = [swarm.add(name, connect=False) for name in ("a", "b", "c", "d")]
+    assigned = [a for child in children for a in swarm.scheduler.connect(child, 4)]
+    # Every piece leaves the seed once; the four children start on different pieces.
+    assert sorted(number for number, _ in pairs(assigned)) == [0, 1, 2, 3]
+    assert {parent for _, parent in pairs(assigned)} == {"seed"}
+    first = assigned[0]
+    holder = swarm.peers[first.child_id]
+    more = swarm.scheduler.report(holder, [PieceReport(first.piece.number, "seed", True)])
+    # The others now fetch that piece from the child that holds it, not from the seed.
+    from_holder = [(n, p) for n, p in pairs(more) if n == first.piece.number]
+    assert from_holder and {p for _, p in from_holder} == {holder.peer_id}
+
+
+def test_a_failed_seed_fetch_frees_the_piece_for_another_child() -> None:
+    swarm = Swarm(1)
+    a, b = swarm.add("a", connect=False), swarm.add("b", connect=False)
+    assert pairs(swarm.scheduler.connect(a, 2)) == [(0, "seed")]
+    assert swarm.scheduler.connect(b, 2) == []  # waits: the seed already serves piece 0 to a
+    again = swarm.scheduler.report(a, [PieceReport(0, "seed", False, Failure.LOCAL)])
+    assert sorted(pairs(again)) == [(0, "seed")]  # to a again or to b, once

@@ -296,13 +296,6 @@ class Conductor:
                 if event.kind == "end":
                     raise SwarmGaveUp(str(event.value))
                 if event.kind == "outcome":
-                    log.debug(
-                        "task=%s piece %d from %s ok=%s",
-                        self.task_id[:12],
-                        event.value.number,
-                        event.value.parent_peer_id[:8],
-                        event.value.success,
-                    )
                     results.append(self._on_outcome(event.value))
                     if len(results) >= BATCH_SIZE:
                         flush()
@@ -330,13 +323,6 @@ class Conductor:
             while not events.empty():  # outcomes that landed with the last piece
                 event = events.get_nowait()
                 if event.kind == "outcome":
-                    log.debug(
-                        "task=%s piece %d from %s ok=%s",
-                        self.task_id[:12],
-                        event.value.number,
-                        event.value.parent_peer_id[:8],
-                        event.value.success,
-                    )
                     results.append(self._on_outcome(event.value))
             flush()
         finally:
@@ -401,6 +387,13 @@ class Conductor:
                     report(PieceOutcome(piece.number, parent.peer_id, False, failures.PARENT_UNAVAILABLE))
 
     def _on_outcome(self, outcome: PieceOutcome) -> scheduler_pb2.PieceResult:
+        log.debug(
+            "task=%s piece %d from %s ok=%s",
+            self.task_id[:12],
+            outcome.number,
+            outcome.parent_peer_id[:8],
+            outcome.success,
+        )
         PIECES.labels("ok" if outcome.success else "failed").inc()
         if outcome.success:
             self.bytes_from_peers += outcome.size

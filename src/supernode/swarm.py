@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import socket
 import time
 import uuid
@@ -94,7 +93,7 @@ class Swarm:
     ) -> None:
         self.config = config
         self.clock = clock
-        self.scheduler = Scheduler(config.assignment_timeout, clock, random.Random())
+        self.scheduler = Scheduler(config.assignment_timeout, clock)
         self.cdn = cdn_factory(self)
         self.seed_host = Host(
             f"seed-{socket.gethostname()}",

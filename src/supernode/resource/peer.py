@@ -40,7 +40,6 @@ class Peer:
     state: PeerState = PeerState.RUNNING
     window: int = DEFAULT_WINDOW
     connected: bool = False
-    rotation: int = 0
     held: int = 0
     held_count: int = 0
     pending: int = 0

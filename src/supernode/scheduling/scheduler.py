@@ -1,4 +1,8 @@
-"""Piece assignment: rarest first, within each peer's window, from the best parent.
+"""Piece assignment: rarest first, then lowest piece number, within each peer's window, from the best parent.
+
+Lowest number first among equally rare pieces lets in-order readers (dfget, the registry mirror) start early.
+Peers that start together still fetch different pieces: the seed serves each piece to SEED_FANOUT children
+at a time, so the others take the next pieces and later fetch the first ones from each other.
 
 Every method runs on the event loop that owns the state; none does I/O. Each event
 returns the assignments it produced, which the caller delivers to the peers' streams.
@@ -9,7 +13,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -54,11 +57,9 @@ class Scheduler:
         self,
         assignment_timeout: float = 30.0,
         clock: Callable[[], float] | None = None,
-        rng: random.Random | None = None,
     ) -> None:
         self.assignment_timeout = assignment_timeout
         self.clock = clock or time.monotonic
-        self._rng = rng
         self.hosts: dict[str, Host] = {}
         self.tasks: dict[str, Task] = {}
         self.peers: dict[str, Peer] = {}
@@ -78,8 +79,6 @@ class Scheduler:
 
     def add_peer(self, task: Task, peer: Peer) -> None:
         """Register a peer of a task (it gets assignments once connected)."""
-        if self._rng is not None and task.piece_count > 1:
-            peer.rotation = self._rng.randrange(task.piece_count)
         self._attach(task, peer)
 
     def _attach(self, task: Task, peer: Peer) -> None:
@@ -302,29 +301,20 @@ class Scheduler:
             return []
         out: list[Assignment] = []
         misses = 0
-        rotation = peer.rotation
         for count in task.sorted_counts:
-            candidates = task.buckets[count] & servable
-            if not candidates:
-                continue
-            if rotation:
-                high = candidates >> rotation << rotation
-                ordered = (high, candidates ^ high)
-            else:
-                ordered = (candidates, 0)
-            for part in ordered:
-                while part and free > 0 and misses < MISS_LIMIT:
-                    low = part & -part
-                    part ^= low
-                    number = low.bit_length() - 1
-                    if number >= len(task.pieces):
-                        continue  # held by peers but not yet known to the seed: no sha256 to give
-                    parent = self._choose_parent(task, peer, number)
-                    if parent is None or (parent.is_seed and task.seed_inflight.get(number, 0) >= SEED_FANOUT):
-                        misses += 1
-                        continue
-                    out.append(self._assign(peer, parent, task.pieces[number]))
-                    free -= 1
+            part = task.buckets[count] & servable
+            while part and free > 0 and misses < MISS_LIMIT:
+                low = part & -part
+                part ^= low
+                number = low.bit_length() - 1
+                if number >= len(task.pieces):
+                    continue  # held by peers but not yet known to the seed: no sha256 to give
+                parent = self._choose_parent(task, peer, number)
+                if parent is None or (parent.is_seed and task.seed_inflight.get(number, 0) >= SEED_FANOUT):
+                    misses += 1
+                    continue
+                out.append(self._assign(peer, parent, task.pieces[number]))
+                free -= 1
             if free <= 0 or misses >= MISS_LIMIT:
                 break
         if free > 0:

@@ -45,6 +45,19 @@ def test_only_pieces_a_parent_holds(seed_pieces: int, peer_held: list[int], expe
     assert pairs(swarm.scheduler.connect(child, 8)) == expected
 
 
+def test_children_starting_together_take_different_pieces_from_the_seed() -> None:
+    """Lowest number first, but the seed serves each piece to one child at a time: the second child takes the
+    next pieces, then the rarest, and the first pieces later come from the first child."""
+    swarm = Swarm(8)
+    first = swarm.add("c1")
+    second = swarm.add("c2")
+    assert pairs(swarm.scheduler.connect(first, 3)) == [(0, "seed"), (1, "seed"), (2, "seed")]
+    assert pairs(swarm.scheduler.connect(second, 3)) == [(3, "seed"), (4, "seed"), (5, "seed")]
+    assert pairs(swarm.scheduler.report(first, [PieceReport(0, "seed", True)])) == [(6, "seed")]
+    assert pairs(swarm.scheduler.report(second, [PieceReport(3, "seed", True)])) == [(7, "seed")]  # rarest first
+    assert pairs(swarm.scheduler.report(second, [PieceReport(4, "seed", True)])) == [(0, "c1")]
+
+
 def test_written_pieces_are_assigned_to_waiting_peers_at_once() -> None:
     swarm = Swarm(3, seed_pieces=0)
     child = swarm.add("c", connect=True)
@@ -196,7 +209,6 @@ def test_random_swarm_with_failures_completes_without_leaks(seed_pieces: int) ->
 
     swarm = Swarm(8, seed_pieces=seed_pieces, seed_slots=1)
     rng = random.Random(seed_pieces)
-    swarm.scheduler._rng = random.Random(1)
     peers = [swarm.add(f"p{i}", slots=1, location=f"r{i % 2}") for i in range(30)]
     queue = deque(a for p in peers for a in swarm.scheduler.connect(p, 4))
     written = seed_pieces

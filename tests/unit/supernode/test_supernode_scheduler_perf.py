@@ -20,7 +20,6 @@ BATCH = 8
 def test_scheduler_handles_5000_reports_per_second() -> None:
     swarm = Swarm(PIECES, seed_slots=256)
     rng = random.Random(7)
-    swarm.scheduler._rng = rng
     queue: deque[Assignment] = deque()
     peers = [swarm.add(f"p{i}", slots=8, location=f"r{i % 3}|z{i % 7}") for i in range(PEERS)]
     for peer in peers:

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -32,7 +33,7 @@ from dfcommon.malloc import tune_malloc
 from dfcommon.sizes import parse_hostport, parse_size
 from peer.config import PeerConfig, parse_supernodes, validate_endpoint
 from peer.context import PeerContext
-from peer.grpcutil import content_chunks
+from peer.grpcutil import content_chunks, daemon_stub
 from peer.memory import limit_malloc_arenas
 from peer.node import PeerNode
 from peer.origin import new_client, parse_byte_range
@@ -96,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--supernode", default="", help="supernode HOST:PORT[,...] for an embedded peer")
     parser.add_argument("--rate-limit", default="0", help="bytes/s for this download, e.g. 50M (0: none)")
     parser.add_argument("--no-back-source", action="store_true", help="never download from the origin directly")
+    parser.add_argument(
+        "--fsync", action="store_true", help="flush FILE to disk before it appears (slower; survives a power loss)"
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
     return parser
@@ -164,13 +168,35 @@ class OutputFile:
             view = view[n:]
         self.written += len(data)
 
-    def commit(self) -> None:
-        """fsync and rename into place."""
-        os.fsync(self.fd)
+    def copy_from(self, source_fd: int, offset: int, count: int) -> None:
+        """Append count bytes of source_fd from offset (in the kernel: copy_file_range, else sendfile)."""
+        while count > 0:
+            try:
+                n = os.copy_file_range(source_fd, self.fd, count, offset)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                n = os.sendfile(self.fd, source_fd, offset, count)
+            if n <= 0:
+                raise Unavailable("the dfdaemon's cache file is shorter than it says")
+            offset += n
+            count -= n
+            self.written += n
+
+    def commit(self, flush: bool = False) -> None:
+        """Rename into place (with flush: fsync first, so it survives a power loss)."""
+        if flush:
+            os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
         os.chmod(self.path, 0o644 & ~_umask())
         os.replace(self.path, self.target)
+
+    def rewind(self) -> None:
+        """Drop what was written (to start over)."""
+        os.ftruncate(self.fd, 0)
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        self.written = 0
 
     def discard(self) -> None:
         """Remove the temp file."""
@@ -201,10 +227,10 @@ async def _daemon_answers(endpoint: str) -> grpc.aio.Channel | None:
     return ch
 
 
-async def _via_daemon(
-    ch: grpc.aio.Channel, request: ContentRequest, ns: argparse.Namespace, rate: int
-) -> AsyncIterator[tuple[bytes | memoryview, int]]:
-    message = peer_pb2.DownloadRequest(
+def _download_request(
+    request: ContentRequest, ns: argparse.Namespace, rate: int, local: bool
+) -> peer_pb2.DownloadRequest:
+    return peer_pb2.DownloadRequest(
         url_meta=common_pb2.UrlMeta(
             url=request.url,
             headers=request.headers,
@@ -214,7 +240,71 @@ async def _via_daemon(
         ),
         no_back_source=ns.no_back_source,
         rate_limit=rate,
+        local_copy=local,
     )
+
+
+def open_local_file(local: peer_pb2.LocalFile) -> int:
+    """A read-only fd of the daemon's cache file when this process can open it and it is the same file; else -1."""
+    if not local.path or not os.path.isabs(local.path):
+        return -1
+    try:
+        fd = os.open(local.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return -1
+    info = os.fstat(fd)
+    if (info.st_dev, info.st_ino) != (local.device, local.inode) or not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return -1
+    return fd
+
+
+class LocalFileUnusable(Exception):
+    """The daemon's cache file cannot be read from here (another host, mount namespace or user)."""
+
+
+async def _copy_via_daemon(
+    ch: grpc.aio.Channel,
+    request: ContentRequest,
+    ns: argparse.Namespace,
+    rate: int,
+    output: OutputFile,
+    progress: Progress,
+) -> None:
+    """Copy the content from the daemon's cache file as it verifies; LocalFileUnusable when this host cannot."""
+    call = daemon_stub(ch).Download(_download_request(request, ns, rate, local=True))
+    source = -1
+    done = False
+    try:
+        async for response in call:
+            if source < 0:
+                source = open_local_file(response.local_file)
+                if source < 0:
+                    raise LocalFileUnusable(response.local_file.path)
+            if response.readable_length > output.written:
+                await asyncio.to_thread(
+                    output.copy_from, source, output.written, response.readable_length - output.written
+                )
+            progress.update(output.written, response.content_length)
+            if response.done:
+                if response.readable_length != output.written:
+                    raise Unavailable("the dfdaemon ended the download at a wrong length")
+                done = True
+    except grpc.aio.AioRpcError as exc:
+        raise DandelionError(exc.details() or exc.code().name, exc.code()) from None
+    finally:
+        call.cancel()
+        if source >= 0:
+            os.close(source)
+    if not done:
+        raise Unavailable("the dfdaemon ended the download early")
+    progress.update(output.written, output.written, final=True)
+
+
+async def _via_daemon(
+    ch: grpc.aio.Channel, request: ContentRequest, ns: argparse.Namespace, rate: int
+) -> AsyncIterator[tuple[bytes | memoryview, int]]:
+    message = _download_request(request, ns, rate, local=False)
     done = False
     try:
         async for item in content_chunks(ch)(message):
@@ -231,15 +321,25 @@ async def _via_daemon(
         raise Unavailable("the dfdaemon ended the download early")
 
 
-async def _via_transferer(
-    transferer: SwarmTransferer, request: ContentRequest, ns: argparse.Namespace, rate: int
-) -> AsyncIterator[tuple[bytes, int]]:
+async def _copy_from_transferer(
+    transferer: SwarmTransferer,
+    request: ContentRequest,
+    ns: argparse.Namespace,
+    rate: int,
+    output: OutputFile,
+    progress: Progress,
+) -> None:
+    """Copy the content from the embedded peer's cache file as it verifies."""
     stream = await transferer.open(request, no_back_source=ns.no_back_source or None, rate_limit=rate)
+    source = os.open(stream.local_file()[0], os.O_RDONLY | os.O_CLOEXEC)
     try:
-        async for chunk in stream.chunks():
-            yield chunk, stream.content_length
+        async for readable in stream.readable_lengths():
+            await asyncio.to_thread(output.copy_from, source, output.written, readable - output.written)
+            progress.update(output.written, stream.content_length)
     finally:
+        os.close(source)
         await stream.aclose()
+    progress.update(output.written, output.written, final=True)
 
 
 async def _write(source: AsyncIterator[tuple[bytes | memoryview, int]], output: OutputFile, progress: Progress) -> None:
@@ -261,6 +361,24 @@ async def _write(source: AsyncIterator[tuple[bytes | memoryview, int]], output: 
     progress.update(output.written, max(total, output.written), final=True)
 
 
+async def _through_daemon(
+    ch: grpc.aio.Channel,
+    request: ContentRequest,
+    ns: argparse.Namespace,
+    rate: int,
+    output: OutputFile,
+    progress: Progress,
+) -> None:
+    """Copy from the daemon's cache file when this host can read it, else have the content streamed."""
+    try:
+        await _copy_via_daemon(ch, request, ns, rate, output, progress)
+        return
+    except LocalFileUnusable as exc:
+        logging.getLogger(__name__).info("cannot read the dfdaemon's cache file %s here: streaming instead", exc)
+    output.rewind()
+    await _write(_via_daemon(ch, request, ns, rate), output, progress)
+
+
 async def download(ns: argparse.Namespace) -> None:
     """Run one download to ns.output, atomically."""
     request = content_request(ns)
@@ -273,7 +391,7 @@ async def download(ns: argparse.Namespace) -> None:
         ch = await _daemon_answers(endpoint)
         if ch is not None:
             try:
-                await _write(_via_daemon(ch, request, ns, rate), output, progress)
+                await _through_daemon(ch, request, ns, rate, output, progress)
             finally:
                 await ch.close(None)
         else:
@@ -283,7 +401,7 @@ async def download(ns: argparse.Namespace) -> None:
                     "downloading from the origin"
                 )
             await _embedded(supernodes, request, ns, rate, output, progress)
-        output.commit()
+        output.commit(flush=ns.fsync)
     except BaseException:
         output.discard()
         raise
@@ -311,7 +429,7 @@ async def _embedded(
             )
             transferer = await node.start()
             try:
-                await _write(_via_transferer(transferer, request, ns, rate), output, progress)
+                await _copy_from_transferer(transferer, request, ns, rate, output, progress)
             finally:
                 await node.stop()
         else:
@@ -319,7 +437,7 @@ async def _embedded(
             ctx = PeerContext(storage=storage, scheduler=None, http=new_client())
             transferer = SwarmTransferer(ctx)
             try:
-                await _write(_via_transferer(transferer, request, ns, rate), output, progress)
+                await _copy_from_transferer(transferer, request, ns, rate, output, progress)
             finally:
                 await transferer.close()
                 await ctx.http.aclose()

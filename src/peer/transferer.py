@@ -21,6 +21,8 @@ from peer.tokenbucket import TokenBucket
 
 log = logging.getLogger(__name__)
 
+REPORT_STEP = 16 << 20  # readable_lengths grows by at most this much per value
+
 
 class TaskStream:
     """Verified bytes of one task from an offset, in order, as pieces arrive (a mirror.transfer.BlobStream)."""
@@ -108,6 +110,34 @@ class TaskStream:
         finally:
             if ahead is not None:
                 ahead[1].cancel()
+            await self.aclose()
+
+    def local_file(self) -> tuple[str, int, int]:
+        """(absolute path, st_dev, st_ino) of the cache file holding the content, for a reader on this host."""
+        store = self.conductor.store
+        if store is None:
+            raise DandelionError("content vanished from the cache", grpc.StatusCode.ABORTED)
+        return store.data_identity()
+
+    async def readable_lengths(self) -> AsyncIterator[int]:
+        """Yield how far the verified, in-order content from offset reaches, each time it grows (by at most
+        REPORT_STEP); the last value is the content's end, once the whole content verified. Reads nothing."""
+        position = self.offset
+        try:
+            while True:
+                self._check()
+                waiting = self.conductor.progress()
+                start = position
+                while position - start < REPORT_STEP and (take := self._readable(position)) > 0:
+                    await self._bucket.acquire(take)
+                    position += take
+                if position > start:
+                    yield position
+                    continue
+                if self._readable(position) == 0:
+                    return
+                await waiting.wait()
+        finally:
             await self.aclose()
 
     async def aclose(self) -> None:

@@ -13,7 +13,7 @@ from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError
 from peer.rpc.wire import encode_with_payload
 from peer.storage import Storage
-from peer.transferer import SwarmTransferer
+from peer.transferer import SwarmTransferer, TaskStream
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ class DaemonServicer:
     async def Download(
         self, request: peer_pb2.DownloadRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> AsyncIterator[bytes]:
-        """Stream the content: a progress message first, then data chunks, then done."""
+        """Stream the content (a progress message, data chunks, done), or with local_copy its cache file and
+        how much of it is verified."""
         headers = request.url_meta.headers
         if len(headers) > MAX_HEADERS or sum(len(k) + len(v) for k, v in headers.items()) > MAX_HEADER_BYTES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "too many or too large headers")
@@ -60,26 +61,57 @@ class DaemonServicer:
         except DandelionError as exc:
             await context.abort(exc.code, str(exc))
             return
-        yield peer_pb2.DownloadResponse(
-            task_id=stream.task_id, content_length=stream.content_length, completed_length=stream.completed_length()
-        ).SerializeToString()
-        offset = 0
+        messages = self._local_copy(stream) if request.local_copy else self._streamed(stream)
         try:
-            async for chunk in stream.chunks():
-                head = peer_pb2.DownloadResponse(
-                    task_id=stream.task_id,
-                    content_length=stream.content_length,
-                    completed_length=stream.completed_length(),
-                    offset=offset,
-                )
-                yield encode_with_payload(head, DATA_FIELD, chunk)
-                offset += len(chunk)
+            async for message in messages:
+                yield message
         except DandelionError as exc:
             await context.abort(exc.code, str(exc))
         finally:
             await stream.aclose()
+
+    async def _streamed(self, stream: TaskStream) -> AsyncIterator[bytes]:
+        """A progress message, the content as data chunks in order, then done."""
+        yield peer_pb2.DownloadResponse(
+            task_id=stream.task_id, content_length=stream.content_length, completed_length=stream.completed_length()
+        ).SerializeToString()
+        offset = 0
+        async for chunk in stream.chunks():
+            head = peer_pb2.DownloadResponse(
+                task_id=stream.task_id,
+                content_length=stream.content_length,
+                completed_length=stream.completed_length(),
+                offset=offset,
+            )
+            yield encode_with_payload(head, DATA_FIELD, chunk)
+            offset += len(chunk)
         yield peer_pb2.DownloadResponse(
             task_id=stream.task_id, content_length=offset, completed_length=offset, offset=offset, done=True
+        ).SerializeToString()
+
+    async def _local_copy(self, stream: TaskStream) -> AsyncIterator[bytes]:
+        """The cache file's identity, then how much of it is verified as that grows, then done."""
+        path, device, inode = stream.local_file()
+        yield peer_pb2.DownloadResponse(
+            task_id=stream.task_id,
+            content_length=stream.content_length,
+            completed_length=stream.completed_length(),
+            local_file=peer_pb2.LocalFile(path=path, device=device, inode=inode),
+        ).SerializeToString()
+        readable = 0
+        async for readable in stream.readable_lengths():
+            yield peer_pb2.DownloadResponse(
+                task_id=stream.task_id,
+                content_length=stream.content_length,
+                completed_length=stream.completed_length(),
+                readable_length=readable,
+            ).SerializeToString()
+        yield peer_pb2.DownloadResponse(
+            task_id=stream.task_id,
+            content_length=readable,
+            completed_length=readable,
+            readable_length=readable,
+            done=True,
         ).SerializeToString()
 
     async def ListCache(

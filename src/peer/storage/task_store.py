@@ -120,6 +120,11 @@ class TaskStore:
             byte, value = self.bitmap.add(number)
             os.pwrite(self._bitmap_fd, bytes([value]), byte)
 
+    def data_identity(self) -> tuple[str, int, int]:
+        """(absolute path, st_dev, st_ino) of the data file."""
+        info = os.fstat(self._fd)
+        return os.path.abspath(self.directory / DATA), info.st_dev, info.st_ino
+
     def read(self, offset: int, size: int) -> bytes:
         """Bytes of held content (blocking: pread)."""
         return os.pread(self._fd, size, offset)

@@ -82,8 +82,13 @@ def download(origin: OriginServer, daemon: Daemon, out: Path) -> float:
     return time.monotonic() - started
 
 
-def daemon_seconds(daemon: Daemon) -> float:
-    found = re.findall(r"done: \d+ bytes, (\d+) from peers, \d+ from origin, ([\d.]+)s", daemon.proc.log())
+def daemon_seconds(daemon: Daemon, timeout: float = 30.0) -> float:
+    """The seconds of the daemon's last download, from its log (written after it flushed its cache file, which
+    may be after dfget finished)."""
+    pattern = r"done: \d+ bytes, (\d+) from peers, \d+ from origin, ([\d.]+)s"
+    deadline = time.monotonic() + timeout
+    while not (found := re.findall(pattern, daemon.proc.log())) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert found and int(found[-1][0]) > 0, daemon.proc.tail()
     return float(found[-1][1])
 

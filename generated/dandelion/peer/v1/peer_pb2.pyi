@@ -28,30 +28,46 @@ class DownloadPiecesResponse(_message.Message):
     def __init__(self, piece_number: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class DownloadRequest(_message.Message):
-    __slots__ = ("url_meta", "no_back_source", "rate_limit")
+    __slots__ = ("url_meta", "no_back_source", "rate_limit", "local_copy")
     URL_META_FIELD_NUMBER: _ClassVar[int]
     NO_BACK_SOURCE_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_COPY_FIELD_NUMBER: _ClassVar[int]
     url_meta: _common_pb2.UrlMeta
     no_back_source: bool
     rate_limit: int
-    def __init__(self, url_meta: _Optional[_Union[_common_pb2.UrlMeta, _Mapping]] = ..., no_back_source: _Optional[bool] = ..., rate_limit: _Optional[int] = ...) -> None: ...
+    local_copy: bool
+    def __init__(self, url_meta: _Optional[_Union[_common_pb2.UrlMeta, _Mapping]] = ..., no_back_source: _Optional[bool] = ..., rate_limit: _Optional[int] = ..., local_copy: _Optional[bool] = ...) -> None: ...
+
+class LocalFile(_message.Message):
+    __slots__ = ("path", "device", "inode")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    INODE_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    device: int
+    inode: int
+    def __init__(self, path: _Optional[str] = ..., device: _Optional[int] = ..., inode: _Optional[int] = ...) -> None: ...
 
 class DownloadResponse(_message.Message):
-    __slots__ = ("task_id", "content_length", "completed_length", "offset", "data", "done")
+    __slots__ = ("task_id", "content_length", "completed_length", "offset", "data", "done", "local_file", "readable_length")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_LENGTH_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_FILE_FIELD_NUMBER: _ClassVar[int]
+    READABLE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     content_length: int
     completed_length: int
     offset: int
     data: bytes
     done: bool
-    def __init__(self, task_id: _Optional[str] = ..., content_length: _Optional[int] = ..., completed_length: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., done: _Optional[bool] = ...) -> None: ...
+    local_file: LocalFile
+    readable_length: int
+    def __init__(self, task_id: _Optional[str] = ..., content_length: _Optional[int] = ..., completed_length: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., done: _Optional[bool] = ..., local_file: _Optional[_Union[LocalFile, _Mapping]] = ..., readable_length: _Optional[int] = ...) -> None: ...
 
 class ListCacheRequest(_message.Message):
     __slots__ = ()

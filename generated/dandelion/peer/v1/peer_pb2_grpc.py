@@ -137,6 +137,9 @@ class DaemonServiceServicer:
     def Download(self, request, context):
         """Downloads content through the swarm and streams it back in order: progress
         messages and data chunks. Fails with the status of the origin or swarm error.
+        With local_copy the content is not streamed: the first message names the
+        daemon's cache file and later ones say how much of it is verified, for a
+        client on the same host to copy itself.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -86,6 +86,9 @@ class DaemonServiceStub:
     Download: _grpc.UnaryStreamMultiCallable[_peer_pb2.DownloadRequest, _peer_pb2.DownloadResponse]
     """Downloads content through the swarm and streams it back in order: progress
     messages and data chunks. Fails with the status of the origin or swarm error.
+    With local_copy the content is not streamed: the first message names the
+    daemon's cache file and later ones say how much of it is verified, for a
+    client on the same host to copy itself.
     """
     ListCache: _grpc.UnaryUnaryMultiCallable[_peer_pb2.ListCacheRequest, _peer_pb2.ListCacheResponse]
     """Lists the content the daemon holds in its local cache."""
@@ -100,6 +103,9 @@ class DaemonServiceAsyncStub(DaemonServiceStub):
     Download: _aio.UnaryStreamMultiCallable[_peer_pb2.DownloadRequest, _peer_pb2.DownloadResponse]  # type: ignore[assignment]
     """Downloads content through the swarm and streams it back in order: progress
     messages and data chunks. Fails with the status of the origin or swarm error.
+    With local_copy the content is not streamed: the first message names the
+    daemon's cache file and later ones say how much of it is verified, for a
+    client on the same host to copy itself.
     """
     ListCache: _aio.UnaryUnaryMultiCallable[_peer_pb2.ListCacheRequest, _peer_pb2.ListCacheResponse]  # type: ignore[assignment]
     """Lists the content the daemon holds in its local cache."""
@@ -117,6 +123,9 @@ class DaemonServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_peer_pb2.DownloadResponse], _abc.AsyncIterator[_peer_pb2.DownloadResponse]]:
         """Downloads content through the swarm and streams it back in order: progress
         messages and data chunks. Fails with the status of the origin or swarm error.
+        With local_copy the content is not streamed: the first message names the
+        daemon's cache file and later ones say how much of it is verified, for a
+        client on the same host to copy itself.
         """
 
     @_abc_1.abstractmethod

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,20 +32,6 @@ from p2p_cluster import Swarm, finish  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
-
-
-@dataclass
-class Figures:
-    """What one run measured."""
-
-    offload: dict[int, tuple[float, float]]  # N -> (origin bytes / size, seconds until all N finished)
-    p2p_mb_s: float
-    curl_mb_s: float
-    receiver_rss_mib: float
-    sender_rss_mib: float
-    reports_per_s: float
-    simulated_peers: int
-    reports: int
 
 
 def vm_hwm_mib(pid: int) -> float:
@@ -86,8 +73,10 @@ def start_nginx(group: ProcessGroup, work: Path, root: Path) -> int:
     prefix = work / "nginx"
     prefix.mkdir(parents=True, exist_ok=True)
     conf = prefix / "nginx.conf"
+    # As root, nginx's workers would run as nobody and get 403 in our 0700 work directory.
+    user = "user root;\n" if os.geteuid() == 0 else ""
     conf.write_text(
-        f"""worker_processes 1;
+        f"""{user}worker_processes 1;
 daemon off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
@@ -110,40 +99,49 @@ http {{
 
 
 def bench_one_gib(
-    swarm: Swarm, origin: OriginServer, group: ProcessGroup, work: Path, size: int
+    swarm: Swarm, origin: OriginServer, group: ProcessGroup, work: Path, size: int, repeat: int
 ) -> tuple[float, float, float, float]:
-    """Peer A holds the file; peer B fetches it from A. Returns (p2p MB/s, curl MB/s, B VmHWM MiB, A VmHWM MiB)."""
+    """Peer A holds the file; a fresh peer B fetches it from A, alternating with curl from nginx, `repeat` times.
+
+    Returns the medians (p2p MB/s, curl MB/s) and the largest receiving / sending VmHWM (MiB).
+    """
     name = "one-gib.bin"
     sha = write_random_file(origin.root / name, size, seed=7)
     url = origin.url(name)
     sender = swarm.start_peer("127.0.0.19", ["--upload-limit", "0"], name="sender")
-    receiver = swarm.start_peer("127.0.0.20", ["--upload-limit", "0"], name="receiver")
     warm = swarm.dfget(url, work / "out" / "sender.bin", sender, timeout=900)
     if warm.returncode != 0:
         raise RuntimeError(f"seeding the sender failed: {warm.stderr.strip()}")
     (work / "out" / "sender.bin").unlink()
-    out = work / "out" / "receiver.bin"
-    began = time.monotonic()
-    result = swarm.dfget(url, out, receiver, timeout=900)
-    elapsed = time.monotonic() - began
-    if result.returncode != 0:
-        raise RuntimeError(f"p2p transfer failed: {result.stderr.strip()}")
-    if sha256_file(out) != sha:
-        raise RuntimeError("p2p transfer produced wrong content")
-    out.unlink()
-    p2p = size / elapsed / 1e6
-    receiver_rss = vm_hwm_mib(receiver.process.pid)
-    sender_rss = vm_hwm_mib(sender.process.pid)
-
     port = start_nginx(group, work, origin.root)
-    curl_out = work / "out" / "curl.bin"
-    began = time.monotonic()
-    subprocess.run(
-        ["curl", "-sS", "--fail", "-o", str(curl_out), f"http://127.0.0.1:{port}/{name}"], check=True, timeout=600
-    )
-    curl = size / (time.monotonic() - began) / 1e6
-    curl_out.unlink()
-    return p2p, curl, receiver_rss, sender_rss
+    p2p: list[float] = []
+    curl: list[float] = []
+    receiver_rss = 0.0
+    for run in range(repeat):
+        receiver = swarm.start_peer(f"127.0.0.{20 + run}", ["--upload-limit", "0"], name=f"receiver-{run}")
+        out = work / "out" / "receiver.bin"
+        began = time.monotonic()
+        result = swarm.dfget(url, out, receiver, timeout=900)
+        elapsed = time.monotonic() - began
+        if result.returncode != 0:
+            raise RuntimeError(f"p2p transfer failed: {result.stderr.strip()}")
+        if sha256_file(out) != sha:
+            raise RuntimeError("p2p transfer produced wrong content")
+        out.unlink()
+        p2p.append(size / elapsed / 1e6)
+        receiver_rss = max(receiver_rss, vm_hwm_mib(receiver.process.pid))
+        receiver.process.stop()
+        shutil.rmtree(receiver.data_dir, ignore_errors=True)
+
+        curl_out = work / "out" / "curl.bin"
+        began = time.monotonic()
+        subprocess.run(
+            ["curl", "-sS", "--fail", "-o", str(curl_out), f"http://127.0.0.1:{port}/{name}"], check=True, timeout=600
+        )
+        curl.append(size / (time.monotonic() - began) / 1e6)
+        curl_out.unlink()
+        print(f"  run {run + 1}: peer→peer {p2p[-1]:,.0f} MB/s, nginx→curl {curl[-1]:,.0f} MB/s", flush=True)
+    return statistics.median(p2p), statistics.median(curl), receiver_rss, vm_hwm_mib(sender.process.pid)
 
 
 async def simulate_peers(target: str, url: str, peers: int, window: int) -> tuple[int, float]:
@@ -212,50 +210,59 @@ def bench_scheduler(swarm: Swarm, origin: OriginServer, peers: int) -> tuple[int
     return reports, seconds
 
 
+PARTS = ("offload", "transfer", "scheduler")
+
+
 def main() -> None:
-    """Run every benchmark and print the figures side by side."""
+    """Run the benchmarks and print the figures side by side."""
     parser = argparse.ArgumentParser(description="Dandelion P2P benchmarks")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (64 MiB offload, 256 MiB transfer)")
     parser.add_argument("--work-dir", type=Path, default=None)
     parser.add_argument("--sim-peers", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3, help="peer-to-peer / curl runs, alternating (median)")
+    parser.add_argument("--only", choices=PARTS, action="append", help="run only this part (repeatable)")
     args = parser.parse_args()
+    parts = set(args.only or PARTS)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="dandelion-bench-"))
     (work / "out").mkdir(parents=True, exist_ok=True)
     offload_size = 64 * MiB if args.quick else 128 * MiB
     big = 256 * MiB if args.quick else GiB
     random.seed(1)
     group = ProcessGroup(work / "logs")
+    rows: list[tuple[str, str]] = []
     try:
         content = work / "content"
         content.mkdir(exist_ok=True)
         origin = start_origin(group, content)
         swarm = Swarm(group, work)
         swarm.start_supernode()
-        for i in range(8):
-            swarm.start_peer(f"127.0.0.{10 + i}", ["--upload-limit", "0"])
-        swarm.wait_hosts(8)
-        print(f"origin offload ({offload_size // MiB} MiB file, N peers at once):", flush=True)
-        offload = bench_offload(swarm, content, origin, [1, 2, 4, 8], offload_size)
-        print(f"peer-to-peer transfer of {big // MiB} MiB:", flush=True)
-        p2p, curl, rss_rx, rss_tx = bench_one_gib(swarm, origin, group, work, big)
-        print(f"scheduler load, {args.sim_peers} simulated peers:", flush=True)
-        reports, seconds = bench_scheduler(swarm, origin, args.sim_peers)
-        figures = Figures(offload, p2p, curl, rss_rx, rss_tx, reports / seconds, args.sim_peers, reports)
+        if "offload" in parts:
+            for i in range(8):
+                swarm.start_peer(f"127.0.0.{10 + i}", ["--upload-limit", "0"])
+            swarm.wait_hosts(8)
+            print(f"origin offload ({offload_size // MiB} MiB file, N peers at once):", flush=True)
+            for n, (ratio, seconds) in bench_offload(swarm, content, origin, [1, 2, 4, 8], offload_size).items():
+                label = f"origin bytes / size, N={n} peers ({offload_size // MiB} MiB)"
+                rows.append((label, f"{ratio:.3f} (all done in {seconds:.1f} s)"))
+        if "transfer" in parts:
+            print(f"peer-to-peer transfer of {big // MiB} MiB, {args.repeat} runs:", flush=True)
+            p2p, curl, rss_rx, rss_tx = bench_one_gib(swarm, origin, group, work, big, args.repeat)
+            rows.append((f"peer→peer {big // MiB} MiB (dfget: verify + write), median", f"{p2p:,.0f} MB/s"))
+            rows.append(("nginx → curl same file (loopback), median", f"{curl:,.0f} MB/s"))
+            rows.append(("peer→peer / nginx→curl", f"{p2p / curl:.2f}x"))
+            rows.append(("dfdaemon peak RSS (VmHWM), receiving / sending", f"{rss_rx:,.0f} / {rss_tx:,.0f} MiB"))
+        if "scheduler" in parts:
+            print(f"scheduler load, {args.sim_peers} simulated peers:", flush=True)
+            reports, seconds = bench_scheduler(swarm, origin, args.sim_peers)
+            label = f"supernode piece reports/s, {args.sim_peers} simulated peers"
+            rows.append((label, f"{reports / seconds:,.0f}/s ({reports} reports)"))
     finally:
         group.stop_all()
     print()
     print("| measure | value |")
     print("|---|---|")
-    for n, (ratio, seconds) in figures.offload.items():
-        label = f"origin bytes / size, N={n} peers ({offload_size // MiB} MiB)"
-        print(f"| {label} | {ratio:.3f} (all done in {seconds:.1f} s) |")
-    print(f"| peer→peer {big // MiB} MiB (dfget: verify + write) | {figures.p2p_mb_s:,.0f} MB/s |")
-    print(f"| nginx → curl same file (loopback) | {figures.curl_mb_s:,.0f} MB/s |")
-    print(f"| dfdaemon peak RSS (VmHWM), receiving / sending | {rss_rx:,.0f} / {rss_tx:,.0f} MiB |")
-    print(
-        f"| supernode piece reports/s, {figures.simulated_peers} simulated peers | {figures.reports_per_s:,.0f}/s "
-        f"({figures.reports} reports) |"
-    )
+    for label, value in rows:
+        print(f"| {label} | {value} |")
     if args.work_dir is None:
         shutil.rmtree(work, ignore_errors=True)
 

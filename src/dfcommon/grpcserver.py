@@ -1,4 +1,4 @@
-"""Common set-up of every gRPC server and channel: limits, health and reflection."""
+"""Common set-up of every gRPC server: limits, health and reflection (channels: dfcommon.channels)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from dfcommon.pieces import CHUNK_SIZE
-
-# Piece chunks are <= 1 MiB; leave room for framing, refuse anything far larger.
-MAX_MESSAGE = CHUNK_SIZE + (64 << 10)
+from dfcommon.channels import MAX_MESSAGE
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -22,15 +19,6 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
-]
-
-CHANNEL_OPTIONS: list[tuple[str, int]] = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE),
-    ("grpc.max_send_message_length", MAX_MESSAGE),
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.enable_retries", 0),
 ]
 
 
@@ -52,8 +40,3 @@ async def mark_serving(servicer: health_aio.HealthServicer, service_names: Itera
     """Set the overall health and each service's to SERVING."""
     for name in ["", *service_names]:
         await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-
-
-def channel(target: str) -> grpc.aio.Channel:
-    """An insecure grpc.aio channel with the project's limits ("HOST:PORT" or "unix:PATH")."""
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)

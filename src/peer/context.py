@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import grpc
 import httpx
 
-from dfcommon.grpcserver import channel
+from dfcommon.channels import channel
 from peer.scheduler_client import SchedulerClient
 from peer.storage import Storage
 from peer.tokenbucket import TokenBucket

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import errno
 import importlib
 import logging
 import os
-import shutil
-import socket
 import stat
 import sys
-import tempfile
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,23 +18,20 @@ import uvloop
 from dandelion.common.v1 import common_pb2
 from dandelion.peer.v1 import peer_pb2
 
+from dfcommon.channels import channel
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, InvalidArgument, Unavailable
-from dfcommon.grpcserver import channel
 from dfcommon.identity import validate_url
 from dfcommon.logs import setup_logging
 from dfcommon.malloc import tune_malloc
-from dfcommon.sizes import parse_hostport, parse_size
-from peer.config import PeerConfig, parse_supernodes, validate_endpoint
-from peer.context import PeerContext
+from dfcommon.sizes import parse_size
+from peer.byterange import parse_byte_range
+from peer.config import parse_supernodes, validate_endpoint
 from peer.grpcutil import content_chunks, daemon_stub
 from peer.memory import limit_malloc_arenas
-from peer.node import PeerNode
-from peer.origin import new_client, parse_byte_range
+from peer.output import OutputFile, Progress
 from peer.paths import default_daemon_endpoint, endpoint_socket_path
-from peer.storage import Storage
-from peer.transferer import SwarmTransferer
 
 EXAMPLES = """examples:
   dfget https://example.com/images/big.iso -o big.iso
@@ -54,29 +46,6 @@ else downloads from the origin directly (unless --no-back-source).
 """
 
 DAEMON_PROBE_SECONDS = 1.0
-
-
-class Progress:
-    """A one-line progress bar on a TTY stderr; silent otherwise."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.started = time.monotonic()
-        self._last = 0.0
-
-    def update(self, done: int, total: int, final: bool = False) -> None:
-        """Redraw at most 10 times a second."""
-        now = time.monotonic()
-        if not self.enabled or (not final and now - self._last < 0.1):
-            return
-        self._last = now
-        rate = done / max(now - self.started, 1e-6)
-        percent = f"{100 * done / total:5.1f}%" if total > 0 else "  ?  "
-        size = f"{done / 1e6:,.1f}/{total / 1e6:,.1f} MB" if total >= 0 else f"{done / 1e6:,.1f} MB"
-        sys.stderr.write(f"\r{percent} {size} {rate / 1e6:,.1f} MB/s ")
-        if final:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,19 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def local_ip_towards(address: str) -> str:
-    """The local IP this host uses to reach address (a connected UDP socket sends nothing)."""
-    host, port = parse_hostport(address)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-        family, _, _, _, sockaddr = infos[0]
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.connect(sockaddr)
-            return str(probe.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
-
-
 def parse_headers(items: list[str]) -> dict[str, str]:
     """'Key: Value' strings -> dict (the values are secrets: never echoed)."""
     headers: dict[str, str] = {}
@@ -143,74 +99,6 @@ def content_request(ns: argparse.Namespace) -> ContentRequest:
         filtered_query_params=tuple(q.strip() for q in ns.filter.split(",") if q.strip()),
         byte_range=ns.range,
     )
-
-
-class OutputFile:
-    """A temp file beside the target, renamed over it only when complete; removed on failure."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-        directory = target.parent if str(target.parent) else Path(".")
-        if not directory.is_dir():
-            raise InvalidArgument(f"output directory {directory} does not exist")
-        if target.is_dir():
-            raise InvalidArgument(f"output {target} is a directory")
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".dfget", dir=directory)
-        self.fd = fd
-        self.path = Path(name)
-        self.written = 0
-
-    def write(self, data: bytes | memoryview) -> None:
-        """Append data."""
-        view = memoryview(data)
-        while view:
-            n = os.write(self.fd, view)
-            view = view[n:]
-        self.written += len(data)
-
-    def copy_from(self, source_fd: int, offset: int, count: int) -> None:
-        """Append count bytes of source_fd from offset (in the kernel: copy_file_range, else sendfile)."""
-        while count > 0:
-            try:
-                n = os.copy_file_range(source_fd, self.fd, count, offset)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                    raise
-                n = os.sendfile(self.fd, source_fd, offset, count)
-            if n <= 0:
-                raise Unavailable("the dfdaemon's cache file is shorter than it says")
-            offset += n
-            count -= n
-            self.written += n
-
-    def commit(self, flush: bool = False) -> None:
-        """Rename into place (with flush: fsync first, so it survives a power loss)."""
-        if flush:
-            os.fsync(self.fd)
-        os.close(self.fd)
-        self.fd = -1
-        os.chmod(self.path, 0o644 & ~_umask())
-        os.replace(self.path, self.target)
-
-    def rewind(self) -> None:
-        """Drop what was written (to start over)."""
-        os.ftruncate(self.fd, 0)
-        os.lseek(self.fd, 0, os.SEEK_SET)
-        self.written = 0
-
-    def discard(self) -> None:
-        """Remove the temp file."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 async def _daemon_answers(endpoint: str) -> grpc.aio.Channel | None:
@@ -321,27 +209,6 @@ async def _via_daemon(
         raise Unavailable("the dfdaemon ended the download early")
 
 
-async def _copy_from_transferer(
-    transferer: SwarmTransferer,
-    request: ContentRequest,
-    ns: argparse.Namespace,
-    rate: int,
-    output: OutputFile,
-    progress: Progress,
-) -> None:
-    """Copy the content from the embedded peer's cache file as it verifies."""
-    stream = await transferer.open(request, no_back_source=ns.no_back_source or None, rate_limit=rate)
-    source = os.open(stream.local_file()[0], os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        async for readable in stream.readable_lengths():
-            await asyncio.to_thread(output.copy_from, source, output.written, readable - output.written)
-            progress.update(output.written, stream.content_length)
-    finally:
-        os.close(source)
-        await stream.aclose()
-    progress.update(output.written, output.written, final=True)
-
-
 async def _write(source: AsyncIterator[tuple[bytes | memoryview, int]], output: OutputFile, progress: Progress) -> None:
     """Write chunks in a worker thread, one write in flight while the next chunk arrives."""
     total = -1
@@ -400,50 +267,13 @@ async def download(ns: argparse.Namespace) -> None:
                     f"no dfdaemon answers at {endpoint} and no --supernode given, and --no-back-source forbids "
                     "downloading from the origin"
                 )
-            await _embedded(supernodes, request, ns, rate, output, progress)
+            from peer.oneshot import run_embedded
+
+            await run_embedded(supernodes, request, ns.no_back_source, rate, output, progress)
         output.commit(flush=ns.fsync)
     except BaseException:
         output.discard()
         raise
-
-
-async def _embedded(
-    supernodes: list[str],
-    request: ContentRequest,
-    ns: argparse.Namespace,
-    rate: int,
-    output: OutputFile,
-    progress: Progress,
-) -> None:
-    work = Path(tempfile.mkdtemp(prefix="dfget-"))
-    try:
-        if supernodes:
-            node = PeerNode(
-                PeerConfig(
-                    supernodes=supernodes,
-                    listen_ip=os.environ.get("DFGET_LISTEN_IP") or local_ip_towards(supernodes[0]),
-                    data_dir=work,
-                    port=0,
-                    no_back_source=ns.no_back_source,
-                ).validate()
-            )
-            transferer = await node.start()
-            try:
-                await _copy_from_transferer(transferer, request, ns, rate, output, progress)
-            finally:
-                await node.stop()
-        else:
-            storage = Storage(work)
-            ctx = PeerContext(storage=storage, scheduler=None, http=new_client())
-            transferer = SwarmTransferer(ctx)
-            try:
-                await _copy_from_transferer(transferer, request, ns, rate, output, progress)
-            finally:
-                await transferer.close()
-                await ctx.http.aclose()
-                storage.close()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,17 +12,9 @@ import httpx
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument, OriginError
 from dfcommon.identity import display_url
+from peer.byterange import parse_byte_range
 
 CHUNK = 1 << 20
-_RANGE = re.compile(r"^(\d+)-(\d*)$")
-
-
-def parse_byte_range(text: str) -> tuple[int, int | None]:
-    """("START-END" inclusive, END optional) -> (start, end or None)."""
-    match = _RANGE.match(text.strip())
-    if not match or (match.group(2) and int(match.group(2)) < int(match.group(1))):
-        raise InvalidArgument(f"invalid byte range {text!r}: want START-END")
-    return int(match.group(1)), int(match.group(2)) if match.group(2) else None
 
 
 @dataclass

@@ -18,9 +18,9 @@ import uvloop
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
+from dfcommon.channels import channel
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, InvalidArgument, Unavailable
-from dfcommon.grpcserver import channel
 from dfcommon.identity import validate_url
 from dfcommon.malloc import tune_malloc
 from mirror.config import MirrorConfig, validate_registry_url

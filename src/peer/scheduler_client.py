@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, TypeVar
 import grpc
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
+from dfcommon.channels import channel
 from dfcommon.errors import DandelionError, Unavailable
-from dfcommon.grpcserver import channel
 
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub

@@ -14,9 +14,9 @@ from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, InvalidArgument
 from dfcommon.identity import task_id, validate_url
 from dfcommon.pieces import CHUNK_SIZE
+from peer.byterange import parse_byte_range
 from peer.conductor import Conductor
 from peer.context import PeerContext
-from peer.origin import parse_byte_range
 from peer.tokenbucket import TokenBucket
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ import grpc
 import pytest
 from dandelion.peer.v1 import peer_pb2
 
-from dfcommon.grpcserver import channel, new_server
+from dfcommon.channels import channel
+from dfcommon.grpcserver import new_server
 from peer.grpcutil import peer_stub
 from peer.piece import failures
 from peer.piece.fetcher import fetch_group

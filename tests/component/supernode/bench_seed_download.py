@@ -22,7 +22,7 @@ from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from origin_server import Origin
 
-from dfcommon.grpcserver import channel
+from dfcommon.channels import channel
 from dfcommon.malloc import tune_malloc
 
 

@@ -25,7 +25,7 @@ from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from origin_server import Origin
 
-from dfcommon.grpcserver import channel
+from dfcommon.channels import channel
 
 PIECE = 64 << 10
 

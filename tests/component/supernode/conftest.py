@@ -11,7 +11,7 @@ from dandelion.peer.v1 import peer_pb2_grpc
 from dandelion.scheduler.v1 import scheduler_pb2_grpc
 from origin_server import Origin
 
-from dfcommon.grpcserver import channel
+from dfcommon.channels import channel
 from supernode.app import Supernode
 from supernode.config import SupernodeConfig
 

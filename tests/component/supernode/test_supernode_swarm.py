@@ -17,7 +17,7 @@ from dandelion.peer.v1 import peer_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
 from origin_server import Origin
 
-from dfcommon.grpcserver import channel
+from dfcommon.channels import channel
 from supernode.app import Supernode
 
 PIECE = 64 << 10

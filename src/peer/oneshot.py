@@ -1,0 +1,95 @@
+"""The one-shot peer dfget embeds when no dfdaemon answers: a PeerNode (or, without a supernode, just
+back-to-source) in a temp directory, removed afterwards. Imported only when needed (it is heavier)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+from dfcommon.content import ContentRequest
+from dfcommon.sizes import parse_hostport
+from peer.config import PeerConfig
+from peer.context import PeerContext
+from peer.node import PeerNode
+from peer.origin import new_client
+from peer.output import OutputFile, Progress
+from peer.storage import Storage
+from peer.transferer import SwarmTransferer
+
+
+def local_ip_towards(address: str) -> str:
+    """The local IP this host uses to reach address (a connected UDP socket sends nothing)."""
+    host, port = parse_hostport(address)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        family, _, _, _, sockaddr = infos[0]
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect(sockaddr)
+            return str(probe.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+async def _copy_from_transferer(
+    transferer: SwarmTransferer,
+    request: ContentRequest,
+    no_back_source: bool,
+    rate: int,
+    output: OutputFile,
+    progress: Progress,
+) -> None:
+    """Copy the content from the embedded peer's cache file as it verifies."""
+    stream = await transferer.open(request, no_back_source=no_back_source or None, rate_limit=rate)
+    source = os.open(stream.local_file()[0], os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        async for readable in stream.readable_lengths():
+            await asyncio.to_thread(output.copy_from, source, output.written, readable - output.written)
+            progress.update(output.written, stream.content_length)
+    finally:
+        os.close(source)
+        await stream.aclose()
+    progress.update(output.written, output.written, final=True)
+
+
+async def run_embedded(
+    supernodes: list[str],
+    request: ContentRequest,
+    no_back_source: bool,
+    rate: int,
+    output: OutputFile,
+    progress: Progress,
+) -> None:
+    """Download into output with a one-shot PeerNode (or only from the origin when no supernode is given)."""
+    work = Path(tempfile.mkdtemp(prefix="dfget-"))
+    try:
+        if supernodes:
+            node = PeerNode(
+                PeerConfig(
+                    supernodes=supernodes,
+                    listen_ip=os.environ.get("DFGET_LISTEN_IP") or local_ip_towards(supernodes[0]),
+                    data_dir=work,
+                    port=0,
+                    no_back_source=no_back_source,
+                ).validate()
+            )
+            transferer = await node.start()
+            try:
+                await _copy_from_transferer(transferer, request, no_back_source, rate, output, progress)
+            finally:
+                await node.stop()
+        else:
+            storage = Storage(work)
+            ctx = PeerContext(storage=storage, scheduler=None, http=new_client())
+            transferer = SwarmTransferer(ctx)
+            try:
+                await _copy_from_transferer(transferer, request, no_back_source, rate, output, progress)
+            finally:
+                await transferer.close()
+                await ctx.http.aclose()
+                storage.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -20,12 +20,13 @@ from dfcommon.metrics import MIRROR_REQUESTS
 from mirror.config import MirrorConfig
 from mirror.credentials import Credentials
 from mirror.errors import API_VERSION_HEADER, RegistryError, transfer_error
+from mirror.listing import CATALOG_SCOPE, listing_response, pagination_params
 from mirror.names import validate_digest, validate_name, validate_reference
 from mirror.ranges import parse_range
 from mirror.selection import REGISTRY_HEADER, select_upstream, upstream_name
 from mirror.streaming import BlobResponse, verified_chunks
 from mirror.transfer import BlobTransferer
-from mirror.upstream import Upstream
+from mirror.upstream import Upstream, pull_scope
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("mirror.access")
@@ -33,6 +34,8 @@ access_log = logging.getLogger("mirror.access")
 _MANIFEST = re.compile(r"^v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)$")
 _UPLOAD = re.compile(r"^v2/(?P<name>.+)/blobs/uploads(?:/.*)?$")
 _BLOB = re.compile(r"^v2/(?P<name>.+)/blobs/(?P<digest>[^/]+)$")
+_TAGS = re.compile(r"^v2/(?P<name>.+)/tags/list$")
+_CATALOG = "v2/_catalog"
 _READ_METHODS = ("GET", "HEAD")
 _EMPTY_SHA256 = "sha256:" + hashlib.sha256(b"").hexdigest()
 
@@ -70,6 +73,13 @@ class MirrorApp:
         if match:
             self._require_read(method, path)
             return await self.blob(request, match["name"], match["digest"])
+        match = _TAGS.match(path)
+        if match:
+            self._require_read(method, path)
+            return await self.tags(request, match["name"])
+        if path == _CATALOG:
+            self._require_read(method, path)
+            return await self.catalog(request)
         if path.startswith("v2/") and method not in _READ_METHODS:
             raise RegistryError.unsupported(method, path)
         raise RegistryError.not_found("/" + path)
@@ -119,6 +129,26 @@ class MirrorApp:
         if manifest.etag:
             headers["ETag"] = manifest.etag
         return Response(manifest.body, headers=headers)
+
+    async def tags(self, request: Request, name: str) -> Response:
+        """A repository's tags (n/last paging) from the upstream, with the client's credentials."""
+        validate_name(name)
+        params = pagination_params(request.query_params)
+        base = self._upstream(request)
+        remote = upstream_name(base, name)
+        listing = await self.upstream.listing(
+            base, f"/v2/{remote}/tags/list", params, pull_scope(remote), _credentials(request), "tags"
+        )
+        return listing_response(listing, request.method, request.query_params.get("ns"), (remote, name))
+
+    async def catalog(self, request: Request) -> Response:
+        """The upstream's repository list (n/last paging); registries that refuse it (Docker Hub) say so."""
+        params = pagination_params(request.query_params)
+        base = self._upstream(request)
+        listing = await self.upstream.listing(
+            base, "/v2/_catalog", params, CATALOG_SCOPE, _credentials(request), "catalog"
+        )
+        return listing_response(listing, request.method, request.query_params.get("ns"))
 
     async def blob(self, request: Request, name: str, digest: str) -> Response:
         """Blobs: the upstream authorises the client, the swarm delivers the bytes (Range → 206)."""
@@ -216,9 +246,13 @@ class AccessLog:
 
 
 def _kind(path: str) -> str:
-    """What a registry path asks for, for metrics: version, manifest, blob or other (bounded label values)."""
+    """What a registry path asks for, for metrics: version, manifest, blob, tags, catalog or other (bounded)."""
     if path in ("/v2", "/v2/"):
         return "version"
+    if path == "/" + _CATALOG:
+        return "catalog"
+    if _TAGS.match(path.lstrip("/")):
+        return "tags"
     for kind in ("manifests", "blobs"):
         if f"/{kind}/" in path:
             return kind.rstrip("s")

@@ -80,6 +80,16 @@ class RegistryError(Exception):
         )
 
     @classmethod
+    def pagination_invalid(cls, n: str) -> RegistryError:
+        """400: the n query parameter of a listing is not a non-negative integer (as distribution answers)."""
+        return cls(
+            400,
+            "PAGINATION_NUMBER_INVALID",
+            f"invalid number of results requested: n={_shown(n)}, want a non-negative integer",
+            {"n": n[:_MAX_SHOWN]},
+        )
+
+    @classmethod
     def not_found(cls, path: str) -> RegistryError:
         """404: no such registry endpoint."""
         return cls(404, "NOT_FOUND", f"no such endpoint {_shown(path)}")
@@ -114,6 +124,9 @@ UPSTREAM_CODES = {
     429: "TOOMANYREQUESTS",
 }
 
+# What a bare 404 (no registry error body) from upstream means, by what was asked for.
+_UNKNOWN_CODES = {"manifest": "MANIFEST_UNKNOWN", "tags": "NAME_UNKNOWN", "catalog": "NOT_FOUND"}
+
 
 def upstream_error(status: int, body: bytes, upstream: str, what: str) -> RegistryError:
     """The upstream's error answer passed on, keeping its registry error code when it sent one."""
@@ -123,7 +136,7 @@ def upstream_error(status: int, body: bytes, upstream: str, what: str) -> Regist
         code, message, detail = str(entry["code"]), str(entry.get("message", message)), entry.get("detail")
     except (ValueError, KeyError, IndexError, TypeError):
         if status == 404:
-            code = "MANIFEST_UNKNOWN" if what == "manifest" else "BLOB_UNKNOWN"
+            code = _UNKNOWN_CODES.get(what, "BLOB_UNKNOWN")
     passed = status if status in (400, 401, 403, 404, 429) else 502
     return RegistryError(passed, code, message, detail)
 

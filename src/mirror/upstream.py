@@ -30,6 +30,7 @@ _MAX_TOKEN_REPLY = 1024 * 1024
 _MAX_CACHED = 4096
 _DEFAULT_TOKEN_LIFETIME_S = 60  # what the token spec says to assume when expires_in is missing
 _MANIFEST_HEADERS = ("content-type", "docker-content-digest", "etag")
+MAX_LISTING_BYTES = 16 * 1024 * 1024  # one page of tags/list or _catalog, read whole
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,16 @@ class Manifest:
     digest: str
     length: int
     etag: str | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of a tag list or catalog as the upstream served it, with its raw Link header (or None)."""
+
+    body: bytes
+    media_type: str
+    link: str | None
+    url: str  # what was asked upstream (relative Links resolve against it)
 
 
 @dataclass(frozen=True)
@@ -119,7 +130,7 @@ class Upstream:
         """GET or HEAD a manifest, every Accept line kept as its own header line."""
         url = f"{base}/v2/{name}/manifests/{reference}"
         headers = [("Accept", value) for value in accept]
-        answer = await self._send(method, url, base, creds, _pull_scope(name), headers, self.config.max_manifest_bytes)
+        answer = await self._send(method, url, base, creds, pull_scope(name), headers, self.config.max_manifest_bytes)
         if answer.status != 200:
             raise self._refusal(answer, base, creds, "manifest")
         media_type = answer.headers.get("content-type", "application/octet-stream")
@@ -140,6 +151,22 @@ class Upstream:
             )
         return Manifest(answer.body, media_type, computed, len(answer.body), etag)
 
+    async def listing(
+        self, base: str, path: str, params: Sequence[tuple[str, str]], scope: str, creds: Credentials, what: str
+    ) -> Listing:
+        """GET a listing (/v2/NAME/tags/list or /v2/_catalog) with the client's credentials and these query params.
+
+        Always GET: distribution answers HEAD on listings with 405, so the mirror answers HEAD from a GET.
+        """
+        url = f"{base}{path}" + (f"?{urlencode(params)}" if params else "")
+        headers = [("Accept", "application/json")]
+        answer = await self._send("GET", url, base, creds, scope, headers, MAX_LISTING_BYTES)
+        if answer.status != 200:
+            raise self._refusal(answer, base, creds, what)
+        links = answer.headers.get_list("link")
+        media_type = answer.headers.get("content-type", "application/json")
+        return Listing(answer.body, media_type, ", ".join(links) if links else None, url)
+
     async def authorize_blob(self, base: str, name: str, digest: str, creds: Credentials) -> BlobGrant:
         """Ask the upstream (HEAD the blob with the client's credentials) whether this client may read it.
 
@@ -152,7 +179,7 @@ class Upstream:
         if cached is not None and cached[1] > now:
             return cached[0]
         url = f"{base}/v2/{name}/blobs/{digest}"
-        answer = await self._send("HEAD", url, base, creds, _pull_scope(name), [])
+        answer = await self._send("HEAD", url, base, creds, pull_scope(name), [])
         if answer.status != 200:
             raise self._refusal(answer, base, creds, "blob")
         grant = BlobGrant(url, dict(answer.auth), _content_length(answer.headers, base))
@@ -286,7 +313,8 @@ class Upstream:
             raise RegistryError.unavailable(f"upstream {base} failed: {_reason(exc)}") from None
 
 
-def _pull_scope(name: str) -> str:
+def pull_scope(name: str) -> str:
+    """The token scope for reading a repository."""
     return f"repository:{name}:pull"
 
 

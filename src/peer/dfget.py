@@ -148,10 +148,10 @@ def open_local_file(local: peer_pb2.LocalFile) -> int:
 
 
 class LocalFileUnusable(Exception):
-    """The daemon's cache file cannot be read from here (another host, mount namespace or user)."""
+    """The daemon's cache file cannot be linked or read from here (another host, mount namespace or user)."""
 
 
-async def _copy_via_daemon(
+async def _take_from_daemon(
     ch: grpc.aio.Channel,
     request: ContentRequest,
     ns: argparse.Namespace,
@@ -159,24 +159,28 @@ async def _copy_via_daemon(
     output: OutputFile,
     progress: Progress,
 ) -> None:
-    """Copy the content from the daemon's cache file as it verifies; LocalFileUnusable when this host cannot."""
+    """Hard-link the daemon's cache file, else copy from it as it verifies; LocalFileUnusable when neither works
+    from here (the daemon then streams the content instead)."""
     call = daemon_stub(ch).Download(_download_request(request, ns, rate, local=True))
     source = -1
     done = False
     try:
         async for response in call:
-            if source < 0:
-                source = open_local_file(response.local_file)
-                if source < 0:
-                    raise LocalFileUnusable(response.local_file.path)
-            if response.readable_length > output.written:
+            if not output.linked and source < 0:
+                local = response.local_file
+                if not output.link_to(local.path, local.device, local.inode):
+                    source = open_local_file(local)
+                    if source < 0:
+                        raise LocalFileUnusable(local.path)
+            if output.linked:
+                output.follow(response.readable_length)
+            elif response.readable_length > output.written:
                 await asyncio.to_thread(
                     output.copy_from, source, output.written, response.readable_length - output.written
                 )
             progress.update(output.written, response.content_length)
             if response.done:
-                if response.readable_length != output.written:
-                    raise Unavailable("the dfdaemon ended the download at a wrong length")
+                output.check_length(response.readable_length)
                 done = True
     except grpc.aio.AioRpcError as exc:
         raise DandelionError(exc.details() or exc.code().name, exc.code()) from None
@@ -238,7 +242,7 @@ async def _through_daemon(
 ) -> None:
     """Copy from the daemon's cache file when this host can read it, else have the content streamed."""
     try:
-        await _copy_via_daemon(ch, request, ns, rate, output, progress)
+        await _take_from_daemon(ch, request, ns, rate, output, progress)
         return
     except LocalFileUnusable as exc:
         logging.getLogger(__name__).info("cannot read the dfdaemon's cache file %s here: streaming instead", exc)

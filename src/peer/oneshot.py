@@ -42,15 +42,22 @@ async def _copy_from_transferer(
     output: OutputFile,
     progress: Progress,
 ) -> None:
-    """Copy the content from the embedded peer's cache file as it verifies."""
+    """Hard-link the embedded peer's cache file (removed afterwards), else copy from it as it verifies."""
     stream = await transferer.open(request, no_back_source=no_back_source or None, rate_limit=rate)
-    source = os.open(stream.local_file()[0], os.O_RDONLY | os.O_CLOEXEC)
+    path, device, inode = stream.local_file()
+    source = -1 if output.link_to(path, device, inode) else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        async for readable in stream.readable_lengths():
-            await asyncio.to_thread(output.copy_from, source, output.written, readable - output.written)
+        length = 0
+        async for length in stream.readable_lengths():
+            if output.linked:
+                output.follow(length)
+            else:
+                await asyncio.to_thread(output.copy_from, source, output.written, length - output.written)
             progress.update(output.written, stream.content_length)
+        output.check_length(length)
     finally:
-        os.close(source)
+        if source >= 0:
+            os.close(source)
         await stream.aclose()
     progress.update(output.written, output.written, final=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -50,6 +51,7 @@ class OutputFile:
         self.fd = fd
         self.path = Path(name)
         self.written = 0
+        self.linked = False  # the temp file is a hard link to the daemon's cache file
 
     def write(self, data: bytes | memoryview) -> None:
         """Append data."""
@@ -58,6 +60,37 @@ class OutputFile:
             n = os.write(self.fd, view)
             view = view[n:]
         self.written += len(data)
+
+    def link_to(self, source: str, device: int, inode: int) -> bool:
+        """Make the temp file a hard link to the cache file holding the content, so it is never copied (as
+        Dragonfly does). False where that is impossible: another filesystem or mount namespace, or a file this
+        user may not link (fs.protected_hardlinks), or another inode at that path."""
+        if not os.path.isabs(source):
+            return False
+        link = self.path.with_name(self.path.name + ".link")
+        try:
+            os.link(source, link, follow_symlinks=False)
+        except OSError:
+            return False
+        info = os.stat(link, follow_symlinks=False)
+        if (info.st_dev, info.st_ino) != (device, inode) or not stat.S_ISREG(info.st_mode):
+            link.unlink()
+            return False
+        os.replace(link, self.path)
+        os.close(self.fd)
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        self.linked = True
+        return True
+
+    def follow(self, length: int) -> None:
+        """Linked: the first length bytes are in place."""
+        self.written = max(self.written, length)
+
+    def check_length(self, length: int) -> None:
+        """Raise when the output does not hold exactly length bytes."""
+        size = os.fstat(self.fd).st_size if self.linked else self.written
+        if size != length or self.written != length:
+            raise Unavailable(f"the dfdaemon ended the download at {length} bytes, the output has {size}")
 
     def copy_from(self, source_fd: int, offset: int, count: int) -> None:
         """Append count bytes of source_fd from offset (in the kernel: copy_file_range, else sendfile)."""
@@ -80,13 +113,20 @@ class OutputFile:
             os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
-        os.chmod(self.path, 0o644 & ~_umask())
+        if not self.linked:  # a linked file keeps the cache's mode
+            os.chmod(self.path, 0o644 & ~_umask())
         os.replace(self.path, self.target)
 
     def rewind(self) -> None:
-        """Drop what was written (to start over)."""
-        os.ftruncate(self.fd, 0)
-        os.lseek(self.fd, 0, os.SEEK_SET)
+        """Drop what was written (to start over) with an empty temp file."""
+        if self.linked:
+            os.close(self.fd)
+            self.fd = os.open(self.path.with_name(self.path.name + ".new"), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            os.replace(self.path.with_name(self.path.name + ".new"), self.path)
+            self.linked = False
+        else:
+            os.ftruncate(self.fd, 0)
+            os.lseek(self.fd, 0, os.SEEK_SET)
         self.written = 0
 
     def discard(self) -> None:

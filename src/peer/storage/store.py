@@ -31,20 +31,29 @@ class Storage:
                 log.warning("dropping unreadable cache entry %s: %s", directory.name, exc)
                 shutil.rmtree(directory, ignore_errors=True)
                 continue
-            if not store.complete:
-                # An interrupted download: its pieces were never checked as a whole; start afresh.
+            if not store.complete or store.changed_since_complete():
+                # An interrupted download (never checked as a whole), or content changed outside the daemon.
                 store.close()
                 shutil.rmtree(directory, ignore_errors=True)
                 continue
             self._tasks[store.task_id] = store
 
     def get(self, task_id: str) -> TaskStore | None:
-        """The task's store, complete or in progress."""
-        return self._tasks.get(task_id)
+        """The task's store, complete or in progress (not content changed since it was verified)."""
+        store = self._tasks.get(task_id)
+        if store is None or store.invalid:
+            return None
+        if store.changed_since_complete():
+            log.warning("cache file of task=%s was modified outside the daemon; dropping it", task_id)
+            store.invalid = True
+            if not store.pins:  # else GC removes it once its readers are gone
+                self.remove(task_id)
+            return None
+        return store
 
     def get_complete(self, task_id: str) -> TaskStore | None:
         """The task's store when it holds the whole verified content."""
-        store = self._tasks.get(task_id)
+        store = self.get(task_id)
         return store if store is not None and store.complete else None
 
     def create(self, task_id: str, url: str, digest: str, content_length: int, piece_size: int) -> TaskStore:
@@ -72,9 +81,9 @@ class Storage:
         """Remove unpinned complete tasks idle past the TTL, then least recently used ones over quota."""
         now = time.time() if now is None else now
         removed: list[str] = []
-        idle = [s for s in self._tasks.values() if s.pins == 0 and s.complete]
+        idle = [s for s in self._tasks.values() if s.pins == 0 and (s.complete or s.invalid)]
         for store in idle:
-            if now - store.meta.last_used > self.ttl_seconds:
+            if store.invalid or now - store.meta.last_used > self.ttl_seconds:
                 removed.append(store.task_id)
         for task_id in removed:
             self.remove(task_id)

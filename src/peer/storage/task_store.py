@@ -29,6 +29,7 @@ class TaskMeta:
     piece_size: int
     complete: bool = False
     last_used: float = 0.0
+    data_mtime_ns: int = 0  # of the data file when it was marked complete (0: not recorded)
 
     @property
     def piece_count(self) -> int:
@@ -44,6 +45,7 @@ class TaskStore:
         self.meta = meta
         self.bitmap = bitmap
         self.pins = 0  # readers and downloads using the store; GC skips pinned stores
+        self.invalid = False  # changed outside the daemon: never served again, removed when unpinned
         self._lock = threading.Lock()
         self._fd = os.open(directory / DATA, os.O_RDWR | os.O_CREAT, 0o644)
         self._bitmap_fd = os.open(directory / BITMAP, os.O_RDWR | os.O_CREAT, 0o644)
@@ -140,7 +142,19 @@ class TaskStore:
         os.fsync(self._fd)
         os.fsync(self._bitmap_fd)
         self.meta.complete = True
+        self.meta.data_mtime_ns = os.fstat(self._fd).st_mtime_ns
         self.save_meta()
+
+    def changed_since_complete(self) -> bool:
+        """True when the complete content's file was written or resized since it was verified: dfget hard-links
+        its output to this file where it can, and a user may then modify that output."""
+        if not self.meta.complete or not self.meta.data_mtime_ns:
+            return False
+        try:
+            info = os.fstat(self._fd)
+        except OSError:
+            return True
+        return info.st_mtime_ns != self.meta.data_mtime_ns or info.st_size != self.meta.content_length
 
     def touch(self) -> None:
         """Record a use (for TTL-based GC)."""

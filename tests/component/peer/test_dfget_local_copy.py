@@ -1,5 +1,6 @@
-"""dfget on the daemon's host copies the verified content from the daemon's cache file instead of having it
-streamed over gRPC; where it cannot read that file (another mount namespace, another user) it streams."""
+"""dfget on the daemon's host takes the verified content from the daemon's cache file instead of having it
+streamed over gRPC: a hard link on the same filesystem, else a copy; where it cannot read that file (another
+mount namespace, another user) the daemon streams it. A linked output that is modified is not served again."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import shlex
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -53,29 +55,73 @@ def test_local_copy_names_the_cache_file_and_how_much_is_verified(origin: Origin
         assert cached.read(SIZE) == (origin.root / "f.bin").read_bytes()
 
 
-def test_dfget_copies_from_the_daemons_cache(origin: OriginServer, daemon: Daemon, tmp_path: Path) -> None:
+def cache_file(daemon: Daemon, url: str) -> Path:
+    return daemon.data_dir / "tasks" / task_id(url) / "data"
+
+
+def test_dfget_links_the_daemons_cache_file(origin: OriginServer, daemon: Daemon, tmp_path: Path) -> None:
+    url = origin.url("f.bin")
     out = tmp_path / "out.bin"
-    result = dfget(origin.url("f.bin"), "-o", str(out), "--daemon", daemon.endpoint, "--log-level", "info")
+    result = dfget(url, "-o", str(out), "--daemon", daemon.endpoint, "--log-level", "info")
     assert result.returncode == 0, result.stderr + daemon.proc.tail()
     assert FALLBACK not in result.stderr
     assert out.read_bytes() == (origin.root / "f.bin").read_bytes()
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".dfget")]  # no temp file left
+    assert out.stat().st_ino == cache_file(daemon, url).stat().st_ino  # linked, not copied
+    assert not [p for p in tmp_path.iterdir() if ".dfget" in p.name]  # no temp file left
     again = tmp_path / "again.bin"
-    result = dfget(origin.url("f.bin"), "-o", str(again), "--daemon", daemon.endpoint, "--fsync")
+    result = dfget(url, "-o", str(again), "--daemon", daemon.endpoint, "--fsync")
     assert result.returncode == 0, result.stderr
     assert again.read_bytes() == out.read_bytes()
     assert origin.bytes_served("f.bin") == SIZE  # the second came from the daemon's cache
 
 
-def test_dfget_in_another_mount_namespace_streams_instead(
-    origin: OriginServer, daemon: Daemon, tmp_path: Path
-) -> None:
+def test_a_modified_linked_output_is_not_served_again(origin: OriginServer, daemon: Daemon, tmp_path: Path) -> None:
+    url = origin.url("f.bin")
+    out = tmp_path / "out.bin"
+    assert dfget(url, "-o", str(out), "--daemon", daemon.endpoint).returncode == 0
+    with open(out, "r+b") as changed:  # in place: the daemon's cache file changes with it
+        changed.seek(1000)
+        changed.write(b"edited by the user")
+    again = tmp_path / "again.bin"
+    result = dfget(url, "-o", str(again), "--daemon", daemon.endpoint)
+    assert result.returncode == 0, result.stderr + daemon.proc.tail()
+    assert again.read_bytes() == (origin.root / "f.bin").read_bytes()
+    assert origin.bytes_served("f.bin") == 2 * SIZE  # fetched again, not served from the changed file
+    assert "modified outside the daemon" in daemon.proc.log()
+
+
+@pytest.fixture
+def other_fs(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs: another filesystem than the daemon's data directory (needs root and mount rights)."""
+    mount_point = tmp_path / "other-fs"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount_point)], check=False)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_dfget_copies_across_filesystems(origin: OriginServer, daemon: Daemon, other_fs: Path) -> None:
+    url = origin.url("f.bin")
+    out = other_fs / "out.bin"
+    result = dfget(url, "-o", str(out), "--daemon", daemon.endpoint, "--log-level", "info")
+    assert result.returncode == 0, result.stderr + daemon.proc.tail()
+    assert FALLBACK not in result.stderr  # copied from the cache file, not streamed
+    assert out.read_bytes() == (origin.root / "f.bin").read_bytes()
+    assert out.stat().st_dev != cache_file(daemon, url).stat().st_dev
+    assert [p.name for p in other_fs.iterdir()] == ["out.bin"]
+
+
+def test_dfget_in_another_mount_namespace_streams_instead(origin: OriginServer, daemon: Daemon, tmp_path: Path) -> None:
     """Like dfget in a container next to the daemon: the cache path holds another file there (same size, other
     bytes). dfget must notice it is not the daemon's file and have the content streamed."""
     if shutil.which("unshare") is None or os.geteuid() != 0:
         pytest.skip("needs root and unshare")
     url = origin.url("f.bin")
-    decoy = daemon.data_dir / "tasks" / task_id(url) / "data"
+    decoy = cache_file(daemon, url)
     out = tmp_path / "out.bin"
     argv = [console_script("dfget"), url, "-o", str(out), "--daemon", daemon.endpoint, "--log-level", "info"]
     script = (

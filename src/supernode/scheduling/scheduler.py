@@ -421,6 +421,23 @@ class Scheduler:
             task.peer_servable |= 1 << number
         return self._wake(task, min(WAKE_LIMIT, peer.host.free_slots))
 
+    def _unhold(self, task: Task, peer: Peer, number: int) -> None:
+        """The peer does not hold the piece after all (its cache lost it): never assign it from there again."""
+        if not peer.holds(number):
+            return
+        bit = 1 << number
+        peer.held &= ~bit
+        peer.held_count -= 1
+        if peer.peer_id in task.bad_parents:
+            return
+        task.remove_holder(number, peer.peer_id)
+        if peer.peer_id in task.free_parents:
+            task.free_counts[number] -= 1
+            if task.free_counts[number] == 0:
+                task.peer_servable &= ~bit
+        if peer.held_count == 0:
+            self._update_free(task, peer)
+
     def _apply(self, task: Task, peer: Peer, report: PieceReport) -> list[Assignment]:
         current = peer.outstanding.get(report.number)
         out: list[Assignment] = []
@@ -439,6 +456,8 @@ class Scheduler:
             elif report.failure is Failure.PARENT_UNAVAILABLE and not parent.is_seed and not parent.host.unreachable:
                 parent.host.unreachable = True
                 self._refresh_host(parent.host)
+            elif report.failure is Failure.PARENT_MISSING_PIECE and not parent.is_seed:
+                self._unhold(task, parent, report.number)
         if freed:
             out.extend(self._wake(task, freed))
         return out

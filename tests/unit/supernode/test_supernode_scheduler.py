@@ -102,7 +102,7 @@ def test_locality_is_preferred() -> None:
     [
         (Failure.TIMEOUT, True, False, False),
         (Failure.PARENT_UNAVAILABLE, True, True, False),  # skipped until its host heart-beats again
-        (Failure.PARENT_MISSING_PIECE, True, False, False),
+        (Failure.PARENT_MISSING_PIECE, True, True, False),  # that piece is no longer fetched from it
         (Failure.PARENT_BUSY, False, False, False),
         (Failure.LOCAL, False, False, False),
         (Failure.BAD_DIGEST, True, True, True),
@@ -229,6 +229,20 @@ def test_random_swarm_with_failures_completes_without_leaks(seed_pieces: int) ->
     assert all(h.inflight == 0 for h in swarm.scheduler.hosts.values()) and swarm.seed_host.inflight == 0
     assert swarm.task.starved == {}
     assert swarm.seed.uploads_ok < 30 * 8 / 2  # peers served most pieces
+
+
+def test_parent_missing_a_piece_is_no_longer_its_holder() -> None:
+    """A peer that lost its copy (cache dropped or edited) answers NOT_FOUND: that piece is fetched elsewhere and
+    never assigned from there again, while its other pieces still are."""
+    swarm = Swarm(4)
+    lost = swarm.add("a", [0, 1, 2, 3], slots=8)
+    child = swarm.add("c")
+    assert pairs(swarm.scheduler.connect(child, 1)) == [(0, "a")]
+    again = swarm.scheduler.report(child, [PieceReport(0, "a", False, Failure.PARENT_MISSING_PIECE)])
+    assert pairs(again) == [(0, "seed")]
+    assert not lost.holds(0) and swarm.task.counts[0] == 1
+    late = swarm.add("d")
+    assert pairs(swarm.scheduler.connect(late, 2)) == [(1, "a"), (2, "a")]
 
 
 def test_unreachable_parent_is_skipped_until_it_heart_beats() -> None:

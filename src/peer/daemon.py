@@ -17,6 +17,7 @@ from dfcommon.errors import DandelionError
 from dfcommon.logs import setup_logging
 from dfcommon.malloc import tune_malloc
 from dfcommon.metrics import start_metrics_server
+from dfcommon.preload import preload_http_client
 from dfcommon.sizes import parse_size
 from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from_args
 from mirror.server import serve_mirror
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         config = config_from_args(ns)
         mconfig = mirror_config(ns)
         metrics = start_metrics_server(ns.metrics)[0] if ns.metrics else None
+        preload_http_client()
     except DandelionError as exc:
         print(f"dfdaemon: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

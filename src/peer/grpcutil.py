@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 import grpc
 from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
 
-from peer.rpc.wire import decode_with_payload
+from dfcommon.wire import decode_with_payload
 
 if TYPE_CHECKING:
     from dandelion.peer.v1.peer_pb2_grpc import DaemonServiceAsyncStub, PeerServiceAsyncStub

@@ -15,6 +15,7 @@ from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import DandelionError
 from dfcommon.logs import setup_logging
 from dfcommon.malloc import tune_malloc
+from dfcommon.preload import preload_http_client
 from supernode.app import Supernode
 from supernode.config import SupernodeConfig, build_parser, from_args
 
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging("supernode", config.log_level)
     logging.getLogger("grpc._cython.cygrpc").addFilter(_one_line)
+    preload_http_client()
     try:
         uvloop.run(serve(config))
     except DandelionError as err:

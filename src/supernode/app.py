@@ -8,14 +8,14 @@ import logging
 from wsgiref.simple_server import WSGIServer
 
 import grpc
-from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
+from dandelion.peer.v1 import peer_pb2
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from dfcommon.errors import Unavailable
 from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
 from dfcommon.metrics import ACTIVE_HOSTS, ACTIVE_PEERS, ACTIVE_TASKS, start_metrics_server
 from supernode.config import SupernodeConfig
-from supernode.rpc.peer_service import SeedPeerService
+from supernode.rpc.peer_service import SeedPeerService, add_seed_peer_service
 from supernode.rpc.scheduler_service import SchedulerService
 from supernode.seed.cdn import Cdn
 from supernode.seed.origin import new_client
@@ -55,7 +55,7 @@ class Supernode:
             raise Unavailable(f"cannot listen on {host}:{config.listen_port}: {err}") from None
         swarm = Swarm(config, lambda s: Cdn(store, client, config.piece_size, s), self.port)
         scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerService(swarm), server)
-        peer_pb2_grpc.add_PeerServiceServicer_to_server(SeedPeerService(swarm.uploads), server)
+        add_seed_peer_service(SeedPeerService(swarm.uploads), server)
         health = add_health_and_reflection(server, SERVICE_NAMES)
         await server.start()
         await mark_serving(health, SERVICE_NAMES)

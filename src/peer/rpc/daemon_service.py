@@ -11,7 +11,7 @@ from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError
-from peer.rpc.wire import encode_with_payload
+from dfcommon.wire import encode_with_payload
 from peer.storage import Storage
 from peer.transferer import SwarmTransferer, TaskStream
 
@@ -37,7 +37,7 @@ def content_request(message: peer_pb2.DownloadRequest) -> ContentRequest:
 class DaemonServicer:
     """Downloads through the host's transferer and lists its cache.
 
-    Download's messages leave already serialized (see peer.rpc.wire): register with add_daemon_service.
+    Download's messages leave already serialized (see dfcommon.wire): register with add_daemon_service.
     """
 
     def __init__(self, transferer: SwarmTransferer, storage: Storage) -> None:

@@ -11,7 +11,7 @@ from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.metrics import PEER_BYTES_SERVED
 from dfcommon.pieces import CHUNK_SIZE
-from peer.rpc.wire import encode_with_payload
+from dfcommon.wire import encode_with_payload
 from peer.storage import Storage, TaskStore
 from peer.tokenbucket import TokenBucket
 
@@ -35,7 +35,7 @@ def read_chunk(store: TaskStore, number: int, piece_offset: int, sent: int, size
 class UploadServicer:
     """Streams held pieces as <= 1 MiB chunks; RESOURCE_EXHAUSTED when all upload slots are busy.
 
-    Chunks leave already serialized (see peer.rpc.wire): register with add_upload_service, not the generated helper.
+    Chunks leave already serialized (see dfcommon.wire): register with add_upload_service, not the generated helper.
     """
 
     def __init__(self, storage: Storage, slots: int, bucket: TokenBucket) -> None:

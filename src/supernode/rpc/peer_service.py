@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
+from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.errors import InvalidArgument
 from supernode.rpc import validate
@@ -16,15 +16,16 @@ from supernode.seed.uploads import SeedUploads
 MAX_PIECES_PER_CALL = 4096
 
 
-class SeedPeerService(peer_pb2_grpc.PeerServiceServicer):
-    """Streams the seed's verified pieces."""
+class SeedPeerService:
+    """Streams the seed's verified pieces; its messages leave already serialized (see dfcommon.wire): register
+    with add_seed_peer_service."""
 
     def __init__(self, uploads: SeedUploads) -> None:
         self.uploads = uploads
 
-    async def DownloadPieces(  # type: ignore[override]
+    async def DownloadPieces(
         self, request: peer_pb2.DownloadPiecesRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[peer_pb2.DownloadPiecesResponse]:
+    ) -> AsyncIterator[bytes]:
         """The requested pieces, each as consecutive chunks of at most 1 MiB."""
         try:
             task_id = validate.ident(request.task_id, "task_id")
@@ -32,9 +33,21 @@ class SeedPeerService(peer_pb2_grpc.PeerServiceServicer):
                 raise InvalidArgument("piece_numbers is empty")
             if len(request.piece_numbers) > MAX_PIECES_PER_CALL:
                 raise InvalidArgument(f"too many pieces in one call: > {MAX_PIECES_PER_CALL}")
-            async for number, offset, data in self.uploads.chunks(task_id, list(request.piece_numbers)):
-                yield peer_pb2.DownloadPiecesResponse(piece_number=number, offset=offset, data=data)
+            async for message in self.uploads.messages(task_id, list(request.piece_numbers)):
+                yield message
         except grpc.aio.AbortError:
             raise
         except Exception as err:
             await abort(context, err)
+
+
+def add_seed_peer_service(servicer: SeedPeerService, server: grpc.aio.Server) -> None:
+    """Serve PeerService.DownloadPieces from servicer; its messages go out as the bytes it yields."""
+    handler = grpc.unary_stream_rpc_method_handler(
+        servicer.DownloadPieces,
+        request_deserializer=peer_pb2.DownloadPiecesRequest.FromString,
+        response_serializer=None,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("dandelion.peer.v1.PeerService", {"DownloadPieces": handler}),)
+    )

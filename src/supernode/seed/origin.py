@@ -171,10 +171,12 @@ async def _copy(reply: httpx.Response, writer: _Writer, skip: int, limit: int) -
     """Copy the body into piece-sized buffers (one copy per byte), handing each full one to the writer."""
     size = writer.piece_size
     buffer = bytearray(size)
+    spare: bytearray | None = None
     view = memoryview(buffer)
     fill = taken = 0
+    counter = ORIGIN_BYTES.labels("supernode")
     async for chunk in reply.aiter_raw():
-        ORIGIN_BYTES.labels("supernode").inc(len(chunk))
+        counter.inc(len(chunk))
         data = memoryview(chunk)
         if skip:
             cut = min(skip, len(data))
@@ -188,8 +190,10 @@ async def _copy(reply: httpx.Response, writer: _Writer, skip: int, limit: int) -
             data = data[n:]
             fill += n
             if fill == size:
-                await writer.put(buffer)  # the writer owns it now
-                buffer = bytearray(size)
+                # put() returns once the previous piece is written, so its buffer is free again: two buffers
+                # alternate instead of a new (page-faulted, zeroed) 4 MiB one per piece.
+                await writer.put(buffer)
+                buffer, spare = spare if spare is not None else bytearray(size), buffer
                 view = memoryview(buffer)
                 fill = 0
         if 0 <= limit <= taken:

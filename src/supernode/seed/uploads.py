@@ -7,15 +7,24 @@ import os
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
+from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.errors import DandelionError, NotFound
 from dfcommon.metrics import PEER_BYTES_SERVED
 from dfcommon.pieces import CHUNK_SIZE
+from dfcommon.wire import encode_with_payload
 from supernode.resource.piece import PieceMeta
 from supernode.seed.store import SeedStore
 
-# Bytes read from disk per worker-thread hop.
-READ_SPAN = 4 * CHUNK_SIZE
+DATA_FIELD = 3  # DownloadPiecesResponse.data
+
+
+def _frame(fd: int, number: int, piece_offset: int, start: int, size: int) -> bytes:
+    """Read one chunk and frame it as a DownloadPiecesResponse (one copy of the payload; worker thread)."""
+    data = os.pread(fd, size, piece_offset + start)
+    if len(data) != size:
+        raise EOFError
+    return encode_with_payload(peer_pb2.DownloadPiecesResponse(piece_number=number, offset=start), DATA_FIELD, data)
 
 
 class Busy(DandelionError):
@@ -33,8 +42,8 @@ class SeedUploads:
         self.active = 0
         self._verified = verified
 
-    async def chunks(self, task_id: str, numbers: Sequence[int]) -> AsyncIterator[tuple[int, int, bytes]]:
-        """(piece number, offset in piece, bytes) for each requested piece, in order."""
+    async def messages(self, task_id: str, numbers: Sequence[int]) -> AsyncIterator[bytes]:
+        """Serialized DownloadPiecesResponse chunks (<= 1 MiB) of each requested piece, in order."""
         pieces = self._verified(task_id)
         if pieces is None:
             raise NotFound(f"unknown task {task_id[:80]}")
@@ -51,19 +60,28 @@ class SeedUploads:
         except FileNotFoundError:
             self.active -= 1
             raise NotFound(f"task {task_id[:12]} is no longer cached") from None
+        counter = PEER_BYTES_SERVED.labels("supernode")
+        reading: asyncio.Future[bytes] | None = None
+        ahead: asyncio.Future[bytes] | None = None
         try:
-            for piece in wanted:
-                for start in range(0, piece.size, READ_SPAN):
-                    # One thread hop per span, not per chunk; memory per call stays at one span.
-                    size = min(READ_SPAN, piece.size - start)
-                    data = await asyncio.to_thread(os.pread, fd, size, piece.offset + start)
-                    if len(data) != size:
-                        raise NotFound(f"piece {piece.number} of task {task_id[:12]} is no longer cached")
-                    view = memoryview(data)
-                    for done in range(0, size, CHUNK_SIZE):
-                        chunk = bytes(view[done : done + CHUNK_SIZE])
-                        PEER_BYTES_SERVED.labels("supernode").inc(len(chunk))
-                        yield piece.number, start + done, chunk
+            spans = [
+                (p.number, p.offset, start, min(CHUNK_SIZE, p.size - start))
+                for p in wanted
+                for start in range(0, p.size, CHUNK_SIZE)
+            ]
+            for index, (number, offset, start, size) in enumerate(spans):
+                reading = ahead or asyncio.ensure_future(asyncio.to_thread(_frame, fd, number, offset, start, size))
+                ahead = None
+                if index + 1 < len(spans):  # read and frame the next chunk while this one goes out
+                    ahead = asyncio.ensure_future(asyncio.to_thread(_frame, fd, *spans[index + 1]))
+                try:
+                    wire = await reading
+                except EOFError:
+                    raise NotFound(f"piece {number} of task {task_id[:12]} is no longer cached") from None
+                counter.inc(size)
+                yield wire
         finally:
+            # Worker threads may still be reading fd (cancelling a future does not stop its thread).
+            await asyncio.gather(*(f for f in (reading, ahead) if f is not None), return_exceptions=True)
             self.active -= 1
             os.close(fd)

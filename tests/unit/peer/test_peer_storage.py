@@ -66,7 +66,16 @@ def test_meta_never_holds_headers(tmp_path: Path) -> None:
     storage = Storage(tmp_path)
     storage.create("t3", "http://origin/h", "", 10, PIECE)
     meta = json.loads((tmp_path / "tasks" / "t3" / "meta.json").read_text())
-    assert set(meta) == {"task_id", "url", "digest", "content_length", "piece_size", "complete", "last_used"}
+    assert set(meta) == {
+        "task_id",
+        "url",
+        "digest",
+        "content_length",
+        "piece_size",
+        "complete",
+        "last_used",
+        "data_mtime_ns",
+    }
 
 
 def test_wrong_size_piece_is_refused(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import os
 import pytest
 from dandelion.peer.v1 import peer_pb2
 
-from peer.rpc.wire import decode_with_payload, encode_with_payload, split_payload
+from dfcommon.wire import decode_with_payload, encode_with_payload, split_payload
 
 
 @pytest.mark.parametrize("size", [0, 1, 127, 128, 300, 1 << 20])

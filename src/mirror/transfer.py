@@ -16,6 +16,12 @@ class BlobStream(Protocol):
         """Total length of the content in bytes (known before the first chunk)."""
         ...
 
+    @property
+    def verifies_digest(self) -> bool:
+        """True when chunks() releases the last byte only after the whole content matched request.digest (the
+        mirror then does not hash the blob a second time)."""
+        ...
+
     def chunks(self) -> AsyncIterator[bytes]:
         """The bytes from the requested offset to the end, in order, as pieces arrive.
 

@@ -50,6 +50,12 @@ class TaskStream:
         """Bytes of the content verified so far."""
         return self.conductor.completed_length()
 
+    @property
+    def verifies_digest(self) -> bool:
+        """True when the request named a digest: the last chunk is released only once the whole content matched
+        it (see _readable), or the content came from the cache where it matched when it was downloaded."""
+        return bool(self.conductor.request.digest)
+
     def _check(self) -> None:
         if self.conductor.error is not None:
             raise self.conductor.error

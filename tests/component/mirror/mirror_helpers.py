@@ -40,6 +40,11 @@ class HttpStream:
         """Total blob length."""
         return self._length
 
+    @property
+    def verifies_digest(self) -> bool:
+        """The origin's bytes are not checked: the mirror must."""
+        return False
+
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body in order."""
         async for chunk in self._response.aiter_bytes(CHUNK):
@@ -98,6 +103,11 @@ class MemoryStream:
     def content_length(self) -> int:
         """Total blob length."""
         return len(self._data)
+
+    @property
+    def verifies_digest(self) -> bool:
+        """Held bytes are not checked here: the mirror must."""
+        return False
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The held bytes from offset."""

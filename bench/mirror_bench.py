@@ -34,6 +34,7 @@ from fixtures.clients import Dockerd, missing_binaries, run_dockerd  # noqa: E40
 from fixtures.images import MiB, PushedImage, build_and_push  # noqa: E402
 from fixtures.registry import Registry, run_registry  # noqa: E402
 from mirror_swarm import MirrorSwarm, run_mirror_swarm  # noqa: E402
+from vm_memory import warm_free_memory  # noqa: E402
 
 
 @dataclass
@@ -51,9 +52,12 @@ def layer_bytes(registry: Registry, image: PushedImage) -> int:
     return sum(served[digest] for digest in image.layer_digests)
 
 
-def timed_pull(docker: Dockerd, reference: str, registry: Registry, image: PushedImage) -> tuple[float, int]:
+def timed_pull(
+    docker: Dockerd, reference: str, registry: Registry, image: PushedImage, workdir: Path
+) -> tuple[float, int]:
     """Pull reference on docker (which holds no images); seconds and upstream layer bytes for it."""
     docker.remove_all_images()
+    warm_free_memory(workdir, 4 * sum(image.layer_sizes))  # every scenario alike: see vm_memory
     before = layer_bytes(registry, image)
     start = time.perf_counter()
     result = docker.pull(reference, timeout=900)
@@ -81,7 +85,7 @@ def measure(workdir: Path, layers: int, layer_mib: int, repeat: int) -> tuple[li
         total = 0
 
         def record(name: str, reference: str, image: PushedImage) -> None:
-            seconds, served = timed_pull(docker, reference, registry, image)
+            seconds, served = timed_pull(docker, reference, registry, image, workdir)
             rows[name].seconds.append(seconds)
             rows[name].upstream_bytes.append(served)
             print(f"  {name:12s} {seconds:7.2f} s  upstream layer bytes {served / total:.2f}x", flush=True)

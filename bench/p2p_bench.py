@@ -29,6 +29,7 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc  # noqa: E4
 from fixtures.origin import OriginServer, sha256_file, start_origin, write_random_file  # noqa: E402
 from fixtures.processes import ProcessGroup, free_port  # noqa: E402
 from p2p_cluster import Swarm, finish  # noqa: E402
+from vm_memory import warm_free_memory  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -96,22 +97,6 @@ http {{
     proc = group.start("nginx", ["nginx", "-p", str(prefix), "-c", str(conf)])
     proc.wait_for_tcp("127.0.0.1", port, timeout=15)
     return port
-
-
-def warm_free_memory(work: Path, size: int) -> None:
-    """Write and delete a scratch file of `size` bytes, so the next writer finds warm free memory.
-
-    These VMs (Firecracker, free page reporting) hand freed memory back to the host; the first touch of such memory
-    costs ~1.7 s/GiB (dd into the page cache: ~580 MB/s cold, ~5.5 GB/s warm). Run before each timed transfer, on
-    both sides alike, so neither pays that for the other's freed files.
-    """
-    scratch = work / "warm.scratch"
-    subprocess.run(
-        ["dd", "if=/dev/zero", f"of={scratch}", "bs=16M", f"count={max(1, size >> 24)}"],
-        check=True,
-        capture_output=True,
-    )
-    scratch.unlink()
 
 
 def bench_one_gib(

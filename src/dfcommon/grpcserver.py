@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import grpc
+from dandelion.peer.v1 import peer_pb2
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -40,3 +41,14 @@ async def mark_serving(servicer: health_aio.HealthServicer, service_names: Itera
     """Set the overall health and each service's to SERVING."""
     for name in ["", *service_names]:
         await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+def add_download_pieces(method: Callable[..., AsyncIterator[bytes]], server: grpc.aio.Server) -> None:
+    """Serve dandelion.peer.v1.PeerService/DownloadPieces from method, whose messages are already serialized
+    (dfcommon.wire): the bytes it yields go out as they are."""
+    handler = grpc.unary_stream_rpc_method_handler(
+        method, request_deserializer=peer_pb2.DownloadPiecesRequest.FromString, response_serializer=None
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("dandelion.peer.v1.PeerService", {"DownloadPieces": handler}),)
+    )

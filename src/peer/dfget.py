@@ -30,7 +30,7 @@ from peer.byterange import parse_byte_range
 from peer.config import parse_supernodes, validate_endpoint
 from peer.grpcutil import content_chunks, daemon_stub
 from peer.memory import limit_malloc_arenas
-from peer.output import OutputFile, Progress
+from peer.output import Job, OutputFile, Progress
 from peer.paths import default_daemon_endpoint, endpoint_socket_path
 
 EXAMPLES = """examples:
@@ -115,9 +115,8 @@ async def _daemon_answers(endpoint: str) -> grpc.aio.Channel | None:
     return ch
 
 
-def _download_request(
-    request: ContentRequest, ns: argparse.Namespace, rate: int, local: bool
-) -> peer_pb2.DownloadRequest:
+def _download_request(job: Job, local: bool) -> peer_pb2.DownloadRequest:
+    request = job.request
     return peer_pb2.DownloadRequest(
         url_meta=common_pb2.UrlMeta(
             url=request.url,
@@ -126,8 +125,8 @@ def _download_request(
             filtered_query_params=list(request.filtered_query_params),
             range=request.byte_range,
         ),
-        no_back_source=ns.no_back_source,
-        rate_limit=rate,
+        no_back_source=job.no_back_source,
+        rate_limit=job.rate_limit,
         local_copy=local,
     )
 
@@ -151,17 +150,11 @@ class LocalFileUnusable(Exception):
     """The daemon's cache file cannot be linked or read from here (another host, mount namespace or user)."""
 
 
-async def _take_from_daemon(
-    ch: grpc.aio.Channel,
-    request: ContentRequest,
-    ns: argparse.Namespace,
-    rate: int,
-    output: OutputFile,
-    progress: Progress,
-) -> None:
+async def _take_from_daemon(ch: grpc.aio.Channel, job: Job) -> None:
     """Hard-link the daemon's cache file, else copy from it as it verifies; LocalFileUnusable when neither works
     from here (the daemon then streams the content instead)."""
-    call = daemon_stub(ch).Download(_download_request(request, ns, rate, local=True))
+    output, progress = job.output, job.progress
+    call = daemon_stub(ch).Download(_download_request(job, local=True))
     source = -1
     done = False
     try:
@@ -193,10 +186,8 @@ async def _take_from_daemon(
     progress.update(output.written, output.written, final=True)
 
 
-async def _via_daemon(
-    ch: grpc.aio.Channel, request: ContentRequest, ns: argparse.Namespace, rate: int
-) -> AsyncIterator[tuple[bytes | memoryview, int]]:
-    message = _download_request(request, ns, rate, local=False)
+async def _via_daemon(ch: grpc.aio.Channel, job: Job) -> AsyncIterator[tuple[bytes | memoryview, int]]:
+    message = _download_request(job, local=False)
     done = False
     try:
         async for item in content_chunks(ch)(message):
@@ -232,22 +223,15 @@ async def _write(source: AsyncIterator[tuple[bytes | memoryview, int]], output: 
     progress.update(output.written, max(total, output.written), final=True)
 
 
-async def _through_daemon(
-    ch: grpc.aio.Channel,
-    request: ContentRequest,
-    ns: argparse.Namespace,
-    rate: int,
-    output: OutputFile,
-    progress: Progress,
-) -> None:
+async def _through_daemon(ch: grpc.aio.Channel, job: Job) -> None:
     """Copy from the daemon's cache file when this host can read it, else have the content streamed."""
     try:
-        await _take_from_daemon(ch, request, ns, rate, output, progress)
+        await _take_from_daemon(ch, job)
         return
     except LocalFileUnusable as exc:
         logging.getLogger(__name__).info("cannot read the dfdaemon's cache file %s here: streaming instead", exc)
-    output.rewind()
-    await _write(_via_daemon(ch, request, ns, rate), output, progress)
+    job.output.rewind()
+    await _write(_via_daemon(ch, job), job.output, job.progress)
 
 
 async def download(ns: argparse.Namespace) -> None:
@@ -257,12 +241,12 @@ async def download(ns: argparse.Namespace) -> None:
     endpoint = validate_endpoint(ns.daemon) if ns.daemon else default_daemon_endpoint()
     supernodes = parse_supernodes(ns.supernode) if ns.supernode else []
     output = OutputFile(ns.output)
-    progress = Progress(enabled=not ns.quiet and sys.stderr.isatty())
+    job = Job(request, ns.no_back_source, rate, output, Progress(enabled=not ns.quiet and sys.stderr.isatty()))
     try:
         ch = await _daemon_answers(endpoint)
         if ch is not None:
             try:
-                await _through_daemon(ch, request, ns, rate, output, progress)
+                await _through_daemon(ch, job)
             finally:
                 await ch.close(None)
         else:
@@ -273,7 +257,7 @@ async def download(ns: argparse.Namespace) -> None:
                 )
             from peer.oneshot import run_embedded
 
-            await run_embedded(supernodes, request, ns.no_back_source, rate, output, progress)
+            await run_embedded(supernodes, job)
         output.commit(flush=ns.fsync)
     except BaseException:
         output.discard()

@@ -10,13 +10,12 @@ import socket
 import tempfile
 from pathlib import Path
 
-from dfcommon.content import ContentRequest
 from dfcommon.sizes import parse_hostport
 from peer.config import PeerConfig
 from peer.context import PeerContext
 from peer.node import PeerNode
 from peer.origin import new_client
-from peer.output import OutputFile, Progress
+from peer.output import Job
 from peer.storage import Storage
 from peer.transferer import SwarmTransferer
 
@@ -34,16 +33,10 @@ def local_ip_towards(address: str) -> str:
         return "127.0.0.1"
 
 
-async def _copy_from_transferer(
-    transferer: SwarmTransferer,
-    request: ContentRequest,
-    no_back_source: bool,
-    rate: int,
-    output: OutputFile,
-    progress: Progress,
-) -> None:
+async def _copy_from_transferer(transferer: SwarmTransferer, job: Job) -> None:
     """Hard-link the embedded peer's cache file (removed afterwards), else copy from it as it verifies."""
-    stream = await transferer.open(request, no_back_source=no_back_source or None, rate_limit=rate)
+    output, progress = job.output, job.progress
+    stream = await transferer.open(job.request, no_back_source=job.no_back_source or None, rate_limit=job.rate_limit)
     path, device, inode = stream.local_file()
     source = -1 if output.link_to(path, device, inode) else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -62,14 +55,7 @@ async def _copy_from_transferer(
     progress.update(output.written, output.written, final=True)
 
 
-async def run_embedded(
-    supernodes: list[str],
-    request: ContentRequest,
-    no_back_source: bool,
-    rate: int,
-    output: OutputFile,
-    progress: Progress,
-) -> None:
+async def run_embedded(supernodes: list[str], job: Job) -> None:
     """Download into output with a one-shot PeerNode (or only from the origin when no supernode is given)."""
     work = Path(tempfile.mkdtemp(prefix="dfget-"))
     try:
@@ -80,12 +66,12 @@ async def run_embedded(
                     listen_ip=os.environ.get("DFGET_LISTEN_IP") or local_ip_towards(supernodes[0]),
                     data_dir=work,
                     port=0,
-                    no_back_source=no_back_source,
+                    no_back_source=job.no_back_source,
                 ).validate()
             )
             transferer = await node.start()
             try:
-                await _copy_from_transferer(transferer, request, no_back_source, rate, output, progress)
+                await _copy_from_transferer(transferer, job)
             finally:
                 await node.stop()
         else:
@@ -93,7 +79,7 @@ async def run_embedded(
             ctx = PeerContext(storage=storage, scheduler=None, http=new_client())
             transferer = SwarmTransferer(ctx)
             try:
-                await _copy_from_transferer(transferer, request, no_back_source, rate, output, progress)
+                await _copy_from_transferer(transferer, job)
             finally:
                 await transferer.close()
                 await ctx.http.aclose()

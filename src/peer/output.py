@@ -9,8 +9,10 @@ import stat
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument, Unavailable
 
 
@@ -142,3 +144,14 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@dataclass
+class Job:
+    """One dfget download: what to fetch, under which limits, and where the bytes go."""
+
+    request: ContentRequest
+    no_back_source: bool
+    rate_limit: int
+    output: OutputFile
+    progress: Progress

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import grpc
 from dandelion.peer.v1 import peer_pb2
 
+from dfcommon.grpcserver import add_download_pieces
 from dfcommon.metrics import PEER_BYTES_SERVED
 from dfcommon.pieces import CHUNK_SIZE
 from dfcommon.wire import encode_with_payload
@@ -87,11 +88,4 @@ class UploadServicer:
 
 def add_upload_service(servicer: UploadServicer, server: grpc.aio.Server) -> None:
     """Serve PeerService.DownloadPieces from servicer; its chunks go out as the bytes it yields."""
-    handler = grpc.unary_stream_rpc_method_handler(
-        servicer.DownloadPieces,
-        request_deserializer=peer_pb2.DownloadPiecesRequest.FromString,
-        response_serializer=None,
-    )
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler("dandelion.peer.v1.PeerService", {"DownloadPieces": handler}),)
-    )
+    add_download_pieces(servicer.DownloadPieces, server)

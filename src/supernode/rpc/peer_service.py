@@ -9,6 +9,7 @@ import grpc
 from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.errors import InvalidArgument
+from dfcommon.grpcserver import add_download_pieces
 from supernode.rpc import validate
 from supernode.rpc.errors import abort
 from supernode.seed.uploads import SeedUploads
@@ -43,11 +44,4 @@ class SeedPeerService:
 
 def add_seed_peer_service(servicer: SeedPeerService, server: grpc.aio.Server) -> None:
     """Serve PeerService.DownloadPieces from servicer; its messages go out as the bytes it yields."""
-    handler = grpc.unary_stream_rpc_method_handler(
-        servicer.DownloadPieces,
-        request_deserializer=peer_pb2.DownloadPiecesRequest.FromString,
-        response_serializer=None,
-    )
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler("dandelion.peer.v1.PeerService", {"DownloadPieces": handler}),)
-    )
+    add_download_pieces(servicer.DownloadPieces, server)

@@ -38,7 +38,14 @@ def test_config_file_and_environment_with_metrics(tmp_path: Path) -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         assert "dandelion_peer_bytes_served_total" in text
-        assert httpx.get(f"http://{ip}:{mirror_port}/v2/", timeout=10).status_code == 503  # registry down
+        status = 0
+        while status == 0:  # /metrics is served from the start; the mirror comes up a little later
+            assert time.monotonic() < deadline, "the mirror never listened"
+            try:
+                status = httpx.get(f"http://{ip}:{mirror_port}/v2/", timeout=10).status_code
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        assert status == 503  # registry down
         text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
         assert 'dandelion_mirror_requests_total{kind="version",method="GET",status="503"} 1.0' in text
         assert (tmp_path / "d.sock").exists()  # daemon-listen came from the file

@@ -65,6 +65,9 @@ class Scheduler:
         self.peers: dict[str, Peer] = {}
         self._deadlines: list[tuple[float, str, int, str]] = []
         self._live = 0  # outstanding assignments; the heap also holds stale entries
+        # Hosts whose upload slots went from all busy to some free since the last event: their other tasks'
+        # starved peers are woken too, not only the task whose report freed the slot.
+        self._unblocked: dict[str, Host] = {}
 
     # Registration -------------------------------------------------------------------
 
@@ -122,6 +125,24 @@ class Scheduler:
         host.inflight += delta
         if (host.free_slots > 0) != was_free:
             self._refresh_host(host)
+            if not was_free:
+                self._unblocked[host.host_id] = host
+
+    def _wake_unblocked(self) -> list[Assignment]:
+        """Wake the starved peers of every task a newly unblocked host serves (the seed's host serves them all)."""
+        out: list[Assignment] = []
+        while self._unblocked:
+            _, host = self._unblocked.popitem()
+            woken: set[str] = set()
+            for peer_id in list(host.peer_ids):
+                peer = self.peers.get(peer_id)
+                if peer is None or peer.task_id in woken or host.free_slots <= 0:
+                    continue
+                woken.add(peer.task_id)
+                task = self.tasks.get(peer.task_id)
+                if task is not None and task.starved:
+                    out.extend(self._wake(task, min(WAKE_LIMIT, host.free_slots)))
+        return out
 
     def _refresh_host(self, host: Host) -> list[Task]:
         """Re-evaluate whether each of the host's peers can serve; returns their tasks."""
@@ -161,7 +182,7 @@ class Scheduler:
         task = self.tasks[peer.task_id]
         task.starved.pop(peer.peer_id, None)
         freed = [self._release(peer, number) for number in list(peer.outstanding)]
-        return self._wake(task, sum(1 for parent in freed if parent is not None))
+        return self._wake(task, sum(1 for parent in freed if parent is not None)) + self._wake_unblocked()
 
     def set_window(self, peer: Peer, window: int) -> list[Assignment]:
         """Change how many unreported pieces the peer wants (0 keeps the previous value)."""
@@ -185,6 +206,7 @@ class Scheduler:
         for report in reports:
             out.extend(self._apply(task, peer, report))
         out.extend(self.fill(peer))
+        out.extend(self._wake_unblocked())
         return out
 
     def expire(self, now: float | None = None) -> list[Assignment]:
@@ -207,6 +229,7 @@ class Scheduler:
             touched[child_id] = child
         for child in touched.values():
             out.extend(self.fill(child))
+        out.extend(self._wake_unblocked())
         return out
 
     def _compact(self) -> None:
@@ -226,7 +249,7 @@ class Scheduler:
         task = self.tasks[peer.task_id]
         task.starved.pop(peer.peer_id, None)
         freed = [self._release(peer, number) for number in list(peer.outstanding)]
-        return self._wake(task, sum(1 for parent in freed if parent is not None))
+        return self._wake(task, sum(1 for parent in freed if parent is not None)) + self._wake_unblocked()
 
     def remove_peer(self, peer: Peer) -> list[Assignment]:
         """The peer left: it is no longer a parent, and its assignments go elsewhere."""
@@ -251,6 +274,7 @@ class Scheduler:
         for child in orphans:
             out.extend(self.fill(child))
         out.extend(self._wake(task, WAKE_LIMIT))
+        out.extend(self._wake_unblocked())
         return out
 
     def remove_host(self, host: Host) -> list[Assignment]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from swarm_builder import Swarm, pairs
+from swarm_builder import PIECE, Swarm, pairs
 
-from supernode.resource.peer import PeerState
-from supernode.resource.piece import Failure, PieceReport
+from supernode.resource.host import Host
+from supernode.resource.peer import Peer, PeerState
+from supernode.resource.piece import Failure, PieceMeta, PieceReport
+from supernode.resource.task import Task, TaskState
 
 
 @pytest.mark.parametrize(
@@ -56,6 +58,34 @@ def test_children_starting_together_take_different_pieces_from_the_seed() -> Non
     assert pairs(swarm.scheduler.report(first, [PieceReport(0, "seed", True)])) == [(6, "seed")]
     assert pairs(swarm.scheduler.report(second, [PieceReport(3, "seed", True)])) == [(7, "seed")]  # rarest first
     assert pairs(swarm.scheduler.report(second, [PieceReport(4, "seed", True)])) == [(0, "c1")]
+
+
+def test_a_slot_freed_by_one_task_wakes_starved_peers_of_another() -> None:
+    """The seed's host serves every task: when a report in task A frees its only upload slot, a peer of task B
+    that starved for want of a free parent gets its piece then (it used to wait for the 30 s stall)."""
+    swarm = Swarm(4, seed_slots=1)  # one slot: 4 pieces in flight
+    other = Task(
+        "u" * 64,
+        "http://o/y",
+        "",
+        "seed-b",
+        state=TaskState.RUNNING,
+        content_length=PIECE,
+        piece_size=PIECE,
+        piece_count=1,
+    )
+    seed_b = Peer("seed-b", other.task_id, swarm.seed_host, is_seed=True)
+    swarm.scheduler.add_task(other, seed_b)
+    swarm.scheduler.piece_written(other, PieceMeta(0, 0, PIECE, "ab" * 32))
+    first = swarm.add("a")
+    assert len(swarm.scheduler.connect(first, 4)) == 4  # the seed host is full
+    host = Host("host-b", "b", "127.0.0.3", 65000, 4, "", 0.0)
+    swarm.scheduler.add_host(host)
+    waiting = Peer("b", other.task_id, host)
+    swarm.scheduler.add_peer(other, waiting)
+    assert swarm.scheduler.connect(waiting, 1) == []  # no free parent: starved
+    woken = swarm.scheduler.report(first, [PieceReport(0, "seed", True)])
+    assert ("b", 0, "seed-b") in {(a.child_id, a.piece.number, a.parent.peer_id) for a in woken}
 
 
 def test_written_pieces_are_assigned_to_waiting_peers_at_once() -> None:

@@ -63,13 +63,19 @@ async def fetch_group(
             piece = pending.pop()
             on_outcome(PieceOutcome(piece.number, parent.peer_id, False, failure))
 
+    async def store_and_report(assembler: PieceAssembler, started: float) -> PieceOutcome:
+        # Reported as soon as it is stored, not when the next piece has arrived: readers of the content
+        # (dfget, the mirror) and the scheduler learn of it one piece earlier.
+        outcome = await _store_piece(assembler, store, parent, started)
+        on_outcome(outcome)
+        return outcome
+
     async def settle() -> None:
         nonlocal storing, stored
         if storing is not None:
             outcome = await storing
             storing = None
             stored += outcome.size
-            on_outcome(outcome)
             if outcome.failure == failures.LOCAL:
                 fail_rest(failures.LOCAL)
 
@@ -93,7 +99,7 @@ async def fetch_group(
             if not pending:
                 break
             pending.pop()
-            storing = asyncio.create_task(_store_piece(assembler, store, parent, started))
+            storing = asyncio.create_task(store_and_report(assembler, started))
         await settle()
     except TimeoutError:
         fail_rest(failures.TIMEOUT)

@@ -88,7 +88,8 @@ class _Writer:
         self.whole = hashlib.sha256()
         self.pieces: list[PieceMeta] = []
         self.offset = 0
-        self._pending: asyncio.Future[PieceMeta] | None = None
+        self._pending: asyncio.Future[None] | None = None
+        self._offering = True
 
     def _write(self, number: int, offset: int, data: bytearray) -> PieceMeta:
         view = memoryview(data)
@@ -98,26 +99,32 @@ class _Writer:
         self.whole.update(data)
         return PieceMeta(number, offset, len(data), hashlib.sha256(data).hexdigest())
 
-    async def put(self, data: bytearray) -> None:
-        """Queue one piece; waits for the previous one so pieces are offered in order."""
-        await self.flush()
-        number, offset = len(self.pieces), self.offset
-        self.offset += len(data)
-        self._pending = asyncio.ensure_future(asyncio.to_thread(self._write, number, offset, data))
-
-    async def flush(self) -> None:
-        """Wait for the piece being written and offer it."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            piece = await pending
+    async def _write_and_offer(self, number: int, offset: int, data: bytearray) -> None:
+        piece = await asyncio.to_thread(self._write, number, offset, data)
+        if self._offering:
             self.pieces.append(piece)
             self.sink.piece_written(piece)
 
-    async def cancel(self) -> None:
-        """Wait for a write in flight without offering it."""
+    async def put(self, data: bytearray) -> None:
+        """Queue one piece once the previous one is written: one write in flight, pieces offered in order, each
+        as soon as it is on disk (not when the next piece has arrived from the origin)."""
+        await self.flush()
+        number, offset = len(self.pieces), self.offset
+        self.offset += len(data)
+        self._pending = asyncio.ensure_future(self._write_and_offer(number, offset, data))
+
+    async def flush(self) -> None:
+        """Wait until the piece being written is on disk and offered."""
         if self._pending is not None:
             pending, self._pending = self._pending, None
-            await asyncio.gather(pending, return_exceptions=True)
+            await pending
+
+    async def cancel(self) -> None:
+        """Wait for a write in flight (its thread uses fd) without offering it."""
+        self._offering = False
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await asyncio.gather(asyncio.shield(pending), return_exceptions=True)
 
 
 async def fetch_origin(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import os
@@ -188,3 +189,39 @@ def test_bad_ranges(text: str) -> None:
 def test_good_range() -> None:
     assert parse_range("0-0") == (0, 0)
     assert parse_range("100-199") == (100, 199)
+
+
+async def test_a_piece_is_offered_before_the_next_one_arrives(tmp_path: Path) -> None:
+    """Peers may fetch piece 0 while the origin is still slow to send piece 1."""
+    offered = asyncio.Event()
+
+    class Watching(Sink):
+        def piece_written(self, piece: PieceMeta) -> None:
+            super().piece_written(piece)
+            offered.set()
+
+    sink = Watching()
+    release = asyncio.Event()
+
+    class Stalling(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield BODY[:BASE]  # exactly piece 0
+            await release.wait()
+            yield BODY[BASE:]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Stalling(), headers={"Content-Length": str(len(BODY))})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handle))
+    fd = os.open(tmp_path / "content", os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+    try:
+        fetching = asyncio.create_task(fetch_origin(client, ContentRequest(url="http://o/blob"), fd, BASE, sink))
+        async with asyncio.timeout(10):
+            await offered.wait()
+        assert [p.number for p in sink.pieces] == [0]
+        release.set()
+        result = await fetching
+    finally:
+        os.close(fd)
+        await client.aclose()
+    assert [p.number for p in result.pieces] == [0, 1, 2, 3]

@@ -148,3 +148,31 @@ async def test_busy_slots_and_bad_requests(tmp_path: Path, data: bytes) -> None:
         await ch.close(None)
         await served.server.stop(None)
         served.storage.close()
+
+
+async def test_each_piece_is_reported_once_stored_not_after_the_next(tmp_path: Path, data: bytes) -> None:
+    """Readers and the scheduler hear of piece 0 while piece 1 is still coming from a slow parent."""
+    slow = Served(tmp_path / "slow", data, held=[0, 1], rate=4 << 20)  # 3 MiB pieces: ~0.75 s each
+    await slow.server.start()
+    store = child_store(tmp_path, data)
+    loop = asyncio.get_running_loop()
+    reported: dict[int, float] = {}
+    ch = channel(f"127.0.0.1:{slow.port}")
+    try:
+        await fetch_group(
+            ch,
+            TASK,
+            "child",
+            Parent("p", "127.0.0.1", slow.port),
+            specs(data, [0, 1]),
+            store,
+            lambda outcome: reported.setdefault(outcome.number, loop.time()),
+            [],
+        )
+        finished = loop.time()
+    finally:
+        await ch.close(None)
+        await slow.server.stop(None)
+        slow.storage.close()
+    assert set(reported) == {0, 1}
+    assert finished - reported[0] > 0.4, "piece 0 was reported only when piece 1 had arrived"

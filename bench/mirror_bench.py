@@ -5,7 +5,9 @@ Usage: python bench/mirror_bench.py [--layers 3] [--layer-mib 32] [--repeat 3] [
 Starts everything on loopback (docker-registry on 127.0.0.1, a supernode, dfdaemons on 127.0.0.11-12,
 private dockerd instances) and stops it by PID at the end. For each way of pulling it prints the
 median wall time of `docker pull` (layer extraction included), MB/s of compressed image bytes, and
-the bytes the upstream registry served for the image's layers during that pull.
+the bytes the upstream registry served for the image's layers during that pull. Before every timed
+pull, in every scenario alike, free memory is warmed (see vm_memory.py: on these VMs the first write
+into freed memory is ~10x slower, which would penalise whichever scenario writes more page cache).
 
   direct            docker pull REGISTRY/ns/img (no mirror)
   mirror cold       through node A's mirror, nothing cached anywhere (new swarm per run)

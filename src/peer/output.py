@@ -74,11 +74,17 @@ class OutputFile:
             os.link(source, link, follow_symlinks=False)
         except OSError:
             return False
-        info = os.stat(link, follow_symlinks=False)
-        if (info.st_dev, info.st_ino) != (device, inode) or not stat.S_ISREG(info.st_mode):
-            link.unlink()
+        try:
+            info = os.stat(link, follow_symlinks=False)
+            same = (info.st_dev, info.st_ino) == (device, inode) and stat.S_ISREG(info.st_mode)
+            if same:
+                os.replace(link, self.path)
+        except OSError:
+            same = False
+        if not same:  # another file at that path here (not the daemon's), or it vanished
+            with contextlib.suppress(OSError):
+                link.unlink()
             return False
-        os.replace(link, self.path)
         os.close(self.fd)
         self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         self.linked = True

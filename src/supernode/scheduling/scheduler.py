@@ -68,6 +68,7 @@ class Scheduler:
         # Hosts whose upload slots went from all busy to some free since the last event: their other tasks'
         # starved peers are woken too, not only the task whose report freed the slot.
         self._unblocked: dict[str, Host] = {}
+        self._hungry: dict[str, Task] = {}  # tasks that had starved peers (pruned lazily)
 
     # Registration -------------------------------------------------------------------
 
@@ -128,21 +129,32 @@ class Scheduler:
             if not was_free:
                 self._unblocked[host.host_id] = host
 
+    def _starve(self, task: Task, peer_id: str) -> None:
+        task.starved[peer_id] = None
+        self._hungry[task.task_id] = task
+
     def _wake_unblocked(self) -> list[Assignment]:
-        """Wake the starved peers of every task a newly unblocked host serves (the seed's host serves them all)."""
+        """Wake the starved peers of the tasks a newly unblocked host serves (the seed's host serves them all).
+
+        Only tasks with starved peers are looked at: a supernode may hold thousands of finished tasks.
+        """
         out: list[Assignment] = []
         while self._unblocked:
             _, host = self._unblocked.popitem()
-            woken: set[str] = set()
-            for peer_id in list(host.peer_ids):
-                peer = self.peers.get(peer_id)
-                if peer is None or peer.task_id in woken or host.free_slots <= 0:
-                    continue
-                woken.add(peer.task_id)
-                task = self.tasks.get(peer.task_id)
-                if task is not None and task.starved:
+            for task_id, task in list(self._hungry.items()):
+                if not task.starved or self.tasks.get(task_id) is not task:
+                    del self._hungry[task_id]
+                elif host.free_slots <= 0:
+                    break
+                elif self._serves(host, task):
                     out.extend(self._wake(task, min(WAKE_LIMIT, host.free_slots)))
         return out
+
+    def _serves(self, host: Host, task: Task) -> bool:
+        """True when one of the host's peers belongs to the task."""
+        if task.seed_peer_id in host.peer_ids:
+            return True
+        return any((peer := self.peers.get(p)) is not None and peer.task_id == task.task_id for p in host.peer_ids)
 
     def _refresh_host(self, host: Host) -> list[Task]:
         """Re-evaluate whether each of the host's peers can serve; returns their tasks."""
@@ -321,7 +333,7 @@ class Scheduler:
         exclude = peer.held | peer.pending
         servable = self._servable(task) & ~exclude
         if not servable:
-            task.starved[peer.peer_id] = None
+            self._starve(task, peer.peer_id)
             return []
         out: list[Assignment] = []
         misses = 0
@@ -342,7 +354,7 @@ class Scheduler:
             if free <= 0 or misses >= MISS_LIMIT:
                 break
         if free > 0:
-            task.starved[peer.peer_id] = None
+            self._starve(task, peer.peer_id)
         else:
             task.starved.pop(peer.peer_id, None)
         return out
@@ -517,7 +529,7 @@ class Scheduler:
             if peer is None:
                 continue
             if not servable & ~(peer.held | peer.pending):
-                task.starved[peer_id] = None
+                self._starve(task, peer_id)
                 continue
             got = self.fill(peer)
             if got:

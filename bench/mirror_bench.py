@@ -14,6 +14,8 @@ into freed memory is ~10x slower, which would penalise whichever scenario writes
   mirror warm       through node A's mirror again (A's cache holds the layers)
   mirror peer       through node B's mirror (B holds nothing; A and the supernode do)
   proxy cold/warm   distribution's pull-through cache (`proxy: remoteurl`), new/again
+
+It also prints the CPU seconds each program used during each pull (from /proc), and the whole machine's.
 """
 
 from __future__ import annotations
@@ -26,26 +28,30 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "e2e" / "mirror"), str(REPO / "src")]
 
+from cpu_account import CpuSnapshot  # noqa: E402
 from fixtures.clients import Dockerd, missing_binaries, run_dockerd  # noqa: E402
 from fixtures.images import MiB, PushedImage, build_and_push  # noqa: E402
 from fixtures.registry import Registry, run_registry  # noqa: E402
 from mirror_swarm import MirrorSwarm, run_mirror_swarm  # noqa: E402
 from vm_memory import warm_free_memory  # noqa: E402
 
+CPU_COLUMNS = ("machine", "docker", "registry", "supernode", "dfdaemon")
+
 
 @dataclass
 class Row:
-    """One way of pulling: wall times of each run and upstream layer bytes per run."""
+    """One way of pulling: wall times, upstream layer bytes and CPU seconds by program, per run."""
 
     name: str
-    seconds: list[float]
-    upstream_bytes: list[int]
+    seconds: list[float] = field(default_factory=list)
+    upstream_bytes: list[int] = field(default_factory=list)
+    cpu: list[dict[str, float]] = field(default_factory=list)
 
 
 def layer_bytes(registry: Registry, image: PushedImage) -> int:
@@ -56,18 +62,20 @@ def layer_bytes(registry: Registry, image: PushedImage) -> int:
 
 def timed_pull(
     docker: Dockerd, reference: str, registry: Registry, image: PushedImage, workdir: Path
-) -> tuple[float, int]:
-    """Pull reference on docker (which holds no images); seconds and upstream layer bytes for it."""
+) -> tuple[float, int, dict[str, float]]:
+    """Pull reference on docker (which holds no images); seconds, upstream layer bytes and CPU seconds for it."""
     docker.remove_all_images()
     warm_free_memory(workdir, 4 * sum(image.layer_sizes))  # every scenario alike: see vm_memory
     before = layer_bytes(registry, image)
+    cpu_before = CpuSnapshot()
     start = time.perf_counter()
     result = docker.pull(reference, timeout=900)
     seconds = time.perf_counter() - start
+    cpu = CpuSnapshot().since(cpu_before)
     if result.returncode != 0:
         raise RuntimeError(f"docker pull {reference} failed: {result.stderr.strip()}")
     time.sleep(0.2)  # the access log line is written after the response
-    return seconds, layer_bytes(registry, image) - before
+    return seconds, layer_bytes(registry, image) - before, cpu
 
 
 @contextmanager
@@ -79,18 +87,22 @@ def fresh_swarm(workdir: Path, registry: Registry, run: int) -> Iterator[MirrorS
 
 def measure(workdir: Path, layers: int, layer_mib: int, repeat: int) -> tuple[list[Row], int]:
     """Run every scenario repeat times; return the rows and the image's compressed size."""
-    rows = {name: Row(name, [], []) for name in ("direct", "mirror cold", "mirror warm", "mirror peer")}
-    rows |= {name: Row(name, [], []) for name in ("proxy cold", "proxy warm")}
+    names = ("direct", "mirror cold", "mirror warm", "mirror peer", "proxy cold", "proxy warm")
+    rows = {name: Row(name) for name in names}
     with ExitStack() as stack:
         registry = stack.enter_context(run_registry(workdir / "registry"))
         docker = stack.enter_context(run_dockerd(workdir / "docker"))
         total = 0
 
         def record(name: str, reference: str, image: PushedImage) -> None:
-            seconds, served = timed_pull(docker, reference, registry, image, workdir)
+            seconds, served, cpu = timed_pull(docker, reference, registry, image, workdir)
             rows[name].seconds.append(seconds)
             rows[name].upstream_bytes.append(served)
-            print(f"  {name:12s} {seconds:7.2f} s  upstream layer bytes {served / total:.2f}x", flush=True)
+            rows[name].cpu.append(cpu)
+            spent = " ".join(f"{column} {cpu[column]:.2f}" for column in CPU_COLUMNS)
+            print(
+                f"  {name:12s} {seconds:7.2f} s  upstream layer bytes {served / total:.2f}x  CPU s: {spent}", flush=True
+            )
 
         for run in range(repeat):
             # A new image per run: nothing is warm anywhere unless the scenario made it so.
@@ -142,6 +154,13 @@ def main() -> None:
         seconds = statistics.median(row.seconds)
         ratio = statistics.median(row.upstream_bytes) / total
         print(f"| {row.name:12s} | {seconds:8.2f} | {total / seconds / 1e6:7.1f} | {ratio:19.2f}x |")
+    print()
+    print("CPU seconds during the pull, median per program (machine = all cores, every process)")
+    print("| scenario     | " + " | ".join(f"{column:>9s}" for column in CPU_COLUMNS) + " |")
+    print(f"|{'-' * 14}|" + "|".join("-" * 11 for _ in CPU_COLUMNS) + "|")
+    for row in rows:
+        medians = [statistics.median(cpu[column] for cpu in row.cpu) for column in CPU_COLUMNS]
+        print(f"| {row.name:12s} | " + " | ".join(f"{value:9.2f}" for value in medians) + " |")
 
 
 if __name__ == "__main__":

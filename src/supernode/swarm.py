@@ -330,9 +330,13 @@ class Swarm:
             self.seed_failed(task.task_id, Unavailable(f"the seed's copy of {task.url} is corrupted"))
 
     def _complete(self, task: Task, peer: Peer) -> bool:
-        """End the peer's stream once it holds every piece."""
+        """End the peer's stream once it holds every piece and, for content with a digest, the seed is done:
+        the peer then has the seed's word (TaskInfo SUCCEEDED) that the content matches the digest and need
+        not hash it again (seed_done completes the peers that wait for it)."""
         if not task.is_complete(peer):
             return False
+        if task.digest and task.state in (TaskState.PENDING, TaskState.RUNNING):
+            return True
         if peer.state is PeerState.RUNNING:
             self._deliver(self.scheduler.set_state(peer, PeerState.SUCCEEDED))
             log.info("peer complete task=%s peer=%s", task.task_id[:12], peer.peer_id[:12])

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 8  # piece results per SyncPieces message
 BATCH_DELAY = 0.02  # seconds a result may wait for company
+SEED_VERDICT_WAIT = 5.0  # seconds to wait, once every piece is held, for the seed's digest check (hashing meanwhile)
 
 
 @dataclass
@@ -96,7 +97,11 @@ class Conductor:
         self._ready = asyncio.Event()
         self._progress = asyncio.Event()
         self._hashes: dict[int, str] = {}
-        self._digest_value = ""
+        # The seed checked the whole content against request.digest (TaskInfo: SUCCEEDED with that digest), seen on
+        # one unbroken swarm stream; with every piece verified against the seed's sha256, that verifies the content.
+        self._seed_vouches = False
+        self._unhashed_assignment = False  # some piece was assigned without a sha256: hash the content ourselves
+        self._swarm_only = False  # every piece so far came through the swarm (the eager digest pass waits)
         self._digest_task: asyncio.Task[str] | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = time.monotonic()
@@ -171,10 +176,15 @@ class Conductor:
     def _use_store(self, store: TaskStore) -> None:
         store.pins += 1
         self.store = store
-        if self.request.digest and not store.complete:
-            self._digest_task = asyncio.create_task(self._follow_digest(store))
+        if self.request.digest and not store.complete and not self._swarm_only:
+            self._start_digest()
         self._ready.set()
         self._pulse()
+
+    def _start_digest(self) -> None:
+        """Hash the content in order as it arrives (from disk), unless that already runs."""
+        if self._digest_task is None and self.store is not None:
+            self._digest_task = asyncio.create_task(self._follow_digest(self.store))
 
     def _create_store(self, content_length: int, piece_size: int) -> TaskStore:
         store = self.ctx.storage.create(self.task_id, self.display_url, self.request.digest, content_length, piece_size)
@@ -193,6 +203,7 @@ class Conductor:
         reason = ""
         peer_id = ""
         if self.ctx.scheduler is not None:
+            self._swarm_only = bool(self.request.digest)
             try:
                 peer_id = await self._register()
                 await self._sync(peer_id)
@@ -202,6 +213,8 @@ class Conductor:
                 if exc.code != grpc.StatusCode.UNAVAILABLE:
                     raise
                 reason = str(exc)
+            if reason or (self.store is not None and not self.store.all_held()):
+                self._distrust_seed()
         else:
             reason = "no supernode configured"
         if self.store is None or not self.store.all_held():
@@ -231,6 +244,29 @@ class Conductor:
     def _apply_task(self, task: scheduler_pb2.TaskInfo) -> None:
         if self.store is None and task.content_length >= 0 and task.piece_size > 0:
             self._create_store(task.content_length, task.piece_size)
+        if task.state == common_pb2.TASK_STATE_FAILED:
+            self._distrust_seed()
+        elif task.state == common_pb2.TASK_STATE_SUCCEEDED and self._swarm_only and task.digest:
+            try:
+                self._seed_vouches = parse_digest(task.digest) == parse_digest(self.request.digest)
+            except DandelionError:
+                self._seed_vouches = False
+
+    def _distrust_seed(self) -> None:
+        """From now on the content's digest is checked here: the swarm path was left or the seed failed."""
+        self._seed_vouches = False
+        self._swarm_only = False
+        if self.request.digest and self.store is not None and not self.store.complete:
+            self._start_digest()
+
+    def _seed_verified_content(self) -> bool:
+        """True when the content is verified without hashing it again here: the seed vouched for the digest and
+        every piece was checked against the sha256 the seed published for it (so none came from elsewhere)."""
+        store = self.store
+        if not (self._seed_vouches and self._swarm_only) or self._unhashed_assignment or store is None:
+            return False
+        count = store.meta.piece_count
+        return store.meta.content_length >= 0 and all(number in self._hashes for number in range(count))
 
     async def _sync(self, peer_id: str) -> None:
         """Run the SyncPieces stream until every piece is held; SwarmGaveUp otherwise."""
@@ -320,11 +356,10 @@ class Conductor:
                     dispatch()
             if fetches:  # the last pieces' outcomes are reported just after their bits are set
                 await asyncio.wait(set(fetches), timeout=5.0)
-            while not events.empty():  # outcomes that landed with the last piece
-                event = events.get_nowait()
-                if event.kind == "outcome":
-                    results.append(self._on_outcome(event.value))
+            while not events.empty():  # outcomes (and news) that landed with the last piece
+                self._after_last_piece(events.get_nowait(), results)
             flush()
+            await self._await_seed_verdict(events, results)
         finally:
             outgoing.put_nowait(None)
             for task in list(fetches):
@@ -339,13 +374,52 @@ class Conductor:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
 
+    def _after_last_piece(self, event: _Event, results: list[scheduler_pb2.PieceResult]) -> bool:
+        """Handle an event that arrives once every piece is held; True when the stream ended."""
+        if event.kind == "outcome":
+            results.append(self._on_outcome(event.value))
+        elif event.kind == "end":
+            return True
+        elif event.kind == "message":
+            message: scheduler_pb2.SyncPiecesResponse = event.value
+            if message.WhichOneof("event") == "task":
+                self._apply_task(message.task)
+            elif message.WhichOneof("event") == "back_to_source":
+                self._distrust_seed()
+        return False
+
+    async def _await_seed_verdict(
+        self, events: asyncio.Queue[_Event], results: list[scheduler_pb2.PieceResult]
+    ) -> None:
+        """Every piece is held: wait for the seed's word on the whole digest (it follows the seed's last piece
+        within milliseconds), while hashing the content here in case it does not come."""
+        if not self._swarm_only or self._seed_vouches:
+            return
+        self._start_digest()
+        digest_task = self._digest_task
+        assert digest_task is not None
+        deadline = time.monotonic() + SEED_VERDICT_WAIT
+        while not self._seed_vouches and self._swarm_only and not digest_task.done():
+            getting = asyncio.ensure_future(events.get())
+            left = deadline - time.monotonic()
+            done, _ = await asyncio.wait({getting, digest_task}, timeout=max(0.0, left))
+            if getting not in done:
+                getting.cancel()
+                return
+            if self._after_last_piece(getting.result(), results) or left <= 0:
+                return
+
     def _wanted(self, assignments: scheduler_pb2.PieceAssignments) -> list[tuple[Parent, PieceSpec]]:
         store = self.store
         wanted: list[tuple[Parent, PieceSpec]] = []
         for item in assignments.assignments:
             piece = PieceSpec(item.piece.number, item.piece.offset, item.piece.size, item.piece.sha256)
             if piece.sha256:
-                self._hashes[piece.number] = piece.sha256
+                known = self._hashes.setdefault(piece.number, piece.sha256)
+                if known.lower() != piece.sha256.lower():
+                    self._unhashed_assignment = True  # two hashes for one piece: trust neither blindly
+            else:
+                self._unhashed_assignment = True
             if store is None or store.has(piece.number) or piece.number >= store.meta.piece_count:
                 continue
             if (piece.offset, piece.size) != store.span(piece.number):
@@ -496,9 +570,15 @@ class Conductor:
     async def _complete(self, peer_id: str) -> None:
         store = self.store
         assert store is not None
-        if self.request.digest:
-            if self._digest_task is None:
-                self._digest_task = asyncio.create_task(self._follow_digest(store))
+        checked = ""
+        if self.request.digest and self._seed_verified_content():
+            if self._digest_task is not None:
+                self._digest_task.cancel()
+            checked = ", digest checked by the seed"  # and every piece here against the seed's sha256
+        elif self.request.digest:
+            checked = ", digest checked here"
+            self._start_digest()
+            assert self._digest_task is not None
             self._pulse()
             actual = await self._digest_task
             expected = str(parse_digest(self.request.digest))
@@ -510,12 +590,13 @@ class Conductor:
         await asyncio.to_thread(store.mark_complete)
         elapsed = time.monotonic() - self._started
         log.info(
-            "task=%s done: %d bytes, %d from peers, %d from origin, %.2fs",
+            "task=%s done: %d bytes, %d from peers, %d from origin, %.2fs%s",
             self.task_id,
             store.meta.content_length,
             self.bytes_from_peers,
             self.bytes_from_origin,
             elapsed,
+            checked,
         )
         await self._report(peer_id, True, "")
 

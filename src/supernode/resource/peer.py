@@ -45,6 +45,7 @@ class Peer:
     pending: int = 0
     outstanding: dict[int, Outstanding] = field(default_factory=dict)
     uploading: set[tuple[str, int]] = field(default_factory=set)
+    serving: dict[int, int] = field(default_factory=dict)  # piece number -> children fetching it from this peer now
     uploads_ok: int = 0
     uploads_failed: int = 0
 

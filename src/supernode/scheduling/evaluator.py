@@ -10,6 +10,8 @@ FREE_SLOTS_WEIGHT = 0.4
 SUCCESS_WEIGHT = 0.4
 LOCALITY_WEIGHT = 0.2
 LOCATION_LEVELS = 3  # "region|zone|rack"
+# Tiers of rank(), best last.
+BUSY_PEER, SEED, IDLE_PEER = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class Candidate:
     location: str
     is_seed: bool = False
     bad: bool = False
+    sending_piece: bool = False  # already sends this very piece to another child
 
 
 def success_rate(ok: int, failed: int) -> float:
@@ -58,15 +61,22 @@ def score(candidate: Candidate, child_location: str) -> float:
     )
 
 
-def rank(candidate: Candidate, child_location: str) -> tuple[bool, float]:
-    """Sort key (larger is better): any peer before the seed, then by score."""
-    return (not candidate.is_seed, score(candidate, child_location))
+def rank(candidate: Candidate, child_location: str) -> tuple[int, float]:
+    """Sort key (larger is better): peers, then the seed, then peers already sending this piece; then by score.
+
+    The seed is the parent of last resort, but a parent that sends one piece to several children gives each a
+    share of its uplink, and they all finish together with nothing to relay yet; the seed's own uplink is the
+    better second source. When every child wants the newest piece, it then spreads from the seed and from each
+    new holder to one child at a time, by doubling, and no child waits while a parent is free.
+    """
+    tier = SEED if candidate.is_seed else BUSY_PEER if candidate.sending_piece else IDLE_PEER
+    return (tier, score(candidate, child_location))
 
 
 def best(candidates: list[Candidate], child_location: str) -> int | None:
     """Index of the best eligible candidate, or None when none is eligible."""
     chosen: int | None = None
-    chosen_key: tuple[bool, float] | None = None
+    chosen_key: tuple[int, float] | None = None
     for index, candidate in enumerate(candidates):
         if not eligible(candidate):
             continue

@@ -360,29 +360,37 @@ class Scheduler:
         return out
 
     def _choose_parent(self, task: Task, child: Peer, number: int) -> Peer | None:
-        """The best free, trusted holder of the piece, looking at up to PARENT_SAMPLE of them."""
+        """The best free, trusted holder of the piece (evaluator.rank), looking at up to PARENT_SAMPLE of them; the
+        seed only while it sends this piece to fewer than SEED_FANOUT children."""
         chosen: Peer | None = None
-        chosen_key: tuple[bool, float] | None = None
+        chosen_key: tuple[int, float] | None = None
         looked = 0
         location = child.host.location
         holders = task.holders[number]
         free = task.free_parents
         by_free = len(free) < len(holders)
+        seed_free = task.seed_inflight.get(number, 0) < SEED_FANOUT
         for parent_id in free if by_free else holders:
             if parent_id == child.peer_id or parent_id not in (holders if by_free else free):
                 continue
             parent = task.peers[parent_id]
             host = parent.host
-            if host is child.host:
+            if host is child.host or (parent.is_seed and not seed_free):
                 continue
             candidate = evaluator.Candidate(
-                host.free_slots, host.capacity, parent.uploads_ok, parent.uploads_failed, host.location, parent.is_seed
+                host.free_slots,
+                host.capacity,
+                parent.uploads_ok,
+                parent.uploads_failed,
+                host.location,
+                parent.is_seed,
+                sending_piece=number in parent.serving,
             )
             key = evaluator.rank(candidate, location)
             if chosen_key is None or key > chosen_key:
                 chosen, chosen_key = parent, key
             looked += 1
-            if looked >= PARENT_SAMPLE and chosen is not None and not chosen.is_seed:
+            if looked >= PARENT_SAMPLE and chosen_key[0] == evaluator.IDLE_PEER:
                 break
         return chosen
 
@@ -391,6 +399,7 @@ class Scheduler:
         child.outstanding[piece.number] = Outstanding(parent.peer_id, deadline)
         child.pending |= 1 << piece.number
         parent.uploading.add((child.peer_id, piece.number))
+        parent.serving[piece.number] = parent.serving.get(piece.number, 0) + 1
         if parent.is_seed:
             task = self.tasks[child.task_id]
             count = task.seed_inflight.get(piece.number, 0) + 1
@@ -412,6 +421,11 @@ class Scheduler:
         parent = self.peers.get(current.parent_id)
         if parent is not None and (child.peer_id, number) in parent.uploading:
             parent.uploading.discard((child.peer_id, number))
+            serving = parent.serving.get(number, 0) - 1
+            if serving > 0:
+                parent.serving[number] = serving
+            else:
+                parent.serving.pop(number, None)
             if parent.is_seed:
                 self._seed_done(self.tasks.get(child.task_id), number)
             self._add_inflight(parent.host, -1)
@@ -439,6 +453,7 @@ class Scheduler:
                 self._release(child, number)
                 children[child_id] = child
         parent.uploading.clear()
+        parent.serving.clear()
         return list(children.values())
 
     def _hold(self, task: Task, peer: Peer, number: int) -> list[Assignment]:

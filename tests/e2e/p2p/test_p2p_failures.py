@@ -16,7 +16,9 @@ MiB = 1 << 20
 
 
 def test_parent_killed_mid_transfer(process_group: ProcessGroup, tmp_path: Path) -> None:
-    """The only peer holding the content uploads slowly and is SIGKILLed while two peers fetch from it."""
+    """A peer holding the content is SIGKILLed while two peers fetch from it (and from the seed: a parent sends a
+    piece to one child at a time, the seed takes another child, see evaluator.rank). The children download at 8 MB/s,
+    so they are mid-transfer when it dies."""
     size = 64 * MiB
     sha = write_random_file(tmp_path / "content" / "f.bin", size, seed=11)
     origin = start_origin(process_group, tmp_path / "content")
@@ -27,9 +29,13 @@ def test_parent_killed_mid_transfer(process_group: ProcessGroup, tmp_path: Path)
     url = origin.url("f.bin")
     seeded = swarm.dfget(url, tmp_path / "parent.bin", parent)
     assert seeded.returncode == 0, seeded.stderr
-    runs = [swarm.dfget_start(url, tmp_path / f"child{i}.bin", peer) for i, peer in enumerate(children)]
+    slow = ("--rate-limit", "8M")
+    runs = [swarm.dfget_start(url, tmp_path / f"child{i}.bin", peer, *slow) for i, peer in enumerate(children)]
     time.sleep(2.0)
-    assert all(run.poll() is None for run in runs), "downloads ended before the parent could be killed"
+    if not all(run.poll() is None for run in runs):
+        for run in runs:
+            finish(run)
+        pytest.fail("downloads ended before the parent could be killed")
     parent.process.kill()
     for i, run in enumerate(runs):
         status, _, err = finish(run)

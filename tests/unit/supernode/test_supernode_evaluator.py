@@ -1,4 +1,4 @@
-"""Parent scoring as tables: free slots, success rate, locality, seed last, bad excluded."""
+"""Parent scoring as tables: free slots, success rate, locality, seed after idle peers, busy peers last."""
 
 from __future__ import annotations
 
@@ -8,9 +8,16 @@ from supernode.scheduling.evaluator import Candidate, best, locality, success_ra
 
 
 def cand(
-    free: int = 4, cap: int = 8, ok: int = 0, failed: int = 0, loc: str = "", seed: bool = False, bad: bool = False
+    free: int = 4,
+    cap: int = 8,
+    ok: int = 0,
+    failed: int = 0,
+    loc: str = "",
+    seed: bool = False,
+    bad: bool = False,
+    sending: bool = False,
 ) -> Candidate:
-    return Candidate(free, cap, ok, failed, loc, seed, bad)
+    return Candidate(free, cap, ok, failed, loc, seed, bad, sending)
 
 
 @pytest.mark.parametrize(
@@ -45,6 +52,10 @@ def test_success_rate(ok: int, failed: int, expected: float) -> None:
         pytest.param([cand(free=0), cand(bad=True)], "", None, id="nobody-eligible"),
         pytest.param([], "", None, id="no-candidates"),
         pytest.param([cand(seed=True)], "", 0, id="only-seed"),
+        # A peer already sending this piece to another child comes after the seed, but before nobody.
+        pytest.param([cand(sending=True, free=8, ok=99), cand(seed=True, free=1)], "", 1, id="seed-before-busy-peer"),
+        pytest.param([cand(sending=True), cand(free=1, failed=5)], "", 1, id="idle-peer-before-busy-peer"),
+        pytest.param([cand(sending=True)], "", 0, id="busy-peer-rather-than-nobody"),
     ],
 )
 def test_best(candidates: list[Candidate], child_location: str, winner: int | None) -> None:

@@ -22,6 +22,7 @@ from mirror.credentials import Credentials
 from mirror.errors import API_VERSION_HEADER, RegistryError, transfer_error
 from mirror.listing import CATALOG_SCOPE, listing_response, pagination_params
 from mirror.names import validate_digest, validate_name, validate_reference
+from mirror.prefetch import Prefetcher, layer_digests
 from mirror.ranges import parse_range
 from mirror.selection import REGISTRY_HEADER, select_upstream, upstream_name
 from mirror.streaming import BlobResponse, verified_chunks
@@ -43,10 +44,13 @@ _EMPTY_SHA256 = "sha256:" + hashlib.sha256(b"").hexdigest()
 class MirrorApp:
     """Request handlers; one instance per server, holding the upstream client and the transferer."""
 
-    def __init__(self, config: MirrorConfig, transferer: BlobTransferer, upstream: Upstream) -> None:
+    def __init__(
+        self, config: MirrorConfig, transferer: BlobTransferer, upstream: Upstream, prefetcher: Prefetcher | None
+    ) -> None:
         self.config = config
         self.transferer = transferer
         self.upstream = upstream
+        self.prefetcher = prefetcher
 
     async def dispatch(self, request: Request) -> Response:
         """Route by path (repository names contain '/'), answering errors as registry JSON."""
@@ -111,14 +115,13 @@ class MirrorApp:
         validate_name(name)
         validate_reference(reference)
         base = self._upstream(request)
+        remote = upstream_name(base, name)
+        credentials = _credentials(request)
         manifest = await self.upstream.manifest(
-            request.method,
-            base,
-            upstream_name(base, name),
-            reference,
-            request.headers.getlist("accept"),
-            _credentials(request),
+            request.method, base, remote, reference, request.headers.getlist("accept"), credentials
         )
+        if self.prefetcher is not None and manifest.body:
+            self.prefetcher.schedule(base, remote, credentials, layer_digests(manifest.media_type, manifest.body))
         headers = {
             API_VERSION_HEADER[0]: API_VERSION_HEADER[1],
             "Content-Type": manifest.media_type,
@@ -261,9 +264,12 @@ def _kind(path: str) -> str:
     return "other"
 
 
-def build_app(config: MirrorConfig, transferer: BlobTransferer, upstream: Upstream) -> ASGIApp:
-    """The ASGI application: one catch-all route (names contain '/') behind the access log."""
-    handlers = MirrorApp(config, transferer, upstream)
+def build_app(
+    config: MirrorConfig, transferer: BlobTransferer, upstream: Upstream, prefetcher: Prefetcher | None = None
+) -> ASGIApp:
+    """The ASGI application: one catch-all route (names contain '/') behind the access log; with a prefetcher,
+    the layers of image manifests it serves start loading into the swarm."""
+    handlers = MirrorApp(config, transferer, upstream, prefetcher)
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     starlette = Starlette(routes=[Route("/{path:path}", handlers.dispatch, methods=methods)])
     return AccessLog(starlette)

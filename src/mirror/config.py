@@ -44,6 +44,8 @@ class MirrorConfig:
     max_manifest_bytes: int = 4 * 1024 * 1024
     # Upstream connections kept open across requests (a pull asks for a handful at once).
     max_upstream_connections: int = 32
+    # When an image manifest passes, have the swarm's seed start loading its layers (see mirror.prefetch).
+    prefetch_layers: bool = True
 
     def hostport(self) -> tuple[str, int]:
         """The listen address split into host and port."""
@@ -83,7 +85,7 @@ def validate_registry_url(url: str) -> str:
 
 
 def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --mirror, --registry, --registry-ca and --insecure to a dfdaemon parser."""
+    """Add --mirror, --registry, --registry-ca, --insecure and --no-prefetch to a dfdaemon parser."""
     group = parser.add_argument_group("registry mirror")
     group.add_argument(
         "--mirror",
@@ -101,6 +103,11 @@ def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--insecure", action="store_true", help="do not verify the upstream's TLS certificate (tests only)"
     )
+    group.add_argument(
+        "--no-prefetch",
+        action="store_true",
+        help="do not have the supernode start loading an image's layers when the mirror serves its manifest",
+    )
 
 
 def mirror_config_from_args(ns: argparse.Namespace) -> MirrorConfig | None:
@@ -112,4 +119,5 @@ def mirror_config_from_args(ns: argparse.Namespace) -> MirrorConfig | None:
         registry=validate_registry_url(str(ns.registry).strip()),
         registry_ca=ns.registry_ca,
         insecure=bool(ns.insecure),
+        prefetch_layers=not getattr(ns, "no_prefetch", False),
     ).validate()

@@ -13,6 +13,7 @@ import uvicorn
 from dfcommon.errors import Unavailable
 from mirror.app import build_app
 from mirror.config import MirrorConfig
+from mirror.prefetch import Prefetcher
 from mirror.transfer import BlobTransferer
 from mirror.upstream import Upstream
 
@@ -56,8 +57,9 @@ async def serve_mirror(
     if sock is None:
         sock = bind_socket(*config.hostport())
     upstream = Upstream(config)
+    prefetcher = Prefetcher(upstream, transferer) if config.prefetch_layers else None
     server_config = uvicorn.Config(
-        build_app(config, transferer, upstream),
+        build_app(config, transferer, upstream, prefetcher),
         loop="none",
         http="httptools",
         ws="none",
@@ -84,6 +86,8 @@ async def serve_mirror(
             server.should_exit = True
             with contextlib.suppress(BaseException):
                 await serving
+        if prefetcher is not None:
+            await prefetcher.aclose()
         await upstream.aclose()
         if own_socket:
             sock.close()

@@ -51,3 +51,12 @@ class BlobTransferer(Protocol):
         origin's HTTP status), Unavailable, DigestMismatch, InvalidArgument.
         """
         ...
+
+    async def prefetch(self, request: ContentRequest) -> bool:
+        """Have the swarm load the content (the supernode's seed fetches it) without reading it here, and wait
+        until it is loaded (a download of it that runs here is waited for instead).
+
+        False when there was nothing to do (no swarm, the content is here already, too many loads running).
+        request is as for open(). Failures are the swarm's to log: the client's own request reports them.
+        """
+        ...

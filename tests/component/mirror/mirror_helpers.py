@@ -64,6 +64,7 @@ class DirectTransferer:
 
     corrupt: bool = False
     requests: list[tuple[ContentRequest, int]] = field(default_factory=list)
+    prefetched: list[ContentRequest] = field(default_factory=list)
     client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(follow_redirects=True, timeout=30))
 
     async def open(self, request: ContentRequest, offset: int = 0) -> BlobStream:
@@ -86,6 +87,11 @@ class DirectTransferer:
         else:
             total = int(response.headers["content-length"])
         return HttpStream(response, total, self.corrupt)
+
+    async def prefetch(self, request: ContentRequest) -> bool:
+        """Record the prefetch (a peer would have the supernode seed the content)."""
+        self.prefetched.append(request)
+        return True
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -132,6 +138,10 @@ class SwarmCache:
         if request.digest not in self.blobs:
             raise NotFound(f"no peer holds {request.digest}")
         return MemoryStream(self.blobs[request.digest], offset)
+
+    async def prefetch(self, request: ContentRequest) -> bool:
+        """Nothing to load: the blobs are held already."""
+        return False
 
 
 StartMirror = Callable[[MirrorConfig, BlobTransferer], Awaitable[str]]

@@ -326,6 +326,10 @@ class FailingTransferer:
         assert self.error is not None
         raise self.error
 
+    async def prefetch(self, request: ContentRequest) -> bool:
+        """The swarm takes nothing."""
+        return False
+
 
 @pytest.mark.parametrize(
     ("error", "status", "code", "message"),

@@ -18,7 +18,7 @@ from supernode.config import SupernodeConfig
 from supernode.rpc.peer_service import SeedPeerService, add_seed_peer_service
 from supernode.rpc.scheduler_service import SchedulerService
 from supernode.seed.cdn import Cdn
-from supernode.seed.origin import new_client
+from supernode.seed.origin import new_fetcher
 from supernode.seed.store import SeedStore
 from supernode.swarm import Swarm
 
@@ -45,15 +45,15 @@ class Supernode:
         """Bind, serve and return the bound port."""
         config = self.config
         store = SeedStore(config.data_dir)
-        client = new_client(config.origin_ca, config.origin_insecure)
+        fetcher = new_fetcher(config.origin_ca, config.origin_insecure)
         server = new_server()
         host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
         try:
             self.port = server.add_insecure_port(f"{host}:{config.listen_port}")
         except RuntimeError as err:
-            await client.aclose()
+            await fetcher.aclose()
             raise Unavailable(f"cannot listen on {host}:{config.listen_port}: {err}") from None
-        swarm = Swarm(config, lambda s: Cdn(store, client, config.piece_size, s), self.port)
+        swarm = Swarm(config, lambda s: Cdn(store, fetcher, config.piece_size, s), self.port)
         scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerService(swarm), server)
         add_seed_peer_service(SeedPeerService(swarm.uploads), server)
         health = add_health_and_reflection(server, SERVICE_NAMES)
@@ -95,7 +95,7 @@ class Supernode:
                 await self._timers
         if self.swarm is not None:
             await self.swarm.cdn.close()
-            await self.swarm.cdn.client.aclose()
+            await self.swarm.cdn.fetcher.aclose()
         if self._metrics is not None:
             self._metrics.shutdown()
             self._metrics.server_close()

@@ -9,12 +9,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import httpx
-
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError, Unavailable
 from supernode.resource.piece import PieceMeta
-from supernode.seed.origin import FetchResult, fetch_origin
+from supernode.seed.origin import FetchResult, OriginFetcher
 from supernode.seed.store import SeedStore
 
 log = logging.getLogger(__name__)
@@ -51,9 +49,9 @@ class FetchJob:
 class Cdn:
     """Starts and tracks fetch jobs, writing through SeedStore."""
 
-    def __init__(self, store: SeedStore, client: httpx.AsyncClient, piece_base: int, listener: SeedListener) -> None:
+    def __init__(self, store: SeedStore, fetcher: OriginFetcher, piece_base: int, listener: SeedListener) -> None:
         self.store = store
-        self.client = client
+        self.fetcher = fetcher
         self.piece_base = piece_base
         self.listener = listener
         self.jobs: dict[str, FetchJob] = {}
@@ -100,7 +98,7 @@ class Cdn:
         try:
             sink = _Sink(self.listener, job)
             log.info("seed fetch task=%s url=%s", tid[:12], url)
-            result = await fetch_origin(self.client, request, fd, self.piece_base, sink)
+            result = await self.fetcher.fetch(request, fd, self.piece_base, sink)
             await asyncio.to_thread(
                 self.store.write_meta,
                 tid,

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
 import ssl
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
-
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
-from dfcommon.errors import DigestMismatch, InvalidArgument, OriginError
+from dfcommon.errors import DigestMismatch, InvalidArgument, OriginError, Unavailable
 from dfcommon.identity import display_url
 from dfcommon.metrics import ORIGIN_BYTES
 from dfcommon.pieces import piece_size_for
 from supernode.resource.piece import PieceMeta
+from supernode.seed.http_client import HttpClient, HttpFailure, Response
 
 _RANGE = re.compile(r"^(\d{1,19})-(\d{1,19})$")
-TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 60.0  # an origin silent this long mid-body fails the fetch
+READ_SIZE = 1 << 20  # bytes per readinto(): the whole-content hash follows each read while it is in cache
+MAX_FETCHES = 64  # origin fetches running at once; more wait for a thread
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -52,16 +58,15 @@ class FetchResult:
     sha256: str
 
 
-def new_client(ca_file: str | None = None, insecure: bool = False) -> httpx.AsyncClient:
-    """The HTTP client origin fetches share: redirects followed, TLS verified (also against ca_file)."""
-    verify: ssl.SSLContext | bool = False
-    if not insecure:
-        verify = ssl.create_default_context()
-        if ca_file:
-            verify.load_verify_locations(cafile=ca_file)
-    return httpx.AsyncClient(
-        follow_redirects=True, timeout=TIMEOUT, limits=httpx.Limits(max_connections=64), verify=verify, trust_env=False
-    )
+def new_fetcher(ca_file: str | None = None, insecure: bool = False) -> OriginFetcher:
+    """The fetcher origin fetches share: redirects followed, TLS verified (also against ca_file)."""
+    context = ssl.create_default_context()
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return OriginFetcher(HttpClient(context, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S))
 
 
 # Headers that would change which bytes the origin sends: the task identity does not cover them.
@@ -78,135 +83,188 @@ def _origin_headers(request: ContentRequest) -> dict[str, str]:
     return headers
 
 
-class _Writer:
-    """Writes and hashes pieces in a worker thread, one at a time, in order."""
+class _LoopSink:
+    """Hands what a fetch thread learns to the PieceSink on the event loop, in order, until closed."""
 
-    def __init__(self, fd: int, piece_size: int, sink: PieceSink) -> None:
-        self.fd = fd
-        self.piece_size = piece_size
+    def __init__(self, loop: asyncio.AbstractEventLoop, sink: PieceSink) -> None:
+        self.loop = loop
         self.sink = sink
+        self.open = True
+
+    def _deliver(self, notify: Callable[..., None], *args: object) -> None:
+        if self.open:
+            notify(*args)
+
+    def answered(self, content_length: int, piece_size: int) -> None:
+        self.loop.call_soon_threadsafe(self._deliver, self.sink.answered, content_length, piece_size)
+
+    def piece_written(self, piece: PieceMeta) -> None:
+        self.loop.call_soon_threadsafe(self._deliver, self.sink.piece_written, piece)
+
+
+class _Fetch:
+    """One origin fetch, run in a worker thread: the body is read into piece buffers (hashing the whole content as
+    it arrives) while a writer thread writes and hashes the previous piece; each piece is offered once on disk."""
+
+    def __init__(
+        self, fetcher: OriginFetcher, request: ContentRequest, fd: int, piece_base: int, sink: _LoopSink
+    ) -> None:
+        self.fetcher = fetcher
+        self.request = request
+        self.fd = fd
+        self.piece_base = piece_base
+        self.sink = sink
+        self.shown = display_url(request.url, request.filtered_query_params)
         self.whole = hashlib.sha256()
         self.pieces: list[PieceMeta] = []
-        self.offset = 0
-        self._pending: asyncio.Future[None] | None = None
-        self._offering = True
+        self._response: Response | None = None
+        self._aborted = threading.Event()
 
-    def _write(self, number: int, offset: int, data: bytearray) -> PieceMeta:
-        view = memoryview(data)
-        written = 0
-        while written < len(data):
-            written += os.pwrite(self.fd, view[written:], offset + written)
-        self.whole.update(data)
-        return PieceMeta(number, offset, len(data), hashlib.sha256(data).hexdigest())
+    def abort(self) -> None:
+        """From any thread: stop reading at once (the thread then ends with an error)."""
+        self._aborted.set()
+        if self._response is not None:
+            self._response.abort()
 
-    async def _write_and_offer(self, number: int, offset: int, data: bytearray) -> None:
-        piece = await asyncio.to_thread(self._write, number, offset, data)
-        if self._offering:
-            self.pieces.append(piece)
-            self.sink.piece_written(piece)
+    def run(self) -> FetchResult:
+        request = self.request
+        try:
+            response = self.fetcher.client.get(request.url, _origin_headers(request))
+        except HttpFailure as err:
+            raise OriginError(f"origin fetch failed for {self.shown}: {err}", None) from None
+        self._response = response
+        try:
+            if self._aborted.is_set():
+                raise Unavailable(f"origin fetch of {self.shown} cancelled")
+            return self._receive(response)
+        except HttpFailure as err:
+            if self._aborted.is_set():
+                raise Unavailable(f"origin fetch of {self.shown} cancelled") from None
+            raise OriginError(f"origin fetch failed for {self.shown}: {err}", None) from None
+        finally:
+            response.close()
 
-    async def put(self, data: bytearray) -> None:
-        """Queue one piece once the previous one is written: one write in flight, pieces offered in order, each
-        as soon as it is on disk (not when the next piece has arrived from the origin)."""
-        await self.flush()
-        number, offset = len(self.pieces), self.offset
-        self.offset += len(data)
-        self._pending = asyncio.ensure_future(self._write_and_offer(number, offset, data))
-
-    async def flush(self) -> None:
-        """Wait until the piece being written is on disk and offered."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            await pending
-
-    async def cancel(self) -> None:
-        """Wait for a write in flight (its thread uses fd) without offering it."""
-        self._offering = False
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            await asyncio.gather(asyncio.shield(pending), return_exceptions=True)
-
-
-async def fetch_origin(
-    client: httpx.AsyncClient, request: ContentRequest, fd: int, piece_base: int, sink: PieceSink
-) -> FetchResult:
-    """Fetch request's content into fd; raises OriginError or DigestMismatch."""
-    shown = display_url(request.url, request.filtered_query_params)
-    skip, limit = 0, -1
-    if request.byte_range:
-        start, end = parse_range(request.byte_range)
-        limit = end - start + 1
-    try:
-        async with client.stream("GET", request.url, headers=_origin_headers(request)) as reply:
-            if reply.status_code not in (200, 206):
-                raise OriginError(
-                    f"origin returned HTTP {reply.status_code} {reply.reason_phrase} for {shown}", reply.status_code
-                )
-            declared = _content_length(reply)
-            if request.byte_range and reply.status_code == 200:
+    def _receive(self, response: Response) -> FetchResult:
+        request = self.request
+        if response.status not in (200, 206):
+            raise OriginError(
+                f"origin returned HTTP {response.status} {response.reason} for {self.shown}", response.status
+            )
+        skip, limit = 0, -1
+        declared = _content_length(response)
+        if request.byte_range:
+            start, end = parse_range(request.byte_range)
+            limit = end - start + 1
+            if response.status == 200:
                 skip = start  # the origin ignored Range: cut the range out of the whole content
                 declared = min(limit, declared - start) if declared >= 0 else -1
-            elif limit >= 0 and declared >= 0:
+            elif declared >= 0:
                 declared = min(limit, declared)
-            piece_size = piece_size_for(declared, piece_base) if declared >= 0 else piece_base
-            sink.answered(declared, piece_size)
-            writer = _Writer(fd, piece_size, sink)
-            try:
-                await _copy(reply, writer, skip, limit if limit >= 0 else declared)
-                await writer.flush()
-            except BaseException:
-                await writer.cancel()
-                raise
-    except httpx.HTTPError as err:
-        raise OriginError(f"origin fetch failed for {shown}: {type(err).__name__}", None) from None
-    if declared >= 0 and writer.offset != declared:
-        raise OriginError(f"origin sent {writer.offset} of {declared} bytes for {shown}", None)
-    sha256 = writer.whole.hexdigest()
-    if request.digest:
-        await asyncio.to_thread(_check_digest, request, fd, writer.offset, sha256, shown)
-    return FetchResult(writer.offset, piece_size, writer.pieces, sha256)
+        piece_size = piece_size_for(declared, self.piece_base) if declared >= 0 else self.piece_base
+        self.sink.answered(declared, piece_size)
+        length = self._copy(response, piece_size, skip, limit if limit >= 0 else declared)
+        if declared >= 0 and length != declared:
+            raise OriginError(f"origin sent {length} of {declared} bytes for {self.shown}", None)
+        return FetchResult(length, piece_size, self.pieces, self.whole.hexdigest())
+
+    def _copy(self, response: Response, piece_size: int, skip: int, limit: int) -> int:
+        """Read the body (after skip bytes, at most limit when >= 0) piece by piece; the byte count.
+
+        Two buffers alternate: piece n is read into one while the writer thread writes piece n - 1 from the other.
+        """
+        counter = ORIGIN_BYTES.labels("supernode")
+        buffers = [bytearray(piece_size), bytearray(piece_size)]
+        writing: Future[None] | None = None
+        number = offset = 0
+        try:
+            while limit < 0 or offset < limit:
+                view = memoryview(buffers[number % 2])
+                want = piece_size if limit < 0 else min(piece_size, limit - offset)
+                fill = 0
+                while fill < want:
+                    n = response.readinto(view[fill : fill + min(READ_SIZE, want - fill)])
+                    if not n:
+                        break
+                    counter.inc(n)
+                    if skip:
+                        cut = min(skip, n)
+                        skip -= cut
+                        view[fill : fill + n - cut] = view[fill + cut : fill + n]
+                        n -= cut
+                    self.whole.update(view[fill : fill + n])
+                    fill += n
+                if writing is not None:
+                    writing.result()  # piece n - 1 is on disk: its buffer is free for piece n + 1
+                    writing = None
+                if fill:
+                    writing = self.fetcher.writers.submit(self._write, number, offset, view[:fill])
+                    number += 1
+                    offset += fill
+                if fill < want:
+                    break  # the body ended
+            if writing is not None:
+                writing.result()
+                writing = None
+        finally:
+            if writing is not None:
+                wait([writing])  # never leave a write in flight on fd
+        return offset
+
+    def _write(self, number: int, offset: int, data: memoryview) -> None:
+        """In a writer thread, one piece at a time in order: write, hash, offer (as soon as it is on disk)."""
+        written = 0
+        while written < len(data):
+            written += os.pwrite(self.fd, data[written:], offset + written)
+        piece = PieceMeta(number, offset, len(data), hashlib.sha256(data).hexdigest())
+        self.pieces.append(piece)
+        self.sink.piece_written(piece)
 
 
-def _content_length(reply: httpx.Response) -> int:
-    text = reply.headers.get("content-length", "")
-    if reply.headers.get("content-encoding", "identity").lower() not in ("identity", ""):
+class OriginFetcher:
+    """Runs origin fetches in worker threads: a reader thread per fetch, and writer threads for its pieces."""
+
+    def __init__(self, client: HttpClient, max_fetches: int = MAX_FETCHES) -> None:
+        self.client = client
+        self.readers = ThreadPoolExecutor(max_fetches, thread_name_prefix="origin-read")
+        self.writers = ThreadPoolExecutor(max_fetches, thread_name_prefix="origin-write")
+
+    async def fetch(self, request: ContentRequest, fd: int, piece_base: int, sink: PieceSink) -> FetchResult:
+        """Fetch request's content into fd; raises OriginError or DigestMismatch.
+
+        Cancelling this stops the fetch thread and waits for it: nothing writes to fd after this returns.
+        """
+        loop = asyncio.get_running_loop()
+        relay = _LoopSink(loop, sink)
+        job = _Fetch(self, request, fd, piece_base, relay)
+        running = loop.run_in_executor(self.readers, job.run)
+        try:
+            result = await asyncio.shield(running)
+        except asyncio.CancelledError:
+            relay.open = False
+            job.abort()
+            while not running.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([running])
+            raise
+        except BaseException:
+            relay.open = False
+            raise
+        if request.digest:
+            await asyncio.to_thread(_check_digest, request, fd, result.content_length, result.sha256, job.shown)
+        return result
+
+    async def aclose(self) -> None:
+        """Close idle connections and let the worker threads go (running fetches are cancelled by their jobs)."""
+        self.client.close()
+        self.readers.shutdown(wait=False)
+        self.writers.shutdown(wait=False)
+
+
+def _content_length(response: Response) -> int:
+    text = response.header("content-length")
+    if response.header("content-encoding").lower() not in ("identity", ""):
         return -1
     return int(text) if text.isdigit() else -1
-
-
-async def _copy(reply: httpx.Response, writer: _Writer, skip: int, limit: int) -> None:
-    """Copy the body into piece-sized buffers (one copy per byte), handing each full one to the writer."""
-    size = writer.piece_size
-    buffer = bytearray(size)
-    spare: bytearray | None = None
-    view = memoryview(buffer)
-    fill = taken = 0
-    counter = ORIGIN_BYTES.labels("supernode")
-    async for chunk in reply.aiter_raw():
-        counter.inc(len(chunk))
-        data = memoryview(chunk)
-        if skip:
-            cut = min(skip, len(data))
-            data, skip = data[cut:], skip - cut
-        if limit >= 0:
-            data = data[: max(0, limit - taken)]
-        taken += len(data)
-        while data:
-            n = min(size - fill, len(data))
-            view[fill : fill + n] = data[:n]
-            data = data[n:]
-            fill += n
-            if fill == size:
-                # put() returns once the previous piece is written, so its buffer is free again: two buffers
-                # alternate instead of a new (page-faulted, zeroed) 4 MiB one per piece.
-                await writer.put(buffer)
-                buffer, spare = spare if spare is not None else bytearray(size), buffer
-                view = memoryview(buffer)
-                fill = 0
-        if 0 <= limit <= taken:
-            break
-    if fill:
-        await writer.put(buffer[:fill])
 
 
 def _check_digest(request: ContentRequest, fd: int, length: int, sha256: str, shown: str) -> None:

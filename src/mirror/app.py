@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError
 from dfcommon.metrics import MIRROR_REQUESTS
+from mirror.admission import DownloadGate, GatedBody
 from mirror.config import MirrorConfig
 from mirror.credentials import Credentials
 from mirror.errors import API_VERSION_HEADER, RegistryError, transfer_error
@@ -26,7 +27,7 @@ from mirror.prefetch import Prefetcher, layer_digests
 from mirror.ranges import parse_range
 from mirror.selection import REGISTRY_HEADER, select_upstream, upstream_name
 from mirror.streaming import BlobResponse, verified_chunks
-from mirror.transfer import BlobTransferer
+from mirror.transfer import BlobStream, BlobTransferer
 from mirror.upstream import Upstream, pull_scope
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class MirrorApp:
         self.transferer = transferer
         self.upstream = upstream
         self.prefetcher = prefetcher
+        self.gate = DownloadGate()
 
     async def dispatch(self, request: Request) -> Response:
         """Route by path (repository names contain '/'), answering errors as registry JSON."""
@@ -120,8 +122,11 @@ class MirrorApp:
         manifest = await self.upstream.manifest(
             request.method, base, remote, reference, request.headers.getlist("accept"), credentials
         )
-        if self.prefetcher is not None and manifest.body:
-            self.prefetcher.schedule(base, remote, credentials, layer_digests(manifest.media_type, manifest.body))
+        layers = layer_digests(manifest.media_type, manifest.body) if manifest.body else []
+        if layers:
+            self.gate.expect(layers)
+            if self.prefetcher is not None:
+                self.prefetcher.schedule(base, remote, credentials, layers)
         headers = {
             API_VERSION_HEADER[0]: API_VERSION_HEADER[1],
             "Content-Type": manifest.media_type,
@@ -180,6 +185,20 @@ class MirrorApp:
                 raise RegistryError(502, "UNAVAILABLE", f"upstream {base} says blob {digest} is empty")
             return Response(b"", headers=headers)
         content = ContentRequest(url=grant.url, headers=grant.headers, digest=digest)
+        ticket = None if self.transferer.holds(content) else await self.gate.admit(size, digest)
+        try:
+            stream = await self._open(content, start, base, digest, grant.length)
+        except BaseException:
+            self.gate.release(ticket)
+            raise
+        # A whole blob is checked against its digest before its last byte leaves: by the swarm where it does
+        # so (the peer's transferer does), else here.
+        verify = start == 0 and size == grant.length and not stream.verifies_digest
+        body = GatedBody(verified_chunks(stream, digest, size, verify), stream.downloaded, self.gate, ticket)
+        return BlobResponse(body, status, headers)
+
+    async def _open(self, content: ContentRequest, start: int, base: str, digest: str, length: int) -> BlobStream:
+        """The swarm's stream of a blob from start, its length checked against the upstream's."""
         try:
             stream = await asyncio.wait_for(self.transferer.open(content, start), self.config.blob_open_timeout_s)
         except DandelionError as exc:
@@ -188,17 +207,14 @@ class MirrorApp:
             raise RegistryError.unavailable(
                 f"the swarm did not start delivering {digest} within {self.config.blob_open_timeout_s:g} s", 504
             ) from None
-        if stream.content_length >= 0 and stream.content_length != grant.length:
+        if stream.content_length >= 0 and stream.content_length != length:
             await stream.aclose()
             raise RegistryError(
                 502,
                 "UNAVAILABLE",
-                f"the swarm has {stream.content_length} bytes for {digest}, upstream {base} says {grant.length}",
+                f"the swarm has {stream.content_length} bytes for {digest}, upstream {base} says {length}",
             )
-        # A whole blob is checked against its digest before its last byte leaves: by the swarm where it does
-        # so (the peer's transferer does), else here.
-        verify = start == 0 and size == grant.length and not stream.verifies_digest
-        return BlobResponse(verified_chunks(stream, digest, size, verify), status, headers)
+        return stream
 
 
 def _credentials(request: Request) -> Credentials:

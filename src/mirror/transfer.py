@@ -22,6 +22,10 @@ class BlobStream(Protocol):
         mirror then does not hash the blob a second time)."""
         ...
 
+    def downloaded(self) -> bool:
+        """True once the whole content is in this host's cache: what is left to send is only read from disk."""
+        ...
+
     def chunks(self) -> AsyncIterator[bytes]:
         """The bytes from the requested offset to the end, in order, as pieces arrive.
 
@@ -50,6 +54,10 @@ class BlobTransferer(Protocol):
         Raises dfcommon.errors.DandelionError subclasses: OriginError (with the
         origin's HTTP status), Unavailable, DigestMismatch, InvalidArgument.
         """
+        ...
+
+    def holds(self, request: ContentRequest) -> bool:
+        """True when this host's cache holds the whole content: open() then downloads nothing."""
         ...
 
     async def prefetch(self, request: ContentRequest) -> bool:

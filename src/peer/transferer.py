@@ -59,6 +59,10 @@ class TaskStream:
         it (see _readable), or the content came from the cache where it matched when it was downloaded."""
         return bool(self.conductor.request.digest)
 
+    def downloaded(self) -> bool:
+        """True once the whole content is verified in the cache (a mirror.transfer.BlobStream)."""
+        return self.conductor.verified
+
     def _check(self) -> None:
         if self.conductor.error is not None:
             raise self.conductor.error
@@ -170,12 +174,7 @@ class SwarmTransferer:
         self, request: ContentRequest, no_back_source: bool | None = None, rate_limit: int = 0
     ) -> Conductor:
         """The running conductor of the request's task, started on first use."""
-        validate_url(request.url)
-        if request.digest:
-            parse_digest(request.digest)
-        if request.byte_range:
-            parse_byte_range(request.byte_range)
-        tid = task_id(request.url, request.digest, request.filtered_query_params, request.byte_range)
+        tid = self._task_id(request)
         conductor = self._conductors.get(tid)
         if conductor is None or conductor.error is not None:
             back_source_off = self.ctx.no_back_source if no_back_source is None else no_back_source
@@ -204,6 +203,24 @@ class SwarmTransferer:
             raise DandelionError(f"offset {offset} is past the end ({length})", grpc.StatusCode.OUT_OF_RANGE)
         return stream
 
+    def holds(self, request: ContentRequest) -> bool:
+        """True when the content is complete in this host's cache (a mirror.transfer.BlobTransferer)."""
+        try:
+            tid = self._task_id(request)
+        except DandelionError:
+            return False
+        return self.ctx.storage.get_complete(tid) is not None
+
+    @staticmethod
+    def _task_id(request: ContentRequest) -> str:
+        """The request's task id, once its URL, digest and range are valid (InvalidArgument otherwise)."""
+        validate_url(request.url)
+        if request.digest:
+            parse_digest(request.digest)
+        if request.byte_range:
+            parse_byte_range(request.byte_range)
+        return task_id(request.url, request.digest, request.filtered_query_params, request.byte_range)
+
     async def prefetch(self, request: ContentRequest) -> bool:
         """Have the supernode load the content into its seed (PreheatTask) and wait until it holds it (a
         mirror.transfer.BlobTransferer); a download of it running here is waited for instead. False when there is
@@ -211,12 +228,9 @@ class SwarmTransferer:
         scheduler = self.ctx.scheduler
         if scheduler is None:
             return False
-        validate_url(request.url)
-        if request.digest:
-            parse_digest(request.digest)
-        tid = task_id(request.url, request.digest, request.filtered_query_params, request.byte_range)
-        if self.ctx.storage.get_complete(tid) is not None:
+        if self.holds(request):
             return False
+        tid = self._task_id(request)
         conductor = self._conductors.get(tid)
         if conductor is not None:
             await conductor.finished.wait()

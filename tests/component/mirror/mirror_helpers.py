@@ -45,6 +45,10 @@ class HttpStream:
         """The origin's bytes are not checked: the mirror must."""
         return False
 
+    def downloaded(self) -> bool:
+        """Never: every byte comes from the origin as it is sent."""
+        return False
+
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body in order."""
         async for chunk in self._response.aiter_bytes(CHUNK):
@@ -88,6 +92,10 @@ class DirectTransferer:
             total = int(response.headers["content-length"])
         return HttpStream(response, total, self.corrupt)
 
+    def holds(self, request: ContentRequest) -> bool:
+        """Nothing is cached: every open() fetches."""
+        return False
+
     async def prefetch(self, request: ContentRequest) -> bool:
         """Record the prefetch (a peer would have the supernode seed the content)."""
         self.prefetched.append(request)
@@ -115,6 +123,10 @@ class MemoryStream:
         """Held bytes are not checked here: the mirror must."""
         return False
 
+    def downloaded(self) -> bool:
+        """Held already."""
+        return True
+
     async def chunks(self) -> AsyncIterator[bytes]:
         """The held bytes from offset."""
         for start in range(self._offset, len(self._data), CHUNK):
@@ -138,6 +150,10 @@ class SwarmCache:
         if request.digest not in self.blobs:
             raise NotFound(f"no peer holds {request.digest}")
         return MemoryStream(self.blobs[request.digest], offset)
+
+    def holds(self, request: ContentRequest) -> bool:
+        """Held blobs are not this host's cache: they come from other nodes."""
+        return False
 
     async def prefetch(self, request: ContentRequest) -> bool:
         """Nothing to load: the blobs are held already."""

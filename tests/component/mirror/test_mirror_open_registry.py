@@ -326,6 +326,10 @@ class FailingTransferer:
         assert self.error is not None
         raise self.error
 
+    def holds(self, request: ContentRequest) -> bool:
+        """Nothing is cached."""
+        return False
+
     async def prefetch(self, request: ContentRequest) -> bool:
         """The swarm takes nothing."""
         return False

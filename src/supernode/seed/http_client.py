@@ -35,6 +35,33 @@ class HttpFailure(Exception):
     """The exchange failed below HTTP status level; str() says how in a few words (never a header value)."""
 
 
+class Cancel:
+    """Stops a blocking exchange from another thread: the connection it uses (waiting for the status line or
+    reading the body) is shut down, and every later step fails with HttpFailure("cancelled")."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: http.client.HTTPConnection | None = None
+        self.cancelled = False
+
+    def watch(self, conn: http.client.HTTPConnection) -> None:
+        """The exchange now uses conn; HttpFailure when it was cancelled already."""
+        with self._lock:
+            if self.cancelled:
+                raise HttpFailure("cancelled")
+            self._conn = conn
+
+    def cancel(self) -> None:
+        """From any thread: make the exchange fail at once."""
+        with self._lock:
+            self.cancelled = True
+            conn = self._conn
+        sock = conn.sock if conn is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
 class _Origin(NamedTuple):
     scheme: str
     host: str
@@ -90,13 +117,12 @@ def describe(exc: BaseException) -> str:
 class Response:
     """An origin's response whose body is read with readinto(); close() returns its connection to the pool."""
 
-    def __init__(self, client: HttpClient, origin: _Origin, conn: http.client.HTTPConnection, url: str) -> None:
+    def __init__(self, client: HttpClient, origin: _Origin, conn: http.client.HTTPConnection, cancel: Cancel) -> None:
         self._client = client
         self._origin = origin
         self._conn = conn
+        self._cancel = cancel
         self._raw: http.client.HTTPResponse | None = None
-        self._aborted = False
-        self.url = url
 
     def _start(self) -> None:
         self._raw = self._conn.getresponse()
@@ -123,27 +149,19 @@ class Response:
 
     def readinto(self, view: memoryview) -> int:
         """Read body bytes into view; 0 at the end of the body. Raises HttpFailure."""
-        if self._aborted:
-            raise HttpFailure("aborted")
+        if self._cancel.cancelled:
+            raise HttpFailure("cancelled")
         try:
             return self.raw.readinto(view)
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            if self._aborted:
-                raise HttpFailure("aborted") from None
+            if self._cancel.cancelled:
+                raise HttpFailure("cancelled") from None
             raise HttpFailure(f"reading the body failed: {describe(exc)}") from None
-
-    def abort(self) -> None:
-        """From any thread: make a blocked or later readinto() fail at once."""
-        self._aborted = True
-        sock = self._conn.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         """Release the connection: back to the pool when the body was read to its end, else closed."""
         raw = self._raw
-        if raw is not None and raw.isclosed() and not raw.will_close and not self._aborted:
+        if raw is not None and raw.isclosed() and not raw.will_close and not self._cancel.cancelled:
             self._client._release(self._origin, self._conn)
         else:
             if raw is not None:
@@ -166,17 +184,18 @@ class HttpClient:
         self._idle: dict[_Origin, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
 
-    def get(self, url: str, headers: Mapping[str, str]) -> Response:
+    def get(self, url: str, headers: Mapping[str, str], cancel: Cancel | None = None) -> Response:
         """GET url with headers, following redirects; the response's status line and headers are read.
 
-        Raises HttpFailure for transport errors and too many redirects; HTTP error statuses are responses.
+        Raises HttpFailure for transport errors, too many redirects and cancel; HTTP error statuses are responses.
         """
+        cancel = cancel or Cancel()
         current = dict(headers)
         origin, target, basic = _origin_of(url)
         if basic and not any(k.lower() == "authorization" for k in current):
             current["Authorization"] = basic
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._exchange(origin, target, current, url)
+            response = self._exchange(origin, target, current, cancel)
             location = response.header("location")
             if response.status not in REDIRECT_STATUSES or not location:
                 return response
@@ -188,11 +207,12 @@ class HttpClient:
             origin = new_origin
         raise HttpFailure(f"more than {MAX_REDIRECTS} redirects")
 
-    def _exchange(self, origin: _Origin, target: str, headers: Mapping[str, str], url: str) -> Response:
+    def _exchange(self, origin: _Origin, target: str, headers: Mapping[str, str], cancel: Cancel) -> Response:
         conn = self._take(origin)
         if conn is not None:
             try:
-                return self._send(origin, conn, target, headers, url)
+                cancel.watch(conn)
+                return self._send(origin, conn, target, headers, cancel)
             except _STALE:
                 conn.close()  # the origin closed the idle connection meanwhile: once more on a new one
             except BaseException:
@@ -200,7 +220,8 @@ class HttpClient:
                 raise
         conn = self._connect(origin)
         try:
-            return self._send(origin, conn, target, headers, url)
+            cancel.watch(conn)
+            return self._send(origin, conn, target, headers, cancel)
         except _STALE as exc:
             conn.close()
             raise HttpFailure(describe(exc)) from None
@@ -209,7 +230,12 @@ class HttpClient:
             raise
 
     def _send(
-        self, origin: _Origin, conn: http.client.HTTPConnection, target: str, headers: Mapping[str, str], url: str
+        self,
+        origin: _Origin,
+        conn: http.client.HTTPConnection,
+        target: str,
+        headers: Mapping[str, str],
+        cancel: Cancel,
     ) -> Response:
         try:
             skip_host = any(k.lower() == "host" for k in headers)
@@ -219,12 +245,16 @@ class HttpClient:
             for name, value in headers.items():
                 conn.putheader(name, value)
             conn.endheaders()
-            response = Response(self, origin, conn, url)
+            response = Response(self, origin, conn, cancel)
             response._start()
             return response
         except _STALE:
+            if cancel.cancelled:
+                raise HttpFailure("cancelled") from None
             raise
         except (OSError, http.client.HTTPException, ValueError) as exc:
+            if cancel.cancelled:
+                raise HttpFailure("cancelled") from None
             raise HttpFailure(describe(exc)) from None
 
     def _connect(self, origin: _Origin) -> http.client.HTTPConnection:

@@ -8,7 +8,6 @@ import hashlib
 import os
 import re
 import ssl
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -16,12 +15,12 @@ from typing import Protocol
 
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
-from dfcommon.errors import DigestMismatch, InvalidArgument, OriginError, Unavailable
+from dfcommon.errors import DandelionError, DigestMismatch, InvalidArgument, OriginError, Unavailable
 from dfcommon.identity import display_url
 from dfcommon.metrics import ORIGIN_BYTES
 from dfcommon.pieces import piece_size_for
 from supernode.resource.piece import PieceMeta
-from supernode.seed.http_client import HttpClient, HttpFailure, Response
+from supernode.seed.http_client import Cancel, HttpClient, HttpFailure, Response
 
 _RANGE = re.compile(r"^(\d{1,19})-(\d{1,19})$")
 CONNECT_TIMEOUT_S = 10.0
@@ -117,32 +116,29 @@ class _Fetch:
         self.shown = display_url(request.url, request.filtered_query_params)
         self.whole = hashlib.sha256()
         self.pieces: list[PieceMeta] = []
-        self._response: Response | None = None
-        self._aborted = threading.Event()
+        self._cancel = Cancel()
 
     def abort(self) -> None:
-        """From any thread: stop reading at once (the thread then ends with an error)."""
-        self._aborted.set()
-        if self._response is not None:
-            self._response.abort()
+        """From any thread: stop waiting for and reading the origin at once (the thread then ends with an error)."""
+        self._cancel.cancel()
 
     def run(self) -> FetchResult:
         request = self.request
         try:
-            response = self.fetcher.client.get(request.url, _origin_headers(request))
+            response = self.fetcher.client.get(request.url, _origin_headers(request), self._cancel)
         except HttpFailure as err:
-            raise OriginError(f"origin fetch failed for {self.shown}: {err}", None) from None
-        self._response = response
+            raise self._failure(err) from None
         try:
-            if self._aborted.is_set():
-                raise Unavailable(f"origin fetch of {self.shown} cancelled")
             return self._receive(response)
         except HttpFailure as err:
-            if self._aborted.is_set():
-                raise Unavailable(f"origin fetch of {self.shown} cancelled") from None
-            raise OriginError(f"origin fetch failed for {self.shown}: {err}", None) from None
+            raise self._failure(err) from None
         finally:
             response.close()
+
+    def _failure(self, err: HttpFailure) -> DandelionError:
+        if self._cancel.cancelled:
+            return Unavailable(f"origin fetch of {self.shown} cancelled")
+        return OriginError(f"origin fetch failed for {self.shown}: {err}", None)
 
     def _receive(self, response: Response) -> FetchResult:
         request = self.request
@@ -236,15 +232,17 @@ class OriginFetcher:
         loop = asyncio.get_running_loop()
         relay = _LoopSink(loop, sink)
         job = _Fetch(self, request, fd, piece_base, relay)
-        running = loop.run_in_executor(self.readers, job.run)
+        submitted = self.readers.submit(job.run)
+        running = asyncio.wrap_future(submitted, loop=loop)
         try:
             result = await asyncio.shield(running)
         except asyncio.CancelledError:
             relay.open = False
-            job.abort()
-            while not running.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait([running])
+            if not submitted.cancel():  # it runs already (or ran): stop it and wait for it to end
+                job.abort()
+                while not running.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait([running])
             raise
         except BaseException:
             relay.open = False

@@ -56,6 +56,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send(302, b"", {"Location": behaviour.redirect_to or "/blob"})
         elif behaviour.status != 200:
             self._send(behaviour.status, b"no")
+        elif self.path == "/hang":  # no status line until released
+            behaviour.release.wait(30)
+            self._send(200, BODY)
         elif self.path == "/stall":
             self.send_response(200)
             self.send_header("Content-Length", str(len(BODY)))
@@ -387,3 +390,22 @@ async def test_cancelling_stops_the_fetch_thread_at_once(
     finally:
         os.close(fd)
     assert [p.number for p in sink.pieces] == [0]
+
+
+async def test_cancelling_while_the_origin_has_not_answered_returns_at_once(
+    tmp_path: Path, origin: OriginServer, fetcher: OriginFetcher
+) -> None:
+    """A supernode stopping while an origin is slow to answer waits for no read timeout."""
+    sink = Sink()
+    fd = os.open(tmp_path / "content", os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+    try:
+        fetching = asyncio.create_task(fetcher.fetch(ContentRequest(f"{origin.url}/hang"), fd, BASE, sink))
+        await asyncio.sleep(0.3)  # the request went out; the origin holds its answer
+        started = time.monotonic()
+        fetching.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await fetching
+        assert time.monotonic() - started < 2
+    finally:
+        os.close(fd)
+    assert sink.answers == []

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from fixtures.images import MiB, PushedImage, build_and_push
 from fixtures.registry import Registry
-from mirror_helpers import CHUNK, DOCKER_ACCEPT, MirrorRunner
+from mirror_helpers import DOCKER_ACCEPT, MemoryStream, MirrorRunner
 
 from dfcommon.content import ContentRequest
 from mirror.config import MirrorConfig
@@ -20,33 +20,21 @@ from mirror.transfer import BlobStream
 LAYER = 9 * MiB  # above the gate's 8 MiB
 
 
-class PacedStream:
+class PacedStream(MemoryStream):
     """A download that delivers a chunk every few milliseconds and is complete with its last one."""
 
     def __init__(self, data: bytes, offset: int) -> None:
-        self._data = data
-        self._offset = offset
+        super().__init__(data, offset)
         self._done = False
-
-    @property
-    def content_length(self) -> int:
-        return len(self._data)
-
-    @property
-    def verifies_digest(self) -> bool:
-        return False
 
     def downloaded(self) -> bool:
         return self._done
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        for start in range(self._offset, len(self._data), CHUNK):
+        async for chunk in super().chunks():
             await asyncio.sleep(0.02)
-            self._done = start + CHUNK >= len(self._data)
-            yield self._data[start : start + CHUNK]
-
-    async def aclose(self) -> None:
-        pass
+            yield chunk
+        self._done = True
 
 
 @dataclass

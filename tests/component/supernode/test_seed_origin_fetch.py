@@ -4,12 +4,13 @@ digests, kept-alive connections, cancellation."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,7 +22,7 @@ from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError, InvalidArgument, OriginError
 from supernode.resource.piece import PieceMeta
 from supernode.seed.http_client import HttpClient
-from supernode.seed.origin import OriginFetcher, new_fetcher, parse_range
+from supernode.seed.origin import FetchResult, OriginFetcher, new_fetcher, parse_range
 
 BASE = 64 << 10
 BODY = os.urandom(3 * BASE + 100)
@@ -151,6 +152,18 @@ class Sink:
     def piece_written(self, piece: PieceMeta) -> None:
         assert self.answers  # answered first
         self.pieces.append(piece)
+
+
+class WatchingSink(Sink):
+    """Sets offered at each piece."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offered = asyncio.Event()
+
+    def piece_written(self, piece: PieceMeta) -> None:
+        super().piece_written(piece)
+        self.offered.set()
 
 
 async def fetch(tmp_path: Path, fetcher: OriginFetcher, request: ContentRequest) -> tuple[bytes, Sink, int]:
@@ -339,28 +352,29 @@ def test_good_range() -> None:
     assert parse_range("100-199") == (100, 199)
 
 
+@contextlib.asynccontextmanager
+async def in_background(
+    tmp_path: Path, fetcher: OriginFetcher, url: str
+) -> AsyncIterator[tuple[asyncio.Task[FetchResult], WatchingSink, int]]:
+    """A fetch of url running as a task, its sink and its fd (closed after the block; await the task in it)."""
+    sink = WatchingSink()
+    fd = os.open(tmp_path / "content", os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+    try:
+        yield asyncio.create_task(fetcher.fetch(ContentRequest(url), fd, BASE, sink)), sink, fd
+    finally:
+        os.close(fd)
+
+
 async def test_a_piece_is_offered_before_the_next_one_arrives(
     tmp_path: Path, behaviour: Behaviour, origin: OriginServer, fetcher: OriginFetcher
 ) -> None:
     """Peers may fetch piece 0 while the origin is still slow to send piece 1."""
-    offered = asyncio.Event()
-
-    class Watching(Sink):
-        def piece_written(self, piece: PieceMeta) -> None:
-            super().piece_written(piece)
-            offered.set()
-
-    sink = Watching()
-    fd = os.open(tmp_path / "content", os.O_RDWR | os.O_CREAT | os.O_TRUNC)
-    try:
-        fetching = asyncio.create_task(fetcher.fetch(ContentRequest(f"{origin.url}/stall"), fd, BASE, sink))
+    async with in_background(tmp_path, fetcher, f"{origin.url}/stall") as (fetching, sink, _):
         async with asyncio.timeout(10):
-            await offered.wait()
+            await sink.offered.wait()
         assert [p.number for p in sink.pieces] == [0]
         behaviour.release.set()
         result = await fetching
-    finally:
-        os.close(fd)
     assert [p.number for p in result.pieces] == [0, 1, 2, 3]
 
 
@@ -368,27 +382,15 @@ async def test_cancelling_stops_the_fetch_thread_at_once(
     tmp_path: Path, origin: OriginServer, fetcher: OriginFetcher
 ) -> None:
     """The caller closes fd after a cancelled fetch: no write may follow, and no piece is offered after it."""
-    offered = asyncio.Event()
-
-    class Watching(Sink):
-        def piece_written(self, piece: PieceMeta) -> None:
-            super().piece_written(piece)
-            offered.set()
-
-    sink = Watching()
-    fd = os.open(tmp_path / "content", os.O_RDWR | os.O_CREAT | os.O_TRUNC)
-    try:
-        fetching = asyncio.create_task(fetcher.fetch(ContentRequest(f"{origin.url}/stall"), fd, BASE, sink))
+    async with in_background(tmp_path, fetcher, f"{origin.url}/stall") as (fetching, sink, fd):
         async with asyncio.timeout(10):
-            await offered.wait()
+            await sink.offered.wait()
         started = time.monotonic()
         fetching.cancel()
         with pytest.raises(asyncio.CancelledError):
             await fetching
         assert time.monotonic() - started < 2  # the blocked read was interrupted, not waited out
         assert os.fstat(fd).st_size == BASE
-    finally:
-        os.close(fd)
     assert [p.number for p in sink.pieces] == [0]
 
 
@@ -396,16 +398,11 @@ async def test_cancelling_while_the_origin_has_not_answered_returns_at_once(
     tmp_path: Path, origin: OriginServer, fetcher: OriginFetcher
 ) -> None:
     """A supernode stopping while an origin is slow to answer waits for no read timeout."""
-    sink = Sink()
-    fd = os.open(tmp_path / "content", os.O_RDWR | os.O_CREAT | os.O_TRUNC)
-    try:
-        fetching = asyncio.create_task(fetcher.fetch(ContentRequest(f"{origin.url}/hang"), fd, BASE, sink))
+    async with in_background(tmp_path, fetcher, f"{origin.url}/hang") as (fetching, sink, _):
         await asyncio.sleep(0.3)  # the request went out; the origin holds its answer
         started = time.monotonic()
         fetching.cancel()
         with pytest.raises(asyncio.CancelledError):
             await fetching
         assert time.monotonic() - started < 2
-    finally:
-        os.close(fd)
     assert sink.answers == []

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import re
+import sys
 import time
 
 from starlette.applications import Starlette
@@ -52,7 +53,8 @@ class MirrorApp:
         self.transferer = transferer
         self.upstream = upstream
         self.prefetcher = prefetcher
-        self.gate = DownloadGate()
+        # With ordered_layers off no blob is held back (every one is below the gate's size).
+        self.gate = DownloadGate() if config.ordered_layers else DownloadGate(min_size=sys.maxsize)
 
     async def dispatch(self, request: Request) -> Response:
         """Route by path (repository names contain '/'), answering errors as registry JSON."""

@@ -46,6 +46,9 @@ class MirrorConfig:
     max_upstream_connections: int = 32
     # When an image manifest passes, have the swarm's seed start loading its layers (see mirror.prefetch).
     prefetch_layers: bool = True
+    # Big layers that are not cached go into the swarm one at a time, in manifest order, while the one running is
+    # fast (see mirror.admission): docker then unpacks each layer while the next one downloads.
+    ordered_layers: bool = True
 
     def hostport(self) -> tuple[str, int]:
         """The listen address split into host and port."""
@@ -85,7 +88,7 @@ def validate_registry_url(url: str) -> str:
 
 
 def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --mirror, --registry, --registry-ca, --insecure and --no-prefetch to a dfdaemon parser."""
+    """Add --mirror, --registry, --registry-ca, --insecure, --no-prefetch and --layers-at-once to a dfdaemon parser."""
     group = parser.add_argument_group("registry mirror")
     group.add_argument(
         "--mirror",
@@ -108,6 +111,13 @@ def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not have the supernode start loading an image's layers when the mirror serves its manifest",
     )
+    group.add_argument(
+        "--layers-at-once",
+        action="store_true",
+        help="download every layer a client asks for side by side (default: big layers that are not cached go "
+        "one at a time in manifest order while the one running moves >= 50 MB/s, so docker unpacks each one "
+        "while the next downloads)",
+    )
 
 
 def mirror_config_from_args(ns: argparse.Namespace) -> MirrorConfig | None:
@@ -120,4 +130,5 @@ def mirror_config_from_args(ns: argparse.Namespace) -> MirrorConfig | None:
         registry_ca=ns.registry_ca,
         insecure=bool(ns.insecure),
         prefetch_layers=not getattr(ns, "no_prefetch", False),
+        ordered_layers=not getattr(ns, "layers_at_once", False),
     ).validate()

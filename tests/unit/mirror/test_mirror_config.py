@@ -46,6 +46,12 @@ def test_all_flags(tmp_path: Path) -> None:
     assert config == MirrorConfig("127.0.0.5:7000", "http://127.0.0.1:5000", str(ca), True)
 
 
+def test_layer_flags() -> None:
+    config = mirror_config_from_args(parse("--no-prefetch", "--layers-at-once"))
+    assert config is not None
+    assert (config.prefetch_layers, config.ordered_layers) == (False, False)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -13,6 +13,7 @@ import grpc
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
 
+from dfcommon import piecedigest
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, DigestMismatch, OriginError, Unavailable
@@ -57,6 +58,19 @@ def url_meta(request: ContentRequest) -> common_pb2.UrlMeta:
     )
 
 
+def _piece_digest(piece: common_pb2.PieceInfo) -> str:
+    """The piece's digest as "<algorithm>:<hex>" ("" when it has none we can check: the content is then hashed
+    here); a seed that only fills the deprecated sha256 field counts as a sha256 digest."""
+    text = piece.digest or (f"sha256:{piece.sha256}" if piece.sha256 else "")
+    if not text:
+        return ""
+    parsed = piecedigest.parse(text)
+    if parsed is None:
+        log.warning("piece %d has a digest this peer cannot check: %.80r", piece.number, text)
+        return ""
+    return f"{parsed[0]}:{parsed[1]}"
+
+
 def missing_runs(missing: list[int]) -> list[tuple[int, int]]:
     """Contiguous runs (first, last) of sorted piece numbers."""
     runs: list[tuple[int, int]] = []
@@ -98,9 +112,9 @@ class Conductor:
         self._progress = asyncio.Event()
         self._hashes: dict[int, str] = {}
         # The seed checked the whole content against request.digest (TaskInfo: SUCCEEDED with that digest), seen on
-        # one unbroken swarm stream; with every piece verified against the seed's sha256, that verifies the content.
+        # one unbroken swarm stream; with every piece verified against the seed's digest, that verifies the content.
         self._seed_vouches = False
-        self._unhashed_assignment = False  # some piece was assigned without a sha256: hash the content ourselves
+        self._unhashed_assignment = False  # some piece was assigned without a digest: hash the content ourselves
         self._swarm_only = False  # every piece so far came through the swarm (the eager digest pass waits)
         self._digest_task: asyncio.Task[str] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -261,7 +275,7 @@ class Conductor:
 
     def _seed_verified_content(self) -> bool:
         """True when the content is verified without hashing it again here: the seed vouched for the digest and
-        every piece was checked against the sha256 the seed published for it (so none came from elsewhere)."""
+        every piece was checked against the digest the seed published for it (so none came from elsewhere)."""
         store = self.store
         if not (self._seed_vouches and self._swarm_only) or self._unhashed_assignment or store is None:
             return False
@@ -413,10 +427,10 @@ class Conductor:
         store = self.store
         wanted: list[tuple[Parent, PieceSpec]] = []
         for item in assignments.assignments:
-            piece = PieceSpec(item.piece.number, item.piece.offset, item.piece.size, item.piece.sha256)
-            if piece.sha256:
-                known = self._hashes.setdefault(piece.number, piece.sha256)
-                if known.lower() != piece.sha256.lower():
+            piece = PieceSpec(item.piece.number, item.piece.offset, item.piece.size, _piece_digest(item.piece))
+            if piece.digest:
+                known = self._hashes.setdefault(piece.number, piece.digest)
+                if known != piece.digest:
                     self._unhashed_assignment = True  # two hashes for one piece: trust neither blindly
             else:
                 self._unhashed_assignment = True
@@ -574,7 +588,7 @@ class Conductor:
         if self.request.digest and self._seed_verified_content():
             if self._digest_task is not None:
                 self._digest_task.cancel()
-            checked = ", digest checked by the seed"  # and every piece here against the seed's sha256
+            checked = ", digest checked by the seed"  # and every piece here against the seed's piece digest
         elif self.request.digest:
             checked = ", digest checked here"
             self._start_digest()

@@ -53,7 +53,7 @@ class Supernode:
         except RuntimeError as err:
             await fetcher.aclose()
             raise Unavailable(f"cannot listen on {host}:{config.listen_port}: {err}") from None
-        swarm = Swarm(config, lambda s: Cdn(store, fetcher, config.piece_size, s), self.port)
+        swarm = Swarm(config, lambda s: Cdn(store, fetcher, config.piece_size, s, config.piece_digest), self.port)
         scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerService(swarm), server)
         add_seed_peer_service(SeedPeerService(swarm.uploads), server)
         health = add_health_and_reflection(server, SERVICE_NAMES)

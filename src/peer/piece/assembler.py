@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from dataclasses import replace
 
+from dfcommon import piecedigest
 from dfcommon.errors import DigestMismatch
 from peer.piece.model import PieceSpec
 from peer.storage.task_store import TaskStore
 
 
 class PieceAssembler:
-    """Accepts chunks in order; store() hashes and writes off the event loop (sha256 drops the GIL),
+    """Accepts chunks in order; store() hashes and writes off the event loop (blake3 and sha256 drop the GIL),
     so the next piece keeps arriving meanwhile."""
 
     def __init__(self, piece: PieceSpec) -> None:
@@ -39,17 +39,17 @@ class PieceAssembler:
         self.piece = replace(self.piece, size=self.received)
 
     def verify_and_write(self, store: TaskStore) -> None:
-        """Blocking: check the sha256, then write; DigestMismatch (nothing written) when it does not match."""
+        """Blocking: check the digest, then write; DigestMismatch (nothing written) when it does not match."""
         if not self.full:
             raise ValueError(f"piece {self.piece.number} is incomplete")
         chunks, self._chunks = self._chunks, []
-        if self.piece.sha256:
-            hasher = hashlib.sha256()
-            for chunk in chunks:
-                hasher.update(chunk)
-            actual = hasher.hexdigest()
-            if actual != self.piece.sha256.lower():
-                raise DigestMismatch(f"piece {self.piece.number} sha256 {actual} != {self.piece.sha256}")
+        if self.piece.digest:
+            parsed = piecedigest.parse(self.piece.digest)
+            if parsed is None:
+                raise DigestMismatch(f"piece {self.piece.number} has an unusable digest {self.piece.digest[:80]!r}")
+            actual = piecedigest.digest_of(parsed[0], chunks)
+            if actual != f"{parsed[0]}:{parsed[1]}":
+                raise DigestMismatch(f"piece {self.piece.number} is {actual}, want {self.piece.digest}")
         store.write_piece(self.piece.number, chunks)
 
     async def store(self, store: TaskStore) -> None:

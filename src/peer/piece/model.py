@@ -21,12 +21,12 @@ class Parent:
 
 @dataclass(frozen=True)
 class PieceSpec:
-    """One piece and the sha256 its bytes must have."""
+    """One piece and the digest its bytes must have ("<algorithm>:<hex>", dfcommon.piecedigest; "" unknown)."""
 
     number: int
     offset: int
     size: int
-    sha256: str
+    digest: str
 
 
 @dataclass(frozen=True)

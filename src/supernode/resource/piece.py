@@ -13,7 +13,7 @@ class PieceMeta:
     number: int
     offset: int
     size: int
-    sha256: str
+    digest: str  # "<algorithm>:<hex>" of its bytes (dfcommon.piecedigest)
 
 
 class Failure(enum.IntEnum):

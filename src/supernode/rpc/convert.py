@@ -6,6 +6,7 @@ from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon.content import ContentRequest
+from dfcommon.piecedigest import legacy_sha256
 from supernode.resource.host import Host
 from supernode.resource.peer import Peer
 from supernode.resource.piece import Failure, PieceReport
@@ -78,7 +79,11 @@ def assignments(batch: list[Assignment]) -> scheduler_pb2.PieceAssignments:
         assignments=[
             scheduler_pb2.PieceAssignment(
                 piece=common_pb2.PieceInfo(
-                    number=a.piece.number, offset=a.piece.offset, size=a.piece.size, sha256=a.piece.sha256
+                    number=a.piece.number,
+                    offset=a.piece.offset,
+                    size=a.piece.size,
+                    digest=a.piece.digest,
+                    sha256=legacy_sha256(a.piece.digest),
                 ),
                 parent=address(a.parent),
             )

@@ -344,7 +344,7 @@ class Scheduler:
                 part ^= low
                 number = low.bit_length() - 1
                 if number >= len(task.pieces):
-                    continue  # held by peers but not yet known to the seed: no sha256 to give
+                    continue  # held by peers but not yet known to the seed: no digest to give
                 parent = self._choose_parent(task, peer, number)
                 if parent is None or (parent.is_seed and task.seed_inflight.get(number, 0) >= SEED_FANOUT):
                     misses += 1

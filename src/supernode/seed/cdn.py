@@ -11,6 +11,7 @@ from typing import Protocol
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError, Unavailable
+from dfcommon.piecedigest import DEFAULT_ALGORITHM
 from supernode.resource.piece import PieceMeta
 from supernode.seed.origin import FetchResult, OriginFetcher
 from supernode.seed.store import SeedStore
@@ -49,10 +50,18 @@ class FetchJob:
 class Cdn:
     """Starts and tracks fetch jobs, writing through SeedStore."""
 
-    def __init__(self, store: SeedStore, fetcher: OriginFetcher, piece_base: int, listener: SeedListener) -> None:
+    def __init__(
+        self,
+        store: SeedStore,
+        fetcher: OriginFetcher,
+        piece_base: int,
+        listener: SeedListener,
+        piece_digest: str = DEFAULT_ALGORITHM,
+    ) -> None:
         self.store = store
         self.fetcher = fetcher
         self.piece_base = piece_base
+        self.piece_digest = piece_digest
         self.listener = listener
         self.jobs: dict[str, FetchJob] = {}
 
@@ -98,7 +107,7 @@ class Cdn:
         try:
             sink = _Sink(self.listener, job)
             log.info("seed fetch task=%s url=%s", tid[:12], url)
-            result = await self.fetcher.fetch(request, fd, self.piece_base, sink)
+            result = await self.fetcher.fetch(request, fd, self.piece_base, sink, self.piece_digest)
             await asyncio.to_thread(
                 self.store.write_meta,
                 tid,

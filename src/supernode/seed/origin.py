@@ -18,6 +18,7 @@ from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, DigestMismatch, InvalidArgument, OriginError, Unavailable
 from dfcommon.identity import display_url
 from dfcommon.metrics import ORIGIN_BYTES
+from dfcommon.piecedigest import DEFAULT_ALGORITHM, digest_of
 from dfcommon.pieces import piece_size_for
 from supernode.resource.piece import PieceMeta
 from supernode.seed.http_client import Cancel, HttpClient, HttpFailure, Response
@@ -44,7 +45,7 @@ class PieceSink(Protocol):
         """The origin answered: content length (-1 when unknown) and the piece size to use."""
 
     def piece_written(self, piece: PieceMeta) -> None:
-        """A piece is written and its sha256 known."""
+        """A piece is written and its digest known."""
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,19 @@ class _Fetch:
     it arrives) while a writer thread writes and hashes the previous piece; each piece is offered once on disk."""
 
     def __init__(
-        self, fetcher: OriginFetcher, request: ContentRequest, fd: int, piece_base: int, sink: _LoopSink
+        self,
+        fetcher: OriginFetcher,
+        request: ContentRequest,
+        fd: int,
+        piece_base: int,
+        sink: _LoopSink,
+        piece_digest: str,
     ) -> None:
         self.fetcher = fetcher
         self.request = request
         self.fd = fd
         self.piece_base = piece_base
+        self.piece_digest = piece_digest
         self.sink = sink
         self.shown = display_url(request.url, request.filtered_query_params)
         self.whole = hashlib.sha256()
@@ -211,7 +219,7 @@ class _Fetch:
         written = 0
         while written < len(data):
             written += os.pwrite(self.fd, data[written:], offset + written)
-        piece = PieceMeta(number, offset, len(data), hashlib.sha256(data).hexdigest())
+        piece = PieceMeta(number, offset, len(data), digest_of(self.piece_digest, (data,)))
         self.pieces.append(piece)
         self.sink.piece_written(piece)
 
@@ -224,14 +232,21 @@ class OriginFetcher:
         self.readers = ThreadPoolExecutor(max_fetches, thread_name_prefix="origin-read")
         self.writers = ThreadPoolExecutor(max_fetches, thread_name_prefix="origin-write")
 
-    async def fetch(self, request: ContentRequest, fd: int, piece_base: int, sink: PieceSink) -> FetchResult:
+    async def fetch(
+        self,
+        request: ContentRequest,
+        fd: int,
+        piece_base: int,
+        sink: PieceSink,
+        piece_digest: str = DEFAULT_ALGORITHM,
+    ) -> FetchResult:
         """Fetch request's content into fd; raises OriginError or DigestMismatch.
 
         Cancelling this stops the fetch thread and waits for it: nothing writes to fd after this returns.
         """
         loop = asyncio.get_running_loop()
         relay = _LoopSink(loop, sink)
-        job = _Fetch(self, request, fd, piece_base, relay)
+        job = _Fetch(self, request, fd, piece_base, relay, piece_digest)
         submitted = self.readers.submit(job.run)
         running = asyncio.wrap_future(submitted, loop=loop)
         try:

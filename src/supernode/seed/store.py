@@ -1,18 +1,18 @@
 """The seed's disk cache: one content file and one JSON metadata file per task.
 
-Metadata holds the display URL (never headers), lengths and the piece sha256 list;
+Metadata holds the display URL (never headers), lengths and the piece digest list;
 only complete, verified entries are reused after a restart.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dfcommon import piecedigest
 from dfcommon.pieces import piece_count, piece_span
 from supernode.resource.piece import PieceMeta
 
@@ -71,7 +71,7 @@ class SeedStore:
             "digest": digest,
             "content_length": content_length,
             "piece_size": piece_size,
-            "piece_sha256": [p.sha256 for p in pieces],
+            "piece_digests": [p.digest for p in pieces],
             "complete": complete,
             "sha256": sha256,
         }
@@ -81,7 +81,7 @@ class SeedStore:
         os.replace(tmp, path)
 
     def load(self, task_id: str) -> CacheEntry | None:
-        """A complete entry whose content still matches every piece sha256, else None (and it is removed)."""
+        """A complete entry whose content still matches every piece digest, else None (and it is removed)."""
         path = self.meta_path(task_id)
         try:
             record = json.loads(path.read_text())
@@ -105,11 +105,15 @@ class SeedStore:
         return all(self.verify_piece(entry.task_id, piece) for piece in entry.pieces)
 
     def verify_piece(self, task_id: str, piece: PieceMeta) -> bool:
-        """True when the piece's bytes on disk still match its sha256."""
+        """True when the piece's bytes on disk still match its digest."""
+        parsed = piecedigest.parse(piece.digest)
+        if parsed is None:
+            return False
+        algorithm, expected = parsed
         try:
             with self.data_path(task_id).open("rb") as f:
                 f.seek(piece.offset)
-                h = hashlib.sha256()
+                h = piecedigest.hasher(algorithm)
                 left = piece.size
                 while left:
                     chunk = f.read(min(left, _READ_CHUNK))
@@ -119,7 +123,7 @@ class SeedStore:
                     left -= len(chunk)
         except OSError:
             return False
-        return h.hexdigest() == piece.sha256
+        return h.hexdigest() == expected
 
     def discard(self, task_id: str) -> None:
         """Remove a task's files."""
@@ -133,15 +137,21 @@ def _entry(task_id: str, record: dict[str, object]) -> CacheEntry | None:
         return None
     length = record["content_length"]
     size = record["piece_size"]
-    shas = record["piece_sha256"]
-    if not isinstance(length, int) or not isinstance(size, int) or not isinstance(shas, list) or size <= 0:
+    if "piece_digests" in record:
+        digests = record["piece_digests"]
+    else:  # written before piece digests named their algorithm: sha256 hex
+        legacy = record["piece_sha256"]
+        digests = [f"sha256:{sha}" for sha in legacy] if isinstance(legacy, list) else None
+    if not isinstance(length, int) or not isinstance(size, int) or not isinstance(digests, list) or size <= 0:
         return None
-    if len(shas) != piece_count(length, size):
+    if len(digests) != piece_count(length, size):
         return None
     pieces = []
-    for number, sha in enumerate(shas):
+    for number, digest in enumerate(digests):
+        if not isinstance(digest, str) or piecedigest.parse(digest) is None:
+            return None
         offset, span = piece_span(number, length, size)
-        pieces.append(PieceMeta(number, offset, span, str(sha)))
+        pieces.append(PieceMeta(number, offset, span, digest.lower()))
     return CacheEntry(
         task_id, str(record["url"]), str(record.get("digest", "")), length, size, tuple(pieces), str(record["sha256"])
     )

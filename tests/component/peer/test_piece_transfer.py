@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
+from blake3 import blake3
 from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.channels import channel
@@ -60,8 +60,8 @@ def specs(data: bytes, numbers: list[int], corrupt: int | None = None) -> list[P
     for n in numbers:
         offset = n * PIECE
         size = min(PIECE, len(data) - offset)
-        digest = hashlib.sha256(data[offset : offset + size]).hexdigest()
-        out.append(PieceSpec(n, offset, size, "0" * 64 if n == corrupt else digest))
+        digest = blake3(data[offset : offset + size]).hexdigest()
+        out.append(PieceSpec(n, offset, size, "blake3:" + ("0" * 64 if n == corrupt else digest)))
     return out
 
 

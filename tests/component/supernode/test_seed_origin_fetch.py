@@ -17,6 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from blake3 import blake3
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError, InvalidArgument, OriginError
@@ -178,7 +179,9 @@ async def fetch(tmp_path: Path, fetcher: OriginFetcher, request: ContentRequest)
     assert result.pieces == sink.pieces
     assert result.sha256 == hashlib.sha256(data).hexdigest()
     for piece in sink.pieces:
-        assert hashlib.sha256(data[piece.offset : piece.offset + piece.size]).hexdigest() == piece.sha256
+        assert blake3(data[piece.offset : piece.offset + piece.size]).hexdigest() == piece.digest.removeprefix(
+            "blake3:"
+        )
     return data, sink, result.content_length
 
 

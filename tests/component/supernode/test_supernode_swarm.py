@@ -17,6 +17,7 @@ from dandelion.peer.v1 import peer_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
 from origin_server import Origin
 
+from dfcommon import piecedigest
 from dfcommon.channels import channel
 from supernode.app import Supernode
 
@@ -95,7 +96,10 @@ async def fetch_all(
             finally:
                 await target.close(None)
             data = pieces[a.piece.number]
-            assert hashlib.sha256(data).hexdigest() == a.piece.sha256
+            algorithm = a.piece.digest.partition(":")[0]
+            assert algorithm in piecedigest.ALGORITHMS
+            assert a.piece.digest == piecedigest.digest_of(algorithm, [data])
+            assert a.piece.sha256 == piecedigest.legacy_sha256(a.piece.digest)  # set only for sha256 digests
             assert data == body[a.piece.offset : a.piece.offset + a.piece.size]
             results.append(
                 scheduler_pb2.PieceResult(piece_number=a.piece.number, parent_peer_id=a.parent.peer_id, success=True)
@@ -119,6 +123,7 @@ async def test_register_sync_and_download_from_seed(supernode: Running, origin: 
     assigned = [a for m in seen if m.WhichOneof("event") == "assignments" for a in m.assignments.assignments]
     assert sorted(a.piece.number for a in assigned) == [0, 1, 2, 3, 4]
     assert all(a.parent.ip == "127.0.0.1" and a.parent.port == supernode.node.port for a in assigned)
+    assert all(a.piece.digest.startswith("blake3:") and not a.piece.sha256 for a in assigned)  # the default
     assert max(len(m.assignments.assignments) for m in seen if m.WhichOneof("event") == "assignments") <= 2
     got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=reply.task.task_id))
     assert got.task.state == common_pb2.TASK_STATE_SUCCEEDED
@@ -130,6 +135,30 @@ async def test_register_sync_and_download_from_seed(supernode: Running, origin: 
     assert seed.piece_count == 5
     assert seed.uploads_ok == 5
     assert origin.hits["/blob"] == 1
+
+
+async def test_sha256_piece_digests_fill_the_deprecated_field_too(tmp_path: Path, origin: Origin) -> None:
+    """supernode --piece-digest sha256: for clients without BLAKE3, and for those that read PieceInfo.sha256."""
+    body = os.urandom(3 * PIECE)
+    origin.blobs["/blob"] = body
+    node = Supernode(make_config(tmp_path / "data", piece_digest="sha256"))
+    port = await node.start()
+    chan = channel(f"127.0.0.1:{port}")
+    try:
+        running = Running(node, chan)
+        host_id = await register_host(running)
+        reply = await register_task(running, host_id, f"{origin.base}/blob")
+        stream = PeerStream(running, reply.peer_id)
+        seen = await asyncio.wait_for(fetch_all(running, stream, reply.task.task_id, body), 20)
+    finally:
+        await chan.close(None)
+        await node.stop(grace=1)
+    assigned = [a for m in seen if m.WhichOneof("event") == "assignments" for a in m.assignments.assignments]
+    assert sorted(a.piece.number for a in assigned) == [0, 1, 2]
+    for a in assigned:
+        data = body[a.piece.offset : a.piece.offset + a.piece.size]
+        assert a.piece.digest == "sha256:" + hashlib.sha256(data).hexdigest()
+        assert a.piece.sha256 == hashlib.sha256(data).hexdigest()
 
 
 async def test_second_peer_fetches_from_first_peer_not_seed(supernode: Running, origin: Origin) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dfcommon.errors import DigestMismatch
+from dfcommon.piecedigest import digest_of
 from peer.piece.assembler import PieceAssembler
 from peer.piece.model import PieceSpec
 from peer.storage import Storage
@@ -85,10 +86,11 @@ def test_wrong_size_piece_is_refused(tmp_path: Path) -> None:
     assert not store.has(0)
 
 
-async def test_bad_piece_is_never_stored(tmp_path: Path) -> None:
+@pytest.mark.parametrize("algorithm", ["blake3", "sha256"])
+async def test_bad_piece_is_never_stored(tmp_path: Path, algorithm: str) -> None:
     data = content(PIECE)
     store = Storage(tmp_path).create("t5", "u", "", PIECE, PIECE)
-    wrong = PieceSpec(0, 0, PIECE, hashlib.sha256(b"something else").hexdigest())
+    wrong = PieceSpec(0, 0, PIECE, digest_of(algorithm, [b"something else"]))
     assembler = PieceAssembler(wrong)
     assembler.add(0, data[:500])
     assembler.add(500, data[500:])
@@ -97,7 +99,7 @@ async def test_bad_piece_is_never_stored(tmp_path: Path) -> None:
     assert not store.has(0)
     assert os.pread(os.open(store.directory / "data", os.O_RDONLY), PIECE, 0) == bytes(PIECE)
 
-    right = PieceAssembler(PieceSpec(0, 0, PIECE, hashlib.sha256(data).hexdigest()))
+    right = PieceAssembler(PieceSpec(0, 0, PIECE, digest_of(algorithm, [data])))
     right.add(0, data)
     await right.store(store)
     assert store.has(0) and store.read(0, PIECE) == data
@@ -131,3 +133,14 @@ def test_gc_by_ttl_and_quota_skips_pinned(tmp_path: Path) -> None:
     storage.quota_bytes = 5 << 20  # over quota: the least recently used unpinned goes
     assert storage.gc(now=1050.0) == ["g2"]
     assert storage.get("g1") is not None
+
+
+async def test_a_piece_with_an_unusable_digest_is_never_stored(tmp_path: Path) -> None:
+    """A digest in an algorithm this peer does not know cannot vouch for the bytes."""
+    data = content(PIECE)
+    store = Storage(tmp_path).create("t6", "u", "", PIECE, PIECE)
+    assembler = PieceAssembler(PieceSpec(0, 0, PIECE, "md5:" + hashlib.md5(data).hexdigest()))
+    assembler.add(0, data)
+    with pytest.raises(DigestMismatch):
+        await assembler.store(store)
+    assert not store.has(0)

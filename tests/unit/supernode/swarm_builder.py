@@ -48,7 +48,7 @@ class Swarm:
             self.write(n)
 
     def write(self, n: int) -> list[Assignment]:
-        meta = PieceMeta(n, n * PIECE, PIECE, hashlib.sha256(str(n).encode()).hexdigest())
+        meta = PieceMeta(n, n * PIECE, PIECE, "sha256:" + hashlib.sha256(str(n).encode()).hexdigest())
         return self.scheduler.piece_written(self.task, meta)
 
     def add(

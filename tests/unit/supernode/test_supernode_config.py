@@ -18,6 +18,8 @@ def test_defaults() -> None:
     c = config()
     assert (c.listen_host, c.listen_port) == ("0.0.0.0", 8002)
     assert c.piece_size == 4 << 20
+    assert c.piece_digest == "blake3"
+    assert config("--piece-digest", "sha256").piece_digest == "sha256"
     assert c.data_dir == Path("d")
     assert c.log_level == "info"
 
@@ -42,6 +44,7 @@ def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
         (["--heartbeat-interval", "x"], "invalid number"),
         (["--heartbeat-interval", "10"], "heartbeat"),
         (["--seed-upload-slots", "0"], "upload slots"),
+        (["--piece-digest", "md5"], "piece digest must be one of blake3, sha256"),
     ],
 )
 def test_invalid_values(args: list[str], fragment: str) -> None:

@@ -76,7 +76,7 @@ def test_a_slot_freed_by_one_task_wakes_starved_peers_of_another() -> None:
     )
     seed_b = Peer("seed-b", other.task_id, swarm.seed_host, is_seed=True)
     swarm.scheduler.add_task(other, seed_b)
-    swarm.scheduler.piece_written(other, PieceMeta(0, 0, PIECE, "ab" * 32))
+    swarm.scheduler.piece_written(other, PieceMeta(0, 0, PIECE, "blake3:" + "ab" * 32))
     first = swarm.add("a")
     assert len(swarm.scheduler.connect(first, 4)) == 4  # the seed host is full
     host = Host("host-b", "b", "127.0.0.3", 65000, 4, "", 0.0)

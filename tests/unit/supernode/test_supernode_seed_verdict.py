@@ -39,7 +39,8 @@ class HandDrivenCdn:
 
 def pieces() -> list[PieceMeta]:
     return [
-        PieceMeta(n, n * PIECE, PIECE, hashlib.sha256(BODY[n * PIECE : (n + 1) * PIECE]).hexdigest()) for n in range(3)
+        PieceMeta(n, n * PIECE, PIECE, "sha256:" + hashlib.sha256(BODY[n * PIECE : (n + 1) * PIECE]).hexdigest())
+        for n in range(3)
     ]
 
 

@@ -57,16 +57,18 @@ class UrlMeta(_message.Message):
     def __init__(self, url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., digest: _Optional[str] = ..., filtered_query_params: _Optional[_Iterable[str]] = ..., range: _Optional[str] = ...) -> None: ...
 
 class PieceInfo(_message.Message):
-    __slots__ = ("number", "offset", "size", "sha256")
+    __slots__ = ("number", "offset", "size", "sha256", "digest")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     number: int
     offset: int
     size: int
     sha256: str
-    def __init__(self, number: _Optional[int] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+    digest: str
+    def __init__(self, number: _Optional[int] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class PeerAddress(_message.Message):
     __slots__ = ("peer_id", "host_id", "ip", "port")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -45,11 +46,20 @@ class Running:
         self.peer = peer_pb2_grpc.PeerServiceStub(chan)
 
 
-@pytest.fixture
-async def supernode(tmp_path: Path) -> AsyncIterator[Running]:
-    node = Supernode(make_config(tmp_path / "data"))
+@contextlib.asynccontextmanager
+async def started(config: SupernodeConfig) -> AsyncIterator[Running]:
+    """A supernode with this config, running for the block."""
+    node = Supernode(config)
     port = await node.start()
     chan = channel(f"127.0.0.1:{port}")
-    yield Running(node, chan)
-    await chan.close(None)
-    await node.stop(grace=1)
+    try:
+        yield Running(node, chan)
+    finally:
+        await chan.close(None)
+        await node.stop(grace=1)
+
+
+@pytest.fixture
+async def supernode(tmp_path: Path) -> AsyncIterator[Running]:
+    async with started(make_config(tmp_path / "data")) as running:
+        yield running

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import Running, make_config
+from conftest import Running, make_config, started
 from dandelion.common.v1 import common_pb2
 from dandelion.peer.v1 import peer_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
@@ -141,18 +141,11 @@ async def test_sha256_piece_digests_fill_the_deprecated_field_too(tmp_path: Path
     """supernode --piece-digest sha256: for clients without BLAKE3, and for those that read PieceInfo.sha256."""
     body = os.urandom(3 * PIECE)
     origin.blobs["/blob"] = body
-    node = Supernode(make_config(tmp_path / "data", piece_digest="sha256"))
-    port = await node.start()
-    chan = channel(f"127.0.0.1:{port}")
-    try:
-        running = Running(node, chan)
+    async with started(make_config(tmp_path / "data", piece_digest="sha256")) as running:
         host_id = await register_host(running)
         reply = await register_task(running, host_id, f"{origin.base}/blob")
         stream = PeerStream(running, reply.peer_id)
         seen = await asyncio.wait_for(fetch_all(running, stream, reply.task.task_id, body), 20)
-    finally:
-        await chan.close(None)
-        await node.stop(grace=1)
     assigned = [a for m in seen if m.WhichOneof("event") == "assignments" for a in m.assignments.assignments]
     assert sorted(a.piece.number for a in assigned) == [0, 1, 2]
     for a in assigned:

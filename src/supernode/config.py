@@ -9,7 +9,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfcommon import piecedigest as piece_digests
+from dfcommon import piecedigest
 from dfcommon.errors import InvalidArgument
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE
 from dfcommon.sizes import parse_hostport, parse_ip, parse_size
@@ -38,7 +38,7 @@ class SupernodeConfig:
     listen_port: int = DEFAULT_PORT
     advertise_ip: str = ""  # empty: the listen host, or the first non-loopback address
     piece_size: int = DEFAULT_PIECE_SIZE  # base piece size; grows for very large content
-    piece_digest: str = piece_digests.DEFAULT_ALGORITHM  # what the seed hashes each piece with
+    piece_digest: str = piecedigest.DEFAULT_ALGORITHM  # what the seed hashes each piece with
     log_level: str = "info"
     heartbeat_interval_ms: int = 5000  # hosts that miss 3 heartbeats are dropped
     assignment_timeout: float = 30.0  # an unreported assignment then counts as TIMEOUT
@@ -51,9 +51,9 @@ class SupernodeConfig:
         """Check every value; returns self. Raises InvalidArgument with one line."""
         if not MIN_PIECE_SIZE <= self.piece_size <= MAX_PIECE_SIZE:
             raise InvalidArgument(f"piece size must be between 64KiB and 64MiB, got {self.piece_size}")
-        if self.piece_digest not in piece_digests.ALGORITHMS:
+        if self.piece_digest not in piecedigest.ALGORITHMS:
             raise InvalidArgument(
-                f"piece digest must be one of {', '.join(piece_digests.ALGORITHMS)}, got {self.piece_digest!r}"
+                f"piece digest must be one of {', '.join(piecedigest.ALGORITHMS)}, got {self.piece_digest!r}"
             )
         if not 0 <= self.listen_port < 65536:
             raise InvalidArgument(f"invalid listen port {self.listen_port}")
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--piece-size", default="4MiB", help="base piece size (64KiB-64MiB)")
     parser.add_argument(
         "--piece-digest",
-        default=piece_digests.DEFAULT_ALGORITHM,
+        default=piecedigest.DEFAULT_ALGORITHM,
         help="hash the seed publishes for each piece: blake3 (default, ~3x faster) or sha256",
     )
     parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)

@@ -16,12 +16,12 @@ from typing import Protocol
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, DigestMismatch, InvalidArgument, OriginError, Unavailable
+from dfcommon.http_client import Cancel, HttpClient, HttpFailure, Response
 from dfcommon.identity import display_url
 from dfcommon.metrics import ORIGIN_BYTES
 from dfcommon.piecedigest import DEFAULT_ALGORITHM, digest_of
 from dfcommon.pieces import piece_size_for
 from supernode.resource.piece import PieceMeta
-from supernode.seed.http_client import Cancel, HttpClient, HttpFailure, Response
 
 _RANGE = re.compile(r"^(\d{1,19})-(\d{1,19})$")
 CONNECT_TIMEOUT_S = 10.0
@@ -66,7 +66,10 @@ def new_fetcher(ca_file: str | None = None, insecure: bool = False) -> OriginFet
         context.verify_mode = ssl.CERT_NONE
     elif ca_file:
         context.load_verify_locations(cafile=ca_file)
-    return OriginFetcher(HttpClient(context, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S))
+    client = HttpClient(
+        context, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S, user_agent="dandelion-supernode"
+    )
+    return OriginFetcher(client)
 
 
 # Headers that would change which bytes the origin sends: the task identity does not cover them.

@@ -21,8 +21,8 @@ from blake3 import blake3
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError, InvalidArgument, OriginError
+from dfcommon.http_client import HttpClient
 from supernode.resource.piece import PieceMeta
-from supernode.seed.http_client import HttpClient
 from supernode.seed.origin import FetchResult, OriginFetcher, new_fetcher, parse_range
 
 BASE = 64 << 10

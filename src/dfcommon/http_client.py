@@ -1,10 +1,11 @@
-"""Blocking HTTP/1.1 GETs for the seed's origin fetches: TLS, redirects, kept-alive connections, and bodies read
-straight into the caller's buffers.
+"""Blocking HTTP/1.1 GETs for origin fetches (the seed's, and a peer's back-to-source): TLS, redirects, kept-alive
+connections, and bodies read straight into the caller's buffers.
 
-The seed reads origin bodies in worker threads with this client instead of on the event loop with httpx. httpx
-passes every read through h11 and anyio in Python: about 1.7 CPU-s per GB on these machines (2 vCPU), all of it
-on the event loop that also serves the swarm's gRPC streams. http.client's readinto() fills the caller's buffer
-with one kernel copy and no Python object per read: about 0.25 CPU-s per GB, with the GIL released while it waits.
+The seed and the peer read origin bodies in worker threads with this client instead of on the event loop with
+httpx. httpx passes every read through h11 and anyio in Python: about 1.7 CPU-s per GB on these machines (2 vCPU),
+all of it on the event loop that also serves the swarm's gRPC streams. http.client's readinto() fills the caller's
+buffer with one kernel copy and no Python object per read: about 0.25 CPU-s per GB, with the GIL released while it
+waits.
 
 Only what an origin fetch needs: GET, caller headers, redirects like httpx's (Authorization dropped when the
 redirect leaves the origin, except an upgrade to https on the same host), no cookies, no proxies.
@@ -25,7 +26,6 @@ from urllib.parse import unquote, urljoin, urlsplit
 MAX_REDIRECTS = 20  # httpx's default
 IDLE_PER_ORIGIN = 8  # kept-alive connections per scheme://host:port
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-USER_AGENT = "dandelion-supernode"
 _DRAIN_LIMIT = 64 << 10  # a redirect's body up to this size is read so its connection can be reused
 # How a kept-alive connection that the origin closed meanwhile fails; a new connection is tried once.
 _STALE = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine)
@@ -177,8 +177,10 @@ class HttpClient:
         ssl_context: ssl.SSLContext | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        user_agent: str = "dandelion",
     ) -> None:
         self.ssl_context = ssl_context or ssl.create_default_context()
+        self.user_agent = user_agent
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self._idle: dict[_Origin, list[http.client.HTTPConnection]] = {}
@@ -241,7 +243,7 @@ class HttpClient:
             skip_host = any(k.lower() == "host" for k in headers)
             conn.putrequest("GET", target, skip_host=skip_host, skip_accept_encoding=True)
             if not any(k.lower() == "user-agent" for k in headers):
-                conn.putheader("User-Agent", USER_AGENT)
+                conn.putheader("User-Agent", self.user_agent)
             for name, value in headers.items():
                 conn.putheader(name, value)
             conn.endheaders()

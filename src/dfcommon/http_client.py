@@ -123,6 +123,7 @@ class Response:
         self._conn = conn
         self._cancel = cancel
         self._raw: http.client.HTTPResponse | None = None
+        self._failed = False  # reading the body raised: the connection is in an unknown state
 
     def _start(self) -> None:
         self._raw = self._conn.getresponse()
@@ -152,16 +153,21 @@ class Response:
         if self._cancel.cancelled:
             raise HttpFailure("cancelled")
         try:
-            return self.raw.readinto(view)
+            n = self.raw.readinto(view)
         except (OSError, http.client.HTTPException, ValueError) as exc:
+            self._failed = True
             if self._cancel.cancelled:
                 raise HttpFailure("cancelled") from None
             raise HttpFailure(f"reading the body failed: {describe(exc)}") from None
+        return n
 
     def close(self) -> None:
         """Release the connection: back to the pool when the body was read to its end, else closed."""
         raw = self._raw
-        if raw is not None and raw.isclosed() and not raw.will_close and not self._cancel.cancelled:
+        # http.client marks a response closed at the end of its body, but also when a body was cut short (then a
+        # declared length is left over) or its chunk framing broke (then readinto raised).
+        whole = raw is not None and raw.isclosed() and not raw.length and not self._failed
+        if raw is not None and whole and not raw.will_close and not self._cancel.cancelled:
             self._client._release(self._origin, self._conn)
         else:
             if raw is not None:

@@ -519,7 +519,7 @@ class Conductor:
             if total != end - start + 1:
                 raise OriginError(f"origin sent {total} of {end - start + 1} bytes for {self.display_url}")
 
-    async def _cut(self, store: TaskStore, body: AsyncIterator[bytes], first: int, last: int | None) -> int:
+    async def _cut(self, store: TaskStore, body: AsyncIterator[memoryview], first: int, last: int | None) -> int:
         """Cut an origin body into pieces first..last (None: to the end), verify where hashes are known, store."""
         number = first
         total = 0

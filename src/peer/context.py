@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import grpc
-import httpx
 
 from dfcommon.channels import channel
+from peer.origin import OriginClient
 from peer.scheduler_client import SchedulerClient
 from peer.storage import Storage
 from peer.tokenbucket import TokenBucket
@@ -39,7 +39,7 @@ class PeerContext:
 
     storage: Storage
     scheduler: SchedulerClient | None
-    http: httpx.AsyncClient
+    http: OriginClient  # back-to-source
     download_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(0))
     channels: ChannelPool = field(default_factory=ChannelPool)
     no_back_source: bool = False

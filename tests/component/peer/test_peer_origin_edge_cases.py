@@ -1,38 +1,106 @@
-"""Back-to-source against origins without a length, that cut the body short, or that ignore Range."""
+"""Back-to-source against real HTTP origins (127.0.0.1): no length, bodies cut short, Range ignored, redirects."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from threading import Thread
 
-import httpx
 import pytest
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError, DigestMismatch, OriginError
 from dfcommon.identity import task_id
 from peer.context import PeerContext
+from peer.origin import new_client, open_origin
 from peer.storage import Storage
 from peer.transferer import SwarmTransferer
 
 DATA = os.urandom(9 << 20)  # two full 4 MiB pieces and a short one
-URL = "http://origin.test/blob"
 
 
-def chunked_body(data: bytes, cut: int | None = None) -> Callable[[], AsyncIterator[bytes]]:
-    async def body() -> AsyncIterator[bytes]:
-        end = len(data) if cut is None else cut
-        for start in range(0, end, 300_000):
-            yield data[start : min(end, start + 300_000)]
+@dataclass
+class Answer:
+    """What the origin sends for one request: status, headers, and the body (cut after `cut` bytes if set)."""
 
-    return body
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    cut: int | None = None
+    chunked: bool = False
+    stall_after: int | None = None  # stop sending (without closing) after this many bytes
 
 
-def make_transferer(tmp_path: Path, handler: Callable[[httpx.Request], httpx.Response]) -> SwarmTransferer:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return SwarmTransferer(PeerContext(storage=Storage(tmp_path), scheduler=None, http=client))
+@dataclass
+class Origin:
+    """A threaded HTTP/1.1 origin on 127.0.0.1 whose answers the test decides per request."""
+
+    answer: Callable[[dict[str, str], str], Answer]
+    seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def origin() -> Iterator[Origin]:
+    state = Origin(answer=lambda headers, path: Answer(body=DATA))
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            state.seen.append((self.path, headers))
+            answer = state.answer(headers, self.path)
+            self.send_response(answer.status)
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            body = answer.body if answer.cut is None else answer.body[: answer.cut]
+            if answer.chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            elif "Content-Length" not in answer.headers and "Location" not in answer.headers:
+                self.send_header("Connection", "close")  # no length, no chunks: the body ends with the connection
+            if "Location" in answer.headers:
+                self.send_header("Content-Length", "0")
+            self.end_headers()
+            try:
+                for at in range(0, len(body), 300_000):
+                    if answer.stall_after is not None and at >= answer.stall_after:
+                        time.sleep(30)
+                        return
+                    part = body[at : at + 300_000]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part) if answer.chunked else part)
+                if answer.chunked and answer.cut is None:
+                    self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                return
+            if answer.cut is not None:
+                self.close_connection = True
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    Thread(target=server.serve_forever, daemon=True).start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def make_transferer(tmp_path: Path) -> SwarmTransferer:
+    return SwarmTransferer(PeerContext(storage=Storage(tmp_path), scheduler=None, http=new_client()))
+
+
+async def close(transferer: SwarmTransferer) -> None:
+    await transferer.close()
+    await transferer.ctx.http.aclose()
 
 
 async def read_all(transferer: SwarmTransferer, request: ContentRequest) -> bytes:
@@ -40,60 +108,115 @@ async def read_all(transferer: SwarmTransferer, request: ContentRequest) -> byte
     return b"".join([chunk async for chunk in stream.chunks()])
 
 
-async def test_origin_without_content_length(tmp_path: Path) -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, content=chunked_body(DATA)())
-
-    transferer = make_transferer(tmp_path, handler)
+async def test_origin_without_content_length(tmp_path: Path, origin: Origin) -> None:
+    """No Content-Length, the body ends with the connection: the length is learnt at the end."""
+    origin.answer = lambda headers, path: Answer(body=DATA)
+    url = f"{origin.url}/blob"
+    transferer = make_transferer(tmp_path)
     digest = f"sha256:{hashlib.sha256(DATA).hexdigest()}"
-    stream = await transferer.open(ContentRequest(URL, digest=digest, headers={"Authorization": "x"}))
+    stream = await transferer.open(ContentRequest(url, digest=digest, headers={"Authorization": "x"}))
     assert b"".join([chunk async for chunk in stream.chunks()]) == DATA
     await stream.conductor.finished.wait()  # the cache entry is sealed just after the last byte went out
-    assert seen[0].headers["accept-encoding"] == "identity"
-    assert seen[0].headers["authorization"] == "x"
-    store = transferer.ctx.storage.get_complete(task_id(URL, digest))
+    _, headers = origin.seen[0]
+    assert headers["accept-encoding"] == "identity"
+    assert headers["authorization"] == "x"
+    assert headers["user-agent"] == "dandelion-peer"
+    store = transferer.ctx.storage.get_complete(task_id(url, digest))
     assert store is not None and store.meta.content_length == len(DATA) and store.meta.piece_count == 3
     meta = (store.directory / "meta.json").read_text()
     assert "Authorization" not in meta and '"x"' not in meta
-    await transferer.close()
+    await close(transferer)
 
 
-@pytest.mark.parametrize("with_length", [True, False])
-async def test_body_cut_short_fails_and_caches_nothing(tmp_path: Path, with_length: bool) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        headers = {"Content-Length": str(len(DATA))} if with_length else {}
-        return httpx.Response(200, headers=headers, content=chunked_body(DATA, cut=5 << 20)())
-
-    transferer = make_transferer(tmp_path, handler)
+@pytest.mark.parametrize("framing", ["length", "chunked", "none"])
+async def test_body_cut_short_fails_and_caches_nothing(tmp_path: Path, origin: Origin, framing: str) -> None:
+    headers = {"Content-Length": str(len(DATA))} if framing == "length" else {}
+    origin.answer = lambda h, path: Answer(headers=headers, body=DATA, cut=5 << 20, chunked=framing == "chunked")
+    url = f"{origin.url}/blob"
+    transferer = make_transferer(tmp_path)
     digest = f"sha256:{hashlib.sha256(DATA).hexdigest()}"
-    expected: type[DandelionError] = OriginError if with_length else DigestMismatch
+    # A known length or chunk framing shows the cut; a body that just ends is caught by the digest.
+    expected: type[DandelionError] = DigestMismatch if framing == "none" else OriginError
     with pytest.raises(expected) as info:
-        await read_all(transferer, ContentRequest(URL, digest=digest))
-    assert ("ended early" if with_length else "has digest") in str(info.value)
-    assert transferer.ctx.storage.get(task_id(URL, digest)) is None
-    await transferer.close()
+        await read_all(transferer, ContentRequest(url, digest=digest))
+    wanted = {"length": "ended early", "chunked": "reading the body failed", "none": "has digest"}[framing]
+    assert wanted in str(info.value)
+    assert "\n" not in str(info.value)
+    assert transferer.ctx.storage.get(task_id(url, digest)) is None
+    assert not any(transferer.ctx.http.http._idle.values())  # the cut connection is not kept for reuse
+    await close(transferer)
 
 
-async def test_range_request_for_a_byte_range(tmp_path: Path) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert request.headers["range"] == "bytes=100-5000099"
-        part = DATA[100:5_000_100]
-        return httpx.Response(206, headers={"Content-Length": str(len(part))}, content=chunked_body(part)())
+async def test_range_request_for_a_byte_range(tmp_path: Path, origin: Origin) -> None:
+    part = DATA[100:5_000_100]
+    origin.answer = lambda headers, path: Answer(206, {"Content-Length": str(len(part))}, part)
+    transferer = make_transferer(tmp_path)
+    got = await read_all(transferer, ContentRequest(f"{origin.url}/blob", byte_range="100-5000099"))
+    assert got == part
+    assert origin.seen[0][1]["range"] == "bytes=100-5000099"
+    await close(transferer)
 
-    transferer = make_transferer(tmp_path, handler)
-    assert await read_all(transferer, ContentRequest(URL, byte_range="100-5000099")) == DATA[100:5_000_100]
-    await transferer.close()
 
-
-async def test_origin_ignoring_range_is_an_error(tmp_path: Path) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"Content-Length": str(len(DATA))}, content=DATA)
-
-    transferer = make_transferer(tmp_path, handler)
+async def test_origin_ignoring_range_is_an_error(tmp_path: Path, origin: Origin) -> None:
+    origin.answer = lambda headers, path: Answer(200, {"Content-Length": str(len(DATA))}, DATA)
+    transferer = make_transferer(tmp_path)
     with pytest.raises(OriginError) as info:
-        await read_all(transferer, ContentRequest(URL, byte_range="10-19"))
+        await read_all(transferer, ContentRequest(f"{origin.url}/blob", byte_range="10-19"))
     assert "ignored the Range request" in str(info.value)
-    await transferer.close()
+    await close(transferer)
+
+
+async def test_redirects_are_followed(tmp_path: Path, origin: Origin) -> None:
+    def answer(headers: dict[str, str], path: str) -> Answer:
+        if path == "/old":
+            return Answer(302, {"Location": "/new"})
+        return Answer(200, {"Content-Length": str(len(DATA))}, DATA)
+
+    origin.answer = answer
+    transferer = make_transferer(tmp_path)
+    assert await read_all(transferer, ContentRequest(f"{origin.url}/old")) == DATA
+    assert [path for path, _ in origin.seen] == ["/old", "/new"]
+    await close(transferer)
+
+
+async def test_unreachable_origin_is_one_line(tmp_path: Path) -> None:
+    transferer = make_transferer(tmp_path)
+    with pytest.raises(OriginError) as info:
+        await read_all(transferer, ContentRequest("http://127.0.0.1:9/blob"))
+    assert str(info.value) == "cannot fetch http://127.0.0.1:9/blob: cannot connect to 127.0.0.1:9: connection refused"
+    await close(transferer)
+
+
+async def test_leaving_a_body_early_stops_its_reader_at_once(origin: Origin) -> None:
+    """A consumer that stops (a failed piece, a cancelled download) does not wait for the rest of the body."""
+    origin.answer = lambda headers, path: Answer(200, {"Content-Length": str(len(DATA))}, DATA, stall_after=2 << 20)
+    client = new_client()
+    started = time.monotonic()
+    async with open_origin(client, ContentRequest(f"{origin.url}/blob")) as response:
+        assert response.length == len(DATA)
+        got = 0
+        async for chunk in response.body:
+            got += len(chunk)
+            if got >= 1 << 20:
+                break
+    assert time.monotonic() - started < 5  # not the origin's 30 s stall, nor the 60 s read timeout
+    await client.aclose()
+
+
+async def test_cancelling_while_the_origin_is_silent_returns_at_once(origin: Origin) -> None:
+    origin.answer = lambda headers, path: Answer(200, {"Content-Length": str(len(DATA))}, DATA, stall_after=0)
+    client = new_client()
+
+    async def read() -> None:
+        async with open_origin(client, ContentRequest(f"{origin.url}/blob")) as response:
+            async for _ in response.body:
+                pass
+
+    reading = asyncio.ensure_future(read())
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    assert time.monotonic() - started < 2
+    await client.aclose()

@@ -21,6 +21,7 @@ It also prints the CPU seconds each program used during each pull (from /proc), 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import sys
@@ -29,6 +30,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,6 +44,10 @@ from mirror_swarm import MirrorSwarm, run_mirror_swarm  # noqa: E402
 from vm_memory import warm_free_memory  # noqa: E402
 
 CPU_COLUMNS = ("machine", "docker", "registry", "supernode", "dfdaemon")
+_BLOB_SENT = re.compile(
+    r'^(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO dfdaemon: \S+ "GET /v2/\S+/blobs/'
+    r'(?P<digest>sha256:[0-9a-f]{64})" 200 (?P<size>\d+) '
+)
 
 
 @dataclass
@@ -52,6 +58,7 @@ class Row:
     seconds: list[float] = field(default_factory=list)
     upstream_bytes: list[int] = field(default_factory=list)
     cpu: list[dict[str, float]] = field(default_factory=list)
+    last_layer_out: list[float] = field(default_factory=list)  # through a mirror: when its last layer was sent
 
 
 def layer_bytes(registry: Registry, image: PushedImage) -> int:
@@ -60,14 +67,29 @@ def layer_bytes(registry: Registry, image: PushedImage) -> int:
     return sum(served[digest] for digest in image.layer_digests)
 
 
+def layers_out(log_path: Path, image: PushedImage, since: float) -> list[float]:
+    """Seconds after since (a time.time()) at which a mirror finished sending each of the image's layers, in
+    manifest order, from its access log (the last whole-layer GET of each)."""
+    ended: dict[str, float] = {}
+    for line in log_path.read_text(errors="replace").splitlines():
+        match = _BLOB_SENT.match(line)
+        if match and int(match["size"]) > 0:
+            when = datetime.strptime(match["when"], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            if when >= since:
+                ended[match["digest"]] = when - since
+    return [ended.get(digest, float("nan")) for digest in image.layer_digests]
+
+
 def timed_pull(
     docker: Dockerd, reference: str, registry: Registry, image: PushedImage, workdir: Path
-) -> tuple[float, int, dict[str, float]]:
-    """Pull reference on docker (which holds no images); seconds, upstream layer bytes and CPU seconds for it."""
+) -> tuple[float, int, dict[str, float], float]:
+    """Pull reference on docker (which holds no images); seconds, upstream layer bytes and CPU seconds for it, and
+    when it started (time.time())."""
     docker.remove_all_images()
     warm_free_memory(workdir, 4 * sum(image.layer_sizes))  # every scenario alike: see vm_memory
     before = layer_bytes(registry, image)
     cpu_before = CpuSnapshot()
+    started_at = time.time()
     start = time.perf_counter()
     result = docker.pull(reference, timeout=900)
     seconds = time.perf_counter() - start
@@ -75,7 +97,7 @@ def timed_pull(
     if result.returncode != 0:
         raise RuntimeError(f"docker pull {reference} failed: {result.stderr.strip()}")
     time.sleep(0.2)  # the access log line is written after the response
-    return seconds, layer_bytes(registry, image) - before, cpu
+    return seconds, layer_bytes(registry, image) - before, cpu, started_at
 
 
 @contextmanager
@@ -94,8 +116,8 @@ def measure(workdir: Path, layers: int, layer_mib: int, repeat: int) -> tuple[li
         docker = stack.enter_context(run_dockerd(workdir / "docker"))
         total = 0
 
-        def record(name: str, reference: str, image: PushedImage) -> None:
-            seconds, served, cpu = timed_pull(docker, reference, registry, image, workdir)
+        def record(name: str, reference: str, image: PushedImage, mirror_log: Path | None = None) -> None:
+            seconds, served, cpu, started_at = timed_pull(docker, reference, registry, image, workdir)
             rows[name].seconds.append(seconds)
             rows[name].upstream_bytes.append(served)
             rows[name].cpu.append(cpu)
@@ -103,6 +125,12 @@ def measure(workdir: Path, layers: int, layer_mib: int, repeat: int) -> tuple[li
             print(
                 f"  {name:12s} {seconds:7.2f} s  upstream layer bytes {served / total:.2f}x  CPU s: {spent}", flush=True
             )
+            if mirror_log is not None:
+                out = layers_out(mirror_log, image, started_at)
+                rows[name].last_layer_out.append(max(out))
+                shown = " / ".join(f"{t:.2f}" for t in out)
+                after = seconds - max(out)
+                print(f"  {'':12s} layers sent (manifest order) at {shown} s; docker then worked {after:.2f} s")
 
         for run in range(repeat):
             # A new image per run: nothing is warm anywhere unless the scenario made it so.
@@ -115,7 +143,7 @@ def measure(workdir: Path, layers: int, layer_mib: int, repeat: int) -> tuple[li
             with fresh_swarm(workdir, registry, run) as swarm:
                 node_a, node_b = swarm.nodes
                 via_a, via_b = image.reference_via(node_a.mirror_addr), image.reference_via(node_b.mirror_addr)
-                record("mirror cold", via_a, image)
+                record("mirror cold", via_a, image, node_a.proc.log_path)
                 record("mirror warm", via_a, image)
                 record("mirror peer", via_b, image)
             with run_registry(workdir / f"proxy-{run}", proxy_remote=registry.url) as proxy:
@@ -154,6 +182,12 @@ def main() -> None:
         seconds = statistics.median(row.seconds)
         ratio = statistics.median(row.upstream_bytes) / total
         print(f"| {row.name:12s} | {seconds:8.2f} | {total / seconds / 1e6:7.1f} | {ratio:19.2f}x |")
+    for row in rows:
+        if row.last_layer_out:
+            print(
+                f"{row.name}: the mirror had sent every layer {statistics.median(row.last_layer_out):.2f} s after the "
+                f"pull started (median); docker unpacks the last layer after that"
+            )
     print()
     print("CPU seconds during the pull, median per program (machine = all cores, every process)")
     print("| scenario     | " + " | ".join(f"{column:>9s}" for column in CPU_COLUMNS) + " |")

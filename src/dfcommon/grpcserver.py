@@ -43,12 +43,22 @@ async def mark_serving(servicer: health_aio.HealthServicer, service_names: Itera
         await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
 
-def add_download_pieces(method: Callable[..., AsyncIterator[bytes]], server: grpc.aio.Server) -> None:
-    """Serve dandelion.peer.v1.PeerService/DownloadPieces from method, whose messages are already serialized
-    (dfcommon.wire): the bytes it yields go out as they are."""
+def add_peer_method(
+    server: grpc.aio.Server,
+    name: str,
+    method: Callable[..., AsyncIterator[bytes]],
+    request_deserializer: Callable[[bytes], object],
+) -> None:
+    """Serve the server-streaming dandelion.peer.v1.PeerService method `name` from method, whose messages are
+    already serialized (dfcommon.wire): the bytes it yields go out as they are."""
     handler = grpc.unary_stream_rpc_method_handler(
-        method, request_deserializer=peer_pb2.DownloadPiecesRequest.FromString, response_serializer=None
+        method, request_deserializer=request_deserializer, response_serializer=None
     )
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler("dandelion.peer.v1.PeerService", {"DownloadPieces": handler}),)
+        (grpc.method_handlers_generic_handler("dandelion.peer.v1.PeerService", {name: handler}),)
     )
+
+
+def add_download_pieces(method: Callable[..., AsyncIterator[bytes]], server: grpc.aio.Server) -> None:
+    """Serve dandelion.peer.v1.PeerService/DownloadPieces from method (see add_peer_method)."""
+    add_peer_method(server, "DownloadPieces", method, peer_pb2.DownloadPiecesRequest.FromString)

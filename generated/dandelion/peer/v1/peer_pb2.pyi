@@ -27,6 +27,24 @@ class DownloadPiecesResponse(_message.Message):
     data: bytes
     def __init__(self, piece_number: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
+class StreamTaskRequest(_message.Message):
+    __slots__ = ("task_id", "requester_peer_id")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTER_PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    requester_peer_id: str
+    def __init__(self, task_id: _Optional[str] = ..., requester_peer_id: _Optional[str] = ...) -> None: ...
+
+class StreamTaskResponse(_message.Message):
+    __slots__ = ("content_length", "offset", "data")
+    CONTENT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    content_length: int
+    offset: int
+    data: bytes
+    def __init__(self, content_length: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class DownloadRequest(_message.Message):
     __slots__ = ("url_meta", "no_back_source", "rate_limit", "local_copy")
     URL_META_FIELD_NUMBER: _ClassVar[int]

@@ -41,6 +41,11 @@ class PeerServiceStub:
                 request_serializer=dandelion_dot_peer_dot_v1_dot_peer__pb2.DownloadPiecesRequest.SerializeToString,
                 response_deserializer=dandelion_dot_peer_dot_v1_dot_peer__pb2.DownloadPiecesResponse.FromString,
                 _registered_method=True)
+        self.StreamTask = channel.unary_stream(
+                '/dandelion.peer.v1.PeerService/StreamTask',
+                request_serializer=dandelion_dot_peer_dot_v1_dot_peer__pb2.StreamTaskRequest.SerializeToString,
+                response_deserializer=dandelion_dot_peer_dot_v1_dot_peer__pb2.StreamTaskResponse.FromString,
+                _registered_method=True)
 
 
 class PeerServiceServicer:
@@ -57,6 +62,19 @@ class PeerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamTask(self, request, context):
+        """Streams a task's whole content in order, as chunks of at most 1 MiB: what the
+        peer holds at once, the rest as its download brings it. The supernode's seed
+        calls this on the peer that fetched the content from its origin (the
+        supernode told it to, with back_to_source) to take its own copy, and checks
+        the content against the task's digest itself. Fails with NOT_FOUND when the
+        peer neither holds nor downloads the task, and with the download's status
+        when that fails. The supernode's seed answers UNIMPLEMENTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -64,6 +82,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
                     servicer.DownloadPieces,
                     request_deserializer=dandelion_dot_peer_dot_v1_dot_peer__pb2.DownloadPiecesRequest.FromString,
                     response_serializer=dandelion_dot_peer_dot_v1_dot_peer__pb2.DownloadPiecesResponse.SerializeToString,
+            ),
+            'StreamTask': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamTask,
+                    request_deserializer=dandelion_dot_peer_dot_v1_dot_peer__pb2.StreamTaskRequest.FromString,
+                    response_serializer=dandelion_dot_peer_dot_v1_dot_peer__pb2.StreamTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -95,6 +118,33 @@ class PeerService:
             '/dandelion.peer.v1.PeerService/DownloadPieces',
             dandelion_dot_peer_dot_v1_dot_peer__pb2.DownloadPiecesRequest.SerializeToString,
             dandelion_dot_peer_dot_v1_dot_peer__pb2.DownloadPiecesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dandelion.peer.v1.PeerService/StreamTask',
+            dandelion_dot_peer_dot_v1_dot_peer__pb2.StreamTaskRequest.SerializeToString,
+            dandelion_dot_peer_dot_v1_dot_peer__pb2.StreamTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

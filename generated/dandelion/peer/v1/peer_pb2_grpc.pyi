@@ -42,6 +42,15 @@ class PeerServiceStub:
     the order requested. Fails with NOT_FOUND for an unknown task or a piece the
     server does not hold, and RESOURCE_EXHAUSTED when its upload slots are busy.
     """
+    StreamTask: _grpc.UnaryStreamMultiCallable[_peer_pb2.StreamTaskRequest, _peer_pb2.StreamTaskResponse]
+    """Streams a task's whole content in order, as chunks of at most 1 MiB: what the
+    peer holds at once, the rest as its download brings it. The supernode's seed
+    calls this on the peer that fetched the content from its origin (the
+    supernode told it to, with back_to_source) to take its own copy, and checks
+    the content against the task's digest itself. Fails with NOT_FOUND when the
+    peer neither holds nor downloads the task, and with the download's status
+    when that fails. The supernode's seed answers UNIMPLEMENTED.
+    """
 
 @_typing.type_check_only
 class PeerServiceAsyncStub(PeerServiceStub):
@@ -54,6 +63,15 @@ class PeerServiceAsyncStub(PeerServiceStub):
     """Streams the requested pieces, each as consecutive chunks of at most 1 MiB, in
     the order requested. Fails with NOT_FOUND for an unknown task or a piece the
     server does not hold, and RESOURCE_EXHAUSTED when its upload slots are busy.
+    """
+    StreamTask: _aio.UnaryStreamMultiCallable[_peer_pb2.StreamTaskRequest, _peer_pb2.StreamTaskResponse]  # type: ignore[assignment]
+    """Streams a task's whole content in order, as chunks of at most 1 MiB: what the
+    peer holds at once, the rest as its download brings it. The supernode's seed
+    calls this on the peer that fetched the content from its origin (the
+    supernode told it to, with back_to_source) to take its own copy, and checks
+    the content against the task's digest itself. Fails with NOT_FOUND when the
+    peer neither holds nor downloads the task, and with the download's status
+    when that fails. The supernode's seed answers UNIMPLEMENTED.
     """
 
 class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -70,6 +88,21 @@ class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Streams the requested pieces, each as consecutive chunks of at most 1 MiB, in
         the order requested. Fails with NOT_FOUND for an unknown task or a piece the
         server does not hold, and RESOURCE_EXHAUSTED when its upload slots are busy.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamTask(
+        self,
+        request: _peer_pb2.StreamTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_peer_pb2.StreamTaskResponse], _abc.AsyncIterator[_peer_pb2.StreamTaskResponse]]:
+        """Streams a task's whole content in order, as chunks of at most 1 MiB: what the
+        peer holds at once, the rest as its download brings it. The supernode's seed
+        calls this on the peer that fetched the content from its origin (the
+        supernode told it to, with back_to_source) to take its own copy, and checks
+        the content against the task's digest itself. Fails with NOT_FOUND when the
+        peer neither holds nor downloads the task, and with the download's status
+        when that fails. The supernode's seed answers UNIMPLEMENTED.
         """
 
 def add_PeerServiceServicer_to_server(servicer: PeerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

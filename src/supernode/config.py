@@ -17,6 +17,9 @@ from dfcommon.sizes import parse_hostport, parse_ip, parse_size
 DEFAULT_PORT = 8002
 MIN_PIECE_SIZE = 64 << 10
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# Who fetches content with a digest from its origin first: the first peer that asks (the seed then copies it from
+# that peer and checks the digest), or the seed (peers wait for its pieces). Content without a digest: the seed.
+ORIGIN_FETCH_MODES = ("peer", "seed")
 EXAMPLES = """examples:
   supernode --data-dir /var/lib/dandelion/supernode                  # 0.0.0.0:8002
   supernode --listen 10.0.0.5:8002 --data-dir /srv/sn --metrics 0.0.0.0:8003
@@ -39,6 +42,8 @@ class SupernodeConfig:
     advertise_ip: str = ""  # empty: the listen host, or the first non-loopback address
     piece_size: int = DEFAULT_PIECE_SIZE  # base piece size; grows for very large content
     piece_digest: str = piecedigest.DEFAULT_ALGORITHM  # what the seed hashes each piece with
+    origin_fetch: str = "peer"  # one of ORIGIN_FETCH_MODES
+    seed_copy_delay: float = 5.0  # seconds after a source peer finished before the seed copies its content
     log_level: str = "info"
     heartbeat_interval_ms: int = 5000  # hosts that miss 3 heartbeats are dropped
     assignment_timeout: float = 30.0  # an unreported assignment then counts as TIMEOUT
@@ -55,6 +60,12 @@ class SupernodeConfig:
             raise InvalidArgument(
                 f"piece digest must be one of {', '.join(piecedigest.ALGORITHMS)}, got {self.piece_digest!r}"
             )
+        if self.origin_fetch not in ORIGIN_FETCH_MODES:
+            raise InvalidArgument(
+                f"origin fetch must be one of {', '.join(ORIGIN_FETCH_MODES)}, got {self.origin_fetch!r}"
+            )
+        if not 0 <= self.seed_copy_delay <= 86400:
+            raise InvalidArgument(f"seed copy delay must be between 0s and 86400s, got {self.seed_copy_delay}")
         if not 0 <= self.listen_port < 65536:
             raise InvalidArgument(f"invalid listen port {self.listen_port}")
         if self.log_level not in LOG_LEVELS:
@@ -122,6 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=piecedigest.DEFAULT_ALGORITHM,
         help="hash the seed publishes for each piece: blake3 (default, ~3x faster) or sha256",
     )
+    parser.add_argument(
+        "--origin-fetch",
+        default="peer",
+        help="who fetches content with a digest from its origin first: peer (default: the first peer that asks; "
+        "the seed copies it from that peer and checks the digest) or seed (peers wait for the seed's pieces)",
+    )
+    parser.add_argument(
+        "--seed-copy-delay",
+        default="5",
+        help="seconds after a peer fetched content from its origin before the seed copies it (sooner when "
+        "another peer asks for it)",
+    )
     parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     parser.add_argument("--heartbeat-interval", default="5000", help="host heartbeat interval in ms")
     parser.add_argument("--assignment-timeout", default="30", help="seconds before an assignment times out")
@@ -139,6 +162,7 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         heartbeat = int(args.heartbeat_interval)
         timeout = float(args.assignment_timeout)
         slots = int(args.seed_upload_slots)
+        copy_delay = float(args.seed_copy_delay)
     except ValueError as err:
         raise InvalidArgument(f"invalid number: {err}") from None
     return SupernodeConfig(
@@ -148,6 +172,8 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         advertise_ip=parse_ip(args.advertise_ip) if args.advertise_ip else "",
         piece_size=parse_size(args.piece_size),
         piece_digest=args.piece_digest,
+        origin_fetch=args.origin_fetch,
+        seed_copy_delay=copy_delay,
         log_level=args.log_level,
         heartbeat_interval_ms=heartbeat,
         assignment_timeout=timeout,

@@ -28,6 +28,7 @@ from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Assignment, Scheduler
 from supernode.seed.cdn import Cdn
 from supernode.seed.origin import FetchResult
+from supernode.seed.peer_copy import PeerSource
 from supernode.seed.uploads import SeedUploads
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,11 @@ class Swarm:
         self.uploads = SeedUploads(self.cdn.store, config.seed_upload_slots, self.verified_pieces)
         self.outboxes: dict[str, asyncio.Queue[StreamEvent]] = {}
         self._rechecks: dict[tuple[str, int], asyncio.Task[None]] = {}
+        # The request of a source peer, for the seed's copy once that peer is done (its headers stay in memory).
+        self._source_requests: dict[str, ContentRequest] = {}
+        self._copy_timers: dict[str, asyncio.TimerHandle] = {}
+        # Tasks the seed copies from their source peer, until it answers: their peers hear TaskInfo now and then.
+        self._copying: set[str] = set()
 
     # Hosts --------------------------------------------------------------------------
 
@@ -164,12 +170,30 @@ class Swarm:
     # Tasks --------------------------------------------------------------------------
 
     async def register_task(self, host_id: str, request: ContentRequest) -> tuple[Task, Peer]:
-        """Register a host's download; waits until the origin (or cache) answered."""
+        """Register a host's download; waits until the origin (or cache) answered, unless the new peer is to fetch
+        the origin itself (origin_fetch "peer": the first peer of content with a digest, told so on its stream)."""
         host = self._host(host_id)
         host.last_seen = self.clock()
-        task = self._ensure_task(request)
+        task = self._task_for(request)
+        if self._wants_source(task):
+            peer = Peer(uuid.uuid4().hex, task.task_id, host, state=PeerState.BACK_TO_SOURCE)
+            if task.state is TaskState.FAILED:
+                self._reset(task)
+            task.source_peer_id = peer.peer_id
+            self._source_requests[task.task_id] = request
+            self.scheduler.add_peer(task, peer)
+            log.info(
+                "peer registered task=%s peer=%s host=%s url=%s, fetching the origin itself",
+                task.task_id[:12],
+                peer.peer_id[:12],
+                host.host_id[:12],
+                task.url,
+            )
+            return task, peer
+        self._start_seed(task, request)
         job = self.cdn.jobs[task.task_id]
-        await job.answered.wait()
+        if task.task_id not in self._copying:  # a copy from a peer answers once it is checked: the stream waits
+            await job.answered.wait()
         if task.state is TaskState.FAILED:
             raise job.error or DandelionError(task.error)
         if host.host_id not in self.scheduler.hosts:
@@ -196,19 +220,63 @@ class Swarm:
         return task
 
     def _ensure_task(self, request: ContentRequest) -> Task:
+        task = self._task_for(request)
+        self._start_seed(task, request)
+        return task
+
+    def _task_for(self, request: ContentRequest) -> Task:
+        """The request's task, created on first sight."""
         tid = task_id(request.url, request.digest, request.filtered_query_params, request.byte_range)
         task = self.scheduler.tasks.get(tid)
         if task is None:
             digest = str(parse_digest(request.digest)) if request.digest else ""
             task = Task(tid, display_url(request.url, request.filtered_query_params), digest, f"seed-{tid[:16]}")
             self.scheduler.add_task(task, Peer(task.seed_peer_id, tid, self.seed_host, is_seed=True))
-        job = self.cdn.jobs.get(tid)
-        if job is None or (job.done.is_set() and task.state is TaskState.FAILED):
-            if task.state is TaskState.FAILED:
-                self.scheduler.reset_seed(task)
-                task.state, task.error, task.content_length, task.piece_count = TaskState.PENDING, "", -1, 0
-            self.cdn.start(tid, task.url, task.digest, request)
         return task
+
+    def _seed_idle(self, task: Task) -> bool:
+        """True when the seed has no fetch of the task running or done (none yet, or the last one failed)."""
+        job = self.cdn.jobs.get(task.task_id)
+        return job is None or (job.done.is_set() and task.state is TaskState.FAILED)
+
+    def _wants_source(self, task: Task) -> bool:
+        """True when a new peer of the task should fetch the origin itself: origin_fetch "peer", content with a
+        digest (which the seed checks when it copies the content from that peer), the seed idle and without a
+        cached copy, and no other peer fetching or holding the origin's content."""
+        return (
+            self.config.origin_fetch == "peer"
+            and bool(task.digest)
+            and self._seed_idle(task)
+            and self._source(task) is None
+            and not self.cdn.store.holds(task.task_id)
+        )
+
+    def _source(self, task: Task) -> Peer | None:
+        """The peer that fetches (or fetched) the task's content from the origin, while it is usable."""
+        peer = task.peers.get(task.source_peer_id) if task.source_peer_id else None
+        if peer is None or peer.state not in (PeerState.BACK_TO_SOURCE, PeerState.SUCCEEDED):
+            return None
+        return peer
+
+    def _reset(self, task: Task) -> None:
+        """A failed task starts over."""
+        self.scheduler.reset_seed(task)
+        task.state, task.error, task.content_length, task.piece_count = TaskState.PENDING, "", -1, 0
+
+    def _start_seed(self, task: Task, request: ContentRequest) -> None:
+        """Start the seed's fetch unless it runs or is done: from the origin, or from the source peer."""
+        if not self._seed_idle(task):
+            return
+        if task.state is TaskState.FAILED:
+            self._reset(task)
+        self._source_requests.pop(task.task_id, None)
+        source = self._source(task)
+        if source is None:
+            self.cdn.start(task.task_id, task.url, task.digest, request)
+            return
+        address = PeerSource(source.peer_id, source.host.ip, source.host.port)
+        self._copying.add(task.task_id)
+        self.cdn.start(task.task_id, task.url, task.digest, request, address)
 
     def get_task(self, tid: str) -> Task:
         """A known task."""
@@ -239,6 +307,12 @@ class Swarm:
         outbox: asyncio.Queue[StreamEvent] = asyncio.Queue()
         self.outboxes[peer_id] = outbox
         outbox.put_nowait(TaskChanged(task))
+        if task.source_peer_id == peer_id and peer.state is PeerState.BACK_TO_SOURCE:
+            outbox.put_nowait(GoToSource("this peer fetches the origin for the swarm; the seed copies it from here"))
+            log.info(
+                "stream opened task=%s peer=%s: fetching the origin for the swarm", task.task_id[:12], peer_id[:12]
+            )
+            return outbox
         if peer.state in (PeerState.FAILED, PeerState.BACK_TO_SOURCE):
             peer.state = PeerState.RUNNING
         self._deliver(self.scheduler.report(peer, reports))
@@ -284,6 +358,12 @@ class Swarm:
         peer = self._peer(peer_id)
         state = PeerState.SUCCEEDED if success else PeerState.FAILED
         self._deliver(self.scheduler.set_state(peer, state))
+        task = self.scheduler.tasks[peer.task_id]
+        if task.source_peer_id == peer_id:
+            if success:
+                self._schedule_copy(task)
+            else:
+                self._source_requests.pop(task.task_id, None)
         log.info(
             "peer result task=%s peer=%s success=%s from_peers=%d from_origin=%d ms=%d%s",
             peer.task_id[:12],
@@ -380,10 +460,35 @@ class Swarm:
             if outbox is not None:
                 outbox.put_nowait(TaskChanged(task))
 
+    def _schedule_copy(self, task: Task) -> None:
+        """The source peer is done: the seed copies its content after seed_copy_delay (unless another peer's
+        registration started the copy already), so the host that just fetched it is not slowed down meanwhile."""
+        if task.task_id in self._copy_timers or not self._seed_idle(task):
+            return
+        loop = asyncio.get_running_loop()
+        self._copy_timers[task.task_id] = loop.call_later(self.config.seed_copy_delay, self._copy_now, task.task_id)
+
+    def _copy_now(self, tid: str) -> None:
+        self._copy_timers.pop(tid, None)
+        task = self.scheduler.tasks.get(tid)
+        request = self._source_requests.get(tid)
+        if task is None or request is None or not self._seed_idle(task) or self._source(task) is None:
+            return
+        self._start_seed(task, request)
+
     # Seed listener ------------------------------------------------------------------
+
+    def source_failed(self, tid: str, peer_id: str, error: DandelionError) -> None:
+        """The seed could not copy the content from its source peer: that peer is its source no longer."""
+        self._copying.discard(tid)
+        task = self.scheduler.tasks.get(tid)
+        if task is not None and task.source_peer_id == peer_id:
+            task.source_peer_id = ""
+        log.warning("source peer dropped task=%s peer=%s: %s", tid[:12], peer_id[:12], error)
 
     def seed_answered(self, tid: str, content_length: int, piece_size: int) -> None:
         """The origin answered."""
+        self._copying.discard(tid)
         task = self.scheduler.tasks[tid]
         task.content_length = content_length
         task.piece_size = piece_size
@@ -411,6 +516,7 @@ class Swarm:
 
     def seed_failed(self, tid: str, error: DandelionError) -> None:
         """The seed's fetch failed: peers fetch the origin themselves, or stop on a digest mismatch."""
+        self._copying.discard(tid)
         task = self.scheduler.tasks[tid]
         task.state = TaskState.FAILED
         task.error = str(error)
@@ -426,8 +532,22 @@ class Swarm:
             self._end_stream(peer_id, Unavailable("supernode is shutting down"))
         for recheck in self._rechecks.values():
             recheck.cancel()
+        for timer in self._copy_timers.values():
+            timer.cancel()
+        self._copy_timers.clear()
+        self._source_requests.clear()
 
     # Timers -------------------------------------------------------------------------
+
+    def _tell_copy_waiters(self) -> None:
+        """Peers waiting for a copy from a source peer (which the seed offers only once it is checked) hear the
+        task again now and then: to them that is news that the swarm is still at work."""
+        for tid in list(self._copying):
+            task = self.scheduler.tasks.get(tid)
+            if task is None:
+                self._copying.discard(tid)
+            else:
+                self._broadcast(task)
 
     async def run_timers(self) -> None:
         """Expire assignments and drop silent hosts, forever."""
@@ -440,5 +560,6 @@ class Swarm:
                 if self.clock() - last_sweep >= self.config.heartbeat_interval_ms / 1000:
                     last_sweep = self.clock()
                     self.sweep_hosts()
+                    self._tell_copy_waiters()
             except Exception:
                 log.exception("timer failed")

@@ -53,6 +53,8 @@ class Task:
     # Per piece, how many free parents other than the seed hold it; and the pieces where that is > 0.
     free_counts: list[int] = field(default_factory=list)
     peer_servable: int = 0
+    # The peer fetching the content from its origin for the swarm (origin_fetch "peer"); "" when the seed does.
+    source_peer_id: str = ""
 
     @property
     def length_known(self) -> bool:

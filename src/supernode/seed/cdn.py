@@ -14,6 +14,7 @@ from dfcommon.errors import DandelionError, Unavailable
 from dfcommon.piecedigest import DEFAULT_ALGORITHM
 from supernode.resource.piece import PieceMeta
 from supernode.seed.origin import FetchResult, OriginFetcher
+from supernode.seed.peer_copy import PeerCopier, PeerSource
 from supernode.seed.store import SeedStore
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ class SeedListener(Protocol):
     def seed_failed(self, task_id: str, error: DandelionError) -> None:
         """The fetch failed; nothing of it is served any more."""
 
+    def source_failed(self, task_id: str, peer_id: str, error: DandelionError) -> None:
+        """The copy from a source peer failed: that peer is no longer the content's source."""
+
 
 @dataclass(eq=False)
 class FetchJob:
@@ -48,7 +52,8 @@ class FetchJob:
 
 
 class Cdn:
-    """Starts and tracks fetch jobs, writing through SeedStore."""
+    """Starts and tracks fetch jobs, writing through SeedStore: from the origin, or copied from the peer that
+    fetched the origin (falling back to the origin when that peer cannot be read from at all)."""
 
     def __init__(
         self,
@@ -57,22 +62,29 @@ class Cdn:
         piece_base: int,
         listener: SeedListener,
         piece_digest: str = DEFAULT_ALGORITHM,
+        copier: PeerCopier | None = None,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
+        self.copier = copier if copier is not None else PeerCopier(fetcher.writers)
         self.piece_base = piece_base
         self.piece_digest = piece_digest
         self.listener = listener
         self.jobs: dict[str, FetchJob] = {}
 
-    def start(self, task_id: str, url: str, digest: str, request: ContentRequest) -> FetchJob:
-        """Start a fetch job (the request's headers live only in this job's memory)."""
+    def start(
+        self, task_id: str, url: str, digest: str, request: ContentRequest, source: PeerSource | None = None
+    ) -> FetchJob:
+        """Start a fetch job, copying from source when given (the request's headers live only in this job's
+        memory: they are needed for the origin only)."""
         job = FetchJob(task_id)
         self.jobs[task_id] = job
-        job.runner = asyncio.create_task(self._run(job, url, digest, request), name=f"seed-{task_id[:12]}")
+        job.runner = asyncio.create_task(self._run(job, url, digest, request, source), name=f"seed-{task_id[:12]}")
         return job
 
-    async def _run(self, job: FetchJob, url: str, digest: str, request: ContentRequest) -> None:
+    async def _run(
+        self, job: FetchJob, url: str, digest: str, request: ContentRequest, source: PeerSource | None
+    ) -> None:
         tid = job.task_id
         try:
             entry = await asyncio.to_thread(self.store.load, tid)
@@ -86,7 +98,7 @@ class Cdn:
                 result = FetchResult(entry.content_length, entry.piece_size, list(entry.pieces), entry.sha256)
                 self.listener.seed_done(tid, result)
                 return
-            await self._fetch(job, url, digest, request)
+            await self._fetch(job, url, digest, request, source)
         except DandelionError as err:
             job.error = err
             await asyncio.to_thread(self.store.discard, tid)
@@ -101,13 +113,18 @@ class Cdn:
             job.answered.set()
             job.done.set()
 
-    async def _fetch(self, job: FetchJob, url: str, digest: str, request: ContentRequest) -> None:
+    async def _fetch(
+        self, job: FetchJob, url: str, digest: str, request: ContentRequest, source: PeerSource | None
+    ) -> None:
         tid = job.task_id
         fd = await asyncio.to_thread(self.store.create, tid)
         try:
             sink = _Sink(self.listener, job)
-            log.info("seed fetch task=%s url=%s", tid[:12], url)
-            result = await self.fetcher.fetch(request, fd, self.piece_base, sink, self.piece_digest)
+            if source is not None:
+                result = await self._copy(job, url, digest, request, source, fd, sink)
+            else:
+                log.info("seed fetch task=%s url=%s", tid[:12], url)
+                result = await self.fetcher.fetch(request, fd, self.piece_base, sink, self.piece_digest)
             await asyncio.to_thread(
                 self.store.write_meta,
                 tid,
@@ -123,6 +140,35 @@ class Cdn:
             os.close(fd)
         log.info("seed complete task=%s length=%d pieces=%d", tid[:12], result.content_length, len(result.pieces))
         self.listener.seed_done(tid, result)
+
+    async def _copy(
+        self,
+        job: FetchJob,
+        url: str,
+        digest: str,
+        request: ContentRequest,
+        source: PeerSource,
+        fd: int,
+        sink: _Sink,
+    ) -> FetchResult:
+        """Copy from the source peer and offer the content only once it matched the digest; when the copy fails,
+        nothing was offered: fetch the origin instead."""
+        tid = job.task_id
+        log.info("seed copy task=%s url=%s from peer=%s at %s", tid[:12], url, source.peer_id[:12], source.target)
+        held = _HeldSink()
+        try:
+            result = await self.copier.copy(source, tid, digest, fd, self.piece_base, held, self.piece_digest)
+        except DandelionError as err:
+            log.warning("seed copy task=%s from peer=%s failed: %s", tid[:12], source.peer_id[:12], err)
+            self.listener.source_failed(tid, source.peer_id, err)
+        else:
+            sink.answered(held.content_length, held.piece_size)
+            for piece in held.pieces:
+                sink.piece_written(piece)
+            return result
+        await asyncio.to_thread(os.ftruncate, fd, 0)
+        log.info("seed fetch task=%s url=%s (instead of the copy)", tid[:12], url)
+        return await self.fetcher.fetch(request, fd, self.piece_base, sink, self.piece_digest)
 
     async def close(self) -> None:
         """Cancel running jobs."""
@@ -145,3 +191,19 @@ class _Sink:
 
     def piece_written(self, piece: PieceMeta) -> None:
         self.listener.seed_piece(self.job.task_id, piece)
+
+
+class _HeldSink:
+    """Keeps what a copy from a peer reports until the copy matched the digest."""
+
+    def __init__(self) -> None:
+        self.content_length = -1
+        self.piece_size = 0
+        self.pieces: list[PieceMeta] = []
+
+    def answered(self, content_length: int, piece_size: int) -> None:
+        self.content_length = content_length
+        self.piece_size = piece_size
+
+    def piece_written(self, piece: PieceMeta) -> None:
+        self.pieces.append(piece)

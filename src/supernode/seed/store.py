@@ -47,6 +47,10 @@ class SeedStore:
         """Where the task's metadata is written."""
         return self.root / f"{task_id}.json"
 
+    def holds(self, task_id: str) -> bool:
+        """True when a metadata file (written only for complete content) exists for the task; load() checks it."""
+        return self.meta_path(task_id).exists()
+
     def create(self, task_id: str) -> int:
         """Open a fresh, empty content file for writing; returns its descriptor."""
         with contextlib.suppress(FileNotFoundError):

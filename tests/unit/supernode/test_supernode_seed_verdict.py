@@ -54,7 +54,9 @@ def drain(outbox: asyncio.Queue[StreamEvent]) -> list[StreamEvent]:
 async def peer_holding_everything(tmp_path: Path, digest: str) -> tuple[Swarm, str, asyncio.Queue[StreamEvent]]:
     """A swarm whose seed has offered every piece (but is not done), and a peer that reported them all."""
     cdn = HandDrivenCdn()
-    swarm = Swarm(SupernodeConfig(data_dir=tmp_path, advertise_ip="127.0.0.1"), lambda _swarm: cdn, 8002)  # type: ignore[arg-type,return-value]
+    swarm = Swarm(
+        SupernodeConfig(data_dir=tmp_path, advertise_ip="127.0.0.1", origin_fetch="seed"), lambda _swarm: cdn, 8002
+    )  # type: ignore[arg-type,return-value]
     host_id = swarm.register_host(HostSpec("h", "127.0.0.2", 65000, 4, ""))
     registering = asyncio.ensure_future(
         swarm.register_task(host_id, ContentRequest(url="http://o/blob", digest=digest))

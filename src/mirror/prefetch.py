@@ -1,10 +1,11 @@
-"""Layer prefetch: when the mirror serves an image manifest, the swarm's seed starts loading its layers at once.
+"""Layer prefetch: when the mirror serves an image manifest, this host starts downloading its layers at once.
 
 A client that fetches layers one after another (skopeo to dir:, or docker with more layers than its 3 parallel
 downloads) would leave the registry's uplink idle between layers, each layer starting only when the client asks for
-it. Seeding every layer as soon as the manifest passes keeps the uplink busy; the client's blob requests then join
-tasks that are already running or done. Each layer is still read with the client's own credentials (the upstream
-authorises this client for it first), and the seed fetches each one once for the whole cluster.
+it. Downloading every layer through the swarm as soon as the manifest passes keeps the uplink busy; the client's
+blob requests then join downloads that are already running or done. Each layer is still read with the client's own
+credentials (the upstream authorises this client for it first), and the registry still sends each one once for the
+whole cluster (to the first peer that asks, or to the supernode's seed).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def layer_digests(media_type: str, body: bytes) -> list[str]:
 
 
 class Prefetcher:
-    """Seeds the layers of the image manifests the mirror serves, in the background, never delaying the client.
+    """Downloads the layers of the image manifests the mirror serves, in the background, never delaying the client.
 
     The layers of one manifest load one after another, in manifest order: runtimes unpack layers in that order
     and clients that fetch one layer at a time ask for them in that order, so the first layer should be whole
@@ -104,7 +105,7 @@ class Prefetcher:
                 log.warning("prefetch of %s of %s failed: %s: %s", digest, name, type(exc).__name__, exc)
 
     async def aclose(self) -> None:
-        """Stop the prefetches (the supernode's seed goes on with a layer it has started)."""
+        """Stop waiting for the prefetches (the downloads go on until the transferer closes)."""
         for task in list(self._pending):
             task.cancel()
         await asyncio.gather(*self._pending, return_exceptions=True)

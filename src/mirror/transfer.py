@@ -61,10 +61,10 @@ class BlobTransferer(Protocol):
         ...
 
     async def prefetch(self, request: ContentRequest) -> bool:
-        """Have the swarm load the content (the supernode's seed fetches it) without reading it here, and wait
-        until it is loaded (a download of it that runs here is waited for instead).
+        """Download the content into this host's cache without reading it here, as the client's own request for it
+        would, and wait until that is done (a download of it that runs here already is waited for instead).
 
-        False when there was nothing to do (no swarm, the content is here already, too many loads running).
-        request is as for open(). Failures are the swarm's to log: the client's own request reports them.
+        False when there was nothing to do (the content is here already, too many prefetches wait). request is as
+        for open(). Failures are the swarm's to log: the client's own request reports them.
         """
         ...

@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import grpc
-from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
@@ -16,15 +15,14 @@ from dfcommon.errors import DandelionError, InvalidArgument
 from dfcommon.identity import task_id, validate_url
 from dfcommon.pieces import CHUNK_SIZE
 from peer.byterange import parse_byte_range
-from peer.conductor import Conductor, url_meta
+from peer.conductor import Conductor
 from peer.context import PeerContext
 from peer.tokenbucket import TokenBucket
 
 log = logging.getLogger(__name__)
 
 REPORT_STEP = 16 << 20  # readable_lengths grows by at most this much per value
-MAX_PREHEATS = 64  # PreheatTask calls in flight from this daemon (the mirror's layer prefetch)
-PREHEAT_TIMEOUT_S = 3600.0  # a PreheatTask call returns once the seed holds the whole content
+MAX_PREFETCHES = 64  # the mirror's layer prefetches waiting at once on this daemon
 
 
 class TaskStream:
@@ -168,7 +166,7 @@ class SwarmTransferer:
     def __init__(self, ctx: PeerContext) -> None:
         self.ctx = ctx
         self._conductors: dict[str, Conductor] = {}
-        self._preheats: dict[str, asyncio.Task[None]] = {}
+        self._prefetching = 0
 
     def conductor_for(
         self, request: ContentRequest, no_back_source: bool | None = None, rate_limit: int = 0
@@ -203,6 +201,21 @@ class SwarmTransferer:
             raise DandelionError(f"offset {offset} is past the end ({length})", grpc.StatusCode.OUT_OF_RANGE)
         return stream
 
+    async def follow(self, tid: str) -> TaskStream | None:
+        """The whole content of a task this host downloads or holds, from its start (for PeerService.StreamTask);
+        None when it has neither. Raises the download's error if it fails before the origin answered."""
+        conductor = self._conductors.get(tid)
+        if conductor is None or conductor.error is not None:
+            store = self.ctx.storage.get_complete(tid)
+            if store is None:
+                return None
+            # Served from the cache: the conductor finds the content there and never goes to the network.
+            request = ContentRequest(url=store.meta.url, digest=store.meta.digest)
+            conductor = Conductor(self.ctx, request, tid, no_back_source=True)
+            conductor.start()
+        await conductor.wait_ready()
+        return TaskStream(conductor, 0)
+
     def holds(self, request: ContentRequest) -> bool:
         """True when the content is complete in this host's cache (a mirror.transfer.BlobTransferer)."""
         try:
@@ -222,46 +235,26 @@ class SwarmTransferer:
         return task_id(request.url, request.digest, request.filtered_query_params, request.byte_range)
 
     async def prefetch(self, request: ContentRequest) -> bool:
-        """Have the supernode load the content into its seed (PreheatTask) and wait until it holds it (a
-        mirror.transfer.BlobTransferer); a download of it running here is waited for instead. False when there is
-        no supernode, the content is cached here, or MAX_PREHEATS preheats run."""
-        scheduler = self.ctx.scheduler
-        if scheduler is None:
-            return False
+        """Download the content into this host's cache in the background, as the mirror's first client request
+        for it would, and wait until it is done (a mirror.transfer.BlobTransferer); a download of it running here
+        is waited for instead. False when the content is cached here already or MAX_PREFETCHES run."""
         if self.holds(request):
             return False
         tid = self._task_id(request)
         conductor = self._conductors.get(tid)
-        if conductor is not None:
-            await conductor.finished.wait()
-            return True
-        preheat = self._preheats.get(tid)
-        if preheat is None:
-            if len(self._preheats) >= MAX_PREHEATS:
+        if conductor is None:
+            if self._prefetching >= MAX_PREFETCHES:
                 return False
-            preheat = asyncio.create_task(self._preheat(tid, request), name=f"preheat-{tid[:12]}")
-            self._preheats[tid] = preheat
-            preheat.add_done_callback(lambda _task: self._preheats.pop(tid, None))
-        await asyncio.shield(preheat)
+            conductor = self.conductor_for(request)
+        self._prefetching += 1
+        try:
+            await conductor.finished.wait()
+        finally:
+            self._prefetching -= 1
         return True
 
-    async def _preheat(self, tid: str, request: ContentRequest) -> None:
-        assert self.ctx.scheduler is not None
-        meta = url_meta(request)
-        try:
-            # Returns once the seed holds the content; the seed goes on if this call ends earlier.
-            await self.ctx.scheduler.stub().PreheatTask(
-                scheduler_pb2.PreheatTaskRequest(url_meta=meta), timeout=PREHEAT_TIMEOUT_S
-            )
-        except grpc.aio.AioRpcError as exc:
-            log.info("preheat of task=%s failed: %s %s", tid[:12], exc.code().name, (exc.details() or "")[:200])
-
     async def close(self) -> None:
-        """Stop every running download and preheat call."""
+        """Stop every running download."""
         conductors = list(self._conductors.values())
         await asyncio.gather(*(c.cancel() for c in conductors), return_exceptions=True)
         self._conductors.clear()
-        preheats = list(self._preheats.values())
-        for preheat in preheats:
-            preheat.cancel()
-        await asyncio.gather(*preheats, return_exceptions=True)

@@ -478,6 +478,17 @@ class Swarm:
 
     # Seed listener ------------------------------------------------------------------
 
+    def source_holds(self, tid: str, peer_id: str) -> None:
+        """The seed's copy from the source peer matched the digest: the same bytes are that peer's, in the same
+        pieces, so it becomes a parent of every piece (it told the seed its piece size)."""
+        task = self.scheduler.tasks.get(tid)
+        peer = task.peers.get(peer_id) if task is not None else None
+        if task is None or peer is None or peer.state not in (PeerState.BACK_TO_SOURCE, PeerState.SUCCEEDED):
+            return
+        reports = [PieceReport(number, "", True) for number in range(task.piece_count)]
+        self._deliver(self.scheduler.report(peer, reports))
+        log.info("source peer holds task=%s peer=%s pieces=%d", tid[:12], peer_id[:12], task.piece_count)
+
     def source_failed(self, tid: str, peer_id: str, error: DandelionError) -> None:
         """The seed could not copy the content from its source peer: that peer is its source no longer."""
         self._copying.discard(tid)

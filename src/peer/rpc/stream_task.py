@@ -50,9 +50,13 @@ class StreamTaskServicer:
             return
         log.info("streaming task=%s to peer=%s", request.task_id[:12], request.requester_peer_id[:12])
         offset = 0
+        store = stream.conductor.store
+        piece_size = store.meta.piece_size if store is not None else 0
         try:
             async for chunk in stream.chunks():
-                head = peer_pb2.StreamTaskResponse(content_length=stream.content_length, offset=offset)
+                head = peer_pb2.StreamTaskResponse(
+                    content_length=stream.content_length, offset=offset, piece_size=piece_size
+                )
                 await self.bucket.acquire(len(chunk))
                 yield encode_with_payload(head, DATA_FIELD, chunk)
                 offset += len(chunk)

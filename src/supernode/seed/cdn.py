@@ -38,6 +38,9 @@ class SeedListener(Protocol):
     def source_failed(self, task_id: str, peer_id: str, error: DandelionError) -> None:
         """The copy from a source peer failed: that peer is no longer the content's source."""
 
+    def source_holds(self, task_id: str, peer_id: str) -> None:
+        """The copy from a source peer matched the digest, and that peer holds the content in the task's pieces."""
+
 
 @dataclass(eq=False)
 class FetchJob:
@@ -165,6 +168,8 @@ class Cdn:
             sink.answered(held.content_length, held.piece_size)
             for piece in held.pieces:
                 sink.piece_written(piece)
+            if result.source_piece_size == result.piece_size:
+                self.listener.source_holds(tid, source.peer_id)
             return result
         await asyncio.to_thread(os.ftruncate, fd, 0)
         log.info("seed fetch task=%s url=%s (instead of the copy)", tid[:12], url)

@@ -56,6 +56,7 @@ class FetchResult:
     piece_size: int
     pieces: list[PieceMeta]
     sha256: str
+    source_piece_size: int = 0  # a copy from a peer: the piece size that peer holds the content in
 
 
 def new_fetcher(ca_file: str | None = None, insecure: bool = False) -> OriginFetcher:

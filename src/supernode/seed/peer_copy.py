@@ -108,8 +108,8 @@ class PeerCopier:
 
 
 class _Copy:
-    """One copy: chunks are gathered into piece buffers on the event loop; each full piece is written, hashed
-    (the whole content too, in order) and offered by a writer thread while the next one fills."""
+    """One copy: chunks are gathered into piece buffers on the event loop; each full piece is written and hashed
+    (the whole content too, in order) by a writer thread while the next one fills."""
 
     def __init__(self, writers: Executor, fd: int, sink: PieceSink, piece_digest: str) -> None:
         self.writers = writers
@@ -121,6 +121,7 @@ class _Copy:
         self.length = -1
         self.piece_size = 0
         self.received = 0
+        self.source_piece_size = 0
         self._writing: asyncio.Future[PieceMeta] | None = None
 
     def __enter__(self) -> _Copy:
@@ -157,6 +158,7 @@ class _Copy:
         if head.offset != self.received:
             raise SourceFailed(f"the source sent offset {head.offset}, want {self.received}")
         if self.piece_size == 0:
+            self.source_piece_size = head.piece_size
             self.length = head.content_length if head.content_length >= 0 else -1
             self.piece_size = piece_size_for(self.length, piece_base) if self.length >= 0 else piece_base
             self.sink.answered(self.length, self.piece_size)
@@ -166,12 +168,17 @@ class _Copy:
             raise SourceFailed(f"the source sent more than {self.length} bytes")
 
     async def _write(self, loop: asyncio.AbstractEventLoop, data: bytes) -> None:
-        if self._writing is not None:
-            await self._writing  # pieces are written, hashed and offered one after another, in order
+        await self._written()  # pieces are written and hashed one after another, in order
         number = len(self.pieces)
-        writing = loop.run_in_executor(self.writers, self._write_piece, number, number * self.piece_size, data)
-        writing.add_done_callback(self._offer)
-        self._writing = writing
+        self._writing = loop.run_in_executor(self.writers, self._write_piece, number, number * self.piece_size, data)
+
+    async def _written(self) -> None:
+        """Wait for the piece being written, then record it (and tell the sink)."""
+        if self._writing is not None:
+            piece = await self._writing
+            self._writing = None
+            self.pieces.append(piece)
+            self.sink.piece_written(piece)
 
     def _write_piece(self, number: int, offset: int, data: bytes) -> PieceMeta:
         """In a writer thread: write, hash (the whole content and the piece)."""
@@ -182,16 +189,6 @@ class _Copy:
         self.whole.update(data)
         return PieceMeta(number, offset, len(data), digest_of(self.piece_digest, (data,)))
 
-    def _offer(self, writing: asyncio.Future[PieceMeta]) -> None:
-        """On the event loop, as soon as a piece is on disk."""
-        if writing.cancelled() or writing.exception() is not None:
-            return
-        piece = writing.result()
-        self.pieces.append(piece)
-        self.sink.piece_written(piece)
-
     async def finish(self) -> FetchResult:
-        if self._writing is not None:
-            await self._writing
-            self._writing = None
-        return FetchResult(self.received, self.piece_size, self.pieces, self.whole.hexdigest())
+        await self._written()
+        return FetchResult(self.received, self.piece_size, self.pieces, self.whole.hexdigest(), self.source_piece_size)

@@ -97,6 +97,8 @@ def test_the_first_peer_fetches_the_origin_and_the_next_gets_the_seeds_copy(clus
     assert done_line(second) == (SIZE, 0)
     assert re.search(r"seed copy task=\S+ url=\S+a\.bin from peer=", cluster.supernode.log())
     assert re.search(rf"seed complete task=\S+ length={SIZE}", cluster.supernode.log())
+    # Its copy matched the digest: the first peer, which holds the same bytes in the same pieces, is a parent now.
+    assert re.search(r"source peer holds task=\S+ peer=\S+ pieces=7", cluster.supernode.log())
 
 
 def test_concurrent_first_downloads_fetch_the_origin_once(cluster: Cluster, tmp_path: Path) -> None:

@@ -36,14 +36,16 @@ class StreamTaskRequest(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., requester_peer_id: _Optional[str] = ...) -> None: ...
 
 class StreamTaskResponse(_message.Message):
-    __slots__ = ("content_length", "offset", "data")
+    __slots__ = ("content_length", "offset", "data", "piece_size")
     CONTENT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    PIECE_SIZE_FIELD_NUMBER: _ClassVar[int]
     content_length: int
     offset: int
     data: bytes
-    def __init__(self, content_length: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+    piece_size: int
+    def __init__(self, content_length: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., piece_size: _Optional[int] = ...) -> None: ...
 
 class DownloadRequest(_message.Message):
     __slots__ = ("url_meta", "no_back_source", "rate_limit", "local_copy")

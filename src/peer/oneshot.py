@@ -4,13 +4,18 @@ back-to-source) in a temp directory, removed afterwards. Imported only when need
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import socket
 import tempfile
 from pathlib import Path
 
+import grpc
+from dandelion.scheduler.v1 import scheduler_pb2
+
 from dfcommon.sizes import parse_hostport
+from peer.conductor import Conductor, url_meta
 from peer.config import PeerConfig
 from peer.context import PeerContext
 from peer.node import PeerNode
@@ -18,6 +23,10 @@ from peer.origin import new_client
 from peer.output import Job
 from peer.storage import Storage
 from peer.transferer import SwarmTransferer
+
+log = logging.getLogger(__name__)
+
+HAND_OVER_TIMEOUT_S = 300.0  # the seed's copy from this peer runs at LAN speed; past this, dfget exits anyway
 
 
 def local_ip_towards(address: str) -> str:
@@ -33,8 +42,9 @@ def local_ip_towards(address: str) -> str:
         return "127.0.0.1"
 
 
-async def _copy_from_transferer(transferer: SwarmTransferer, job: Job) -> None:
-    """Hard-link the embedded peer's cache file (removed afterwards), else copy from it as it verifies."""
+async def _copy_from_transferer(transferer: SwarmTransferer, job: Job) -> Conductor:
+    """Hard-link the embedded peer's cache file (removed afterwards), else copy from it as it verifies; returns
+    the download's conductor."""
     output, progress = job.output, job.progress
     stream = await transferer.open(job.request, no_back_source=job.no_back_source or None, rate_limit=job.rate_limit)
     path, device, inode = stream.local_file()
@@ -53,6 +63,22 @@ async def _copy_from_transferer(transferer: SwarmTransferer, job: Job) -> None:
             os.close(source)
         await stream.aclose()
     progress.update(output.written, output.written, final=True)
+    return stream.conductor
+
+
+async def _hand_over(node: PeerNode, conductor: Conductor) -> None:
+    """This one-shot peer fetched content with a digest from the origin for the swarm: before it goes away with
+    its copy, have the supernode's seed take one (PreheatTask copies from this peer, which serves it meanwhile),
+    so the next host does not go to the origin again. A failure here only means the seed does not hold it."""
+    if node.scheduler is None or not conductor.bytes_from_origin or not conductor.request.digest:
+        return
+    try:
+        await node.scheduler.stub().PreheatTask(
+            scheduler_pb2.PreheatTaskRequest(url_meta=url_meta(conductor.request)), timeout=HAND_OVER_TIMEOUT_S
+        )
+        log.info("the supernode's seed holds task=%s now", conductor.task_id[:12])
+    except grpc.aio.AioRpcError as exc:
+        log.info("handing task=%s to the seed failed: %s", conductor.task_id[:12], exc.code().name)
 
 
 async def run_embedded(supernodes: list[str], job: Job) -> None:
@@ -71,7 +97,8 @@ async def run_embedded(supernodes: list[str], job: Job) -> None:
             )
             transferer = await node.start()
             try:
-                await _copy_from_transferer(transferer, job)
+                conductor = await _copy_from_transferer(transferer, job)
+                await _hand_over(node, conductor)
             finally:
                 await node.stop()
         else:

@@ -49,7 +49,7 @@ class Cluster:
 def cluster(module_process_group: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     work = tmp_path_factory.mktemp("source-copy")
     digests = {}
-    for index, name in enumerate(("a.bin", "b.bin", "c.bin")):
+    for index, name in enumerate(("a.bin", "b.bin", "c.bin", "d.bin")):
         digests[name] = "sha256:" + write_random_file(work / "origin" / name, SIZE + index, seed=40 + index)
     origin = start_origin(module_process_group, work / "origin")
     port = free_port("127.0.0.1")
@@ -117,6 +117,21 @@ def test_concurrent_first_downloads_fetch_the_origin_once(cluster: Cluster, tmp_
     data = (cluster.origin.root / "b.bin").read_bytes()
     assert all((tmp_path / f"b{i}.bin").read_bytes() == data for i in range(3))
     assert cluster.origin.bytes_served("b.bin") == SIZE + 1, cluster.logs()
+
+
+def test_a_one_shot_dfget_hands_what_it_fetched_to_the_seed_before_it_exits(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.origin.reset()
+    result = dfget(
+        cluster.origin.url("d.bin"),
+        *("-o", str(tmp_path / "d1.bin"), "--daemon", f"unix:{tmp_path}/none.sock"),
+        *("--supernode", cluster.supernode_addr, "--digest", cluster.digests["d.bin"]),
+    )
+    assert result.returncode == 0, result.stderr + cluster.logs()
+    assert re.search(rf"seed complete task=\S+ length={SIZE + 3}", cluster.supernode.log()), cluster.logs()
+    get(cluster, cluster.daemons[2], "d.bin", tmp_path / "d2.bin")
+    data = (cluster.origin.root / "d.bin").read_bytes()
+    assert (tmp_path / "d1.bin").read_bytes() == data and (tmp_path / "d2.bin").read_bytes() == data
+    assert cluster.origin.bytes_served("d.bin") == SIZE + 3, cluster.logs()  # the one-shot peer's fetch only
 
 
 class LyingSource:

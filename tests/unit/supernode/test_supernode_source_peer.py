@@ -130,3 +130,17 @@ async def test_content_in_the_seeds_cache_is_served_from_there(tmp_path: Path) -
     await asyncio.sleep(0)
     assert cdn.sources == [None], "the seed's job loads its cache"
     registering.cancel()
+
+
+async def test_a_source_whose_copy_matched_becomes_a_parent_of_every_piece(tmp_path: Path) -> None:
+    swarm, _cdn = new_swarm(tmp_path)
+    task, first = await swarm.register_task(host(swarm, 2), REQUEST)
+    _, second = await swarm.register_task(host(swarm, 3), REQUEST)
+    swarm.seed_answered(task.task_id, 10 << 20, 4 << 20)
+    assert first.held_count == 0
+    swarm.source_holds(task.task_id, first.peer_id)
+    assert first.held_count == 3 and task.peer_servable == 0b111
+    # A source that failed meanwhile is not offered.
+    swarm.report_result(second.peer_id, False, "", 0, 0, 1)
+    swarm.source_holds(task.task_id, second.peer_id)
+    assert second.held_count == 0

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from dfcommon.address import PeerAddress
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, DigestMismatch, InvalidArgument, NotFound, Unavailable
@@ -28,7 +29,6 @@ from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Assignment, Scheduler
 from supernode.seed.cdn import Cdn
 from supernode.seed.origin import FetchResult
-from supernode.seed.peer_copy import PeerSource
 from supernode.seed.uploads import SeedUploads
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,9 @@ class Swarm:
     def _drop_host(self, host: Host, why: DandelionError) -> None:
         for peer_id in list(host.peer_ids):
             self._end_stream(peer_id, why)
+            peer = self.scheduler.peers.get(peer_id)
+            if peer is not None:
+                self._forget_source(peer)
         self._deliver(self.scheduler.remove_host(host))
 
     def _host(self, host_id: str) -> Host:
@@ -176,19 +179,11 @@ class Swarm:
         host.last_seen = self.clock()
         task = self._task_for(request)
         if self._wants_source(task):
-            peer = Peer(uuid.uuid4().hex, task.task_id, host, state=PeerState.BACK_TO_SOURCE)
             if task.state is TaskState.FAILED:
                 self._reset(task)
+            peer = self._add_peer(task, host, PeerState.BACK_TO_SOURCE, ", fetching the origin itself")
             task.source_peer_id = peer.peer_id
             self._source_requests[task.task_id] = request
-            self.scheduler.add_peer(task, peer)
-            log.info(
-                "peer registered task=%s peer=%s host=%s url=%s, fetching the origin itself",
-                task.task_id[:12],
-                peer.peer_id[:12],
-                host.host_id[:12],
-                task.url,
-            )
             return task, peer
         self._start_seed(task, request)
         job = self.cdn.jobs[task.task_id]
@@ -198,16 +193,20 @@ class Swarm:
             raise job.error or DandelionError(task.error)
         if host.host_id not in self.scheduler.hosts:
             raise NotFound(f"unknown host {host_id[:80]}")
-        peer = Peer(uuid.uuid4().hex, task.task_id, host)
+        return task, self._add_peer(task, host, PeerState.RUNNING, "")
+
+    def _add_peer(self, task: Task, host: Host, state: PeerState, note: str) -> Peer:
+        peer = Peer(uuid.uuid4().hex, task.task_id, host, state=state)
         self.scheduler.add_peer(task, peer)
         log.info(
-            "peer registered task=%s peer=%s host=%s url=%s",
+            "peer registered task=%s peer=%s host=%s url=%s%s",
             task.task_id[:12],
             peer.peer_id[:12],
             host.host_id[:12],
             task.url,
+            note,
         )
-        return task, peer
+        return peer
 
     async def preheat(self, request: ContentRequest) -> Task:
         """Fetch content into the seed's cache and wait until it is complete."""
@@ -274,7 +273,7 @@ class Swarm:
         if source is None:
             self.cdn.start(task.task_id, task.url, task.digest, request)
             return
-        address = PeerSource(source.peer_id, source.host.ip, source.host.port)
+        address = PeerAddress(source.peer_id, source.host.ip, source.host.port)
         self._copying.add(task.task_id)
         self.cdn.start(task.task_id, task.url, task.digest, request, address)
 
@@ -363,7 +362,7 @@ class Swarm:
             if success:
                 self._schedule_copy(task)
             else:
-                self._source_requests.pop(task.task_id, None)
+                self._forget_source(peer)
         log.info(
             "peer result task=%s peer=%s success=%s from_peers=%d from_origin=%d ms=%d%s",
             peer.task_id[:12],
@@ -379,8 +378,17 @@ class Swarm:
         """A peer leaves its task."""
         peer = self._peer(peer_id)
         self._end_stream(peer_id, None)
+        self._forget_source(peer)
         self._deliver(self.scheduler.remove_peer(peer))
         log.info("peer left task=%s peer=%s", peer.task_id[:12], peer_id[:12])
+
+    def _forget_source(self, peer: Peer) -> None:
+        """A peer goes away: if it was its task's source, the next peer to register fetches the origin (a copy
+        from it that runs fails and falls back to the origin by itself)."""
+        task = self.scheduler.tasks.get(peer.task_id)
+        if task is not None and task.source_peer_id == peer.peer_id:
+            task.source_peer_id = ""
+            self._source_requests.pop(task.task_id, None)
 
     def _check_reports(self, task: Task, reports: list[PieceReport]) -> None:
         limit = task.piece_count if task.length_known else MAX_PIECE_NUMBER

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dfcommon.address import PeerAddress
 
-@dataclass(frozen=True)
-class Parent:
-    """A peer that serves pieces."""
-
-    peer_id: str
-    ip: str
-    port: int
-
-    @property
-    def target(self) -> str:
-        """gRPC target of its PeerService."""
-        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+Parent = PeerAddress  # a peer that serves pieces
 
 
 @dataclass(frozen=True)

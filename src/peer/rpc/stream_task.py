@@ -19,6 +19,9 @@ from peer.transferer import SwarmTransferer
 log = logging.getLogger(__name__)
 
 DATA_FIELD = 3  # StreamTaskResponse.data
+# Streams served at once. Only supernodes' seeds call StreamTask (one stream per task they copy), and outside the
+# upload slots, which belong to the swarm's DownloadPieces: a copy must not wait behind them.
+MAX_STREAMS = 16
 
 
 class StreamTaskServicer:
@@ -30,6 +33,7 @@ class StreamTaskServicer:
     def __init__(self, bucket: TokenBucket) -> None:
         self.transferer: SwarmTransferer | None = None  # set once the peer's context exists
         self.bucket = bucket
+        self.streams = 0
 
     async def StreamTask(
         self, request: peer_pb2.StreamTaskRequest, context: grpc.aio.ServicerContext[object, object]
@@ -40,8 +44,23 @@ class StreamTaskServicer:
         if self.transferer is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "this peer is still starting")
             return
+        if self.streams >= MAX_STREAMS:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{MAX_STREAMS} StreamTask calls run already")
+        self.streams += 1
         try:
-            stream = await self.transferer.follow(request.task_id)
+            async for message in self._stream(self.transferer, request, context):
+                yield message
+        finally:
+            self.streams -= 1
+
+    async def _stream(
+        self,
+        transferer: SwarmTransferer,
+        request: peer_pb2.StreamTaskRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> AsyncIterator[bytes]:
+        try:
+            stream = await transferer.follow(request.task_id)
         except DandelionError as err:
             await context.abort(err.code, str(err))
             return

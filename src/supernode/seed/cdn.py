@@ -9,12 +9,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from dfcommon.address import PeerAddress
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError, Unavailable
 from dfcommon.piecedigest import DEFAULT_ALGORITHM
 from supernode.resource.piece import PieceMeta
 from supernode.seed.origin import FetchResult, OriginFetcher
-from supernode.seed.peer_copy import PeerCopier, PeerSource
+from supernode.seed.peer_copy import PeerCopier
 from supernode.seed.store import SeedStore
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class Cdn:
         self.jobs: dict[str, FetchJob] = {}
 
     def start(
-        self, task_id: str, url: str, digest: str, request: ContentRequest, source: PeerSource | None = None
+        self, task_id: str, url: str, digest: str, request: ContentRequest, source: PeerAddress | None = None
     ) -> FetchJob:
         """Start a fetch job, copying from source when given (the request's headers live only in this job's
         memory: they are needed for the origin only)."""
@@ -86,7 +87,7 @@ class Cdn:
         return job
 
     async def _run(
-        self, job: FetchJob, url: str, digest: str, request: ContentRequest, source: PeerSource | None
+        self, job: FetchJob, url: str, digest: str, request: ContentRequest, source: PeerAddress | None
     ) -> None:
         tid = job.task_id
         try:
@@ -117,7 +118,7 @@ class Cdn:
             job.done.set()
 
     async def _fetch(
-        self, job: FetchJob, url: str, digest: str, request: ContentRequest, source: PeerSource | None
+        self, job: FetchJob, url: str, digest: str, request: ContentRequest, source: PeerAddress | None
     ) -> None:
         tid = job.task_id
         fd = await asyncio.to_thread(self.store.create, tid)
@@ -150,7 +151,7 @@ class Cdn:
         url: str,
         digest: str,
         request: ContentRequest,
-        source: PeerSource,
+        source: PeerAddress,
         fd: int,
         sink: _Sink,
     ) -> FetchResult:

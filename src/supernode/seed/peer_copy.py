@@ -11,12 +11,12 @@ import hashlib
 import logging
 import os
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from typing import Any, cast
 
 import grpc
 from dandelion.peer.v1 import peer_pb2
 
+from dfcommon.address import PeerAddress
 from dfcommon.channels import channel
 from dfcommon.errors import Unavailable
 from dfcommon.piecedigest import DEFAULT_ALGORITHM, digest_of
@@ -39,20 +39,6 @@ def _chunk(raw: bytes) -> StreamChunk:
     return decode_with_payload(raw, peer_pb2.StreamTaskResponse, DATA_FIELD)
 
 
-@dataclass(frozen=True)
-class PeerSource:
-    """The peer to copy from."""
-
-    peer_id: str
-    ip: str
-    port: int
-
-    @property
-    def target(self) -> str:
-        """Its PeerService address for a gRPC channel."""
-        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
-
-
 class SourceFailed(Unavailable):
     """The copy from the source peer failed (unreachable, cut, or content that does not match the digest)."""
 
@@ -66,7 +52,7 @@ class PeerCopier:
 
     async def copy(
         self,
-        source: PeerSource,
+        source: PeerAddress,
         task_id: str,
         digest: str,
         fd: int,

@@ -196,3 +196,33 @@ async def test_a_source_peer_that_lies_is_caught_by_the_seed(cluster: Cluster, t
             assert cluster.origin.bytes_served(name) == len(data)
     finally:
         await server.stop(None)
+
+
+async def test_stream_task_bad_requests_get_a_status_and_the_daemon_keeps_serving(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    daemon = cluster.daemons[0]
+    async with grpc.aio.insecure_channel(f"{daemon.ip}:{daemon.port}") as channel:
+        method = channel.unary_stream(
+            "/dandelion.peer.v1.PeerService/StreamTask",
+            request_serializer=peer_pb2.StreamTaskRequest.SerializeToString,
+            response_deserializer=peer_pb2.StreamTaskResponse.FromString,
+        )
+        for request, code in [
+            (peer_pb2.StreamTaskRequest(task_id=""), grpc.StatusCode.INVALID_ARGUMENT),
+            (peer_pb2.StreamTaskRequest(task_id="x" * 300), grpc.StatusCode.INVALID_ARGUMENT),
+            (peer_pb2.StreamTaskRequest(task_id="0" * 64), grpc.StatusCode.NOT_FOUND),
+        ]:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                async for _ in method(request, timeout=10):
+                    pass
+            assert caught.value.code() == code, caught.value
+        # What the daemon holds streams whole, in order, with its piece size.
+        get(cluster, daemon, "a.bin", tmp_path / "a.bin")
+        tid = task_id(cluster.origin.url("a.bin"), cluster.digests["a.bin"], (), "")
+        received = bytearray()
+        async for message in method(peer_pb2.StreamTaskRequest(task_id=tid, requester_peer_id="test"), timeout=30):
+            assert message.offset == len(received) and message.content_length == SIZE
+            assert message.piece_size == 4 << 20
+            received += message.data
+        assert bytes(received) == (cluster.origin.root / "a.bin").read_bytes()

@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 from blake3 import blake3
+from fixtures.piece_sink import RecordingSink
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError, InvalidArgument, OriginError
@@ -142,20 +143,7 @@ def fetcher() -> Iterator[OriginFetcher]:
     asyncio.run(fetcher.aclose())
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.answers: list[tuple[int, int]] = []
-        self.pieces: list[PieceMeta] = []
-
-    def answered(self, content_length: int, piece_size: int) -> None:
-        self.answers.append((content_length, piece_size))
-
-    def piece_written(self, piece: PieceMeta) -> None:
-        assert self.answers  # answered first
-        self.pieces.append(piece)
-
-
-class WatchingSink(Sink):
+class WatchingSink(RecordingSink):
     """Sets offered at each piece."""
 
     def __init__(self) -> None:
@@ -167,8 +155,8 @@ class WatchingSink(Sink):
         self.offered.set()
 
 
-async def fetch(tmp_path: Path, fetcher: OriginFetcher, request: ContentRequest) -> tuple[bytes, Sink, int]:
-    sink = Sink()
+async def fetch(tmp_path: Path, fetcher: OriginFetcher, request: ContentRequest) -> tuple[bytes, RecordingSink, int]:
+    sink = RecordingSink()
     path = tmp_path / "content"
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
     try:

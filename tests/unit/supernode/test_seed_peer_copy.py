@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from dandelion.peer.v1 import peer_pb2
+from fixtures.piece_sink import RecordingSink
 
+from dfcommon.address import PeerAddress
 from dfcommon.grpcserver import add_peer_method, new_server
 from dfcommon.piecedigest import digest_of
-from supernode.resource.piece import PieceMeta
-from supernode.seed.peer_copy import PeerCopier, PeerSource, SourceFailed
+from supernode.seed.peer_copy import PeerCopier, SourceFailed
 
 PIECE = 64 << 10
 CONTENT = os.urandom(10 * PIECE + 1234)
@@ -29,19 +30,7 @@ def honest(chunk: int = 50_000) -> Iterator[peer_pb2.StreamTaskResponse]:
         yield peer_pb2.StreamTaskResponse(content_length=len(CONTENT), offset=offset, data=data, piece_size=PIECE)
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.answers: list[tuple[int, int]] = []
-        self.pieces: list[PieceMeta] = []
-
-    def answered(self, content_length: int, piece_size: int) -> None:
-        self.answers.append((content_length, piece_size))
-
-    def piece_written(self, piece: PieceMeta) -> None:
-        self.pieces.append(piece)
-
-
-async def copy(tmp_path: Path, messages: Messages) -> tuple[Any, Sink, bytes]:
+async def copy(tmp_path: Path, messages: Messages) -> tuple[Any, RecordingSink, bytes]:
     async def stream_task(request: peer_pb2.StreamTaskRequest, context: Any) -> AsyncIterator[bytes]:
         assert request.task_id == "t1"
         for message in messages():
@@ -51,13 +40,13 @@ async def copy(tmp_path: Path, messages: Messages) -> tuple[Any, Sink, bytes]:
     add_peer_method(server, "StreamTask", stream_task, peer_pb2.StreamTaskRequest.FromString)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    sink = Sink()
+    sink = RecordingSink()
     path = tmp_path / "seed.data"
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     writers = ThreadPoolExecutor(2)
     try:
         copier = PeerCopier(writers, read_timeout=5)
-        result = await copier.copy(PeerSource("p1", "127.0.0.1", port), "t1", DIGEST, fd, PIECE, sink)
+        result = await copier.copy(PeerAddress("p1", "127.0.0.1", port), "t1", DIGEST, fd, PIECE, sink)
         return result, sink, path.read_bytes()
     finally:
         os.close(fd)
@@ -134,6 +123,6 @@ async def test_an_unreachable_source_fails_the_copy(tmp_path: Path) -> None:
         with ThreadPoolExecutor(1) as writers:
             copier = PeerCopier(writers, read_timeout=5)
             with pytest.raises(SourceFailed, match="UNAVAILABLE"):
-                await copier.copy(PeerSource("p1", "127.0.0.1", 1), "t1", DIGEST, fd, PIECE, Sink())
+                await copier.copy(PeerAddress("p1", "127.0.0.1", 1), "t1", DIGEST, fd, PIECE, RecordingSink())
     finally:
         os.close(fd)

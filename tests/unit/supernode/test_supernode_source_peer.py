@@ -11,12 +11,12 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from dfcommon.address import PeerAddress
 from dfcommon.content import ContentRequest
 from dfcommon.errors import Unavailable
 from supernode.config import SupernodeConfig
 from supernode.resource.peer import PeerState
 from supernode.seed.cdn import FetchJob
-from supernode.seed.peer_copy import PeerSource
 from supernode.seed.store import SeedStore
 from supernode.swarm import GoToSource, HostSpec, StreamEvent, Swarm, TaskChanged
 
@@ -29,11 +29,11 @@ class HandDrivenCdn:
 
     def __init__(self, store: SeedStore) -> None:
         self.jobs: dict[str, FetchJob] = {}
-        self.sources: list[PeerSource | None] = []
+        self.sources: list[PeerAddress | None] = []
         self.store = store
 
     def start(
-        self, task_id: str, url: str, digest: str, request: ContentRequest, source: PeerSource | None = None
+        self, task_id: str, url: str, digest: str, request: ContentRequest, source: PeerAddress | None = None
     ) -> FetchJob:
         job = FetchJob(task_id)
         self.jobs[task_id] = job
@@ -74,7 +74,7 @@ async def test_first_peer_fetches_the_origin_and_the_next_one_starts_the_seeds_c
     # A second host: the seed copies from the first peer, and the registration returns without waiting for it.
     _, second = await asyncio.wait_for(swarm.register_task(host(swarm, 3), REQUEST), 1)
     assert second.state is PeerState.RUNNING
-    assert cdn.sources == [PeerSource(first.peer_id, "127.0.0.2", 65002)]
+    assert cdn.sources == [PeerAddress(first.peer_id, "127.0.0.2", 65002)]
     outbox = swarm.open_stream(second.peer_id, 16, [])
     assert not any(isinstance(e, GoToSource) for e in drain(outbox))
 
@@ -85,7 +85,7 @@ async def test_the_seed_copies_a_finished_source_after_the_delay(tmp_path: Path)
     swarm.report_result(first.peer_id, True, "", 0, 5, 10)
     assert cdn.jobs == {}
     await asyncio.sleep(0.2)
-    assert cdn.sources == [PeerSource(first.peer_id, "127.0.0.2", 65002)]
+    assert cdn.sources == [PeerAddress(first.peer_id, "127.0.0.2", 65002)]
 
 
 async def test_a_failed_or_departed_source_hands_the_origin_to_the_next_peer(tmp_path: Path) -> None:
@@ -95,9 +95,14 @@ async def test_a_failed_or_departed_source_hands_the_origin_to_the_next_peer(tmp
     _, second = await asyncio.wait_for(swarm.register_task(host(swarm, 3), REQUEST), 1)
     assert second.state is PeerState.BACK_TO_SOURCE and task.source_peer_id == second.peer_id
     swarm.leave_task(second.peer_id)
-    _, third = await asyncio.wait_for(swarm.register_task(host(swarm, 4), REQUEST), 1)
+    third_host = host(swarm, 4)
+    _, third = await asyncio.wait_for(swarm.register_task(third_host, REQUEST), 1)
     assert task.source_peer_id == third.peer_id
+    swarm.leave_host(third_host)  # its host goes away with it
+    _, fourth = await asyncio.wait_for(swarm.register_task(host(swarm, 5), REQUEST), 1)
+    assert task.source_peer_id == fourth.peer_id
     assert cdn.jobs == {}
+    assert list(swarm._source_requests) == [task.task_id]  # only the live source's request is kept
 
 
 async def test_a_copy_that_failed_drops_the_source(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -45,6 +46,10 @@ class _Event:
 
 class SwarmGaveUp(Exception):
     """The swarm cannot finish the download; the reason says why (back-to-source follows)."""
+
+
+class _HandedOver(Exception):
+    """The origin fetch stopped at a piece boundary: the supernode's seed took it over."""
 
 
 def url_meta(request: ContentRequest) -> common_pb2.UrlMeta:
@@ -119,6 +124,8 @@ class Conductor:
         self._digest_task: asyncio.Task[str] | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = time.monotonic()
+        self._sourcing = False  # fetching the origin from the start, for the swarm (the supernode said so)
+        self._handing_over = False  # the seed takes that fetch over: stop at the next piece boundary
 
     # ----- what readers see
     @property
@@ -148,6 +155,19 @@ class Conductor:
         """Run the download in the background."""
         self._task = asyncio.create_task(self._run(), name=f"conductor-{self.task_id[:12]}")
         return self._task
+
+    def hand_over(self) -> bool:
+        """The supernode's seed asks to take this download's origin fetch over (PeerService.StreamTask take_over):
+        True when it was fetching the origin for the swarm from the start and holds less than a quarter of the
+        content; the fetch then stops at the next piece boundary and the rest comes from the swarm."""
+        store = self.store
+        if not self._sourcing or self._handing_over or store is None or store.meta.content_length <= 0:
+            return False
+        if store.completed_length() * 4 >= store.meta.content_length:
+            return False
+        self._handing_over = True
+        log.info("task=%s: the seed takes the origin fetch over at %d bytes", self.task_id, store.completed_length())
+        return True
 
     async def cancel(self) -> None:
         """Stop the download."""
@@ -218,17 +238,7 @@ class Conductor:
         peer_id = ""
         if self.ctx.scheduler is not None:
             self._swarm_only = bool(self.request.digest)
-            try:
-                peer_id = await self._register()
-                await self._sync(peer_id)
-            except SwarmGaveUp as exc:
-                reason = str(exc)
-            except DandelionError as exc:
-                if exc.code != grpc.StatusCode.UNAVAILABLE:
-                    raise
-                reason = str(exc)
-            if reason or (self.store is not None and not self.store.all_held()):
-                self._distrust_seed()
+            peer_id, reason = await self._swarm()
         else:
             reason = "no supernode configured"
         if self.store is None or not self.store.all_held():
@@ -239,8 +249,50 @@ class Conductor:
             log.info("task=%s going back to source: %s", self.task_id, reason)
             if self.store is not None:  # a fresh store: what it holds came from peers (some outcomes may be unread)
                 self.bytes_from_peers = self.store.completed_length()
-            await self._back_to_source()
+            self._sourcing = self.store is None and bool(peer_id)
+            try:
+                await self._back_to_source()
+            except _HandedOver:
+                peer_id = await self._rejoin(peer_id)
+            finally:
+                self._sourcing = False
         await self._complete(peer_id)
+
+    async def _swarm(self) -> tuple[str, str]:
+        """Register (unless peer_id is given) and sync; (peer id, why the swarm could not finish or "")."""
+        reason = ""
+        peer_id = ""
+        try:
+            peer_id = await self._register()
+            await self._sync(peer_id)
+        except SwarmGaveUp as exc:
+            reason = str(exc)
+        except DandelionError as exc:
+            if exc.code != grpc.StatusCode.UNAVAILABLE:
+                raise
+            reason = str(exc)
+        if reason or (self.store is not None and not self.store.all_held()):
+            self._distrust_seed()
+        return peer_id, reason
+
+    async def _rejoin(self, source_peer_id: str) -> str:
+        """The seed took the origin fetch over: leave the task as its source, register again and get the rest
+        from the swarm (what this peer fetched counts as held; the whole content is hashed here at the end);
+        back to the origin with Range requests for what the swarm cannot give. Returns the new peer id."""
+        assert self.ctx.scheduler is not None
+        self._sourcing = False
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await self.ctx.scheduler.stub().LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id=source_peer_id), timeout=5)
+        self._handing_over = False
+        peer_id, reason = await self._swarm()
+        if self.store is None or not self.store.all_held():
+            if self.no_back_source:
+                raise Unavailable(
+                    f"cannot finish {self.display_url} from the swarm ({reason}) and back-to-source is off"
+                )
+            log.info("task=%s going back to source for the rest: %s", self.task_id, reason)
+            await self._back_to_source()
+        return peer_id
 
     async def _register(self) -> str:
         assert self.ctx.scheduler is not None
@@ -289,7 +341,14 @@ class Conductor:
             return
         events: asyncio.Queue[_Event] = asyncio.Queue()
         outgoing: asyncio.Queue[scheduler_pb2.SyncPiecesRequest | None] = asyncio.Queue()
-        outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=peer_id, window=self.ctx.window))
+        held = [] if self.store is None else [n for n in range(self.store.meta.piece_count) if self.store.has(n)]
+        outgoing.put_nowait(
+            scheduler_pb2.SyncPiecesRequest(
+                peer_id=peer_id,
+                window=self.ctx.window,
+                results=[scheduler_pb2.PieceResult(piece_number=n, success=True) for n in held],
+            )
+        )
 
         async def requests() -> AsyncIterator[scheduler_pb2.SyncPiecesRequest]:
             while (message := await outgoing.get()) is not None:
@@ -542,6 +601,8 @@ class Conductor:
                 if assembler.full:
                     await self._store_origin_piece(store, assembler)
                     number += 1
+                    if self._handing_over and total < store.meta.content_length:
+                        raise _HandedOver()
                     assembler = assembler_for(number)
         if assembler.received:
             if store.meta.content_length >= 0:

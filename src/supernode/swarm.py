@@ -275,7 +275,9 @@ class Swarm:
             return
         address = PeerAddress(source.peer_id, source.host.ip, source.host.port)
         self._copying.add(task.task_id)
-        self.cdn.start(task.task_id, task.url, task.digest, request, address)
+        # A source still fetching may hand that fetch over: the seed then serves this peer as it fetches.
+        take_over = source.state is PeerState.BACK_TO_SOURCE
+        self.cdn.start(task.task_id, task.url, task.digest, request, address, take_over)
 
     def get_task(self, tid: str) -> Task:
         """A known task."""
@@ -496,6 +498,16 @@ class Swarm:
         reports = [PieceReport(number, "", True) for number in range(task.piece_count)]
         self._deliver(self.scheduler.report(peer, reports))
         log.info("source peer holds task=%s peer=%s pieces=%d", tid[:12], peer_id[:12], task.piece_count)
+
+    def source_handed_over(self, tid: str, peer_id: str) -> None:
+        """The source peer stopped its origin fetch early, for the seed to fetch the origin (and serve every peer
+        as it does); that peer registers again for the rest."""
+        self._copying.discard(tid)
+        task = self.scheduler.tasks.get(tid)
+        if task is not None and task.source_peer_id == peer_id:
+            task.source_peer_id = ""
+            self._source_requests.pop(tid, None)
+        log.info("source peer handed the origin fetch over task=%s peer=%s", tid[:12], peer_id[:12])
 
     def source_failed(self, tid: str, peer_id: str, error: DandelionError) -> None:
         """The seed could not copy the content from its source peer: that peer is its source no longer."""

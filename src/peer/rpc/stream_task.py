@@ -67,10 +67,16 @@ class StreamTaskServicer:
         if stream is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"task {request.task_id[:80]} is not held here")
             return
-        log.info("streaming task=%s to peer=%s", request.task_id[:12], request.requester_peer_id[:12])
-        offset = 0
         store = stream.conductor.store
         piece_size = store.meta.piece_size if store is not None else 0
+        if request.take_over and stream.conductor.hand_over():
+            await stream.aclose()
+            yield peer_pb2.StreamTaskResponse(
+                content_length=stream.content_length, piece_size=piece_size, handed_over=True
+            ).SerializeToString()
+            return
+        log.info("streaming task=%s to peer=%s", request.task_id[:12], request.requester_peer_id[:12])
+        offset = 0
         try:
             async for chunk in stream.chunks():
                 head = peer_pb2.StreamTaskResponse(

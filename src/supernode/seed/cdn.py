@@ -15,7 +15,7 @@ from dfcommon.errors import DandelionError, Unavailable
 from dfcommon.piecedigest import DEFAULT_ALGORITHM
 from supernode.resource.piece import PieceMeta
 from supernode.seed.origin import FetchResult, OriginFetcher
-from supernode.seed.peer_copy import PeerCopier
+from supernode.seed.peer_copy import HandedOver, PeerCopier
 from supernode.seed.store import SeedStore
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ class SeedListener(Protocol):
 
     def source_failed(self, task_id: str, peer_id: str, error: DandelionError) -> None:
         """The copy from a source peer failed: that peer is no longer the content's source."""
+
+    def source_handed_over(self, task_id: str, peer_id: str) -> None:
+        """The source peer stopped its origin fetch: the seed fetches the origin now."""
 
     def source_holds(self, task_id: str, peer_id: str) -> None:
         """The copy from a source peer matched the digest, and that peer holds the content in the task's pieces."""
@@ -77,17 +80,30 @@ class Cdn:
         self.jobs: dict[str, FetchJob] = {}
 
     def start(
-        self, task_id: str, url: str, digest: str, request: ContentRequest, source: PeerAddress | None = None
+        self,
+        task_id: str,
+        url: str,
+        digest: str,
+        request: ContentRequest,
+        source: PeerAddress | None = None,
+        take_over: bool = False,
     ) -> FetchJob:
-        """Start a fetch job, copying from source when given (the request's headers live only in this job's
-        memory: they are needed for the origin only)."""
+        """Start a fetch job, copying from source when given, or taking its origin fetch over (the request's
+        headers live only in this job's memory: they are needed for the origin only)."""
         job = FetchJob(task_id)
         self.jobs[task_id] = job
-        job.runner = asyncio.create_task(self._run(job, url, digest, request, source), name=f"seed-{task_id[:12]}")
+        runner = self._run(job, url, digest, request, source, take_over)
+        job.runner = asyncio.create_task(runner, name=f"seed-{task_id[:12]}")
         return job
 
     async def _run(
-        self, job: FetchJob, url: str, digest: str, request: ContentRequest, source: PeerAddress | None
+        self,
+        job: FetchJob,
+        url: str,
+        digest: str,
+        request: ContentRequest,
+        source: PeerAddress | None,
+        take_over: bool,
     ) -> None:
         tid = job.task_id
         try:
@@ -102,7 +118,7 @@ class Cdn:
                 result = FetchResult(entry.content_length, entry.piece_size, list(entry.pieces), entry.sha256)
                 self.listener.seed_done(tid, result)
                 return
-            await self._fetch(job, url, digest, request, source)
+            await self._fetch(job, url, digest, request, source, take_over)
         except DandelionError as err:
             job.error = err
             await asyncio.to_thread(self.store.discard, tid)
@@ -118,14 +134,20 @@ class Cdn:
             job.done.set()
 
     async def _fetch(
-        self, job: FetchJob, url: str, digest: str, request: ContentRequest, source: PeerAddress | None
+        self,
+        job: FetchJob,
+        url: str,
+        digest: str,
+        request: ContentRequest,
+        source: PeerAddress | None,
+        take_over: bool,
     ) -> None:
         tid = job.task_id
         fd = await asyncio.to_thread(self.store.create, tid)
         try:
             sink = _Sink(self.listener, job)
             if source is not None:
-                result = await self._copy(job, url, digest, request, source, fd, sink)
+                result = await self._copy(job, url, digest, request, source, fd, sink, take_over)
             else:
                 log.info("seed fetch task=%s url=%s", tid[:12], url)
                 result = await self.fetcher.fetch(request, fd, self.piece_base, sink, self.piece_digest)
@@ -154,14 +176,22 @@ class Cdn:
         source: PeerAddress,
         fd: int,
         sink: _Sink,
+        take_over: bool,
     ) -> FetchResult:
         """Copy from the source peer and offer the content only once it matched the digest; when the copy fails,
-        nothing was offered: fetch the origin instead."""
+        nothing was offered: fetch the origin instead. With take_over, a source still early in its origin fetch
+        stops it, and the seed fetches the origin at once (offering each piece as it is written)."""
         tid = job.task_id
         log.info("seed copy task=%s url=%s from peer=%s at %s", tid[:12], url, source.peer_id[:12], source.target)
         held = _HeldSink()
         try:
-            result = await self.copier.copy(source, tid, digest, fd, self.piece_base, held, self.piece_digest)
+            result = await self.copier.copy(
+                source, tid, digest, fd, self.piece_base, held, self.piece_digest, take_over
+            )
+        except HandedOver:
+            log.info("seed fetch task=%s url=%s: peer=%s handed the origin over", tid[:12], url, source.peer_id[:12])
+            self.listener.source_handed_over(tid, source.peer_id)
+            return await self.fetcher.fetch(request, fd, self.piece_base, sink, self.piece_digest)
         except DandelionError as err:
             log.warning("seed copy task=%s from peer=%s failed: %s", tid[:12], source.peer_id[:12], err)
             self.listener.source_failed(tid, source.peer_id, err)

@@ -43,6 +43,10 @@ class SourceFailed(Unavailable):
     """The copy from the source peer failed (unreachable, cut, or content that does not match the digest)."""
 
 
+class HandedOver(Exception):
+    """The source peer stopped its origin fetch for the seed to take it over (StreamTask take_over)."""
+
+
 class PeerCopier:
     """Copies content from source peers; pieces are written (and hashed) by the writer threads."""
 
@@ -59,11 +63,13 @@ class PeerCopier:
         piece_base: int,
         sink: PieceSink,
         piece_digest: str = DEFAULT_ALGORITHM,
+        take_over: bool = False,
     ) -> FetchResult:
-        """Copy the task's content from source into fd and check it against digest ("sha256:<hex>").
+        """Copy the task's content from source into fd and check it against digest ("sha256:<hex>"); with
+        take_over, a source still early in its origin fetch hands that fetch over instead (HandedOver).
 
-        Raises SourceFailed. sink hears of each piece once it is on disk: nothing of it is verified before this
-        returns (the caller offers the pieces only then).
+        Raises SourceFailed or HandedOver (nothing was written then). sink hears of each piece once it is on
+        disk: nothing of it is verified before this returns (the caller offers the pieces only then).
         """
         with _Copy(self.writers, fd, sink, piece_digest) as job:
             async with channel(source.target) as chan:
@@ -71,7 +77,11 @@ class PeerCopier:
                     METHOD,
                     request_serializer=peer_pb2.StreamTaskRequest.SerializeToString,
                     response_deserializer=_chunk,
-                )(peer_pb2.StreamTaskRequest(task_id=task_id, requester_peer_id=f"seed-{task_id[:16]}"))
+                )(
+                    peer_pb2.StreamTaskRequest(
+                        task_id=task_id, requester_peer_id=f"seed-{task_id[:16]}", take_over=take_over
+                    )
+                )
                 try:
                     await job.receive(call, piece_base, self.read_timeout)
                 except grpc.aio.AioRpcError as err:
@@ -127,6 +137,8 @@ class _Copy:
             if message is EOF:
                 break
             head, data = cast(StreamChunk, message)
+            if head.handed_over and self.received == 0 and not data:
+                raise HandedOver()
             self._check(head, len(data), piece_base)
             buffer += data
             self.received += len(data)

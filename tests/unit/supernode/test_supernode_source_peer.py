@@ -30,14 +30,22 @@ class HandDrivenCdn:
     def __init__(self, store: SeedStore) -> None:
         self.jobs: dict[str, FetchJob] = {}
         self.sources: list[PeerAddress | None] = []
+        self.take_overs: list[bool] = []
         self.store = store
 
     def start(
-        self, task_id: str, url: str, digest: str, request: ContentRequest, source: PeerAddress | None = None
+        self,
+        task_id: str,
+        url: str,
+        digest: str,
+        request: ContentRequest,
+        source: PeerAddress | None = None,
+        take_over: bool = False,
     ) -> FetchJob:
         job = FetchJob(task_id)
         self.jobs[task_id] = job
         self.sources.append(source)
+        self.take_overs.append(take_over)
         return job
 
 
@@ -75,8 +83,18 @@ async def test_first_peer_fetches_the_origin_and_the_next_one_starts_the_seeds_c
     _, second = await asyncio.wait_for(swarm.register_task(host(swarm, 3), REQUEST), 1)
     assert second.state is PeerState.RUNNING
     assert cdn.sources == [PeerAddress(first.peer_id, "127.0.0.2", 65002)]
+    assert cdn.take_overs == [True], "the first peer is still fetching: the seed may take that over"
     outbox = swarm.open_stream(second.peer_id, 16, [])
     assert not any(isinstance(e, GoToSource) for e in drain(outbox))
+
+    # The first peer hands the origin fetch over: it is the source no more, and registers again as a plain peer.
+    swarm.source_handed_over(task.task_id, first.peer_id)
+    assert task.source_peer_id == ""
+    swarm.leave_task(first.peer_id)
+    registering = asyncio.ensure_future(swarm.register_task(host(swarm, 2), REQUEST))
+    await asyncio.sleep(0)
+    assert len(cdn.sources) == 1, "the seed's origin fetch serves it"
+    registering.cancel()
 
 
 async def test_the_seed_copies_a_finished_source_after_the_delay(tmp_path: Path) -> None:
@@ -86,6 +104,7 @@ async def test_the_seed_copies_a_finished_source_after_the_delay(tmp_path: Path)
     assert cdn.jobs == {}
     await asyncio.sleep(0.2)
     assert cdn.sources == [PeerAddress(first.peer_id, "127.0.0.2", 65002)]
+    assert cdn.take_overs == [False], "a finished source is copied"
 
 
 async def test_a_failed_or_departed_source_hands_the_origin_to_the_next_peer(tmp_path: Path) -> None:

@@ -28,24 +28,28 @@ class DownloadPiecesResponse(_message.Message):
     def __init__(self, piece_number: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class StreamTaskRequest(_message.Message):
-    __slots__ = ("task_id", "requester_peer_id")
+    __slots__ = ("task_id", "requester_peer_id", "take_over")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    TAKE_OVER_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     requester_peer_id: str
-    def __init__(self, task_id: _Optional[str] = ..., requester_peer_id: _Optional[str] = ...) -> None: ...
+    take_over: bool
+    def __init__(self, task_id: _Optional[str] = ..., requester_peer_id: _Optional[str] = ..., take_over: _Optional[bool] = ...) -> None: ...
 
 class StreamTaskResponse(_message.Message):
-    __slots__ = ("content_length", "offset", "data", "piece_size")
+    __slots__ = ("content_length", "offset", "data", "piece_size", "handed_over")
     CONTENT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     PIECE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HANDED_OVER_FIELD_NUMBER: _ClassVar[int]
     content_length: int
     offset: int
     data: bytes
     piece_size: int
-    def __init__(self, content_length: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., piece_size: _Optional[int] = ...) -> None: ...
+    handed_over: bool
+    def __init__(self, content_length: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., piece_size: _Optional[int] = ..., handed_over: _Optional[bool] = ...) -> None: ...
 
 class DownloadRequest(_message.Message):
     __slots__ = ("url_meta", "no_back_source", "rate_limit", "local_copy")

@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 8  # piece results per SyncPieces message
 BATCH_DELAY = 0.02  # seconds a result may wait for company
 SEED_VERDICT_WAIT = 5.0  # seconds to wait, once every piece is held, for the seed's digest check (hashing meanwhile)
+# An origin fetch the seed asks to take over is handed over only when, at the rate seen so far, it would take
+# longer than this to finish: a fast one is done before the swarm could gain anything, and what the origin has
+# sent already (socket buffers included) would be sent again.
+HAND_OVER_MIN_LEFT_S = 1.0
+HAND_OVER_SAMPLE_S = 0.2  # how long the fetch's body must have run for its rate to count
 
 
 @dataclass
@@ -125,7 +130,9 @@ class Conductor:
         self._task: asyncio.Task[None] | None = None
         self._started = time.monotonic()
         self._sourcing = False  # fetching the origin from the start, for the swarm (the supernode said so)
-        self._handing_over = False  # the seed takes that fetch over: stop at the next piece boundary
+        self._handing_over = False  # the seed takes that fetch over: stop at once
+        self._origin_began = 0.0  # when that fetch's body started, and the bytes it brought so far
+        self._origin_got = 0
 
     # ----- what readers see
     @property
@@ -156,18 +163,38 @@ class Conductor:
         self._task = asyncio.create_task(self._run(), name=f"conductor-{self.task_id[:12]}")
         return self._task
 
-    def hand_over(self) -> bool:
+    async def hand_over(self) -> bool:
         """The supernode's seed asks to take this download's origin fetch over (PeerService.StreamTask take_over):
-        True when it was fetching the origin for the swarm from the start and holds less than a quarter of the
-        content; the fetch then stops at the next piece boundary and the rest comes from the swarm."""
+        True when it was fetching the origin for the swarm from the start, has not stored a piece yet and, at its
+        rate so far, would need more than HAND_OVER_MIN_LEFT_S to finish; the fetch then stops at once (dropping
+        the piece it was reading) and all of the content comes from the swarm."""
+        if not self._may_hand_over():
+            return False
+        ran = time.monotonic() - self._origin_began
+        if ran < HAND_OVER_SAMPLE_S:
+            await asyncio.sleep(HAND_OVER_SAMPLE_S - ran)
+            if not self._may_hand_over():
+                return False
         store = self.store
-        if not self._sourcing or self._handing_over or store is None or store.meta.content_length <= 0:
-            return False
-        if store.completed_length() * 4 >= store.meta.content_length:
-            return False
+        assert store is not None
+        length, got = store.meta.content_length, self._origin_got
+        if length > 0 and got > 0:
+            left = (length - got) * (time.monotonic() - self._origin_began) / got
+            if left < HAND_OVER_MIN_LEFT_S:
+                return False
         self._handing_over = True
-        log.info("task=%s: the seed takes the origin fetch over at %d bytes", self.task_id, store.completed_length())
+        log.info("task=%s: the seed takes the origin fetch over", self.task_id)
         return True
+
+    def _may_hand_over(self) -> bool:
+        store = self.store
+        return (
+            self._sourcing
+            and not self._handing_over
+            and self._origin_began > 0
+            and store is not None
+            and store.completed_length() == 0
+        )
 
     async def cancel(self) -> None:
         """Stop the download."""
@@ -276,9 +303,9 @@ class Conductor:
         return peer_id, reason
 
     async def _rejoin(self, source_peer_id: str) -> str:
-        """The seed took the origin fetch over: leave the task as its source, register again and get the rest
-        from the swarm (what this peer fetched counts as held; the whole content is hashed here at the end);
-        back to the origin with Range requests for what the swarm cannot give. Returns the new peer id."""
+        """The seed took the origin fetch over: leave the task as its source, register again and get the content
+        from the swarm (hashed here as a whole at the end, as after any origin fetch); back to the origin with
+        Range requests for what the swarm cannot give. Returns the new peer id."""
         assert self.ctx.scheduler is not None
         self._sourcing = False
         with contextlib.suppress(grpc.aio.AioRpcError):
@@ -290,7 +317,7 @@ class Conductor:
                 raise Unavailable(
                     f"cannot finish {self.display_url} from the swarm ({reason}) and back-to-source is off"
                 )
-            log.info("task=%s going back to source for the rest: %s", self.task_id, reason)
+            log.info("task=%s going back to source after all: %s", self.task_id, reason)
             await self._back_to_source()
         return peer_id
 
@@ -310,6 +337,10 @@ class Conductor:
     def _apply_task(self, task: scheduler_pb2.TaskInfo) -> None:
         if self.store is None and task.content_length >= 0 and task.piece_size > 0:
             self._create_store(task.content_length, task.piece_size)
+        elif self.store is not None and task.content_length >= 0 and task.piece_size > 0:
+            # A store this peer made for its own origin fetch, handed over before it held a piece: the swarm's
+            # pieces are the seed's, maybe cut to another size.
+            self.store.reshape(task.content_length, task.piece_size)
         if task.state == common_pb2.TASK_STATE_FAILED:
             self._distrust_seed()
         elif task.state == common_pb2.TASK_STATE_SUCCEEDED and self._swarm_only and task.digest:
@@ -588,7 +619,12 @@ class Conductor:
             return PieceAssembler(PieceSpec(n, offset, size, self._hashes.get(n, "")))
 
         assembler = assembler_for(number)
+        if self._sourcing:
+            self._origin_began = time.monotonic()
         async for data in body:
+            if self._handing_over:
+                raise _HandedOver()
+            self._origin_got += len(data)
             await acquire_all(self.buckets, len(data))
             view = memoryview(data)
             while view:
@@ -601,8 +637,6 @@ class Conductor:
                 if assembler.full:
                     await self._store_origin_piece(store, assembler)
                     number += 1
-                    if self._handing_over and total < store.meta.content_length:
-                        raise _HandedOver()
                     assembler = assembler_for(number)
         if assembler.received:
             if store.meta.content_length >= 0:

@@ -69,7 +69,7 @@ class StreamTaskServicer:
             return
         store = stream.conductor.store
         piece_size = store.meta.piece_size if store is not None else 0
-        if request.take_over and stream.conductor.hand_over():
+        if request.take_over and await stream.conductor.hand_over():
             await stream.aclose()
             yield peer_pb2.StreamTaskResponse(
                 content_length=stream.content_length, piece_size=piece_size, handed_over=True

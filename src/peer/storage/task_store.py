@@ -131,6 +131,15 @@ class TaskStore:
         """Bytes of held content (blocking: pread)."""
         return os.pread(self._fd, size, offset)
 
+    def reshape(self, content_length: int, piece_size: int) -> None:
+        """Take another length and piece size, while no piece is held (otherwise nothing changes)."""
+        if self.bitmap.count or (content_length, piece_size) == (self.meta.content_length, self.meta.piece_size):
+            return
+        self.meta.content_length = content_length
+        self.meta.piece_size = piece_size
+        os.ftruncate(self._fd, content_length)
+        self.save_meta()
+
     def set_length(self, content_length: int) -> None:
         """Fix the length of content whose length was unknown until its end."""
         self.meta.content_length = content_length

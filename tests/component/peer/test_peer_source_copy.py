@@ -35,7 +35,7 @@ SIZE = 6 * (4 << 20) + 777
 @dataclass
 class Cluster:
     origin: OriginServer
-    slow_origin: OriginServer  # the same files at 20 MB/s per response
+    slow_origin: OriginServer  # the same files at 5 MB/s per response
     supernode: ManagedProcess
     supernode_addr: str
     daemons: list[Daemon]
@@ -54,7 +54,7 @@ def cluster(module_process_group: ProcessGroup, tmp_path_factory: pytest.TempPat
     for index, name in enumerate(("a.bin", "b.bin", "c.bin", "d.bin", "e.bin")):
         digests[name] = "sha256:" + write_random_file(work / "origin" / name, SIZE + index, seed=40 + index)
     origin = start_origin(module_process_group, work / "origin")
-    slow_origin = start_origin(module_process_group, work / "origin", rate=20_000_000, name="slow-origin")
+    slow_origin = start_origin(module_process_group, work / "origin", rate=5_000_000, name="slow-origin")
     port = free_port("127.0.0.1")
     supernode = module_process_group.start(
         "supernode",
@@ -141,13 +141,13 @@ def test_a_second_peer_early_in_the_first_ones_origin_fetch_has_the_seed_take_it
     cluster: Cluster, tmp_path: Path
 ) -> None:
     """The first peer is still at the start of a slow origin: rather than wait for all of it, the seed fetches the
-    origin itself and serves both peers as it goes; the first peer stops at a piece boundary."""
+    origin itself and serves both peers as it goes; the first peer drops what it read and joins them."""
     cluster.slow_origin.reset()
     name, first, second = "e.bin", cluster.daemons[0], cluster.daemons[1]
     url, digest = cluster.slow_origin.url(name), cluster.digests[name]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         one = pool.submit(dfget, url, "-o", str(tmp_path / "e1.bin"), "--daemon", first.endpoint, "--digest", digest)
-        time.sleep(0.3)  # the first peer has ~6 MB of 25 MB
+        time.sleep(0.1)  # the first peer has read ~1 MB of 25 MB when asked: no piece yet, and ~5 s to go
         two = pool.submit(dfget, url, "-o", str(tmp_path / "e2.bin"), "--daemon", second.endpoint, "--digest", digest)
         results = [one.result(), two.result()]
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results] + [cluster.logs()]
@@ -155,13 +155,11 @@ def test_a_second_peer_early_in_the_first_ones_origin_fetch_has_the_seed_take_it
     assert (tmp_path / "e1.bin").read_bytes() == data and (tmp_path / "e2.bin").read_bytes() == data
     log = cluster.supernode.log()
     assert re.search(r"source peer handed the origin fetch over task=", log), cluster.logs()
-    assert "the seed takes the origin fetch over at" in first.proc.log()
-    peers, from_origin = done_line(first)
-    # It held less than a quarter when asked, and stopped after the piece it was in.
-    assert 0 < from_origin <= SIZE // 4 + (4 << 20) and peers + from_origin == len(data), (peers, from_origin)
+    assert "the seed takes the origin fetch over" in first.proc.log()
+    assert done_line(first) == (len(data), 0)
     assert done_line(second) == (len(data), 0)
-    # The origin's cost: what the first peer fetched before it stopped (and what was in flight), sent again.
-    assert cluster.slow_origin.bytes_served(name) <= len(data) + from_origin + (2 << 20), cluster.logs()
+    # The origin's cost: what the first peer had read (or was in flight to it) when it stopped, sent again.
+    assert cluster.slow_origin.bytes_served(name) <= len(data) + (6 << 20), cluster.logs()
 
 
 class LyingSource:

@@ -37,9 +37,11 @@ BATCH_SIZE = 8  # piece results per SyncPieces message
 BATCH_DELAY = 0.02  # seconds a result may wait for company
 SEED_VERDICT_WAIT = 5.0  # seconds to wait, once every piece is held, for the seed's digest check (hashing meanwhile)
 # An origin fetch the seed asks to take over is handed over only when, at the rate seen so far, it would take
-# longer than this to finish: a fast one is done before the swarm could gain anything, and what the origin has
-# sent already (socket buffers included) would be sent again.
+# longer than this to finish (a fast one is done before the swarm could gain anything), and only while it has
+# brought less than 1/HAND_OVER_MAX_SHARE of the content: that much (and what sits in socket buffers) is sent
+# again, to the seed.
 HAND_OVER_MIN_LEFT_S = 1.0
+HAND_OVER_MAX_SHARE = 20
 HAND_OVER_SAMPLE_S = 0.2  # how long the fetch's body must have run for its rate to count
 
 
@@ -165,9 +167,10 @@ class Conductor:
 
     async def hand_over(self) -> bool:
         """The supernode's seed asks to take this download's origin fetch over (PeerService.StreamTask take_over):
-        True when it was fetching the origin for the swarm from the start, has not stored a piece yet and, at its
-        rate so far, would need more than HAND_OVER_MIN_LEFT_S to finish; the fetch then stops at once (dropping
-        the piece it was reading) and all of the content comes from the swarm."""
+        True when it was fetching the origin for the swarm from the start, has not stored a piece yet, has read
+        less than 1/HAND_OVER_MAX_SHARE of the content and, at its rate so far, would need more than
+        HAND_OVER_MIN_LEFT_S to finish; the fetch then stops at once (dropping what it read) and all of the
+        content comes from the swarm."""
         if not self._may_hand_over():
             return False
         ran = time.monotonic() - self._origin_began
@@ -178,6 +181,8 @@ class Conductor:
         store = self.store
         assert store is not None
         length, got = store.meta.content_length, self._origin_got
+        if length > 0 and got * HAND_OVER_MAX_SHARE >= length:
+            return False
         if length > 0 and got > 0:
             left = (length - got) * (time.monotonic() - self._origin_began) / got
             if left < HAND_OVER_MIN_LEFT_S:

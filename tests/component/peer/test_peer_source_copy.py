@@ -35,7 +35,7 @@ SIZE = 6 * (4 << 20) + 777
 @dataclass
 class Cluster:
     origin: OriginServer
-    slow_origin: OriginServer  # the same files at 5 MB/s per response
+    slow_origin: OriginServer  # the same files at 2.5 MB/s per response
     supernode: ManagedProcess
     supernode_addr: str
     daemons: list[Daemon]
@@ -54,7 +54,7 @@ def cluster(module_process_group: ProcessGroup, tmp_path_factory: pytest.TempPat
     for index, name in enumerate(("a.bin", "b.bin", "c.bin", "d.bin", "e.bin")):
         digests[name] = "sha256:" + write_random_file(work / "origin" / name, SIZE + index, seed=40 + index)
     origin = start_origin(module_process_group, work / "origin")
-    slow_origin = start_origin(module_process_group, work / "origin", rate=5_000_000, name="slow-origin")
+    slow_origin = start_origin(module_process_group, work / "origin", rate=2_500_000, name="slow-origin")
     port = free_port("127.0.0.1")
     supernode = module_process_group.start(
         "supernode",
@@ -147,7 +147,7 @@ def test_a_second_peer_early_in_the_first_ones_origin_fetch_has_the_seed_take_it
     url, digest = cluster.slow_origin.url(name), cluster.digests[name]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         one = pool.submit(dfget, url, "-o", str(tmp_path / "e1.bin"), "--daemon", first.endpoint, "--digest", digest)
-        time.sleep(0.1)  # the first peer has read ~1 MB of 25 MB when asked: no piece yet, and ~5 s to go
+        time.sleep(0.1)  # the first peer has read ~0.75 MB of 25 MB when asked (< 1/20), and ~10 s to go
         two = pool.submit(dfget, url, "-o", str(tmp_path / "e2.bin"), "--daemon", second.endpoint, "--digest", digest)
         results = [one.result(), two.result()]
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results] + [cluster.logs()]
@@ -159,7 +159,7 @@ def test_a_second_peer_early_in_the_first_ones_origin_fetch_has_the_seed_take_it
     assert done_line(first) == (len(data), 0)
     assert done_line(second) == (len(data), 0)
     # The origin's cost: what the first peer had read (or was in flight to it) when it stopped, sent again.
-    assert cluster.slow_origin.bytes_served(name) <= len(data) + (6 << 20), cluster.logs()
+    assert cluster.slow_origin.bytes_served(name) <= len(data) * 1.05 + (1 << 20), cluster.logs()
 
 
 class LyingSource:

@@ -56,7 +56,7 @@ class SwarmGaveUp(Exception):
 
 
 class _HandedOver(Exception):
-    """The origin fetch stopped at a piece boundary: the supernode's seed took it over."""
+    """The origin fetch stopped: the supernode's seed took it over."""
 
 
 def url_meta(request: ContentRequest) -> common_pb2.UrlMeta:
@@ -291,7 +291,7 @@ class Conductor:
         await self._complete(peer_id)
 
     async def _swarm(self) -> tuple[str, str]:
-        """Register (unless peer_id is given) and sync; (peer id, why the swarm could not finish or "")."""
+        """Register and sync; (peer id, why the swarm could not finish or "")."""
         reason = ""
         peer_id = ""
         try:

@@ -144,3 +144,14 @@ async def test_a_piece_with_an_unusable_digest_is_never_stored(tmp_path: Path) -
     with pytest.raises(DigestMismatch):
         await assembler.store(store)
     assert not store.has(0)
+
+
+def test_an_empty_store_takes_another_shape_and_a_used_one_keeps_its_own(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    store = storage.create("t1", "http://origin/f", "", 3 * PIECE, PIECE)
+    store.reshape(3 * PIECE, 2 * PIECE)  # handed over before any piece: the swarm's piece size wins
+    assert (store.meta.piece_size, store.meta.piece_count) == (2 * PIECE, 2)
+    assert json.loads((store.directory / "meta.json").read_text())["piece_size"] == 2 * PIECE
+    store.write_piece(0, [content(2 * PIECE)])
+    store.reshape(3 * PIECE, PIECE)
+    assert store.meta.piece_size == 2 * PIECE

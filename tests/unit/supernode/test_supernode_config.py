@@ -20,6 +20,8 @@ def test_defaults() -> None:
     assert c.piece_size == 4 << 20
     assert c.piece_digest == "blake3"
     assert config("--piece-digest", "sha256").piece_digest == "sha256"
+    assert (c.origin_fetch, c.seed_copy_delay) == ("peer", 5.0)
+    assert config("--origin-fetch", "seed", "--seed-copy-delay", "0").origin_fetch == "seed"
     assert c.data_dir == Path("d")
     assert c.log_level == "info"
 
@@ -45,6 +47,10 @@ def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
         (["--heartbeat-interval", "10"], "heartbeat"),
         (["--seed-upload-slots", "0"], "upload slots"),
         (["--piece-digest", "md5"], "piece digest must be one of blake3, sha256"),
+        (["--origin-fetch", "client"], "origin fetch must be one of peer, seed"),
+        (["--seed-copy-delay", "-1"], "seed copy delay"),
+        (["--seed-copy-delay", "nan"], "seed copy delay"),
+        (["--seed-copy-delay", "soon"], "invalid number"),
     ],
 )
 def test_invalid_values(args: list[str], fragment: str) -> None:

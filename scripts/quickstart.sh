@@ -102,10 +102,14 @@ deadline = time.monotonic() + 30
 while (problem := check_grpc(sys.argv[1])) and time.monotonic() < deadline:
     time.sleep(0.3)
 host, port = sys.argv[2].rsplit(":", 1)
-try:
-    socket.create_connection((host, int(port)), timeout=5).close()
-except OSError:
-    problem = f"mirror {sys.argv[2]} does not accept connections"
+while not problem:  # the mirror binds its port a moment after the gRPC services are up
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            problem = f"mirror {sys.argv[2]} does not accept connections"
+        time.sleep(0.3)
 sys.exit(1 if problem else 0)
 PYEOF
 

@@ -160,7 +160,7 @@ class _Copy:
             self.length = head.content_length if head.content_length >= 0 else -1
             self.piece_size = piece_size_for(self.length, piece_base) if self.length >= 0 else piece_base
             self.sink.answered(self.length, self.piece_size)
-        elif head.content_length != self.length and not (self.length < 0 and head.content_length < 0):
+        elif self.length >= 0 and head.content_length != self.length:  # unknown may become known: that is news
             raise SourceFailed(f"the source changed the content length from {self.length} to {head.content_length}")
         if self.length >= 0 and self.received + size > self.length:
             raise SourceFailed(f"the source sent more than {self.length} bytes")

@@ -66,6 +66,19 @@ async def test_an_honest_copy_is_cut_into_pieces_and_checked(tmp_path: Path) -> 
             assert piece.digest == digest_of("blake3", (CONTENT[piece.offset : piece.offset + piece.size],))
 
 
+def length_learnt_late() -> Iterator[peer_pb2.StreamTaskResponse]:
+    for message in honest():
+        if message.offset < 200_000:
+            message.content_length = -1  # the source's origin sent no length: it knows it only at the end
+        yield message
+
+
+async def test_a_length_the_source_learns_late_is_fine(tmp_path: Path) -> None:
+    result, sink, on_disk = await copy(tmp_path, length_learnt_late)
+    assert on_disk == CONTENT and result.content_length == len(CONTENT)
+    assert sink.answers == [(-1, PIECE)]
+
+
 def lying() -> Iterator[peer_pb2.StreamTaskResponse]:
     for message in honest():
         if message.offset == 100_000:

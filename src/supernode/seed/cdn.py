@@ -58,6 +58,17 @@ class FetchJob:
     runner: asyncio.Task[None] | None = None
 
 
+@dataclass(frozen=True)
+class _Order:
+    """What one job fetches and from where (request.headers are for the origin only, kept in memory only)."""
+
+    url: str
+    digest: str
+    request: ContentRequest
+    source: PeerAddress | None  # copy from this peer (it fetched the origin), else fetch the origin
+    take_over: bool  # the source still fetches: it may hand that over
+
+
 class Cdn:
     """Starts and tracks fetch jobs, writing through SeedStore: from the origin, or copied from the peer that
     fetched the origin (falling back to the origin when that peer cannot be read from at all)."""
@@ -92,19 +103,11 @@ class Cdn:
         headers live only in this job's memory: they are needed for the origin only)."""
         job = FetchJob(task_id)
         self.jobs[task_id] = job
-        runner = self._run(job, url, digest, request, source, take_over)
-        job.runner = asyncio.create_task(runner, name=f"seed-{task_id[:12]}")
+        order = _Order(url, digest, request, source, take_over)
+        job.runner = asyncio.create_task(self._run(job, order), name=f"seed-{task_id[:12]}")
         return job
 
-    async def _run(
-        self,
-        job: FetchJob,
-        url: str,
-        digest: str,
-        request: ContentRequest,
-        source: PeerAddress | None,
-        take_over: bool,
-    ) -> None:
+    async def _run(self, job: FetchJob, order: _Order) -> None:
         tid = job.task_id
         try:
             entry = await asyncio.to_thread(self.store.load, tid)
@@ -118,14 +121,14 @@ class Cdn:
                 result = FetchResult(entry.content_length, entry.piece_size, list(entry.pieces), entry.sha256)
                 self.listener.seed_done(tid, result)
                 return
-            await self._fetch(job, url, digest, request, source, take_over)
+            await self._fetch(job, order)
         except DandelionError as err:
             job.error = err
             await asyncio.to_thread(self.store.discard, tid)
             log.warning("seed failed task=%s error=%s", tid[:12], err)
             self.listener.seed_failed(tid, err)
         except Exception as err:
-            job.error = Unavailable(f"seed fetch of {url} failed: {type(err).__name__}")
+            job.error = Unavailable(f"seed fetch of {order.url} failed: {type(err).__name__}")
             await asyncio.to_thread(self.store.discard, tid)
             log.exception("seed fetch crashed task=%s", tid[:12])
             self.listener.seed_failed(tid, job.error)
@@ -133,29 +136,21 @@ class Cdn:
             job.answered.set()
             job.done.set()
 
-    async def _fetch(
-        self,
-        job: FetchJob,
-        url: str,
-        digest: str,
-        request: ContentRequest,
-        source: PeerAddress | None,
-        take_over: bool,
-    ) -> None:
+    async def _fetch(self, job: FetchJob, order: _Order) -> None:
         tid = job.task_id
         fd = await asyncio.to_thread(self.store.create, tid)
         try:
             sink = _Sink(self.listener, job)
-            if source is not None:
-                result = await self._copy(job, url, digest, request, source, fd, sink, take_over)
+            if order.source is not None:
+                result = await self._copy(job, order, order.source, fd, sink)
             else:
-                log.info("seed fetch task=%s url=%s", tid[:12], url)
-                result = await self.fetcher.fetch(request, fd, self.piece_base, sink, self.piece_digest)
+                log.info("seed fetch task=%s url=%s", tid[:12], order.url)
+                result = await self.fetcher.fetch(order.request, fd, self.piece_base, sink, self.piece_digest)
             await asyncio.to_thread(
                 self.store.write_meta,
                 tid,
-                url,
-                digest,
+                order.url,
+                order.digest,
                 result.content_length,
                 result.piece_size,
                 result.pieces,
@@ -167,26 +162,16 @@ class Cdn:
         log.info("seed complete task=%s length=%d pieces=%d", tid[:12], result.content_length, len(result.pieces))
         self.listener.seed_done(tid, result)
 
-    async def _copy(
-        self,
-        job: FetchJob,
-        url: str,
-        digest: str,
-        request: ContentRequest,
-        source: PeerAddress,
-        fd: int,
-        sink: _Sink,
-        take_over: bool,
-    ) -> FetchResult:
+    async def _copy(self, job: FetchJob, order: _Order, source: PeerAddress, fd: int, sink: _Sink) -> FetchResult:
         """Copy from the source peer and offer the content only once it matched the digest; when the copy fails,
         nothing was offered: fetch the origin instead. With take_over, a source still early in its origin fetch
         stops it, and the seed fetches the origin at once (offering each piece as it is written)."""
-        tid = job.task_id
+        tid, url, request = job.task_id, order.url, order.request
         log.info("seed copy task=%s url=%s from peer=%s at %s", tid[:12], url, source.peer_id[:12], source.target)
         held = _HeldSink()
         try:
             result = await self.copier.copy(
-                source, tid, digest, fd, self.piece_base, held, self.piece_digest, take_over
+                source, tid, order.digest, fd, self.piece_base, held, self.piece_digest, order.take_over
             )
         except HandedOver:
             log.info("seed fetch task=%s url=%s: peer=%s handed the origin over", tid[:12], url, source.peer_id[:12])

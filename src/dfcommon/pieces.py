@@ -7,21 +7,15 @@ DEFAULT_PIECE_SIZE = 4 * MIB
 MAX_PIECE_SIZE = 64 * MIB
 # Beyond this many pieces, pieces grow: bounds per-task scheduling state and report traffic.
 TARGET_MAX_PIECES = 2048
-# Below this many pieces, pieces shrink (to 1 MiB at the least): a swarm passes content on a piece at a time, so
-# with few big pieces most hosts wait with nothing to relay. On 50 Mbit/s hosts, 8 hosts fetching 32 MiB took
-# 7.7 s in 4 MiB pieces and 6.5 s in 1 MiB pieces (bench/swarm_sim.py; the seed's uplink alone needs 5.4 s).
-TARGET_MIN_PIECES = 64
 CHUNK_SIZE = MIB  # gRPC message size for piece data (PERF.md: ~1 MiB messages stream fastest)
 
 
 def piece_size_for(content_length: int, base: int = DEFAULT_PIECE_SIZE) -> int:
-    """Piece size for content of this length: base; shrunk in whole MiB (not below 1 MiB, nor below base) for
-    content of fewer than TARGET_MIN_PIECES pieces, grown in whole MiB for very large content."""
-    if content_length > base * TARGET_MAX_PIECES:
-        wanted = -(-content_length // TARGET_MAX_PIECES)
-        return min(MAX_PIECE_SIZE, -(-wanted // MIB) * MIB)
-    wanted = -(-max(0, content_length) // TARGET_MIN_PIECES)
-    return max(min(base, MIB), min(base, -(-wanted // MIB) * MIB))
+    """Piece size for content of this length: base, grown in whole MiB for very large content."""
+    if content_length <= base * TARGET_MAX_PIECES:
+        return base
+    wanted = -(-content_length // TARGET_MAX_PIECES)
+    return min(MAX_PIECE_SIZE, -(-wanted // MIB) * MIB)
 
 
 def piece_count(content_length: int, piece_size: int) -> int:

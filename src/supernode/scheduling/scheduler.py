@@ -121,9 +121,8 @@ class Scheduler:
             elif free and counts[number] == 1:
                 task.peer_servable |= low
 
-    def _add_inflight(self, host: Host, delta: int) -> None:
-        was_free = host.free_slots > 0
-        host.inflight += delta
+    def _upload_changed(self, host: Host, was_free: bool) -> None:
+        """After an upload started or ended: wake the host's tasks when it went from busy to free."""
         if (host.free_slots > 0) != was_free:
             self._refresh_host(host)
             if not was_free:
@@ -396,7 +395,7 @@ class Scheduler:
 
     def _assign(self, child: Peer, parent: Peer, piece: PieceMeta) -> Assignment:
         deadline = self.clock() + self.assignment_timeout
-        child.outstanding[piece.number] = Outstanding(parent.peer_id, deadline)
+        child.outstanding[piece.number] = Outstanding(parent.peer_id, deadline, piece.size)
         child.pending |= 1 << piece.number
         parent.uploading.add((child.peer_id, piece.number))
         parent.serving[piece.number] = parent.serving.get(piece.number, 0) + 1
@@ -406,13 +405,15 @@ class Scheduler:
             task.seed_inflight[piece.number] = count
             if count >= SEED_FANOUT:
                 task.seed_saturated |= 1 << piece.number
-        self._add_inflight(parent.host, 1)
+        was_free = parent.host.free_slots > 0
+        parent.host.started(piece.size, self.clock())
+        self._upload_changed(parent.host, was_free)
         heapq.heappush(self._deadlines, (deadline, child.peer_id, piece.number, parent.peer_id))
         self._live += 1
         return Assignment(child.peer_id, piece, parent)
 
-    def _release(self, child: Peer, number: int) -> Peer | None:
-        """Forget an outstanding assignment; returns its parent if still known."""
+    def _release(self, child: Peer, number: int, delivered: bool = False) -> Peer | None:
+        """Forget an outstanding assignment (delivered: the parent sent the piece); returns its parent if known."""
         current = child.outstanding.pop(number, None)
         if current is None:
             return None
@@ -428,7 +429,9 @@ class Scheduler:
                 parent.serving.pop(number, None)
             if parent.is_seed:
                 self._seed_done(self.tasks.get(child.task_id), number)
-            self._add_inflight(parent.host, -1)
+            was_free = parent.host.free_slots > 0
+            parent.host.ended(current.size, delivered, self.clock())
+            self._upload_changed(parent.host, was_free)
         return parent
 
     @staticmethod
@@ -494,7 +497,8 @@ class Scheduler:
         out: list[Assignment] = []
         freed = 0
         if current is not None and (report.success or current.parent_id == report.parent_id):
-            freed = 1 if self._release(peer, report.number) is not None else 0
+            delivered = report.success and current.parent_id == report.parent_id
+            freed = 1 if self._release(peer, report.number, delivered) is not None else 0
         parent = task.peers.get(report.parent_id) if report.parent_id else None
         if report.success:
             if parent is not None:

@@ -453,6 +453,7 @@ class Conductor:
                 message: scheduler_pb2.SyncPiecesResponse = event.value
                 which = message.WhichOneof("event")
                 if which == "task":
+                    health.news()
                     if message.task.state == common_pb2.TASK_STATE_FAILED:
                         raise SwarmGaveUp(f"the seed failed: {message.task.error or 'no reason given'}")
                     self._apply_task(message.task)

@@ -37,7 +37,7 @@ class SwarmHealth:
         self.clock = clock
         self.rand = rand
         self._parents: dict[str, Backoff] = {}
-        self.last_success = clock()
+        self.last_progress = clock()  # a piece arrived, or the supernode said the swarm is at work
         self.failing_since: float | None = None  # first failure after the last success
         self.only_unreachable = True  # every failure since the last success was an unreachable parent
         self.local_failures = 0
@@ -47,7 +47,7 @@ class SwarmHealth:
         """Take one piece's outcome (LOCAL failures are counted apart: they are not the parent's fault)."""
         now = self.clock()
         if outcome.success:
-            self.last_success = now
+            self.last_progress = now
             self.failing_since = None
             self.only_unreachable = True
             backoff = self._parents.get(outcome.parent_peer_id)
@@ -69,6 +69,11 @@ class SwarmHealth:
             backoff.fail()
             self.parent_failures += 1
 
+    def news(self) -> None:
+        """The supernode told the task's state (e.g. while the seed copies the content from its first peer): the
+        swarm is at work, so the stall timeout starts again."""
+        self.last_progress = self.clock()
+
     def ready(self, parent_peer_id: str) -> bool:
         """True when the parent may be asked now (not in a cool-down)."""
         backoff = self._parents.get(parent_peer_id)
@@ -82,7 +87,7 @@ class SwarmHealth:
     def give_up_reason(self, stall_timeout: float) -> str:
         """Why the swarm cannot finish the download ("" while it still may)."""
         now = self.clock()
-        if now - self.last_success > stall_timeout:
+        if now - self.last_progress > stall_timeout:
             return f"no piece arrived from the swarm for {stall_timeout:.0f}s ({self.parent_failures} failed calls)"
         if (
             self.failing_since is not None

@@ -153,3 +153,16 @@ def test_deadline_cancels_the_work() -> None:
 
     asyncio.run(main())
     assert cancelled == [True]
+
+
+def test_news_from_the_supernode_restarts_the_stall_timeout_only() -> None:
+    clock = Clock()
+    h = health(clock)
+    clock.now += 29
+    h.news()  # e.g. the seed still copies the content from its first peer
+    clock.now += 29
+    assert h.give_up_reason(stall_timeout=30.0) == ""
+    h.record(failed("p", failures.PARENT_UNAVAILABLE))
+    clock.now += UNREACHABLE_GIVE_UP_S
+    h.news()
+    assert h.give_up_reason(stall_timeout=30.0).startswith("no parent could be reached")

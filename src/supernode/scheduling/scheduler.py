@@ -40,6 +40,10 @@ SEED_FANOUT = 1
 # but it never heart-beats: it is offered again after a cool-down of 2 s, doubling with each failure in a row up to
 # 60 s, so its children go back to source instead of asking it thousands of times a minute.
 SEED_COOLDOWN = BackoffPolicy(base=2.0, cap=60.0, jitter=0.0)
+# A child that failed to fetch one piece this many times (from any parent, busy ones included) with no piece
+# arriving meanwhile is sent back to source instead of being given the same failing parents again (hopeless()).
+# Per piece: a parent that dies with a whole window outstanding fails each of those pieces only once.
+HOPELESS_FAILURES = 8
 # Pieces a BAD_DIGEST parent held are dropped; failures that are not the parent's fault cost nothing.
 _PARENT_FAULTS = frozenset(
     {Failure.TIMEOUT, Failure.BAD_DIGEST, Failure.PARENT_UNAVAILABLE, Failure.PARENT_MISSING_PIECE}
@@ -76,6 +80,8 @@ class Scheduler:
         self._hungry: dict[str, Task] = {}  # tasks that had starved peers (pruned lazily)
         self._cooling: dict[str, tuple[float, Host]] = {}  # unreachable seed hosts: when they are offered again
         self._seed_failures: dict[str, int] = {}  # seed host id -> times in a row it was unreachable
+        # child peer id -> piece number -> failed fetches since the child's last piece (not its own fault)
+        self._failing: dict[str, dict[int, int]] = {}
 
     # Registration -------------------------------------------------------------------
 
@@ -269,6 +275,7 @@ class Scheduler:
         peer.state = state
         if state is PeerState.RUNNING:
             return self.fill(peer)
+        self._failing.pop(peer.peer_id, None)
         task = self.tasks[peer.task_id]
         task.starved.pop(peer.peer_id, None)
         freed = [self._release(peer, number) for number in list(peer.outstanding)]
@@ -291,6 +298,7 @@ class Scheduler:
             held ^= low
         del task.peers[peer.peer_id]
         task.starved.pop(peer.peer_id, None)
+        self._failing.pop(peer.peer_id, None)
         self.peers.pop(peer.peer_id, None)
         peer.host.peer_ids.discard(peer.peer_id)
         out: list[Assignment] = []
@@ -508,12 +516,16 @@ class Scheduler:
             freed = 1 if self._release(peer, report.number) is not None else 0
         parent = task.peers.get(report.parent_id) if report.parent_id else None
         if report.success:
+            self._failing.pop(peer.peer_id, None)
             if parent is not None:
                 parent.uploads_ok += 1
                 if parent.is_seed:
                     self._seed_failures.pop(parent.host.host_id, None)
             out.extend(self._hold(task, peer, report.number))
-        elif parent is not None and report.failure in _PARENT_FAULTS:
+        elif report.failure in _PARENT_FAULTS or report.failure is Failure.PARENT_BUSY:
+            counts = self._failing.setdefault(peer.peer_id, {})
+            counts[report.number] = counts.get(report.number, 0) + 1
+        if not report.success and parent is not None and report.failure in _PARENT_FAULTS:
             parent.uploads_failed += 1
             if report.failure is Failure.BAD_DIGEST and not parent.is_seed:
                 out.extend(self._distrust(task, parent))
@@ -524,6 +536,12 @@ class Scheduler:
         if freed:
             out.extend(self._wake(task, freed))
         return out
+
+    def hopeless(self, peer: Peer) -> bool:
+        """True when the peer failed to fetch a piece HOPELESS_FAILURES times since its last piece: the swarm cannot
+        serve it (its parents are wedged or unreachable from there), and it is better sent back to source."""
+        counts = self._failing.get(peer.peer_id)
+        return counts is not None and max(counts.values()) >= HOPELESS_FAILURES
 
     def _mark_unreachable(self, host: Host) -> None:
         """A child could not reach the host: offer none of its peers until it heart-beats (a seed: until its

@@ -9,6 +9,7 @@ from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import Failure, PieceMeta, PieceReport
 from supernode.resource.task import Task, TaskState
+from supernode.scheduling.scheduler import HOPELESS_FAILURES
 
 
 @pytest.mark.parametrize(
@@ -338,3 +339,25 @@ def test_unreachable_seed_cools_down_and_is_offered_again() -> None:
     assert swarm.scheduler.report(child, [PieceReport(1, "seed", False, Failure.PARENT_UNAVAILABLE)]) == []
     swarm.clock.now += 2.1
     assert pairs(swarm.scheduler.expire()) == [(1, "seed")]  # forgiven by the success: 2 s again
+
+
+def test_a_child_whose_fetches_keep_failing_is_hopeless_until_a_piece_arrives() -> None:
+    swarm = Swarm(10)
+    child = swarm.add("c", connect=False)
+    swarm.scheduler.connect(child, 1)
+    for _ in range(HOPELESS_FAILURES - 1):
+        again = swarm.scheduler.report(child, [PieceReport(0, "seed", False, Failure.PARENT_BUSY)])
+        assert pairs(again) == [(0, "seed")]  # a busy seed is asked again: the peer paces that
+    assert not swarm.scheduler.hopeless(child)
+    swarm.scheduler.report(child, [PieceReport(0, "seed", False, Failure.LOCAL)])  # its own fault: not counted
+    assert not swarm.scheduler.hopeless(child)
+    swarm.scheduler.report(child, [PieceReport(0, "seed", False, Failure.TIMEOUT)])
+    assert swarm.scheduler.hopeless(child)
+    swarm.scheduler.report(child, [PieceReport(0, "seed", True)])
+    assert not swarm.scheduler.hopeless(child)
+    swarm.scheduler.report(child, [PieceReport(n, "seed", False, Failure.PARENT_UNAVAILABLE) for n in range(1, 9)])
+    assert not swarm.scheduler.hopeless(child)  # a whole window failing once: not hopeless
+    swarm.scheduler.report(child, [PieceReport(1, "seed", False, Failure.PARENT_BUSY)] * HOPELESS_FAILURES)
+    assert swarm.scheduler.hopeless(child)
+    swarm.scheduler.set_state(child, PeerState.BACK_TO_SOURCE)
+    assert not swarm.scheduler.hopeless(child)  # the count ends with the download

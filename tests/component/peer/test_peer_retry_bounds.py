@@ -4,6 +4,7 @@ calls and the download falls back to the origin; dfget's --timeout and signals e
 from __future__ import annotations
 
 import importlib.util
+import re
 import signal
 import subprocess
 import sys
@@ -119,6 +120,9 @@ def test_timeout_ends_dfget_with_one_line_and_stops_the_download(
     assert elapsed < 2 + 3, f"{elapsed:.1f}s"
     assert leftovers(tmp_path) == [] and not (tmp_path / "s.bin").exists()
     wait_for_log(daemon, "every dfget waiting for it left; stopping the download", 10)
+    stopped = re.findall(r"task=(\w+): every dfget waiting for it left", daemon.proc.log())[-1]
+    partial = daemon.data_dir / "tasks" / stopped
+    daemon.proc.wait_until(lambda: not partial.exists(), "the stopped download's partial task removed", 10)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

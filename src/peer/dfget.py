@@ -272,7 +272,8 @@ async def download(ns: argparse.Namespace) -> None:
     output = OutputFile(ns.output)
     job = Job(request, ns.no_back_source, rate, output, Progress(enabled=not ns.quiet and sys.stderr.isatty()))
     try:
-        await deadline.run(_fetch(ns, job, endpoint, supernodes), lambda: job.progress.total)
+        # The size seen: the content length, or what arrived so far while the origin did not say.
+        await deadline.run(_fetch(ns, job, endpoint, supernodes), lambda: max(job.progress.total, output.written))
         output.commit(flush=ns.fsync)
     except asyncio.CancelledError:
         output.discard()

@@ -14,9 +14,9 @@ from dfcommon.errors import DandelionError
 T = TypeVar("T")
 
 # The default deadline is BASE_S + size / FLOOR_RATE seconds, the size counted once dfget has seen it (or the
-# bytes received so far, for content of unknown length; until then BASE_S): one minute for registration, the origin's first answer and a back-to-source fall-back, plus the
-# whole content at 512 KiB/s (4 Mbit/s), a rate below which a download is better failed and retried: 1 GiB may
-# take 35 minutes, 100 MiB 4.3 minutes.
+# bytes received so far, for content of unknown length; until then BASE_S): one minute for registration, the
+# origin's first answer and a back-to-source fall-back, plus the whole content at 512 KiB/s (4 Mbit/s), a rate
+# below which a download is better failed and retried: 1 GiB may take 35 minutes, 100 MiB 4.3 minutes.
 BASE_S = 60.0
 FLOOR_RATE = 512 << 10
 

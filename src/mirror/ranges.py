@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from mirror.errors import RegistryError
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+MAX_DIGITS = 19  # positions of any blob fit in 19 digits; more is malformed (and int() of 5,000 digits fails)
+MAX_HEADER = 200
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,8 @@ def parse_range(header: str, length: int) -> ByteRange:
 
     Several ranges in one header are refused as well: registry clients never send them.
     """
-    match = _RANGE.match(header)
-    if not match or not (match.group(1) or match.group(2)):
+    match = _RANGE.match(header) if len(header) <= MAX_HEADER else None
+    if not match or not (match.group(1) or match.group(2)) or max(map(len, match.groups())) > MAX_DIGITS:
         raise RegistryError.range_invalid(header, length)
     first, last = match.groups()
     if not first:

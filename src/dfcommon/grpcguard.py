@@ -13,6 +13,7 @@ grpc.aio answers a request that fails to deserialize, or a handler's unexpected 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -80,7 +81,12 @@ class _Guard:
 
     async def fail(self, context: Context, err: Exception) -> None:
         """End the call for err escaping the handler (re-raises grpc's own errors)."""
-        if isinstance(err, grpc.aio.BaseError):  # AbortError, or the call is gone: grpc handles it
+        if isinstance(err, grpc.aio.InternalError):
+            # A write failed in core: the client is gone (cancelled, killed, deadline), and grpc may not know yet,
+            # in which case it logs a traceback for it. End the call as the cancellation it is.
+            log.debug("%s: the client went away mid-call", self.method)
+            raise asyncio.CancelledError from None
+        if isinstance(err, grpc.aio.BaseError):  # AbortError: the status is set already
             raise err
         if isinstance(err, DandelionError):
             if err.code == grpc.StatusCode.INVALID_ARGUMENT and not isinstance(err, MalformedRequest):

@@ -92,6 +92,8 @@ class _Guard:
             if err.code == grpc.StatusCode.INVALID_ARGUMENT and not isinstance(err, MalformedRequest):
                 quiet.warning(f"invalid:{self.method}", f"invalid request to {self.method}: {str(err)[:200]}")
             await context.abort(err.code, str(err)[:1000])
+        if isinstance(err, NotImplementedError):  # the generated base servicer's answer for a method not served
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{self.short} is not implemented by this server")
         quiet.log(logging.ERROR, f"internal:{self.method}:{type(err).__name__}", f"{self.method} failed: {err!r}", err)
         await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 
@@ -148,6 +150,16 @@ def _stream_in(guard: _Guard, behavior: Callable[..., Any], streaming_out: bool)
     return handle
 
 
+def _in_thread(behavior: Callable[..., Any]) -> Callable[..., Any]:
+    """A synchronous unary behavior (a generated base servicer's stub) as a coroutine run in a worker thread."""
+
+    @functools.wraps(behavior)
+    async def run(request: Any, context: Context) -> Any:
+        return await asyncio.to_thread(behavior, request, context)
+
+    return run
+
+
 def guard_handler(handler: Handler, method: str) -> Handler:
     """handler with its deserializer and behavior guarded; unchanged when its behavior is not asyncio code."""
     streaming_in, streaming_out = handler.request_streaming, handler.response_streaming
@@ -157,8 +169,12 @@ def guard_handler(handler: Handler, method: str) -> Handler:
         (True, False): handler.stream_unary,
         (True, True): handler.stream_stream,
     }[(streaming_in, streaming_out)]
-    if behavior is None or not (inspect.iscoroutinefunction(behavior) or inspect.isasyncgenfunction(behavior)):
+    if behavior is None:
         return handler
+    if not (inspect.iscoroutinefunction(behavior) or inspect.isasyncgenfunction(behavior)):
+        if streaming_in or streaming_out:
+            return handler  # none here: grpc runs such handlers as it would
+        behavior = _in_thread(behavior)
     guard = _Guard(method)
     wrapped = (_stream_in if streaming_in else _unary_in)(guard, behavior, streaming_out)
     field = {

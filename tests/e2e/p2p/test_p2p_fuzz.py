@@ -14,6 +14,9 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from dandelion.common.v1 import common_pb2
+from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
+from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from fault_swarm import FaultSwarm, start_fault_swarm
 from fixtures.origin import sha256_file, write_random_file
 from fixtures.processes import ProcessGroup, free_port
@@ -148,3 +151,53 @@ def assert_servers_fine(faults: FaultSwarm, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert sha256_file(out) == sha
     faults.assert_all_idle()
+
+
+HOSTILE_URLS = [
+    "http://h:99999/x",
+    "http://[::1",
+    "http://127.0.0.1:-1/x",
+    "http://127.0.0.1:1/x\x00y",
+    "ftp://127.0.0.1/x",
+    "",
+    "http://" + "a" * 9000,
+]
+HOSTILE_RANGES = ["9" * 5000, "9" * 5000 + "-1", "5-1", "-1", "1-2-3", "x"]
+
+
+def assert_invalid(call: object) -> None:
+    """call() fails with INVALID_ARGUMENT and one plain line."""
+    with pytest.raises(grpc.RpcError) as caught:
+        result = call()  # type: ignore[operator]
+        if hasattr(result, "__iter__"):
+            list(result)
+    error: grpc.Call = caught.value  # type: ignore[assignment]
+    details = error.details() or ""
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (error.code(), details)
+    assert "<class" not in details and "\n" not in details and len(details) < 1100, details
+
+
+@pytest.mark.parametrize(
+    ("url", "byte_range"),
+    [(u, "") for u in HOSTILE_URLS] + [(None, r) for r in HOSTILE_RANGES],
+    ids=[f"url{i}" for i in range(len(HOSTILE_URLS))] + [f"range{i}" for i in range(len(HOSTILE_RANGES))],
+)
+def test_hostile_urls_and_ranges(faults: FaultSwarm, url: str | None, byte_range: str) -> None:
+    """Each hostile URL or range gets INVALID_ARGUMENT (not INTERNAL) from RegisterTask, PreheatTask and Download."""
+    meta = common_pb2.UrlMeta(url=faults.url if url is None else url, range=byte_range)
+    with grpc.insecure_channel(faults.supernode_target) as channel:
+        scheduler = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+        host = scheduler.RegisterHost(
+            scheduler_pb2.RegisterHostRequest(host=scheduler_pb2.HostInfo(hostname="fuzz", ip="127.0.0.9", port=1)),
+            timeout=10,
+        )
+        assert_invalid(
+            lambda: scheduler.RegisterTask(
+                scheduler_pb2.RegisterTaskRequest(host_id=host.host_id, url_meta=meta), timeout=10
+            )
+        )
+        assert_invalid(lambda: scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta), timeout=10))
+        scheduler.LeaveHost(scheduler_pb2.LeaveHostRequest(host_id=host.host_id), timeout=10)
+    with grpc.insecure_channel(faults.peer.daemon_endpoint) as channel:
+        daemon = peer_pb2_grpc.DaemonServiceStub(channel)
+        assert_invalid(lambda: daemon.Download(peer_pb2.DownloadRequest(url_meta=meta), timeout=10))

@@ -201,3 +201,14 @@ def test_hostile_urls_and_ranges(faults: FaultSwarm, url: str | None, byte_range
     with grpc.insecure_channel(faults.peer.daemon_endpoint) as channel:
         daemon = peer_pb2_grpc.DaemonServiceStub(channel)
         assert_invalid(lambda: daemon.Download(peer_pb2.DownloadRequest(url_meta=meta), timeout=10))
+
+
+def test_oversized_metadata(faults: FaultSwarm) -> None:
+    """Request headers (gRPC metadata) far over the limit: the call fails, the servers keep answering."""
+    for target in (faults.supernode_target, faults.peer.target, faults.peer.daemon_endpoint):
+        with grpc.insecure_channel(target) as channel:
+            stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.ListHosts(scheduler_pb2.ListHostsRequest(), metadata=[("x-big", "a" * 200_000)], timeout=10)
+            assert "<class" not in (caught.value.details() or "")  # type: ignore[attr-defined]
+        assert grpc_healthy(target), target

@@ -33,6 +33,24 @@ quiet = RateLimitedLog(log)
 Context = grpc.aio.ServicerContext[Any, Any]
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 INTERNAL_MESSAGE = "internal error (the server logged it)"
+# A client that stops reading (alive, so keepalive does not end the call) would hold its call and its upload slot
+# for good; one write blocked this long ends the call. Long enough for a client reading 1 MiB messages at 4 KB/s.
+WRITE_STALL_SECONDS = 300.0
+
+
+class WriteStalled(DandelionError):
+    """The client read nothing for WRITE_STALL_SECONDS."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def write(context: Context, message: Any) -> None:
+    """context.write, or WriteStalled when the client leaves it blocked for WRITE_STALL_SECONDS."""
+    try:
+        async with asyncio.timeout(WRITE_STALL_SECONDS):
+            await context.write(message)
+    except TimeoutError:
+        raise WriteStalled(f"the client read nothing for {WRITE_STALL_SECONDS:g}s") from None
 
 
 class MalformedRequest(InvalidArgument):
@@ -120,7 +138,7 @@ def _unary_in(guard: _Guard, behavior: Callable[..., Any], streaming_out: bool) 
             if writer:
                 async with aclosing(behavior(request, context)) as messages:
                     async for message in messages:
-                        await context.write(message)
+                        await write(context, message)
                 return None
             return await behavior(request, context)
         except Exception as err:
@@ -140,7 +158,7 @@ def _stream_in(guard: _Guard, behavior: Callable[..., Any], streaming_out: bool)
             if writer:
                 async with aclosing(behavior(checked, context)) as messages:
                     async for message in messages:
-                        await context.write(message)
+                        await write(context, message)
                 return None
             return await behavior(checked, context)
         except Exception as err:

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from dandelion.peer.v1 import peer_pb2
 
+from dfcommon import grpcguard
 from dfcommon.errors import NotFound
 from dfcommon.grpcserver import new_server
 from dfcommon.ratelog import RateLimitedLog
@@ -134,6 +135,23 @@ async def test_stream_generator_closes_when_the_client_cancels(served: tuple[Ser
         break
     call.cancel()
     await asyncio.wait_for(servicer.closed.wait(), 5)
+
+
+async def test_a_client_that_stops_reading_loses_its_call(
+    served: tuple[Servicer, grpc.aio.Channel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write blocked for WRITE_STALL_SECONDS (the client reads nothing) ends the call and closes the generator;
+    the client then learns why."""
+    monkeypatch.setattr(grpcguard, "WRITE_STALL_SECONDS", 0.5)
+    servicer, channel = served
+    call = channel.unary_stream(f"/{SERVICE}/Stream", request_serializer=None, response_deserializer=None)(b"")
+    await call.read()
+    await asyncio.wait_for(servicer.closed.wait(), 10)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        while await call.read() is not grpc.aio.EOF:
+            pass
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert caught.value.details() == "the client read nothing for 0.5s"
 
 
 async def test_malformed_message_later_in_a_request_stream(served: tuple[Servicer, grpc.aio.Channel]) -> None:

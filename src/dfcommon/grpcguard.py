@@ -108,6 +108,7 @@ class _Guard:
             raise err
         if isinstance(err, DandelionError):
             if err.code == grpc.StatusCode.INVALID_ARGUMENT and not isinstance(err, MalformedRequest):
+                MALFORMED_REQUESTS.labels("invalid").inc()
                 quiet.warning(f"invalid:{self.method}", f"invalid request to {self.method}: {str(err)[:200]}")
             await context.abort(err.code, str(err)[:1000])
         if isinstance(err, NotImplementedError):  # the generated base servicer's answer for a method not served

@@ -36,13 +36,14 @@ class FaultSwarm:
         return self.swarm.supernode.target
 
     def gauges(self, component: str, metric: str = "dandelion_slots_busy") -> dict[str, float]:
-        """dandelion_slots_busy (or another per-pool metric) per pool of component ("supernode" or "peer")."""
+        """dandelion_slots_busy (or another metric with one label) per label value, of component ("supernode" or
+        "peer")."""
         text = httpx.get(f"http://{self.metrics[component]}/metrics", timeout=10).text
         busy: dict[str, float] = {}
         for line in text.splitlines():
             if line.startswith(metric + "{"):
                 name, value = line.rsplit(" ", 1)
-                busy[name.split('pool="', 1)[1].split('"', 1)[0]] = float(value)
+                busy[name.split('="', 1)[1].split('"', 1)[0]] = float(value)
         return busy
 
     def wait_gauge(self, component: str, pool: str, value: float, timeout: float = 10.0) -> None:

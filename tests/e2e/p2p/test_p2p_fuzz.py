@@ -78,6 +78,9 @@ def test_every_rpc_answers_bad_input_plainly(faults: FaultSwarm, tmp_path: Path)
         assert not bad, f"{name}: {len(bad)} bad replies:\n" + "\n".join(map(str, kinds))
         codes = Counter(r.code.name for r in answers)
         assert codes["INVALID_ARGUMENT"] >= PER_METHOD, f"{name}: {codes}"  # malformed messages were refused
+    for component in ("supernode", "peer"):
+        refused = faults.gauges(component, "dandelion_malformed_requests_total")
+        assert refused.get("protobuf", 0) >= PER_METHOD, refused
     after = log_lines(faults)
     for name in ("supernode", "peer"):
         grown = after[name] - before[name]

@@ -4,6 +4,7 @@ failing and refused calls, and the servers still serve."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from dandelion.common.v1 import common_pb2
 from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
 from fault_swarm import FaultSwarm, start_fault_swarm
 from fixtures.origin import sha256_file
@@ -23,6 +25,7 @@ UPLOAD_SLOTS = 3
 SEED_SLOTS = 4
 DOWNLOAD_PIECES = "/dandelion.peer.v1.PeerService/DownloadPieces"
 STREAM_TASK = "/dandelion.peer.v1.PeerService/StreamTask"
+DOWNLOAD = "/dandelion.peer.v1.DaemonService/Download"
 
 # A client that starts a stream, reads one message, says so, then waits to be SIGKILLed.
 KILLED_CLIENT = """
@@ -39,12 +42,25 @@ time.sleep(120)
 @pytest.fixture(scope="module")
 def faults(module_process_group: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultSwarm]:
     """The swarm, shared by the module's tests."""
-    yield start_fault_swarm(
+    faults = start_fault_swarm(
         module_process_group,
         tmp_path_factory.mktemp("leaks"),
         ("--upload-slots", str(UPLOAD_SLOTS), "--upload-limit", "4M"),  # a stalled stream stays open
         ("--seed-upload-slots", str(SEED_SLOTS)),
     )
+    BASELINE_FDS.update(open_fds(faults))
+    yield faults
+
+
+BASELINE_FDS: dict[str, int] = {}
+FD_SLACK = 4  # descriptors grpc and the HTTP servers may open or keep on their own (connections, wakeup fds)
+
+
+def open_fds(faults: FaultSwarm) -> dict[str, int]:
+    """Descriptors the supernode and the dfdaemon hold now."""
+    assert faults.swarm.supernode is not None
+    processes = {"supernode": faults.swarm.supernode.process, "peer": faults.peer.process}
+    return {name: len(os.listdir(f"/proc/{p.pid}/fd")) for name, p in processes.items()}
 
 
 def pieces_request(faults: FaultSwarm, *extra: int, rounds: int = 1) -> bytes:
@@ -62,18 +78,29 @@ CASES = [
     ("supernode", "seed_uploads", DOWNLOAD_PIECES),
     ("peer", "peer_uploads", DOWNLOAD_PIECES),
     ("peer", "peer_stream_task", STREAM_TASK),
+    ("daemon", "daemon_downloads", DOWNLOAD),
 ]
-IDS = ["seed-DownloadPieces", "peer-DownloadPieces", "peer-StreamTask"]
+IDS = ["seed-DownloadPieces", "peer-DownloadPieces", "peer-StreamTask", "daemon-Download"]
 
 
 def target_of(faults: FaultSwarm, component: str) -> str:
-    """The gRPC address of component."""
+    """The gRPC address of component ("daemon": the dfdaemon's DaemonService socket)."""
+    if component == "daemon":
+        return faults.peer.daemon_endpoint
     return faults.supernode_target if component == "supernode" else faults.peer.target
+
+
+def metrics_of(component: str) -> str:
+    """Whose /metrics show component's pools."""
+    return "supernode" if component == "supernode" else "peer"
 
 
 def request_for(faults: FaultSwarm, method: str) -> bytes:
     """A valid request of method, longer than socket and flow-control buffers hold (StreamTask: the peer's upload
-    rate keeps it going)."""
+    rate keeps it going; Download: its own rate limit)."""
+    if method == DOWNLOAD:
+        meta = common_pb2.UrlMeta(url=faults.url)
+        return peer_pb2.DownloadRequest(url_meta=meta, rate_limit=4 << 20).SerializeToString()
     return stream_request(faults) if method == STREAM_TASK else pieces_request(faults, rounds=10)
 
 
@@ -88,11 +115,11 @@ def test_stalled_then_cancelled_stream(faults: FaultSwarm, component: str, pool:
     with grpc.insecure_channel(target_of(faults, component)) as channel:
         call = raw_stream(channel, method)(request_for(faults, method), timeout=60)
         next(call)
-        faults.wait_gauge(component, pool, 1)
+        faults.wait_gauge(metrics_of(component), pool, 1)
         time.sleep(0.5)
-        assert faults.gauges(component)[pool] == 1, "a stalled stream must keep its slot"
+        assert faults.gauges(metrics_of(component))[pool] == 1, "a stalled stream must keep its slot"
         call.cancel()  # type: ignore[attr-defined]
-        faults.wait_gauge(component, pool, 0)
+        faults.wait_gauge(metrics_of(component), pool, 0)
 
 
 @pytest.mark.parametrize(("component", "pool", "method"), CASES, ids=IDS)
@@ -105,7 +132,7 @@ def test_deadline_exceeded_mid_stream(faults: FaultSwarm, component: str, pool: 
         with pytest.raises(grpc.RpcError) as caught:
             list(call)
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
-    faults.wait_gauge(component, pool, 0)
+    faults.wait_gauge(metrics_of(component), pool, 0)
 
 
 @pytest.mark.parametrize(("component", "pool", "method"), CASES, ids=IDS)
@@ -119,13 +146,13 @@ def test_client_sigkilled_mid_stream(faults: FaultSwarm, component: str, pool: s
     try:
         assert client.stdout is not None
         assert client.stdout.readline().strip() == "streaming"
-        faults.wait_gauge(component, pool, 1)
+        faults.wait_gauge(metrics_of(component), pool, 1)
     finally:
         client.kill()
         client.wait()
         if client.stdout is not None:
             client.stdout.close()
-    faults.wait_gauge(component, pool, 0)
+    faults.wait_gauge(metrics_of(component), pool, 0)
 
 
 @pytest.mark.parametrize(("component", "pool"), [("supernode", "seed_uploads"), ("peer", "peer_uploads")])
@@ -147,7 +174,7 @@ def test_refused_and_failing_calls(faults: FaultSwarm, component: str, pool: str
             error: grpc.Call = caught.value  # type: ignore[assignment]
             assert error.code() in ({code} if code else {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND})
             assert "<class" not in (error.details() or "")
-            faults.wait_gauge(component, pool, 0)
+            faults.wait_gauge(metrics_of(component), pool, 0)
 
 
 @pytest.mark.parametrize(
@@ -167,7 +194,7 @@ def test_busy_pool_refuses_then_recovers(faults: FaultSwarm, component: str, poo
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
         for call in held:
             call.cancel()  # type: ignore[attr-defined]
-        faults.wait_gauge(component, pool, 0)
+        faults.wait_gauge(metrics_of(component), pool, 0)
         assert sum(1 for _ in raw(pieces_request(faults), timeout=60)) == faults.pieces * 4  # 1 MiB chunks
 
 
@@ -184,6 +211,11 @@ def test_still_serving_after_the_faults(faults: FaultSwarm, tmp_path: Path) -> N
         )
         assert sum(len(m.data) for m in stream) == faults.pieces * 4 * (1 << 20)
     faults.assert_all_idle()
+    now = open_fds(faults)
+    for name, count in now.items():
+        assert count <= BASELINE_FDS[name] + FD_SLACK, (
+            f"{name} holds {count} descriptors, {BASELINE_FDS[name]} at start"
+        )
     assert faults.swarm.supernode is not None
     for process in (faults.swarm.supernode.process, faults.peer.process):
         assert "Traceback" not in process.log(), process.tail()

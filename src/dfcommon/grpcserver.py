@@ -11,6 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from dfcommon.channels import MAX_MESSAGE
+from dfcommon.grpcguard import GuardInterceptor
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -24,8 +25,8 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
 
 
 def new_server() -> grpc.aio.Server:
-    """A grpc.aio server with the project's limits."""
-    return grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=None)
+    """A grpc.aio server with the project's limits, every method behind the guard (dfcommon.grpcguard)."""
+    return grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=None, interceptors=[GuardInterceptor()])
 
 
 def add_health_and_reflection(server: grpc.aio.Server, service_names: Iterable[str]) -> health_aio.HealthServicer:

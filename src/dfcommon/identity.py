@@ -17,9 +17,15 @@ def validate_url(url: str) -> str:
     """Check an origin URL: http(s), a host, bounded length. Returns it unchanged."""
     if len(url) > MAX_URL_LENGTH:
         raise InvalidArgument(f"URL is longer than {MAX_URL_LENGTH} characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as err:
+        raise InvalidArgument(f"malformed URL: {str(err)[:100]}") from None
+    if any(ord(c) < 0x20 or c == "\x7f" for c in url):
+        raise InvalidArgument("URL contains control characters")
     if parts.scheme.lower() not in SCHEMES:
-        raise InvalidArgument(f"unsupported URL scheme {parts.scheme!r} in {display_url(url)}: want http or https")
+        raise InvalidArgument(f"unsupported URL scheme {parts.scheme[:20]!r} in {display_url(url)}: want http or https")
     if not parts.hostname:
         raise InvalidArgument(f"URL has no host: {display_url(url)}")
     return url

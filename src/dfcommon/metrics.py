@@ -25,6 +25,13 @@ ACTIVE_TASKS = Gauge("dandelion_active_tasks", "Tasks known", ["component"])
 ACTIVE_PEERS = Gauge("dandelion_active_peers", "Peers registered and not gone (supernode)")
 ACTIVE_HOSTS = Gauge("dandelion_active_hosts", "Hosts registered and heart-beating (supernode)")
 PIECE_REPORTS = Counter("dandelion_piece_reports", "Piece results reported to the supernode", ["result"])
+SLOTS_BUSY = Gauge("dandelion_slots_busy", "Slots held now, per pool (0 when idle: anything else is a leak)", ["pool"])
+SLOTS_LIMIT = Gauge("dandelion_slots_limit", "Slots of each pool", ["pool"])
+MALFORMED_REQUESTS = Counter(
+    "dandelion_malformed_requests",
+    "gRPC requests refused: protobuf that does not parse, invalid field values",
+    ["kind"],
+)
 MIRROR_REQUESTS = Counter("dandelion_mirror_requests", "Registry mirror requests", ["method", "kind", "status"])
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from mirror.errors import RegistryError
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+MAX_DIGITS = 19  # any blob position fits in 19 digits; longer numbers are past every end (int() of 5,000 fails)
+PAST_ANY_END = 10**MAX_DIGITS
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,12 @@ class ByteRange:
         return f"bytes {self.start}-{self.end}/{self.length}"
 
 
+def _position(digits: str) -> int:
+    """A position; PAST_ANY_END for numbers longer than MAX_DIGITS (leading zeros aside)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= MAX_DIGITS else PAST_ANY_END
+
+
 def parse_range(header: str, length: int) -> ByteRange:
     """Parse "bytes=N-", "bytes=N-M" or "bytes=-K" against length; RANGE_INVALID (416) otherwise.
 
@@ -39,12 +47,12 @@ def parse_range(header: str, length: int) -> ByteRange:
         raise RegistryError.range_invalid(header, length)
     first, last = match.groups()
     if not first:
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or length == 0:
             raise RegistryError.range_invalid(header, length)
         return ByteRange(max(0, length - suffix), length - 1, length)
-    start = int(first)
-    end = length - 1 if not last else min(int(last), length - 1)
-    if start >= length or (last and int(last) < start):
+    start = _position(first)
+    end = length - 1 if not last else min(_position(last), length - 1)
+    if start >= length or (last and _position(last) < start):
         raise RegistryError.range_invalid(header, length)
     return ByteRange(start, end, length)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 
 import grpc
 from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError
+from dfcommon.slots import SlotPool
 from dfcommon.wire import encode_with_payload
 from peer.storage import Storage
 from peer.transferer import SwarmTransferer, TaskStream
@@ -20,6 +22,8 @@ log = logging.getLogger(__name__)
 MAX_HEADERS = 64
 MAX_HEADER_BYTES = 16 << 10
 DATA_FIELD = 5  # DownloadResponse.data
+POOL = "daemon_downloads"
+MAX_DOWNLOADS = 1024  # dfget calls streaming at once; each holds a cache entry open
 
 
 def content_request(message: peer_pb2.DownloadRequest) -> ContentRequest:
@@ -43,6 +47,7 @@ class DaemonServicer:
     def __init__(self, transferer: SwarmTransferer, storage: Storage) -> None:
         self.transferer = transferer
         self.storage = storage
+        self.pool = SlotPool(POOL, MAX_DOWNLOADS, f"{MAX_DOWNLOADS} downloads run on this daemon already")
 
     async def Download(
         self, request: peer_pb2.DownloadRequest, context: grpc.aio.ServicerContext[object, object]
@@ -53,25 +58,24 @@ class DaemonServicer:
         if len(headers) > MAX_HEADERS or sum(len(k) + len(v) for k, v in headers.items()) > MAX_HEADER_BYTES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "too many or too large headers")
         try:
-            stream = await self.transferer.open(
-                content_request(request),
-                no_back_source=True if request.no_back_source else None,
-                rate_limit=request.rate_limit,
-                stop_when_abandoned=True,
-            )
+            with self.pool.hold():
+                stream = await self.transferer.open(
+                    content_request(request),
+                    no_back_source=True if request.no_back_source else None,
+                    rate_limit=request.rate_limit,
+                    stop_when_abandoned=True,
+                )
+                try:
+                    messages = self._local_copy(stream) if request.local_copy else self._streamed(stream)
+                    async with aclosing(messages):
+                        async for message in messages:
+                            yield message
+                finally:
+                    await stream.aclose()  # awaits nothing: a cancellation cannot cut it short
         except DandelionError as exc:
             await context.abort(exc.code, str(exc))
-            return
-        messages = self._local_copy(stream) if request.local_copy else self._streamed(stream)
-        try:
-            async for message in messages:
-                yield message
-        except DandelionError as exc:
-            await context.abort(exc.code, str(exc))
-        finally:
-            await stream.aclose()
 
-    async def _streamed(self, stream: TaskStream) -> AsyncIterator[bytes]:
+    async def _streamed(self, stream: TaskStream) -> AsyncGenerator[bytes, None]:
         """A progress message, the content as data chunks in order, then done."""
         yield peer_pb2.DownloadResponse(
             task_id=stream.task_id, content_length=stream.content_length, completed_length=stream.completed_length()
@@ -90,7 +94,7 @@ class DaemonServicer:
             task_id=stream.task_id, content_length=offset, completed_length=offset, offset=offset, done=True
         ).SerializeToString()
 
-    async def _local_copy(self, stream: TaskStream) -> AsyncIterator[bytes]:
+    async def _local_copy(self, stream: TaskStream) -> AsyncGenerator[bytes, None]:
         """The cache file's identity, then how much of it is verified as that grows, then done."""
         path, device, inode = stream.local_file()
         yield peer_pb2.DownloadResponse(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 
 import grpc
 from dandelion.peer.v1 import peer_pb2
@@ -11,6 +12,7 @@ from dandelion.peer.v1 import peer_pb2
 from dfcommon.errors import DandelionError
 from dfcommon.grpcserver import add_peer_method
 from dfcommon.metrics import PEER_BYTES_SERVED
+from dfcommon.slots import Busy, SlotPool
 from dfcommon.wire import encode_with_payload
 from peer.rpc.upload import MAX_TASK_ID
 from peer.tokenbucket import TokenBucket
@@ -22,6 +24,7 @@ DATA_FIELD = 3  # StreamTaskResponse.data
 # Streams served at once. Only supernodes' seeds call StreamTask (one stream per task they copy), and outside the
 # upload slots, which belong to the swarm's DownloadPieces: a copy must not wait behind them.
 MAX_STREAMS = 16
+POOL = "peer_stream_task"
 
 
 class StreamTaskServicer:
@@ -33,7 +36,12 @@ class StreamTaskServicer:
     def __init__(self, bucket: TokenBucket) -> None:
         self.transferer: SwarmTransferer | None = None  # set once the peer's context exists
         self.bucket = bucket
-        self.streams = 0
+        self.pool = SlotPool(POOL, MAX_STREAMS, f"{MAX_STREAMS} StreamTask calls run already")
+
+    @property
+    def streams(self) -> int:
+        """StreamTask calls running."""
+        return self.pool.busy
 
     async def StreamTask(
         self, request: peer_pb2.StreamTaskRequest, context: grpc.aio.ServicerContext[object, object]
@@ -44,21 +52,20 @@ class StreamTaskServicer:
         if self.transferer is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "this peer is still starting")
             return
-        if self.streams >= MAX_STREAMS:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{MAX_STREAMS} StreamTask calls run already")
-        self.streams += 1
         try:
-            async for message in self._stream(self.transferer, request, context):
-                yield message
-        finally:
-            self.streams -= 1
+            with self.pool.hold():
+                async with aclosing(self._stream(self.transferer, request, context)) as messages:
+                    async for message in messages:
+                        yield message
+        except Busy as err:
+            await context.abort(err.code, str(err))
 
     async def _stream(
         self,
         transferer: SwarmTransferer,
         request: peer_pb2.StreamTaskRequest,
         context: grpc.aio.ServicerContext[object, object],
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         try:
             stream = await transferer.follow(request.task_id)
         except DandelionError as err:

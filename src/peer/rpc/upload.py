@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 
 import grpc
 from dandelion.peer.v1 import peer_pb2
@@ -12,6 +13,7 @@ from dandelion.peer.v1 import peer_pb2
 from dfcommon.grpcserver import add_download_pieces
 from dfcommon.metrics import PEER_BYTES_SERVED
 from dfcommon.pieces import CHUNK_SIZE
+from dfcommon.slots import Busy, SlotPool
 from dfcommon.wire import encode_with_payload
 from peer.storage import Storage, TaskStore
 from peer.tokenbucket import TokenBucket
@@ -22,6 +24,7 @@ MAX_TASK_ID = 256
 MAX_PIECES_PER_CALL = 4096
 DATA_FIELD = 3  # DownloadPiecesResponse.data
 METHOD = "/dandelion.peer.v1.PeerService/DownloadPieces"
+POOL = "peer_uploads"
 
 
 def read_chunk(store: TaskStore, number: int, piece_offset: int, sent: int, size: int) -> tuple[int, bytes]:
@@ -33,6 +36,16 @@ def read_chunk(store: TaskStore, number: int, piece_offset: int, sent: int, size
     return len(data), encode_with_payload(head, DATA_FIELD, data)
 
 
+@contextmanager
+def pinned(store: TaskStore) -> Iterator[TaskStore]:
+    """The store, kept from the cache GC for the duration of the block."""
+    store.pins += 1
+    try:
+        yield store
+    finally:
+        store.pins -= 1
+
+
 class UploadServicer:
     """Streams held pieces as <= 1 MiB chunks; RESOURCE_EXHAUSTED when all upload slots are busy.
 
@@ -41,10 +54,14 @@ class UploadServicer:
 
     def __init__(self, storage: Storage, slots: int, bucket: TokenBucket) -> None:
         self.storage = storage
-        self.slots = slots
+        self.pool = SlotPool(POOL, slots, f"all {slots} upload slots are busy")
         self.bucket = bucket
-        self.busy = 0
         self.bytes_sent = 0
+
+    @property
+    def busy(self) -> int:
+        """Upload slots in use."""
+        return self.pool.busy
 
     async def DownloadPieces(
         self, request: peer_pb2.DownloadPiecesRequest, context: grpc.aio.ServicerContext[object, object]
@@ -58,17 +75,25 @@ class UploadServicer:
         if store is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"task {request.task_id[:80]} is not held here")
             return
-        if self.busy >= self.slots:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"all {self.slots} upload slots are busy")
-        self.busy += 1
-        store.pins += 1
         try:
-            for number in request.piece_numbers:
-                if store.closed or not store.has(number):
-                    await context.abort(grpc.StatusCode.NOT_FOUND, f"piece {number} is not held here")
-                offset, size = store.span(number)
-                sent = 0
-                pending = asyncio.ensure_future(asyncio.to_thread(read_chunk, store, number, offset, sent, size))
+            with self.pool.hold(), pinned(store):
+                async with aclosing(self._send(store, request.piece_numbers, context)) as chunks:
+                    async for wire in chunks:
+                        yield wire
+        except Busy as err:
+            await context.abort(err.code, str(err))
+
+    async def _send(
+        self, store: TaskStore, numbers: Sequence[int], context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncGenerator[bytes, None]:
+        """The chunks of each piece, read ahead by one chunk, within the upload rate."""
+        for number in numbers:
+            if store.closed or not store.has(number):
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"piece {number} is not held here")
+            offset, size = store.span(number)
+            sent = 0
+            pending = asyncio.ensure_future(asyncio.to_thread(read_chunk, store, number, offset, sent, size))
+            try:
                 while sent < size:
                     length, wire = await pending
                     if length == 0:
@@ -81,9 +106,15 @@ class UploadServicer:
                     sent = nxt
                     self.bytes_sent += length
                     PEER_BYTES_SERVED.labels("dfdaemon").inc(length)
-        finally:
-            self.busy -= 1
-            store.pins -= 1
+            finally:
+                pending.cancel()  # a read-ahead nobody will send
+                pending.add_done_callback(_consume)
+
+
+def _consume(future: asyncio.Future[tuple[int, bytes]]) -> None:
+    """Retrieve a dropped read's outcome (no 'exception was never retrieved' warning)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def add_upload_service(servicer: UploadServicer, server: grpc.aio.Server) -> None:

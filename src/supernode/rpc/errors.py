@@ -10,8 +10,11 @@ from typing import Any, TypeVar
 import grpc
 
 from dfcommon.errors import DandelionError
+from dfcommon.grpcguard import INTERNAL_MESSAGE
+from dfcommon.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
+quiet = RateLimitedLog(log)
 
 S = TypeVar("S")
 Q = TypeVar("Q")
@@ -19,11 +22,12 @@ R = TypeVar("R")
 
 
 async def abort(context: grpc.aio.ServicerContext[Any, Any], err: BaseException) -> None:
-    """End the call with err's status: its code for a DandelionError, INTERNAL (logged) otherwise."""
+    """End the call with err's status: its code for a DandelionError, INTERNAL otherwise (its traceback logged at
+    most once per kind and interval; the caller's message names no Python class)."""
     if isinstance(err, DandelionError):
         await context.abort(err.code, str(err)[:1000])
-    log.error("internal error: %s: %s", type(err).__name__, err, exc_info=err)
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}")
+    quiet.log(logging.ERROR, f"internal:{type(err).__name__}", f"internal error: {err!r}"[:1000], err)
+    await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 
 
 def mapped(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import grpc
@@ -34,8 +35,9 @@ class SeedPeerService:
                 raise InvalidArgument("piece_numbers is empty")
             if len(request.piece_numbers) > MAX_PIECES_PER_CALL:
                 raise InvalidArgument(f"too many pieces in one call: > {MAX_PIECES_PER_CALL}")
-            async for message in self.uploads.messages(task_id, list(request.piece_numbers)):
-                yield message
+            async with aclosing(self.uploads.messages(task_id, list(request.piece_numbers))) as messages:
+                async for message in messages:
+                    yield message
         except grpc.aio.AbortError:
             raise
         except Exception as err:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from dfcommon.errors import DandelionError, InvalidArgument
 from supernode.rpc import convert, validate
-from supernode.rpc.errors import abort, mapped
+from supernode.rpc.errors import abort, mapped, quiet
 from supernode.swarm import Assigned, GoToSource, StreamEnd, StreamEvent, Swarm, TaskChanged
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -90,10 +91,12 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                     if message is not None:
                         yield message
         finally:
+            # Closed before any await: a second cancellation while the reader winds down cannot skip it. The
+            # reader, cancelled first, runs no more updates (it gets CancelledError at its next step).
             reader.cancel()
+            self.swarm.close_stream(peer_id, outbox)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
-            self.swarm.close_stream(peer_id, outbox)
 
     async def _read(
         self,
@@ -113,7 +116,10 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         except asyncio.CancelledError:
             raise
         except Exception as err:  # a broken stream: the writer side notices too
-            outbox.put_nowait(StreamEnd(DandelionError(f"stream failed: {type(err).__name__}")))
+            quiet.log(
+                logging.ERROR, f"sync-read:{type(err).__name__}", f"SyncPieces request stream failed: {err!r}", err
+            )
+            outbox.put_nowait(StreamEnd(DandelionError("the request stream failed")))
             return
         outbox.put_nowait(StreamEnd(None))
 

@@ -78,8 +78,9 @@ def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             stub = scheduler_pb2_grpc.SchedulerServiceStub(chan)
             assert list(stub.ListTasks(scheduler_pb2.ListTasksRequest(), timeout=5).tasks) == []
             garbage = chan.unary_unary("/dandelion.scheduler.v1.SchedulerService/RegisterTask", None, None)
-            with pytest.raises(grpc.RpcError):
+            with pytest.raises(grpc.RpcError) as refused:
                 garbage(b"\xff\xff\xff\xff", timeout=5)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
             assert list(stub.ListTasks(scheduler_pb2.ListTasksRequest(), timeout=5).tasks) == []
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
@@ -87,7 +88,8 @@ def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert "serving on 127.0.0.1" in err
         assert "stopped" in err
         assert "Traceback" not in err
-        assert "DecodeError" in err  # grpc reported the garbage request, on one line
+        # the garbage request, reported on one line
+        assert "malformed request to /dandelion.scheduler.v1.SchedulerService/RegisterTask" in err
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -112,6 +112,10 @@ def test_blob_download_cut_midway_resumes_with_range(
         assert "sha256:" + hashlib.sha256(first + rest.content).hexdigest() == layer
         beyond = client.get(path, headers={"Range": f"bytes={size + 10}-"})
         assert beyond.status_code == 416
+        huge = client.get(path, headers={"Range": "bytes=" + "9" * 5000 + "-"})  # no int(), no plain-text 500
+        assert huge.status_code == 416 and huge.json()["errors"][0]["code"] == "RANGE_INVALID"
+        to_the_end = client.get(path, headers={"Range": f"bytes={cut}-" + "9" * 5000})
+        assert to_the_end.status_code == 206 and to_the_end.content == rest.content
     assert_layers_fetched_once(open_registry, image)
 
 

@@ -97,13 +97,35 @@ def test_ranges(header: str, length: int, expected: tuple[int, int, int, str]) -
 
 
 @pytest.mark.parametrize(
-    "header", ["bytes=10-", "bytes=11-12", "bytes=5-4", "bytes=-0", "bytes=-", "bytes=a-", "items=0-", "bytes=0-1,3-4"]
+    "header",
+    [
+        "bytes=10-",
+        "bytes=11-12",
+        "bytes=5-4",
+        "bytes=-0",
+        "bytes=-",
+        "bytes=a-",
+        "items=0-",
+        "bytes=0-1,3-4",
+        "bytes=" + "9" * 5000 + "-",  # past any end (and too long for int())
+        "bytes=" + "9" * 5000 + "-" + "9" * 5000,
+        "bytes=" + "1" * 20 + "-3",
+    ],
 )
 def test_invalid_ranges_are_416(header: str) -> None:
     with pytest.raises(RegistryError) as info:
         parse_range(header, 10)
     assert info.value.status == 416
+    assert info.value.code == "RANGE_INVALID"
     assert info.value.headers["Content-Range"] == "bytes */10"
+    assert len(str(info.value)) < 300
+
+
+def test_huge_range_ends_mean_the_end() -> None:
+    """An end or suffix of thousands of digits reaches past any blob: clamped as RFC 9110 says."""
+    assert parse_range("bytes=3-" + "9" * 5000, 10).content_range == "bytes 3-9/10"
+    assert parse_range("bytes=-" + "9" * 5000, 10).content_range == "bytes 0-9/10"
+    assert parse_range("bytes=" + "0" * 5000 + "2-3", 10).content_range == "bytes 2-3/10"
 
 
 def test_error_envelope() -> None:

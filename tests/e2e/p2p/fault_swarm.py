@@ -1,0 +1,85 @@
+"""A supernode and one dfdaemon with /metrics, content both hold, and helpers to read the slot gauges."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from fixtures.origin import OriginServer, start_origin, write_random_file
+from fixtures.processes import ProcessGroup, free_port
+from p2p_cluster import PeerHandle, Swarm
+
+MiB = 1 << 20
+SIZE = 24 * MiB  # six 4 MiB pieces: more than a stalled stream's flow-control window holds
+POOLS = {"supernode": ("seed_uploads",), "peer": ("peer_uploads", "peer_stream_task", "daemon_downloads")}
+
+
+@dataclass
+class FaultSwarm:
+    """The processes, their metrics addresses and a task both hold."""
+
+    swarm: Swarm
+    origin: OriginServer
+    peer: PeerHandle
+    metrics: dict[str, str]  # "supernode"/"peer" -> HOST:PORT of /metrics
+    url: str
+    sha: str
+    task_id: str
+    pieces: int
+
+    @property
+    def supernode_target(self) -> str:
+        """HOST:PORT of the supernode's gRPC services."""
+        assert self.swarm.supernode is not None
+        return self.swarm.supernode.target
+
+    def gauges(self, component: str, metric: str = "dandelion_slots_busy") -> dict[str, float]:
+        """dandelion_slots_busy (or another metric with one label) per label value, of component ("supernode" or
+        "peer")."""
+        text = httpx.get(f"http://{self.metrics[component]}/metrics", timeout=10).text
+        busy: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith(metric + "{"):
+                name, value = line.rsplit(" ", 1)
+                busy[name.split('="', 1)[1].split('"', 1)[0]] = float(value)
+        return busy
+
+    def wait_gauge(self, component: str, pool: str, value: float, timeout: float = 10.0) -> None:
+        """Wait until the pool's gauge shows value (AssertionError with the last reading after timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.gauges(component).get(pool)
+            if seen == value:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{component} {pool} slots busy: {seen}, expected {value}")
+            time.sleep(0.05)
+
+    def assert_all_idle(self, timeout: float = 10.0) -> None:
+        """Every pool of both processes back to 0."""
+        for component, pools in POOLS.items():
+            for pool in pools:
+                self.wait_gauge(component, pool, 0, timeout)
+
+
+def start_fault_swarm(
+    group: ProcessGroup, base: Path, peer_args: tuple[str, ...] = (), supernode_args: tuple[str, ...] = ()
+) -> FaultSwarm:
+    """Origin, supernode and one dfdaemon (both with /metrics); one download so the seed and the peer hold it."""
+    sha = write_random_file(base / "content" / "f.bin", SIZE, seed=41)
+    origin = start_origin(group, base / "content")
+    metrics = {"supernode": f"127.0.0.1:{free_port()}", "peer": f"127.0.0.1:{free_port()}"}
+    swarm = Swarm(group, base)
+    swarm.start_supernode(["--metrics", metrics["supernode"], *supernode_args])
+    peer = swarm.start_peer("127.0.0.3", ["--metrics", metrics["peer"], *peer_args])
+    url = origin.url("f.bin")
+    done = swarm.dfget(url, base / "first.bin", peer)
+    assert done.returncode == 0, done.stderr
+    task = swarm.task_for_url(url)
+    deadline = time.monotonic() + 60
+    while not any(p.is_seed and p.piece_count == task.piece_count for p in swarm.get_task(task.task_id).peers):
+        assert time.monotonic() < deadline, "the seed never held the whole content"
+        time.sleep(0.2)
+    return FaultSwarm(swarm, origin, peer, metrics, url, sha, task.task_id, task.piece_count)

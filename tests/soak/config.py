@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--peers", type=int)
     parser.add_argument("--files", type=int)
+    parser.add_argument("--parallel", type=int, dest="dfget_parallel", help="dfget runs at once (default 3)")
+    parser.add_argument("--fault-gap", help="LOW,HIGH seconds between two faults (default 1,4)")
     parser.add_argument("--no-docker", action="store_true", help="skip the docker pulls (skopeo only)")
     parser.add_argument("--out", type=Path, help="directory for logs, outputs and summary.json")
     return parser
@@ -114,10 +116,15 @@ def config_from(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
     faults = ns.faults if ns.faults is not None else env.get("DANDELION_SOAK_FAULTS")
     if faults is not None:
         values["faults"] = parse_faults(faults)
-    for name in ("peers", "files"):
+    gap = ns.fault_gap if ns.fault_gap is not None else env.get("DANDELION_SOAK_FAULT_GAP")
+    if gap:
+        low, _, high = gap.partition(",")
+        values["fault_gap"] = (float(low), float(high or low))
+    for name in ("peers", "files", "dfget_parallel"):
         given = getattr(ns, name)
-        if given is None and env.get(f"DANDELION_SOAK_{name.upper()}"):
-            given = int(env[f"DANDELION_SOAK_{name.upper()}"])
+        variable = "DANDELION_SOAK_" + name.removeprefix("dfget_").upper()
+        if given is None and env.get(variable):
+            given = int(env[variable])
         if given is not None:
             values[name] = given
     if ns.no_docker or env.get("DANDELION_SOAK_DOCKER", "1") == "0":

@@ -167,7 +167,7 @@ class Cluster:
             service.stop()
 
 
-def supernode_service(cluster: Cluster) -> Service:
+def supernode_service(cluster: Cluster, extra: Sequence[str] = ()) -> Service:
     """The supernode: gRPC on 127.0.0.1, /metrics next to it, 1 MiB pieces so a few-MiB file has several."""
     host = "127.0.0.1"
     grpc_port, metrics_port = free_port(host), free_port(host)
@@ -176,6 +176,7 @@ def supernode_service(cluster: Cluster) -> Service:
         console_script("supernode"),
         *("--listen", f"{host}:{grpc_port}", "--data-dir", str(data), "--advertise-ip", host),
         *("--metrics", f"{host}:{metrics_port}", "--piece-size", "1MiB"),
+        *extra,
     ]
     ports = [Port(host, grpc_port, "grpc"), Port(host, metrics_port, "metrics")]
     return Service("supernode", "supernode", argv, cluster.base / "logs" / "supernode.log", ports, data_dir=data)

@@ -74,9 +74,9 @@ class Soak:
     # ------------------------------------------------------------------ setup
 
     def add_file(self, rng: random.Random) -> OriginFile:
-        """Write a new random file of 1-6 MiB (odd sizes) under the origin root."""
+        """Write a new random file of 1 MiB to max_file_mib (odd sizes) under the origin root."""
         index = len(self.files) + 1
-        size = rng.randint(1 * MiB, 6 * MiB) + rng.randint(1, 4095)
+        size = rng.randint(1 * MiB, self.cfg.max_file_mib * MiB) + rng.randint(1, 4095)
         sha = write_random_file(self.content / f"f{index}.bin", size, seed=rng.randrange(1 << 30))
         item = OriginFile(f"/f{index}.bin", size, sha)
         with self.files_lock:
@@ -100,11 +100,14 @@ class Soak:
             build_and_push(self.out / "images", self.registry.addr, f"soak/img{i}", sizes)
             for i, sizes in enumerate(IMAGE_LAYERS)
         ]
-        self.cluster.add(supernode_service(self.cluster)).start()
+        self.cluster.add(supernode_service(self.cluster, self.cfg.supernode_args)).start()
         self.fill_peer: Service | None = None
         for index in range(self.cfg.peers):
-            peer = peer_service(self.cluster, index, self.registry.url)
-            if index == self.cfg.peers - 1 and "fill_disk" in self.cfg.faults:
+            on_tmpfs = index == self.cfg.peers - 1 and {"fill_disk", "fill_disk_long"} & set(self.cfg.faults)
+            # The tmpfs peer keeps a quarter of its disk free for the junk file to fill.
+            quota = ("--cache-quota", f"{TMPFS_MIB * 3 // 4}MiB") if on_tmpfs else ()
+            peer = peer_service(self.cluster, index, self.registry.url, (*quota, *self.cfg.peer_args))
+            if on_tmpfs:
                 assert peer.data_dir is not None
                 mount_tmpfs(peer.data_dir, TMPFS_MIB)
                 stack.callback(unmount, peer.data_dir)
@@ -154,11 +157,18 @@ class Soak:
             self.stop_event.wait(rng.uniform(0.0, 0.5))
 
     def pull_worker(self) -> None:
-        """skopeo copies of random images through random mirrors until the fault phase ends."""
+        """skopeo copies of random images through random mirrors until the fault phase ends; a docker pull
+        instead every docker_every seconds when that is set."""
         rng = random.Random(self.cfg.seed * 1000 + 999)
+        last_docker = time.monotonic()
         while not self.stop_event.is_set():
             image, node = rng.choice(self.images), rng.choice(self.cluster.peers)
-            run_skopeo(self.ledger, image, node, self.out_dir("skopeo"), "faults", self.cfg.download_deadline)
+            every = self.cfg.docker_every
+            if self.docker is not None and every > 0 and time.monotonic() - last_docker >= every:
+                last_docker = time.monotonic()
+                run_docker_pull(self.ledger, self.docker, image, node, "faults", self.cfg.download_deadline)
+            else:
+                run_skopeo(self.ledger, image, node, self.out_dir("skopeo"), "faults", self.cfg.download_deadline)
             self.stop_event.wait(rng.uniform(1.0, 3.0))
 
     def file_adder(self) -> None:
@@ -257,7 +267,8 @@ class Soak:
             self.warm_up()
             warmup_end = self.ledger.now()
             self.log(f"soak: warm-up done at t={warmup_end:.0f}s")
-            ctx = FaultContext(self.cluster, self.ledger, self.images, self.fill_peer, self.out)
+            ctx = FaultContext(self.cluster, self.ledger, self.images, self.fill_peer, self.out,
+                               self.cfg.download_deadline)  # fmt: skip
             self.fault_phase(ctx)
             faults_end = self.ledger.now()
             self.log(f"soak: faults stopped at t={faults_end:.0f}s; final round")
@@ -286,7 +297,7 @@ class Soak:
 
     def budgets(self, ctx: FaultContext) -> tuple[dict[str, Any], list[str]]:
         """Origin bytes per file and registry bytes per blob against the budget formula."""
-        fills = sum(1 for f in self.faults if f.kind == "fill_disk")
+        fills = sum(1 for f in self.faults if f.kind.startswith("fill_disk"))
         direct = budget.direct_downloads(self.ledger.outcomes, ctx.down_windows)
         origin_terms = budget.terms_for(self.cluster, ctx.kills, fills, "origin")
         served = read_stats_log(self.out / "origin-bytes.log")

@@ -49,6 +49,7 @@ class FaultContext:
     images: list[PushedImage]
     fill_peer: Service | None  # the peer whose data dir is a small tmpfs
     work_dir: Path
+    download_deadline: float = 60.0
     violations: list[str] = field(default_factory=list)
     kills: Counter[str] = field(default_factory=Counter)  # role → SIGKILLs (and restarts) caused
     down_windows: list[tuple[str, float, float]] = field(default_factory=list)  # (role, down at, back at)
@@ -116,10 +117,20 @@ def restart_service(kind: str, role: str) -> Callable[[FaultContext, random.Rand
 
 def fill_disk(ctx: FaultContext, rng: random.Random) -> FaultRecord:
     """Fill the tmpfs peer's data dir with a junk file until ENOSPC, hold it full a few seconds, free it."""
+    return _fill(ctx, "fill_disk", rng.uniform(3.0, 8.0))
+
+
+def fill_disk_long(ctx: FaultContext, rng: random.Random) -> FaultRecord:
+    """Fill it but for 1-3 MiB, so downloads through that peer start and run out of space midway, and keep it so
+    longer than a download's deadline: they must fail clearly (ENOSPC) within it rather than wait for space."""
+    hold = ctx.download_deadline + rng.uniform(5.0, 10.0)
+    return _fill(ctx, "fill_disk_long", hold, leave=rng.randint(1, 3) << 20)
+
+
+def _fill(ctx: FaultContext, kind: str, hold: float, leave: int = 0) -> FaultRecord:
     peer = ctx.fill_peer
     assert peer is not None and peer.data_dir is not None
-    record = FaultRecord("fill_disk", peer.role, ctx.ledger.now())
-    hold = rng.uniform(3.0, 8.0)
+    record = FaultRecord(kind, peer.role, ctx.ledger.now())
     junk = peer.data_dir / "soak-junk.fill"
     written = 0
     fd = os.open(junk, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -134,6 +145,9 @@ def fill_disk(ctx: FaultContext, rng: random.Random) -> FaultRecord:
                 if len(block) == 1:
                     break
                 block = block[: len(block) // 2]
+        if leave:
+            written = max(0, written - leave)
+            os.ftruncate(fd, written)
         os.close(fd)
         fd = -1
         time.sleep(hold)
@@ -142,7 +156,7 @@ def fill_disk(ctx: FaultContext, rng: random.Random) -> FaultRecord:
             os.close(fd)
         junk.unlink(missing_ok=True)
     record.duration = ctx.ledger.now() - record.started
-    record.detail = f"{written >> 20} MiB junk, full for {hold:.1f}s"
+    record.detail = f"{written >> 20} MiB junk, {leave >> 20} MiB left free, for {hold:.1f}s"
     return record
 
 
@@ -203,6 +217,7 @@ INJECTORS: dict[str, Callable[[FaultContext, random.Random], FaultRecord]] = {
     "restart_origin": restart_service("restart_origin", "origin"),
     "restart_registry": restart_service("restart_registry", "registry"),
     "fill_disk": fill_disk,
+    "fill_disk_long": fill_disk_long,
     "cut_client": cut_client_fault,
     "trickle_parent": trickle_parent,
     "garbage": garbage,

@@ -24,7 +24,7 @@ def _skip_reason() -> str | None:
     missing = missing_binaries("docker-registry", "skopeo", "mount")
     if missing:
         return f"not installed: {', '.join(missing)}"
-    if os.geteuid() != 0 and "fill_disk" in _CONFIG.faults:
+    if os.geteuid() != 0 and {"fill_disk", "fill_disk_long"} & set(_CONFIG.faults):
         return "fill_disk mounts a tmpfs: run as root or with DANDELION_SOAK_FAULTS=-fill_disk"
     return None
 

@@ -23,6 +23,9 @@ from fixtures.processes import console_script
 from .cluster import Service
 
 OK, FAILED, STALLED, CORRUPT, UNCLEAR = "ok", "failed", "stalled", "corrupt", "unclear"
+# What skopeo and docker say when the bytes a registry (here: the mirror) sent do not match their digest:
+# the client refused them, but corrupt bytes did reach it.
+DIGEST_MISMATCH = ("digest did not match", "verification failed", "digest mismatch")
 VIOLATIONS = frozenset({STALLED, CORRUPT, UNCLEAR})
 
 
@@ -90,6 +93,14 @@ def clear_error(stderr: str, prefix: str) -> str | None:
         return None
     last = lines[-1]
     return last if last.startswith(prefix) or not prefix else None
+
+
+def client_failure(stderr: str) -> tuple[str, str]:
+    """How a failed skopeo/docker run is classed: corrupt bytes received, a clear error, or an unclear one."""
+    if any(words in stderr.lower() for words in DIGEST_MISMATCH):
+        return CORRUPT, "the mirror sent bytes that do not match their digest: " + stderr.strip()[-400:]
+    message = clear_error(stderr, "")
+    return (FAILED, message[-300:]) if message else (UNCLEAR, stderr.strip()[-500:])
 
 
 def run_with_deadline(
@@ -196,8 +207,7 @@ def run_skopeo(
         problem = check_dir_layout(out_dir, image)
         status, detail = (CORRUPT, problem) if problem else (OK, "")
     else:
-        message = clear_error(err, "")
-        status, detail = (FAILED, message[-300:]) if message else (UNCLEAR, err.strip()[-500:])
+        status, detail = client_failure(err)
     outcome = Outcome("skopeo", image.repository, node.role, phase, started, duration, status, detail)
     ledger.add(outcome)
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -237,8 +247,7 @@ def run_docker_pull(
         ok = image_id == image.config_digest
         status, detail = (OK, "") if ok else (CORRUPT, f"image ID {image_id} != config {image.config_digest}")
     else:
-        message = clear_error(err, "")
-        status, detail = (FAILED, message[-300:]) if message else (UNCLEAR, err.strip()[-500:])
+        status, detail = client_failure(err)
     outcome = Outcome("docker", image.repository, node.role, phase, started, duration, status, detail)
     ledger.add(outcome)
     return outcome

@@ -47,6 +47,7 @@ class SoakConfig:
     max_file_mib: int = 6
     supernode_args: tuple[str, ...] = ()  # extra flags for the supernode, e.g. ("--origin-fetch", "seed")
     peer_args: tuple[str, ...] = ()  # extra flags for every dfdaemon
+    strict_grpc: bool = False  # a junk gRPC request answered UNKNOWN (unhandled exception) is a violation
     docker: bool = True  # a real docker pull after warm-up and in the final round
     docker_every: float = 0.0  # also one every this many seconds of the fault phase (0: none)
     out_dir: Path = field(default_factory=lambda: Path("soak-out"))
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--supernode-args", help="extra supernode flags, one string (shell-split)")
     parser.add_argument("--peer-args", help="extra dfdaemon flags, one string (shell-split)")
     parser.add_argument("--docker-every", type=float, help="a docker pull every N s of faults too (default 0: none)")
+    parser.add_argument("--strict-grpc", action="store_true", help="junk gRPC answered UNKNOWN is a violation")
     parser.add_argument("--no-docker", action="store_true", help="skip the docker pulls (skopeo only)")
     parser.add_argument("--out", type=Path, help="directory for logs, outputs and summary.json")
     return parser
@@ -147,6 +149,8 @@ def config_from(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
     every = ns.docker_every if ns.docker_every is not None else env.get("DANDELION_SOAK_DOCKER_EVERY")
     if every is not None:
         values["docker_every"] = float(every)
+    if ns.strict_grpc or env.get("DANDELION_SOAK_STRICT_GRPC", "0") == "1":
+        values["strict_grpc"] = True
     if ns.no_docker or env.get("DANDELION_SOAK_DOCKER", "1") == "0":
         values["docker"] = False
     if ns.out is not None:

@@ -268,7 +268,7 @@ class Soak:
             warmup_end = self.ledger.now()
             self.log(f"soak: warm-up done at t={warmup_end:.0f}s")
             ctx = FaultContext(self.cluster, self.ledger, self.images, self.fill_peer, self.out,
-                               self.cfg.download_deadline)  # fmt: skip
+                               self.cfg.download_deadline, self.cfg.strict_grpc)  # fmt: skip
             self.fault_phase(ctx)
             faults_end = self.ledger.now()
             self.log(f"soak: faults stopped at t={faults_end:.0f}s; final round")

@@ -50,6 +50,7 @@ class FaultContext:
     fill_peer: Service | None  # the peer whose data dir is a small tmpfs
     work_dir: Path
     download_deadline: float = 60.0
+    strict_grpc: bool = False  # junk gRPC requests must get a deliberate status (INVALID_ARGUMENT...), not UNKNOWN
     violations: list[str] = field(default_factory=list)
     kills: Counter[str] = field(default_factory=Counter)  # role → SIGKILLs (and restarts) caused
     down_windows: list[tuple[str, float, float]] = field(default_factory=list)  # (role, down at, back at)
@@ -186,7 +187,9 @@ def garbage(ctx: FaultContext, rng: random.Random) -> FaultRecord:
     """Garbage to every port of every Dandelion process; each must still answer afterwards."""
     record = FaultRecord("garbage", "all ports", ctx.ledger.now())
     services = [s for s in ctx.cluster.services.values() if s.kind in ("supernode", "peer")]
-    sent = send_garbage(services, rng)
+    sent, codes = send_garbage(services, rng)
+    if ctx.strict_grpc and codes.get("UNKNOWN"):
+        ctx.violation(f"{codes['UNKNOWN']} junk gRPC requests got UNKNOWN (an unhandled exception), not a clear status")
     for service in services:
         deadline = time.monotonic() + 10
         while not service.ready():

@@ -81,8 +81,9 @@ def _grpc_junk(port: Port, rng: random.Random, codes: Counter[str]) -> None:
                 codes[exc.code().name if isinstance(exc, grpc.Call) else "?"] += 1
 
 
-def send_garbage(services: list[Service], rng: random.Random) -> str:
-    """Garbage of every kind to every port of services; returns a one-line account."""
+def send_garbage(services: list[Service], rng: random.Random) -> tuple[str, Counter[str]]:
+    """Garbage of every kind to every port of services; returns a one-line account and the junk gRPC calls'
+    status codes."""
     raw = malformed = 0
     codes: Counter[str] = Counter()
     lingering: list[threading.Thread] = []
@@ -104,7 +105,8 @@ def send_garbage(services: list[Service], rng: random.Random) -> str:
                 _grpc_junk(port, rng, codes)
     for thread in lingering:
         thread.join(timeout=10)
-    return f"{raw} random-byte, {malformed} malformed-HTTP, {len(lingering)} half-open, junk gRPC calls → {dict(codes)}"
+    account = f"{raw} random-byte, {malformed} malformed-HTTP, {len(lingering)} half-open, junk gRPC → {dict(codes)}"
+    return account, codes
 
 
 def cut_client(ledger: Ledger, node: Service, image: PushedImage, index: int, rng: random.Random) -> str:

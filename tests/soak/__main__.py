@@ -3,8 +3,10 @@ violated invariant. Run it from the repository root."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 _TESTS = Path(__file__).resolve().parent.parent
 if str(_TESTS) not in sys.path:
@@ -16,6 +18,10 @@ def main() -> int:
     from .config import config_from
     from .driver import Soak
 
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt  # unwinds through the driver, which stops every process it started
+
+    signal.signal(signal.SIGTERM, interrupted)
     summary = Soak(config_from(sys.argv[1:])).run()
     return 1 if summary["violations"] or summary["harness_errors"] else 0
 

@@ -64,7 +64,7 @@ class DownloadGate:
         self.min_size = min_size
         self.clock = clock
         self.active: list[Ticket] = []
-        self._waiting: list[tuple[tuple[int, int], asyncio.Future[None]]] = []
+        self._waiting: list[tuple[tuple[int, int], asyncio.Future[Ticket]]] = []
         self._serial = itertools.count()
         self._expected: OrderedDict[str, tuple[int, int]] = OrderedDict()
 
@@ -90,7 +90,9 @@ class DownloadGate:
         if not self.active and not self._waiting:
             return self._enter()
         rank = self._expected.get(digest) or (next(self._serial), 0)
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # The ticket is made (and counted active) when the turn is given, not when this coroutine next runs:
+        # otherwise another waiter's look could find no active download in between and go in too.
+        turn: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
         entry = (rank, turn)
         self._waiting.append(entry)
         try:
@@ -100,14 +102,14 @@ class DownloadGate:
                 except TimeoutError:
                     if not turn.done() and min(self._waiting, key=_rank) is entry and self._all_slow():
                         self._waiting.remove(entry)
-                        turn.set_result(None)
+                        turn.set_result(self._enter())
         except asyncio.CancelledError:
             if turn.done():
-                self._admit_next()  # it was let in as it was cancelled: pass its turn on
+                self.release(turn.result())  # it was let in as it was cancelled: pass its turn on
             else:
                 self._waiting.remove(entry)
             raise
-        return self._enter()
+        return turn.result()
 
     def release(self, ticket: Ticket | None) -> None:
         """The download ended (done, failed or abandoned): the next one goes."""
@@ -124,7 +126,7 @@ class DownloadGate:
         if self._waiting:
             entry = min(self._waiting, key=_rank)
             self._waiting.remove(entry)
-            entry[1].set_result(None)
+            entry[1].set_result(self._enter())
 
     def _all_slow(self) -> bool:
         now = self.clock()
@@ -132,7 +134,7 @@ class DownloadGate:
         return not any(fast)
 
 
-def _rank(entry: tuple[tuple[int, int], asyncio.Future[None]]) -> tuple[int, int]:
+def _rank(entry: tuple[tuple[int, int], asyncio.Future[Ticket]]) -> tuple[int, int]:
     return entry[0]
 
 

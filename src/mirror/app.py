@@ -98,9 +98,11 @@ class MirrorApp:
             raise RegistryError.unsupported(method, "/" + path)
 
     def _upstream(self, request: Request) -> str:
-        return select_upstream(
+        """The canonical base URL of the upstream the request selects; 403 DENIED unless it is allowed."""
+        named = select_upstream(
             self.config.registry, request.query_params.get("ns"), request.headers.get(REGISTRY_HEADER)
         )
+        return self.upstream.allowed.admit(named)
 
     async def version_check(self, request: Request) -> Response:
         """GET /v2/: 200 if the upstream lets this client in, else 401 with a Basic challenge (docker login)."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from dfcommon.errors import InvalidArgument
@@ -49,6 +51,11 @@ class MirrorConfig:
     # Big layers that are not cached go into the swarm one at a time, in manifest order, while the one running is
     # fast (see mirror.admission): docker then unpacks each layer while the next one downloads.
     ordered_layers: bool = True
+    # Upstreams besides `registry` that a client may pick with ?ns= or X-Dandelion-Registry (HOST[:PORT],
+    # http(s)://HOST[:PORT], or "any"). None by default: the mirror trusts the upstream a request names to say
+    # whether the client may read a cached blob, so a registry the client chooses could vouch for any private layer
+    # (see mirror.allowlist).
+    allowed_registries: tuple[str, ...] = ()
 
     def hostport(self) -> tuple[str, int]:
         """The listen address split into host and port."""
@@ -61,6 +68,9 @@ class MirrorConfig:
         """Check every field; InvalidArgument with one line on the first bad one."""
         self.hostport()
         validate_registry_url(self.registry)
+        from mirror.allowlist import AllowList  # it builds on this module
+
+        AllowList(self.registry, self.allowed_registries)
         if self.registry_ca is not None and not os.access(self.registry_ca, os.R_OK):
             raise InvalidArgument(f"--registry-ca {self.registry_ca!r} is not a readable file")
         for name in ("connect_timeout_s", "read_timeout_s", "blob_open_timeout_s", "auth_cache_ttl_s"):
@@ -73,7 +83,10 @@ class MirrorConfig:
 
 def validate_registry_url(url: str) -> str:
     """An upstream registry base URL: http(s)://HOST[:PORT] with no path, query or credentials."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed [IPv6 literal
+        raise InvalidArgument(f"invalid registry URL {url[:200]!r}: want http(s)://HOST[:PORT]") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidArgument(f"invalid registry URL {url!r}: want http(s)://HOST[:PORT]")
     if parts.username or parts.password:
@@ -88,7 +101,8 @@ def validate_registry_url(url: str) -> str:
 
 
 def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --mirror, --registry, --registry-ca, --insecure, --no-prefetch and --layers-at-once to a dfdaemon parser."""
+    """Add --mirror, --registry, --allow-registry, --registry-ca, --insecure, --no-prefetch and --layers-at-once to a
+    dfdaemon parser."""
     group = parser.add_argument_group("registry mirror")
     group.add_argument(
         "--mirror",
@@ -101,6 +115,15 @@ def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         default=DEFAULT_REGISTRY,
         help=f"upstream registry for names without ?ns= (default {DEFAULT_REGISTRY})",
+    )
+    group.add_argument(
+        "--allow-registry",
+        metavar="HOST[:PORT]",
+        action=_ReplacingAppend,
+        default=[],
+        help="another upstream clients may pick with ?ns=HOST (containerd) or the X-Dandelion-Registry header: "
+        "HOST[:PORT] (http on loopback, else https), http(s)://HOST[:PORT], or 'any' for every registry; "
+        "repeatable or comma-separated (default: only --registry, and Docker Hub's names when that is Docker Hub)",
     )
     group.add_argument("--registry-ca", metavar="FILE", default=None, help="extra CA bundle (PEM) for the upstream")
     group.add_argument(
@@ -131,4 +154,27 @@ def mirror_config_from_args(ns: argparse.Namespace) -> MirrorConfig | None:
         insecure=bool(ns.insecure),
         prefetch_layers=not getattr(ns, "no_prefetch", False),
         ordered_layers=not getattr(ns, "layers_at_once", False),
+        allowed_registries=_split_entries(getattr(ns, "allow_registry", None) or []),
     ).validate()
+
+
+def _split_entries(values: list[str]) -> tuple[str, ...]:
+    """Entries from repeated flags, each possibly a comma-separated list; blanks dropped."""
+    return tuple(item.strip() for value in values for item in str(value).split(",") if item.strip())
+
+
+class _ReplacingAppend(argparse._AppendAction):
+    """append, except that the first use on the command line replaces a list from the environment or config file
+    (flags win over those, as for every other option) instead of adding to it."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        """Start from an empty list on first use, then append."""
+        if getattr(namespace, self.dest, None) is self.default:
+            setattr(namespace, self.dest, [])
+        super().__call__(parser, namespace, values, option_string)

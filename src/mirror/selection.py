@@ -1,4 +1,7 @@
-"""Which upstream registry a request is for: containerd's ?ns=, a request header, or the default."""
+"""Which upstream registry a request is for: containerd's ?ns=, a request header, or the default.
+
+What is named here is only a candidate: mirror.allowlist decides whether the mirror may use it.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +41,10 @@ def upstream_for_host(hostport: str, default: str) -> str:
     default_parts = urlsplit(default)
     if value == default_parts.netloc.lower() or value == (default_parts.hostname or "").lower():
         return default
-    host = urlsplit(f"//{value}").hostname or value
+    try:
+        host = urlsplit(f"//{value}").hostname or value
+    except ValueError:  # e.g. an unclosed [IPv6 literal
+        raise RegistryError(400, "UNSUPPORTED", f"invalid upstream registry host {value[:80]!r}") from None
     scheme = "http" if _is_loopback(host) else "https"
     try:
         return validate_registry_url(f"{scheme}://{value}")

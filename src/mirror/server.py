@@ -73,7 +73,13 @@ async def serve_mirror(
     )
     server = _Server(server_config)
     address = sock.getsockname()
-    log.info("registry mirror listening on http://%s:%d, default upstream %s", address[0], address[1], config.registry)
+    log.info(
+        "registry mirror listening on http://%s:%d, default upstream %s, allowed upstreams: %s",
+        address[0],
+        address[1],
+        config.registry,
+        upstream.allowed.describe(),
+    )
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     stopping = asyncio.create_task(stop.wait())
     try:

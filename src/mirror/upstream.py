@@ -14,6 +14,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
+from mirror.allowlist import AllowList
 from mirror.challenges import Challenge, find_challenge, parse_challenges
 from mirror.config import MirrorConfig
 from mirror.credentials import Credentials
@@ -93,6 +94,8 @@ class Upstream:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        # Every operation first checks its upstream here (the routes do too): none is contacted unless allowed.
+        self.allowed = AllowList(config.registry, config.allowed_registries)
         self._clock = clock
         self._client = httpx.AsyncClient(
             verify=_ssl_context(config),
@@ -120,6 +123,7 @@ class Upstream:
         401 carries a Basic challenge (Basic upstreams, refused Basic credentials: `docker login` to the
         mirror) or, to an anonymous client of a token upstream, the upstream's Bearer challenge.
         """
+        base = self.allowed.admit(base)
         answer = await self._send("GET", f"{base}/v2/", base, creds, scope="", headers=[], anonymous_tokens=False)
         if answer.status != 200:
             raise self._refusal(answer, base, creds, "registry")
@@ -128,6 +132,7 @@ class Upstream:
         self, method: str, base: str, name: str, reference: str, accept: Sequence[str], creds: Credentials
     ) -> Manifest:
         """GET or HEAD a manifest, every Accept line kept as its own header line."""
+        base = self.allowed.admit(base)
         url = f"{base}/v2/{name}/manifests/{reference}"
         headers = [("Accept", value) for value in accept]
         answer = await self._send(method, url, base, creds, pull_scope(name), headers, self.config.max_manifest_bytes)
@@ -158,6 +163,7 @@ class Upstream:
 
         Always GET: distribution answers HEAD on listings with 405, so the mirror answers HEAD from a GET.
         """
+        base = self.allowed.admit(base)
         url = f"{base}{path}" + (f"?{urlencode(params)}" if params else "")
         headers = [("Accept", "application/json")]
         answer = await self._send("GET", url, base, creds, scope, headers, MAX_LISTING_BYTES)
@@ -173,6 +179,7 @@ class Upstream:
         Positive answers are remembered for auth_cache_ttl_s per credentials, repository and blob,
         so a blob other nodes hold is never served to a client the upstream would refuse.
         """
+        base = self.allowed.admit(base)
         key = (base, creds.key, name, digest)
         now = self._clock()
         cached = self._grants.get(key)

@@ -26,9 +26,11 @@ from peer.origin import open_origin
 from peer.piece import failures
 from peer.piece.assembler import PieceAssembler
 from peer.piece.fetcher import fetch_group
+from peer.piece.health import SwarmHealth, local_fault
 from peer.piece.model import Parent, PieceOutcome, PieceSpec
 from peer.piece.queue import FetchQueue
 from peer.storage import TaskStore
+from peer.storage.space import disk_error
 from peer.tokenbucket import TokenBucket, acquire_all
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,9 @@ class Conductor:
         self._handing_over = False  # the seed takes that fetch over: stop at once
         self._origin_began = 0.0  # when that fetch's body started, and the bytes it brought so far
         self._origin_got = 0
+        self._health = SwarmHealth()  # parents' cool-downs and progress of the current piece stream
+        self.readers = 0  # open TaskStreams
+        self.kept = False  # someone wants the content in the cache whether or not a reader stays (mirror, seed)
 
     # ----- what readers see
     @property
@@ -402,6 +407,7 @@ class Conductor:
 
         queue = FetchQueue(self.ctx.max_streams, self.ctx.group_size)
         fetches: set[asyncio.Task[None]] = set()
+        health = self._health = SwarmHealth()
 
         def stream_done(task: asyncio.Task[None]) -> None:
             fetches.discard(task)
@@ -409,7 +415,7 @@ class Conductor:
             events.put_nowait(_Event("slot"))
 
         def dispatch() -> None:
-            while (group := queue.next_group()) is not None:
+            while (group := queue.next_group(lambda p: health.ready(p.peer_id))) is not None:
                 parent, pieces = group
                 task = asyncio.create_task(self._fetch(peer_id, parent, pieces, events))
                 fetches.add(task)
@@ -417,7 +423,6 @@ class Conductor:
 
         results: list[scheduler_pb2.PieceResult] = []
         reader = asyncio.create_task(read())
-        last_activity = time.monotonic()
 
         def flush() -> None:
             if results:
@@ -426,15 +431,15 @@ class Conductor:
 
         try:
             while self.store is None or not self.store.all_held():
+                if reason := health.give_up_reason(self.ctx.stall_timeout):
+                    raise SwarmGaveUp(reason)
                 try:
-                    async with asyncio.timeout(BATCH_DELAY if results else 1.0):
+                    async with asyncio.timeout(BATCH_DELAY if results else min(1.0, health.next_ready_in() or 1.0)):
                         event = await events.get()
                 except TimeoutError:
                     flush()
-                    if time.monotonic() - last_activity > self.ctx.stall_timeout:
-                        raise SwarmGaveUp(f"no progress from the swarm for {self.ctx.stall_timeout:.0f}s") from None
+                    dispatch()  # a parent's cool-down may have ended
                     continue
-                last_activity = time.monotonic()
                 if event.kind == "slot":
                     dispatch()
                     continue
@@ -448,6 +453,7 @@ class Conductor:
                 message: scheduler_pb2.SyncPiecesResponse = event.value
                 which = message.WhichOneof("event")
                 if which == "task":
+                    health.news()
                     if message.task.state == common_pb2.TASK_STATE_FAILED:
                         raise SwarmGaveUp(f"the seed failed: {message.task.error or 'no reason given'}")
                     self._apply_task(message.task)
@@ -570,6 +576,8 @@ class Conductor:
                     report(PieceOutcome(piece.number, parent.peer_id, False, failures.PARENT_UNAVAILABLE))
 
     def _on_outcome(self, outcome: PieceOutcome) -> scheduler_pb2.PieceResult:
+        self._health.record(outcome)
+        local_fault(self.ctx.storage, self.store, outcome, self._health)
         log.debug(
             "task=%s piece %d from %s ok=%s",
             self.task_id[:12],
@@ -656,6 +664,9 @@ class Conductor:
             await assembler.store(store)
         except DigestMismatch as exc:
             raise DigestMismatch(f"origin content of {self.display_url} differs from the swarm's: {exc}") from None
+        except OSError as exc:
+            left = store.meta.content_length - store.completed_length()
+            raise disk_error(exc, self.ctx.storage.directory, left if left > 0 else assembler.piece.size) from None
         self.bytes_from_origin += assembler.piece.size
         ORIGIN_BYTES.labels("dfdaemon").inc(assembler.piece.size)
         self._pulse()

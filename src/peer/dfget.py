@@ -8,6 +8,7 @@ import errno
 import importlib
 import logging
 import os
+import signal
 import stat
 import sys
 from collections.abc import AsyncIterator
@@ -27,7 +28,8 @@ from dfcommon.logs import setup_logging
 from dfcommon.malloc import tune_malloc
 from dfcommon.sizes import parse_size
 from peer.byterange import parse_byte_range
-from peer.config import parse_supernodes, validate_endpoint
+from peer.config import parse_duration, parse_supernodes, validate_endpoint
+from peer.deadline import BASE_S, FLOOR_RATE, Deadline
 from peer.grpcutil import content_chunks, daemon_stub
 from peer.memory import limit_malloc_arenas
 from peer.output import Job, OutputFile, Progress
@@ -68,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-back-source", action="store_true", help="never download from the origin directly")
     parser.add_argument(
         "--fsync", action="store_true", help="flush FILE to disk before it appears (slower; survives a power loss)"
+    )
+    parser.add_argument(
+        "--timeout",
+        default=None,
+        help=f"give up after this long, e.g. 90s, 30m (0: never; default {BASE_S:.0f}s + size at "
+        f"{FLOOR_RATE >> 10} KiB/s)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
@@ -234,34 +242,66 @@ async def _through_daemon(ch: grpc.aio.Channel, job: Job) -> None:
     await _write(_via_daemon(ch, job), job.output, job.progress)
 
 
+class Interrupted(Exception):
+    """dfget got SIGTERM or SIGINT."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 async def download(ns: argparse.Namespace) -> None:
-    """Run one download to ns.output, atomically."""
+    """Run one download to ns.output, atomically, within the deadline; SIGTERM and SIGINT stop it (Interrupted)
+    and, like every other way out, leave no temp file."""
     request = content_request(ns)
     rate = parse_size(ns.rate_limit)
+    deadline = Deadline(parse_duration(ns.timeout) if ns.timeout is not None else None)
     endpoint = validate_endpoint(ns.daemon) if ns.daemon else default_daemon_endpoint()
     supernodes = parse_supernodes(ns.supernode) if ns.supernode else []
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    assert me is not None
+    signals: list[int] = []
+
+    def stop(signum: int) -> None:
+        signals.append(signum)
+        me.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop, signum)
     output = OutputFile(ns.output)
     job = Job(request, ns.no_back_source, rate, output, Progress(enabled=not ns.quiet and sys.stderr.isatty()))
     try:
-        ch = await _daemon_answers(endpoint)
-        if ch is not None:
-            try:
-                await _through_daemon(ch, job)
-            finally:
-                await ch.close(None)
-        else:
-            if not supernodes and ns.no_back_source:
-                raise Unavailable(
-                    f"no dfdaemon answers at {endpoint} and no --supernode given, and --no-back-source forbids "
-                    "downloading from the origin"
-                )
-            from peer.oneshot import run_embedded
-
-            await run_embedded(supernodes, job)
+        # The size seen: the content length, or what arrived so far while the origin did not say.
+        await deadline.run(_fetch(ns, job, endpoint, supernodes), lambda: max(job.progress.total, output.written))
         output.commit(flush=ns.fsync)
+    except asyncio.CancelledError:
+        output.discard()
+        if signals:
+            raise Interrupted(signals[0]) from None
+        raise
     except BaseException:
         output.discard()
         raise
+
+
+async def _fetch(ns: argparse.Namespace, job: Job, endpoint: str, supernodes: list[str]) -> None:
+    """The download itself: through the dfdaemon, an embedded peer, or the origin."""
+    ch = await _daemon_answers(endpoint)
+    if ch is not None:
+        try:
+            await _through_daemon(ch, job)
+        finally:
+            await ch.close(None)
+    else:
+        if not supernodes and ns.no_back_source:
+            raise Unavailable(
+                f"no dfdaemon answers at {endpoint} and no --supernode given, and --no-back-source forbids "
+                "downloading from the origin"
+            )
+        from peer.oneshot import run_embedded
+
+        await run_embedded(supernodes, job)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -290,6 +330,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"dfget: {exc.strerror or exc} ({ns.output})", file=sys.stderr)
         raise SystemExit(1) from None
+    except Interrupted as exc:
+        print(f"dfget: interrupted by {exc}", file=sys.stderr)
+        raise SystemExit(128 + exc.signum) from None
     except KeyboardInterrupt:
         print("dfget: interrupted", file=sys.stderr)
         raise SystemExit(130) from None

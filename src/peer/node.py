@@ -59,6 +59,14 @@ class PeerNode:
         self.transferer: SwarmTransferer | None = None
         self._servers: list[grpc.aio.Server] = []
         self._gc: asyncio.Task[None] | None = None
+        self._leaving: set[asyncio.Task[None]] = set()
+        self.storage.on_evict = self._evicted
+
+    def _evicted(self, task_ids: list[str]) -> None:
+        """Entries evicted to make room for a download: leave their tasks in the background."""
+        task = asyncio.get_running_loop().create_task(self._leave_tasks(task_ids))
+        self._leaving.add(task)
+        task.add_done_callback(self._leaving.discard)
 
     async def start(self) -> SwarmTransferer:
         """Bind the servers, connect to the supernodes (lazily), and return the transferer."""

@@ -23,9 +23,11 @@ class Progress:
         self.enabled = enabled
         self.started = time.monotonic()
         self._last = 0.0
+        self.total = -1  # the content's size, once seen (for dfget's deadline)
 
     def update(self, done: int, total: int, final: bool = False) -> None:
-        """Redraw at most 10 times a second."""
+        """Record the size; redraw at most 10 times a second."""
+        self.total = max(self.total, total)
         now = time.monotonic()
         if not self.enabled or (not final and now - self._last < 0.1):
             return

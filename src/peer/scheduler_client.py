@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 import grpc
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
+from dfcommon.backoff import Backoff, BackoffPolicy
 from dfcommon.channels import channel
 from dfcommon.errors import DandelionError, Unavailable
 
@@ -22,6 +23,9 @@ T = TypeVar("T")
 
 FAILOVER_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 CALL_TIMEOUT = 10.0
+# After every supernode failed to answer, registration is tried again only after 0.5 s, then 1, 2 ... up to 10 s
+# (jittered): meanwhile downloads go back to source at once instead of each dialling every supernode again.
+RECONNECT_BACKOFF = BackoffPolicy(base=0.5, cap=10.0, jitter=0.5)
 
 
 def status_error(exc: grpc.aio.AioRpcError) -> DandelionError:
@@ -49,6 +53,7 @@ class SchedulerClient:
         self._channel: grpc.aio.Channel | None = None
         self._lock = asyncio.Lock()
         self._heartbeat: asyncio.Task[None] | None = None
+        self._reconnect = Backoff(RECONNECT_BACKOFF)
 
     @property
     def address(self) -> str:
@@ -83,10 +88,16 @@ class SchedulerClient:
         async with self._lock:
             if self.host_id:
                 return self.host_id
+            if not self._reconnect.ready():
+                raise Unavailable(
+                    f"no supernode reachable ({', '.join(self.addresses)}); next try in "
+                    f"{self._reconnect.remaining():.1f}s"
+                )
             last: grpc.aio.AioRpcError | None = None
             for _ in self.addresses:
                 try:
                     await self._register_here()
+                    self._reconnect.succeed()
                     return self.host_id
                 except grpc.aio.AioRpcError as exc:
                     if exc.code() not in FAILOVER_CODES:
@@ -95,6 +106,7 @@ class SchedulerClient:
                     last = exc
                     await self._switch()
             detail = last.details() if last is not None else ""
+            self._reconnect.fail()
             raise Unavailable(f"no supernode reachable ({', '.join(self.addresses)}): {detail}")
 
     async def call(self, invoke: Callable[[SchedulerServiceAsyncStub, str], Awaitable[T]]) -> T:

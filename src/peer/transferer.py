@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
+from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
@@ -22,14 +23,25 @@ from peer.tokenbucket import TokenBucket
 log = logging.getLogger(__name__)
 
 REPORT_STEP = 16 << 20  # readable_lengths grows by at most this much per value
+# A download only dfget wanted stops this long after its last reader left (dfget reconnects within it when it
+# switches from the cache file to a stream).
+ABANDON_GRACE_S = 2.0
 MAX_PREFETCHES = 64  # the mirror's layer prefetches waiting at once on this daemon
 
 
 class TaskStream:
     """Verified bytes of one task from an offset, in order, as pieces arrive (a mirror.transfer.BlobStream)."""
 
-    def __init__(self, conductor: Conductor, offset: int, rate_limit: int = 0) -> None:
+    def __init__(
+        self,
+        conductor: Conductor,
+        offset: int,
+        rate_limit: int = 0,
+        on_close: Callable[[Conductor], None] | None = None,
+    ) -> None:
         self.conductor = conductor
+        conductor.readers += 1
+        self._on_close = on_close
         self.offset = offset
         self._bucket = TokenBucket(rate_limit)
         self._store = conductor.store
@@ -155,9 +167,12 @@ class TaskStream:
         """Stop reading; the download goes on for the cache."""
         if not self._closed:
             self._closed = True
+            self.conductor.readers -= 1
             if self._store is not None:
                 self._store.pins -= 1
                 self._store.touch()
+            if self._on_close is not None:
+                self._on_close(self.conductor)
 
 
 class SwarmTransferer:
@@ -167,6 +182,7 @@ class SwarmTransferer:
         self.ctx = ctx
         self._conductors: dict[str, Conductor] = {}
         self._prefetching = 0
+        self._stopping: set[asyncio.Task[None]] = set()
 
     def conductor_for(
         self, request: ContentRequest, no_back_source: bool | None = None, rate_limit: int = 0
@@ -187,19 +203,57 @@ class SwarmTransferer:
             del self._conductors[conductor.task_id]
 
     async def open(
-        self, request: ContentRequest, offset: int = 0, no_back_source: bool | None = None, rate_limit: int = 0
+        self,
+        request: ContentRequest,
+        offset: int = 0,
+        no_back_source: bool | None = None,
+        rate_limit: int = 0,
+        stop_when_abandoned: bool = False,
     ) -> TaskStream:
-        """Register or join the task and return its stream from offset (a mirror.transfer.BlobTransferer)."""
+        """Register or join the task and return its stream from offset (a mirror.transfer.BlobTransferer).
+
+        stop_when_abandoned (dfget): the download stops once its last reader is gone, unless a caller without it
+        (the mirror, a prefetch, the seed) joined; otherwise it goes on for the cache."""
         if offset < 0:
             raise InvalidArgument(f"negative offset {offset}")
         conductor = self.conductor_for(request, no_back_source, rate_limit)
-        await conductor.wait_ready()
-        stream = TaskStream(conductor, offset, rate_limit)
+        if not stop_when_abandoned:
+            conductor.kept = True
+        reader_gone = self._reader_gone if stop_when_abandoned else None
+        try:
+            await conductor.wait_ready()
+        except BaseException:
+            if reader_gone is not None and conductor.readers == 0:
+                reader_gone(conductor)
+            raise
+        stream = TaskStream(conductor, offset, rate_limit, reader_gone)
         length = conductor.content_length
         if length >= 0 and offset > length:
             await stream.aclose()
             raise DandelionError(f"offset {offset} is past the end ({length})", grpc.StatusCode.OUT_OF_RANGE)
         return stream
+
+    def _reader_gone(self, conductor: Conductor) -> None:
+        """A dfget reader left: stop the download after ABANDON_GRACE_S if nobody else wants it by then."""
+        if conductor.readers == 0 and not conductor.kept and not conductor.finished.is_set():
+            asyncio.get_running_loop().call_later(ABANDON_GRACE_S, self._stop_if_abandoned, conductor)
+
+    def _stop_if_abandoned(self, conductor: Conductor) -> None:
+        if conductor.readers or conductor.kept or conductor.finished.is_set():
+            return
+        log.info("task=%s: every dfget waiting for it left; stopping the download", conductor.task_id)
+        task = asyncio.create_task(self._stop(conductor))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    async def _stop(self, conductor: Conductor) -> None:
+        await conductor.cancel()
+        scheduler = self.ctx.scheduler
+        if scheduler is not None and conductor.peer_id:
+            try:
+                await scheduler.stub().LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id=conductor.peer_id), timeout=5)
+            except grpc.aio.AioRpcError as exc:
+                log.info("LeaveTask for stopped task=%s failed: %s", conductor.task_id, exc.code().name)
 
     async def follow(self, tid: str) -> TaskStream | None:
         """The whole content of a task this host downloads or holds, from its start (for PeerService.StreamTask);
@@ -213,6 +267,7 @@ class SwarmTransferer:
             request = ContentRequest(url=store.meta.url, digest=store.meta.digest)
             conductor = Conductor(self.ctx, request, tid, no_back_source=True)
             conductor.start()
+        conductor.kept = True
         await conductor.wait_ready()
         return TaskStream(conductor, 0)
 
@@ -246,6 +301,7 @@ class SwarmTransferer:
             if self._prefetching >= MAX_PREFETCHES:
                 return False
             conductor = self.conductor_for(request)
+        conductor.kept = True
         self._prefetching += 1
         try:
             await conductor.finished.wait()

@@ -340,6 +340,9 @@ class Swarm:
         if window:
             peer.window = min(window, MAX_WINDOW)
         self._deliver(self.scheduler.report(peer, reports))
+        if peer.state is PeerState.RUNNING and self.scheduler.hopeless(peer):
+            self._to_source(task, peer, "its piece fetches keep failing: no parent can serve it")
+            return
         self._complete(task, peer)
 
     def close_stream(self, peer_id: str, outbox: asyncio.Queue[StreamEvent]) -> None:
@@ -439,11 +442,15 @@ class Swarm:
         if isinstance(error, DigestMismatch):
             self._end_stream(peer.peer_id, error)
             return
+        self._to_source(task, peer, task.error or "the seed cannot fetch the content")
+
+    def _to_source(self, task: Task, peer: Peer, reason: str) -> None:
+        """Tell a downloading peer to fetch what it lacks from the origin itself."""
         outbox = self.outboxes.get(peer.peer_id)
         if outbox is not None and peer.state is PeerState.RUNNING:
-            outbox.put_nowait(GoToSource(task.error or "the seed cannot fetch the content"))
+            outbox.put_nowait(GoToSource(reason))
             self._deliver(self.scheduler.set_state(peer, PeerState.BACK_TO_SOURCE))
-            log.info("back to source task=%s peer=%s", task.task_id[:12], peer.peer_id[:12])
+            log.info("back to source task=%s peer=%s: %s", task.task_id[:12], peer.peer_id[:12], reason)
 
     def _end_stream(self, peer_id: str, error: DandelionError | None) -> None:
         outbox = self.outboxes.pop(peer_id, None)

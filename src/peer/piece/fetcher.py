@@ -30,7 +30,8 @@ async def _store_piece(assembler: PieceAssembler, store: TaskStore, parent: Pare
         return PieceOutcome(piece.number, parent.peer_id, False, failures.BAD_DIGEST)
     except (OSError, ValueError) as exc:
         log.error("cannot store piece %d of task=%s: %s", piece.number, store.task_id, exc)
-        return PieceOutcome(piece.number, parent.peer_id, False, failures.LOCAL)
+        code = (exc.errno or 0) if isinstance(exc, OSError) else 0
+        return PieceOutcome(piece.number, parent.peer_id, False, failures.LOCAL, local_errno=code)
     elapsed = int((time.monotonic() - started) * 1000)
     return PieceOutcome(piece.number, parent.peer_id, True, 0, elapsed, piece.size)
 

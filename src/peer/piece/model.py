@@ -29,3 +29,4 @@ class PieceOutcome:
     failure: int = 0
     duration_ms: int = 0
     size: int = 0
+    local_errno: int = 0  # a LOCAL failure's errno (0: not an OSError)

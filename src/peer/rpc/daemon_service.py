@@ -57,6 +57,7 @@ class DaemonServicer:
                 content_request(request),
                 no_back_source=True if request.no_back_source else None,
                 rate_limit=request.rate_limit,
+                stop_when_abandoned=True,
             )
         except DandelionError as exc:
             await context.abort(exc.code, str(exc))

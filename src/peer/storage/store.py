@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from peer.storage.space import free_bytes, no_space
 from peer.storage.task_store import TaskMeta, TaskStore
 
 log = logging.getLogger(__name__)
@@ -16,11 +18,13 @@ class Storage:
     """Owns every TaskStore; complete ones are reused across downloads and restarts."""
 
     def __init__(self, data_dir: Path, ttl_seconds: float = 6 * 3600, quota_bytes: int = 20 << 30) -> None:
+        self.directory = data_dir.absolute()  # the cache directory users know (--data-dir)
         self.root = data_dir / "tasks"
         self.root.mkdir(parents=True, exist_ok=True)
         self.ttl_seconds = ttl_seconds
         self.quota_bytes = quota_bytes
         self._tasks: dict[str, TaskStore] = {}
+        self.on_evict: Callable[[list[str]], None] | None = None  # told of tasks removed to make room
         self._load()
 
     def _load(self) -> None:
@@ -57,10 +61,13 @@ class Storage:
         return store if store is not None and store.complete else None
 
     def create(self, task_id: str, url: str, digest: str, content_length: int, piece_size: int) -> TaskStore:
-        """A fresh store for a download (replaces an incomplete one)."""
+        """A fresh store for a download (replaces an incomplete one); CacheDiskError when the disk cannot hold
+        content_length more bytes even after evicting unpinned entries."""
         old = self._tasks.pop(task_id, None)
         if old is not None:
             old.close()
+        if content_length > 0:
+            self.make_room(content_length)
         meta = TaskMeta(task_id, url, digest, content_length, piece_size)
         store = TaskStore.create(self.root / task_id, meta)
         self._tasks[task_id] = store
@@ -72,6 +79,37 @@ class Storage:
         if store is not None:
             store.close()
         shutil.rmtree(self.root / task_id, ignore_errors=True)
+
+    def usage(self) -> int:
+        """Bytes the cache takes or has promised: a download in progress counts at its full length."""
+        return sum(s.footprint() for s in self._tasks.values())
+
+    def available(self, exclude: TaskStore | None = None) -> int:
+        """Free bytes on the cache disk not yet promised to a download in progress (but exclude)."""
+        promised = sum(s.footprint() - s.disk_usage() for s in self._tasks.values() if s is not exclude)
+        return free_bytes(self.root) - promised
+
+    def make_room(self, needed: int, exclude: TaskStore | None = None) -> None:
+        """Evict unpinned complete entries, least recently used first, until needed more bytes fit on the cache
+        disk; CacheDiskError (naming the directory) when they still do not. The quota is left to gc(): it is the
+        cache's size, not a limit on one download. exclude: the download asking (its own promise is that room)."""
+        removed: list[str] = []
+        candidates = sorted(
+            (s for s in self._tasks.values() if s.pins == 0 and (s.complete or s.invalid)),
+            key=lambda s: (not s.invalid, s.meta.last_used),
+        )
+        for store in candidates:
+            if self.available(exclude) >= needed:
+                break
+            removed.append(store.task_id)
+            self.remove(store.task_id)
+        if removed:
+            log.info("evicted %d cached task(s) to make room for %d bytes: %s", len(removed), needed, removed)
+            if self.on_evict is not None:
+                self.on_evict(removed)
+        available = self.available(exclude)
+        if available < needed:
+            raise no_space(self.directory, needed, available)
 
     def entries(self) -> list[TaskStore]:
         """Every stored task."""
@@ -87,13 +125,13 @@ class Storage:
                 removed.append(store.task_id)
         for task_id in removed:
             self.remove(task_id)
-        usage = sum(s.disk_usage() for s in self._tasks.values())
+        usage = self.usage()
         for store in sorted(self._tasks.values(), key=lambda s: s.meta.last_used):
             if usage <= self.quota_bytes:
                 break
             if store.pins or not store.complete:
                 continue
-            usage -= store.disk_usage()
+            usage -= store.footprint()
             removed.append(store.task_id)
             self.remove(store.task_id)
         for task_id in removed:

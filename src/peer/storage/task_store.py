@@ -182,6 +182,12 @@ class TaskStore:
         except OSError:
             return 0
 
+    def footprint(self) -> int:
+        """Bytes the task counts for in the cache: what it takes on disk, and for a download in progress the
+        whole content it will take (the data file is sparse until then)."""
+        used = self.disk_usage()
+        return used if self.complete else max(used, self.meta.content_length)
+
     def close(self) -> None:
         """Close the files."""
         if not self.closed:

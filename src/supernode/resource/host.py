@@ -1,16 +1,31 @@
-"""A host: one dfdaemon (or the supernode's own seed) and its upload capacity."""
+"""A host: one dfdaemon (or the supernode's own seed), its upload capacity and the upload rate it shows."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+from dfcommon.pieces import MIB
 
 # An upload slot serves one DownloadPieces call, which carries a few pieces of a peer's window.
 PIECES_PER_SLOT = 4
+# A parent gets no more pieces at once than its uplink sends in this long (at the rate measured so far): a
+# parent that sends k pieces at once sends each at 1/k of its uplink, so on a slow link every child waits k
+# times longer for its piece, and has nothing to pass on meanwhile. Measured on shaped links (50 Mbit/s hosts,
+# see bench/swarm_sim.py and bench/scale_bench.py): 8 hosts took 4x the Kumar-Ross bound with a parent sending
+# up to 32 pieces at once, and 1.5x with about one. On fast links the budget is far above the slot capacity.
+UPLOAD_BUDGET_S = 0.3
+# Pieces a host may send at once before any of its uploads finished (the rate is not known yet).
+INITIAL_PIECES = 2
+# The upload rate is sampled once the host has been sending for this long, and smoothed over samples.
+RATE_SAMPLE_S = 0.5
+RATE_SMOOTHING = 0.5  # weight of the newest sample
 
 
 @dataclass(eq=False)
 class Host:
-    """A registered host; `inflight` counts pieces assigned with one of its peers as parent."""
+    """A registered host; `inflight` counts pieces assigned with one of its peers as parent (bytes in
+    `inflight_bytes`), and `rate` is the upload rate its children saw (bytes/s, 0 until measured)."""
 
     host_id: str
     hostname: str
@@ -21,17 +36,56 @@ class Host:
     last_seen: float
     is_seed: bool = False
     inflight: int = 0
+    inflight_bytes: int = 0
     peer_ids: set[str] = field(default_factory=set)
     # A child could not reach it: not chosen as a parent until it heart-beats again (a dead host
     # would otherwise keep drawing assignments until it misses three heartbeats).
     unreachable: bool = False
+    rate: float = 0.0
+    piece_bytes: int = MIB  # size of the last piece assigned from it: budgets are counted in such pieces
+    _changed_at: float = 0.0  # when inflight last changed
+    _busy_time: float = 0.0  # sending time of the current sample
+    _sent: int = 0  # bytes delivered in the current sample
 
     @property
     def capacity(self) -> int:
-        """Pieces this host may be serving at once."""
+        """Pieces this host may be serving at once by its upload slots."""
         return self.upload_slots * PIECES_PER_SLOT
 
     @property
     def free_slots(self) -> int:
-        """Pieces it can take on now."""
-        return max(0, self.capacity - self.inflight)
+        """Pieces it can take on now: within its slots and within its upload budget."""
+        free = self.capacity - self.inflight
+        if free <= 0:
+            return 0
+        if self.rate <= 0:
+            return max(0, min(free, INITIAL_PIECES - self.inflight))
+        budget = self.rate * UPLOAD_BUDGET_S - self.inflight_bytes
+        if budget <= 0:
+            return 1 if self.inflight == 0 else 0
+        return min(free, max(1, math.ceil(budget / max(1, self.piece_bytes) - 1e-9)))
+
+    def started(self, size: int, now: float) -> None:
+        """A piece of size bytes was assigned with this host as parent."""
+        self._account(now)
+        self.inflight += 1
+        self.inflight_bytes += size
+        self.piece_bytes = size
+
+    def ended(self, size: int, delivered: bool, now: float) -> None:
+        """That assignment ended: delivered, or failed / given back."""
+        self._account(now)
+        self.inflight = max(0, self.inflight - 1)
+        self.inflight_bytes = max(0, self.inflight_bytes - size)
+        if delivered:
+            self._sent += size
+        if self._busy_time >= RATE_SAMPLE_S or (self.inflight == 0 and self._sent and self._busy_time > 0):
+            sample = self._sent / self._busy_time
+            self.rate = sample if self.rate <= 0 else RATE_SMOOTHING * sample + (1 - RATE_SMOOTHING) * self.rate
+            self._sent, self._busy_time = 0, 0.0
+
+    def _account(self, now: float) -> None:
+        """Count the time since the last change as sending time if anything was in flight."""
+        if self.inflight > 0:
+            self._busy_time += max(0.0, now - self._changed_at)
+        self._changed_at = now

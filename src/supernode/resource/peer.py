@@ -27,6 +27,7 @@ class Outstanding:
 
     parent_id: str
     deadline: float
+    size: int = 0  # the piece's bytes (the parent host's upload budget counts them)
 
 
 @dataclass(eq=False)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from dfcommon.backoff import BackoffPolicy
 from supernode.resource.host import Host
 from supernode.resource.peer import MAX_WINDOW, Outstanding, Peer, PeerState
 from supernode.resource.piece import Failure, PieceMeta, PieceReport
@@ -35,6 +36,14 @@ MISS_LIMIT = 16
 # each piece about once instead of once per child (measured: 4 hosts on shaped links all fed by the
 # seed before this).
 SEED_FANOUT = 1
+# A seed its children cannot reach (advertised on an address nobody reaches, or down) is skipped like any parent,
+# but it never heart-beats: it is offered again after a cool-down of 2 s, doubling with each failure in a row up to
+# 60 s, so its children go back to source instead of asking it thousands of times a minute.
+SEED_COOLDOWN = BackoffPolicy(base=2.0, cap=60.0, jitter=0.0)
+# A child that failed to fetch one piece this many times (from any parent, busy ones included) with no piece
+# arriving meanwhile is sent back to source instead of being given the same failing parents again (hopeless()).
+# Per piece: a parent that dies with a whole window outstanding fails each of those pieces only once.
+HOPELESS_FAILURES = 8
 # Pieces a BAD_DIGEST parent held are dropped; failures that are not the parent's fault cost nothing.
 _PARENT_FAULTS = frozenset(
     {Failure.TIMEOUT, Failure.BAD_DIGEST, Failure.PARENT_UNAVAILABLE, Failure.PARENT_MISSING_PIECE}
@@ -69,6 +78,10 @@ class Scheduler:
         # starved peers are woken too, not only the task whose report freed the slot.
         self._unblocked: dict[str, Host] = {}
         self._hungry: dict[str, Task] = {}  # tasks that had starved peers (pruned lazily)
+        self._cooling: dict[str, tuple[float, Host]] = {}  # unreachable seed hosts: when they are offered again
+        self._seed_failures: dict[str, int] = {}  # seed host id -> times in a row it was unreachable
+        # child peer id -> piece number -> failed fetches since the child's last piece (not its own fault)
+        self._failing: dict[str, dict[int, int]] = {}
 
     # Registration -------------------------------------------------------------------
 
@@ -121,9 +134,8 @@ class Scheduler:
             elif free and counts[number] == 1:
                 task.peer_servable |= low
 
-    def _add_inflight(self, host: Host, delta: int) -> None:
-        was_free = host.free_slots > 0
-        host.inflight += delta
+    def _upload_changed(self, host: Host, was_free: bool) -> None:
+        """After an upload started or ended: wake the host's tasks when it went from busy to free."""
         if (host.free_slots > 0) != was_free:
             self._refresh_host(host)
             if not was_free:
@@ -228,6 +240,10 @@ class Scheduler:
             self._compact()
         touched: dict[str, Peer] = {}
         out: list[Assignment] = []
+        for host_id, (until, host) in list(self._cooling.items()):
+            if until <= now:
+                del self._cooling[host_id]
+                out.extend(self.host_alive(host))
         while self._deadlines and self._deadlines[0][0] <= now:
             deadline, child_id, number, parent_id = heapq.heappop(self._deadlines)
             child = self.peers.get(child_id)
@@ -258,6 +274,7 @@ class Scheduler:
         peer.state = state
         if state is PeerState.RUNNING:
             return self.fill(peer)
+        self._failing.pop(peer.peer_id, None)
         task = self.tasks[peer.task_id]
         task.starved.pop(peer.peer_id, None)
         freed = [self._release(peer, number) for number in list(peer.outstanding)]
@@ -280,6 +297,7 @@ class Scheduler:
             held ^= low
         del task.peers[peer.peer_id]
         task.starved.pop(peer.peer_id, None)
+        self._failing.pop(peer.peer_id, None)
         self.peers.pop(peer.peer_id, None)
         peer.host.peer_ids.discard(peer.peer_id)
         out: list[Assignment] = []
@@ -396,7 +414,7 @@ class Scheduler:
 
     def _assign(self, child: Peer, parent: Peer, piece: PieceMeta) -> Assignment:
         deadline = self.clock() + self.assignment_timeout
-        child.outstanding[piece.number] = Outstanding(parent.peer_id, deadline)
+        child.outstanding[piece.number] = Outstanding(parent.peer_id, deadline, piece.size)
         child.pending |= 1 << piece.number
         parent.uploading.add((child.peer_id, piece.number))
         parent.serving[piece.number] = parent.serving.get(piece.number, 0) + 1
@@ -406,13 +424,15 @@ class Scheduler:
             task.seed_inflight[piece.number] = count
             if count >= SEED_FANOUT:
                 task.seed_saturated |= 1 << piece.number
-        self._add_inflight(parent.host, 1)
+        was_free = parent.host.free_slots > 0
+        parent.host.started(piece.size, self.clock())
+        self._upload_changed(parent.host, was_free)
         heapq.heappush(self._deadlines, (deadline, child.peer_id, piece.number, parent.peer_id))
         self._live += 1
         return Assignment(child.peer_id, piece, parent)
 
-    def _release(self, child: Peer, number: int) -> Peer | None:
-        """Forget an outstanding assignment; returns its parent if still known."""
+    def _release(self, child: Peer, number: int, delivered: bool = False) -> Peer | None:
+        """Forget an outstanding assignment (delivered: the parent sent the piece); returns its parent if known."""
         current = child.outstanding.pop(number, None)
         if current is None:
             return None
@@ -428,7 +448,9 @@ class Scheduler:
                 parent.serving.pop(number, None)
             if parent.is_seed:
                 self._seed_done(self.tasks.get(child.task_id), number)
-            self._add_inflight(parent.host, -1)
+            was_free = parent.host.free_slots > 0
+            parent.host.ended(current.size, delivered, self.clock())
+            self._upload_changed(parent.host, was_free)
         return parent
 
     @staticmethod
@@ -494,24 +516,46 @@ class Scheduler:
         out: list[Assignment] = []
         freed = 0
         if current is not None and (report.success or current.parent_id == report.parent_id):
-            freed = 1 if self._release(peer, report.number) is not None else 0
+            delivered = report.success and current.parent_id == report.parent_id
+            freed = 1 if self._release(peer, report.number, delivered) is not None else 0
         parent = task.peers.get(report.parent_id) if report.parent_id else None
         if report.success:
+            self._failing.pop(peer.peer_id, None)
             if parent is not None:
                 parent.uploads_ok += 1
+                if parent.is_seed:
+                    self._seed_failures.pop(parent.host.host_id, None)
             out.extend(self._hold(task, peer, report.number))
-        elif parent is not None and report.failure in _PARENT_FAULTS:
+        elif report.failure in _PARENT_FAULTS or report.failure is Failure.PARENT_BUSY:
+            counts = self._failing.setdefault(peer.peer_id, {})
+            counts[report.number] = counts.get(report.number, 0) + 1
+        if not report.success and parent is not None and report.failure in _PARENT_FAULTS:
             parent.uploads_failed += 1
             if report.failure is Failure.BAD_DIGEST and not parent.is_seed:
                 out.extend(self._distrust(task, parent))
-            elif report.failure is Failure.PARENT_UNAVAILABLE and not parent.is_seed and not parent.host.unreachable:
-                parent.host.unreachable = True
-                self._refresh_host(parent.host)
+            elif report.failure is Failure.PARENT_UNAVAILABLE and not parent.host.unreachable:
+                self._mark_unreachable(parent.host)
             elif report.failure is Failure.PARENT_MISSING_PIECE and not parent.is_seed:
                 self._unhold(task, parent, report.number)
         if freed:
             out.extend(self._wake(task, freed))
         return out
+
+    def hopeless(self, peer: Peer) -> bool:
+        """True when the peer failed to fetch a piece HOPELESS_FAILURES times since its last piece: the swarm cannot
+        serve it (its parents are wedged or unreachable from there), and it is better sent back to source."""
+        counts = self._failing.get(peer.peer_id)
+        return counts is not None and max(counts.values()) >= HOPELESS_FAILURES
+
+    def _mark_unreachable(self, host: Host) -> None:
+        """A child could not reach the host: offer none of its peers until it heart-beats (a seed: until its
+        cool-down ends, see SEED_COOLDOWN)."""
+        host.unreachable = True
+        self._refresh_host(host)
+        if host.is_seed:
+            failures = self._seed_failures.get(host.host_id, 0) + 1
+            self._seed_failures[host.host_id] = failures
+            self._cooling[host.host_id] = (self.clock() + SEED_COOLDOWN.delay(failures, lambda: 0.0), host)
 
     def _distrust(self, task: Task, parent: Peer) -> list[Assignment]:
         """A parent served bad bytes: never choose it again for this task, forget its pieces."""

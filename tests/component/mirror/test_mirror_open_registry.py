@@ -98,9 +98,9 @@ async def test_accept_lines_decide_what_the_upstream_sends(
 async def test_manifest_by_digest_and_containerd_style_ns(
     mirrors: MirrorRunner, open_registry: Registry, open_image: PushedImage, transferer: DirectTransferer
 ) -> None:
-    # The default upstream is unreachable: only ?ns= can lead to the registry.
+    # The default upstream is unreachable: only ?ns= (or the header) can lead to the registry, allowed explicitly.
     dead = f"http://127.0.0.1:{free_port()}"
-    mirror = await mirrors.start(MirrorConfig(registry=dead), transferer)
+    mirror = await mirrors.start(MirrorConfig(registry=dead, allowed_registries=(open_registry.addr,)), transferer)
     url = f"{mirror}/v2/{open_image.repository}/manifests/{open_image.manifest_digest}"
     async with httpx.AsyncClient() as client:
         response = await client.get(

@@ -20,6 +20,7 @@ from origin_server import Origin
 from dfcommon import piecedigest
 from dfcommon.channels import channel
 from supernode.app import Supernode
+from supernode.resource.host import INITIAL_PIECES
 
 PIECE = 64 << 10
 
@@ -166,7 +167,8 @@ async def test_second_peer_fetches_from_first_peer_not_seed(supernode: Running, 
     assert [m.WhichOneof("event") for m in messages] == ["task"]
     second_host = await register_host(supernode, ip="127.0.0.3", port=4000)
     second = await register_task(supernode, second_host, f"{origin.base}/shared")
-    stream2 = PeerStream(supernode, second.peer_id, window=4)
+    # A window within the first peer's upload budget before its rate is measured (INITIAL_PIECES).
+    stream2 = PeerStream(supernode, second.peer_id, window=INITIAL_PIECES)
     message = None
     async for message in stream2.call:
         if message.WhichOneof("event") == "assignments":
@@ -175,6 +177,7 @@ async def test_second_peer_fetches_from_first_peer_not_seed(supernode: Running, 
     stream2.call.cancel()
     assert message is not None and message.WhichOneof("event") == "assignments"
     parents = {a.parent.peer_id for a in message.assignments.assignments}
+    assert len(message.assignments.assignments) == INITIAL_PIECES
     assert parents == {first.peer_id}
     assert {a.parent.ip for a in message.assignments.assignments} == {"127.0.0.2"}
 

@@ -127,7 +127,7 @@ def test_catalog_pages_follow_the_link_through_the_mirror(
         push_tags(tmp_path / "default", default, repository, ("v1",))
     for repository in ("team/app", "team/db"):
         push_tags(tmp_path / "other", other, repository, ("v1", "v2"))
-    node = swarm_factory(default).nodes[0]
+    node = swarm_factory(default, extra_args=("--allow-registry", other.addr)).nodes[0]
     expected = upstream_get(default, "/v2/_catalog").json()["repositories"]
     assert sorted(expected) == ["ns/img", "ns/other", "solo"]
 

@@ -187,3 +187,16 @@ async def test_the_next_goes_in_once_the_admitted_blob_is_downloaded() -> None:
     assert await asyncio.wait_for(waiting, 2) is not None
     await body.aclose()
     assert len(gate.active) == 1
+
+
+async def test_a_turn_given_counts_as_active_at_once() -> None:
+    """The waiter let in is active before its coroutine runs again, so another waiter's look cannot find the gate
+    empty in between and go in too (a race that once let the third layer in before the second)."""
+    gate = new_gate(Clock())
+    first = await gate.admit(64 * MIB, "a")
+    waiter = asyncio.create_task(gate.admit(64 * MIB, "b"))
+    await settle()
+    gate.release(first)
+    assert len(gate.active) == 1 and gate.waiting == 0
+    ticket = await asyncio.wait_for(waiter, 2)
+    assert gate.active == [ticket]

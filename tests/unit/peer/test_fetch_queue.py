@@ -45,3 +45,25 @@ def test_parents_take_turns_and_duplicates_are_dropped() -> None:
 def test_bad_limits() -> None:
     with pytest.raises(ValueError):
         FetchQueue(0, 1)
+
+
+def test_a_cooling_parent_waits_and_others_go_first() -> None:
+    queue = FetchQueue(max_streams=2, group_size=4)
+    queue.add(A, spec(0))
+    queue.add(B, spec(1))
+    cooling = {"a"}
+    assert numbers(queue.next_group(lambda p: p.peer_id not in cooling)) == ("b", [1])
+    assert queue.next_group(lambda p: p.peer_id not in cooling) is None and len(queue) == 1
+    cooling.clear()
+    assert numbers(queue.next_group(lambda p: p.peer_id not in cooling)) == ("a", [0])
+
+
+def test_a_reassigned_piece_moves_to_its_new_parent() -> None:
+    queue = FetchQueue(max_streams=2, group_size=4)
+    queue.add(A, spec(0))
+    queue.add(A, spec(1))
+    assert queue.add(B, spec(0))
+    assert not queue.add(B, spec(0))
+    assert len(queue) == 2
+    assert numbers(queue.next_group(lambda p: p.peer_id == "b")) == ("b", [0])
+    assert numbers(queue.next_group()) == ("a", [1])

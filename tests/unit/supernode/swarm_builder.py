@@ -12,6 +12,9 @@ from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Assignment, Scheduler
 
 PIECE = 1024
+# Upload rate (bytes/s) the hosts of these tables have shown: fast enough that only their slots limit how many
+# pieces they send at once. Tests of the upload budget set slower rates, or none (not measured yet).
+FAST = 1e12
 
 
 class Clock:
@@ -27,7 +30,7 @@ class Clock:
 class Swarm:
     """One task on a Scheduler with a seed and named peers."""
 
-    def __init__(self, pieces: int, seed_pieces: int | None = None, seed_slots: int = 64) -> None:
+    def __init__(self, pieces: int, seed_pieces: int | None = None, seed_slots: int = 64, rate: float = FAST) -> None:
         self.clock = Clock()
         self.scheduler = Scheduler(assignment_timeout=30.0, clock=self.clock)
         self.task = Task(
@@ -40,7 +43,7 @@ class Swarm:
             piece_size=PIECE,
             piece_count=pieces,
         )
-        self.seed_host = Host("seed-host", "seed", "127.0.0.1", 8002, seed_slots, "", 0.0, is_seed=True)
+        self.seed_host = Host("seed-host", "seed", "127.0.0.1", 8002, seed_slots, "", 0.0, is_seed=True, rate=rate)
         self.seed = Peer("seed", self.task.task_id, self.seed_host, is_seed=True)
         self.scheduler.add_task(self.task, self.seed)
         self.peers: dict[str, Peer] = {"seed": self.seed}
@@ -59,8 +62,9 @@ class Swarm:
         location: str = "",
         connect: bool = False,
         window: int = 16,
+        rate: float = FAST,
     ) -> Peer:
-        host = Host(f"host-{name}", name, "127.0.0.2", 65000, slots, location, 0.0)
+        host = Host(f"host-{name}", name, "127.0.0.2", 65000, slots, location, 0.0, rate=rate)
         self.scheduler.add_host(host)
         peer = Peer(name, self.task.task_id, host)
         self.scheduler.add_peer(self.task, peer)

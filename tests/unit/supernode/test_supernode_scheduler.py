@@ -9,6 +9,7 @@ from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import Failure, PieceMeta, PieceReport
 from supernode.resource.task import Task, TaskState
+from supernode.scheduling.scheduler import HOPELESS_FAILURES
 
 
 @pytest.mark.parametrize(
@@ -314,3 +315,49 @@ def test_a_failed_seed_fetch_frees_the_piece_for_another_child() -> None:
     assert swarm.scheduler.connect(b, 2) == []  # waits: the seed already serves piece 0 to a
     again = swarm.scheduler.report(a, [PieceReport(0, "seed", False, Failure.LOCAL)])
     assert sorted(pairs(again)) == [(0, "seed")]  # to a again or to b, once
+
+
+def test_unreachable_seed_cools_down_and_is_offered_again() -> None:
+    """The seed never heart-beats: after a child cannot reach it, it is skipped for a cool-down that doubles while
+    it keeps failing, and forgiven by a success."""
+    swarm = Swarm(4)
+    child = swarm.add("c", connect=False)
+    assert pairs(swarm.scheduler.connect(child, 1)) == [(0, "seed")]
+    assert swarm.scheduler.report(child, [PieceReport(0, "seed", False, Failure.PARENT_UNAVAILABLE)]) == []
+    assert swarm.seed_host.unreachable and swarm.seed.uploads_failed == 1
+    swarm.clock.now += 1.9
+    assert swarm.scheduler.expire() == []  # still cooling down
+    swarm.clock.now += 0.2
+    assert pairs(swarm.scheduler.expire()) == [(0, "seed")]  # 2 s later: offered again
+    assert swarm.scheduler.report(child, [PieceReport(0, "seed", False, Failure.PARENT_UNAVAILABLE)]) == []
+    swarm.clock.now += 2.1
+    assert swarm.scheduler.expire() == []  # the second time in a row: 4 s
+    swarm.clock.now += 2.0
+    assert pairs(swarm.scheduler.expire()) == [(0, "seed")]
+    more = swarm.scheduler.report(child, [PieceReport(0, "seed", True)])
+    assert pairs(more) == [(1, "seed")]
+    assert swarm.scheduler.report(child, [PieceReport(1, "seed", False, Failure.PARENT_UNAVAILABLE)]) == []
+    swarm.clock.now += 2.1
+    assert pairs(swarm.scheduler.expire()) == [(1, "seed")]  # forgiven by the success: 2 s again
+
+
+def test_a_child_whose_fetches_keep_failing_is_hopeless_until_a_piece_arrives() -> None:
+    swarm = Swarm(10)
+    child = swarm.add("c", connect=False)
+    swarm.scheduler.connect(child, 1)
+    for _ in range(HOPELESS_FAILURES - 1):
+        again = swarm.scheduler.report(child, [PieceReport(0, "seed", False, Failure.PARENT_BUSY)])
+        assert pairs(again) == [(0, "seed")]  # a busy seed is asked again: the peer paces that
+    assert not swarm.scheduler.hopeless(child)
+    swarm.scheduler.report(child, [PieceReport(0, "seed", False, Failure.LOCAL)])  # its own fault: not counted
+    assert not swarm.scheduler.hopeless(child)
+    swarm.scheduler.report(child, [PieceReport(0, "seed", False, Failure.TIMEOUT)])
+    assert swarm.scheduler.hopeless(child)
+    swarm.scheduler.report(child, [PieceReport(0, "seed", True)])
+    assert not swarm.scheduler.hopeless(child)
+    swarm.scheduler.report(child, [PieceReport(n, "seed", False, Failure.PARENT_UNAVAILABLE) for n in range(1, 9)])
+    assert not swarm.scheduler.hopeless(child)  # a whole window failing once: not hopeless
+    swarm.scheduler.report(child, [PieceReport(1, "seed", False, Failure.PARENT_BUSY)] * HOPELESS_FAILURES)
+    assert swarm.scheduler.hopeless(child)
+    swarm.scheduler.set_state(child, PeerState.BACK_TO_SOURCE)
+    assert not swarm.scheduler.hopeless(child)  # the count ends with the download

@@ -1,0 +1,67 @@
+"""A parent's upload budget: no more pieces at once than its uplink sends in UPLOAD_BUDGET_S, at the rate its
+children saw; before any upload finished, INITIAL_PIECES."""
+
+from __future__ import annotations
+
+import pytest
+from swarm_builder import PIECE, Swarm, pairs
+
+from supernode.resource.host import INITIAL_PIECES, RATE_SAMPLE_S, UPLOAD_BUDGET_S, Host
+from supernode.resource.piece import PieceReport
+
+
+def host(slots: int = 8, rate: float = 0.0) -> Host:
+    return Host("h", "h", "127.0.0.2", 65000, slots, "", 0.0, rate=rate, piece_bytes=PIECE)
+
+
+@pytest.mark.parametrize(
+    ("slots", "rate", "inflight", "expected"),
+    [
+        pytest.param(8, 0.0, 0, INITIAL_PIECES, id="unmeasured-host-takes-initial-pieces"),
+        pytest.param(8, 0.0, INITIAL_PIECES, 0, id="unmeasured-host-full"),
+        pytest.param(8, 10 * PIECE / UPLOAD_BUDGET_S, 0, 10, id="budget-in-pieces"),
+        pytest.param(8, 100 * PIECE / UPLOAD_BUDGET_S, 0, 32, id="slots-cap-a-fast-host"),
+        pytest.param(8, 10 * PIECE / UPLOAD_BUDGET_S, 4, 6, id="budget-less-inflight"),
+        pytest.param(8, 0.1 * PIECE / UPLOAD_BUDGET_S, 0, 1, id="a-slow-host-still-sends-one"),
+        pytest.param(8, 0.1 * PIECE / UPLOAD_BUDGET_S, 1, 0, id="a-slow-host-one-at-a-time"),
+    ],
+)
+def test_free_slots(slots: int, rate: float, inflight: int, expected: int) -> None:
+    h = host(slots, rate)
+    for _ in range(inflight):
+        h.started(PIECE, 0.0)
+    assert h.free_slots == expected
+
+
+def test_rate_is_bytes_delivered_per_second_of_sending() -> None:
+    h = host()
+    h.started(PIECE, 10.0)
+    h.started(PIECE, 10.0)
+    h.ended(PIECE, True, 10.5)
+    h.ended(PIECE, True, 11.0)  # two pieces in 1 s of sending
+    assert h.rate == pytest.approx(2 * PIECE)
+    h.started(PIECE, 50.0)  # idle time between does not count
+    h.ended(PIECE, True, 50.0 + RATE_SAMPLE_S)
+    assert h.rate == pytest.approx((2 * PIECE + PIECE / RATE_SAMPLE_S) / 2)
+
+
+def test_failed_uploads_lower_the_rate() -> None:
+    h = host(rate=100 * PIECE)
+    h.started(PIECE, 0.0)
+    h.ended(PIECE, False, 30.0)  # timed out: 30 s of sending, nothing delivered
+    assert h.rate == pytest.approx(50 * PIECE)
+
+
+def test_a_slow_parent_serves_one_child_at_a_time_and_the_others_go_elsewhere() -> None:
+    """On a slow uplink a parent that sends to k children at once makes each wait k times longer, with nothing to
+    pass on meanwhile: the second child takes the piece from the seed instead, and the third waits."""
+    swarm = Swarm(1, seed_slots=1, rate=PIECE / UPLOAD_BUDGET_S)
+    swarm.add("a", [0], rate=PIECE / UPLOAD_BUDGET_S)
+    first, second, third = swarm.add("c1"), swarm.add("c2"), swarm.add("c3")
+    assert pairs(swarm.scheduler.connect(first, 4)) == [(0, "a")]
+    assert pairs(swarm.scheduler.connect(second, 4)) == [(0, "seed")]
+    assert pairs(swarm.scheduler.connect(third, 4)) == []
+    swarm.clock.now += 1.0
+    assert pairs(swarm.scheduler.report(first, [PieceReport(0, "a", True)])) == [(0, "c1")]  # to the third
+    assert swarm.peers["a"].host.inflight == 0
+    assert swarm.peers["c3"].outstanding[0].parent_id == "c1"

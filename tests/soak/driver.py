@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from fixtures.clients import Dockerd, missing_binaries, run_dockerd
+from fixtures.clients import Dockerd, missing_binaries, run_dockerd, unmount_all_under
 from fixtures.images import build_and_push
 from fixtures.origin import read_stats_log, write_random_file
 from fixtures.registry import Registry, registry_config
@@ -51,6 +51,23 @@ TMPFS_MIB = 128
 IMAGE_LAYERS = ([3 * MiB, 1 * MiB], [2 * MiB, MiB // 2])
 
 
+MARKER = ".dandelion-soak"
+
+
+def fresh_out_dir(path: Path) -> Path:
+    """An empty output directory: a previous soak's one is wiped (caches, counters and outputs must not carry
+    over); any other non-empty directory is refused."""
+    path = path.resolve()
+    if path.exists() and any(path.iterdir()):
+        if not (path / MARKER).exists():
+            raise SystemExit(f"soak: {path} is not empty and holds no earlier soak run; choose another --out")
+        unmount_all_under(path)
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / MARKER).write_text("output of a Dandelion soak run; wiped by the next run that uses it\n")
+    return path
+
+
 class Soak:
     """One soak run; run() returns the summary (a JSON-ready dict) and writes it to out_dir/summary.json."""
 
@@ -58,8 +75,7 @@ class Soak:
         """Prepare the run's directories; log is where progress lines go."""
         self.cfg = config
         self.log = log
-        self.out = config.out_dir.resolve()
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.out = fresh_out_dir(config.out_dir)
         self.ledger = Ledger()
         self.files: list[OriginFile] = []
         self.files_lock = threading.Lock()

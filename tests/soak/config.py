@@ -33,7 +33,7 @@ DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 class SoakConfig:
     """What to run, for how long, with which faults; validated on creation."""
 
-    seconds: float = 120.0  # length of the fault phase (warm-up and the final round come on top)
+    seconds: float = 150.0  # length of the fault phase (warm-up and the final round come on top)
     seed: int = 0  # 0: pick one from the clock (printed, so a failure can be replayed)
     faults: tuple[str, ...] = tuple(k for k in FAULT_KINDS if k not in DISABLED_BY_DEFAULT)
     peers: int = 4
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tests.soak",
         description="Chaos soak of a real Dandelion cluster: faults at random, invariants checked throughout.",
     )
-    parser.add_argument("--seconds", type=float, help="length of the fault phase (default 120)")
+    parser.add_argument("--seconds", type=float, help="length of the fault phase (default 150)")
     parser.add_argument("--minutes", type=float, help="the same in minutes")
     parser.add_argument("--seed", type=int, help="random seed (printed by every run; replays its fault sequence)")
     parser.add_argument(

@@ -46,7 +46,7 @@ class SoakConfig:
     max_file_mib: int = 6
     supernode_args: tuple[str, ...] = ()  # extra flags for the supernode, e.g. ("--origin-fetch", "seed")
     peer_args: tuple[str, ...] = ()  # extra flags for every dfdaemon
-    strict_grpc: bool = False  # a junk gRPC request answered UNKNOWN (unhandled exception) is a violation
+    strict_grpc: bool = True  # a junk gRPC request answered UNKNOWN (unhandled exception) is a violation
     docker: bool = True  # a real docker pull after warm-up and in the final round
     docker_every: float = 0.0  # also one every this many seconds of the fault phase (0: none)
     out_dir: Path = field(default_factory=lambda: Path("soak-out"))
@@ -148,8 +148,10 @@ def config_from(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
     every = ns.docker_every if ns.docker_every is not None else env.get("DANDELION_SOAK_DOCKER_EVERY")
     if every is not None:
         values["docker_every"] = float(every)
-    if ns.strict_grpc or env.get("DANDELION_SOAK_STRICT_GRPC", "0") == "1":
+    if ns.strict_grpc or env.get("DANDELION_SOAK_STRICT_GRPC", "1") == "1":
         values["strict_grpc"] = True
+    else:
+        values["strict_grpc"] = False
     if ns.no_docker or env.get("DANDELION_SOAK_DOCKER", "1") == "0":
         values["docker"] = False
     if ns.out is not None:

@@ -67,7 +67,8 @@ def test_every_peer_downloads_200mib_at_once(cluster: Cluster) -> None:
 
 
 def test_peer_is_preferred_over_seed_and_cache_is_reused(cluster: Cluster) -> None:
-    """Content one peer holds is fetched from that peer, not the seed; a repeat reads nothing from the origin."""
+    """Content one peer holds is fetched from that peer first, the seed taking at most what is beyond that peer's
+    upload budget; a repeat reads nothing from the origin."""
     url = cluster.origin.url("shared.bin")
     expected = sha256_file(cluster.origin.root / "shared.bin")
     holder, fetcher = cluster.peers[0], cluster.peers[1]
@@ -82,8 +83,11 @@ def test_peer_is_preferred_over_seed_and_cache_is_reused(cluster: Cluster) -> No
     view = cluster.swarm.get_task(task.task_id)
     seed_after = next(p.uploads_ok for p in view.peers if p.is_seed)
     holder_view = next(p for p in view.peers if p.address.ip == holder.ip)
-    assert holder_view.uploads_ok == task.piece_count, f"pieces did not come from the holding peer: {view}"
-    assert seed_after == seed_before, "the seed served pieces another peer already held"
+    # The holder is chosen first, up to its upload budget (what its uplink sends in 0.3 s at the rate measured so
+    # far); the seed, the parent of last resort, may take pieces beyond that budget rather than let its uplink idle.
+    from_seed = seed_after - seed_before
+    assert holder_view.uploads_ok + from_seed == task.piece_count, f"pieces came from elsewhere: {view}"
+    assert holder_view.uploads_ok > from_seed, f"the seed served more than the holding peer: {view}"
 
     again = cluster.swarm.dfget(url, cluster.out_dir / "s3.bin", holder)
     assert again.returncode == 0, again.stderr

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from fixtures.clients import loopback_env, short_dir
@@ -125,8 +126,11 @@ http {{
 @contextmanager
 def swarm(
     bed: Testbed, hosts: Sequence[NetHost], workdir: Path, origin_fetch: str, piece_size: str | None
-) -> Iterator[dict[str, Path]]:
-    """A new supernode and one new dfdaemon per host (empty caches); yields each host's dfget socket by netns."""
+) -> Iterator[tuple[dict[str, Path], list[int]]]:
+    """A new supernode and one new dfdaemon per host (empty caches).
+
+    Yields each host's dfget socket by netns and the PIDs of the supernode and the dfdaemons.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack, short_dir("dls-") as sockets:
         sn = bed.supernode
@@ -139,6 +143,7 @@ def swarm(
         ]
         proc = start_in(sn, "supernode", argv, workdir / "supernode.log", sn.ip, SUPERNODE_PORT)
         stack.callback(proc.stop)
+        pid = proc.pid
         started: list[tuple[NetHost, ManagedProcess]] = []
         sockets_by_host: dict[str, Path] = {}
         for host in hosts:  # all start together (2 cores: one at a time would take N import times)
@@ -156,7 +161,7 @@ def swarm(
         for host, proc in started:
             wait_tcp_in(host, host.ip, PEER_PORT, proc.alive, timeout=120)
             proc.wait_until(sockets_by_host[host.netns].exists, "its dfget socket exists", timeout=60)
-        yield sockets_by_host
+        yield sockets_by_host, [pid, *(started_proc.pid for _, started_proc in started)]
     for path in workdir.iterdir():  # caches go (they can be large), logs stay
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -210,6 +215,20 @@ def run_at_once(commands: Sequence[tuple[NetHost, list[str]]], timeout: float = 
     return sorted(results, key=lambda item: item.seconds)
 
 
+def registrations(supernode_log: Path, url: str) -> list[float]:
+    """Wall-clock times (epoch seconds) at which the supernode logged a peer registering for url."""
+    times: list[float] = []
+    try:
+        lines = supernode_log.read_text(errors="replace").splitlines()
+    except OSError:
+        return times
+    for line in lines:
+        if "peer registered task=" in line and re.search(rf"url={re.escape(url)}(,|$)", line):
+            stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")  # the log's local time
+            times.append(stamp.timestamp())
+    return times
+
+
 def handovers(supernode_log: Path) -> int:
     """How often the supernode's log says a first peer handed its origin fetch over to the seed."""
     try:
@@ -224,3 +243,21 @@ def cpu_busy() -> tuple[int, int]:
         fields = [int(value) for value in stat.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     return sum(fields) - idle, sum(fields)
+
+
+def process_cpu(pids: Sequence[int]) -> float:
+    """User + system CPU seconds these processes (alive ones) have used so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        ticks += sum(int(value) for value in stat[stat.rindex(")") + 2 :].split()[11:13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's waited-for children so far (the dfget and curl runs)."""
+    times = os.times()
+    return times.children_user + times.children_system

@@ -368,6 +368,9 @@ def main() -> None:
     finally:
         if args.work_dir is None:
             shutil.rmtree(workdir, ignore_errors=True)
+        else:  # keep the logs, not the files
+            shutil.rmtree(workdir / "out", ignore_errors=True)
+            shutil.rmtree(workdir / "origin" / "files", ignore_errors=True)
     print_summary(args, results)
     if args.json:
         args.json.write_text(json.dumps([asdict(result) for result in results], indent=1))

@@ -133,6 +133,7 @@ def swarm(
     """
     workdir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack, short_dir("dls-") as sockets:
+        stack.callback(_drop_caches, workdir)  # last, once every process is stopped; also on an error
         sn = bed.supernode
         supernode_addr = f"{sn.ip}:{SUPERNODE_PORT}"
         argv = [
@@ -162,7 +163,11 @@ def swarm(
             wait_tcp_in(host, host.ip, PEER_PORT, proc.alive, timeout=120)
             proc.wait_until(sockets_by_host[host.netns].exists, "its dfget socket exists", timeout=60)
         yield sockets_by_host, [pid, *(started_proc.pid for _, started_proc in started)]
-    for path in workdir.iterdir():  # caches go (they can be large), logs stay
+
+
+def _drop_caches(workdir: Path) -> None:
+    """Delete the data directories under workdir (caches can be large, and on tmpfs); the logs stay."""
+    for path in workdir.iterdir():
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
 

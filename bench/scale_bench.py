@@ -1,7 +1,8 @@
 """N hosts fetching one new file at the same moment on shaped uplinks: the swarm against the Kumar-Ross bound.
 
 Usage: sudo python bench/scale_bench.py [--hosts 4,8,16] [--mib 32] [--host-mbit 50] [--origin-mbit 100]
-           [--repeat 1] [--origin-fetch peer|seed] [--piece-size SIZE] [--json OUT] [--work-dir DIR] [--quick]
+           [--repeat 1] [--origin-fetch peer|seed] [--uplink-queue fifo|fair] [--piece-size SIZE] [--json OUT]
+           [--work-dir DIR] [--quick]
 
 Needs root (`ip netns`, `tc`), nginx and curl. Namespaces dlscale-origin (nginx on 10.77.8.2:8080, uplink
 --origin-mbit), dlscale-sn (supernode, today's seed, uplink --host-mbit), dlscale-h1..hN (one dfdaemon each,
@@ -35,6 +36,7 @@ from types import FrameType
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests"), str(REPO / "src")]
 
+from fair_uplink import fair_uplinks  # noqa: E402
 from fixtures.clients import missing_binaries  # noqa: E402
 from fixtures.processes import console_script  # noqa: E402
 from netns import NetHost, NetnsError, bridged_hosts, tx_bytes  # noqa: E402
@@ -252,8 +254,8 @@ def print_summary(args: argparse.Namespace, results: list[RunResult]) -> None:
     print()
     print(
         f"shaped swarm: host and seed (supernode) uplinks {args.host_mbit} Mbit/s, origin {args.origin_mbit} Mbit/s, "
-        f"downlinks unshaped; supernode --origin-fetch {args.origin_fetch}, piece size {args.piece_size or 'default'};"
-        f" dfget --digest; medians of {args.repeat} run(s); seconds"
+        f"{args.uplink_queue} uplink queues, downlinks unshaped; supernode --origin-fetch {args.origin_fetch}, "
+        f"piece size {args.piece_size or 'default'}; dfget --digest; medians of {args.repeat} run(s); seconds"
     )
     header = (
         "| N | F MiB | makespan | p50 | p90 | KR bound | KR limit | design bound | design limit | /KR | /design "
@@ -313,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--origin-fetch", choices=("peer", "seed"), default="peer", help="supernode --origin-fetch (default peer)"
     )
+    parser.add_argument(
+        "--uplink-queue",
+        choices=("fifo", "fair"),
+        default="fifo",
+        help="fifo: tbf, one queue per uplink (default); fair: HTB with a class per destination (bench/fair_uplink.py)",
+    )
     parser.add_argument("--piece-size", default=None, help="supernode --piece-size (default: its own)")
     parser.add_argument("--json", type=Path, default=None, help="also write every run's figures here")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep logs here (default: a temp dir, removed)")
@@ -330,6 +338,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[RunResult]:
     results: list[RunResult] = []
     with ExitStack() as stack:
         stack.enter_context(bridged_hosts(BRIDGE_NETNS, bed.everyone()))
+        if args.uplink_queue == "fair":
+            fair_uplinks(bed.everyone())
         origin = stack.enter_context(Origin(bed.origin, workdir / "origin").running())
         for n in args.hosts:
             hosts: tuple[NetHost, ...] = bed.hosts[:n]

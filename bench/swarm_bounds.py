@@ -1,0 +1,114 @@
+"""Lower bounds on the time to give N hosts one file: the Kumar-Ross bound and the bound today's design allows.
+
+All rates are bytes/s, sizes bytes, results seconds. A downlink of None is unshaped (its term is 0).
+
+Kumar-Ross (P2P file distribution, one server holding the file, helpers allowed):
+    max(F/u_s, F/d_min, N*F/(u_s + sum u_i))
+u_s is the origin's uplink; the sum runs over every host that can upload, seed peers (today the supernode's
+seed) included: they add upload capacity without asking for a copy themselves.
+
+Today's design ("seed design"): the origin has one reader, the seed (with `--origin-fetch peer` the first peer
+hands its fetch over to the seed when the others register at the same moment), and every host gets every
+piece from the seed or from another host. So
+- the origin uploads to the seed alone: its bandwidth counts only through the seed, and every byte enters the
+  swarm through the seed's uplink at least once: F/min(u_s, u_seed);
+- the hosts' N*F bytes come from the seed and the hosts, not the origin: N*F/(u_seed + sum u_hosts);
+- F/d_min as above.
+With a seed uplink below the origin's, the first term caps small swarms (1 host: F/u_seed, not F/u_s).
+
+Today's design when the first peer keeps its origin fetch (`--origin-fetch peer`, no hand-over): that peer reads
+the origin alone while the seed copies it from that peer (through the peer's uplink, as it arrives); nobody gets a
+piece before the seed has checked the whole copy; then the seed and the first peer both hold F and the other N-1
+hosts fetch it from them and from each other. Two phases one after the other:
+    F/min(u_s, u_1)  +  max(F/(u_seed + u_1), (N-1)*F/(u_seed + sum u_hosts))
+(the second phase is Kumar-Ross with the seed and the first peer as servers); with N = 1 it is F/u_s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A lower bound in seconds and the name of the term that sets it."""
+
+    seconds: float
+    limit: str
+
+
+def _largest(terms: dict[str, float]) -> Bound:
+    name = max(terms, key=lambda key: terms[key])
+    return Bound(terms[name], name)
+
+
+def kumar_ross(
+    size: int, n_hosts: int, origin_up: float, uploaders_up: Sequence[float], down_min: float | None = None
+) -> Bound:
+    """max(F/u_s, F/d_min, N*F/(u_s + sum u_i)) over the uploaders (hosts and seed peers)."""
+    _check(size, n_hosts, [origin_up, *uploaders_up], down_min)
+    return _largest(
+        {
+            "F/u_s": size / origin_up,
+            "F/d_min": size / down_min if down_min else 0.0,
+            "N*F/(u_s+sum u_i)": n_hosts * size / (origin_up + sum(uploaders_up)),
+        }
+    )
+
+
+def seed_design(
+    size: int,
+    n_hosts: int,
+    origin_up: float,
+    seed_up: float,
+    hosts_up: Sequence[float],
+    down_min: float | None = None,
+) -> Bound:
+    """The bound of one origin reader (the seed) through whose uplink every piece enters the swarm."""
+    _check(size, n_hosts, [origin_up, seed_up, *hosts_up], down_min)
+    return _largest(
+        {
+            "F/min(u_s,u_seed)": size / min(origin_up, seed_up),
+            "F/d_min": size / down_min if down_min else 0.0,
+            "N*F/(u_seed+sum u_host)": n_hosts * size / (seed_up + sum(hosts_up)),
+        }
+    )
+
+
+def first_peer_design(
+    size: int,
+    n_hosts: int,
+    origin_up: float,
+    seed_up: float,
+    hosts_up: Sequence[float],
+    down_min: float | None = None,
+) -> Bound:
+    """The bound when the first host reads the origin, the seed copies it whole, and only then the rest fetch."""
+    _check(size, n_hosts, [origin_up, seed_up, *hosts_up], down_min)
+    if not hosts_up:
+        raise ValueError("the first peer needs an uplink")
+    first = hosts_up[0]
+    if n_hosts == 1:  # the host's own fetch; the seed's copy after it delays nobody
+        return _largest({"F/u_s": size / origin_up, "F/d_min": size / down_min if down_min else 0.0})
+    copy = max(size / min(origin_up, first), size / down_min if down_min else 0.0)
+    spread = _largest(
+        {
+            "F/(u_seed+u_1)": size / (seed_up + first),
+            "F/d_min": size / down_min if down_min else 0.0,
+            "(N-1)*F/(u_seed+sum u_host)": (n_hosts - 1) * size / (seed_up + sum(hosts_up)),
+        }
+    )
+    return Bound(copy + spread.seconds, f"F/min(u_s,u_1) + {spread.limit}")
+
+
+def mbit(rate_mbit: float) -> float:
+    """Bytes/s of a rate in Mbit/s (tc's mbit is 10^6 bit/s)."""
+    return rate_mbit * 1e6 / 8
+
+
+def _check(size: int, n_hosts: int, rates: Sequence[float], down_min: float | None) -> None:
+    if size <= 0 or n_hosts <= 0:
+        raise ValueError(f"size and host count must be positive, got {size} and {n_hosts}")
+    if any(rate <= 0 for rate in rates) or (down_min is not None and down_min <= 0):
+        raise ValueError("every rate must be positive")

@@ -42,6 +42,18 @@ class DigestMismatch(DandelionError):
     code = grpc.StatusCode.DATA_LOSS
 
 
+class LocalDiskError(DandelionError):
+    """This host's cache disk cannot hold the content (read-only, failing): retrying from elsewhere cannot help."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+class LocalDiskFull(LocalDiskError):
+    """This host's cache disk has no room for the content (ENOSPC, quota); not a busy server: waiting is no cure."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class Unavailable(DandelionError):
     """A server (supernode, parent, origin) cannot be reached."""
 

@@ -45,6 +45,7 @@ SEED_VERDICT_WAIT = 5.0  # seconds to wait, once every piece is held, for the se
 HAND_OVER_MIN_LEFT_S = 1.0
 HAND_OVER_MAX_SHARE = 20
 HAND_OVER_SAMPLE_S = 0.2  # how long the fetch's body must have run for its rate to count
+INTERNAL_ERROR = "internal error in the dfdaemon (its log has the details)"
 
 
 @dataclass
@@ -222,9 +223,11 @@ class Conductor:
         except asyncio.CancelledError:
             self._fail(Unavailable("download cancelled"))
             raise
-        except Exception as exc:
+        except Exception:
+            # A bug, not a condition a person can act on: the traceback goes to this log, the reader gets one line.
+            # (The cache disk's OSErrors arrive as CacheDiskError from peer.storage, naming the directory.)
             log.exception("task=%s failed", self.task_id)
-            self._fail(DandelionError(f"internal error: {type(exc).__name__}: {exc}"))
+            self._fail(DandelionError(INTERNAL_ERROR))
         finally:
             if self._digest_task is not None and not self._digest_task.done():
                 self._digest_task.cancel()
@@ -710,9 +713,9 @@ class Conductor:
             if actual != expected:
                 await self._report(peer_id, False, f"digest mismatch: got {actual}")
                 raise DigestMismatch(f"content of {self.display_url} has digest {actual}, want {expected}")
+        await asyncio.to_thread(store.mark_complete)  # CacheDiskError: nothing was released as complete
         self.verified = True
         self._pulse()
-        await asyncio.to_thread(store.mark_complete)
         elapsed = time.monotonic() - self._started
         log.info(
             "task=%s done: %d bytes, %d from peers, %d from origin, %.2fs%s",

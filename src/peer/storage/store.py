@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from peer.storage.space import free_bytes, no_space
+from peer.storage.space import CacheDiskError, disk_error, free_bytes, no_space
 from peer.storage.task_store import TaskMeta, TaskStore
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class Storage:
     def _load(self) -> None:
         for directory in sorted(self.root.iterdir()):
             try:
-                store = TaskStore.load(directory)
+                store = TaskStore.load(directory, self.directory)
             except (OSError, ValueError, TypeError) as exc:
                 log.warning("dropping unreadable cache entry %s: %s", directory.name, exc)
                 shutil.rmtree(directory, ignore_errors=True)
@@ -62,14 +62,19 @@ class Storage:
 
     def create(self, task_id: str, url: str, digest: str, content_length: int, piece_size: int) -> TaskStore:
         """A fresh store for a download (replaces an incomplete one); CacheDiskError when the disk cannot hold
-        content_length more bytes even after evicting unpinned entries."""
+        content_length more bytes even after evicting unpinned entries, or refuses the new files (nothing of the
+        task is left then)."""
         old = self._tasks.pop(task_id, None)
         if old is not None:
             old.close()
         if content_length > 0:
             self.make_room(content_length)
         meta = TaskMeta(task_id, url, digest, content_length, piece_size)
-        store = TaskStore.create(self.root / task_id, meta)
+        try:
+            store = TaskStore.create(self.root / task_id, meta, self.directory)
+        except OSError as exc:
+            shutil.rmtree(self.root / task_id, ignore_errors=True)
+            raise disk_error(exc, self.directory, max(content_length, 0) or None) from None
         self._tasks[task_id] = store
         return store
 
@@ -142,6 +147,9 @@ class Storage:
         """Close every open file and save last-use times."""
         for store in self._tasks.values():
             if store.complete:
-                store.save_meta()
+                try:
+                    store.save_meta()
+                except CacheDiskError as exc:  # only the last-use time is lost
+                    log.warning("cannot save task=%s: %s", store.task_id, exc)
             store.close()
         self._tasks.clear()

@@ -1,4 +1,8 @@
-"""One task's content on disk: data file, piece bitmap, metadata JSON (never headers)."""
+"""One task's content on disk: data file, piece bitmap, metadata JSON (never headers).
+
+Writes of the length and metadata raise CacheDiskError naming the cache directory (the disk is full, read-only or
+failing) and leave the store as it was: in particular content is never marked complete in memory when its
+metadata could not be written."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from pathlib import Path
 
 from dfcommon.pieces import piece_count, piece_span
 from peer.storage.bitmap import Bitmap
+from peer.storage.space import disk_error
 
 DATA = "data"
 BITMAP = "bitmap"
@@ -40,8 +45,10 @@ class TaskMeta:
 class TaskStore:
     """The data file of one task; pieces are written only after verification and then marked held."""
 
-    def __init__(self, directory: Path, meta: TaskMeta, bitmap: Bitmap) -> None:
+    def __init__(self, directory: Path, meta: TaskMeta, bitmap: Bitmap, cache_dir: Path | None = None) -> None:
         self.directory = directory
+        # The cache directory users know (--data-dir, holding tasks/<id>), named in disk errors.
+        self.cache_dir = cache_dir if cache_dir is not None else directory.absolute().parent.parent
         self.meta = meta
         self.bitmap = bitmap
         self.pins = 0  # readers and downloads using the store; GC skips pinned stores
@@ -52,25 +59,30 @@ class TaskStore:
         self.closed = False
 
     @classmethod
-    def create(cls, directory: Path, meta: TaskMeta) -> TaskStore:
-        """A new, empty store (replacing whatever was in directory)."""
+    def create(cls, directory: Path, meta: TaskMeta, cache_dir: Path | None = None) -> TaskStore:
+        """A new, empty store (replacing whatever was in directory); OSError when the disk refuses it (the caller
+        removes directory)."""
         directory.mkdir(parents=True, exist_ok=True)
         for name in (DATA, BITMAP, META):
             (directory / name).unlink(missing_ok=True)
         meta.last_used = time.time()
         meta.complete = False
-        store = cls(directory, meta, Bitmap(meta.piece_count))
-        if meta.content_length > 0:
-            os.ftruncate(store._fd, meta.content_length)
-        store.save_meta()
+        store = cls(directory, meta, Bitmap(meta.piece_count), cache_dir)
+        try:
+            if meta.content_length > 0:
+                os.ftruncate(store._fd, meta.content_length)
+            store._write_meta()
+        except BaseException:
+            store.close()
+            raise
         return store
 
     @classmethod
-    def load(cls, directory: Path) -> TaskStore:
+    def load(cls, directory: Path, cache_dir: Path | None = None) -> TaskStore:
         """Open a stored task (raises OSError/ValueError when its files are unusable)."""
         meta = TaskMeta(**json.loads((directory / META).read_text()))
         bitmap = Bitmap(meta.piece_count, (directory / BITMAP).read_bytes())
-        return cls(directory, meta, bitmap)
+        return cls(directory, meta, bitmap, cache_dir)
 
     @property
     def task_id(self) -> str:
@@ -135,24 +147,38 @@ class TaskStore:
         """Take another length and piece size, while no piece is held (otherwise nothing changes)."""
         if self.bitmap.count or (content_length, piece_size) == (self.meta.content_length, self.meta.piece_size):
             return
+        before = self.meta.content_length, self.meta.piece_size
         self.meta.content_length = content_length
         self.meta.piece_size = piece_size
-        os.ftruncate(self._fd, content_length)
-        self.save_meta()
+        try:
+            os.ftruncate(self._fd, content_length)
+            self._write_meta()
+        except OSError as exc:
+            self.meta.content_length, self.meta.piece_size = before
+            raise disk_error(exc, self.cache_dir) from None
 
     def set_length(self, content_length: int) -> None:
         """Fix the length of content whose length was unknown until its end."""
         self.meta.content_length = content_length
-        os.ftruncate(self._fd, content_length)
-        self.save_meta()
+        try:
+            os.ftruncate(self._fd, content_length)
+            self._write_meta()
+        except OSError as exc:
+            raise disk_error(exc, self.cache_dir) from None
 
     def mark_complete(self) -> None:
-        """Flush the data and record the content as whole and verified (blocking)."""
-        os.fsync(self._fd)
-        os.fsync(self._bitmap_fd)
-        self.meta.complete = True
-        self.meta.data_mtime_ns = os.fstat(self._fd).st_mtime_ns
-        self.save_meta()
+        """Flush the data and record the content as whole and verified (blocking); CacheDiskError, the content
+        still incomplete, when the disk refuses the flush or the metadata."""
+        try:
+            os.fsync(self._fd)
+            os.fsync(self._bitmap_fd)
+            self.meta.complete = True
+            self.meta.data_mtime_ns = os.fstat(self._fd).st_mtime_ns
+            self._write_meta()
+        except OSError as exc:
+            self.meta.complete = False
+            self.meta.data_mtime_ns = 0
+            raise disk_error(exc, self.cache_dir) from None
 
     def changed_since_complete(self) -> bool:
         """True when the complete content's file was written or resized since it was verified: dfget hard-links
@@ -170,10 +196,20 @@ class TaskStore:
         self.meta.last_used = time.time()
 
     def save_meta(self) -> None:
-        """Write meta.json atomically."""
+        """Write meta.json atomically; CacheDiskError when the disk refuses it."""
+        try:
+            self._write_meta()
+        except OSError as exc:
+            raise disk_error(exc, self.cache_dir) from None
+
+    def _write_meta(self) -> None:
         tmp = self.directory / (META + ".tmp")
-        tmp.write_text(json.dumps(asdict(self.meta)))
-        os.replace(tmp, self.directory / META)
+        try:
+            tmp.write_text(json.dumps(asdict(self.meta)))
+            os.replace(tmp, self.directory / META)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def disk_usage(self) -> int:
         """Bytes the data file takes on disk."""

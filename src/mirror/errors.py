@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from starlette.responses import Response
 
-from dfcommon.errors import DandelionError, DigestMismatch, InvalidArgument, OriginError
+from dfcommon.errors import DandelionError, DigestMismatch, InvalidArgument, LocalDiskError, LocalDiskFull, OriginError
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 _MAX_SHOWN = 80
@@ -158,4 +158,11 @@ def transfer_error(exc: DandelionError, base: str) -> RegistryError:
         return RegistryError(502, "UNAVAILABLE", f"blob content does not match its digest: {exc}")
     if isinstance(exc, InvalidArgument):
         return RegistryError(400, "UNSUPPORTED", str(exc))
+    if isinstance(exc, LocalDiskFull):
+        # Not 429 (docker would wait and ask again, forever) nor 503 (a passing outage): 507 Insufficient Storage.
+        # docker retries a 5xx a few times, then fails the pull showing the status line, which names the cause
+        # (its client does not read the body of a 5xx); other clients read the message.
+        return RegistryError(507, "UNAVAILABLE", f"the mirror cannot cache the blob: {exc}")
+    if isinstance(exc, LocalDiskError):
+        return RegistryError(500, "UNKNOWN", f"the mirror cannot cache the blob: {exc}")
     return RegistryError.unavailable(f"the swarm cannot deliver the blob from {base}: {exc}")

@@ -52,7 +52,8 @@ class BlobTransferer(Protocol):
         this client may read the blob before calling open().
 
         Raises dfcommon.errors.DandelionError subclasses: OriginError (with the
-        origin's HTTP status), Unavailable, DigestMismatch, InvalidArgument.
+        origin's HTTP status), Unavailable, DigestMismatch, InvalidArgument, LocalDiskFull (this host's
+        cache disk has no room for the blob) and LocalDiskError (that disk fails otherwise).
         """
         ...
 

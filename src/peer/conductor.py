@@ -713,9 +713,12 @@ class Conductor:
             if actual != expected:
                 await self._report(peer_id, False, f"digest mismatch: got {actual}")
                 raise DigestMismatch(f"content of {self.display_url} has digest {actual}, want {expected}")
-        await asyncio.to_thread(store.mark_complete)  # CacheDiskError: nothing was released as complete
+        # The disk refuses the metadata (CacheDiskError) before readers get the last byte; the flush of the data,
+        # which may take a while, runs after.
+        await asyncio.to_thread(store.prepare_complete)
         self.verified = True
         self._pulse()
+        await asyncio.to_thread(store.mark_complete)
         elapsed = time.monotonic() - self._started
         log.info(
             "task=%s done: %d bytes, %d from peers, %d from origin, %.2fs%s",

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from dfcommon.pieces import piece_count, piece_span
@@ -21,6 +21,7 @@ from peer.storage.space import disk_error
 DATA = "data"
 BITMAP = "bitmap"
 META = "meta.json"
+META_TMP = META + ".tmp"
 
 
 @dataclass
@@ -57,6 +58,7 @@ class TaskStore:
         self._fd = os.open(directory / DATA, os.O_RDWR | os.O_CREAT, 0o644)
         self._bitmap_fd = os.open(directory / BITMAP, os.O_RDWR | os.O_CREAT, 0o644)
         self.closed = False
+        self._prepared: TaskMeta | None = None  # complete metadata written by prepare_complete, not in effect yet
 
     @classmethod
     def create(cls, directory: Path, meta: TaskMeta, cache_dir: Path | None = None) -> TaskStore:
@@ -166,19 +168,33 @@ class TaskStore:
         except OSError as exc:
             raise disk_error(exc, self.cache_dir) from None
 
+    def prepare_complete(self) -> None:
+        """Write the metadata recording the content as whole, not yet in effect (blocking): a disk that refuses it
+        does so here (CacheDiskError), before any reader is told the content is whole; mark_complete() then
+        flushes the data and puts it in effect without writing a byte more."""
+        try:
+            meta = replace(self.meta, complete=True, data_mtime_ns=os.fstat(self._fd).st_mtime_ns)
+            self._write_tmp(meta)
+        except OSError as exc:
+            raise disk_error(exc, self.cache_dir) from None
+        self._prepared = meta
+
     def mark_complete(self) -> None:
         """Flush the data and record the content as whole and verified (blocking); CacheDiskError, the content
         still incomplete, when the disk refuses the flush or the metadata."""
+        prepared, self._prepared = self._prepared, None
         try:
             os.fsync(self._fd)
             os.fsync(self._bitmap_fd)
-            self.meta.complete = True
-            self.meta.data_mtime_ns = os.fstat(self._fd).st_mtime_ns
-            self._write_meta()
+            meta = prepared or replace(self.meta, complete=True, data_mtime_ns=os.fstat(self._fd).st_mtime_ns)
+            if prepared is None:
+                self._write_tmp(meta)
+            os.replace(self.directory / META_TMP, self.directory / META)  # only after the data is on disk
         except OSError as exc:
-            self.meta.complete = False
-            self.meta.data_mtime_ns = 0
+            (self.directory / META_TMP).unlink(missing_ok=True)
             raise disk_error(exc, self.cache_dir) from None
+        self.meta.complete = True
+        self.meta.data_mtime_ns = meta.data_mtime_ns
 
     def changed_since_complete(self) -> bool:
         """True when the complete content's file was written or resized since it was verified: dfget hard-links
@@ -203,10 +219,17 @@ class TaskStore:
             raise disk_error(exc, self.cache_dir) from None
 
     def _write_meta(self) -> None:
-        tmp = self.directory / (META + ".tmp")
+        self._write_tmp(self.meta)
         try:
-            tmp.write_text(json.dumps(asdict(self.meta)))
-            os.replace(tmp, self.directory / META)
+            os.replace(self.directory / META_TMP, self.directory / META)
+        except OSError:
+            (self.directory / META_TMP).unlink(missing_ok=True)
+            raise
+
+    def _write_tmp(self, meta: TaskMeta) -> None:
+        tmp = self.directory / META_TMP
+        try:
+            tmp.write_text(json.dumps(asdict(meta)))
         except OSError:
             tmp.unlink(missing_ok=True)
             raise

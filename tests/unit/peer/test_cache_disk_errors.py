@@ -16,7 +16,7 @@ from dfcommon.content import ContentRequest
 from dfcommon.errors import LocalDiskError, LocalDiskFull
 from peer.conductor import INTERNAL_ERROR, Conductor
 from peer.context import PeerContext
-from peer.storage import Storage
+from peer.storage import Storage, TaskStore
 
 PIECE = 1024
 _real_write_text = Path.write_text
@@ -34,23 +34,34 @@ def refuse_metadata(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
     monkeypatch.setattr(Path, "write_text", write_text)
 
 
-def test_full_disk_at_completion_leaves_the_content_incomplete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def on_disk(store: TaskStore) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads((store.directory / "meta.json").read_text())
+    return parsed
+
+
+@pytest.mark.parametrize("prepared", [True, False], ids=["prepare_complete", "mark_complete"])
+def test_full_disk_at_completion_leaves_the_content_incomplete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prepared: bool
+) -> None:
     storage = Storage(tmp_path)
     store = storage.create("t", "u", "", 2 * PIECE, PIECE)
     for number in range(2):
         store.write_piece(number, [b"x" * PIECE])
     refuse_metadata(monkeypatch, errno.ENOSPC)
     with pytest.raises(LocalDiskFull) as caught:
-        store.mark_complete()
+        store.prepare_complete() if prepared else store.mark_complete()
     assert str(caught.value) == f"no space left on device in the cache directory {tmp_path.absolute()}"
     assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert not store.complete and store.meta.data_mtime_ns == 0
     assert storage.get_complete("t") is None
     assert sorted(p.name for p in store.directory.iterdir()) == ["bitmap", "data", "meta.json"]  # no .tmp
-    assert json.loads((store.directory / "meta.json").read_text())["complete"] is False
+    assert on_disk(store)["complete"] is False
     monkeypatch.undo()
-    store.mark_complete()  # room again: the same store completes
-    assert storage.get_complete("t") is store
+    store.prepare_complete()  # room again: the same store completes
+    assert not store.complete and on_disk(store)["complete"] is False  # written, not in effect before the flush
+    store.mark_complete()
+    assert storage.get_complete("t") is store and on_disk(store)["complete"] is True
+    assert on_disk(store)["data_mtime_ns"] == store.meta.data_mtime_ns != 0
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -23,6 +24,7 @@ T = TypeVar("T")
 
 FAILOVER_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 CALL_TIMEOUT = 10.0
+SLOW_HEARTBEAT_S = 2.0  # a heartbeat slower than this is logged (the supernode's link or the host is overloaded)
 CHANNEL_GRACE = 30.0  # seconds a left supernode's channel stays open for the calls still running on it
 # After every supernode failed to answer, registration is tried again only after 0.5 s, then 1, 2 ... up to 10 s
 # (jittered): meanwhile downloads go back to source at once instead of each dialling every supernode again.
@@ -73,7 +75,7 @@ class SchedulerClient:
     def stub(self) -> SchedulerServiceAsyncStub:
         """A stub on the current supernode's channel."""
         if self._channel is None:
-            self._channel = channel(self.address)
+            self._channel = channel(self.address, own_connection=True)
             self._channel_target = self.address
         stub: SchedulerServiceAsyncStub = scheduler_pb2_grpc.SchedulerServiceStub(self._channel)  # type: ignore[assignment]
         return stub
@@ -149,6 +151,7 @@ class SchedulerClient:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
+            began = time.monotonic()
             try:
                 await self.call(
                     lambda stub, host_id: stub.HeartbeatHost(
@@ -157,6 +160,9 @@ class SchedulerClient:
                 )
             except DandelionError as exc:
                 log.warning("heartbeat failed: %s", exc)
+            took = time.monotonic() - began
+            if took > SLOW_HEARTBEAT_S:
+                log.warning("heartbeat to supernode %s took %.1fs", self.address, took)
 
     def start(self) -> None:
         """Start heart-beating (registers lazily on first use)."""

@@ -460,6 +460,8 @@ class Conductor:
 
         try:
             while self.store is None or not self.store.all_held():
+                if self.ctx.scheduler.host_id != self._host_id:  # registered again, maybe with another supernode
+                    raise _Forgotten("this host registered with the supernode again")
                 if reason := health.give_up_reason(self.ctx.stall_timeout):
                     raise SwarmGaveUp(reason)
                 try:

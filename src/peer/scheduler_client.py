@@ -135,6 +135,14 @@ class SchedulerClient:
             host_id = await self.ensure_registered()
             try:
                 return await invoke(self.stub(), host_id)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                # Not this task: the call was cut by closing a left supernode's channel.
+                if attempt + 1 == attempts:
+                    raise Unavailable(f"a call to supernode {self.address} was cut by its channel closing") from None
+                continue
             except grpc.aio.AioRpcError as exc:
                 if is_host_not_found(exc) and attempt + 1 < attempts:
                     log.info("supernode %s forgot host=%s; registering again", self.address, host_id)
@@ -151,7 +159,7 @@ class SchedulerClient:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            began = time.monotonic()
+            began, address = time.monotonic(), self.address
             try:
                 await self.call(
                     lambda stub, host_id: stub.HeartbeatHost(
@@ -162,7 +170,7 @@ class SchedulerClient:
                 log.warning("heartbeat failed: %s", exc)
             took = time.monotonic() - began
             if took > SLOW_HEARTBEAT_S:
-                log.warning("heartbeat to supernode %s took %.1fs", self.address, took)
+                log.warning("heartbeat to supernode %s took %.1fs", address, took)
 
     def start(self) -> None:
         """Start heart-beating (registers lazily on first use)."""

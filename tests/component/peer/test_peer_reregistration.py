@@ -26,13 +26,13 @@ SIZE = 24 * (1 << 20) + 99
 STALL_S = 11.0  # longer than the peer's 10 s heartbeat timeout: the heartbeat fails and the peer registers again
 
 
-def start_supernode(group: ProcessGroup, workdir: Path, *extra: str) -> tuple[str, ManagedProcess]:
+def start_supernode(group: ProcessGroup, workdir: Path, *extra: str, name: str = "sn") -> tuple[str, ManagedProcess]:
     port = free_port("127.0.0.1")
     proc = group.start(
-        "sn",
+        name,
         [
             console_script("supernode"),
-            *("--listen", f"127.0.0.1:{port}", "--data-dir", str(workdir / "sn"), "--advertise-ip", "127.0.0.1"),
+            *("--listen", f"127.0.0.1:{port}", "--data-dir", str(workdir / name), "--advertise-ip", "127.0.0.1"),
             *extra,
         ],
     )
@@ -140,3 +140,22 @@ def test_heartbeats_have_their_own_connection(process_group: ProcessGroup, tmp_p
         process_group, tmp_path, "127.0.0.66", address, lambda d: seen.append(connections_to(d.proc.pid, port))
     )
     assert seen == [2]
+
+
+def test_download_follows_the_host_to_the_next_supernode(process_group: ProcessGroup, tmp_path: Path) -> None:
+    """The supernode of a running download stalls past the heartbeat timeout: the host moves to the next one, and
+    the download registers its task there and finishes from its swarm, while the first stays stalled."""
+    first, stalled = start_supernode(process_group, tmp_path, name="sn-a")
+    second, _ = start_supernode(process_group, tmp_path, name="sn-b")
+
+    def stall(_daemon: Daemon) -> None:
+        stalled.signal(signal.SIGSTOP)
+
+    try:
+        daemon = download_across(process_group, tmp_path, "127.0.0.67", f"{first},{second}", stall)
+    finally:
+        stalled.signal(signal.SIGCONT)
+    log = daemon.proc.log()
+    assert re.search(rf"registered host=\w+ with supernode {second}", log), daemon.proc.tail(60)
+    assert "registering the task again" in log
+    assert from_swarm_only(daemon), daemon.proc.tail(60)

@@ -19,6 +19,9 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
 ]
 
 
-def channel(target: str) -> grpc.aio.Channel:
-    """An insecure grpc.aio channel with the project's limits ("HOST:PORT" or "unix:PATH")."""
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+def channel(target: str, own_connection: bool = False) -> grpc.aio.Channel:
+    """An insecure grpc.aio channel with the project's limits ("HOST:PORT" or "unix:PATH"). Channels to one
+    target share one connection unless own_connection: the supernode's control calls (heartbeats) then never wait
+    behind the piece data its seed sends on the other one."""
+    options = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)] if own_connection else CHANNEL_OPTIONS
+    return grpc.aio.insecure_channel(target, options=options)

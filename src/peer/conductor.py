@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from dandelion.common.v1 import common_pb2
@@ -33,6 +33,9 @@ from peer.storage import TaskStore
 from peer.storage.space import disk_error
 from peer.tokenbucket import TokenBucket, acquire_all
 
+if TYPE_CHECKING:
+    from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
+
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 8  # piece results per SyncPieces message
@@ -46,6 +49,9 @@ HAND_OVER_MIN_LEFT_S = 1.0
 HAND_OVER_MAX_SHARE = 20
 HAND_OVER_SAMPLE_S = 0.2  # how long the fetch's body must have run for its rate to count
 INTERNAL_ERROR = "internal error in the dfdaemon (its log has the details)"
+# Times one download registers its task again after the supernode forgot this host's peer (the host registered
+# again after a failed heartbeat, or was dropped): each time it reports the pieces it holds and goes on.
+MAX_REJOINS = 3
 
 
 @dataclass
@@ -60,6 +66,11 @@ class SwarmGaveUp(Exception):
 
 class _HandedOver(Exception):
     """The origin fetch stopped: the supernode's seed took it over."""
+
+
+class _Forgotten(Exception):
+    """The piece stream ended because the supernode no longer knows this peer (the host registered again, was
+    dropped, or moved to another supernode): register the task again."""
 
 
 def url_meta(request: ContentRequest) -> common_pb2.UrlMeta:
@@ -122,6 +133,7 @@ class Conductor:
         self.bytes_from_origin = 0
         self.from_cache = False
         self.peer_id = ""  # this host's peer in the task's swarm, once registered
+        self._host_id = ""  # the host id that peer was registered under
         self._reported = False
         self._ready = asyncio.Event()
         self._progress = asyncio.Event()
@@ -303,8 +315,16 @@ class Conductor:
         reason = ""
         peer_id = ""
         try:
-            peer_id = await self._register()
-            await self._sync(peer_id)
+            for rejoin in range(MAX_REJOINS + 1):
+                peer_id = await self._register()
+                try:
+                    await self._sync(peer_id)
+                    break
+                except _Forgotten as exc:
+                    if rejoin == MAX_REJOINS:
+                        raise SwarmGaveUp(str(exc)) from None
+                    log.info("task=%s: %s; registering the task again", self.task_id[:12], exc)
+                    self._seed_vouches = False  # the new stream says it again
         except SwarmGaveUp as exc:
             reason = str(exc)
         except DandelionError as exc:
@@ -337,12 +357,14 @@ class Conductor:
     async def _register(self) -> str:
         assert self.ctx.scheduler is not None
         meta = url_meta(self.request)
-        response: scheduler_pb2.RegisterTaskResponse = await self.ctx.scheduler.call(
-            lambda stub, host_id: stub.RegisterTask(
-                scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=meta),
-                timeout=self.ctx.register_timeout,
+
+        def register(stub: SchedulerServiceAsyncStub, host_id: str) -> Awaitable[scheduler_pb2.RegisterTaskResponse]:
+            self._host_id = host_id
+            return stub.RegisterTask(  # type: ignore[no-any-return]
+                scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=meta), timeout=self.ctx.register_timeout
             )
-        )
+
+        response: scheduler_pb2.RegisterTaskResponse = await self.ctx.scheduler.call(register)
         self._apply_task(response.task)
         self.peer_id = str(response.peer_id)
         return self.peer_id
@@ -404,9 +426,16 @@ class Conductor:
             try:
                 while isinstance(message := await call.read(), scheduler_pb2.SyncPiecesResponse):
                     events.put_nowait(_Event("message", message))
-                events.put_nowait(_Event("end", "the supernode ended the piece stream"))
+                events.put_nowait(_Event("end", ("the supernode ended the piece stream", False)))
             except grpc.aio.AioRpcError as exc:
-                events.put_nowait(_Event("end", f"piece stream failed: {exc.code().name} {exc.details()}"))
+                forgotten = exc.code() == grpc.StatusCode.NOT_FOUND
+                events.put_nowait(_Event("end", (f"piece stream failed: {exc.code().name} {exc.details()}", forgotten)))
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                # The call itself was cancelled, not this reader: its channel was closed.
+                events.put_nowait(_Event("end", ("the piece stream's channel was closed", True)))
 
         queue = FetchQueue(self.ctx.max_streams, self.ctx.group_size)
         fetches: set[asyncio.Task[None]] = set()
@@ -434,6 +463,8 @@ class Conductor:
 
         try:
             while self.store is None or not self.store.all_held():
+                if self.ctx.scheduler.host_id != self._host_id:  # registered again, maybe with another supernode
+                    raise _Forgotten("this host registered with the supernode again")
                 if reason := health.give_up_reason(self.ctx.stall_timeout):
                     raise SwarmGaveUp(reason)
                 try:
@@ -447,7 +478,10 @@ class Conductor:
                     dispatch()
                     continue
                 if event.kind == "end":
-                    raise SwarmGaveUp(str(event.value))
+                    why, forgotten = event.value
+                    if forgotten or self.ctx.scheduler.host_id != self._host_id:
+                        raise _Forgotten(why)
+                    raise SwarmGaveUp(why)
                 if event.kind == "outcome":
                     results.append(self._on_outcome(event.value))
                     if len(results) >= BATCH_SIZE:
@@ -483,11 +517,7 @@ class Conductor:
             for task in list(fetches):
                 task.cancel()
             await asyncio.gather(*fetches, return_exceptions=True)
-            try:
-                async with asyncio.timeout(1.0):
-                    await reader
-            except TimeoutError:
-                pass
+            await asyncio.wait({reader}, timeout=1.0)  # its own end or failure was an event already
             call.cancel()
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)

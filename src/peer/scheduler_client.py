@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -23,6 +24,8 @@ T = TypeVar("T")
 
 FAILOVER_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 CALL_TIMEOUT = 10.0
+SLOW_HEARTBEAT_S = 2.0  # a heartbeat slower than this is logged (the supernode's link or the host is overloaded)
+CHANNEL_GRACE = 30.0  # seconds a left supernode's channel stays open for the calls still running on it
 # After every supernode failed to answer, registration is tried again only after 0.5 s, then 1, 2 ... up to 10 s
 # (jittered): meanwhile downloads go back to source at once instead of each dialling every supernode again.
 RECONNECT_BACKOFF = BackoffPolicy(base=0.5, cap=10.0, jitter=0.5)
@@ -39,6 +42,13 @@ def is_host_not_found(exc: grpc.aio.AioRpcError) -> bool:
     return exc.code() == grpc.StatusCode.NOT_FOUND and "host" in details and not details.startswith("origin")
 
 
+def is_origin_failure(exc: grpc.aio.AioRpcError) -> bool:
+    """True when the supernode answered that the origin (or its seed's fetch) failed: it is reachable, and moving
+    to another supernode or registering again would only drop this host's running downloads from the swarm."""
+    details = (exc.details() or "").lower()
+    return details.startswith(("origin ", "seed fetch "))
+
+
 class SchedulerClient:
     """Calls the current supernode; on UNAVAILABLE moves to the next; re-registers when the host is unknown."""
 
@@ -51,9 +61,11 @@ class SchedulerClient:
         self.heartbeat_interval = 5.0
         self._index = 0
         self._channel: grpc.aio.Channel | None = None
+        self._channel_target = ""
         self._lock = asyncio.Lock()
         self._heartbeat: asyncio.Task[None] | None = None
         self._reconnect = Backoff(RECONNECT_BACKOFF)
+        self._closing: dict[asyncio.Task[None], grpc.aio.Channel] = {}  # left channels closing after their grace
 
     @property
     def address(self) -> str:
@@ -63,16 +75,23 @@ class SchedulerClient:
     def stub(self) -> SchedulerServiceAsyncStub:
         """A stub on the current supernode's channel."""
         if self._channel is None:
-            self._channel = channel(self.address)
+            self._channel = channel(self.address, own_connection=True)
+            self._channel_target = self.address
         stub: SchedulerServiceAsyncStub = scheduler_pb2_grpc.SchedulerServiceStub(self._channel)  # type: ignore[assignment]
         return stub
 
     async def _switch(self) -> None:
-        if self._channel is not None:
-            await self._channel.close(None)
-            self._channel = None
+        """Move to the next supernode and register again there. The channel is kept when that is the same
+        address; another one's is closed only after CHANNEL_GRACE: closing cancels every call on it, and the
+        downloads' piece streams run there (they register their tasks again when they see the host change)."""
         self._index = (self._index + 1) % len(self.addresses)
         self.host_id = ""
+        old, target = self._channel, self.addresses[self._index]
+        if old is not None and self._channel_target != target:
+            self._channel = None
+            closing = asyncio.create_task(old.close(CHANNEL_GRACE))
+            self._closing[closing] = old
+            closing.add_done_callback(lambda done: self._closing.pop(done, None))
 
     async def _register_here(self) -> None:
         response = await self.stub().RegisterHost(
@@ -116,12 +135,20 @@ class SchedulerClient:
             host_id = await self.ensure_registered()
             try:
                 return await invoke(self.stub(), host_id)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                # Not this task: the call was cut by closing a left supernode's channel.
+                if attempt + 1 == attempts:
+                    raise Unavailable(f"a call to supernode {self.address} was cut by its channel closing") from None
+                continue
             except grpc.aio.AioRpcError as exc:
                 if is_host_not_found(exc) and attempt + 1 < attempts:
                     log.info("supernode %s forgot host=%s; registering again", self.address, host_id)
                     self.host_id = ""
                     continue
-                if exc.code() in FAILOVER_CODES and attempt + 1 < attempts:
+                if exc.code() in FAILOVER_CODES and attempt + 1 < attempts and not is_origin_failure(exc):
                     log.warning("supernode %s unavailable: %s", self.address, exc.details())
                     async with self._lock:
                         await self._switch()
@@ -132,6 +159,7 @@ class SchedulerClient:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
+            began, address = time.monotonic(), self.address
             try:
                 await self.call(
                     lambda stub, host_id: stub.HeartbeatHost(
@@ -140,6 +168,9 @@ class SchedulerClient:
                 )
             except DandelionError as exc:
                 log.warning("heartbeat failed: %s", exc)
+            took = time.monotonic() - began
+            if took > SLOW_HEARTBEAT_S:
+                log.warning("heartbeat to supernode %s took %.1fs", address, took)
 
     def start(self) -> None:
         """Start heart-beating (registers lazily on first use)."""
@@ -159,6 +190,10 @@ class SchedulerClient:
         if self._channel is not None:
             await self._channel.close(None)
             self._channel = None
+        left = dict(self._closing)
+        for old in left.values():
+            await old.close(None)
+        await asyncio.gather(*left, return_exceptions=True)
 
 
 def host_info(ip: str, port: int, upload_slots: int, location: str = "") -> scheduler_pb2.HostInfo:

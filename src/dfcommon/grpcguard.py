@@ -128,23 +128,30 @@ class _Guard:
         return checked()
 
 
+async def _serve(guard: _Guard, behavior: Callable[..., Any], writer: bool, request: Any, context: Context) -> Any:
+    """Run one call's behaviour: write a streaming reply message by message (closing the generator on every exit),
+    or return a unary reply; any exception becomes the guard's status and log line."""
+    try:
+        if writer:
+            async with aclosing(behavior(request, context)) as messages:
+                async for message in messages:
+                    await write(context, message)
+            return None
+        return await behavior(request, context)
+    except Exception as err:
+        await guard.fail(context, err)
+    return None
+
+
 def _unary_in(guard: _Guard, behavior: Callable[..., Any], streaming_out: bool) -> Callable[..., Any]:
     writer = streaming_out and inspect.isasyncgenfunction(behavior)
 
     @functools.wraps(behavior)
     async def handle(request: Any, context: Context) -> Any:
-        try:
-            if isinstance(request, Malformed):
-                raise guard.malformed(request)
-            if writer:
-                async with aclosing(behavior(request, context)) as messages:
-                    async for message in messages:
-                        await write(context, message)
-                return None
-            return await behavior(request, context)
-        except Exception as err:
-            await guard.fail(context, err)
-        return None
+        if isinstance(request, Malformed):
+            await guard.fail(context, guard.malformed(request))
+            return None
+        return await _serve(guard, behavior, writer, request, context)
 
     return handle
 
@@ -154,17 +161,7 @@ def _stream_in(guard: _Guard, behavior: Callable[..., Any], streaming_out: bool)
 
     @functools.wraps(behavior)
     async def handle(requests: AsyncIterator[Any], context: Context) -> Any:
-        checked = guard.requests(requests)
-        try:
-            if writer:
-                async with aclosing(behavior(checked, context)) as messages:
-                    async for message in messages:
-                        await write(context, message)
-                return None
-            return await behavior(checked, context)
-        except Exception as err:
-            await guard.fail(context, err)
-        return None
+        return await _serve(guard, behavior, writer, guard.requests(requests), context)
 
     return handle
 

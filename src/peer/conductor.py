@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,13 +40,6 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 8  # piece results per SyncPieces message
 BATCH_DELAY = 0.02  # seconds a result may wait for company
 SEED_VERDICT_WAIT = 5.0  # seconds to wait, once every piece is held, for the seed's digest check (hashing meanwhile)
-# An origin fetch the seed asks to take over is handed over only when, at the rate seen so far, it would take
-# longer than this to finish (a fast one is done before the swarm could gain anything), and only while it has
-# brought less than 1/HAND_OVER_MAX_SHARE of the content: that much (and what sits in socket buffers) is sent
-# again, to the seed.
-HAND_OVER_MIN_LEFT_S = 1.0
-HAND_OVER_MAX_SHARE = 20
-HAND_OVER_SAMPLE_S = 0.2  # how long the fetch's body must have run for its rate to count
 INTERNAL_ERROR = "internal error in the dfdaemon (its log has the details)"
 # Times one download registers its task again after the supernode forgot this host's peer (the host registered
 # again after a failed heartbeat, or was dropped): each time it reports the pieces it holds and goes on.
@@ -56,16 +48,14 @@ MAX_REJOINS = 3
 
 @dataclass
 class _Event:
-    kind: str  # "message", "end", "outcome"
+    # "message", "end", "outcome", "slot"; and from this peer's own read of the origin for the swarm: "answer" (the
+    # origin answered: the store exists), "offered" (number, digest of a piece stored), "read" (the read ended)
+    kind: str
     value: Any = None
 
 
 class SwarmGaveUp(Exception):
     """The swarm cannot finish the download; the reason says why (back-to-source follows)."""
-
-
-class _HandedOver(Exception):
-    """The origin fetch stopped: the supernode's seed took it over."""
 
 
 class _Forgotten(Exception):
@@ -146,10 +136,12 @@ class Conductor:
         self._digest_task: asyncio.Task[str] | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = time.monotonic()
-        self._sourcing = False  # fetching the origin from the start, for the swarm (the supernode said so)
-        self._handing_over = False  # the seed takes that fetch over: stop at once
-        self._origin_began = 0.0  # when that fetch's body started, and the bytes it brought so far
-        self._origin_got = 0
+        # This peer's read of the origin for the swarm (the supernode asked: BackToSource.offer_pieces), the
+        # algorithm of the piece digests it reports, and where its news goes (the running stream's events).
+        self._reading: asyncio.Task[None] | None = None
+        self._offer_digest = ""
+        self._answered = False  # the origin's answer (with a length) went out: pieces may be offered
+        self._notify: Callable[[_Event], None] | None = None
         self._health = SwarmHealth()  # parents' cool-downs and progress of the current piece stream
         self.readers = 0  # open TaskStreams
         self.kept = False  # someone wants the content in the cache whether or not a reader stays (mirror, seed)
@@ -183,42 +175,6 @@ class Conductor:
         self._task = asyncio.create_task(self._run(), name=f"conductor-{self.task_id[:12]}")
         return self._task
 
-    async def hand_over(self) -> bool:
-        """The supernode's seed asks to take this download's origin fetch over (PeerService.StreamTask take_over):
-        True when it was fetching the origin for the swarm from the start, has not stored a piece yet, has read
-        less than 1/HAND_OVER_MAX_SHARE of the content and, at its rate so far, would need more than
-        HAND_OVER_MIN_LEFT_S to finish; the fetch then stops at once (dropping what it read) and all of the
-        content comes from the swarm."""
-        if not self._may_hand_over():
-            return False
-        ran = time.monotonic() - self._origin_began
-        if ran < HAND_OVER_SAMPLE_S:
-            await asyncio.sleep(HAND_OVER_SAMPLE_S - ran)
-            if not self._may_hand_over():
-                return False
-        store = self.store
-        assert store is not None
-        length, got = store.meta.content_length, self._origin_got
-        if length > 0 and got * HAND_OVER_MAX_SHARE >= length:
-            return False
-        if length > 0 and got > 0:
-            left = (length - got) * (time.monotonic() - self._origin_began) / got
-            if left < HAND_OVER_MIN_LEFT_S:
-                return False
-        self._handing_over = True
-        log.info("task=%s: the seed takes the origin fetch over", self.task_id)
-        return True
-
-    def _may_hand_over(self) -> bool:
-        store = self.store
-        return (
-            self._sourcing
-            and not self._handing_over
-            and self._origin_began > 0
-            and store is not None
-            and store.completed_length() == 0
-        )
-
     async def cancel(self) -> None:
         """Stop the download."""
         if self._task is not None and not self._task.done():
@@ -241,8 +197,9 @@ class Conductor:
             log.exception("task=%s failed", self.task_id)
             self._fail(DandelionError(INTERNAL_ERROR))
         finally:
-            if self._digest_task is not None and not self._digest_task.done():
-                self._digest_task.cancel()
+            for task in (self._digest_task, self._reading):
+                if task is not None and not task.done():
+                    task.cancel()
             if self.store is not None:
                 self.store.pins -= 1
             self._ready.set()
@@ -293,21 +250,20 @@ class Conductor:
             peer_id, reason = await self._swarm()
         else:
             reason = "no supernode configured"
+        if self._reading is not None:
+            # This peer's read of the origin for the swarm goes on without the swarm (or ended): its end or error
+            # is the download's.
+            self._notify = None
+            await self._reading
         if self.store is None or not self.store.all_held():
             if self.no_back_source:
                 raise Unavailable(
                     f"cannot download {self.display_url} from the swarm ({reason}) and back-to-source is off"
                 )
             log.info("task=%s going back to source: %s", self.task_id, reason)
-            if self.store is not None:  # a fresh store: what it holds came from peers (some outcomes may be unread)
+            if self.store is not None and not self.bytes_from_origin:  # what it holds came from peers
                 self.bytes_from_peers = self.store.completed_length()
-            self._sourcing = self.store is None and bool(peer_id)
-            try:
-                await self._back_to_source()
-            except _HandedOver:
-                peer_id = await self._rejoin(peer_id)
-            finally:
-                self._sourcing = False
+            await self._back_to_source()
         await self._complete(peer_id)
 
     async def _swarm(self) -> tuple[str, str]:
@@ -335,25 +291,6 @@ class Conductor:
             self._distrust_seed()
         return peer_id, reason
 
-    async def _rejoin(self, source_peer_id: str) -> str:
-        """The seed took the origin fetch over: leave the task as its source, register again and get the content
-        from the swarm (hashed here as a whole at the end, as after any origin fetch); back to the origin with
-        Range requests for what the swarm cannot give. Returns the new peer id."""
-        assert self.ctx.scheduler is not None
-        self._sourcing = False
-        with contextlib.suppress(grpc.aio.AioRpcError):
-            await self.ctx.scheduler.stub().LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id=source_peer_id), timeout=5)
-        self._handing_over = False
-        peer_id, reason = await self._swarm()
-        if self.store is None or not self.store.all_held():
-            if self.no_back_source:
-                raise Unavailable(
-                    f"cannot finish {self.display_url} from the swarm ({reason}) and back-to-source is off"
-                )
-            log.info("task=%s going back to source after all: %s", self.task_id, reason)
-            await self._back_to_source()
-        return peer_id
-
     async def _register(self) -> str:
         assert self.ctx.scheduler is not None
         meta = url_meta(self.request)
@@ -370,12 +307,8 @@ class Conductor:
         return self.peer_id
 
     def _apply_task(self, task: scheduler_pb2.TaskInfo) -> None:
-        if self.store is None and task.content_length >= 0 and task.piece_size > 0:
+        if self.store is None and task.content_length >= 0 and task.piece_size > 0 and self._reading is None:
             self._create_store(task.content_length, task.piece_size)
-        elif self.store is not None and task.content_length >= 0 and task.piece_size > 0:
-            # A store this peer made for its own origin fetch, handed over before it held a piece: the swarm's
-            # pieces are the seed's, maybe cut to another size.
-            self.store.reshape(task.content_length, task.piece_size)
         if task.state == common_pb2.TASK_STATE_FAILED:
             self._distrust_seed()
         elif task.state == common_pb2.TASK_STATE_SUCCEEDED and self._swarm_only and task.digest:
@@ -407,14 +340,7 @@ class Conductor:
             return
         events: asyncio.Queue[_Event] = asyncio.Queue()
         outgoing: asyncio.Queue[scheduler_pb2.SyncPiecesRequest | None] = asyncio.Queue()
-        held = [] if self.store is None else [n for n in range(self.store.meta.piece_count) if self.store.has(n)]
-        outgoing.put_nowait(
-            scheduler_pb2.SyncPiecesRequest(
-                peer_id=peer_id,
-                window=self.ctx.window,
-                results=[scheduler_pb2.PieceResult(piece_number=n, success=True) for n in held],
-            )
-        )
+        outgoing.put_nowait(self._hello(peer_id))
 
         async def requests() -> AsyncIterator[scheduler_pb2.SyncPiecesRequest]:
             while (message := await outgoing.get()) is not None:
@@ -455,17 +381,34 @@ class Conductor:
 
         results: list[scheduler_pb2.PieceResult] = []
         reader = asyncio.create_task(read())
+        offering = False  # the supernode asked this peer to read the origin for the swarm, on this stream
 
         def flush() -> None:
             if results:
                 outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=peer_id, results=list(results)))
                 results.clear()
 
+        def own_read(event: _Event) -> bool:
+            """News of this peer's own read of the origin; False when that read failed (the download ends)."""
+            if event.kind == "answer":
+                flush()
+                outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=peer_id, origin=event.value))
+            elif event.kind == "offered":
+                number, digest = event.value
+                results.append(scheduler_pb2.PieceResult(piece_number=number, success=True, digest=digest))
+                flush()  # at once: other peers wait for it
+            elif event.kind == "read":
+                done: asyncio.Task[None] = event.value
+                return done.cancelled() or done.exception() is None
+            return True
+
+        self._notify = events.put_nowait
         try:
             while self.store is None or not self.store.all_held():
                 if self.ctx.scheduler.host_id != self._host_id:  # registered again, maybe with another supernode
                     raise _Forgotten("this host registered with the supernode again")
-                if reason := health.give_up_reason(self.ctx.stall_timeout):
+                reading = self._reading is not None and not self._reading.done()
+                if not reading and (reason := health.give_up_reason(self.ctx.stall_timeout)):
                     raise SwarmGaveUp(reason)
                 try:
                     async with asyncio.timeout(BATCH_DELAY if results else min(1.0, health.next_ready_in() or 1.0)):
@@ -487,6 +430,10 @@ class Conductor:
                     if len(results) >= BATCH_SIZE:
                         flush()
                     continue
+                if event.kind in ("answer", "offered", "read"):
+                    if not own_read(event):
+                        break  # the read's error is the download's (_download awaits it)
+                    continue
                 message: scheduler_pb2.SyncPiecesResponse = event.value
                 which = message.WhichOneof("event")
                 if which == "task":
@@ -495,8 +442,19 @@ class Conductor:
                         raise SwarmGaveUp(f"the seed failed: {message.task.error or 'no reason given'}")
                     self._apply_task(message.task)
                 elif which == "back_to_source":
-                    raise SwarmGaveUp(f"supernode sent back-to-source: {message.back_to_source.reason}")
+                    order = message.back_to_source
+                    if not order.offer_pieces:
+                        raise SwarmGaveUp(f"supernode sent back-to-source: {order.reason}")
+                    if self.no_back_source:
+                        raise SwarmGaveUp(f"the supernode asked this peer to read the origin ({order.reason})")
+                    offering = True
+                    queue.clear()
+                    for task in list(fetches):
+                        task.cancel()
+                    self._read_for_swarm(order.piece_digest)
                 elif which == "assignments":
+                    if self._reading is not None and not offering:  # another peer reads the origin now
+                        await self._stop_reading()
                     if log.isEnabledFor(logging.DEBUG):
                         log.debug(
                             "task=%s assigned %s",
@@ -508,11 +466,18 @@ class Conductor:
                     dispatch()
             if fetches:  # the last pieces' outcomes are reported just after their bits are set
                 await asyncio.wait(set(fetches), timeout=5.0)
+            if self._reading is not None:  # so is the last piece this peer read from the origin
+                await asyncio.wait({self._reading})
             while not events.empty():  # outcomes (and news) that landed with the last piece
-                self._after_last_piece(events.get_nowait(), results)
+                event = events.get_nowait()
+                if event.kind in ("answer", "offered", "read"):
+                    own_read(event)
+                else:
+                    self._after_last_piece(event, results)
             flush()
             await self._await_seed_verdict(events, results)
         finally:
+            self._notify = None
             outgoing.put_nowait(None)
             for task in list(fetches):
                 task.cancel()
@@ -521,6 +486,52 @@ class Conductor:
             call.cancel()
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
+
+    def _hello(self, peer_id: str) -> scheduler_pb2.SyncPiecesRequest:
+        """A stream's first message: the pieces held (with their digests, and the origin's answer, once the
+        length is known: for the supernode to offer them when this peer reads the origin for the swarm)."""
+        store = self.store
+        request = scheduler_pb2.SyncPiecesRequest(peer_id=peer_id, window=self.ctx.window)
+        if store is None:
+            return request
+        known = store.meta.content_length >= 0
+        for number in range(store.meta.piece_count):
+            if store.has(number):
+                digest = self._hashes.get(number, "") if known else ""
+                request.results.append(scheduler_pb2.PieceResult(piece_number=number, success=True, digest=digest))
+        if self._reading is not None and known:
+            request.origin.CopyFrom(self._origin_answer(store))
+        return request
+
+    @staticmethod
+    def _origin_answer(store: TaskStore) -> scheduler_pb2.OriginAnswer:
+        return scheduler_pb2.OriginAnswer(content_length=store.meta.content_length, piece_size=store.meta.piece_size)
+
+    def _read_for_swarm(self, algorithm: str) -> None:
+        """Read the origin for the swarm (what this peer lacks, or all of it), reporting each piece with its digest
+        as soon as it is stored (see _sync); the content is hashed here as a whole, as after any origin read."""
+        self._offer_digest = algorithm if algorithm in piecedigest.ALGORITHMS else piecedigest.DEFAULT_ALGORITHM
+        if self._reading is not None:
+            return  # it reads already (a new stream after registering again)
+        log.info("task=%s reading the origin for the swarm", self.task_id[:12])
+        self._distrust_seed()
+        self.bytes_from_peers = self.store.completed_length() if self.store is not None else 0
+        self._reading = asyncio.create_task(self._back_to_source(), name=f"read-{self.task_id[:12]}")
+        self._reading.add_done_callback(lambda done: self._emit(_Event("read", done)))
+
+    async def _stop_reading(self) -> None:
+        """Another peer reads the origin for the swarm now: stop this peer's read (what it stored stays)."""
+        reading, self._reading = self._reading, None
+        if reading is not None:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
+            log.info("task=%s another peer reads the origin now: this peer's read stopped", self.task_id[:12])
+
+    def _emit(self, event: _Event) -> None:
+        if event.kind == "answer":
+            self._answered = True
+        if self._notify is not None:
+            self._notify(event)
 
     def _after_last_piece(self, event: _Event, results: list[scheduler_pb2.PieceResult]) -> bool:
         """Handle an event that arrives once every piece is held; True when the stream ended."""
@@ -638,14 +649,22 @@ class Conductor:
                 length = response.length
                 piece_size = piece_size_for(length) if length >= 0 else DEFAULT_PIECE_SIZE
                 store = self._create_store(length, piece_size)
+                if length >= 0:
+                    self._emit(_Event("answer", self._origin_answer(store)))
                 total = await self._cut(store, response.body, 0, None)
             if length < 0:
                 store.set_length(total)
+                self._emit(_Event("answer", self._origin_answer(store)))
+                for number in range(store.meta.piece_count):  # held back until the length was known
+                    if number in self._hashes:
+                        self._emit(_Event("offered", (number, self._hashes[number])))
             elif total != length:
                 raise OriginError(f"origin sent {total} of {length} bytes for {self.display_url}")
             self._pulse()
             return
         store = self.store
+        if store.meta.content_length >= 0:
+            self._emit(_Event("answer", self._origin_answer(store)))
         for first, last in missing_runs(store.missing()):
             start = store.span(first)[0]
             last_offset, last_size = store.span(last)
@@ -665,12 +684,7 @@ class Conductor:
             return PieceAssembler(PieceSpec(n, offset, size, self._hashes.get(n, "")))
 
         assembler = assembler_for(number)
-        if self._sourcing:
-            self._origin_began = time.monotonic()
         async for data in body:
-            if self._handing_over:
-                raise _HandedOver()
-            self._origin_got += len(data)
             await acquire_all(self.buckets, len(data))
             view = memoryview(data)
             while view:
@@ -694,7 +708,7 @@ class Conductor:
 
     async def _store_origin_piece(self, store: TaskStore, assembler: PieceAssembler) -> None:
         try:
-            await assembler.store(store)
+            digest = await assembler.store(store, self._offer_digest)
         except DigestMismatch as exc:
             raise DigestMismatch(f"origin content of {self.display_url} differs from the swarm's: {exc}") from None
         except OSError as exc:
@@ -702,6 +716,10 @@ class Conductor:
             raise disk_error(exc, self.ctx.storage.directory, left if left > 0 else assembler.piece.size) from None
         self.bytes_from_origin += assembler.piece.size
         ORIGIN_BYTES.labels("dfdaemon").inc(assembler.piece.size)
+        if digest:
+            self._hashes.setdefault(assembler.piece.number, digest)
+            if self._answered:
+                self._emit(_Event("offered", (assembler.piece.number, digest)))
         self._pulse()
 
     # ----- verification and completion
@@ -741,7 +759,10 @@ class Conductor:
             actual = await self._digest_task
             expected = str(parse_digest(self.request.digest))
             if actual != expected:
-                await self._report(peer_id, False, f"digest mismatch: got {actual}")
+                # Every piece from the swarm matched the digest it was given: whoever wrote those digests (the peer
+                # that read the origin) is to blame, and the supernode trusts it no more for this content.
+                blame = self.bytes_from_peers > 0 and not self._unhashed_assignment
+                await self._report(peer_id, False, f"digest mismatch: got {actual}", blame)
                 raise DigestMismatch(f"content of {self.display_url} has digest {actual}, want {expected}")
         # The disk refuses the metadata (CacheDiskError) before readers get the last byte; the flush of the data,
         # which may take a while, runs after.
@@ -761,7 +782,7 @@ class Conductor:
         )
         await self._report(peer_id, True, "")
 
-    async def _report(self, peer_id: str, success: bool, error: str) -> None:
+    async def _report(self, peer_id: str, success: bool, error: str, digest_mismatch: bool = False) -> None:
         scheduler = self.ctx.scheduler
         if scheduler is None or not peer_id or self._reported:
             return
@@ -776,6 +797,7 @@ class Conductor:
             bytes_from_origin=self.bytes_from_origin,
             duration_ms=int((time.monotonic() - self._started) * 1000),
             error=error,
+            content_digest_mismatch=digest_mismatch,
         )
         try:
             await scheduler.stub().ReportPeerResult(request, timeout=5)

@@ -19,7 +19,6 @@ from peer.context import PeerContext
 from peer.origin import new_client
 from peer.paths import endpoint_socket_path
 from peer.rpc.daemon_service import DaemonServicer, add_daemon_service
-from peer.rpc.stream_task import StreamTaskServicer, add_stream_task_service
 from peer.rpc.upload import UploadServicer, add_upload_service
 from peer.scheduler_client import SchedulerClient, host_info
 from peer.storage import Storage
@@ -52,7 +51,6 @@ class PeerNode:
         self.storage = Storage(config.data_dir, config.cache_ttl, config.cache_quota)
         upload_bucket = TokenBucket(config.upload_limit)
         self.upload = UploadServicer(self.storage, config.upload_slots, upload_bucket)
-        self.stream_task = StreamTaskServicer(upload_bucket)
         self.port = config.port
         self.scheduler: SchedulerClient | None = None
         self.ctx: PeerContext | None = None
@@ -73,7 +71,6 @@ class PeerNode:
         config = self.config
         peer_server = new_server()
         add_upload_service(self.upload, peer_server)
-        add_stream_task_service(self.stream_task, peer_server)
         health = add_health_and_reflection(peer_server, [PEER_SERVICE])
         host = f"[{config.listen_ip}]" if ":" in config.listen_ip else config.listen_ip
         self.port = peer_server.add_insecure_port(f"{host}:{config.port}")
@@ -95,7 +92,6 @@ class PeerNode:
             window=config.window,
         )
         self.transferer = SwarmTransferer(self.ctx)
-        self.stream_task.transferer = self.transferer
         if config.daemon_listen is not None:
             await self._start_daemon_service(config.daemon_listen, self.transferer)
         if self.scheduler is not None:

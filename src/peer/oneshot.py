@@ -11,11 +11,8 @@ import socket
 import tempfile
 from pathlib import Path
 
-import grpc
-from dandelion.scheduler.v1 import scheduler_pb2
-
 from dfcommon.sizes import parse_hostport
-from peer.conductor import Conductor, url_meta
+from peer.conductor import Conductor
 from peer.config import PeerConfig
 from peer.context import PeerContext
 from peer.node import PeerNode
@@ -25,8 +22,6 @@ from peer.storage import Storage
 from peer.transferer import SwarmTransferer
 
 log = logging.getLogger(__name__)
-
-HAND_OVER_TIMEOUT_S = 300.0  # the seed's copy from this peer runs at LAN speed; past this, dfget exits anyway
 
 
 def local_ip_towards(address: str) -> str:
@@ -66,21 +61,6 @@ async def _copy_from_transferer(transferer: SwarmTransferer, job: Job) -> Conduc
     return stream.conductor
 
 
-async def _hand_over(node: PeerNode, conductor: Conductor) -> None:
-    """This one-shot peer fetched content with a digest from the origin for the swarm: before it goes away with
-    its copy, have the supernode's seed take one (PreheatTask copies from this peer, which serves it meanwhile),
-    so the next host does not go to the origin again. A failure here only means the seed does not hold it."""
-    if node.scheduler is None or not conductor.bytes_from_origin or not conductor.request.digest:
-        return
-    try:
-        await node.scheduler.stub().PreheatTask(
-            scheduler_pb2.PreheatTaskRequest(url_meta=url_meta(conductor.request)), timeout=HAND_OVER_TIMEOUT_S
-        )
-        log.info("the supernode's seed holds task=%s now", conductor.task_id[:12])
-    except grpc.aio.AioRpcError as exc:
-        log.info("handing task=%s to the seed failed: %s", conductor.task_id[:12], exc.code().name)
-
-
 async def run_embedded(supernodes: list[str], job: Job) -> None:
     """Download into output with a one-shot PeerNode (or only from the origin when no supernode is given)."""
     work = Path(tempfile.mkdtemp(prefix="dfget-"))
@@ -97,8 +77,7 @@ async def run_embedded(supernodes: list[str], job: Job) -> None:
             )
             transferer = await node.start()
             try:
-                conductor = await _copy_from_transferer(transferer, job)
-                await _hand_over(node, conductor)
+                await _copy_from_transferer(transferer, job)
             finally:
                 await node.stop()
         else:

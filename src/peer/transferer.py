@@ -255,22 +255,6 @@ class SwarmTransferer:
             except grpc.aio.AioRpcError as exc:
                 log.info("LeaveTask for stopped task=%s failed: %s", conductor.task_id, exc.code().name)
 
-    async def follow(self, tid: str) -> TaskStream | None:
-        """The whole content of a task this host downloads or holds, from its start (for PeerService.StreamTask);
-        None when it has neither. Raises the download's error if it fails before the origin answered."""
-        conductor = self._conductors.get(tid)
-        if conductor is None or conductor.error is not None:
-            store = self.ctx.storage.get_complete(tid)
-            if store is None:
-                return None
-            # Served from the cache: the conductor finds the content there and never goes to the network.
-            request = ContentRequest(url=store.meta.url, digest=store.meta.digest)
-            conductor = Conductor(self.ctx, request, tid, no_back_source=True)
-            conductor.start()
-        conductor.kept = True
-        await conductor.wait_ready()
-        return TaskStream(conductor, 0)
-
     def holds(self, request: ContentRequest) -> bool:
         """True when the content is complete in this host's cache (a mirror.transfer.BlobTransferer)."""
         try:

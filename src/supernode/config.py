@@ -43,7 +43,7 @@ class SupernodeConfig:
     piece_size: int = DEFAULT_PIECE_SIZE  # base piece size; grows for very large content
     piece_digest: str = piecedigest.DEFAULT_ALGORITHM  # what the seed hashes each piece with
     origin_fetch: str = "peer"  # one of ORIGIN_FETCH_MODES
-    seed_copy_delay: float = 5.0  # seconds after a source peer finished before the seed copies its content
+    seed_copy_delay: float = 5.0  # deprecated, ignored: the seed no longer copies content a peer read
     log_level: str = "info"
     heartbeat_interval_ms: int = 5000  # hosts that miss 3 heartbeats are dropped
     assignment_timeout: float = 30.0  # an unreported assignment then counts as TIMEOUT
@@ -142,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seed-copy-delay",
         default="5",
-        help="seconds after a peer fetched content from its origin before the seed copies it (sooner when "
-        "another peer asks for it)",
+        help="deprecated, ignored (the seed no longer copies content a peer read from its origin: that peer offers "
+        "each piece to the swarm as it stores it)",
     )
     parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     parser.add_argument("--heartbeat-interval", default="5000", help="host heartbeat interval in ms")

@@ -11,16 +11,16 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from dfcommon.address import PeerAddress
+from dfcommon import piecedigest
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, DigestMismatch, InvalidArgument, NotFound, Unavailable
 from dfcommon.identity import display_url, task_id
 from dfcommon.metrics import PIECE_REPORTS
-from dfcommon.pieces import piece_count
+from dfcommon.pieces import MAX_PIECE_SIZE, piece_count, piece_span
 from supernode.config import SupernodeConfig
 from supernode.resource.host import Host
 from supernode.resource.peer import MAX_WINDOW, Peer, PeerState
@@ -38,6 +38,8 @@ MISSED_HEARTBEATS = 3
 MAX_PIECE_NUMBER = 1 << 20
 # Failures blamed on the seed that make it re-read the piece from its disk cache.
 _SEED_SUSPECT = frozenset({Failure.BAD_DIGEST, Failure.PARENT_MISSING_PIECE})
+# Piece sizes a peer reading the origin for the swarm may cut the content into.
+MIN_AUTHOR_PIECE_SIZE = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,20 @@ class Assigned:
 
 @dataclass(frozen=True)
 class GoToSource:
-    """Tell the peer to fetch the origin itself."""
+    """Tell the peer to fetch the origin itself; with offer, to read it for the swarm and report each piece with
+    its digest (piece_digest: the algorithm) as soon as it stored it."""
 
     reason: str
+    offer: bool = False
+    piece_digest: str = ""
+
+
+@dataclass(frozen=True)
+class OriginAnswer:
+    """What the origin answered to the peer that reads it for the swarm."""
+
+    content_length: int
+    piece_size: int
 
 
 @dataclass(frozen=True)
@@ -109,11 +122,9 @@ class Swarm:
         self.uploads = SeedUploads(self.cdn.store, config.seed_upload_slots, self.verified_pieces)
         self.outboxes: dict[str, asyncio.Queue[StreamEvent]] = {}
         self._rechecks: dict[tuple[str, int], asyncio.Task[None]] = {}
-        # The request of a source peer, for the seed's copy once that peer is done (its headers stay in memory).
-        self._source_requests: dict[str, ContentRequest] = {}
-        self._copy_timers: dict[str, asyncio.TimerHandle] = {}
-        # Tasks the seed copies from their source peer, until it answers: their peers hear TaskInfo now and then.
-        self._copying: set[str] = set()
+        # Tasks whose content a peer reads from the origin for the swarm right now: their other peers hear TaskInfo
+        # now and then (news that the swarm is at work while they wait for the next piece).
+        self._reading: set[str] = set()
 
     # Hosts --------------------------------------------------------------------------
 
@@ -157,12 +168,15 @@ class Swarm:
                 self._drop_host(host, NotFound("host missed its heartbeats"))
 
     def _drop_host(self, host: Host, why: DandelionError) -> None:
+        sources = []
         for peer_id in list(host.peer_ids):
             self._end_stream(peer_id, why)
             peer = self.scheduler.peers.get(peer_id)
-            if peer is not None:
-                self._forget_source(peer)
+            if peer is not None and self._forget_source(peer):
+                sources.append(peer.task_id)
         self._deliver(self.scheduler.remove_host(host))
+        for tid in sources:
+            self._replace_reader(tid)
 
     def _host(self, host_id: str) -> Host:
         host = self.scheduler.hosts.get(host_id)
@@ -173,22 +187,24 @@ class Swarm:
     # Tasks --------------------------------------------------------------------------
 
     async def register_task(self, host_id: str, request: ContentRequest) -> tuple[Task, Peer]:
-        """Register a host's download; waits until the origin (or cache) answered, unless the new peer is to fetch
-        the origin itself (origin_fetch "peer": the first peer of content with a digest, told so on its stream)."""
+        """Register a host's download. For content with a digest and origin_fetch "peer", a peer reads the origin
+        for the swarm: the first one to register (told so on its stream), and the others get its pieces as soon as
+        it stored each one (the registration answers at once, the task's length follows on the stream). Otherwise
+        waits until the seed's origin fetch (or cache) answered."""
         host = self._host(host_id)
         host.last_seen = self.clock()
         task = self._task_for(request)
-        if self._wants_source(task):
+        if self._peer_reads(task):
             if task.state is TaskState.FAILED:
                 self._reset(task)
-            peer = self._add_peer(task, host, PeerState.BACK_TO_SOURCE, ", fetching the origin itself")
-            task.source_peer_id = peer.peer_id
-            self._source_requests[task.task_id] = request
-            return task, peer
+            if self._wants_reader(task) and host.address not in task.bad_hosts:
+                peer = self._add_peer(task, host, PeerState.BACK_TO_SOURCE, ", reading the origin for the swarm")
+                self._make_reader(task, peer)
+                return task, peer
+            return task, self._add_peer(task, host, PeerState.RUNNING, "")
         self._start_seed(task, request)
         job = self.cdn.jobs[task.task_id]
-        if task.task_id not in self._copying:  # a copy from a peer answers once it is checked: the stream waits
-            await job.answered.wait()
+        await job.answered.wait()
         if task.state is TaskState.FAILED:
             raise job.error or DandelionError(task.error)
         if host.host_id not in self.scheduler.hosts:
@@ -197,6 +213,8 @@ class Swarm:
 
     def _add_peer(self, task: Task, host: Host, state: PeerState, note: str) -> Peer:
         peer = Peer(uuid.uuid4().hex, task.task_id, host, state=state)
+        if host.address in task.bad_hosts:
+            task.bad_parents.add(peer.peer_id)  # its host gave content that did not match the digest
         self.scheduler.add_peer(task, peer)
         log.info(
             "peer registered task=%s peer=%s host=%s url=%s%s",
@@ -238,24 +256,65 @@ class Swarm:
         job = self.cdn.jobs.get(task.task_id)
         return job is None or (job.done.is_set() and task.state is TaskState.FAILED)
 
-    def _wants_source(self, task: Task) -> bool:
-        """True when a new peer of the task should fetch the origin itself: origin_fetch "peer", content with a
-        digest (which the seed checks when it copies the content from that peer), the seed idle and without a
-        cached copy, and no other peer fetching or holding the origin's content."""
+    def _peer_reads(self, task: Task) -> bool:
+        """True when peers, not the seed, read the task's content from the origin: origin_fetch "peer", content
+        with a digest (each consumer checks it), and the seed idle and without a cached copy."""
         return (
             self.config.origin_fetch == "peer"
             and bool(task.digest)
             and self._seed_idle(task)
-            and self._source(task) is None
             and not self.cdn.store.holds(task.task_id)
         )
 
+    def _wants_reader(self, task: Task) -> bool:
+        """True when nobody reads (or read) the origin for the task and the swarm lacks some piece."""
+        return self._source(task) is None and not self._swarm_holds_all(task)
+
+    @staticmethod
+    def _swarm_holds_all(task: Task) -> bool:
+        """True when every piece has a digest and a trusted holder (whose host heart-beats)."""
+        count = task.piece_count
+        if not task.length_known or len(task.pieces) < count or len(task.counts) < count:
+            return False
+        return all(task.counts[number] > 0 for number in range(count))
+
     def _source(self, task: Task) -> Peer | None:
-        """The peer that fetches (or fetched) the task's content from the origin, while it is usable."""
+        """The peer that reads (or read) the task's content from the origin for the swarm, while it is usable."""
         peer = task.peers.get(task.source_peer_id) if task.source_peer_id else None
         if peer is None or peer.state not in (PeerState.BACK_TO_SOURCE, PeerState.SUCCEEDED):
             return None
         return peer
+
+    def _make_reader(self, task: Task, peer: Peer) -> None:
+        """The peer reads the origin for the swarm from now on (it is told so on its stream)."""
+        task.source_peer_id = peer.peer_id
+        self._reading.add(task.task_id)
+        outbox = self.outboxes.get(peer.peer_id)
+        if outbox is not None:
+            if peer.state is not PeerState.BACK_TO_SOURCE:
+                self._deliver(self.scheduler.set_state(peer, PeerState.BACK_TO_SOURCE))
+            outbox.put_nowait(self._read_for_swarm())
+            log.info("reader task=%s peer=%s: reads the origin for the swarm", task.task_id[:12], peer.peer_id[:12])
+
+    def _read_for_swarm(self) -> GoToSource:
+        return GoToSource("this peer reads the origin for the swarm", True, self.config.piece_digest)
+
+    def _replace_reader(self, tid: str) -> None:
+        """The task's reader is gone or failed: the connected peer that lacks the fewest pieces reads the rest (the
+        next peer to register does, when none is connected)."""
+        task = self.scheduler.tasks.get(tid)
+        if task is None or not self._peer_reads(task) or not self._wants_reader(task):
+            return
+        candidates = [
+            peer
+            for peer in task.peers.values()
+            if peer.state is PeerState.RUNNING
+            and peer.peer_id in self.outboxes
+            and peer.host.address not in task.bad_hosts
+            and not peer.host.unreachable
+        ]
+        if candidates:
+            self._make_reader(task, max(candidates, key=lambda p: p.held_count))
 
     def _reset(self, task: Task) -> None:
         """A failed task starts over."""
@@ -263,21 +322,12 @@ class Swarm:
         task.state, task.error, task.content_length, task.piece_count = TaskState.PENDING, "", -1, 0
 
     def _start_seed(self, task: Task, request: ContentRequest) -> None:
-        """Start the seed's fetch unless it runs or is done: from the origin, or from the source peer."""
+        """Start the seed's origin fetch unless it runs or is done."""
         if not self._seed_idle(task):
             return
         if task.state is TaskState.FAILED:
             self._reset(task)
-        self._source_requests.pop(task.task_id, None)
-        source = self._source(task)
-        if source is None:
-            self.cdn.start(task.task_id, task.url, task.digest, request)
-            return
-        address = PeerAddress(source.peer_id, source.host.ip, source.host.port)
-        self._copying.add(task.task_id)
-        # A source still fetching may hand that fetch over: the seed then serves this peer as it fetches.
-        take_over = source.state is PeerState.BACK_TO_SOURCE
-        self.cdn.start(task.task_id, task.url, task.digest, request, address, take_over)
+        self.cdn.start(task.task_id, task.url, task.digest, request)
 
     def get_task(self, tid: str) -> Task:
         """A known task."""
@@ -286,10 +336,13 @@ class Swarm:
             raise NotFound(f"unknown task {tid[:80]}")
         return task
 
-    def verified_pieces(self, tid: str) -> Sequence[PieceMeta] | None:
+    def verified_pieces(self, tid: str) -> Mapping[int, PieceMeta] | None:
         """Pieces the seed wrote and verified, or None for an unknown task."""
         task = self.scheduler.tasks.get(tid)
-        return None if task is None else task.pieces
+        if task is None:
+            return None
+        seed = task.peers[task.seed_peer_id]
+        return {number: piece for number, piece in task.pieces.items() if seed.holds(number)}
 
     # Peers --------------------------------------------------------------------------
 
@@ -299,7 +352,9 @@ class Swarm:
             raise NotFound(f"unknown peer {peer_id[:80]}")
         return peer
 
-    def open_stream(self, peer_id: str, window: int, reports: list[PieceReport]) -> asyncio.Queue[StreamEvent]:
+    def open_stream(
+        self, peer_id: str, window: int, reports: list[PieceReport], origin: OriginAnswer | None = None
+    ) -> asyncio.Queue[StreamEvent]:
         """A peer opened SyncPieces: returns the queue of what to send it."""
         peer = self._peer(peer_id)
         task = self.scheduler.tasks[peer.task_id]
@@ -307,13 +362,13 @@ class Swarm:
         self._end_stream(peer_id, DandelionError("replaced by a newer stream"))
         outbox: asyncio.Queue[StreamEvent] = asyncio.Queue()
         self.outboxes[peer_id] = outbox
-        outbox.put_nowait(TaskChanged(task))
         if task.source_peer_id == peer_id and peer.state is PeerState.BACK_TO_SOURCE:
-            outbox.put_nowait(GoToSource("this peer fetches the origin for the swarm; the seed copies it from here"))
-            log.info(
-                "stream opened task=%s peer=%s: fetching the origin for the swarm", task.task_id[:12], peer_id[:12]
-            )
+            self._take_authored(task, peer, reports, origin)
+            outbox.put_nowait(TaskChanged(task))
+            outbox.put_nowait(self._read_for_swarm())
+            log.info("stream opened task=%s peer=%s: reads the origin for the swarm", task.task_id[:12], peer_id[:12])
             return outbox
+        outbox.put_nowait(TaskChanged(task))
         if peer.state in (PeerState.FAILED, PeerState.BACK_TO_SOURCE):
             peer.state = PeerState.RUNNING
         self._deliver(self.scheduler.report(peer, reports))
@@ -324,12 +379,20 @@ class Swarm:
             self._fail_peer(task, peer)
         elif not self._complete(task, peer):
             self._deliver(self.scheduler.connect(peer, window))
+            if self._peer_reads(task) and self._wants_reader(task):
+                self._replace_reader(task.task_id)
         return outbox
 
     def stream_update(
-        self, peer_id: str, outbox: asyncio.Queue[StreamEvent], window: int, reports: list[PieceReport]
+        self,
+        peer_id: str,
+        outbox: asyncio.Queue[StreamEvent],
+        window: int,
+        reports: list[PieceReport],
+        origin: OriginAnswer | None = None,
     ) -> None:
-        """A message on a peer's stream: results and maybe a new window."""
+        """A message on a peer's stream: results and maybe a new window (and, from the task's reader, what the
+        origin answered and the digests of the pieces it stored)."""
         if self.outboxes.get(peer_id) is not outbox:
             return
         peer = self._peer(peer_id)
@@ -339,11 +402,54 @@ class Swarm:
         self._check_reports(task, reports)
         if window:
             peer.window = min(window, MAX_WINDOW)
+        if task.source_peer_id == peer_id and peer.state is PeerState.BACK_TO_SOURCE:
+            self._take_authored(task, peer, reports, origin)
+            return
         self._deliver(self.scheduler.report(peer, reports))
         if peer.state is PeerState.RUNNING and self.scheduler.hopeless(peer):
             self._to_source(task, peer, "its piece fetches keep failing: no parent can serve it")
             return
         self._complete(task, peer)
+
+    def _take_authored(self, task: Task, reader: Peer, reports: list[PieceReport], origin: OriginAnswer | None) -> None:
+        """The reader's news: the origin's answer (length and piece size), and pieces it stored, each offered to the
+        swarm at once with the digest the reader computed."""
+        if origin is not None:
+            self._origin_answered(task, origin)
+        offered = []
+        for report in reports:
+            if not (report.success and not report.parent_id and report.digest):
+                continue
+            if piecedigest.parse(report.digest) is None:
+                raise InvalidArgument(f"piece {report.number} has an unusable digest {report.digest[:80]!r}")
+            if not task.length_known or task.piece_size == 0:
+                raise InvalidArgument("a piece was reported before the origin's answer (SyncPiecesRequest.origin)")
+            if report.number >= task.piece_count:
+                raise InvalidArgument(f"piece {report.number} out of range: task has {task.piece_count} pieces")
+            offset, size = piece_span(report.number, task.content_length, task.piece_size)
+            piece = PieceMeta(report.number, offset, size, report.digest)
+            offered.extend(self.scheduler.piece_authored(task, reader, piece))
+        self._deliver(offered)
+
+    def _origin_answered(self, task: Task, origin: OriginAnswer) -> None:
+        length, piece_size = origin.content_length, origin.piece_size
+        if not MIN_AUTHOR_PIECE_SIZE <= piece_size <= MAX_PIECE_SIZE or length < -1:
+            raise InvalidArgument(f"origin answer out of range: length {length}, piece size {piece_size}")
+        if length >= 0 and piece_count(length, piece_size) > MAX_PIECE_NUMBER:
+            raise InvalidArgument(f"content of {length} bytes in pieces of {piece_size} has too many pieces")
+        if task.length_known and (length, piece_size) != (task.content_length, task.piece_size):
+            if task.pieces:
+                raise InvalidArgument(
+                    f"origin answer {length}/{piece_size} differs from the task's {task.content_length}/"
+                    f"{task.piece_size}"
+                )
+        elif task.length_known or length < 0:
+            return
+        task.content_length, task.piece_size = length, piece_size
+        task.piece_count = piece_count(length, piece_size)
+        task.state = TaskState.RUNNING
+        log.info("reader answered task=%s length=%d piece_size=%d", task.task_id[:12], length, piece_size)
+        self._broadcast(task)
 
     def close_stream(self, peer_id: str, outbox: asyncio.Queue[StreamEvent]) -> None:
         """The peer's stream ended."""
@@ -356,17 +462,24 @@ class Swarm:
             log.info("stream closed task=%s peer=%s held=%d", peer.task_id[:12], peer_id[:12], peer.held_count)
 
     def report_result(
-        self, peer_id: str, success: bool, error: str, from_peers: int, from_origin: int, duration_ms: int
+        self,
+        peer_id: str,
+        success: bool,
+        error: str,
+        from_peers: int,
+        from_origin: int,
+        duration_ms: int,
+        digest_mismatch: bool = False,
     ) -> None:
-        """A peer finished or gave up."""
+        """A peer finished or gave up (digest_mismatch: its content did not match the digest although every piece
+        matched the digest it was given)."""
         peer = self._peer(peer_id)
         state = PeerState.SUCCEEDED if success else PeerState.FAILED
         self._deliver(self.scheduler.set_state(peer, state))
         task = self.scheduler.tasks[peer.task_id]
         if task.source_peer_id == peer_id:
-            if success:
-                self._schedule_copy(task)
-            else:
+            self._reading.discard(task.task_id)
+            if not success:
                 self._forget_source(peer)
         log.info(
             "peer result task=%s peer=%s success=%s from_peers=%d from_origin=%d ms=%d%s",
@@ -378,22 +491,54 @@ class Swarm:
             duration_ms,
             f" error={error[:200]}" if error else "",
         )
+        if digest_mismatch and not success and task.peer_authored:
+            self._distrust_authors(task)
+        elif task.source_peer_id == "" and not success:
+            self._replace_reader(task.task_id)
 
     def leave_task(self, peer_id: str) -> None:
         """A peer leaves its task."""
         peer = self._peer(peer_id)
         self._end_stream(peer_id, None)
-        self._forget_source(peer)
+        was_source = self._forget_source(peer)
         self._deliver(self.scheduler.remove_peer(peer))
         log.info("peer left task=%s peer=%s", peer.task_id[:12], peer_id[:12])
+        if was_source:
+            self._replace_reader(peer.task_id)
 
-    def _forget_source(self, peer: Peer) -> None:
-        """A peer goes away: if it was its task's source, the next peer to register fetches the origin (a copy
-        from it that runs fails and falls back to the origin by itself)."""
+    def _forget_source(self, peer: Peer) -> bool:
+        """A peer goes away: True if it was its task's reader (another is chosen once it is gone)."""
         task = self.scheduler.tasks.get(peer.task_id)
-        if task is not None and task.source_peer_id == peer.peer_id:
+        if task is None or task.source_peer_id != peer.peer_id:
+            return False
+        task.source_peer_id = ""
+        self._reading.discard(task.task_id)
+        return True
+
+    def _distrust_authors(self, task: Task) -> None:
+        """A consumer's content did not match the task's digest although every piece matched the digests the
+        task's authors gave: those authors (and their hosts) are no longer trusted, no piece is offered until a new
+        reader gives digests again, and the task's peers fetch what they lack from the origin themselves."""
+        authors = [task.peers[a] for a in task.authors if a in task.peers]
+        for author in authors:
+            task.bad_hosts.add(author.host.address)
+        log.warning(
+            "content digest mismatch task=%s: distrusting the peers that read the origin %s",
+            task.task_id[:12],
+            ", ".join(a.peer_id[:12] for a in authors) or "(gone)",
+        )
+        for author in authors:
+            self.scheduler.distrust(task, author)
+        self.scheduler.forget_pieces(task)
+        if task.source_peer_id:
+            self._reading.discard(task.task_id)
             task.source_peer_id = ""
-            self._source_requests.pop(task.task_id, None)
+        task.state = TaskState.FAILED
+        task.error = "its content did not match the digest; the peer that read the origin is no longer trusted"
+        self._broadcast(task)
+        for peer in list(task.peers.values()):
+            if not peer.is_seed and peer.state is PeerState.RUNNING:
+                self._to_source(task, peer, task.error)
 
     def _check_reports(self, task: Task, reports: list[PieceReport]) -> None:
         limit = task.piece_count if task.length_known else MAX_PIECE_NUMBER
@@ -406,7 +551,7 @@ class Swarm:
     def _recheck_seed(self, task: Task, number: int) -> None:
         """A peer blames the seed for a piece: read it back; fail the seed if it is gone or corrupted."""
         key = (task.task_id, number)
-        if key in self._rechecks or number >= len(task.pieces):
+        if key in self._rechecks or number not in task.pieces:
             return
         self._rechecks[key] = asyncio.get_running_loop().create_task(self._recheck(task, task.pieces[number]))
 
@@ -415,7 +560,7 @@ class Swarm:
             intact = await asyncio.to_thread(self.cdn.store.verify_piece, task.task_id, piece)
         finally:
             self._rechecks.pop((task.task_id, piece.number), None)
-        if intact or piece.number >= len(task.pieces) or task.pieces[piece.number] != piece:
+        if intact or task.pieces.get(piece.number) != piece:
             return
         log.error("seed piece corrupted task=%s piece=%d", task.task_id[:12], piece.number)
         await asyncio.to_thread(self.cdn.store.discard, task.task_id)
@@ -428,7 +573,7 @@ class Swarm:
         not hash it again (seed_done completes the peers that wait for it)."""
         if not task.is_complete(peer):
             return False
-        if task.digest and task.state in (TaskState.PENDING, TaskState.RUNNING):
+        if task.digest and not task.peer_authored and task.state in (TaskState.PENDING, TaskState.RUNNING):
             return True
         if peer.state is PeerState.RUNNING:
             self._deliver(self.scheduler.set_state(peer, PeerState.SUCCEEDED))
@@ -477,56 +622,10 @@ class Swarm:
             if outbox is not None:
                 outbox.put_nowait(TaskChanged(task))
 
-    def _schedule_copy(self, task: Task) -> None:
-        """The source peer is done: the seed copies its content after seed_copy_delay (unless another peer's
-        registration started the copy already), so the host that just fetched it is not slowed down meanwhile."""
-        if task.task_id in self._copy_timers or not self._seed_idle(task):
-            return
-        loop = asyncio.get_running_loop()
-        self._copy_timers[task.task_id] = loop.call_later(self.config.seed_copy_delay, self._copy_now, task.task_id)
-
-    def _copy_now(self, tid: str) -> None:
-        self._copy_timers.pop(tid, None)
-        task = self.scheduler.tasks.get(tid)
-        request = self._source_requests.get(tid)
-        if task is None or request is None or not self._seed_idle(task) or self._source(task) is None:
-            return
-        self._start_seed(task, request)
-
     # Seed listener ------------------------------------------------------------------
-
-    def source_holds(self, tid: str, peer_id: str) -> None:
-        """The seed's copy from the source peer matched the digest: the same bytes are that peer's, in the same
-        pieces, so it becomes a parent of every piece (it told the seed its piece size)."""
-        task = self.scheduler.tasks.get(tid)
-        peer = task.peers.get(peer_id) if task is not None else None
-        if task is None or peer is None or peer.state not in (PeerState.BACK_TO_SOURCE, PeerState.SUCCEEDED):
-            return
-        reports = [PieceReport(number, "", True) for number in range(task.piece_count)]
-        self._deliver(self.scheduler.report(peer, reports))
-        log.info("source peer holds task=%s peer=%s pieces=%d", tid[:12], peer_id[:12], task.piece_count)
-
-    def source_handed_over(self, tid: str, peer_id: str) -> None:
-        """The source peer stopped its origin fetch early, for the seed to fetch the origin (and serve every peer
-        as it does); that peer registers again for the rest."""
-        self._copying.discard(tid)
-        task = self.scheduler.tasks.get(tid)
-        if task is not None and task.source_peer_id == peer_id:
-            task.source_peer_id = ""
-            self._source_requests.pop(tid, None)
-        log.info("source peer handed the origin fetch over task=%s peer=%s", tid[:12], peer_id[:12])
-
-    def source_failed(self, tid: str, peer_id: str, error: DandelionError) -> None:
-        """The seed could not copy the content from its source peer: that peer is its source no longer."""
-        self._copying.discard(tid)
-        task = self.scheduler.tasks.get(tid)
-        if task is not None and task.source_peer_id == peer_id:
-            task.source_peer_id = ""
-        log.warning("source peer dropped task=%s peer=%s: %s", tid[:12], peer_id[:12], error)
 
     def seed_answered(self, tid: str, content_length: int, piece_size: int) -> None:
         """The origin answered."""
-        self._copying.discard(tid)
         task = self.scheduler.tasks[tid]
         task.content_length = content_length
         task.piece_size = piece_size
@@ -554,7 +653,6 @@ class Swarm:
 
     def seed_failed(self, tid: str, error: DandelionError) -> None:
         """The seed's fetch failed: peers fetch the origin themselves, or stop on a digest mismatch."""
-        self._copying.discard(tid)
         task = self.scheduler.tasks[tid]
         task.state = TaskState.FAILED
         task.error = str(error)
@@ -570,20 +668,16 @@ class Swarm:
             self._end_stream(peer_id, Unavailable("supernode is shutting down"))
         for recheck in self._rechecks.values():
             recheck.cancel()
-        for timer in self._copy_timers.values():
-            timer.cancel()
-        self._copy_timers.clear()
-        self._source_requests.clear()
 
     # Timers -------------------------------------------------------------------------
 
-    def _tell_copy_waiters(self) -> None:
-        """Peers waiting for a copy from a source peer (which the seed offers only once it is checked) hear the
-        task again now and then: to them that is news that the swarm is still at work."""
-        for tid in list(self._copying):
+    def _tell_waiters(self) -> None:
+        """Peers of a task whose origin a peer reads for the swarm hear the task again now and then: to them that
+        is news that the swarm is still at work while they wait for the next piece."""
+        for tid in list(self._reading):
             task = self.scheduler.tasks.get(tid)
             if task is None:
-                self._copying.discard(tid)
+                self._reading.discard(tid)
             else:
                 self._broadcast(task)
 
@@ -598,6 +692,6 @@ class Swarm:
                 if self.clock() - last_sweep >= self.config.heartbeat_interval_ms / 1000:
                     last_sweep = self.clock()
                     self.sweep_hosts()
-                    self._tell_copy_waiters()
+                    self._tell_waiters()
             except Exception:
                 log.exception("timer failed")

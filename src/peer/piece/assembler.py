@@ -38,20 +38,25 @@ class PieceAssembler:
         """Make the piece end at what arrived (the last piece of content whose length was unknown)."""
         self.piece = replace(self.piece, size=self.received)
 
-    def verify_and_write(self, store: TaskStore) -> None:
-        """Blocking: check the digest, then write; DigestMismatch (nothing written) when it does not match."""
+    def verify_and_write(self, store: TaskStore, algorithm: str = "") -> str:
+        """Blocking: check the digest, then write; DigestMismatch (nothing written) when it does not match. Returns
+        the piece's digest: the one it was checked against, else one computed with algorithm ("" without)."""
         if not self.full:
             raise ValueError(f"piece {self.piece.number} is incomplete")
         chunks, self._chunks = self._chunks, []
+        digest = ""
         if self.piece.digest:
             parsed = piecedigest.parse(self.piece.digest)
             if parsed is None:
                 raise DigestMismatch(f"piece {self.piece.number} has an unusable digest {self.piece.digest[:80]!r}")
-            actual = piecedigest.digest_of(parsed[0], chunks)
-            if actual != f"{parsed[0]}:{parsed[1]}":
-                raise DigestMismatch(f"piece {self.piece.number} is {actual}, want {self.piece.digest}")
+            digest = piecedigest.digest_of(parsed[0], chunks)
+            if digest != f"{parsed[0]}:{parsed[1]}":
+                raise DigestMismatch(f"piece {self.piece.number} is {digest}, want {self.piece.digest}")
+        elif algorithm:
+            digest = piecedigest.digest_of(algorithm, chunks)
         store.write_piece(self.piece.number, chunks)
+        return digest
 
-    async def store(self, store: TaskStore) -> None:
+    async def store(self, store: TaskStore, algorithm: str = "") -> str:
         """verify_and_write in a worker thread."""
-        await asyncio.to_thread(self.verify_and_write, store)
+        return await asyncio.to_thread(self.verify_and_write, store, algorithm)

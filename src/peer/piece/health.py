@@ -70,8 +70,8 @@ class SwarmHealth:
             self.parent_failures += 1
 
     def news(self) -> None:
-        """The supernode told the task's state (e.g. while the seed copies the content from its first peer): the
-        swarm is at work, so the stall timeout starts again."""
+        """The supernode told the task's state (e.g. while a peer reads the origin for the swarm): the swarm is at
+        work, so the stall timeout starts again."""
         self.last_progress = self.clock()
 
     def ready(self, parent_peer_id: str) -> bool:

@@ -57,6 +57,11 @@ class FetchQueue:
         self.active += 1
         return parent, group
 
+    def clear(self) -> None:
+        """Drop every queued piece (streams already handed out stay counted until released)."""
+        self._pending.clear()
+        self._queued.clear()
+
     def release(self) -> None:
         """A stream finished."""
         self.active = max(0, self.active - 1)

@@ -48,6 +48,11 @@ class Host:
     _sent: int = 0  # bytes delivered in the current sample
 
     @property
+    def address(self) -> str:
+        """Where its peers serve pieces, "ip:port" (stays the same when the host registers again)."""
+        return f"{self.ip}:{self.port}"
+
+    @property
     def capacity(self) -> int:
         """Pieces this host may be serving at once by its upload slots."""
         return self.upload_slots * PIECES_PER_SLOT

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class PieceMeta:
-    """One piece as the seed wrote and verified it."""
+    """One piece with the digest peers check it against: written by the seed, or by the peer that read the origin
+    for the swarm (the task's author)."""
 
     number: int
     offset: int
@@ -36,3 +37,4 @@ class PieceReport:
     parent_id: str
     success: bool
     failure: Failure = Failure.NONE
+    digest: str = ""  # the piece's digest, from a peer that read it from the origin for the swarm

@@ -37,7 +37,9 @@ class Task:
     piece_size: int = 0
     piece_count: int = 0
     error: str = ""
-    pieces: list[PieceMeta] = field(default_factory=list)
+    # Piece number -> the piece and its digest, as the seed or the author (a peer that read the origin) gave it:
+    # only these pieces are offered.
+    pieces: dict[int, PieceMeta] = field(default_factory=dict)
     peers: dict[str, Peer] = field(default_factory=dict)
     holders: list[set[str]] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
@@ -53,8 +55,12 @@ class Task:
     # Per piece, how many free parents other than the seed hold it; and the pieces where that is > 0.
     free_counts: list[int] = field(default_factory=list)
     peer_servable: int = 0
-    # The peer fetching the content from its origin for the swarm (origin_fetch "peer"); "" when the seed does.
+    # The peer reading the content from its origin for the swarm (origin_fetch "peer"); "" when the seed does.
     source_peer_id: str = ""
+    # Peers whose piece digests are in `pieces` (readers of the origin for the swarm), and the hosts (Host.address)
+    # of authors whose content did not match the task's digest: their peers are never chosen again, nor readers.
+    authors: set[str] = field(default_factory=set)
+    bad_hosts: set[str] = field(default_factory=set)
 
     @property
     def length_known(self) -> bool:
@@ -63,8 +69,15 @@ class Task:
 
     @property
     def seed_pieces(self) -> int:
-        """Pieces the seed has written and verified."""
-        return len(self.pieces)
+        """Pieces the seed holds, written and verified."""
+        seed = self.peers.get(self.seed_peer_id)
+        return seed.held_count if seed is not None else 0
+
+    @property
+    def peer_authored(self) -> bool:
+        """True when the piece digests come from a peer that read the origin (so only each consumer's own check of
+        the whole digest vouches for the content), not from the seed."""
+        return bool(self.authors)
 
     def is_complete(self, peer: Peer) -> bool:
         """True when the peer holds every piece of a task whose length is known."""

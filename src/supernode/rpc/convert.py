@@ -12,6 +12,7 @@ from supernode.resource.peer import Peer
 from supernode.resource.piece import Failure, PieceReport
 from supernode.resource.task import Task
 from supernode.scheduling.scheduler import Assignment
+from supernode.swarm import OriginAnswer
 
 
 def content_request(meta: common_pb2.UrlMeta) -> ContentRequest:
@@ -97,5 +98,14 @@ def reports(results: list[scheduler_pb2.PieceResult]) -> list[PieceReport]:
     out = []
     for r in results:
         failure = Failure(r.failure) if r.failure in Failure._value2member_map_ else Failure.LOCAL
-        out.append(PieceReport(r.piece_number, r.parent_peer_id, r.success, Failure.NONE if r.success else failure))
+        out.append(
+            PieceReport(r.piece_number, r.parent_peer_id, r.success, Failure.NONE if r.success else failure, r.digest)
+        )
     return out
+
+
+def origin_answer(request: scheduler_pb2.SyncPiecesRequest) -> OriginAnswer | None:
+    """What the origin answered to the task's reader, when the message says."""
+    if not request.HasField("origin"):
+        return None
+    return OriginAnswer(request.origin.content_length, request.origin.piece_size)

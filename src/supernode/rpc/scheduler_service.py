@@ -71,7 +71,9 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             first = await anext(request_iterator)
             peer_id = validate.ident(first.peer_id, "peer_id")
             validate.sync_request(first)
-            outbox = self.swarm.open_stream(peer_id, first.window, convert.reports(list(first.results)))
+            outbox = self.swarm.open_stream(
+                peer_id, first.window, convert.reports(list(first.results)), convert.origin_answer(first)
+            )
         except StopAsyncIteration:
             return
         except (DandelionError, Exception) as err:
@@ -109,7 +111,13 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                 if request.peer_id and request.peer_id != peer_id:
                     raise InvalidArgument("peer_id changed within the stream")
                 validate.sync_request(request)
-                self.swarm.stream_update(peer_id, outbox, request.window, convert.reports(list(request.results)))
+                self.swarm.stream_update(
+                    peer_id,
+                    outbox,
+                    request.window,
+                    convert.reports(list(request.results)),
+                    convert.origin_answer(request),
+                )
         except DandelionError as err:
             outbox.put_nowait(StreamEnd(err))
             return
@@ -135,6 +143,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             request.bytes_from_peers,
             request.bytes_from_origin,
             request.duration_ms,
+            request.content_digest_mismatch,
         )
         return scheduler_pb2.ReportPeerResultResponse()
 
@@ -202,7 +211,9 @@ def _messages(events: list[StreamEvent]) -> list[tuple[scheduler_pb2.SyncPiecesR
         if isinstance(event, TaskChanged):
             out.append((scheduler_pb2.SyncPiecesResponse(task=convert.task_info(event.task)), None))
         elif isinstance(event, GoToSource):
-            reason = scheduler_pb2.BackToSource(reason=event.reason[:1000])
+            reason = scheduler_pb2.BackToSource(
+                reason=event.reason[:1000], offer_pieces=event.offer, piece_digest=event.piece_digest
+            )
             out.append((scheduler_pb2.SyncPiecesResponse(back_to_source=reason), None))
         else:
             out.append((None, event))

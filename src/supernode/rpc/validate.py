@@ -23,6 +23,7 @@ MAX_FILTERED_PARAMS = 64
 MAX_NAME = 256
 MAX_RESULTS = 8192
 MAX_UPLOAD_SLOTS = 1024
+MAX_DIGEST = 100  # "<algorithm>:<hex>" of a piece
 DEFAULT_UPLOAD_SLOTS = 8
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
@@ -98,3 +99,5 @@ def sync_request(request: scheduler_pb2.SyncPiecesRequest) -> None:
     for result in request.results:
         if len(result.parent_peer_id) > MAX_ID:
             raise InvalidArgument(f"parent_peer_id is longer than {MAX_ID} characters")
+        if len(result.digest) > MAX_DIGEST:
+            raise InvalidArgument(f"a piece digest is longer than {MAX_DIGEST} characters")

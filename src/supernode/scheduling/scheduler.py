@@ -218,10 +218,16 @@ class Scheduler:
 
     def piece_written(self, task: Task, piece: PieceMeta) -> list[Assignment]:
         """The seed wrote and verified a piece: offer it."""
-        if piece.number == len(task.pieces):
-            task.pieces.append(piece)
+        task.pieces.setdefault(piece.number, piece)
         seed = task.peers[task.seed_peer_id]
         return self._hold(task, seed, piece.number)
+
+    def piece_authored(self, task: Task, author: Peer, piece: PieceMeta) -> list[Assignment]:
+        """The peer reading the origin for the swarm stored a piece and gave its digest: offer it from there (a
+        digest known already stays: every consumer checks the whole content anyway)."""
+        task.pieces.setdefault(piece.number, piece)
+        task.authors.add(author.peer_id)
+        return self._hold(task, author, piece.number)
 
     def report(self, peer: Peer, reports: Iterable[PieceReport]) -> list[Assignment]:
         """Apply a batch of piece results from a peer, then top up its window."""
@@ -325,17 +331,33 @@ class Scheduler:
 
     def reset_seed(self, task: Task) -> None:
         """The seed starts over (a new origin fetch): its pieces are no longer offered."""
-        seed = task.peers[task.seed_peer_id]
-        self._drop_uploads(seed)
-        held = seed.held
+        self._forget_held(task, task.peers[task.seed_peer_id])
+        task.pieces.clear()
+
+    def forget_pieces(self, task: Task) -> None:
+        """The task's piece digests are not to be trusted (its content did not match its digest): no piece is offered
+        from anywhere until a new author or the seed gives digests again."""
+        for peer in list(task.peers.values()):
+            self._forget_held(task, peer)
+        task.pieces.clear()
+        task.authors.clear()
+
+    def _forget_held(self, task: Task, peer: Peer) -> None:
+        """The peer is no longer a holder of any piece (its uploads are cancelled)."""
+        self._drop_uploads(peer)
+        held = peer.held
+        if peer.is_seed:  # the seed's pieces are not in free_counts (see _servable)
+            while held:
+                low = held & -held
+                task.remove_holder(low.bit_length() - 1, peer.peer_id)
+                held ^= low
+            peer.held = 0
+            peer.held_count = 0
         while held:
             low = held & -held
-            task.remove_holder(low.bit_length() - 1, seed.peer_id)
+            self._unhold(task, peer, low.bit_length() - 1)
             held ^= low
-        seed.held = 0
-        seed.held_count = 0
-        task.pieces.clear()
-        self._update_free(task, seed)
+        self._update_free(task, peer)
 
     # Assignment ---------------------------------------------------------------------
 
@@ -361,13 +383,14 @@ class Scheduler:
                 low = part & -part
                 part ^= low
                 number = low.bit_length() - 1
-                if number >= len(task.pieces):
-                    continue  # held by peers but not yet known to the seed: no digest to give
+                piece = task.pieces.get(number)
+                if piece is None:
+                    continue  # held by peers, but no digest to give for it (yet)
                 parent = self._choose_parent(task, peer, number)
                 if parent is None or (parent.is_seed and task.seed_inflight.get(number, 0) >= SEED_FANOUT):
                     misses += 1
                     continue
-                out.append(self._assign(peer, parent, task.pieces[number]))
+                out.append(self._assign(peer, parent, piece))
                 free -= 1
             if free <= 0 or misses >= MISS_LIMIT:
                 break
@@ -532,7 +555,7 @@ class Scheduler:
         if not report.success and parent is not None and report.failure in _PARENT_FAULTS:
             parent.uploads_failed += 1
             if report.failure is Failure.BAD_DIGEST and not parent.is_seed:
-                out.extend(self._distrust(task, parent))
+                out.extend(self.distrust(task, parent))
             elif report.failure is Failure.PARENT_UNAVAILABLE and not parent.host.unreachable:
                 self._mark_unreachable(parent.host)
             elif report.failure is Failure.PARENT_MISSING_PIECE and not parent.is_seed:
@@ -557,7 +580,7 @@ class Scheduler:
             self._seed_failures[host.host_id] = failures
             self._cooling[host.host_id] = (self.clock() + SEED_COOLDOWN.delay(failures, lambda: 0.0), host)
 
-    def _distrust(self, task: Task, parent: Peer) -> list[Assignment]:
+    def distrust(self, task: Task, parent: Peer) -> list[Assignment]:
         """A parent served bad bytes: never choose it again for this task, forget its pieces."""
         if parent.peer_id in task.bad_parents:
             return []

@@ -9,13 +9,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dfcommon.address import PeerAddress
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError, Unavailable
 from dfcommon.piecedigest import DEFAULT_ALGORITHM
 from supernode.resource.piece import PieceMeta
 from supernode.seed.origin import FetchResult, OriginFetcher
-from supernode.seed.peer_copy import HandedOver, PeerCopier
 from supernode.seed.store import SeedStore
 
 log = logging.getLogger(__name__)
@@ -36,15 +34,6 @@ class SeedListener(Protocol):
     def seed_failed(self, task_id: str, error: DandelionError) -> None:
         """The fetch failed; nothing of it is served any more."""
 
-    def source_failed(self, task_id: str, peer_id: str, error: DandelionError) -> None:
-        """The copy from a source peer failed: that peer is no longer the content's source."""
-
-    def source_handed_over(self, task_id: str, peer_id: str) -> None:
-        """The source peer stopped its origin fetch: the seed fetches the origin now."""
-
-    def source_holds(self, task_id: str, peer_id: str) -> None:
-        """The copy from a source peer matched the digest, and that peer holds the content in the task's pieces."""
-
 
 @dataclass(eq=False)
 class FetchJob:
@@ -60,18 +49,15 @@ class FetchJob:
 
 @dataclass(frozen=True)
 class _Order:
-    """What one job fetches and from where (request.headers are for the origin only, kept in memory only)."""
+    """What one job fetches (request.headers are for the origin only, kept in memory only)."""
 
     url: str
     digest: str
     request: ContentRequest
-    source: PeerAddress | None  # copy from this peer (it fetched the origin), else fetch the origin
-    take_over: bool  # the source still fetches: it may hand that over
 
 
 class Cdn:
-    """Starts and tracks fetch jobs, writing through SeedStore: from the origin, or copied from the peer that
-    fetched the origin (falling back to the origin when that peer cannot be read from at all)."""
+    """Starts and tracks fetch jobs, writing through SeedStore: from the disk cache, else from the origin."""
 
     def __init__(
         self,
@@ -80,30 +66,19 @@ class Cdn:
         piece_base: int,
         listener: SeedListener,
         piece_digest: str = DEFAULT_ALGORITHM,
-        copier: PeerCopier | None = None,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
-        self.copier = copier if copier is not None else PeerCopier(fetcher.writers)
         self.piece_base = piece_base
         self.piece_digest = piece_digest
         self.listener = listener
         self.jobs: dict[str, FetchJob] = {}
 
-    def start(
-        self,
-        task_id: str,
-        url: str,
-        digest: str,
-        request: ContentRequest,
-        source: PeerAddress | None = None,
-        take_over: bool = False,
-    ) -> FetchJob:
-        """Start a fetch job, copying from source when given, or taking its origin fetch over (the request's
-        headers live only in this job's memory: they are needed for the origin only)."""
+    def start(self, task_id: str, url: str, digest: str, request: ContentRequest) -> FetchJob:
+        """Start a fetch job (the request's headers live only in this job's memory: they are for the origin only)."""
         job = FetchJob(task_id)
         self.jobs[task_id] = job
-        order = _Order(url, digest, request, source, take_over)
+        order = _Order(url, digest, request)
         job.runner = asyncio.create_task(self._run(job, order), name=f"seed-{task_id[:12]}")
         return job
 
@@ -141,11 +116,8 @@ class Cdn:
         fd = await asyncio.to_thread(self.store.create, tid)
         try:
             sink = _Sink(self.listener, job)
-            if order.source is not None:
-                result = await self._copy(job, order, order.source, fd, sink)
-            else:
-                log.info("seed fetch task=%s url=%s", tid[:12], order.url)
-                result = await self.fetcher.fetch(order.request, fd, self.piece_base, sink, self.piece_digest)
+            log.info("seed fetch task=%s url=%s", tid[:12], order.url)
+            result = await self.fetcher.fetch(order.request, fd, self.piece_base, sink, self.piece_digest)
             await asyncio.to_thread(
                 self.store.write_meta,
                 tid,
@@ -161,35 +133,6 @@ class Cdn:
             os.close(fd)
         log.info("seed complete task=%s length=%d pieces=%d", tid[:12], result.content_length, len(result.pieces))
         self.listener.seed_done(tid, result)
-
-    async def _copy(self, job: FetchJob, order: _Order, source: PeerAddress, fd: int, sink: _Sink) -> FetchResult:
-        """Copy from the source peer and offer the content only once it matched the digest; when the copy fails,
-        nothing was offered: fetch the origin instead. With take_over, a source still early in its origin fetch
-        stops it, and the seed fetches the origin at once (offering each piece as it is written)."""
-        tid, url, request = job.task_id, order.url, order.request
-        log.info("seed copy task=%s url=%s from peer=%s at %s", tid[:12], url, source.peer_id[:12], source.target)
-        held = _HeldSink()
-        try:
-            result = await self.copier.copy(
-                source, tid, order.digest, fd, self.piece_base, held, self.piece_digest, order.take_over
-            )
-        except HandedOver:
-            log.info("seed fetch task=%s url=%s: peer=%s handed the origin over", tid[:12], url, source.peer_id[:12])
-            self.listener.source_handed_over(tid, source.peer_id)
-            return await self.fetcher.fetch(request, fd, self.piece_base, sink, self.piece_digest)
-        except DandelionError as err:
-            log.warning("seed copy task=%s from peer=%s failed: %s", tid[:12], source.peer_id[:12], err)
-            self.listener.source_failed(tid, source.peer_id, err)
-        else:
-            sink.answered(held.content_length, held.piece_size)
-            for piece in held.pieces:
-                sink.piece_written(piece)
-            if result.source_piece_size == result.piece_size:
-                self.listener.source_holds(tid, source.peer_id)
-            return result
-        await asyncio.to_thread(os.ftruncate, fd, 0)
-        log.info("seed fetch task=%s url=%s (instead of the copy)", tid[:12], url)
-        return await self.fetcher.fetch(request, fd, self.piece_base, sink, self.piece_digest)
 
     async def close(self) -> None:
         """Cancel running jobs."""
@@ -212,19 +155,3 @@ class _Sink:
 
     def piece_written(self, piece: PieceMeta) -> None:
         self.listener.seed_piece(self.job.task_id, piece)
-
-
-class _HeldSink:
-    """Keeps what a copy from a peer reports until the copy matched the digest."""
-
-    def __init__(self) -> None:
-        self.content_length = -1
-        self.piece_size = 0
-        self.pieces: list[PieceMeta] = []
-
-    def answered(self, content_length: int, piece_size: int) -> None:
-        self.content_length = content_length
-        self.piece_size = piece_size
-
-    def piece_written(self, piece: PieceMeta) -> None:
-        self.pieces.append(piece)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
 
@@ -83,7 +83,7 @@ def _frame(fd: SharedFd, number: int, piece_offset: int, start: int, size: int) 
 class SeedUploads:
     """Streams verified pieces of the seed's content files."""
 
-    def __init__(self, store: SeedStore, slots: int, verified: Callable[[str], Sequence[PieceMeta] | None]) -> None:
+    def __init__(self, store: SeedStore, slots: int, verified: Callable[[str], Mapping[int, PieceMeta] | None]) -> None:
         self.store = store
         self.pool = SlotPool(POOL, slots, f"seed upload slots busy ({slots})")
         self._verified = verified
@@ -104,7 +104,7 @@ class SeedUploads:
             raise NotFound(f"unknown task {task_id[:80]}")
         wanted = []
         for number in numbers:
-            if number >= len(pieces):
+            if number not in pieces:
                 raise NotFound(f"piece {number} of task {task_id[:12]} is not held by the seed")
             wanted.append(pieces[number])
         with self.pool.hold():

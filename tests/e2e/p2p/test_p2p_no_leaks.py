@@ -1,4 +1,4 @@
-"""Upload slots and StreamTask streams come back on every way a call ends, against real processes: the
+"""Upload slots come back on every way a call ends, against real processes: the
 dandelion_slots_busy gauge of each pool returns to 0 after cancelled, stalled, expired, killed, malformed,
 failing and refused calls, and the servers still serve."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 from dandelion.common.v1 import common_pb2
-from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
+from dandelion.peer.v1 import peer_pb2
 from fault_swarm import FaultSwarm, start_fault_swarm
 from fixtures.origin import sha256_file
 from fixtures.processes import ProcessGroup
@@ -24,7 +24,6 @@ pytestmark = pytest.mark.e2e
 UPLOAD_SLOTS = 3
 SEED_SLOTS = 4
 DOWNLOAD_PIECES = "/dandelion.peer.v1.PeerService/DownloadPieces"
-STREAM_TASK = "/dandelion.peer.v1.PeerService/StreamTask"
 DOWNLOAD = "/dandelion.peer.v1.DaemonService/Download"
 
 # A client that starts a stream, reads one message, says so, then waits to be SIGKILLed.
@@ -69,18 +68,12 @@ def pieces_request(faults: FaultSwarm, *extra: int, rounds: int = 1) -> bytes:
     return peer_pb2.DownloadPiecesRequest(task_id=faults.task_id, piece_numbers=numbers).SerializeToString()
 
 
-def stream_request(faults: FaultSwarm) -> bytes:
-    """A StreamTaskRequest for the task."""
-    return peer_pb2.StreamTaskRequest(task_id=faults.task_id, requester_peer_id="leak-test").SerializeToString()
-
-
 CASES = [
     ("supernode", "seed_uploads", DOWNLOAD_PIECES),
     ("peer", "peer_uploads", DOWNLOAD_PIECES),
-    ("peer", "peer_stream_task", STREAM_TASK),
     ("daemon", "daemon_downloads", DOWNLOAD),
 ]
-IDS = ["seed-DownloadPieces", "peer-DownloadPieces", "peer-StreamTask", "daemon-Download"]
+IDS = ["seed-DownloadPieces", "peer-DownloadPieces", "daemon-Download"]
 
 
 def target_of(faults: FaultSwarm, component: str) -> str:
@@ -96,12 +89,12 @@ def metrics_of(component: str) -> str:
 
 
 def request_for(faults: FaultSwarm, method: str) -> bytes:
-    """A valid request of method, longer than socket and flow-control buffers hold (StreamTask: the peer's upload
-    rate keeps it going; Download: its own rate limit)."""
+    """A valid request of method, longer than socket and flow-control buffers hold (Download: its own rate
+    limit)."""
     if method == DOWNLOAD:
         meta = common_pb2.UrlMeta(url=faults.url)
         return peer_pb2.DownloadRequest(url_meta=meta, rate_limit=4 << 20).SerializeToString()
-    return stream_request(faults) if method == STREAM_TASK else pieces_request(faults, rounds=10)
+    return pieces_request(faults, rounds=10)
 
 
 def raw_stream(channel: grpc.Channel, method: str) -> Callable[..., Iterator[bytes]]:
@@ -209,11 +202,6 @@ def test_still_serving_after_the_faults(faults: FaultSwarm, tmp_path: Path) -> N
     done = faults.swarm.dfget(faults.url, out, faults.peer)
     assert done.returncode == 0, done.stderr
     assert sha256_file(out) == faults.sha
-    with grpc.insecure_channel(faults.peer.target) as channel:
-        stream = peer_pb2_grpc.PeerServiceStub(channel).StreamTask(
-            peer_pb2.StreamTaskRequest(task_id=faults.task_id, requester_peer_id="leak-test"), timeout=60
-        )
-        assert sum(len(m.data) for m in stream) == faults.pieces * 4 * (1 << 20)
     faults.assert_all_idle()
     now = open_fds(faults)
     for name, count in now.items():

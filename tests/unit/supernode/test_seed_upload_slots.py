@@ -38,7 +38,7 @@ def uploads(tmp_path: Path) -> SeedUploads:
     """Two slots over a cached task of three 4 MiB pieces."""
     store = SeedStore(tmp_path)
     store.data_path(TASK).write_bytes(os.urandom(3 * PIECE))
-    pieces = [PieceMeta(n, n * PIECE, PIECE, "") for n in range(3)]
+    pieces = {n: PieceMeta(n, n * PIECE, PIECE, "") for n in range(3)}
     return SeedUploads(store, 2, lambda tid: pieces if tid == TASK else None)
 
 

@@ -1,7 +1,8 @@
-"""origin_fetch "peer": the first peer of content with a digest fetches the origin; the seed copies from it.
+"""origin_fetch "peer": a peer reads the origin for the swarm and each piece it stores is offered at once.
 
-The seed's fetch jobs are driven by hand (no network): these tests pin down who is told to fetch the origin, when
-the seed starts its copy and from whom, and what happens when the source peer fails or leaves.
+The seed's fetch jobs are driven by hand (no network): these tests pin down who is told to read the origin, that
+the other peers get each piece the moment its reader reports it, with the reader's digest, and what happens when
+the reader leaves, fails or gave digests that the content does not match.
 """
 
 from __future__ import annotations
@@ -11,41 +12,37 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from dfcommon.address import PeerAddress
+import pytest
+
 from dfcommon.content import ContentRequest
-from dfcommon.errors import Unavailable
+from dfcommon.errors import InvalidArgument
 from supernode.config import SupernodeConfig
 from supernode.resource.peer import PeerState
+from supernode.resource.piece import PieceReport
 from supernode.seed.cdn import FetchJob
 from supernode.seed.store import SeedStore
-from supernode.swarm import GoToSource, HostSpec, StreamEvent, Swarm, TaskChanged
+from supernode.swarm import Assigned, GoToSource, HostSpec, OriginAnswer, StreamEvent, Swarm, TaskChanged
 
 DIGEST = "sha256:" + hashlib.sha256(b"layer").hexdigest()
 REQUEST = ContentRequest(url="http://registry/v2/ns/img/blobs/" + DIGEST, headers={"Authorization": "x"}, digest=DIGEST)
+MIB = 1 << 20
+LENGTH, PIECE = 10 * MIB, 4 * MIB  # three pieces
+
+
+def piece_digest(number: int) -> str:
+    return "blake3:" + hashlib.sha256(b"%d" % number).hexdigest()
 
 
 class HandDrivenCdn:
-    """Stands in for the seed's Cdn: records each job and where it copies from."""
+    """Stands in for the seed's Cdn: records the jobs it was asked to start."""
 
     def __init__(self, store: SeedStore) -> None:
         self.jobs: dict[str, FetchJob] = {}
-        self.sources: list[PeerAddress | None] = []
-        self.take_overs: list[bool] = []
         self.store = store
 
-    def start(
-        self,
-        task_id: str,
-        url: str,
-        digest: str,
-        request: ContentRequest,
-        source: PeerAddress | None = None,
-        take_over: bool = False,
-    ) -> FetchJob:
+    def start(self, task_id: str, url: str, digest: str, request: ContentRequest) -> FetchJob:
         job = FetchJob(task_id)
         self.jobs[task_id] = job
-        self.sources.append(source)
-        self.take_overs.append(take_over)
         return job
 
 
@@ -70,101 +67,154 @@ def drain(outbox: asyncio.Queue[StreamEvent]) -> list[StreamEvent]:
     return events
 
 
-async def test_first_peer_fetches_the_origin_and_the_next_one_starts_the_seeds_copy_from_it(tmp_path: Path) -> None:
+def assigned(events: list[StreamEvent]) -> list[tuple[int, str, str]]:
+    """(piece, parent peer id, digest) of every assignment among the events."""
+    return [
+        (a.piece.number, a.parent.peer_id, a.piece.digest)
+        for e in events
+        if isinstance(e, Assigned)
+        for a in e.assignments
+    ]
+
+
+def offered(number: int) -> PieceReport:
+    return PieceReport(number, "", True, digest=piece_digest(number))
+
+
+async def test_the_first_peer_reads_the_origin_and_the_others_get_each_piece_as_it_is_stored(tmp_path: Path) -> None:
     swarm, cdn = new_swarm(tmp_path)
-    task, first = await asyncio.wait_for(swarm.register_task(host(swarm, 2), REQUEST), 1)
-    assert first.state is PeerState.BACK_TO_SOURCE and task.source_peer_id == first.peer_id
-    assert cdn.jobs == {}, "the seed must not fetch the origin as well"
-    events = drain(swarm.open_stream(first.peer_id, 16, []))
-    assert isinstance(events[0], TaskChanged)
-    assert any(isinstance(e, GoToSource) for e in events)
+    task, reader = await asyncio.wait_for(swarm.register_task(host(swarm, 2), REQUEST), 1)
+    assert reader.state is PeerState.BACK_TO_SOURCE and task.source_peer_id == reader.peer_id
+    assert not cdn.jobs, "the seed does not touch the origin"
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    told = drain(reader_box)
+    assert isinstance(told[0], TaskChanged)
+    assert told[1] == GoToSource("this peer reads the origin for the swarm", True, "blake3")
 
-    # A second host: the seed copies from the first peer, and the registration returns without waiting for it.
-    _, second = await asyncio.wait_for(swarm.register_task(host(swarm, 3), REQUEST), 1)
-    assert second.state is PeerState.RUNNING
-    assert cdn.sources == [PeerAddress(first.peer_id, "127.0.0.2", 65002)]
-    assert cdn.take_overs == [True], "the first peer is still fetching: the seed may take that over"
-    outbox = swarm.open_stream(second.peer_id, 16, [])
-    assert not any(isinstance(e, GoToSource) for e in drain(outbox))
+    # The next peer registers at once, before the origin even answered: it waits on its stream.
+    task2, other = await asyncio.wait_for(swarm.register_task(host(swarm, 3), REQUEST), 1)
+    assert other.state is PeerState.RUNNING and task2.content_length == -1
+    other_box = swarm.open_stream(other.peer_id, 16, [])
+    assert [type(e) for e in drain(other_box)] == [TaskChanged]
 
-    # The first peer hands the origin fetch over: it is the source no more, and registers again as a plain peer.
-    swarm.source_handed_over(task.task_id, first.peer_id)
-    assert task.source_peer_id == ""
-    swarm.leave_task(first.peer_id)
-    registering = asyncio.ensure_future(swarm.register_task(host(swarm, 2), REQUEST))
-    await asyncio.sleep(0)
-    assert len(cdn.sources) == 1, "the seed's origin fetch serves it"
-    registering.cancel()
-
-
-async def test_the_seed_copies_a_finished_source_after_the_delay(tmp_path: Path) -> None:
-    swarm, cdn = new_swarm(tmp_path, seed_copy_delay=0.05)
-    _task, first = await swarm.register_task(host(swarm, 2), REQUEST)
-    swarm.report_result(first.peer_id, True, "", 0, 5, 10)
-    assert cdn.jobs == {}
-    await asyncio.sleep(0.2)
-    assert cdn.sources == [PeerAddress(first.peer_id, "127.0.0.2", 65002)]
-    assert cdn.take_overs == [False], "a finished source is copied"
+    swarm.stream_update(reader.peer_id, reader_box, 0, [], OriginAnswer(LENGTH, PIECE))
+    news = drain(other_box)
+    assert isinstance(news[0], TaskChanged) and task.content_length == LENGTH and task.piece_count == 3
+    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(0)])
+    assert assigned(drain(other_box)) == [(0, reader.peer_id, piece_digest(0))], "piece 0 is offered at once"
+    swarm.stream_update(other.peer_id, other_box, 0, [PieceReport(0, reader.peer_id, True)])
+    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(1), offered(2)])
+    got = sorted(assigned(drain(other_box)))
+    assert got == [(1, reader.peer_id, piece_digest(1)), (2, reader.peer_id, piece_digest(2))]
+    assert task.authors == {reader.peer_id}
+    assert not assigned(drain(reader_box)), "the reader is given nothing to fetch"
 
 
-async def test_a_failed_or_departed_source_hands_the_origin_to_the_next_peer(tmp_path: Path) -> None:
-    swarm, cdn = new_swarm(tmp_path)
-    task, first = await swarm.register_task(host(swarm, 2), REQUEST)
-    swarm.report_result(first.peer_id, False, "origin said 500", 0, 0, 10)
-    _, second = await asyncio.wait_for(swarm.register_task(host(swarm, 3), REQUEST), 1)
-    assert second.state is PeerState.BACK_TO_SOURCE and task.source_peer_id == second.peer_id
-    swarm.leave_task(second.peer_id)
-    third_host = host(swarm, 4)
-    _, third = await asyncio.wait_for(swarm.register_task(third_host, REQUEST), 1)
-    assert task.source_peer_id == third.peer_id
-    swarm.leave_host(third_host)  # its host goes away with it
-    _, fourth = await asyncio.wait_for(swarm.register_task(host(swarm, 5), REQUEST), 1)
-    assert task.source_peer_id == fourth.peer_id
-    assert cdn.jobs == {}
-    assert list(swarm._source_requests) == [task.task_id]  # only the live source's request is kept
-
-
-async def test_a_copy_that_failed_drops_the_source(tmp_path: Path) -> None:
+async def test_a_piece_reported_before_the_origin_answer_is_refused(tmp_path: Path) -> None:
     swarm, _cdn = new_swarm(tmp_path)
-    task, first = await swarm.register_task(host(swarm, 2), REQUEST)
-    await swarm.register_task(host(swarm, 3), REQUEST)
-    swarm.source_failed(task.task_id, first.peer_id, Unavailable("content does not match the digest"))
-    assert task.source_peer_id == ""
+    _, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    box = swarm.open_stream(reader.peer_id, 16, [])
+    with pytest.raises(InvalidArgument):
+        swarm.stream_update(reader.peer_id, box, 0, [offered(0)])
+    with pytest.raises(InvalidArgument):
+        swarm.stream_update(reader.peer_id, box, 0, [], OriginAnswer(LENGTH, 1000))  # piece size out of range
+    swarm.stream_update(reader.peer_id, box, 0, [], OriginAnswer(LENGTH, PIECE))
+    with pytest.raises(InvalidArgument):
+        swarm.stream_update(reader.peer_id, box, 0, [offered(3)])  # beyond the last piece
+    with pytest.raises(InvalidArgument):
+        swarm.stream_update(reader.peer_id, box, 0, [PieceReport(0, "", True, digest="md5:abc")])
 
 
-async def test_content_without_a_digest_and_origin_fetch_seed_go_through_the_seed(tmp_path: Path) -> None:
-    swarm, cdn = new_swarm(tmp_path)
-    registering = asyncio.ensure_future(swarm.register_task(host(swarm, 2), ContentRequest(url="http://o/file")))
-    await asyncio.sleep(0)
-    assert cdn.sources == [None]
-    registering.cancel()
-
-    swarm, cdn = new_swarm(tmp_path, origin_fetch="seed")
-    registering = asyncio.ensure_future(swarm.register_task(host(swarm, 2), REQUEST))
-    await asyncio.sleep(0)
-    assert cdn.sources == [None]
-    registering.cancel()
-
-
-async def test_content_in_the_seeds_cache_is_served_from_there(tmp_path: Path) -> None:
-    swarm, cdn = new_swarm(tmp_path)
-    task = swarm._task_for(REQUEST)
-    cdn.store.meta_path(task.task_id).write_text("{}")
-    registering = asyncio.ensure_future(swarm.register_task(host(swarm, 2), REQUEST))
-    await asyncio.sleep(0)
-    assert cdn.sources == [None], "the seed's job loads its cache"
-    registering.cancel()
-
-
-async def test_a_source_whose_copy_matched_becomes_a_parent_of_every_piece(tmp_path: Path) -> None:
+async def test_digests_from_a_peer_that_is_not_the_reader_are_ignored(tmp_path: Path) -> None:
     swarm, _cdn = new_swarm(tmp_path)
-    task, first = await swarm.register_task(host(swarm, 2), REQUEST)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    swarm.stream_update(reader.peer_id, reader_box, 0, [], OriginAnswer(LENGTH, PIECE))
+    _, liar = await swarm.register_task(host(swarm, 3), REQUEST)
+    swarm.open_stream(liar.peer_id, 16, [PieceReport(1, "", True, digest=piece_digest(9))])
+    assert 1 not in task.pieces and not task.authors
+
+
+async def test_a_reader_that_leaves_is_replaced_by_the_peer_that_lacks_the_fewest_pieces(tmp_path: Path) -> None:
+    swarm, cdn = new_swarm(tmp_path)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(0)], OriginAnswer(LENGTH, PIECE))
     _, second = await swarm.register_task(host(swarm, 3), REQUEST)
-    swarm.seed_answered(task.task_id, 10 << 20, 4 << 20)
-    assert first.held_count == 0
-    swarm.source_holds(task.task_id, first.peer_id)
-    assert first.held_count == 3 and task.peer_servable == 0b111
-    # A source that failed meanwhile is not offered.
-    swarm.report_result(second.peer_id, False, "", 0, 0, 1)
-    swarm.source_holds(task.task_id, second.peer_id)
-    assert second.held_count == 0
+    second_box = swarm.open_stream(second.peer_id, 16, [])
+    _, third = await swarm.register_task(host(swarm, 4), REQUEST)
+    third_box = swarm.open_stream(third.peer_id, 16, [])
+    swarm.stream_update(second.peer_id, second_box, 0, [PieceReport(0, reader.peer_id, True)])
+    drain(second_box), drain(third_box)
+
+    swarm.leave_task(reader.peer_id)
+    assert task.source_peer_id == second.peer_id and second.state is PeerState.BACK_TO_SOURCE
+    assert GoToSource("this peer reads the origin for the swarm", True, "blake3") in drain(second_box)
+    assert not any(isinstance(e, GoToSource) for e in drain(third_box))
+    swarm.stream_update(second.peer_id, second_box, 0, [offered(1)])
+    assert (1, second.peer_id, piece_digest(1)) in assigned(drain(third_box))
+    assert not cdn.jobs
+
+
+async def test_a_failed_reader_hands_the_origin_to_the_next_peer_to_register(tmp_path: Path) -> None:
+    swarm, _cdn = new_swarm(tmp_path)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    swarm.report_result(reader.peer_id, False, "origin returned HTTP 500", 0, 0, 1)
+    assert task.source_peer_id == ""
+    _, second = await swarm.register_task(host(swarm, 3), REQUEST)
+    assert task.source_peer_id == second.peer_id and second.state is PeerState.BACK_TO_SOURCE
+
+
+async def test_a_finished_reader_keeps_serving_and_no_one_reads_the_origin_again(tmp_path: Path) -> None:
+    swarm, _cdn = new_swarm(tmp_path)
+    _task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    box = swarm.open_stream(reader.peer_id, 16, [])
+    swarm.stream_update(reader.peer_id, box, 0, [offered(0), offered(1), offered(2)], OriginAnswer(LENGTH, PIECE))
+    swarm.report_result(reader.peer_id, True, "", 0, LENGTH, 1)
+    swarm.close_stream(reader.peer_id, box)
+    _, late = await swarm.register_task(host(swarm, 3), REQUEST)
+    assert late.state is PeerState.RUNNING
+    late_box = swarm.open_stream(late.peer_id, 16, [])
+    first = sorted(n for n, _, _ in assigned(drain(late_box)))
+    assert first == [0, 1], "two pieces at once from a parent whose upload rate is not known yet"
+    swarm.stream_update(late.peer_id, late_box, 0, [PieceReport(n, reader.peer_id, True) for n in first])
+    assert [n for n, _, _ in assigned(drain(late_box))] == [2]
+
+
+async def test_content_that_does_not_match_its_digest_distrusts_the_reader(tmp_path: Path) -> None:
+    swarm, _cdn = new_swarm(tmp_path)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    _, consumer = await swarm.register_task(host(swarm, 3), REQUEST)
+    consumer_box = swarm.open_stream(consumer.peer_id, 16, [])
+    _, waiting = await swarm.register_task(host(swarm, 4), REQUEST)
+    waiting_box = swarm.open_stream(waiting.peer_id, 1, [])
+    swarm.stream_update(
+        reader.peer_id, reader_box, 0, [offered(0), offered(1), offered(2)], OriginAnswer(LENGTH, PIECE)
+    )
+    swarm.stream_update(consumer.peer_id, consumer_box, 0, [PieceReport(n, reader.peer_id, True) for n in range(3)])
+    drain(waiting_box)
+
+    swarm.report_result(consumer.peer_id, False, "digest mismatch", LENGTH, 0, 1, digest_mismatch=True)
+    assert not task.pieces and not task.authors, "no piece is offered with the liar's digests"
+    assert reader.peer_id in task.bad_parents
+    events = drain(waiting_box)
+    assert any(isinstance(e, GoToSource) and not e.offer for e in events), "the others fetch the origin themselves"
+    assert waiting.state is PeerState.BACK_TO_SOURCE
+    # A new download from the liar's host is never chosen to read the origin, nor as a parent.
+    _, again = await swarm.register_task(host(swarm, 2), REQUEST)
+    assert again.state is PeerState.RUNNING and again.peer_id in task.bad_parents
+    _, honest = await swarm.register_task(host(swarm, 5), REQUEST)
+    assert task.source_peer_id == honest.peer_id
+
+
+async def test_a_digest_mismatch_report_on_seed_content_changes_nothing(tmp_path: Path) -> None:
+    swarm, cdn = new_swarm(tmp_path, origin_fetch="seed")
+    register = asyncio.ensure_future(swarm.register_task(host(swarm, 2), REQUEST))
+    await asyncio.sleep(0)
+    job = next(iter(cdn.jobs.values()))
+    swarm.seed_answered(job.task_id, LENGTH, PIECE)
+    job.answered.set()
+    task, peer = await asyncio.wait_for(register, 1)
+    swarm.report_result(peer.peer_id, False, "digest mismatch", LENGTH, 0, 1, digest_mismatch=True)
+    assert task.state.name == "RUNNING" and not task.bad_hosts

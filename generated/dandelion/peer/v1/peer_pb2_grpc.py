@@ -26,8 +26,8 @@ if _version_not_supported:
 
 
 class PeerServiceStub:
-    """PeerService serves held pieces to other peers. Served by every dfdaemon and,
-    for the seed's copy, by the supernode.
+    """PeerService serves held pieces to other peers. Served by every dfdaemon and
+    by the supernode (its seed's pieces).
     """
 
     def __init__(self, channel):
@@ -49,8 +49,8 @@ class PeerServiceStub:
 
 
 class PeerServiceServicer:
-    """PeerService serves held pieces to other peers. Served by every dfdaemon and,
-    for the seed's copy, by the supernode.
+    """PeerService serves held pieces to other peers. Served by every dfdaemon and
+    by the supernode (its seed's pieces).
     """
 
     def DownloadPieces(self, request, context):
@@ -63,13 +63,11 @@ class PeerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamTask(self, request, context):
-        """Streams a task's whole content in order, as chunks of at most 1 MiB: what the
-        peer holds at once, the rest as its download brings it. The supernode's seed
-        calls this on the peer that fetched the content from its origin (the
-        supernode told it to, with back_to_source) to take its own copy, and checks
-        the content against the task's digest itself. Fails with NOT_FOUND when the
-        peer neither holds nor downloads the task, and with the download's status
-        when that fails. The supernode's seed answers UNIMPLEMENTED.
+        """Deprecated: no longer served (UNIMPLEMENTED). It streamed a task's whole
+        content for the supernode's seed to copy from the peer that had read the
+        origin; that peer now offers each piece to the swarm as it stores it
+        (dandelion.scheduler.v1.BackToSource.offer_pieces), and pieces are fetched
+        with DownloadPieces.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -97,8 +95,8 @@ def add_PeerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PeerService:
-    """PeerService serves held pieces to other peers. Served by every dfdaemon and,
-    for the seed's copy, by the supernode.
+    """PeerService serves held pieces to other peers. Served by every dfdaemon and
+    by the supernode (its seed's pieces).
     """
 
     @staticmethod

@@ -9,6 +9,7 @@ from collections import abc as _abc
 from dandelion.peer.v1 import peer_pb2 as _peer_pb2
 from grpc import aio as _aio
 import abc as _abc_1
+import builtins as _builtins
 import grpc as _grpc
 import sys
 import typing as _typing
@@ -17,6 +18,11 @@ if sys.version_info >= (3, 11):
     from typing import Self as _Self
 else:
     from typing_extensions import Self as _Self
+
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
 
 _T = _typing.TypeVar("_T")
 
@@ -29,8 +35,8 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class PeerServiceStub:
-    """PeerService serves held pieces to other peers. Served by every dfdaemon and,
-    for the seed's copy, by the supernode.
+    """PeerService serves held pieces to other peers. Served by every dfdaemon and
+    by the supernode (its seed's pieces).
     """
 
     @_typing.overload
@@ -42,20 +48,20 @@ class PeerServiceStub:
     the order requested. Fails with NOT_FOUND for an unknown task or a piece the
     server does not hold, and RESOURCE_EXHAUSTED when its upload slots are busy.
     """
-    StreamTask: _grpc.UnaryStreamMultiCallable[_peer_pb2.StreamTaskRequest, _peer_pb2.StreamTaskResponse]
-    """Streams a task's whole content in order, as chunks of at most 1 MiB: what the
-    peer holds at once, the rest as its download brings it. The supernode's seed
-    calls this on the peer that fetched the content from its origin (the
-    supernode told it to, with back_to_source) to take its own copy, and checks
-    the content against the task's digest itself. Fails with NOT_FOUND when the
-    peer neither holds nor downloads the task, and with the download's status
-    when that fails. The supernode's seed answers UNIMPLEMENTED.
-    """
+    @_builtins.property
+    @_deprecated("""This method has been marked as deprecated using proto method options.""")
+    def StreamTask(self) -> _grpc.UnaryStreamMultiCallable[_peer_pb2.StreamTaskRequest, _peer_pb2.StreamTaskResponse]:
+        """Deprecated: no longer served (UNIMPLEMENTED). It streamed a task's whole
+        content for the supernode's seed to copy from the peer that had read the
+        origin; that peer now offers each piece to the swarm as it stores it
+        (dandelion.scheduler.v1.BackToSource.offer_pieces), and pieces are fetched
+        with DownloadPieces.
+        """
 
 @_typing.type_check_only
 class PeerServiceAsyncStub(PeerServiceStub):
-    """PeerService serves held pieces to other peers. Served by every dfdaemon and,
-    for the seed's copy, by the supernode.
+    """PeerService serves held pieces to other peers. Served by every dfdaemon and
+    by the supernode (its seed's pieces).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -64,19 +70,19 @@ class PeerServiceAsyncStub(PeerServiceStub):
     the order requested. Fails with NOT_FOUND for an unknown task or a piece the
     server does not hold, and RESOURCE_EXHAUSTED when its upload slots are busy.
     """
-    StreamTask: _aio.UnaryStreamMultiCallable[_peer_pb2.StreamTaskRequest, _peer_pb2.StreamTaskResponse]  # type: ignore[assignment]
-    """Streams a task's whole content in order, as chunks of at most 1 MiB: what the
-    peer holds at once, the rest as its download brings it. The supernode's seed
-    calls this on the peer that fetched the content from its origin (the
-    supernode told it to, with back_to_source) to take its own copy, and checks
-    the content against the task's digest itself. Fails with NOT_FOUND when the
-    peer neither holds nor downloads the task, and with the download's status
-    when that fails. The supernode's seed answers UNIMPLEMENTED.
-    """
+    @_builtins.property
+    @_deprecated("""This method has been marked as deprecated using proto method options.""")
+    def StreamTask(self) -> _aio.UnaryStreamMultiCallable[_peer_pb2.StreamTaskRequest, _peer_pb2.StreamTaskResponse]:  # type: ignore[override]
+        """Deprecated: no longer served (UNIMPLEMENTED). It streamed a task's whole
+        content for the supernode's seed to copy from the peer that had read the
+        origin; that peer now offers each piece to the swarm as it stores it
+        (dandelion.scheduler.v1.BackToSource.offer_pieces), and pieces are fetched
+        with DownloadPieces.
+        """
 
 class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
-    """PeerService serves held pieces to other peers. Served by every dfdaemon and,
-    for the seed's copy, by the supernode.
+    """PeerService serves held pieces to other peers. Served by every dfdaemon and
+    by the supernode (its seed's pieces).
     """
 
     @_abc_1.abstractmethod
@@ -90,19 +96,18 @@ class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
         server does not hold, and RESOURCE_EXHAUSTED when its upload slots are busy.
         """
 
+    @_deprecated("""Deprecated: no longer served (UNIMPLEMENTED). It streamed a task's whole\ncontent for the supernode's seed to copy from the peer that had read the\norigin; that peer now offers each piece to the swarm as it stores it\n(dandelion.scheduler.v1.BackToSource.offer_pieces), and pieces are fetched\nwith DownloadPieces.""")
     @_abc_1.abstractmethod
     def StreamTask(
         self,
         request: _peer_pb2.StreamTaskRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_peer_pb2.StreamTaskResponse], _abc.AsyncIterator[_peer_pb2.StreamTaskResponse]]:
-        """Streams a task's whole content in order, as chunks of at most 1 MiB: what the
-        peer holds at once, the rest as its download brings it. The supernode's seed
-        calls this on the peer that fetched the content from its origin (the
-        supernode told it to, with back_to_source) to take its own copy, and checks
-        the content against the task's digest itself. Fails with NOT_FOUND when the
-        peer neither holds nor downloads the task, and with the download's status
-        when that fails. The supernode's seed answers UNIMPLEMENTED.
+        """Deprecated: no longer served (UNIMPLEMENTED). It streamed a task's whole
+        content for the supernode's seed to copy from the peer that had read the
+        origin; that peer now offers each piece to the swarm as it stores it
+        (dandelion.scheduler.v1.BackToSource.offer_pieces), and pieces are fetched
+        with DownloadPieces.
         """
 
 def add_PeerServiceServicer_to_server(servicer: PeerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -118,28 +118,40 @@ class RegisterTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[TaskInfo, _Mapping]] = ..., peer_id: _Optional[str] = ...) -> None: ...
 
 class PieceResult(_message.Message):
-    __slots__ = ("piece_number", "parent_peer_id", "success", "failure", "duration_ms")
+    __slots__ = ("piece_number", "parent_peer_id", "success", "failure", "duration_ms", "digest")
     PIECE_NUMBER_FIELD_NUMBER: _ClassVar[int]
     PARENT_PEER_ID_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     piece_number: int
     parent_peer_id: str
     success: bool
     failure: PieceFailure
     duration_ms: int
-    def __init__(self, piece_number: _Optional[int] = ..., parent_peer_id: _Optional[str] = ..., success: _Optional[bool] = ..., failure: _Optional[_Union[PieceFailure, str]] = ..., duration_ms: _Optional[int] = ...) -> None: ...
+    digest: str
+    def __init__(self, piece_number: _Optional[int] = ..., parent_peer_id: _Optional[str] = ..., success: _Optional[bool] = ..., failure: _Optional[_Union[PieceFailure, str]] = ..., duration_ms: _Optional[int] = ..., digest: _Optional[str] = ...) -> None: ...
+
+class OriginAnswer(_message.Message):
+    __slots__ = ("content_length", "piece_size")
+    CONTENT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    PIECE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    content_length: int
+    piece_size: int
+    def __init__(self, content_length: _Optional[int] = ..., piece_size: _Optional[int] = ...) -> None: ...
 
 class SyncPiecesRequest(_message.Message):
-    __slots__ = ("peer_id", "results", "window")
+    __slots__ = ("peer_id", "results", "window", "origin")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     results: _containers.RepeatedCompositeFieldContainer[PieceResult]
     window: int
-    def __init__(self, peer_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[PieceResult, _Mapping]]] = ..., window: _Optional[int] = ...) -> None: ...
+    origin: OriginAnswer
+    def __init__(self, peer_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[PieceResult, _Mapping]]] = ..., window: _Optional[int] = ..., origin: _Optional[_Union[OriginAnswer, _Mapping]] = ...) -> None: ...
 
 class PieceAssignment(_message.Message):
     __slots__ = ("piece", "parent")
@@ -156,10 +168,14 @@ class PieceAssignments(_message.Message):
     def __init__(self, assignments: _Optional[_Iterable[_Union[PieceAssignment, _Mapping]]] = ...) -> None: ...
 
 class BackToSource(_message.Message):
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "offer_pieces", "piece_digest")
     REASON_FIELD_NUMBER: _ClassVar[int]
+    OFFER_PIECES_FIELD_NUMBER: _ClassVar[int]
+    PIECE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     reason: str
-    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+    offer_pieces: bool
+    piece_digest: str
+    def __init__(self, reason: _Optional[str] = ..., offer_pieces: _Optional[bool] = ..., piece_digest: _Optional[str] = ...) -> None: ...
 
 class SyncPiecesResponse(_message.Message):
     __slots__ = ("task", "assignments", "back_to_source")
@@ -172,20 +188,22 @@ class SyncPiecesResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[TaskInfo, _Mapping]] = ..., assignments: _Optional[_Union[PieceAssignments, _Mapping]] = ..., back_to_source: _Optional[_Union[BackToSource, _Mapping]] = ...) -> None: ...
 
 class ReportPeerResultRequest(_message.Message):
-    __slots__ = ("peer_id", "success", "bytes_from_peers", "bytes_from_origin", "duration_ms", "error")
+    __slots__ = ("peer_id", "success", "bytes_from_peers", "bytes_from_origin", "duration_ms", "error", "content_digest_mismatch")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     BYTES_FROM_PEERS_FIELD_NUMBER: _ClassVar[int]
     BYTES_FROM_ORIGIN_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_DIGEST_MISMATCH_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     success: bool
     bytes_from_peers: int
     bytes_from_origin: int
     duration_ms: int
     error: str
-    def __init__(self, peer_id: _Optional[str] = ..., success: _Optional[bool] = ..., bytes_from_peers: _Optional[int] = ..., bytes_from_origin: _Optional[int] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    content_digest_mismatch: bool
+    def __init__(self, peer_id: _Optional[str] = ..., success: _Optional[bool] = ..., bytes_from_peers: _Optional[int] = ..., bytes_from_origin: _Optional[int] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ..., content_digest_mismatch: _Optional[bool] = ...) -> None: ...
 
 class ReportPeerResultResponse(_message.Message):
     __slots__ = ()

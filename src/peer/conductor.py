@@ -761,7 +761,8 @@ class Conductor:
             if actual != expected:
                 # Every piece from the swarm matched the digest it was given: whoever wrote those digests (the peer
                 # that read the origin) is to blame, and the supernode trusts it no more for this content.
-                blame = self.bytes_from_peers > 0 and not self._unhashed_assignment
+                # (A reader says so about its own content: the supernode then drops its digests.)
+                blame = bool(self._offer_digest) or (self.bytes_from_peers > 0 and not self._unhashed_assignment)
                 await self._report(peer_id, False, f"digest mismatch: got {actual}", blame)
                 raise DigestMismatch(f"content of {self.display_url} has digest {actual}, want {expected}")
         # The disk refuses the metadata (CacheDiskError) before readers get the last byte; the flush of the data,

@@ -491,9 +491,15 @@ class Swarm:
             duration_ms,
             f" error={error[:200]}" if error else "",
         )
-        if digest_mismatch and not success and task.peer_authored:
+        if digest_mismatch and not success and peer_id in task.authors:
+            # The reader's own content did not match (the origin sent other bytes): its digests go, it is not lying.
+            self.scheduler.forget_pieces(task)
+            log.warning(
+                "reader's content did not match the digest task=%s: its piece digests are dropped", task.task_id[:12]
+            )
+        elif digest_mismatch and not success and task.peer_authored:
             self._distrust_authors(task)
-        elif task.source_peer_id == "" and not success:
+        if task.source_peer_id == "" and not success:
             self._replace_reader(task.task_id)
 
     def leave_task(self, peer_id: str) -> None:

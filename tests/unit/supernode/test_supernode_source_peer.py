@@ -218,3 +218,20 @@ async def test_a_digest_mismatch_report_on_seed_content_changes_nothing(tmp_path
     task, peer = await asyncio.wait_for(register, 1)
     swarm.report_result(peer.peer_id, False, "digest mismatch", LENGTH, 0, 1, digest_mismatch=True)
     assert task.state.name == "RUNNING" and not task.bad_hosts
+
+
+async def test_a_reader_whose_own_content_did_not_match_leaves_no_digest_behind(tmp_path: Path) -> None:
+    """The origin sent the reader other bytes (a corrupted registry): its digests must not outlive it, or the next
+    reader's good pieces would be checked against them."""
+    swarm, _cdn = new_swarm(tmp_path)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    box = swarm.open_stream(reader.peer_id, 16, [])
+    swarm.stream_update(reader.peer_id, box, 0, [offered(0), offered(1), offered(2)], OriginAnswer(LENGTH, PIECE))
+    swarm.report_result(reader.peer_id, False, "digest mismatch", 0, LENGTH, 1, digest_mismatch=True)
+    assert not task.pieces and not task.bad_hosts, "an honest reader of a bad origin is not distrusted"
+    _, second = await swarm.register_task(host(swarm, 2), REQUEST)
+    assert task.source_peer_id == second.peer_id
+    second_box = swarm.open_stream(second.peer_id, 16, [])
+    good = PieceReport(0, "", True, digest=piece_digest(7))
+    swarm.stream_update(second.peer_id, second_box, 0, [good], OriginAnswer(LENGTH, PIECE))
+    assert task.pieces[0].digest == piece_digest(7)

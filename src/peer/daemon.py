@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvloop
 
@@ -101,10 +102,25 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
         daemon_listen_is_default=ns.daemon_listen is None,
         origin_ca_file=ns.registry_ca,
         origin_insecure=ns.insecure,
-        origin_allow=split_entries(ns.origin_allow),
+        origin_allow=(*_registry_entry(ns), *split_entries(ns.origin_allow)),
         origin_deny=split_entries(ns.origin_deny),
         listeners=_listeners(ns),
     ).validate()
+
+
+def _registry_entry(ns: argparse.Namespace) -> tuple[str, ...]:
+    """The mirror's --registry as an allow entry HOST:PORT: the registry the operator chose is fetched from even where
+    the policy would refuse it (a registry on this host's loopback while the dfdaemon listens beyond loopback)."""
+    if str(ns.mirror).strip().lower() == "off":
+        return ()
+    try:
+        parts = urlsplit(str(ns.registry).strip())
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return ()  # reported with the flag's name where the mirror reads it
+    if not host:
+        return ()
+    return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}",)
 
 
 def _listeners(ns: argparse.Namespace) -> tuple[tuple[str, int, str], ...]:

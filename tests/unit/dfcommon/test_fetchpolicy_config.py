@@ -75,3 +75,20 @@ def test_dfdaemon_policy_follows_its_listeners() -> None:
     assert policy("--listen", "127.0.0.2", "--mirror", "0.0.0.0:65001").refuse_loopback
     allowed = policy("--listen", "10.0.0.7", env={"DFDAEMON_ORIGIN_ALLOW": "127.0.0.1:8080"})
     allowed.check("127.0.0.1", "127.0.0.1", 8080)
+
+
+def test_dfdaemon_allows_its_own_registry() -> None:
+    """--registry on this host's loopback keeps working when the dfdaemon listens beyond loopback; other loopback
+    ports do not, and with the mirror off nothing is implied."""
+
+    def policy(*argv: str) -> FetchPolicy:
+        base = ["--supernode", "127.0.0.1:8002", "--data-dir", "d", "--listen", "10.0.0.7", "--daemon-listen", "unix:x"]
+        return daemon.config_from_args(
+            parse_args_with_config(daemon.build_parser(), [*base, *argv], "DFDAEMON_", {})
+        ).fetch_policy(65000)
+
+    with_registry = policy("--registry", "http://localhost:5000")
+    with_registry.check("localhost", "127.0.0.1", 5000)
+    assert with_registry.refusal("localhost", "127.0.0.1", 5001) is not None
+    assert policy("--registry", "http://[::1]:5000").refusal("::1", "::1", 5000) is None
+    assert policy("--registry", "http://localhost:5000", "--mirror", "off").refusal("localhost", "127.0.0.1", 5000)

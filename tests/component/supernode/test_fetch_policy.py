@@ -218,6 +218,24 @@ def test_a_remote_caller_cannot_tell_refused_closed_and_open_ports_apart(cluster
     assert "connection refused" in log and "bad HTTP response" in log
 
 
+def test_register_task_answers_a_refused_origin_like_an_unreachable_one(cluster: Cluster) -> None:
+    """RegisterTask (content without a digest: the seed fetches) and the task's error in ListTasks say no more."""
+    address, _, _ = cluster.default
+    url = f"http://127.0.0.1:{cluster.origin.port}/file?register=1"
+    host = scheduler_pb2.HostInfo(hostname="caller", ip="127.0.0.1", port=free_port("127.0.0.1"), upload_slots=1)
+    with grpc.insecure_channel(address) as chan:
+        stub = scheduler_pb2_grpc.SchedulerServiceStub(chan)
+        host_id = stub.RegisterHost(scheduler_pb2.RegisterHostRequest(host=host), timeout=10).host_id
+        request = scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=common_pb2.UrlMeta(url=url))
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.RegisterTask(request, timeout=30)
+        tasks = stub.ListTasks(scheduler_pb2.ListTasksRequest(), timeout=10).tasks
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert caught.value.details() == UNREACHABLE + url  # type: ignore[attr-defined]
+    assert [t.error for t in tasks if t.url == url] == [UNREACHABLE + url]
+    assert cluster.origin.hits["/file?register=1"] == 0
+
+
 def test_dfdaemon_back_to_source_follows_the_policy(
     cluster: Cluster, module_process_group: ProcessGroup, tmp_path: Path
 ) -> None:

@@ -54,6 +54,11 @@ def _address(text: str) -> IPAddress:
     return ip
 
 
+def _joined(ip: IPAddress, port: int) -> str:
+    """IP:PORT, an IPv6 address in brackets: how an entry names it."""
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
 def _host_name(host: str) -> str:
     return host.strip().lower().rstrip(".")
 
@@ -235,7 +240,9 @@ class FetchPolicy:
         decisive = self._decisive(host, ip, port)
         for listener in self.own:
             if listener.reached_by(ip, port) and not (decisive and not decisive[1] and decisive[0].port is not None):
-                return f"{self.component}'s own {listener.what} address (allow it with {ALLOW_FLAG} {ip}:{port})"
+                return (
+                    f"{self.component}'s own {listener.what} address (allow it with {ALLOW_FLAG} {_joined(ip, port)})"
+                )
         if decisive is not None:
             rule, denies = decisive
             return f"denied by {DENY_FLAG} {rule.text}" if denies else None
@@ -249,8 +256,9 @@ class FetchPolicy:
         """Raise OriginRefused when a connection to address:port for the URL host host is not allowed."""
         reason = self.refusal(host, address, port)
         if reason is not None:
-            shown = host if _host_name(host) == str(_address(address)) else f"{host} ({address})"
-            raise OriginRefused(f"origin {shown}:{port} not allowed: {reason}")
+            ip = _address(address)
+            shown = _joined(ip, port) if _host_name(host) == str(ip) else f"{host} ({ip}):{port}"
+            raise OriginRefused(f"origin {shown} not allowed: {reason}")
 
 
 Resolver = Callable[..., list[tuple[Any, ...]]]

@@ -151,3 +151,15 @@ def test_allowed_link_local_reaches_the_connect_step() -> None:
     with pytest.raises(ConnectionRefusedError):
         connect_checked("169.254.169.254", 80, 1.0, wide(allow=("169.254.169.254",)), recorder.resolve, recorder.open)
     assert recorder.opened == ["169.254.169.254"]
+
+
+def test_messages_name_what_to_allow() -> None:
+    policy = FetchPolicy.build((), (), [("::", GRPC, "gRPC")], "the supernode")
+    with pytest.raises(OriginRefused) as caught:
+        policy.check("::1", "::1", GRPC)
+    assert str(caught.value) == (
+        f"origin [::1]:{GRPC} not allowed: the supernode's own gRPC address (allow it with --origin-allow [::1]:{GRPC})"
+    )
+    parse_rule(f"[::1]:{GRPC}")  # the entry the message names is a valid one
+    with pytest.raises(OriginRefused, match=r"^origin localhost \(127\.0\.0\.1\):80 not allowed: loopback address"):
+        WIDE.check("localhost", "127.0.0.1", 80)

@@ -107,3 +107,20 @@ def parse_args_with_config(
             parser.set_defaults(**{action.dest: _as_default(action, name, value, source)})
             action.required = False
     return parser.parse_args(argv)
+
+
+class ReplacingAppend(argparse._AppendAction):
+    """append, except that the first use on the command line replaces a list from the environment or config file
+    (flags win over those, as for every other option) instead of adding to it."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        """Start from an empty list on first use, then append."""
+        if getattr(namespace, self.dest, None) is self.default:
+            setattr(namespace, self.dest, [])
+        super().__call__(parser, namespace, values, option_string)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dfcommon.errors import InvalidArgument
+from dfcommon.fetchpolicy import ALLOW_FLAG, DENY_FLAG, FetchPolicy, parse_rules
 from dfcommon.sizes import parse_hostport, parse_ip, parse_size
 
 DEFAULT_PORT = 65000
@@ -69,6 +71,12 @@ class PeerConfig:
     origin_ca_file: str | None = None  # extra CA bundle for HTTPS origins (the mirror's --registry-ca)
     origin_insecure: bool = False  # skip TLS verification of origins (the mirror's --insecure)
     daemon_listen_is_default: bool = False  # a busy default socket falls back to DATA_DIR/dfdaemon.sock
+    # Fetch policy entries (dfcommon.fetchpolicy) for back-to-source: allowed although refused by default, refused
+    # although allowed by default.
+    origin_allow: tuple[str, ...] = ()
+    origin_deny: tuple[str, ...] = ()
+    # Other addresses this dfdaemon listens on, (HOST, PORT, what): the mirror, metrics, a TCP DaemonService.
+    listeners: tuple[tuple[str, int, str], ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> PeerConfig:
@@ -84,7 +92,20 @@ class PeerConfig:
             raise InvalidArgument("window must be between 1 and 256")
         if self.daemon_listen is not None:
             self.daemon_listen = validate_endpoint(self.daemon_listen)
+        parse_rules(self.origin_allow, ALLOW_FLAG)
+        parse_rules(self.origin_deny, DENY_FLAG)
         return self
+
+    def fetch_policy(self, port: int) -> FetchPolicy:
+        """Back-to-source's fetch policy once PeerService listens on port: this host's listeners and the supernodes
+        refused, loopback refused unless every listener is on loopback."""
+        listeners = [(self.listen_ip, port, "PeerService"), *self.listeners]
+        if self.daemon_listen and not self.daemon_listen.startswith("unix:"):
+            listeners.append((*parse_hostport(self.daemon_listen), "DaemonService"))
+        supernodes = [(*parse_hostport(address), "supernode") for address in self.supernodes]
+        policy = FetchPolicy.build(self.origin_allow, self.origin_deny, listeners, "this dfdaemon")
+        cluster = FetchPolicy.build((), (), supernodes, "")  # refused too, but they say nothing about loopback
+        return dataclasses.replace(policy, own=policy.own + cluster.own)
 
 
 __all__ = ["PeerConfig", "parse_duration", "parse_size", "parse_supernodes", "validate_endpoint"]

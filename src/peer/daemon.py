@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvloop
 
 from dfcommon.configfile import parse_args_with_config
-from dfcommon.errors import DandelionError
+from dfcommon.errors import DandelionError, InvalidArgument
+from dfcommon.fetchpolicy import add_origin_policy_arguments, split_entries
 from dfcommon.logs import setup_logging
 from dfcommon.malloc import tune_malloc
 from dfcommon.metrics import start_metrics_server
 from dfcommon.preload import preload_http_client
-from dfcommon.sizes import parse_size
+from dfcommon.sizes import parse_hostport, parse_size
 from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from_args
 from mirror.server import serve_mirror
 from peer.config import DEFAULT_PORT, PeerConfig, parse_duration, parse_supernodes
@@ -37,6 +40,7 @@ EXAMPLES = """examples:
            --registry https://registry.example.com --metrics 127.0.0.1:65003
   dfdaemon --config /etc/dandelion/dfdaemon.yaml    # supernode: 10.0.0.5:8002, listen: 10.0.0.7, ...
   dfget https://example.com/big.iso -o big.iso      # then downloads go through this daemon
+  dfdaemon ... --listen 10.0.0.7 --origin-allow 127.0.0.1:8080 --origin-deny '*:9100'   # fetch policy
 
 Private registry: start with --registry URL, then `docker login 127.0.0.1:65001` with the registry's own
 user and password and `docker pull 127.0.0.1:65001/ns/img:tag`. Credentials pass through, never stored.
@@ -75,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--metrics", default="", help="serve Prometheus /metrics on HOST:PORT (default: off)")
     add_mirror_arguments(parser)
+    add_origin_policy_arguments(parser, "back-to-source")
     return parser
 
 
@@ -97,7 +102,35 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
         daemon_listen_is_default=ns.daemon_listen is None,
         origin_ca_file=ns.registry_ca,
         origin_insecure=ns.insecure,
+        origin_allow=(*_registry_entry(ns), *split_entries(ns.origin_allow)),
+        origin_deny=split_entries(ns.origin_deny),
+        listeners=_listeners(ns),
     ).validate()
+
+
+def _registry_entry(ns: argparse.Namespace) -> tuple[str, ...]:
+    """The mirror's --registry as an allow entry HOST:PORT: the registry the operator chose is fetched from even where
+    the policy would refuse it (a registry on this host's loopback while the dfdaemon listens beyond loopback)."""
+    if str(ns.mirror).strip().lower() == "off":
+        return ()
+    try:
+        parts = urlsplit(str(ns.registry).strip())
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return ()  # reported with the flag's name where the mirror reads it
+    if not host:
+        return ()
+    return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}",)
+
+
+def _listeners(ns: argparse.Namespace) -> tuple[tuple[str, int, str], ...]:
+    """The mirror's and the metrics' addresses: refused as origins, and whether this host listens beyond loopback."""
+    found = []
+    for text, what in ((str(ns.mirror), "mirror"), (str(ns.metrics), "metrics")):
+        if text.strip() and text.strip().lower() != "off":
+            with contextlib.suppress(InvalidArgument):  # reported with the flag's name where it is read
+                found.append((*parse_hostport(text), what))
+    return tuple(found)
 
 
 def mirror_config(ns: argparse.Namespace) -> MirrorConfig | None:

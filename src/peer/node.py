@@ -83,10 +83,12 @@ class PeerNode:
             self.scheduler = SchedulerClient(
                 config.supernodes, host_info(config.listen_ip, self.port, config.upload_slots, config.location)
             )
+        policy = config.fetch_policy(self.port)
+        log.info("origin fetch policy: %s", policy.summary())
         self.ctx = PeerContext(
             storage=self.storage,
             scheduler=self.scheduler,
-            http=new_client(config.origin_ca_file, config.origin_insecure),
+            http=new_client(config.origin_ca_file, config.origin_insecure, policy),
             download_bucket=TokenBucket(config.download_limit),
             no_back_source=config.no_back_source,
             window=config.window,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument, OriginError
+from dfcommon.fetchpolicy import FetchPolicy
 from dfcommon.http_client import Cancel, HttpClient, HttpFailure, Response
 from dfcommon.identity import display_url
 from peer.byterange import parse_byte_range
@@ -172,12 +173,14 @@ def tls_verification(ca_file: str | None = None, insecure: bool = False) -> ssl.
     return False if insecure else tls_context(ca_file)
 
 
-def new_client(ca_file: str | None = None, insecure: bool = False) -> OriginClient:
-    """The client for origin fetches (follows redirects; a read timeout per read, none on the whole body)."""
+def new_client(ca_file: str | None = None, insecure: bool = False, policy: FetchPolicy | None = None) -> OriginClient:
+    """The client for origin fetches (follows redirects; a read timeout per read, none on the whole body; every
+    address connected to allowed by policy, by default link-local refused)."""
     http = HttpClient(
         tls_context(ca_file, insecure),
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
         user_agent="dandelion-peer",
+        policy=policy,
     )
     return OriginClient(http)

@@ -45,14 +45,14 @@ class Supernode:
         """Bind, serve and return the bound port."""
         config = self.config
         store = SeedStore(config.data_dir)
-        fetcher = new_fetcher(config.origin_ca, config.origin_insecure)
         server = new_server()
         host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
         try:
             self.port = server.add_insecure_port(f"{host}:{config.listen_port}")
         except RuntimeError as err:
-            await fetcher.aclose()
             raise Unavailable(f"cannot listen on {host}:{config.listen_port}: {err}") from None
+        policy = config.fetch_policy(self.port)
+        fetcher = new_fetcher(config.origin_ca, config.origin_insecure, policy)
         swarm = Swarm(config, lambda s: Cdn(store, fetcher, config.piece_size, s, config.piece_digest), self.port)
         scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerService(swarm), server)
         add_seed_peer_service(SeedPeerService(swarm.uploads), server)
@@ -76,6 +76,7 @@ class Supernode:
             self.port,
             config.data_dir,
         )
+        log.info("origin fetch policy: %s", policy.summary())
         return self.port
 
     async def wait(self) -> None:

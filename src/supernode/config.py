@@ -11,6 +11,14 @@ from pathlib import Path
 
 from dfcommon import piecedigest
 from dfcommon.errors import InvalidArgument
+from dfcommon.fetchpolicy import (
+    ALLOW_FLAG,
+    DENY_FLAG,
+    FetchPolicy,
+    add_origin_policy_arguments,
+    parse_rules,
+    split_entries,
+)
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE
 from dfcommon.sizes import parse_hostport, parse_ip, parse_size
 
@@ -26,6 +34,7 @@ EXAMPLES = """examples:
   supernode --listen 127.0.0.1:8002 --advertise-ip 127.0.0.1 --data-dir /tmp/sn --piece-size 8MiB
   supernode --config /etc/dandelion/supernode.toml                   # data-dir = "/srv/sn" ...
   SUPERNODE_ORIGIN_CA=/etc/ssl/private-ca.pem supernode --data-dir /srv/sn
+  supernode --data-dir /srv/sn --origin-allow 127.0.0.1:5000 --origin-deny 10.9.0.0/16,*:9100
 
 Inspect it: grpcurl -plaintext 127.0.0.1:8002 list
             grpcurl -plaintext 127.0.0.1:8002 dandelion.scheduler.v1.SchedulerService/ListTasks
@@ -51,6 +60,10 @@ class SupernodeConfig:
     origin_ca: str | None = None  # extra CA bundle for origins with a private CA (a private registry)
     origin_insecure: bool = False  # skip origin TLS verification (test setups only)
     metrics: str = ""  # HOST:PORT of the Prometheus /metrics endpoint; empty: none
+    # Fetch policy entries (dfcommon.fetchpolicy): origins allowed although refused by default (link-local, loopback
+    # when listening beyond it, own addresses as IP:PORT), and origins refused although allowed by default.
+    origin_allow: tuple[str, ...] = ()
+    origin_deny: tuple[str, ...] = ()
 
     def validated(self) -> SupernodeConfig:
         """Check every value; returns self. Raises InvalidArgument with one line."""
@@ -82,7 +95,17 @@ class SupernodeConfig:
             raise InvalidArgument(f"--origin-ca {self.origin_ca!r} is not a readable file")
         if self.metrics:
             parse_hostport(self.metrics)
+        parse_rules(self.origin_allow, ALLOW_FLAG)
+        parse_rules(self.origin_deny, DENY_FLAG)
         return self
+
+    def fetch_policy(self, port: int) -> FetchPolicy:
+        """The seed's fetch policy once the gRPC server listens on port: its own addresses (gRPC, metrics) refused,
+        loopback refused unless every listener is on loopback."""
+        listeners = [(self.listen_host or "0.0.0.0", port, "gRPC")]
+        if self.metrics:
+            listeners.append((*parse_hostport(self.metrics), "metrics"))
+        return FetchPolicy.build(self.origin_allow, self.origin_deny, listeners, "the supernode")
 
     def resolved_advertise_ip(self) -> str:
         """The IP peers use to reach the seed's PeerService."""
@@ -152,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--origin-ca", default=None, help="extra CA bundle (PEM) trusted for origin HTTPS")
     parser.add_argument("--origin-insecure", action="store_true", help="skip origin TLS verification (tests only)")
     parser.add_argument("--metrics", default="", help="serve Prometheus /metrics on HOST:PORT (default: off)")
+    add_origin_policy_arguments(parser, "the seed and preheat")
     return parser
 
 
@@ -181,4 +205,6 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         origin_ca=args.origin_ca,
         origin_insecure=args.origin_insecure,
         metrics=args.metrics,
+        origin_allow=split_entries(args.origin_allow),
+        origin_deny=split_entries(args.origin_deny),
     ).validated()

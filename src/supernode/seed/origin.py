@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import ssl
@@ -16,12 +17,15 @@ from typing import Protocol
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, DigestMismatch, InvalidArgument, OriginError, Unavailable
+from dfcommon.fetchpolicy import FetchPolicy, unreachable
 from dfcommon.http_client import Cancel, HttpClient, HttpFailure, Response
 from dfcommon.identity import display_url
 from dfcommon.metrics import ORIGIN_BYTES
 from dfcommon.piecedigest import DEFAULT_ALGORITHM, digest_of
 from dfcommon.pieces import piece_size_for
 from supernode.resource.piece import PieceMeta
+
+log = logging.getLogger(__name__)
 
 _RANGE = re.compile(r"^(\d{1,19})-(\d{1,19})$")
 CONNECT_TIMEOUT_S = 10.0
@@ -59,8 +63,9 @@ class FetchResult:
     source_piece_size: int = 0  # a copy from a peer: the piece size that peer holds the content in
 
 
-def new_fetcher(ca_file: str | None = None, insecure: bool = False) -> OriginFetcher:
-    """The fetcher origin fetches share: redirects followed, TLS verified (also against ca_file)."""
+def new_fetcher(ca_file: str | None = None, insecure: bool = False, policy: FetchPolicy | None = None) -> OriginFetcher:
+    """The fetcher origin fetches share: redirects followed, TLS verified (also against ca_file), every address
+    connected to allowed by policy."""
     context = ssl.create_default_context()
     if insecure:
         context.check_hostname = False
@@ -68,7 +73,11 @@ def new_fetcher(ca_file: str | None = None, insecure: bool = False) -> OriginFet
     elif ca_file:
         context.load_verify_locations(cafile=ca_file)
     client = HttpClient(
-        context, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S, user_agent="dandelion-supernode"
+        context,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        user_agent="dandelion-supernode",
+        policy=policy,
     )
     return OriginFetcher(client)
 
@@ -148,9 +157,13 @@ class _Fetch:
             response.close()
 
     def _failure(self, err: HttpFailure) -> DandelionError:
+        """The error of a fetch that got no (or no whole) HTTP answer. The detail (refused by the fetch policy,
+        connection refused, timed out, not HTTP...) is logged here; remote callers (RegisterTask, PreheatTask, the
+        task's error) get one message for all of them, so that they cannot map which ports are open."""
         if self._cancel.cancelled:
             return Unavailable(f"origin fetch of {self.shown} cancelled")
-        return OriginError(f"origin fetch failed for {self.shown}: {err}", None)
+        log.warning("origin fetch failed for %s: %s", self.shown, err)
+        return unreachable(self.shown)
 
     def _receive(self, response: Response) -> FetchResult:
         request = self.request

@@ -292,20 +292,26 @@ async def test_origin_status_maps_to_code(
     assert "u:p" not in str(caught.value)
 
 
-async def test_an_origin_that_does_not_answer(tmp_path: Path, fetcher: OriginFetcher) -> None:
+async def test_an_origin_that_does_not_answer(
+    tmp_path: Path, fetcher: OriginFetcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The caller (remote, through RegisterTask or PreheatTask) learns only that the origin was not reached; the
+    supernode's log says why."""
     with pytest.raises(OriginError) as caught:
         await fetch(tmp_path, fetcher, ContentRequest("http://127.0.0.1:9/blob"))
     assert caught.value.code == grpc.StatusCode.UNAVAILABLE
-    assert str(caught.value) == (
-        "origin fetch failed for http://127.0.0.1:9/blob: cannot connect to 127.0.0.1:9: connection refused"
-    )
+    assert str(caught.value) == "origin unreachable or not allowed: http://127.0.0.1:9/blob"
+    assert "cannot connect to 127.0.0.1:9: connection refused" in caplog.text
 
 
-async def test_an_origin_silent_mid_body_times_out(tmp_path: Path, origin: OriginServer) -> None:
+async def test_an_origin_silent_mid_body_times_out(
+    tmp_path: Path, origin: OriginServer, caplog: pytest.LogCaptureFixture
+) -> None:
     fetcher = OriginFetcher(HttpClient(read_timeout=0.5))
     try:
-        with pytest.raises(OriginError, match="timed out"):
+        with pytest.raises(OriginError, match="origin unreachable or not allowed"):
             await fetch(tmp_path, fetcher, ContentRequest(f"{origin.url}/stall"))
+        assert "timed out" in caplog.text
     finally:
         await fetcher.aclose()
 

@@ -286,6 +286,8 @@ class Conductor:
             self._use_store(cached)
             log.info("task=%s served from the local cache", self.task_id)
             return
+        if (partial := self.ctx.storage.get_partial(self.task_id)) is not None:
+            self._use_store(partial)  # the verified pieces of an interrupted download: only the rest is fetched
         reason = ""
         peer_id = ""
         if self.ctx.scheduler is not None:

@@ -50,7 +50,9 @@ class PieceAssembler:
             actual = piecedigest.digest_of(parsed[0], chunks)
             if actual != f"{parsed[0]}:{parsed[1]}":
                 raise DigestMismatch(f"piece {self.piece.number} is {actual}, want {self.piece.digest}")
-        store.write_piece(self.piece.number, chunks)
+            store.write_piece(self.piece.number, chunks, actual)
+        else:
+            store.write_piece(self.piece.number, chunks)
 
     async def store(self, store: TaskStore) -> None:
         """verify_and_write in a worker thread."""

@@ -26,8 +26,8 @@ SIZE = 16 * PIECE  # 64 MiB
 RATE = 16 << 20  # bytes/s the origin sends: the download takes ~4 s
 
 
-def kill_halfway(process_group: ProcessGroup, daemon: Daemon, argv: list[str], stats: Path) -> None:
-    """Start a dfget with argv, SIGKILL the daemon once the origin sent 40% of the content."""
+def kill_halfway(process_group: ProcessGroup, daemon: Daemon, argv: list[str], stats: Path, how: str) -> None:
+    """Start a dfget with argv; SIGKILL (how="kill") or SIGTERM the daemon once the origin sent 40% of it."""
     client = process_group.adopt(
         subprocess.Popen(
             [console_script("dfget"), *argv, "--daemon", daemon.endpoint],
@@ -41,7 +41,10 @@ def kill_halfway(process_group: ProcessGroup, daemon: Daemon, argv: list[str], s
     while read_stats_log(stats)["/big.bin"] < SIZE * 0.4:
         assert time.monotonic() < deadline and client.poll() is None, daemon.proc.tail()
         time.sleep(0.02)
-    daemon.proc.kill()
+    if how == "kill":
+        daemon.proc.kill()
+    else:
+        assert daemon.proc.stop() == 0
     _, stderr = client.communicate(timeout=30)
     assert client.returncode != 0, stderr
 
@@ -54,9 +57,11 @@ def origin(process_group: ProcessGroup, tmp_path: Path) -> tuple[OriginServer, P
     return start_origin(process_group, root, rate=RATE, stats_log=stats), stats
 
 
-@pytest.mark.parametrize("with_digest", [True, False], ids=["digest", "no-digest"])
+@pytest.mark.parametrize(
+    ("with_digest", "how"), [(True, "kill"), (False, "kill"), (False, "term")], ids=["digest", "no-digest", "sigterm"]
+)
 def test_a_killed_daemon_resumes_from_the_pieces_it_verified(
-    process_group: ProcessGroup, origin: tuple[OriginServer, Path], tmp_path: Path, with_digest: bool
+    process_group: ProcessGroup, origin: tuple[OriginServer, Path], tmp_path: Path, with_digest: bool, how: str
 ) -> None:
     server, stats = origin
     sha = hashlib.sha256((server.root / "big.bin").read_bytes()).hexdigest()
@@ -70,7 +75,7 @@ def test_a_killed_daemon_resumes_from_the_pieces_it_verified(
     out = tmp_path / "out.bin"
     argv = [server.url("big.bin"), "-o", str(out)] + (["--digest", f"sha256:{sha}"] if with_digest else [])
 
-    kill_halfway(process_group, daemon, argv, stats)
+    kill_halfway(process_group, daemon, argv, stats, how)
     before = read_stats_log(stats)["/big.bin"]
     # The same address, as a dfdaemon restarted by its service manager: the supernode replaces the old host.
     daemon = start_daemon(process_group, tmp_path, "peer", "127.0.0.71", supernode, port=daemon.port)
@@ -81,8 +86,8 @@ def test_a_killed_daemon_resumes_from_the_pieces_it_verified(
     assert hashlib.sha256(out.read_bytes()).hexdigest() == sha
     total = read_stats_log(stats)["/big.bin"]
     print(
-        f"\nresume after SIGKILL ({'with' if with_digest else 'without'} digest): {kept[0]}/16 pieces kept, origin "
-        f"sent {before / SIZE:.2f}x before the kill, {total / SIZE:.2f}x in all"
+        f"\nresume after SIG{how.upper()} ({'with' if with_digest else 'without'} digest): {kept[0]}/16 pieces "
+        f"kept, origin sent {before / SIZE:.2f}x before the kill, {total / SIZE:.2f}x in all"
     )
     assert total <= SIZE * 1.1
 

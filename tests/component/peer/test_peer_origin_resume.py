@@ -19,7 +19,7 @@ from dfcommon.errors import OriginError
 from dfcommon.identity import task_id
 from peer import origin_resume
 from peer.context import PeerContext
-from peer.origin import new_client
+from peer.origin import new_client, open_origin
 from peer.storage import Storage
 from peer.transferer import SwarmTransferer
 
@@ -54,17 +54,19 @@ def origin() -> Iterator[RangedOrigin]:
             with state.lock:
                 state.requests.append(headers)
                 etag, cut = state.plan(len(state.requests) - 1)
-            match = re.fullmatch(r"bytes=(\d+)-", headers.get("range", ""))
+            match = re.fullmatch(r"bytes=(\d+)-(\d*)", headers.get("range", ""))
             if_range = headers.get("if-range")
-            start = int(match.group(1)) if match and (if_range is None or if_range == etag) else 0
-            self.send_response(206 if start else 200)
+            ranged = match is not None and (if_range is None or if_range == etag)
+            start = int(match.group(1)) if match and ranged else 0
+            end = int(match.group(2)) if match and ranged and match.group(2) else len(DATA) - 1
+            self.send_response(206 if ranged else 200)
             if etag:
                 self.send_header("ETag", etag)
-            if start:
-                self.send_header("Content-Range", f"bytes {start}-{len(DATA) - 1}/{len(DATA)}")
-            self.send_header("Content-Length", str(len(DATA) - start))
+            if ranged:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(DATA)}")
+            self.send_header("Content-Length", str(end + 1 - start))
             self.end_headers()
-            body = DATA[start:] if cut is None else DATA[start : start + cut]
+            body = DATA[start : end + 1] if cut is None else DATA[start : min(end + 1, start + cut)]
             try:
                 for at in range(0, len(body), 256 << 10):
                     part = body[at : at + (256 << 10)]
@@ -143,3 +145,16 @@ async def test_resumes_that_bring_nothing_are_bounded(origin: RangedOrigin, tran
     with pytest.raises(OriginError, match=r"gave up after \d+ resumes"):
         await download(transferer, ContentRequest(origin.url))
     assert len(origin.requests) == 1 + origin_resume.MAX_STALLED_RESUMES
+
+
+async def test_a_cut_range_request_is_resumed_within_its_range(origin: RangedOrigin) -> None:
+    """The back-to-source path of a partial task asks for runs of missing pieces: a cut run resumes inside it."""
+    origin.plan = lambda n: ('"v1"', 1 << 20 if n == 0 else None)
+    client = new_client()
+    start, end = 4 << 20, (8 << 20) - 1
+    async with open_origin(client, ContentRequest(origin.url), start, end) as response:
+        assert response.length == end + 1 - start
+        got = b"".join([bytes(chunk) async for chunk in response.body])
+    await client.aclose()
+    assert got == DATA[start : end + 1]
+    assert [r["range"] for r in origin.requests] == [f"bytes={start}-{end}", f"bytes={start + (1 << 20)}-{end}"]

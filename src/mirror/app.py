@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError
 from dfcommon.metrics import MIRROR_REQUESTS
+from mirror import aborts
 from mirror.admission import DownloadGate, GatedBody
 from mirror.config import MirrorConfig
 from mirror.credentials import Credentials
@@ -251,14 +252,15 @@ class AccessLog:
         try:
             await self.app(scope, receive, counting_send)
         except BaseException as exc:
-            outcome = f" aborted={type(exc).__name__}"
+            outcome = f" aborted={aborts.describe(exc)}"
             raise
         finally:
             client = scope.get("client") or ("-", 0)
             query = scope.get("query_string", b"").decode("latin-1")[:200]
             target = scope.get("path", "")[:300] + (f"?{query}" if query else "")
             MIRROR_REQUESTS.labels(scope.get("method", ""), _kind(scope.get("path", "")), str(status)).inc()
-            access_log.info(
+            access_log.log(
+                logging.WARNING if outcome else logging.INFO,
                 '%s "%s %s" %d %d %.3fs%s',
                 client[0],
                 scope.get("method", ""),

@@ -11,6 +11,7 @@ from collections.abc import Generator
 import uvicorn
 
 from dfcommon.errors import Unavailable
+from mirror import aborts
 from mirror.app import build_app
 from mirror.config import MirrorConfig
 from mirror.prefetch import Prefetcher
@@ -72,6 +73,7 @@ async def serve_mirror(
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     server = _Server(server_config)
+    aborts.install()  # a response cut for an expected cause is the access log's one line, not a traceback
     address = sock.getsockname()
     log.info(
         "registry mirror listening on http://%s:%d, default upstream %s, allowed upstreams: %s",

@@ -243,6 +243,8 @@ class Conductor:
             self._use_store(cached)
             log.info("task=%s served from the local cache", self.task_id)
             return
+        if (partial := self.ctx.storage.get_partial(self.task_id)) is not None:
+            self._use_store(partial)  # the verified pieces of an interrupted download: only the rest is fetched
         reason = ""
         peer_id = ""
         if self.ctx.scheduler is not None:
@@ -307,8 +309,12 @@ class Conductor:
         return self.peer_id
 
     def _apply_task(self, task: scheduler_pb2.TaskInfo) -> None:
-        if self.store is None and task.content_length >= 0 and task.piece_size > 0 and self._reading is None:
+        if task.content_length < 0 or task.piece_size <= 0 or self._reading is not None:
+            pass
+        elif self.store is None:
             self._create_store(task.content_length, task.piece_size)
+        else:  # a partial task kept from before a restart, which the swarm now cuts otherwise, loses its pieces
+            self.store.reshape(task.content_length, task.piece_size)
         if task.state == common_pb2.TASK_STATE_FAILED:
             self._distrust_seed()
         elif task.state == common_pb2.TASK_STATE_SUCCEEDED and self._swarm_only and task.digest:
@@ -497,7 +503,7 @@ class Conductor:
         known = store.meta.content_length >= 0
         for number in range(store.meta.piece_count):
             if store.has(number):
-                digest = self._hashes.get(number, "") if known else ""
+                digest = (store.piece_digest(number) or self._hashes.get(number, "")) if known else ""
                 request.results.append(scheduler_pb2.PieceResult(piece_number=number, success=True, digest=digest))
         if self._reading is not None and known:
             request.origin.CopyFrom(self._origin_answer(store))
@@ -718,7 +724,7 @@ class Conductor:
         ORIGIN_BYTES.labels("dfdaemon").inc(assembler.piece.size)
         if digest:
             self._hashes.setdefault(assembler.piece.number, digest)
-            if self._answered:
+            if self._answered and self._offer_digest:
                 self._emit(_Event("offered", (assembler.piece.number, digest)))
         self._pulse()
 

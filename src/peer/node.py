@@ -156,6 +156,7 @@ class PeerNode:
         """Leave the swarm and stop serving."""
         if self._gc is not None:
             self._gc.cancel()
+        self.storage.keep_partials = True  # downloads cancelled now leave their verified pieces for the next start
         if self.transferer is not None:
             await self.transferer.close()
         if self.scheduler is not None:

@@ -9,20 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument, OriginError
 from dfcommon.fetchpolicy import FetchPolicy
-from dfcommon.http_client import Cancel, HttpClient, HttpFailure, Response
+from dfcommon.http_client import Cancel, HttpClient, HttpFailure
 from dfcommon.identity import display_url
 from peer.byterange import parse_byte_range
+from peer.origin_body import BodyReader, OriginCut
+from peer.origin_resume import Opened, ResumingBody
 
-CHUNK = 1 << 20
-READ_AHEAD = 4  # chunks the reader thread may hold before the event loop has taken them
 CONNECT_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 60.0  # without a byte from the origin
 
@@ -62,71 +61,15 @@ def origin_error(request: ContentRequest, status: int, reason: str) -> OriginErr
     return OriginError(f"origin returned HTTP {status} {reason} for {display_url(request.url)}", status)
 
 
-class _Body:
-    """The reader thread of one response and the event loop's side of it."""
-
-    def __init__(self, request: ContentRequest, response: Response, cancel: Cancel) -> None:
-        self.request = request
-        self.response = response
-        self.cancel = cancel
-        self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[memoryview | BaseException | None] = asyncio.Queue()
-        self.room = threading.Semaphore(READ_AHEAD)
-        self.stopping = False
-        self.reader: asyncio.Future[None] | None = None
-
-    async def chunks(self) -> AsyncIterator[memoryview]:
-        """The body, in chunks of up to 1 MiB; OriginError when the transfer fails."""
-        if self.reader is None:
-            self.reader = asyncio.ensure_future(asyncio.to_thread(self._read))
-        while (item := await self.queue.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            self.room.release()
-            yield item
-
-    def _hand(self, item: memoryview | BaseException | None) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
-
-    def _read(self) -> None:
-        """In the worker thread: fill fresh buffers (the previous ones belong to pieces now) and hand them over."""
-        try:
-            while True:
-                self.room.acquire()
-                if self.stopping:
-                    return
-                view = memoryview(bytearray(CHUNK))
-                fill = 0
-                while fill < CHUNK and (n := self.response.readinto(view[fill:])):
-                    fill += n
-                if fill:
-                    self._hand(view[:fill])
-                if fill < CHUNK:
-                    self._hand(None)
-                    return
-        except HttpFailure as exc:
-            self._hand(OriginError(f"cannot fetch {display_url(self.request.url)}: {exc}"))
-        except BaseException as exc:  # never leave the consumer waiting
-            self._hand(exc)
-
-    async def stop(self) -> None:
-        """Stop the reader (shutting the connection down if the body was not read to its end) and wait for it."""
-        self.stopping = True
-        reader = self.reader
-        if reader is not None and not reader.done():
-            self.cancel.cancel()
-            self.room.release()
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(reader)
+def _first_byte(content_range: str) -> int | None:
+    """The first byte position of a Content-Range value ("bytes 5-9/10"), None when malformed."""
+    unit, _, rest = content_range.strip().partition(" ")
+    first = rest.partition("-")[0]
+    return int(first) if unit.lower() == "bytes" and first.isdigit() and len(first) < 20 else None
 
 
-@asynccontextmanager
-async def open_origin(
-    client: OriginClient, request: ContentRequest, start: int = 0, end: int | None = None
-) -> AsyncIterator[OriginResponse]:
-    """Open content bytes [start, end] (inclusive, relative to the request's own range) at the origin."""
-    headers = _headers(request, start, end)
+async def _open(client: OriginClient, request: ContentRequest, headers: dict[str, str]) -> Opened:
+    """GET with headers; the response checked (error statuses, a Range answered as asked) and its body reader."""
     cancel = Cancel()
     getting = asyncio.ensure_future(asyncio.to_thread(client.http.get, request.url, headers, cancel))
     try:
@@ -137,21 +80,48 @@ async def open_origin(
             (await getting).close()
         raise
     except HttpFailure as exc:
-        raise OriginError(f"cannot fetch {display_url(request.url)}: {exc}") from None
-    body = _Body(request, response, cancel)
+        raise OriginCut(f"cannot fetch {display_url(request.url)}: {exc}") from None
     try:
         if response.status >= 400:
             raise origin_error(request, response.status, response.reason)
-        if "Range" in headers and response.status != 206:
-            raise OriginError(f"origin ignored the Range request for {display_url(request.url)}", response.status)
-        length_text = response.header("content-length")
-        length = int(length_text) if length_text.isdigit() else -1
-        if response.header("content-encoding").lower() not in ("", "identity"):
-            length = -1  # Content-Length counts the encoded bytes, which are what is stored
-        yield OriginResponse(length, body.chunks())
-    finally:
-        await body.stop()
+        if "Range" in headers:
+            if response.status == 200 and "If-Range" in headers:
+                raise OriginError(f"the content of {display_url(request.url)} changed while it was fetched (If-Range)")
+            if response.status != 206:
+                raise OriginError(f"origin ignored the Range request for {display_url(request.url)}", response.status)
+            asked = int(headers["Range"].removeprefix("bytes=").partition("-")[0])
+            content_range = response.header("content-range")  # required with a 206, but not every origin sends it
+            if content_range and _first_byte(content_range) != asked:
+                raise OriginError(f"origin answered another range than asked for {display_url(request.url)}")
+    except BaseException:
         response.close()
+        raise
+    return Opened(response, BodyReader(request, response, cancel))
+
+
+@asynccontextmanager
+async def open_origin(
+    client: OriginClient, request: ContentRequest, start: int = 0, end: int | None = None
+) -> AsyncIterator[OriginResponse]:
+    """Open content bytes [start, end] (inclusive, relative to the request's own range) at the origin; a body cut
+    on the way is resumed with Range requests (peer.origin_resume)."""
+
+    def opener(offset: int, extra: Mapping[str, str]) -> Awaitable[Opened]:
+        return _open(client, request, _headers(request, start + offset, end) | dict(extra))
+
+    first = await _open(client, request, _headers(request, start, end))
+    response = first.response
+    length_text = response.header("content-length")
+    length = int(length_text) if length_text.isdigit() else -1
+    if response.header("content-encoding").lower() not in ("", "identity"):
+        length = -1  # Content-Length counts the encoded bytes, which are what is stored
+    body = ResumingBody(request, first, opener, length)
+    chunks = body.chunks()
+    try:
+        yield OriginResponse(length, chunks)
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+        await body.close()
 
 
 def tls_context(ca_file: str | None = None, insecure: bool = False) -> ssl.SSLContext:

@@ -40,11 +40,10 @@ class PieceAssembler:
 
     def verify_and_write(self, store: TaskStore, algorithm: str = "") -> str:
         """Blocking: check the digest, then write; DigestMismatch (nothing written) when it does not match. Returns
-        the piece's digest: the one it was checked against, else one computed with algorithm ("" without)."""
+        the piece's digest: the one it was checked against, else one computed with algorithm (default BLAKE3)."""
         if not self.full:
             raise ValueError(f"piece {self.piece.number} is incomplete")
         chunks, self._chunks = self._chunks, []
-        digest = ""
         if self.piece.digest:
             parsed = piecedigest.parse(self.piece.digest)
             if parsed is None:
@@ -52,9 +51,9 @@ class PieceAssembler:
             digest = piecedigest.digest_of(parsed[0], chunks)
             if digest != f"{parsed[0]}:{parsed[1]}":
                 raise DigestMismatch(f"piece {self.piece.number} is {digest}, want {self.piece.digest}")
-        elif algorithm:
-            digest = piecedigest.digest_of(algorithm, chunks)
-        store.write_piece(self.piece.number, chunks)
+        else:
+            digest = piecedigest.digest_of(algorithm or piecedigest.DEFAULT_ALGORITHM, chunks)
+        store.write_piece(self.piece.number, chunks, digest)
         return digest
 
     async def store(self, store: TaskStore, algorithm: str = "") -> str:

@@ -1,4 +1,4 @@
-"""One task's content on disk: data file, piece bitmap, metadata JSON (never headers).
+"""One task's content on disk: data file, piece journal (peer.storage.journal), metadata JSON (never headers).
 
 Writes of the length and metadata raise CacheDiskError naming the cache directory (the disk is full, read-only or
 failing) and leave the store as it was: in particular content is never marked complete in memory when its
@@ -14,12 +14,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from dfcommon import piecedigest
 from dfcommon.pieces import piece_count, piece_span
 from peer.storage.bitmap import Bitmap
+from peer.storage.journal import JOURNAL, JOURNAL_TMP, PieceJournal
 from peer.storage.space import disk_error
 
 DATA = "data"
-BITMAP = "bitmap"
+BITMAP = "bitmap"  # the piece map of earlier versions (complete tasks only are still read with it)
 META = "meta.json"
 META_TMP = META + ".tmp"
 
@@ -46,17 +48,26 @@ class TaskMeta:
 class TaskStore:
     """The data file of one task; pieces are written only after verification and then marked held."""
 
-    def __init__(self, directory: Path, meta: TaskMeta, bitmap: Bitmap, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        meta: TaskMeta,
+        bitmap: Bitmap,
+        cache_dir: Path | None = None,
+        digests: dict[int, str] | None = None,
+    ) -> None:
         self.directory = directory
         # The cache directory users know (--data-dir, holding tasks/<id>), named in disk errors.
         self.cache_dir = cache_dir if cache_dir is not None else directory.absolute().parent.parent
         self.meta = meta
         self.bitmap = bitmap
+        self.digests = digests if digests is not None else {}  # "<algorithm>:<hex>" of each held piece
         self.pins = 0  # readers and downloads using the store; GC skips pinned stores
         self.invalid = False  # changed outside the daemon: never served again, removed when unpinned
+        self.interrupted = False  # an incomplete task loaded at start-up (a download that a restart cut)
         self._lock = threading.Lock()
         self._fd = os.open(directory / DATA, os.O_RDWR | os.O_CREAT, 0o644)
-        self._bitmap_fd = os.open(directory / BITMAP, os.O_RDWR | os.O_CREAT, 0o644)
+        self._journal = PieceJournal(directory)
         self.closed = False
         self._prepared: TaskMeta | None = None  # complete metadata written by prepare_complete, not in effect yet
 
@@ -65,7 +76,7 @@ class TaskStore:
         """A new, empty store (replacing whatever was in directory); OSError when the disk refuses it (the caller
         removes directory)."""
         directory.mkdir(parents=True, exist_ok=True)
-        for name in (DATA, BITMAP, META):
+        for name in (DATA, BITMAP, META, JOURNAL, JOURNAL_TMP):
             (directory / name).unlink(missing_ok=True)
         meta.last_used = time.time()
         meta.complete = False
@@ -81,10 +92,24 @@ class TaskStore:
 
     @classmethod
     def load(cls, directory: Path, cache_dir: Path | None = None) -> TaskStore:
-        """Open a stored task (raises OSError/ValueError when its files are unusable)."""
+        """Open a stored task (raises OSError/ValueError when its files are unusable). A complete task holds every
+        piece; an incomplete one the pieces its journal names (not checked here: see peer.storage.partial)."""
         meta = TaskMeta(**json.loads((directory / META).read_text()))
-        bitmap = Bitmap(meta.piece_count, (directory / BITMAP).read_bytes())
-        return cls(directory, meta, bitmap, cache_dir)
+        if meta.piece_size <= 0:
+            raise ValueError(f"piece size {meta.piece_size}")
+        digests: dict[int, str] = {}
+        if (directory / JOURNAL).exists():
+            digests = PieceJournal.parse_file(directory / JOURNAL)
+        elif not meta.complete:
+            raise ValueError("an interrupted download without a piece journal (written by an earlier version)")
+        count = meta.piece_count
+        digests = {n: d for n, d in digests.items() if n < count}
+        bitmap = Bitmap(count)
+        for number in range(count) if meta.complete else digests:
+            bitmap.add(number)
+        store = cls(directory, meta, bitmap, cache_dir, digests)
+        store.interrupted = not meta.complete
+        return store
 
     @property
     def task_id(self) -> str:
@@ -122,8 +147,9 @@ class TaskStore:
             held -= self.meta.piece_size - self.span(count - 1)[1]
         return held
 
-    def write_piece(self, number: int, chunks: Sequence[bytes | memoryview]) -> None:
-        """Store a verified piece at its offset and mark it held (blocking: run in a thread)."""
+    def write_piece(self, number: int, chunks: Sequence[bytes | memoryview], digest: str = "") -> None:
+        """Store a verified piece at its offset and mark it held (blocking: run in a thread). digest: what the
+        piece was verified against ("<algorithm>:<hex>"); without one, its BLAKE3 is computed for the journal."""
         offset, size = self.span(number)
         total = sum(len(c) for c in chunks)
         if total != size and self.meta.content_length >= 0:
@@ -132,9 +158,26 @@ class TaskStore:
         while written < total:  # short write: finish the rest
             joined = b"".join(chunks)[written:]
             written += os.pwrite(self._fd, joined, offset + written)
+        if not digest:
+            digest = piecedigest.digest_of(piecedigest.DEFAULT_ALGORITHM, chunks)
         with self._lock:
-            byte, value = self.bitmap.add(number)
-            os.pwrite(self._bitmap_fd, bytes([value]), byte)
+            # The data is in the file before the journal names the piece (see peer.storage.journal).
+            self._journal.append(number, digest)
+            self.bitmap.add(number)
+            self.digests[number] = digest
+
+    def piece_digest(self, number: int) -> str:
+        """The digest a held piece was verified against or written with ("" when not held)."""
+        return self.digests.get(number, "")
+
+    def keep_only(self, numbers: set[int]) -> None:
+        """Forget every held piece not in numbers (pieces that failed their check), journal included."""
+        with self._lock:
+            self.digests = {n: d for n, d in self.digests.items() if n in numbers}
+            self.bitmap = Bitmap(self.meta.piece_count)
+            for number in self.digests:
+                self.bitmap.add(number)
+            self._journal.rewrite(sorted(self.digests.items()))
 
     def data_identity(self) -> tuple[str, int, int]:
         """(absolute path, st_dev, st_ino) of the data file."""
@@ -146,13 +189,20 @@ class TaskStore:
         return os.pread(self._fd, size, offset)
 
     def reshape(self, content_length: int, piece_size: int) -> None:
-        """Take another length and piece size, while no piece is held (otherwise nothing changes)."""
-        if self.bitmap.count or (content_length, piece_size) == (self.meta.content_length, self.meta.piece_size):
+        """Take another length and piece size, while no piece is held (otherwise nothing changes), or in a partial
+        task kept from before a restart: the pieces it holds are dropped then (the swarm cuts the content otherwise
+        now, or its length changed)."""
+        if (content_length, piece_size) == (self.meta.content_length, self.meta.piece_size) or self.complete:
+            return
+        if self.bitmap.count and not self.interrupted:
             return
         before = self.meta.content_length, self.meta.piece_size
-        self.meta.content_length = content_length
-        self.meta.piece_size = piece_size
         try:
+            if self.bitmap.count:
+                self.keep_only(set())
+                os.ftruncate(self._fd, 0)
+            self.meta.content_length = content_length
+            self.meta.piece_size = piece_size
             os.ftruncate(self._fd, content_length)
             self._write_meta()
         except OSError as exc:
@@ -185,7 +235,7 @@ class TaskStore:
         prepared, self._prepared = self._prepared, None
         try:
             os.fsync(self._fd)
-            os.fsync(self._bitmap_fd)
+            self._journal.sync()
             meta = prepared or replace(self.meta, complete=True, data_mtime_ns=os.fstat(self._fd).st_mtime_ns)
             if prepared is None:
                 self._write_tmp(meta)
@@ -242,14 +292,15 @@ class TaskStore:
             return 0
 
     def footprint(self) -> int:
-        """Bytes the task counts for in the cache: what it takes on disk, and for a download in progress the
-        whole content it will take (the data file is sparse until then)."""
+        """Bytes the task counts for in the cache: what it takes on disk, and for a download in progress (pinned)
+        the whole content it will take (the data file is sparse until then); a partial task kept from an interrupted
+        download counts what it holds."""
         used = self.disk_usage()
-        return used if self.complete else max(used, self.meta.content_length)
+        return used if self.complete or (self.interrupted and not self.pins) else max(used, self.meta.content_length)
 
     def close(self) -> None:
         """Close the files."""
         if not self.closed:
             self.closed = True
             os.close(self._fd)
-            os.close(self._bitmap_fd)
+            self._journal.close()

@@ -25,9 +25,11 @@ class Daemon:
         return f"unix:{self.socket}"
 
 
-def start_daemon(group: ProcessGroup, workdir: Path, name: str, ip: str, supernodes: str, *extra: str) -> Daemon:
-    """Start dfdaemon on ip:<free port> with its socket in workdir, mirror off."""
-    port = free_port(ip)
+def start_daemon(
+    group: ProcessGroup, workdir: Path, name: str, ip: str, supernodes: str, *extra: str, port: int | None = None
+) -> Daemon:
+    """Start dfdaemon on ip:port (default: a free one) with its socket in workdir, mirror off."""
+    port = port or free_port(ip)
     sock = workdir / f"{name}.sock"
     data = workdir / name
     argv = [

@@ -54,7 +54,7 @@ def test_full_disk_at_completion_leaves_the_content_incomplete(
     assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert not store.complete and store.meta.data_mtime_ns == 0
     assert storage.get_complete("t") is None
-    assert sorted(p.name for p in store.directory.iterdir()) == ["bitmap", "data", "meta.json"]  # no .tmp
+    assert sorted(p.name for p in store.directory.iterdir()) == ["data", "meta.json", "pieces"]  # no .tmp
     assert on_disk(store)["complete"] is False
     monkeypatch.undo()
     store.prepare_complete()  # room again: the same store completes

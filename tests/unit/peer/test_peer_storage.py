@@ -54,10 +54,9 @@ def test_write_read_and_reload(tmp_path: Path) -> None:
     assert reloaded.meta.url == "http://origin/f"
 
 
-def test_incomplete_task_is_dropped_on_restart(tmp_path: Path) -> None:
+def test_incomplete_task_without_pieces_is_dropped_on_restart(tmp_path: Path) -> None:
     storage = Storage(tmp_path)
-    store = storage.create("t2", "http://origin/g", "", 2 * PIECE, PIECE)
-    store.write_piece(0, [content(PIECE)])
+    storage.create("t2", "http://origin/g", "", 2 * PIECE, PIECE)
     storage.close()
     assert Storage(tmp_path).get("t2") is None
     assert not (tmp_path / "tasks" / "t2").exists()

@@ -48,14 +48,14 @@ from scale_testbed import (  # noqa: E402
     Testbed,
     children_cpu,
     cpu_busy,
-    handovers,
     make_testbed,
     process_cpu,
+    readers_chosen,
     registrations,
     run_at_once,
     swarm,
 )
-from swarm_bounds import Bound, first_peer_design, kumar_ross, mbit, seed_design  # noqa: E402
+from swarm_bounds import Bound, kumar_ross, mbit, reader_design, seed_design  # noqa: E402
 
 MiB = 1 << 20
 NOTES = (
@@ -91,7 +91,7 @@ class RunResult:
     design_path: str  # "seed read the origin" or "first peer read the origin" (from nginx's log)
     cpu_busy: float  # share of all cores busy during the swarm run (every process on the machine)
     swarm_cpu: float  # CPU seconds of the supernode, the dfdaemons and the dfgets during the swarm run
-    handovers: int  # first peers that handed their origin fetch to the seed during the run
+    readers: int  # peers the supernode chose to read the origin for the swarm during the run
     registered: tuple[float, float]  # seconds after the start when the first and the last peer registered
     failed: dict[str, str]  # hosts whose dfget failed: exit status and the end of its stderr
 
@@ -133,12 +133,13 @@ def _check(finished: list[Finished], what: str) -> None:
 def bounds(args: argparse.Namespace, n: int, size: int, seed_read: bool) -> tuple[Bound, Bound]:
     """The Kumar-Ross bound (seed counted among the uploaders) and the bound of the path today's design took.
 
-    seed_read: the seed read the origin (--origin-fetch seed, or a hand-over); else the first peer kept its
-    fetch and the others waited for the seed's checked copy. Downlinks are unshaped.
+    seed_read: the seed read the origin (--origin-fetch seed); else the first peer read it and offered each piece
+    as it wrote it (the seed holds nothing then). Downlinks are unshaped.
     """
     u_s, u = mbit(args.origin_mbit), mbit(args.host_mbit)
-    design = seed_design if seed_read else first_peer_design
-    return kumar_ross(size, n, u_s, [u] * (n + 1)), design(size, n, u_s, u, [u] * n)
+    if seed_read:
+        return kumar_ross(size, n, u_s, [u] * (n + 1)), seed_design(size, n, u_s, u, [u] * n)
+    return kumar_ross(size, n, u_s, [u] * n), reader_design(size, n, u_s, [u] * n)
 
 
 def one_run(
@@ -168,7 +169,7 @@ def one_run(
     for _, argv in commands:
         argv += ["--digest", f"sha256:{sha}"]
     everyone = [bed.origin, bed.supernode, *hosts]
-    handed_before = handovers(sn_log)
+    chosen_before = readers_chosen(sn_log)
     sent_before = {host.netns: tx_bytes(host) for host in everyone}
     cpu_before, swarm_before = cpu_busy(), process_cpu(pids) + children_cpu()
     wall_start = time.time()
@@ -215,7 +216,7 @@ def one_run(
         design_path="seed read the origin" if seed_read else "first peer read the origin",
         cpu_busy=busy,
         swarm_cpu=swarm_cpu,
-        handovers=handovers(sn_log) - handed_before,
+        readers=readers_chosen(sn_log) - chosen_before,
         registered=(min(joined), max(joined)),
         failed=failed,
     )
@@ -242,7 +243,7 @@ def print_run(result: RunResult, bed: Testbed) -> None:
         f"{result.makespan / design.seconds:.2f}x\n"
         + "".join(f"  FAILED {short(netns)}: {why}\n" for netns, why in result.failed.items())
         + f"  uplink bytes / F: {shares}\n"
-        f"  origin read by (nginx bytes / F): {readers or 'nobody'}; hand-overs {result.handovers}; "
+        f"  origin read by (nginx bytes / F): {readers or 'nobody'}; readers chosen {result.readers}; "
         f"machine CPU busy {result.cpu_busy:.0%} of {os.cpu_count()} cores, the swarm's processes "
         f"{result.swarm_cpu:.1f} CPU-s ({result.swarm_cpu / result.makespan:.2f} cores)",
         flush=True,

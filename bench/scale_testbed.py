@@ -234,10 +234,12 @@ def registrations(supernode_log: Path, url: str) -> list[float]:
     return times
 
 
-def handovers(supernode_log: Path) -> int:
-    """How often the supernode's log says a first peer handed its origin fetch over to the seed."""
+def readers_chosen(supernode_log: Path) -> int:
+    """How often the supernode's log says it chose a peer to read the origin for the swarm (the first peer of a
+    task, or one that replaced a reader that left)."""
+    pattern = r"reading the origin for the swarm|reader task=\S+ peer=\S+: reads the origin"
     try:
-        return len(re.findall(r"handed the origin fetch over", supernode_log.read_text(errors="replace")))
+        return len(re.findall(pattern, supernode_log.read_text(errors="replace")))
     except OSError:
         return 0
 

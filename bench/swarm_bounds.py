@@ -7,21 +7,20 @@ Kumar-Ross (P2P file distribution, one server holding the file, helpers allowed)
 u_s is the origin's uplink; the sum runs over every host that can upload, seed peers (today the supernode's
 seed) included: they add upload capacity without asking for a copy themselves.
 
-Today's design ("seed design"): the origin has one reader, the seed (with `--origin-fetch peer` the first peer
-hands its fetch over to the seed when the others register at the same moment), and every host gets every
-piece from the seed or from another host. So
+With the seed reading the origin (`--origin-fetch seed`, and content without a digest) ("seed design"):
+the origin has one reader, the seed, and every host gets every piece from the seed or from another host. So
 - the origin uploads to the seed alone: its bandwidth counts only through the seed, and every byte enters the
   swarm through the seed's uplink at least once: F/min(u_s, u_seed);
 - the hosts' N*F bytes come from the seed and the hosts, not the origin: N*F/(u_seed + sum u_hosts);
 - F/d_min as above.
 With a seed uplink below the origin's, the first term caps small swarms (1 host: F/u_seed, not F/u_s).
 
-Today's design when the first peer keeps its origin fetch (`--origin-fetch peer`, no hand-over): that peer reads
-the origin alone while the seed copies it from that peer (through the peer's uplink, as it arrives); nobody gets a
-piece before the seed has checked the whole copy; then the seed and the first peer both hold F and the other N-1
-hosts fetch it from them and from each other. Two phases one after the other:
-    F/min(u_s, u_1)  +  max(F/(u_seed + u_1), (N-1)*F/(u_seed + sum u_hosts))
-(the second phase is Kumar-Ross with the seed and the first peer as servers); with N = 1 it is F/u_s.
+With the first peer reading the origin (`--origin-fetch peer`, the default for content with a digest) ("reader
+design"): that host reads the origin alone and offers each piece as it writes it; the seed holds nothing. Every
+byte the other hosts get leaves the reader's uplink at least once, and their (N-1)*F bytes come from the hosts'
+uplinks (the reader's included):
+    max(F/min(u_s, u_1), (N-1)*F/sum u_hosts, F/d_min)
+with N = 1 it is the host's own fetch, F/u_s (and F/d_min).
 """
 
 from __future__ import annotations
@@ -76,30 +75,27 @@ def seed_design(
     )
 
 
-def first_peer_design(
+def reader_design(
     size: int,
     n_hosts: int,
     origin_up: float,
-    seed_up: float,
     hosts_up: Sequence[float],
     down_min: float | None = None,
 ) -> Bound:
-    """The bound when the first host reads the origin, the seed copies it whole, and only then the rest fetch."""
-    _check(size, n_hosts, [origin_up, seed_up, *hosts_up], down_min)
+    """The bound when the first host reads the origin and offers each piece to the others as it writes it."""
+    _check(size, n_hosts, [origin_up, *hosts_up], down_min)
     if not hosts_up:
-        raise ValueError("the first peer needs an uplink")
-    first = hosts_up[0]
-    if n_hosts == 1:  # the host's own fetch; the seed's copy after it delays nobody
-        return _largest({"F/u_s": size / origin_up, "F/d_min": size / down_min if down_min else 0.0})
-    copy = max(size / min(origin_up, first), size / down_min if down_min else 0.0)
-    spread = _largest(
+        raise ValueError("the reader needs an uplink")
+    down = size / down_min if down_min else 0.0
+    if n_hosts == 1:
+        return _largest({"F/u_s": size / origin_up, "F/d_min": down})
+    return _largest(
         {
-            "F/(u_seed+u_1)": size / (seed_up + first),
-            "F/d_min": size / down_min if down_min else 0.0,
-            "(N-1)*F/(u_seed+sum u_host)": (n_hosts - 1) * size / (seed_up + sum(hosts_up)),
+            "F/min(u_s,u_1)": size / min(origin_up, hosts_up[0]),
+            "F/d_min": down,
+            "(N-1)*F/sum u_host": (n_hosts - 1) * size / sum(hosts_up),
         }
     )
-    return Bound(copy + spread.seconds, f"F/min(u_s,u_1) + {spread.limit}")
 
 
 def mbit(rate_mbit: float) -> float:

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 
-from swarm_bounds import first_peer_design, kumar_ross, mbit, seed_design
+from swarm_bounds import kumar_ross, mbit, reader_design, seed_design
 
 F = 32 << 20  # 33.55 MB
 
@@ -73,21 +73,22 @@ def test_rates_must_be_positive() -> None:
         seed_design(F, 0, mbit(100), mbit(50), [])
 
 
-def test_first_peer_design_adds_the_copy_and_the_spread() -> None:
-    # h1 reads the origin at 100 while the seed copies it through h1's 50 Mbit/s uplink (F/50), then the seed and
-    # h1 serve 7 more hosts: max(F/100, 7F/(50+8*50)) = 7F/450.
-    bound = first_peer_design(F, 8, mbit(100), mbit(50), [mbit(50)] * 8)
-    assert bound.limit == "F/min(u_s,u_1) + (N-1)*F/(u_seed+sum u_host)"
-    assert bound.seconds == pytest.approx(F / mbit(50) + 7 * F / mbit(450))
+def test_reader_design_is_limited_by_the_readers_uplink() -> None:
+    # h1 reads the origin at 100 but every byte the 7 others get leaves h1's 50 Mbit/s uplink at least once (F/50);
+    # their 7F come from 8 uplinks of 50 (7F/400), less.
+    bound = reader_design(F, 8, mbit(100), [mbit(50)] * 8)
+    assert bound.limit == "F/min(u_s,u_1)"
+    assert bound.seconds == pytest.approx(F / mbit(50))
 
 
-def test_first_peer_design_two_hosts_is_limited_by_the_two_holders() -> None:
-    bound = first_peer_design(F, 2, mbit(100), mbit(50), [mbit(50)] * 2)
-    assert bound.limit == "F/min(u_s,u_1) + F/(u_seed+u_1)"
-    assert bound.seconds == pytest.approx(F / mbit(50) + F / mbit(100))
+def test_reader_design_with_a_fast_reader_is_limited_by_the_sum_of_uplinks() -> None:
+    # With equal uplinks F/u_1 always wins ((N-1)/N < 1); a reader at 200 leaves the others' 7F to 550 in all.
+    bound = reader_design(F, 8, mbit(100), [mbit(200)] + [mbit(50)] * 7)
+    assert bound.limit == "(N-1)*F/sum u_host"
+    assert bound.seconds == pytest.approx(7 * F / mbit(550))
 
 
-def test_first_peer_design_one_host_is_its_own_fetch() -> None:
-    bound = first_peer_design(F, 1, mbit(100), mbit(50), [mbit(50)])
+def test_reader_design_one_host_is_its_own_fetch() -> None:
+    bound = reader_design(F, 1, mbit(100), [mbit(50)])
     assert bound.limit == "F/u_s"
     assert bound.seconds == pytest.approx(F / mbit(100))

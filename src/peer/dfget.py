@@ -16,7 +16,6 @@ from pathlib import Path
 
 import grpc
 import uvloop
-from dandelion.common.v1 import common_pb2
 from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.channels import channel
@@ -27,6 +26,7 @@ from dfcommon.identity import validate_url
 from dfcommon.logs import setup_logging
 from dfcommon.malloc import tune_malloc
 from dfcommon.sizes import parse_size
+from dfcommon.urlmeta import to_url_meta
 from peer.byterange import parse_byte_range
 from peer.config import parse_duration, parse_supernodes, validate_endpoint
 from peer.deadline import BASE_S, FLOOR_RATE, Deadline
@@ -126,13 +126,7 @@ async def _daemon_answers(endpoint: str) -> grpc.aio.Channel | None:
 def _download_request(job: Job, local: bool) -> peer_pb2.DownloadRequest:
     request = job.request
     return peer_pb2.DownloadRequest(
-        url_meta=common_pb2.UrlMeta(
-            url=request.url,
-            headers=request.headers,
-            digest=request.digest,
-            filtered_query_params=list(request.filtered_query_params),
-            range=request.byte_range,
-        ),
+        url_meta=to_url_meta(request),
         no_back_source=job.no_back_source,
         rate_limit=job.rate_limit,
         local_copy=local,

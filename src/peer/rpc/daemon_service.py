@@ -13,6 +13,7 @@ from dandelion.peer.v1 import peer_pb2
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError
 from dfcommon.slots import SlotPool
+from dfcommon.urlmeta import from_url_meta
 from dfcommon.wire import encode_with_payload
 from peer.storage import Storage
 from peer.transferer import SwarmTransferer, TaskStream
@@ -28,14 +29,7 @@ MAX_DOWNLOADS = 1024  # dfget calls streaming at once; each holds a cache entry 
 
 def content_request(message: peer_pb2.DownloadRequest) -> ContentRequest:
     """The request a DownloadRequest stands for."""
-    meta = message.url_meta
-    return ContentRequest(
-        url=meta.url,
-        headers=dict(meta.headers),
-        digest=meta.digest,
-        filtered_query_params=tuple(meta.filtered_query_params),
-        byte_range=meta.range,
-    )
+    return from_url_meta(message.url_meta)
 
 
 class DaemonServicer:

@@ -7,6 +7,7 @@ from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon.content import ContentRequest
 from dfcommon.piecedigest import legacy_sha256
+from dfcommon.urlmeta import from_url_meta
 from supernode.resource.host import Host
 from supernode.resource.peer import Peer
 from supernode.resource.piece import Failure, PieceReport
@@ -17,13 +18,7 @@ from supernode.swarm import OriginAnswer
 
 def content_request(meta: common_pb2.UrlMeta) -> ContentRequest:
     """A (validated) UrlMeta as a ContentRequest."""
-    return ContentRequest(
-        url=meta.url,
-        headers=dict(meta.headers),
-        digest=meta.digest,
-        filtered_query_params=tuple(meta.filtered_query_params),
-        byte_range=meta.range,
-    )
+    return from_url_meta(meta)
 
 
 def task_info(task: Task) -> scheduler_pb2.TaskInfo:

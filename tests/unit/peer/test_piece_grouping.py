@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from peer.conductor import missing_runs
+from peer.download.origin_read import missing_runs
 from peer.piece import failures
 from peer.piece.grouping import group_by_parent
 from peer.piece.model import Parent, PieceSpec

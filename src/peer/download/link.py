@@ -1,0 +1,245 @@
+"""A download's calls to the supernode: RegisterTask, the SyncPieces stream, ReportPeerResult and LeaveTask.
+
+The only place in the download that touches their protobuf messages: what the supernode says arrives as plain
+events (LinkEvent), what the download reports leaves as plain data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import grpc
+from dandelion.common.v1 import common_pb2
+from dandelion.scheduler.v1 import scheduler_pb2
+
+from dfcommon import piecedigest
+from dfcommon.content import ContentRequest
+from dfcommon.urlmeta import to_url_meta
+from peer.piece.model import Parent, PieceOutcome, PieceSpec
+from peer.scheduler_client import SchedulerClient
+
+if TYPE_CHECKING:
+    from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskNews:
+    """The task as the supernode sees it (TaskInfo)."""
+
+    content_length: int  # -1 while unknown
+    piece_size: int  # 0 while unknown
+    failed: bool
+    error: str
+    # The digest the seed checked the whole content against, when it says so (TaskInfo SUCCEEDED); else "".
+    seed_checked: str
+
+    @property
+    def shaped(self) -> bool:
+        """True when the length and piece size are known."""
+        return self.content_length >= 0 and self.piece_size > 0
+
+
+@dataclass(frozen=True)
+class Assigned:
+    """Pieces to fetch, each from a parent, with the digest the supernode gave for it ("" none usable)."""
+
+    pieces: list[tuple[Parent, PieceSpec]]
+
+
+@dataclass(frozen=True)
+class ToSource:
+    """Fetch from the origin: for this peer alone, or (offer) for the swarm, reporting each piece with its digest
+    (algorithm)."""
+
+    reason: str
+    offer: bool
+    algorithm: str
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The stream ended; forgotten: the supernode no longer knows this peer (register again)."""
+
+    reason: str
+    forgotten: bool
+
+
+LinkEvent = TaskNews | Assigned | ToSource | Ended
+
+
+def task_news(info: scheduler_pb2.TaskInfo) -> TaskNews:
+    """TaskInfo as plain news."""
+    return TaskNews(
+        content_length=info.content_length,
+        piece_size=info.piece_size,
+        failed=info.state == common_pb2.TASK_STATE_FAILED,
+        error=info.error,
+        seed_checked=info.digest if info.state == common_pb2.TASK_STATE_SUCCEEDED else "",
+    )
+
+
+def piece_digest(piece: common_pb2.PieceInfo) -> str:
+    """The piece's digest as "<algorithm>:<hex>" ("" when it has none we can check: the content is then hashed
+    here); a seed that only fills the deprecated sha256 field counts as a sha256 digest."""
+    text = piece.digest or (f"sha256:{piece.sha256}" if piece.sha256 else "")
+    if not text:
+        return ""
+    parsed = piecedigest.parse(text)
+    if parsed is None:
+        log.warning("piece %d has a digest this peer cannot check: %.80r", piece.number, text)
+        return ""
+    return f"{parsed[0]}:{parsed[1]}"
+
+
+def _event(message: scheduler_pb2.SyncPiecesResponse) -> LinkEvent | None:
+    which = message.WhichOneof("event")
+    if which == "task":
+        return task_news(message.task)
+    if which == "back_to_source":
+        order = message.back_to_source
+        return ToSource(order.reason, order.offer_pieces, order.piece_digest)
+    if which == "assignments":
+        pieces = [
+            (
+                Parent(a.parent.peer_id, a.parent.ip, a.parent.port),
+                PieceSpec(a.piece.number, a.piece.offset, a.piece.size, piece_digest(a.piece)),
+            )
+            for a in message.assignments.assignments
+        ]
+        return Assigned(pieces)
+    return None  # a newer supernode's event this peer does not know
+
+
+def _result(outcome: PieceOutcome) -> scheduler_pb2.PieceResult:
+    return scheduler_pb2.PieceResult(
+        piece_number=outcome.number,
+        parent_peer_id=outcome.parent_peer_id,
+        success=outcome.success,
+        failure=outcome.failure,  # type: ignore[arg-type]
+        duration_ms=outcome.duration_ms,
+    )
+
+
+async def register(
+    scheduler: SchedulerClient, request: ContentRequest, deadline_s: float, on_host: Callable[[str], None]
+) -> tuple[str, TaskNews]:
+    """RegisterTask (each attempt within deadline_s): (peer id, the task); on_host gets the host id the
+    registration went out under."""
+    meta = to_url_meta(request)
+
+    def call(stub: SchedulerServiceAsyncStub, host_id: str) -> Awaitable[scheduler_pb2.RegisterTaskResponse]:
+        on_host(host_id)
+        return stub.RegisterTask(  # type: ignore[no-any-return]
+            scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=meta), timeout=deadline_s
+        )
+
+    response: scheduler_pb2.RegisterTaskResponse = await scheduler.call(call)
+    return str(response.peer_id), task_news(response.task)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a download reports when it ends (ReportPeerResult)."""
+
+    success: bool
+    bytes_from_peers: int
+    bytes_from_origin: int
+    duration_ms: int
+    error: str = ""
+    digest_mismatch: bool = False  # the whole content did not match although every piece matched its digest
+
+
+async def report(scheduler: SchedulerClient, peer_id: str, result: Result) -> None:
+    """ReportPeerResult, then LeaveTask when the download failed; a failure here is only logged."""
+    request = scheduler_pb2.ReportPeerResultRequest(
+        peer_id=peer_id,
+        success=result.success,
+        bytes_from_peers=result.bytes_from_peers,
+        bytes_from_origin=result.bytes_from_origin,
+        duration_ms=result.duration_ms,
+        error=result.error,
+        content_digest_mismatch=result.digest_mismatch,
+    )
+    try:
+        await scheduler.stub().ReportPeerResult(request, timeout=5)
+        if not result.success:
+            await scheduler.stub().LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id=peer_id), timeout=5)
+    except grpc.aio.AioRpcError as exc:
+        log.info("reporting peer=%s to the supernode failed: %s", peer_id[:12], exc.code().name)
+
+
+class SwarmLink:
+    """One SyncPieces stream: opened with what this peer holds, then results out and events in (to deliver)."""
+
+    def __init__(self, scheduler: SchedulerClient, peer_id: str, deliver: Callable[[LinkEvent], None]) -> None:
+        self.peer_id = peer_id
+        self._scheduler = scheduler
+        self._deliver = deliver
+        self._outgoing: asyncio.Queue[scheduler_pb2.SyncPiecesRequest | None] = asyncio.Queue()
+        self._call: grpc.aio.StreamStreamCall[scheduler_pb2.SyncPiecesRequest, scheduler_pb2.SyncPiecesResponse]
+        self._reader: asyncio.Task[None] | None = None
+
+    def open(self, window: int, held: Sequence[tuple[int, str]], answer: tuple[int, int] | None) -> None:
+        """Open the stream: the window, the pieces held (number, digest or ""), and the origin's answer (length,
+        piece size) when this peer reads the origin for the swarm."""
+        first = scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, window=window)
+        for number, digest in held:
+            first.results.append(scheduler_pb2.PieceResult(piece_number=number, success=True, digest=digest))
+        if answer is not None:
+            first.origin.CopyFrom(scheduler_pb2.OriginAnswer(content_length=answer[0], piece_size=answer[1]))
+        self._outgoing.put_nowait(first)
+
+        async def requests() -> AsyncIterator[scheduler_pb2.SyncPiecesRequest]:
+            while (message := await self._outgoing.get()) is not None:
+                yield message
+
+        self._call = self._scheduler.stub().SyncPieces(requests())
+        self._reader = asyncio.create_task(self._read())
+
+    def report(self, outcomes: Sequence[PieceOutcome]) -> None:
+        """Send the results of fetched pieces."""
+        if outcomes:
+            results = [_result(outcome) for outcome in outcomes]
+            self._outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, results=results))
+
+    def offer(self, number: int, digest: str) -> None:
+        """A piece this peer read from the origin for the swarm is stored: its number and digest."""
+        result = scheduler_pb2.PieceResult(piece_number=number, success=True, digest=digest)
+        self._outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, results=[result]))
+
+    def answer(self, content_length: int, piece_size: int) -> None:
+        """What the origin answered to this peer's read for the swarm."""
+        origin = scheduler_pb2.OriginAnswer(content_length=content_length, piece_size=piece_size)
+        self._outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, origin=origin))
+
+    async def close(self) -> None:
+        """End this side of the stream and cancel the call (its end was delivered already, or is not wanted)."""
+        self._outgoing.put_nowait(None)
+        if self._reader is None:
+            return
+        await asyncio.wait({self._reader}, timeout=1.0)  # its own end or failure was an event already
+        self._call.cancel()
+        self._reader.cancel()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+    async def _read(self) -> None:
+        try:
+            while isinstance(message := await self._call.read(), scheduler_pb2.SyncPiecesResponse):
+                if (event := _event(message)) is not None:
+                    self._deliver(event)
+            self._deliver(Ended("the supernode ended the piece stream", False))
+        except grpc.aio.AioRpcError as exc:
+            forgotten = exc.code() == grpc.StatusCode.NOT_FOUND
+            self._deliver(Ended(f"piece stream failed: {exc.code().name} {exc.details()}", forgotten))
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            # The call itself was cancelled, not this reader: its channel was closed.
+            self._deliver(Ended("the piece stream's channel was closed", True))

@@ -1,0 +1,152 @@
+"""Reading the origin into a task's store: all of it, or the runs of pieces the store lacks (Range requests)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Protocol
+
+from dfcommon.content import ContentRequest
+from dfcommon.errors import DigestMismatch, OriginError
+from dfcommon.pieces import DEFAULT_PIECE_SIZE, piece_size_for
+from peer.origin import OriginClient, open_origin
+from peer.piece.assembler import PieceAssembler
+from peer.piece.model import PieceSpec
+from peer.storage import TaskStore
+from peer.storage.space import disk_error
+from peer.tokenbucket import TokenBucket, acquire_all
+
+
+class OriginListener(Protocol):
+    """What a read tells the download."""
+
+    def create_store(self, content_length: int, piece_size: int) -> TaskStore:
+        """The origin answered a read from the start: the store to cut the content into."""
+
+    def answered(self, store: TaskStore) -> None:
+        """The content's length is known (at once, or at the end of content sent without one)."""
+
+    def stored(self, number: int, size: int, digest: str) -> None:
+        """A piece is written, with its digest."""
+
+    def offer(self, number: int, digest: str) -> None:
+        """A stored piece may be offered to the swarm (its length is known by now)."""
+
+
+def missing_runs(missing: list[int]) -> list[tuple[int, int]]:
+    """Contiguous runs (first, last) of sorted piece numbers."""
+    runs: list[tuple[int, int]] = []
+    for number in missing:
+        if runs and runs[-1][1] == number - 1:
+            runs[-1] = (runs[-1][0], number)
+        else:
+            runs.append((number, number))
+    return runs
+
+
+class OriginRead:
+    """One read of the origin for a download: pieces whose digest it knows (hashes) are verified against it, the
+    others hashed with algorithm (default BLAKE3) as they are written."""
+
+    def __init__(
+        self,
+        http: OriginClient,
+        request: ContentRequest,
+        display_url: str,
+        buckets: list[TokenBucket],
+        cache_dir: Path,
+        hashes: Mapping[int, str],
+        algorithm: str,
+        listener: OriginListener,
+    ) -> None:
+        self.http = http
+        self.request = request
+        self.display_url = display_url
+        self.buckets = buckets
+        self.cache_dir = cache_dir
+        self.hashes = hashes
+        self.algorithm = algorithm
+        self.listener = listener
+        self._answered = False
+
+    async def run(self, store: TaskStore | None) -> None:
+        """Read into store what it lacks, or (None) all of the content into a store made for it."""
+        if store is None:
+            await self._read_all()
+            return
+        if store.meta.content_length >= 0:
+            self._answer(store)
+        for first, last in missing_runs(store.missing()):
+            start = store.span(first)[0]
+            last_offset, last_size = store.span(last)
+            end = last_offset + last_size - 1
+            async with open_origin(self.http, self.request, start, end) as response:
+                total = await self._cut(store, response.body, first, last)
+            if total != end - start + 1:
+                raise OriginError(f"origin sent {total} of {end - start + 1} bytes for {self.display_url}")
+
+    async def _read_all(self) -> None:
+        async with open_origin(self.http, self.request) as response:
+            length = response.length
+            piece_size = piece_size_for(length) if length >= 0 else DEFAULT_PIECE_SIZE
+            store = self.listener.create_store(length, piece_size)
+            if length >= 0:
+                self._answer(store)
+            total = await self._cut(store, response.body, 0, None)
+        if length < 0:
+            store.set_length(total)
+            self._answer(store)
+            for number in range(store.meta.piece_count):  # held back until the length was known
+                digest = store.piece_digest(number)
+                if digest:
+                    self.listener.offer(number, digest)
+        elif total != length:
+            raise OriginError(f"origin sent {total} of {length} bytes for {self.display_url}")
+
+    def _answer(self, store: TaskStore) -> None:
+        self._answered = True
+        self.listener.answered(store)
+
+    async def _cut(self, store: TaskStore, body: AsyncIterator[memoryview], first: int, last: int | None) -> int:
+        """Cut an origin body into pieces first..last (None: to the end), verify where hashes are known, store."""
+        number = first
+        total = 0
+
+        def assembler_for(n: int) -> PieceAssembler:
+            offset, size = store.span(n)
+            return PieceAssembler(PieceSpec(n, offset, size, self.hashes.get(n, "")))
+
+        assembler = assembler_for(number)
+        async for data in body:
+            await acquire_all(self.buckets, len(data))
+            view = memoryview(data)
+            while view:
+                if last is not None and number > last:
+                    raise OriginError(f"origin sent more bytes than asked for {self.display_url}")
+                take = min(len(view), assembler.piece.size - assembler.received)
+                assembler.add(assembler.received, view[:take])
+                view = view[take:]
+                total += take
+                if assembler.full:
+                    await self._store(store, assembler)
+                    number += 1
+                    assembler = assembler_for(number)
+        if assembler.received:
+            if store.meta.content_length >= 0:
+                raise OriginError(f"origin ended early for {self.display_url}")
+            assembler.shrink_to_received()
+            store.meta.content_length = total + first * store.meta.piece_size
+            await self._store(store, assembler)
+        return total
+
+    async def _store(self, store: TaskStore, assembler: PieceAssembler) -> None:
+        try:
+            digest = await assembler.store(store, self.algorithm)
+        except DigestMismatch as exc:
+            raise DigestMismatch(f"origin content of {self.display_url} differs from the swarm's: {exc}") from None
+        except OSError as exc:
+            left = store.meta.content_length - store.completed_length()
+            raise disk_error(exc, self.cache_dir, left if left > 0 else assembler.piece.size) from None
+        self.listener.stored(assembler.piece.number, assembler.piece.size, digest)
+        if self._answered:
+            self.listener.offer(assembler.piece.number, digest)

@@ -1,0 +1,338 @@
+"""One SyncPieces stream of a download: assignments in, fetches out, results back, until every piece is held.
+
+Pieces assigned wait in a FetchQueue for one of a bounded number of DownloadPieces calls, grouped per parent;
+results are batched; parents that fail cool down (SwarmHealth). When the supernode asks this peer to read the
+origin for the swarm, the session starts that read (through its owner) and passes its news on: the origin's answer
+and each stored piece with its digest, sent at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from peer.context import PeerContext
+from peer.download.link import Assigned, Ended, LinkEvent, SwarmLink, TaskNews, ToSource
+from peer.download.verify import ContentCheck
+from peer.piece import failures
+from peer.piece.fetcher import fetch_group
+from peer.piece.health import SwarmHealth
+from peer.piece.model import Parent, PieceOutcome, PieceSpec
+from peer.piece.queue import FetchQueue
+from peer.storage import TaskStore
+from peer.tokenbucket import TokenBucket
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 8  # piece results per SyncPieces message
+BATCH_DELAY = 0.02  # seconds a result may wait for company
+SEED_VERDICT_WAIT = 5.0  # seconds to wait, once every piece is held, for the seed's digest check (hashing meanwhile)
+
+
+class SwarmGaveUp(Exception):
+    """The swarm cannot finish the download; the reason says why (back-to-source follows)."""
+
+
+class Forgotten(Exception):
+    """The piece stream ended because the supernode no longer knows this peer (the host registered again, was
+    dropped, or moved to another supernode): register the task again."""
+
+
+@dataclass(frozen=True)
+class Answered:
+    """This peer's read for the swarm: the origin answered with this length and piece size."""
+
+    content_length: int
+    piece_size: int
+
+
+@dataclass(frozen=True)
+class Offered:
+    """This peer's read for the swarm stored a piece."""
+
+    number: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class ReadEnded:
+    """This peer's read for the swarm ended (error None: it read what it lacked)."""
+
+    error: BaseException | None
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    outcome: PieceOutcome
+
+
+@dataclass(frozen=True)
+class _SlotFree:
+    pass
+
+
+OwnRead = Answered | Offered | ReadEnded
+_Event = LinkEvent | OwnRead | _Fetched | _SlotFree
+
+
+class SessionOwner(Protocol):
+    """The download a session works for (peer.conductor.Conductor)."""
+
+    ctx: PeerContext
+    task_id: str
+    store: TaskStore | None
+    buckets: list[TokenBucket]
+    no_back_source: bool
+    check: ContentCheck
+    host_id: str  # the host id the task was registered under
+
+    @property
+    def reading(self) -> bool:
+        """True while this peer reads the origin for the swarm."""
+
+    def held(self) -> list[tuple[int, str]]:
+        """Pieces held (number, digest or "") for the stream's first message."""
+
+    def answer(self) -> tuple[int, int] | None:
+        """(length, piece size) when this peer reads the origin for the swarm and knows them."""
+
+    def task_news(self, news: TaskNews) -> None:
+        """The task's metadata and state from the supernode."""
+
+    def attach(self, notify: OwnReadSink) -> None:
+        """This session runs: news of the download's read for the swarm goes to notify."""
+
+    def detach(self, notify: OwnReadSink) -> None:
+        """This session ended."""
+
+    def read_for_swarm(self, algorithm: str) -> None:
+        """Start (or go on with) reading the origin for the swarm."""
+
+    async def stop_reading(self) -> None:
+        """Another peer reads the origin now: stop this peer's read."""
+
+    async def read_finished(self) -> None:
+        """Wait until this peer's read for the swarm, if any, has ended (its error is not raised here)."""
+
+    def fetched(self, outcome: PieceOutcome, health: SwarmHealth) -> None:
+        """A fetch's outcome: accounting, health, local faults."""
+
+
+class OwnReadSink(Protocol):
+    """Where this peer's read for the swarm sends its news."""
+
+    def __call__(self, event: OwnRead) -> None: ...
+
+
+class SwarmSession:
+    """Runs one stream until every piece is held; SwarmGaveUp or Forgotten otherwise."""
+
+    def __init__(self, owner: SessionOwner, peer_id: str) -> None:
+        self.owner = owner
+        self.peer_id = peer_id
+        ctx = owner.ctx
+        assert ctx.scheduler is not None
+        self._scheduler = ctx.scheduler
+        self._events: asyncio.Queue[_Event] = asyncio.Queue()
+        self._queue = FetchQueue(ctx.max_streams, ctx.group_size)
+        self._fetches: set[asyncio.Task[None]] = set()
+        self.health = SwarmHealth()
+        self._results: list[PieceOutcome] = []
+        self._offering = False  # the supernode asked this peer to read the origin for the swarm, on this stream
+        self._link = SwarmLink(ctx.scheduler, peer_id, self._events.put_nowait)
+
+    def notify(self, event: OwnRead) -> None:
+        """News of this peer's read for the swarm (from the owner)."""
+        self._events.put_nowait(event)
+
+    def _all_held(self) -> bool:
+        store = self.owner.store
+        return store is not None and store.all_held()
+
+    async def run(self) -> None:
+        """The stream's life."""
+        if self._all_held():
+            return
+        owner = self.owner
+        owner.attach(self.notify)
+        self._link.open(owner.ctx.window, owner.held(), owner.answer())
+        try:
+            while not self._all_held():
+                if self._scheduler.host_id != owner.host_id:  # registered again, maybe with another supernode
+                    raise Forgotten("this host registered with the supernode again")
+                if not owner.reading and (reason := self.health.give_up_reason(owner.ctx.stall_timeout)):
+                    raise SwarmGaveUp(reason)
+                try:
+                    wait = BATCH_DELAY if self._results else min(1.0, self.health.next_ready_in() or 1.0)
+                    async with asyncio.timeout(wait):
+                        event = await self._events.get()
+                except TimeoutError:
+                    self._flush()
+                    self._dispatch()  # a parent's cool-down may have ended
+                    continue
+                if not await self._handle(event):
+                    break  # this peer's read failed: its error is the download's
+            await self._wind_down()
+        finally:
+            owner.detach(self.notify)
+            for task in list(self._fetches):
+                task.cancel()
+            await asyncio.gather(*self._fetches, return_exceptions=True)
+            await self._link.close()
+
+    async def _handle(self, event: _Event) -> bool:
+        """One event; False when this peer's read for the swarm failed."""
+        if isinstance(event, _SlotFree):
+            self._dispatch()
+        elif isinstance(event, _Fetched):
+            self._results.append(event.outcome)
+            self.owner.fetched(event.outcome, self.health)
+            if len(self._results) >= BATCH_SIZE:
+                self._flush()
+        elif isinstance(event, Answered | Offered | ReadEnded):
+            return self._own_read(event)
+        elif isinstance(event, Ended):
+            if event.forgotten or self._scheduler.host_id != self.owner.host_id:
+                raise Forgotten(event.reason)
+            raise SwarmGaveUp(event.reason)
+        elif isinstance(event, TaskNews):
+            self.health.news()
+            if event.failed:
+                raise SwarmGaveUp(f"the seed failed: {event.error or 'no reason given'}")
+            self.owner.task_news(event)
+        elif isinstance(event, ToSource):
+            self._to_source(event)
+        elif isinstance(event, Assigned):
+            if self.owner.reading and not self._offering:  # another peer reads the origin now
+                await self.owner.stop_reading()
+            self._assigned(event)
+        return True
+
+    def _to_source(self, order: ToSource) -> None:
+        if not order.offer:
+            raise SwarmGaveUp(f"supernode sent back-to-source: {order.reason}")
+        if self.owner.no_back_source:
+            raise SwarmGaveUp(f"the supernode asked this peer to read the origin ({order.reason})")
+        self._offering = True
+        self._queue.clear()
+        for task in list(self._fetches):
+            task.cancel()
+        self.owner.read_for_swarm(order.algorithm)
+
+    def _own_read(self, event: OwnRead) -> bool:
+        if isinstance(event, Answered):
+            self._flush()
+            self._link.answer(event.content_length, event.piece_size)
+        elif isinstance(event, Offered):
+            self._flush()
+            self._link.offer(event.number, event.digest)  # at once: other peers wait for it
+        else:
+            return event.error is None
+        return True
+
+    def _assigned(self, event: Assigned) -> None:
+        store = self.owner.store
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "task=%s assigned %s", self.owner.task_id[:12], [(p.number, a.peer_id[:8]) for a, p in event.pieces]
+            )
+        for parent, piece in event.pieces:
+            self.owner.check.assigned(piece.number, piece.digest)
+            if store is None or store.has(piece.number) or piece.number >= store.meta.piece_count:
+                continue
+            if (piece.offset, piece.size) != store.span(piece.number):
+                log.warning("ignoring assignment of piece %d with a wrong span", piece.number)
+                continue
+            self._queue.add(parent, piece)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while (group := self._queue.next_group(lambda p: self.health.ready(p.peer_id))) is not None:
+            parent, pieces = group
+            task = asyncio.create_task(self._fetch(parent, pieces))
+            self._fetches.add(task)
+            task.add_done_callback(self._stream_done)
+
+    def _stream_done(self, task: asyncio.Task[None]) -> None:
+        self._fetches.discard(task)
+        self._queue.release()
+        self._events.put_nowait(_SlotFree())
+
+    async def _fetch(self, parent: Parent, pieces: list[PieceSpec]) -> None:
+        store = self.owner.store
+        assert store is not None
+        reported: set[int] = set()
+
+        def report(outcome: PieceOutcome) -> None:
+            reported.add(outcome.number)
+            self._events.put_nowait(_Fetched(outcome))
+
+        ctx = self.owner.ctx
+        try:
+            await fetch_group(
+                ctx.channels.get(parent.target),
+                self.owner.task_id,
+                self.peer_id,
+                parent,
+                pieces,
+                store,
+                report,
+                self.owner.buckets,
+            )
+        except Exception as exc:
+            log.warning("fetch from parent=%s at %s failed: %s", parent.peer_id[:12], parent.target, exc)
+            for piece in pieces:
+                if piece.number not in reported:
+                    report(PieceOutcome(piece.number, parent.peer_id, False, failures.PARENT_UNAVAILABLE))
+
+    def _flush(self) -> None:
+        self._link.report(self._results)
+        self._results = []
+
+    async def _wind_down(self) -> None:
+        """Every piece is held (or this peer's read failed): report the last outcomes, wait for the seed's word."""
+        if self._fetches:  # the last pieces' outcomes are reported just after their bits are set
+            await asyncio.wait(set(self._fetches), timeout=5.0)
+        await self.owner.read_finished()  # so is the last piece this peer read from the origin
+        while not self._events.empty():  # outcomes (and news) that landed with the last piece
+            self._after_last_piece(self._events.get_nowait())
+        self._flush()
+        await self._await_seed_verdict()
+
+    def _after_last_piece(self, event: _Event) -> bool:
+        """Handle an event that arrives once every piece is held; True when the stream ended."""
+        if isinstance(event, _Fetched):
+            self._results.append(event.outcome)
+            self.owner.fetched(event.outcome, self.health)
+        elif isinstance(event, Answered | Offered | ReadEnded):
+            self._own_read(event)
+        elif isinstance(event, Ended):
+            return True
+        elif isinstance(event, TaskNews):
+            self.owner.task_news(event)
+        elif isinstance(event, ToSource):
+            self.owner.check.distrust_seed(self.owner.store)
+        return False
+
+    async def _await_seed_verdict(self) -> None:
+        """Every piece is held: wait for the seed's word on the whole digest (it follows the seed's last piece
+        within milliseconds), while hashing the content here in case it does not come."""
+        check, store = self.owner.check, self.owner.store
+        if not check.swarm_only or check.seed_vouches or store is None:
+            return
+        check.start(store)
+        hashing = check.hashing
+        assert hashing is not None
+        deadline = time.monotonic() + SEED_VERDICT_WAIT
+        while not check.seed_vouches and check.swarm_only and not hashing.done():
+            getting = asyncio.ensure_future(self._events.get())
+            left = deadline - time.monotonic()
+            done, _ = await asyncio.wait({getting, hashing}, timeout=max(0.0, left))
+            if getting not in done:
+                getting.cancel()
+                return
+            if self._after_last_piece(getting.result()) or left <= 0:
+                return

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dfcommon.errors import InvalidArgument
 from dfcommon.sizes import parse_hostport, parse_ip, parse_size
+from dfcommon.tls import TlsConfig
 
 DEFAULT_PORT = 65000
 DEFAULT_UPLOAD_LIMIT = 1 << 30  # bytes/s (see PeerConfig.upload_limit)
@@ -69,6 +70,8 @@ class PeerConfig:
     origin_ca_file: str | None = None  # extra CA bundle for HTTPS origins (the mirror's --registry-ca)
     origin_insecure: bool = False  # skip TLS verification of origins (the mirror's --insecure)
     daemon_listen_is_default: bool = False  # a busy default socket falls back to DATA_DIR/dfdaemon.sock
+    tls: TlsConfig | None = None  # mutual TLS on PeerService and on every channel to supernodes and parents
+    open_inspection: bool = False  # ListCache on a TCP daemon endpoint for callers beyond loopback
     extra: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> PeerConfig:

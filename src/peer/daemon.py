@@ -19,6 +19,7 @@ from dfcommon.malloc import tune_malloc
 from dfcommon.metrics import start_metrics_server
 from dfcommon.preload import preload_http_client
 from dfcommon.sizes import parse_size
+from dfcommon.tls import add_tls_arguments, tls_from_args
 from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from_args
 from mirror.server import serve_mirror
 from peer.config import DEFAULT_PORT, PeerConfig, parse_duration, parse_supernodes
@@ -36,6 +37,8 @@ EXAMPLES = """examples:
   dfdaemon --supernode 10.0.0.5:8002 --listen 10.0.0.7 --data-dir /var/lib/dandelion \\
            --registry https://registry.example.com --metrics 127.0.0.1:65003
   dfdaemon --config /etc/dandelion/dfdaemon.yaml    # supernode: 10.0.0.5:8002, listen: 10.0.0.7, ...
+  dfdaemon --supernode 10.0.0.5:8002 --listen 10.0.0.7 --data-dir /var/lib/dandelion \
+           --tls-cert node.pem --tls-key node-key.pem --tls-ca ca.pem     # mutual TLS (docs/security.md)
   dfget https://example.com/big.iso -o big.iso      # then downloads go through this daemon
 
 Private registry: start with --registry URL, then `docker login 127.0.0.1:65001` with the registry's own
@@ -74,7 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--location", default="", help='"region|zone|rack" for parent locality')
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--metrics", default="", help="serve Prometheus /metrics on HOST:PORT (default: off)")
+    parser.add_argument(
+        "--open-inspection",
+        action="store_true",
+        help="answer ListCache on a TCP --daemon-listen from any address (default: loopback callers only)",
+    )
     add_mirror_arguments(parser)
+    add_tls_arguments(parser, "PeerService and the calls to supernodes and parents (not the dfget endpoint)")
     return parser
 
 
@@ -97,6 +106,8 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
         daemon_listen_is_default=ns.daemon_listen is None,
         origin_ca_file=ns.registry_ca,
         origin_insecure=ns.insecure,
+        tls=tls_from_args(ns),
+        open_inspection=ns.open_inspection,
     ).validate()
 
 

@@ -15,6 +15,7 @@ import grpc
 from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon.sizes import parse_hostport
+from dfcommon.tls import TlsConfig
 from peer.conductor import Conductor, url_meta
 from peer.config import PeerConfig
 from peer.context import PeerContext
@@ -81,8 +82,9 @@ async def _hand_over(node: PeerNode, conductor: Conductor) -> None:
         log.info("handing task=%s to the seed failed: %s", conductor.task_id[:12], exc.code().name)
 
 
-async def run_embedded(supernodes: list[str], job: Job) -> None:
-    """Download into output with a one-shot PeerNode (or only from the origin when no supernode is given)."""
+async def run_embedded(supernodes: list[str], job: Job, tls: TlsConfig | None = None) -> None:
+    """Download into output with a one-shot PeerNode (or only from the origin when no supernode is given); tls:
+    the cluster's mutual TLS, for the supernode, parents and the peers this one serves."""
     work = Path(tempfile.mkdtemp(prefix="dfget-"))
     try:
         if supernodes:
@@ -93,6 +95,7 @@ async def run_embedded(supernodes: list[str], job: Job) -> None:
                     data_dir=work,
                     port=0,
                     no_back_source=job.no_back_source,
+                    tls=tls,
                 ).validate()
             )
             transferer = await node.start()

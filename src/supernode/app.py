@@ -14,11 +14,13 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from dfcommon.errors import Unavailable
 from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
 from dfcommon.metrics import ACTIVE_HOSTS, ACTIVE_PEERS, ACTIVE_TASKS, start_metrics_server
+from dfcommon.tls import add_port, warn_if_plaintext_beyond_loopback
 from supernode.config import SupernodeConfig
 from supernode.rpc.peer_service import SeedPeerService, add_seed_peer_service
 from supernode.rpc.scheduler_service import SchedulerService
 from supernode.seed.cdn import Cdn
 from supernode.seed.origin import new_fetcher
+from supernode.seed.peer_copy import PeerCopier
 from supernode.seed.store import SeedStore
 from supernode.swarm import Swarm
 
@@ -49,12 +51,17 @@ class Supernode:
         server = new_server()
         host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
         try:
-            self.port = server.add_insecure_port(f"{host}:{config.listen_port}")
+            self.port = add_port(server, f"{host}:{config.listen_port}", config.tls)
         except RuntimeError as err:
             await fetcher.aclose()
             raise Unavailable(f"cannot listen on {host}:{config.listen_port}: {err}") from None
-        swarm = Swarm(config, lambda s: Cdn(store, fetcher, config.piece_size, s, config.piece_digest), self.port)
-        scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerService(swarm), server)
+        warn_if_plaintext_beyond_loopback("supernode", config.listen_host, config.tls)
+        copier = PeerCopier(fetcher.writers, tls=config.tls)
+        swarm = Swarm(
+            config, lambda s: Cdn(store, fetcher, config.piece_size, s, config.piece_digest, copier), self.port
+        )
+        service = SchedulerService(swarm, config.inspection())
+        scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(service, server)
         add_seed_peer_service(SeedPeerService(swarm.uploads), server)
         health = add_health_and_reflection(server, SERVICE_NAMES)
         await server.start()
@@ -69,9 +76,10 @@ class Supernode:
             ACTIVE_PEERS.set_function(lambda: sum(not p.is_seed for p in scheduler.peers.values()))
             ACTIVE_HOSTS.set_function(lambda: len(scheduler.hosts))
         log.info(
-            "supernode serving on %s:%d seed=%s:%d data_dir=%s",
+            "supernode serving on %s:%d (%s) seed=%s:%d data_dir=%s",
             config.listen_host,
             self.port,
+            "mutual TLS" if config.tls else "plaintext",
             swarm.seed_host.ip,
             self.port,
             config.data_dir,

@@ -11,8 +11,10 @@ from pathlib import Path
 
 from dfcommon import piecedigest
 from dfcommon.errors import InvalidArgument
+from dfcommon.inspection import DEFAULT_ADMIN_CN, InspectionPolicy, add_inspection_arguments, parse_admin_names
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE
 from dfcommon.sizes import parse_hostport, parse_ip, parse_size
+from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
 
 DEFAULT_PORT = 8002
 MIN_PIECE_SIZE = 64 << 10
@@ -27,8 +29,12 @@ EXAMPLES = """examples:
   supernode --config /etc/dandelion/supernode.toml                   # data-dir = "/srv/sn" ...
   SUPERNODE_ORIGIN_CA=/etc/ssl/private-ca.pem supernode --data-dir /srv/sn
 
+  supernode --listen 10.0.0.5:8002 --data-dir /srv/sn --tls-cert sn.pem --tls-key sn-key.pem --tls-ca ca.pem
+
 Inspect it: grpcurl -plaintext 127.0.0.1:8002 list
             grpcurl -plaintext 127.0.0.1:8002 dandelion.scheduler.v1.SchedulerService/ListTasks
+  with TLS: grpcurl -cacert ca.pem -cert admin.pem -key admin-key.pem 10.0.0.5:8002 list
+(ListTasks, GetTask and ListHosts answer loopback callers only, or with TLS admin certificates only.)
 """
 
 
@@ -51,6 +57,13 @@ class SupernodeConfig:
     origin_ca: str | None = None  # extra CA bundle for origins with a private CA (a private registry)
     origin_insecure: bool = False  # skip origin TLS verification (test setups only)
     metrics: str = ""  # HOST:PORT of the Prometheus /metrics endpoint; empty: none
+    tls: TlsConfig | None = None  # mutual TLS on the gRPC port and the seed's channels to peers; None: plaintext
+    admin_cn: frozenset[str] = frozenset({DEFAULT_ADMIN_CN})  # with TLS, who may call the inspection RPCs
+    open_inspection: bool = False  # inspection RPCs for every caller (see dfcommon.inspection)
+
+    def inspection(self) -> InspectionPolicy:
+        """Who may call ListTasks, GetTask and ListHosts."""
+        return InspectionPolicy(tls=self.tls is not None, admin_names=self.admin_cn, open=self.open_inspection)
 
     def validated(self) -> SupernodeConfig:
         """Check every value; returns self. Raises InvalidArgument with one line."""
@@ -82,6 +95,8 @@ class SupernodeConfig:
             raise InvalidArgument(f"--origin-ca {self.origin_ca!r} is not a readable file")
         if self.metrics:
             parse_hostport(self.metrics)
+        if not self.admin_cn:
+            raise InvalidArgument("--admin-cn needs at least one common name")
         return self
 
     def resolved_advertise_ip(self) -> str:
@@ -152,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--origin-ca", default=None, help="extra CA bundle (PEM) trusted for origin HTTPS")
     parser.add_argument("--origin-insecure", action="store_true", help="skip origin TLS verification (tests only)")
     parser.add_argument("--metrics", default="", help="serve Prometheus /metrics on HOST:PORT (default: off)")
+    add_inspection_arguments(parser, "ListTasks, GetTask and ListHosts")
+    add_tls_arguments(parser, "the gRPC port and the seed's calls to peers")
     return parser
 
 
@@ -181,4 +198,7 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         origin_ca=args.origin_ca,
         origin_insecure=args.origin_insecure,
         metrics=args.metrics,
+        tls=tls_from_args(args),
+        admin_cn=parse_admin_names(args.admin_cn),
+        open_inspection=args.open_inspection,
     ).validated()

@@ -21,6 +21,7 @@ from dfcommon.channels import channel
 from dfcommon.errors import Unavailable
 from dfcommon.piecedigest import DEFAULT_ALGORITHM, digest_of
 from dfcommon.pieces import piece_size_for
+from dfcommon.tls import TlsConfig
 from dfcommon.wire import decode_with_payload
 from supernode.resource.piece import PieceMeta
 from supernode.seed.origin import FetchResult, PieceSink
@@ -48,11 +49,13 @@ class HandedOver(Exception):
 
 
 class PeerCopier:
-    """Copies content from source peers; pieces are written (and hashed) by the writer threads."""
+    """Copies content from source peers (over mutual TLS when tls is given); pieces are written (and hashed) by
+    the writer threads."""
 
-    def __init__(self, writers: Executor, read_timeout: float = READ_TIMEOUT_S) -> None:
+    def __init__(self, writers: Executor, read_timeout: float = READ_TIMEOUT_S, tls: TlsConfig | None = None) -> None:
         self.writers = writers
         self.read_timeout = read_timeout
+        self.tls = tls
 
     async def copy(
         self,
@@ -72,7 +75,7 @@ class PeerCopier:
         disk: nothing of it is verified before this returns (the caller offers the pieces only then).
         """
         with _Copy(self.writers, fd, sink, piece_digest) as job:
-            async with channel(source.target) as chan:
+            async with channel(source.target, tls=self.tls) as chan:
                 call = chan.unary_stream(
                     METHOD,
                     request_serializer=peer_pb2.StreamTaskRequest.SerializeToString,

@@ -13,10 +13,11 @@ import grpc
 import pytest
 from dandelion.peer.v1 import peer_pb2, peer_pb2_grpc
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
+from fixtures.certs import Identity, identity, make_certs
 from fixtures.clients import missing_binaries
 from fixtures.origin import OriginServer, sha256_file, start_origin, write_random_file
 from fixtures.processes import ProcessGroup
-from tls_cluster import Identity, Node, dfget, grpcurl, identity, make_certs, start_dfdaemon, start_supernode
+from tls_cluster import Node, dfget, grpcurl, start_dfdaemon, start_supernode
 
 MiB = 1 << 20
 SIZE = 6 * MiB

@@ -1,4 +1,4 @@
-"""A mutual-TLS cluster of real processes on loopback, with certificates made by scripts/make_certs.sh."""
+"""A mutual-TLS cluster of real processes on loopback (certificates: fixtures.certs)."""
 
 from __future__ import annotations
 
@@ -8,48 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from fixtures.certs import Identity
 from fixtures.processes import ManagedProcess, ProcessGroup, console_script, free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-ROOT = Path(__file__).resolve().parents[3]
-MAKE_CERTS = ROOT / "scripts" / "make_certs.sh"
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A certificate, its key and the CA its holder trusts."""
-
-    cert: Path
-    key: Path
-    ca: Path
-
-    def flags(self) -> list[str]:
-        """--tls-cert/--tls-key/--tls-ca for a supernode, dfdaemon or dfget."""
-        return ["--tls-cert", str(self.cert), "--tls-key", str(self.key), "--tls-ca", str(self.ca)]
-
-    def grpcurl_flags(self) -> list[str]:
-        """The same files as grpcurl takes them."""
-        return ["-cacert", str(self.ca), "-cert", str(self.cert), "-key", str(self.key)]
-
-    def channel(self, target: str) -> grpc.Channel:
-        """A blocking channel to target presenting this identity."""
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=self.ca.read_bytes(),
-            private_key=self.key.read_bytes(),
-            certificate_chain=self.cert.read_bytes(),
-        )
-        return grpc.secure_channel(target, credentials)
-
-
-def make_certs(directory: Path, *specs: str) -> None:
-    """Run scripts/make_certs.sh DIRECTORY SPEC... (a CA made once per directory)."""
-    done = subprocess.run(["bash", str(MAKE_CERTS), str(directory), *specs], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-
-
-def identity(directory: Path, name: str) -> Identity:
-    """The identity NAME that make_certs made in directory."""
-    return Identity(directory / f"{name}.pem", directory / f"{name}-key.pem", directory / "ca.pem")
 
 
 def healthy(target: str, who: Identity | None, timeout: float = 3.0) -> bool:

@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import ssl
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import grpc
@@ -53,23 +54,23 @@ class TlsConfig:
             raise InvalidArgument(f"--tls-ca {str(self.ca)!r} holds no usable CA certificate: {err}") from None
         if self.server_name and any(c.isspace() or c in "/:@" for c in self.server_name):
             raise InvalidArgument(f"--tls-server-name {self.server_name!r} is not a host name")
+        _ = self._pem
         return self
 
     def server_credentials(self) -> grpc.ServerCredentials:
         """Server side: this node's certificate; clients must present one the CA signed."""
-        return grpc.ssl_server_credentials(
-            [(self.key.read_bytes(), self.cert.read_bytes())],
-            root_certificates=self.ca.read_bytes(),
-            require_client_auth=True,
-        )
+        key, cert, ca = self._pem
+        return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
         """Client side: trust only the CA, present this node's certificate."""
-        return grpc.ssl_channel_credentials(
-            root_certificates=self.ca.read_bytes(),
-            private_key=self.key.read_bytes(),
-            certificate_chain=self.cert.read_bytes(),
-        )
+        key, cert, ca = self._pem
+        return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+
+    @cached_property
+    def _pem(self) -> tuple[bytes, bytes, bytes]:
+        """Key, certificate and CA as read once (at start-up: validated() reads them), not on every new channel."""
+        return self.key.read_bytes(), self.cert.read_bytes(), self.ca.read_bytes()
 
     def channel_options(self) -> list[tuple[str, str]]:
         """Channel options: the name checked in servers' certificates when it is not the address dialled."""

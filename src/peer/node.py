@@ -15,7 +15,8 @@ from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
 from dfcommon.inspection import InspectionPolicy
-from dfcommon.tls import add_port, warn_if_plaintext_beyond_loopback
+from dfcommon.sizes import parse_hostport
+from dfcommon.tls import add_port, is_loopback_host, warn_if_plaintext_beyond_loopback
 from peer.config import PeerConfig
 from peer.context import ChannelPool, PeerContext
 from peer.origin import new_client
@@ -136,6 +137,12 @@ class PeerNode:
                 path.unlink()
         if server.add_insecure_port(endpoint) == 0 and path is None:
             raise OSError(f"cannot listen on {endpoint}")
+        if path is None and not is_loopback_host(parse_hostport(endpoint)[0]):
+            log.warning(
+                "the dfget endpoint %s listens beyond loopback and is never TLS: anyone who reaches it can download "
+                "through this host; prefer a unix socket or a loopback address",
+                endpoint,
+            )
         await server.start()
         if path is not None:
             os.chmod(path, 0o660 if os.geteuid() == 0 else 0o600)

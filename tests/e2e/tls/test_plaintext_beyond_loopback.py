@@ -1,6 +1,6 @@
-"""A plaintext supernode listening beyond loopback (on 0.0.0.0 inside a network namespace this test creates,
-which also holds 10.99.0.1): one warning at start-up, and the inspection RPCs answer only callers on its loopback
-unless --open-inspection."""
+"""A plaintext supernode and dfdaemon listening beyond loopback (inside a network namespace this test creates,
+which also holds 10.99.0.1): one warning for each such port at start-up, and the inspection RPCs answer only
+callers on loopback unless --open-inspection."""
 
 from __future__ import annotations
 
@@ -40,25 +40,33 @@ def namespace() -> Iterator[str]:
         ip("netns", "delete", name)
 
 
-def grpcurl_in(namespace: str, target: str) -> subprocess.CompletedProcess[str]:
+def grpcurl_in(namespace: str, target: str, method: str = LIST_TASKS) -> subprocess.CompletedProcess[str]:
     argv = ["ip", "netns", "exec", namespace, console_script("grpcurl"), "-plaintext", "-connect-timeout", "5"]
-    return subprocess.run([*argv, target, LIST_TASKS], capture_output=True, text=True, timeout=60)
+    return subprocess.run([*argv, target, method], capture_output=True, text=True, timeout=60)
+
+
+def warnings(log: str) -> list[str]:
+    return [line for line in log.splitlines() if "WARNING" in line]
 
 
 @pytest.mark.parametrize("open_inspection", [False, True])
 def test_plaintext_beyond_loopback_warns_and_inspection_is_for_loopback(
     namespace: str, tmp_path: Path, process_group: ProcessGroup, open_inspection: bool
 ) -> None:
-    argv = [
-        *("ip", "netns", "exec", namespace, console_script("supernode")),
-        *("--listen", f"0.0.0.0:{PORT}", "--advertise-ip", ADDRESS, "--data-dir", str(tmp_path / "sn")),
-        *(["--open-inspection"] if open_inspection else []),
-    ]
-    supernode = process_group.start("supernode", argv)
+    opened = ["--open-inspection"] if open_inspection else []
+    in_namespace = ["ip", "netns", "exec", namespace]
+    supernode = process_group.start(
+        "supernode",
+        [
+            *in_namespace,
+            console_script("supernode"),
+            *("--listen", f"0.0.0.0:{PORT}", "--advertise-ip", ADDRESS, "--data-dir", str(tmp_path / "sn")),
+            *opened,
+        ],
+    )
     supernode.wait_until(lambda: grpcurl_in(namespace, f"127.0.0.1:{PORT}").returncode == 0, "ListTasks on loopback")
-
-    warnings = [line for line in supernode.log().splitlines() if "WARNING" in line]
-    assert len(warnings) == 1 and "plaintext on 0.0.0.0, beyond loopback" in warnings[0], warnings
+    (warned,) = warnings(supernode.log())
+    assert "plaintext on 0.0.0.0, beyond loopback" in warned
 
     remote = grpcurl_in(namespace, f"{ADDRESS}:{PORT}")
     if open_inspection:
@@ -66,3 +74,26 @@ def test_plaintext_beyond_loopback_warns_and_inspection_is_for_loopback(
     else:
         assert remote.returncode != 0
         assert "PermissionDenied" in remote.stderr and "loopback" in remote.stderr, remote.stderr
+
+    # A dfdaemon with its PeerService and its dfget endpoint on ADDRESS: a warning for each; ListCache on that TCP
+    # endpoint, called from ADDRESS, only with --open-inspection.
+    daemon = process_group.start(
+        "dfdaemon",
+        [
+            *in_namespace,
+            console_script("dfdaemon"),
+            *("--supernode", f"127.0.0.1:{PORT}", "--listen", ADDRESS, "--port", "65000"),
+            *("--data-dir", str(tmp_path / "peer"), "--daemon-listen", f"{ADDRESS}:65010", "--mirror", "off"),
+            *opened,
+        ],
+    )
+    list_cache = "dandelion.peer.v1.DaemonService/ListCache"
+    daemon.wait_until(lambda: "dfdaemon ready" in daemon.log(), "dfdaemon ready")
+    peer_warning, endpoint_warning = sorted(warnings(daemon.log()), key=lambda line: "dfget endpoint" in line)
+    assert f"plaintext on {ADDRESS}, beyond loopback" in peer_warning
+    assert f"dfget endpoint {ADDRESS}:65010 listens beyond loopback" in endpoint_warning
+    cache = grpcurl_in(namespace, f"{ADDRESS}:65010", list_cache)
+    if open_inspection:
+        assert cache.returncode == 0, cache.stderr
+    else:
+        assert cache.returncode != 0 and "PermissionDenied" in cache.stderr, cache.stderr

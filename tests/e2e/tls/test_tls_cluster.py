@@ -17,7 +17,7 @@ from fixtures.certs import Identity, identity, make_certs
 from fixtures.clients import missing_binaries
 from fixtures.origin import OriginServer, sha256_file, start_origin, write_random_file
 from fixtures.processes import ProcessGroup
-from tls_cluster import Node, dfget, grpcurl, start_dfdaemon, start_supernode
+from tls_cluster import Node, dfget, dfget_cli, grpcurl, start_dfdaemon, start_supernode
 
 MiB = 1 << 20
 SIZE = 6 * MiB
@@ -111,6 +111,27 @@ def test_members_download_with_dfget_over_tls_and_the_origin_sends_once(cluster:
     for node in (cluster.supernode, *cluster.peers):
         log = node.process.log()
         assert "(mutual TLS)" in log and "plaintext" not in log
+
+
+def test_dfget_one_shot_peer_and_preheat_take_the_certificates(cluster: Cluster) -> None:
+    downloaded(cluster)
+    no_daemon = f"unix:{cluster.base / 'no-such.sock'}"
+    out = cluster.base / "one-shot"
+    oneshot = dfget(
+        *(cluster.url, out, "--digest", cluster.digest, "--no-back-source"),
+        *("--supernode", cluster.supernode.target, "--daemon", no_daemon, *cluster.member.flags()),
+    )
+    assert oneshot.returncode == 0, oneshot.stderr
+    assert "sha256:" + sha256_file(out) == cluster.digest
+
+    (cluster.base / "www" / "preheat.bin").write_bytes(b"p" * MiB)
+    url = cluster.origin.url("preheat.bin")
+    preheat = ["preheat", url, "--supernode", cluster.supernode.target, "-q"]
+    refused = dfget_cli(*preheat, *cluster.rogue.flags())
+    assert refused.returncode != 0 and cluster.origin.bytes_served("preheat.bin") == 0
+    done = dfget_cli(*preheat, *cluster.member.flags())
+    assert done.returncode == 0, done.stderr
+    assert cluster.origin.bytes_served("preheat.bin") == MiB
 
 
 def test_grpcurl_works_with_the_certificates_and_inspection_needs_an_admin(cluster: Cluster) -> None:

@@ -80,6 +80,11 @@ def dfget(url: str, output: Path, *args: str, timeout: float = 120) -> subproces
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
 
+def dfget_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run dfget with these arguments (e.g. `preheat ...`) to its end."""
+    return subprocess.run([console_script("dfget"), *args], capture_output=True, text=True, timeout=timeout)
+
+
 def grpcurl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run grpcurl (a connection it cannot make fails within 5 s)."""
     argv = [console_script("grpcurl"), "-connect-timeout", "5", *args]

@@ -87,6 +87,8 @@ class PeerConfig:
             raise InvalidArgument("window must be between 1 and 256")
         if self.daemon_listen is not None:
             self.daemon_listen = validate_endpoint(self.daemon_listen)
+        if self.tls is not None:
+            self.tls.validated()
         return self
 
 

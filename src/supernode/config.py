@@ -97,6 +97,8 @@ class SupernodeConfig:
             parse_hostport(self.metrics)
         if not self.admin_cn:
             raise InvalidArgument("--admin-cn needs at least one common name")
+        if self.tls is not None:
+            self.tls.validated()
         return self
 
     def resolved_advertise_ip(self) -> str:

@@ -28,7 +28,6 @@ EXAMPLES = """examples:
   supernode --listen 127.0.0.1:8002 --advertise-ip 127.0.0.1 --data-dir /tmp/sn --piece-size 8MiB
   supernode --config /etc/dandelion/supernode.toml                   # data-dir = "/srv/sn" ...
   SUPERNODE_ORIGIN_CA=/etc/ssl/private-ca.pem supernode --data-dir /srv/sn
-
   supernode --listen 10.0.0.5:8002 --data-dir /srv/sn --tls-cert sn.pem --tls-key sn-key.pem --tls-ca ca.pem
 
 Inspect it: grpcurl -plaintext 127.0.0.1:8002 list

@@ -9,6 +9,7 @@ from pathlib import Path
 from dfcommon.errors import InvalidArgument
 from dfcommon.fetchpolicy import ALLOW_FLAG, DENY_FLAG, FetchPolicy, parse_rules
 from dfcommon.sizes import parse_hostport, parse_ip, parse_size
+from dfcommon.tls import TlsConfig
 
 DEFAULT_PORT = 65000
 DEFAULT_UPLOAD_LIMIT = 1 << 30  # bytes/s (see PeerConfig.upload_limit)
@@ -77,6 +78,8 @@ class PeerConfig:
     origin_deny: tuple[str, ...] = ()
     # Other addresses this dfdaemon listens on, (HOST, PORT, what): the mirror, metrics, a TCP DaemonService.
     listeners: tuple[tuple[str, int, str], ...] = ()
+    tls: TlsConfig | None = None  # mutual TLS on PeerService and on every channel to supernodes and parents
+    open_inspection: bool = False  # ListCache on a TCP daemon endpoint for callers beyond loopback
     extra: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> PeerConfig:
@@ -94,6 +97,8 @@ class PeerConfig:
             self.daemon_listen = validate_endpoint(self.daemon_listen)
         parse_rules(self.origin_allow, ALLOW_FLAG)
         parse_rules(self.origin_deny, DENY_FLAG)
+        if self.tls is not None:
+            self.tls.validated()
         return self
 
     def fetch_policy(self, port: int) -> FetchPolicy:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from dfcommon.channels import channel
+from dfcommon.tls import TlsConfig
 from peer.origin import OriginClient
 from peer.scheduler_client import SchedulerClient
 from peer.storage import Storage
@@ -14,16 +15,17 @@ from peer.tokenbucket import TokenBucket
 
 
 class ChannelPool:
-    """One gRPC channel per parent address, reused across pieces and tasks."""
+    """One gRPC channel per parent address, reused across pieces and tasks (mutual TLS when tls is given)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: TlsConfig | None = None) -> None:
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self.tls = tls
 
     def get(self, target: str) -> grpc.aio.Channel:
         """The channel to target, created on first use."""
         ch = self._channels.get(target)
         if ch is None:
-            ch = self._channels[target] = channel(target)
+            ch = self._channels[target] = channel(target, tls=self.tls)
         return ch
 
     async def close(self) -> None:

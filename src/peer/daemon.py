@@ -22,6 +22,7 @@ from dfcommon.malloc import tune_malloc
 from dfcommon.metrics import start_metrics_server
 from dfcommon.preload import preload_http_client
 from dfcommon.sizes import parse_hostport, parse_size
+from dfcommon.tls import add_tls_arguments, tls_from_args
 from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from_args
 from mirror.server import serve_mirror
 from peer.config import DEFAULT_PORT, PeerConfig, parse_duration, parse_supernodes
@@ -39,6 +40,8 @@ EXAMPLES = """examples:
   dfdaemon --supernode 10.0.0.5:8002 --listen 10.0.0.7 --data-dir /var/lib/dandelion \\
            --registry https://registry.example.com --metrics 127.0.0.1:65003
   dfdaemon --config /etc/dandelion/dfdaemon.yaml    # supernode: 10.0.0.5:8002, listen: 10.0.0.7, ...
+  dfdaemon --supernode 10.0.0.5:8002 --listen 10.0.0.7 --data-dir /var/lib/dandelion \
+           --tls-cert node.pem --tls-key node-key.pem --tls-ca ca.pem     # mutual TLS (docs/security.md)
   dfget https://example.com/big.iso -o big.iso      # then downloads go through this daemon
   dfdaemon ... --listen 10.0.0.7 --origin-allow 127.0.0.1:8080 --origin-deny '*:9100'   # fetch policy
 
@@ -78,8 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--location", default="", help='"region|zone|rack" for parent locality')
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--metrics", default="", help="serve Prometheus /metrics on HOST:PORT (default: off)")
+    parser.add_argument(
+        "--open-inspection",
+        action="store_true",
+        help="answer ListCache on a TCP --daemon-listen from any address (default: loopback callers only)",
+    )
     add_mirror_arguments(parser)
     add_origin_policy_arguments(parser, "back-to-source")
+    add_tls_arguments(parser, "PeerService and the calls to supernodes and parents (not the dfget endpoint)")
     return parser
 
 
@@ -105,6 +114,8 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
         origin_allow=(*_registry_entry(ns), *split_entries(ns.origin_allow)),
         origin_deny=split_entries(ns.origin_deny),
         listeners=_listeners(ns),
+        tls=tls_from_args(ns),
+        open_inspection=ns.open_inspection,
     ).validate()
 
 

@@ -26,6 +26,7 @@ from dfcommon.identity import validate_url
 from dfcommon.logs import setup_logging
 from dfcommon.malloc import tune_malloc
 from dfcommon.sizes import parse_size
+from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
 from dfcommon.urlmeta import to_url_meta
 from peer.byterange import parse_byte_range
 from peer.config import parse_duration, parse_supernodes, validate_endpoint
@@ -41,6 +42,7 @@ EXAMPLES = """examples:
   dfget 'https://bucket/obj?X-Sig=abc&Expires=1' --filter X-Sig,Expires -o obj
   dfget https://private/x --header 'Authorization: Bearer TOKEN' -o x --rate-limit 50M
   dfget http://origin/f -o f --supernode 10.0.0.5:8002     # no local dfdaemon: one-shot peer
+  dfget http://origin/f -o f --supernode 10.0.0.5:8002 --tls-cert n.pem --tls-key n-key.pem --tls-ca ca.pem
   dfget preheat REF|URL --supernode HOST:PORT          # load content into the supernode first
 
 Uses the dfdaemon at --daemon when one answers; else an embedded peer when --supernode is given;
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
+    add_tls_arguments(parser, "the one-shot peer of --supernode (the dfdaemon's local endpoint is never TLS)")
     return parser
 
 
@@ -252,6 +255,7 @@ async def download(ns: argparse.Namespace) -> None:
     deadline = Deadline(parse_duration(ns.timeout) if ns.timeout is not None else None)
     endpoint = validate_endpoint(ns.daemon) if ns.daemon else default_daemon_endpoint()
     supernodes = parse_supernodes(ns.supernode) if ns.supernode else []
+    tls = tls_from_args(ns)
     loop = asyncio.get_running_loop()
     me = asyncio.current_task()
     assert me is not None
@@ -267,7 +271,7 @@ async def download(ns: argparse.Namespace) -> None:
     job = Job(request, ns.no_back_source, rate, output, Progress(enabled=not ns.quiet and sys.stderr.isatty()))
     try:
         # The size seen: the content length, or what arrived so far while the origin did not say.
-        await deadline.run(_fetch(ns, job, endpoint, supernodes), lambda: max(job.progress.total, output.written))
+        await deadline.run(_fetch(ns, job, endpoint, supernodes, tls), lambda: max(job.progress.total, output.written))
         output.commit(flush=ns.fsync)
     except asyncio.CancelledError:
         output.discard()
@@ -279,7 +283,7 @@ async def download(ns: argparse.Namespace) -> None:
         raise
 
 
-async def _fetch(ns: argparse.Namespace, job: Job, endpoint: str, supernodes: list[str]) -> None:
+async def _fetch(ns: argparse.Namespace, job: Job, endpoint: str, supernodes: list[str], tls: TlsConfig | None) -> None:
     """The download itself: through the dfdaemon, an embedded peer, or the origin."""
     ch = await _daemon_answers(endpoint)
     if ch is not None:
@@ -295,7 +299,7 @@ async def _fetch(ns: argparse.Namespace, job: Job, endpoint: str, supernodes: li
             )
         from peer.oneshot import run_embedded
 
-        await run_embedded(supernodes, job)
+        await run_embedded(supernodes, job, tls)
 
 
 def main(argv: list[str] | None = None) -> None:

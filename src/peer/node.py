@@ -14,8 +14,11 @@ from dandelion.peer.v1 import peer_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
+from dfcommon.inspection import InspectionPolicy
+from dfcommon.sizes import parse_hostport
+from dfcommon.tls import add_port, is_loopback_host, warn_if_plaintext_beyond_loopback
 from peer.config import PeerConfig
-from peer.context import PeerContext
+from peer.context import ChannelPool, PeerContext
 from peer.origin import new_client
 from peer.paths import endpoint_socket_path
 from peer.rpc.daemon_service import DaemonServicer, add_daemon_service
@@ -73,15 +76,18 @@ class PeerNode:
         add_upload_service(self.upload, peer_server)
         health = add_health_and_reflection(peer_server, [PEER_SERVICE])
         host = f"[{config.listen_ip}]" if ":" in config.listen_ip else config.listen_ip
-        self.port = peer_server.add_insecure_port(f"{host}:{config.port}")
+        self.port = add_port(peer_server, f"{host}:{config.port}", config.tls)
         if self.port == 0:
             raise OSError(f"cannot listen on {config.listen_ip}:{config.port}")
+        warn_if_plaintext_beyond_loopback("dfdaemon", config.listen_ip, config.tls)
         await peer_server.start()
         await mark_serving(health, [PEER_SERVICE])
         self._servers.append(peer_server)
         if config.supernodes:
             self.scheduler = SchedulerClient(
-                config.supernodes, host_info(config.listen_ip, self.port, config.upload_slots, config.location)
+                config.supernodes,
+                host_info(config.listen_ip, self.port, config.upload_slots, config.location),
+                tls=config.tls,
             )
         policy = config.fetch_policy(self.port)
         log.info("origin fetch policy: %s", policy.summary())
@@ -89,6 +95,7 @@ class PeerNode:
             storage=self.storage,
             scheduler=self.scheduler,
             http=new_client(config.origin_ca_file, config.origin_insecure, policy),
+            channels=ChannelPool(config.tls),
             download_bucket=TokenBucket(config.download_limit),
             no_back_source=config.no_back_source,
             window=config.window,
@@ -101,12 +108,18 @@ class PeerNode:
                 await self.scheduler.ensure_registered()
             self.scheduler.start()
         self._gc = asyncio.create_task(self._gc_loop(), name="cache-gc")
-        log.info("peer serving PeerService on %s:%d", config.listen_ip, self.port)
+        log.info(
+            "peer serving PeerService on %s:%d (%s)",
+            config.listen_ip,
+            self.port,
+            "mutual TLS" if config.tls else "plaintext",
+        )
         return self.transferer
 
     async def _start_daemon_service(self, endpoint: str, transferer: SwarmTransferer) -> None:
         server = new_server()
-        add_daemon_service(DaemonServicer(transferer, self.storage), server)
+        inspection = InspectionPolicy(open=self.config.open_inspection)  # this endpoint is never TLS
+        add_daemon_service(DaemonServicer(transferer, self.storage, inspection), server)
         health = add_health_and_reflection(server, [DAEMON_SERVICE])
         path = endpoint_socket_path(endpoint)
         if path is not None and unix_socket_in_use(path):
@@ -122,6 +135,12 @@ class PeerNode:
                 path.unlink()
         if server.add_insecure_port(endpoint) == 0 and path is None:
             raise OSError(f"cannot listen on {endpoint}")
+        if path is None and not is_loopback_host(parse_hostport(endpoint)[0]):
+            log.warning(
+                "the dfget endpoint %s listens beyond loopback and is never TLS: anyone who reaches it can download "
+                "through this host; prefer a unix socket or a loopback address",
+                endpoint,
+            )
         await server.start()
         if path is not None:
             os.chmod(path, 0o660 if os.geteuid() == 0 else 0o600)

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from dfcommon.sizes import parse_hostport
+from dfcommon.tls import TlsConfig
 from peer.conductor import Conductor
 from peer.config import PeerConfig
 from peer.context import PeerContext
@@ -61,8 +62,9 @@ async def _copy_from_transferer(transferer: SwarmTransferer, job: Job) -> Conduc
     return stream.conductor
 
 
-async def run_embedded(supernodes: list[str], job: Job) -> None:
-    """Download into output with a one-shot PeerNode (or only from the origin when no supernode is given)."""
+async def run_embedded(supernodes: list[str], job: Job, tls: TlsConfig | None = None) -> None:
+    """Download into output with a one-shot PeerNode (or only from the origin when no supernode is given); tls:
+    the cluster's mutual TLS, for the supernode, parents and the peers this one serves."""
     work = Path(tempfile.mkdtemp(prefix="dfget-"))
     try:
         if supernodes:
@@ -73,6 +75,7 @@ async def run_embedded(supernodes: list[str], job: Job) -> None:
                     data_dir=work,
                     port=0,
                     no_back_source=job.no_back_source,
+                    tls=tls,
                 ).validate()
             )
             transferer = await node.start()

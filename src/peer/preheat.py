@@ -23,6 +23,7 @@ from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, InvalidArgument, Unavailable
 from dfcommon.identity import validate_url
 from dfcommon.malloc import tune_malloc
+from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
 from mirror.config import MirrorConfig, validate_registry_url
 from mirror.credentials import Credentials
 from mirror.errors import RegistryError
@@ -142,11 +143,14 @@ async def _preheat_one(
     return int(reply.task.content_length)
 
 
-async def preheat_all(supernodes: Sequence[str], metas: Sequence[common_pb2.UrlMeta], quiet: bool) -> int:
-    """PreheatTask each one (a few at a time) on the first supernode that answers; returns bytes now cached."""
+async def preheat_all(
+    supernodes: Sequence[str], metas: Sequence[common_pb2.UrlMeta], quiet: bool, tls: TlsConfig | None = None
+) -> int:
+    """PreheatTask each one (a few at a time) on the first supernode that answers (over mutual TLS when tls is
+    given); returns bytes now cached."""
     last: Exception | None = None
     for address in supernodes:
-        async with channel(address) as chan:
+        async with channel(address, tls=tls) as chan:
             stub: SchedulerServiceAsyncStub = scheduler_pb2_grpc.SchedulerServiceStub(chan)
             limit = asyncio.Semaphore(PARALLEL_PREHEATS)
             try:
@@ -180,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--registry-ca", default=None, help="CA bundle for the registry's TLS")
     parser.add_argument("--insecure", action="store_true", help="skip TLS verification of the registry")
     parser.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+    add_tls_arguments(parser, "the call to the supernode")
     return parser
 
 
@@ -210,6 +215,7 @@ async def run(args: argparse.Namespace) -> int:
     supernodes = parse_supernodes(args.supernode)
     if not supernodes:
         raise InvalidArgument("--supernode needs at least one HOST:PORT")
+    tls = tls_from_args(args)
     if "://" in args.ref:
         digest = str(parse_digest(args.digest)) if args.digest else ""
         metas = [common_pb2.UrlMeta(url=validate_url(args.ref), headers=_headers(args.header), digest=digest)]
@@ -223,7 +229,7 @@ async def run(args: argparse.Namespace) -> int:
             raise DandelionError(f"{image.base}/{image.name}:{image.reference}: {err.message}") from None
         finally:
             await upstream.aclose()
-    total = await preheat_all(supernodes, metas, args.quiet)
+    total = await preheat_all(supernodes, metas, args.quiet, tls)
     if not args.quiet:
         print(f"preheated {len(metas)} blob(s), {total:,} bytes, into the supernode's cache", file=sys.stderr)
     return 0

@@ -15,6 +15,7 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from dfcommon.backoff import Backoff, BackoffPolicy
 from dfcommon.channels import channel
 from dfcommon.errors import DandelionError, Unavailable
+from dfcommon.tls import TlsConfig
 
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
@@ -52,11 +53,12 @@ def is_origin_failure(exc: grpc.aio.AioRpcError) -> bool:
 class SchedulerClient:
     """Calls the current supernode; on UNAVAILABLE moves to the next; re-registers when the host is unknown."""
 
-    def __init__(self, addresses: list[str], host: scheduler_pb2.HostInfo) -> None:
+    def __init__(self, addresses: list[str], host: scheduler_pb2.HostInfo, tls: TlsConfig | None = None) -> None:
         if not addresses:
             raise ValueError("at least one supernode address is needed")
         self.addresses = addresses
         self.host = host
+        self.tls = tls
         self.host_id = ""
         self.heartbeat_interval = 5.0
         self._index = 0
@@ -75,7 +77,7 @@ class SchedulerClient:
     def stub(self) -> SchedulerServiceAsyncStub:
         """A stub on the current supernode's channel."""
         if self._channel is None:
-            self._channel = channel(self.address, own_connection=True)
+            self._channel = channel(self.address, own_connection=True, tls=self.tls)
             self._channel_target = self.address
         stub: SchedulerServiceAsyncStub = scheduler_pb2_grpc.SchedulerServiceStub(self._channel)  # type: ignore[assignment]
         return stub

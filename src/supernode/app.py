@@ -14,6 +14,7 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from dfcommon.errors import Unavailable
 from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
 from dfcommon.metrics import ACTIVE_HOSTS, ACTIVE_PEERS, ACTIVE_TASKS, start_metrics_server
+from dfcommon.tls import add_port, warn_if_plaintext_beyond_loopback
 from supernode.config import SupernodeConfig
 from supernode.rpc.peer_service import SeedPeerService, add_seed_peer_service
 from supernode.rpc.scheduler_service import SchedulerService
@@ -48,13 +49,15 @@ class Supernode:
         server = new_server()
         host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
         try:
-            self.port = server.add_insecure_port(f"{host}:{config.listen_port}")
+            self.port = add_port(server, f"{host}:{config.listen_port}", config.tls)
         except RuntimeError as err:
             raise Unavailable(f"cannot listen on {host}:{config.listen_port}: {err}") from None
         policy = config.fetch_policy(self.port)
         fetcher = new_fetcher(config.origin_ca, config.origin_insecure, policy)
+        warn_if_plaintext_beyond_loopback("supernode", config.listen_host, config.tls)
         swarm = Swarm(config, lambda s: Cdn(store, fetcher, config.piece_size, s, config.piece_digest), self.port)
-        scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerService(swarm), server)
+        service = SchedulerService(swarm, config.inspection())
+        scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(service, server)
         add_seed_peer_service(SeedPeerService(swarm.uploads), server)
         health = add_health_and_reflection(server, SERVICE_NAMES)
         await server.start()
@@ -69,9 +72,10 @@ class Supernode:
             ACTIVE_PEERS.set_function(lambda: sum(not p.is_seed for p in scheduler.peers.values()))
             ACTIVE_HOSTS.set_function(lambda: len(scheduler.hosts))
         log.info(
-            "supernode serving on %s:%d seed=%s:%d data_dir=%s",
+            "supernode serving on %s:%d (%s) seed=%s:%d data_dir=%s",
             config.listen_host,
             self.port,
+            "mutual TLS" if config.tls else "plaintext",
             swarm.seed_host.ip,
             self.port,
             config.data_dir,

@@ -19,8 +19,10 @@ from dfcommon.fetchpolicy import (
     parse_rules,
     split_entries,
 )
+from dfcommon.inspection import DEFAULT_ADMIN_CN, InspectionPolicy, add_inspection_arguments, parse_admin_names
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE
 from dfcommon.sizes import parse_hostport, parse_ip, parse_size
+from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
 
 DEFAULT_PORT = 8002
 MIN_PIECE_SIZE = 64 << 10
@@ -35,9 +37,12 @@ EXAMPLES = """examples:
   supernode --config /etc/dandelion/supernode.toml                   # data-dir = "/srv/sn" ...
   SUPERNODE_ORIGIN_CA=/etc/ssl/private-ca.pem supernode --data-dir /srv/sn
   supernode --data-dir /srv/sn --origin-allow 127.0.0.1:5000 --origin-deny 10.9.0.0/16,*:9100
+  supernode --listen 10.0.0.5:8002 --data-dir /srv/sn --tls-cert sn.pem --tls-key sn-key.pem --tls-ca ca.pem
 
 Inspect it: grpcurl -plaintext 127.0.0.1:8002 list
             grpcurl -plaintext 127.0.0.1:8002 dandelion.scheduler.v1.SchedulerService/ListTasks
+  with TLS: grpcurl -cacert ca.pem -cert admin.pem -key admin-key.pem 10.0.0.5:8002 list
+(ListTasks, GetTask and ListHosts answer loopback callers only, or with TLS admin certificates only.)
 """
 
 
@@ -64,6 +69,13 @@ class SupernodeConfig:
     # when listening beyond it, own addresses as IP:PORT), and origins refused although allowed by default.
     origin_allow: tuple[str, ...] = ()
     origin_deny: tuple[str, ...] = ()
+    tls: TlsConfig | None = None  # mutual TLS on the gRPC port; None: plaintext
+    admin_cn: frozenset[str] = frozenset({DEFAULT_ADMIN_CN})  # with TLS, who may call the inspection RPCs
+    open_inspection: bool = False  # inspection RPCs for every caller (see dfcommon.inspection)
+
+    def inspection(self) -> InspectionPolicy:
+        """Who may call ListTasks, GetTask and ListHosts."""
+        return InspectionPolicy(tls=self.tls is not None, admin_names=self.admin_cn, open=self.open_inspection)
 
     def validated(self) -> SupernodeConfig:
         """Check every value; returns self. Raises InvalidArgument with one line."""
@@ -97,6 +109,10 @@ class SupernodeConfig:
             parse_hostport(self.metrics)
         parse_rules(self.origin_allow, ALLOW_FLAG)
         parse_rules(self.origin_deny, DENY_FLAG)
+        if not self.admin_cn:
+            raise InvalidArgument("--admin-cn needs at least one common name")
+        if self.tls is not None:
+            self.tls.validated()
         return self
 
     def fetch_policy(self, port: int) -> FetchPolicy:
@@ -176,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--origin-insecure", action="store_true", help="skip origin TLS verification (tests only)")
     parser.add_argument("--metrics", default="", help="serve Prometheus /metrics on HOST:PORT (default: off)")
     add_origin_policy_arguments(parser, "the seed and preheat")
+    add_inspection_arguments(parser, "ListTasks, GetTask and ListHosts")
+    add_tls_arguments(parser, "the gRPC port")
     return parser
 
 
@@ -207,4 +225,7 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         metrics=args.metrics,
         origin_allow=split_entries(args.origin_allow),
         origin_deny=split_entries(args.origin_deny),
+        tls=tls_from_args(args),
+        admin_cn=parse_admin_names(args.admin_cn),
+        open_inspection=args.open_inspection,
     ).validated()

@@ -12,6 +12,7 @@ from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError
+from dfcommon.inspection import InspectionPolicy
 from dfcommon.slots import SlotPool
 from dfcommon.urlmeta import from_url_meta
 from dfcommon.wire import encode_with_payload
@@ -38,9 +39,13 @@ class DaemonServicer:
     Download's messages leave already serialized (see dfcommon.wire): register with add_daemon_service.
     """
 
-    def __init__(self, transferer: SwarmTransferer, storage: Storage) -> None:
+    def __init__(
+        self, transferer: SwarmTransferer, storage: Storage, inspection: InspectionPolicy | None = None
+    ) -> None:
         self.transferer = transferer
         self.storage = storage
+        # The endpoint is never TLS: a unix socket's file mode guards it; on TCP, loopback callers only by default.
+        self.inspection = inspection if inspection is not None else InspectionPolicy()
         self.pool = SlotPool(POOL, MAX_DOWNLOADS, f"{MAX_DOWNLOADS} downloads run on this daemon already")
 
     async def Download(
@@ -117,6 +122,9 @@ class DaemonServicer:
         self, request: peer_pb2.ListCacheRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> peer_pb2.ListCacheResponse:
         """Every cached content."""
+        reason = self.inspection.refusal(context)
+        if reason is not None:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
         now = time.time()
         return peer_pb2.ListCacheResponse(
             entries=[

@@ -12,6 +12,7 @@ import grpc
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from dfcommon.errors import DandelionError, InvalidArgument
+from dfcommon.inspection import InspectionPolicy
 from supernode.rpc import convert, validate
 from supernode.rpc.errors import abort, mapped, quiet
 from supernode.swarm import Assigned, GoToSource, StreamEnd, StreamEvent, Swarm, TaskChanged
@@ -20,10 +21,11 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
-    """The scheduler's RPCs."""
+    """The scheduler's RPCs; the inspection ones (ListTasks, GetTask, ListHosts) only for whom inspection allows."""
 
-    def __init__(self, swarm: Swarm) -> None:
+    def __init__(self, swarm: Swarm, inspection: InspectionPolicy | None = None) -> None:
         self.swarm = swarm
+        self.inspection = inspection if inspection is not None else InspectionPolicy()
 
     @mapped
     async def RegisterHost(  # type: ignore[override]
@@ -171,6 +173,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         self, request: scheduler_pb2.ListTasksRequest, context: Context
     ) -> scheduler_pb2.ListTasksResponse:
         """Every known task."""
+        self.inspection.check(context)
         tasks = self.swarm.scheduler.tasks.values()
         return scheduler_pb2.ListTasksResponse(tasks=[convert.task_info(t) for t in tasks])
 
@@ -179,6 +182,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         self, request: scheduler_pb2.GetTaskRequest, context: Context
     ) -> scheduler_pb2.GetTaskResponse:
         """One task with its swarm."""
+        self.inspection.check(context)
         task = self.swarm.get_task(validate.ident(request.task_id, "task_id"))
         peers = [convert.peer_info(task, p) for p in task.peers.values()]
         return scheduler_pb2.GetTaskResponse(task=convert.task_info(task), peers=peers)
@@ -188,6 +192,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         self, request: scheduler_pb2.ListHostsRequest, context: Context
     ) -> scheduler_pb2.ListHostsResponse:
         """Every registered host."""
+        self.inspection.check(context)
         now = self.swarm.clock()
         hosts = self.swarm.scheduler.hosts.values()
         return scheduler_pb2.ListHostsResponse(hosts=[convert.host_info(h, now) for h in hosts])

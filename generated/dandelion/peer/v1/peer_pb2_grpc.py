@@ -194,7 +194,9 @@ class DaemonServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListCache(self, request, context):
-        """Lists the content the daemon holds in its local cache.
+        """Lists the content the daemon holds in its local cache. On a TCP endpoint
+        only for callers on the daemon's loopback, unless the daemon runs with
+        --open-inspection (PERMISSION_DENIED otherwise).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -129,7 +129,10 @@ class DaemonServiceStub:
     client on the same host to copy itself.
     """
     ListCache: _grpc.UnaryUnaryMultiCallable[_peer_pb2.ListCacheRequest, _peer_pb2.ListCacheResponse]
-    """Lists the content the daemon holds in its local cache."""
+    """Lists the content the daemon holds in its local cache. On a TCP endpoint
+    only for callers on the daemon's loopback, unless the daemon runs with
+    --open-inspection (PERMISSION_DENIED otherwise).
+    """
 
 @_typing.type_check_only
 class DaemonServiceAsyncStub(DaemonServiceStub):
@@ -146,7 +149,10 @@ class DaemonServiceAsyncStub(DaemonServiceStub):
     client on the same host to copy itself.
     """
     ListCache: _aio.UnaryUnaryMultiCallable[_peer_pb2.ListCacheRequest, _peer_pb2.ListCacheResponse]  # type: ignore[assignment]
-    """Lists the content the daemon holds in its local cache."""
+    """Lists the content the daemon holds in its local cache. On a TCP endpoint
+    only for callers on the daemon's loopback, unless the daemon runs with
+    --open-inspection (PERMISSION_DENIED otherwise).
+    """
 
 class DaemonServiceServicer(metaclass=_abc_1.ABCMeta):
     """DaemonService is the dfdaemon's local download endpoint (a unix socket by
@@ -172,6 +178,9 @@ class DaemonServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _peer_pb2.ListCacheRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_peer_pb2.ListCacheResponse, _abc.Awaitable[_peer_pb2.ListCacheResponse]]:
-        """Lists the content the daemon holds in its local cache."""
+        """Lists the content the daemon holds in its local cache. On a TCP endpoint
+        only for callers on the daemon's loopback, unless the daemon runs with
+        --open-inspection (PERMISSION_DENIED otherwise).
+        """
 
 def add_DaemonServiceServicer_to_server(servicer: DaemonServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -163,7 +163,10 @@ class SchedulerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListTasks(self, request, context):
-        """Lists the tasks the supernode knows.
+        """Lists the tasks the supernode knows. Inspection: with mutual TLS only for
+        admin certificates, without it only for callers on the supernode's
+        loopback, unless the supernode runs with --open-inspection; others get
+        PERMISSION_DENIED (docs/security.md).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -171,13 +174,14 @@ class SchedulerServiceServicer:
 
     def GetTask(self, request, context):
         """Returns one task with its swarm: each peer and which pieces it holds.
+        Inspection, as ListTasks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListHosts(self, request, context):
-        """Lists the registered hosts.
+        """Lists the registered hosts. Inspection, as ListTasks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

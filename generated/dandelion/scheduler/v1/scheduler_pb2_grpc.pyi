@@ -68,11 +68,17 @@ class SchedulerServiceStub:
     until the seed holds all of it.
     """
     ListTasks: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ListTasksRequest, _scheduler_pb2.ListTasksResponse]
-    """Lists the tasks the supernode knows."""
+    """Lists the tasks the supernode knows. Inspection: with mutual TLS only for
+    admin certificates, without it only for callers on the supernode's
+    loopback, unless the supernode runs with --open-inspection; others get
+    PERMISSION_DENIED (docs/security.md).
+    """
     GetTask: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.GetTaskRequest, _scheduler_pb2.GetTaskResponse]
-    """Returns one task with its swarm: each peer and which pieces it holds."""
+    """Returns one task with its swarm: each peer and which pieces it holds.
+    Inspection, as ListTasks.
+    """
     ListHosts: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ListHostsRequest, _scheduler_pb2.ListHostsResponse]
-    """Lists the registered hosts."""
+    """Lists the registered hosts. Inspection, as ListTasks."""
 
 @_typing.type_check_only
 class SchedulerServiceAsyncStub(SchedulerServiceStub):
@@ -111,11 +117,17 @@ class SchedulerServiceAsyncStub(SchedulerServiceStub):
     until the seed holds all of it.
     """
     ListTasks: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ListTasksRequest, _scheduler_pb2.ListTasksResponse]  # type: ignore[assignment]
-    """Lists the tasks the supernode knows."""
+    """Lists the tasks the supernode knows. Inspection: with mutual TLS only for
+    admin certificates, without it only for callers on the supernode's
+    loopback, unless the supernode runs with --open-inspection; others get
+    PERMISSION_DENIED (docs/security.md).
+    """
     GetTask: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.GetTaskRequest, _scheduler_pb2.GetTaskResponse]  # type: ignore[assignment]
-    """Returns one task with its swarm: each peer and which pieces it holds."""
+    """Returns one task with its swarm: each peer and which pieces it holds.
+    Inspection, as ListTasks.
+    """
     ListHosts: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ListHostsRequest, _scheduler_pb2.ListHostsResponse]  # type: ignore[assignment]
-    """Lists the registered hosts."""
+    """Lists the registered hosts. Inspection, as ListTasks."""
 
 class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
     """SchedulerService registers hosts and tasks, schedules pieces between peers and
@@ -205,7 +217,11 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _scheduler_pb2.ListTasksRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_scheduler_pb2.ListTasksResponse, _abc.Awaitable[_scheduler_pb2.ListTasksResponse]]:
-        """Lists the tasks the supernode knows."""
+        """Lists the tasks the supernode knows. Inspection: with mutual TLS only for
+        admin certificates, without it only for callers on the supernode's
+        loopback, unless the supernode runs with --open-inspection; others get
+        PERMISSION_DENIED (docs/security.md).
+        """
 
     @_abc_1.abstractmethod
     def GetTask(
@@ -213,7 +229,9 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _scheduler_pb2.GetTaskRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_scheduler_pb2.GetTaskResponse, _abc.Awaitable[_scheduler_pb2.GetTaskResponse]]:
-        """Returns one task with its swarm: each peer and which pieces it holds."""
+        """Returns one task with its swarm: each peer and which pieces it holds.
+        Inspection, as ListTasks.
+        """
 
     @_abc_1.abstractmethod
     def ListHosts(
@@ -221,6 +239,6 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _scheduler_pb2.ListHostsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_scheduler_pb2.ListHostsResponse, _abc.Awaitable[_scheduler_pb2.ListHostsResponse]]:
-        """Lists the registered hosts."""
+        """Lists the registered hosts. Inspection, as ListTasks."""
 
 def add_SchedulerServiceServicer_to_server(servicer: SchedulerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,7 +22,8 @@ from peer.download import link
 from peer.download.link import TaskNews
 from peer.download.origin_read import OriginRead
 from peer.download.phase import DownloadPhase, Phase
-from peer.download.session import Answered, Forgotten, Offered, OwnReadSink, ReadEnded, SwarmGaveUp, SwarmSession
+from peer.download.reading import SwarmRead
+from peer.download.session import Forgotten, OwnReadSink, SwarmGaveUp, SwarmSession
 from peer.download.verify import ContentCheck
 from peer.piece.health import SwarmHealth, local_fault
 from peer.piece.model import PieceOutcome
@@ -70,12 +71,7 @@ class Conductor:
         self.check = ContentCheck(request.digest, self.progress)
         self._task: asyncio.Task[None] | None = None
         self._started = time.monotonic()
-        # This peer's read of the origin for the swarm (the supernode asked: BackToSource.offer_pieces), the
-        # algorithm of the piece digests it reports, and where its news goes (the running stream's session).
-        self._reading: asyncio.Task[None] | None = None
-        self._offer_digest = ""
-        self._answered = False  # the origin's answer (with a length) went out: pieces may be offered
-        self._notify: OwnReadSink | None = None
+        self.swarm_read = SwarmRead()  # this peer's read of the origin for the swarm, when the supernode asks
         self.readers = 0  # open TaskStreams
         self.kept = False  # someone wants the content in the cache whether or not a reader stays (mirror, seed)
 
@@ -131,8 +127,7 @@ class Conductor:
             self._fail(DandelionError(INTERNAL_ERROR))
         finally:
             self.check.cancel()
-            if self._reading is not None and not self._reading.done():
-                self._reading.cancel()
+            self.swarm_read.cancel()
             if self.store is not None:
                 self.store.pins -= 1
             self._ready.set()
@@ -181,13 +176,12 @@ class Conductor:
         if self.ctx.scheduler is not None:
             self.check.begin_swarm()
             reason = await self._swarm()
-        if self._reading is not None:
+        if (reading := self.swarm_read.task) is not None:
             # This peer's read of the origin for the swarm goes on without the swarm (or ended): its end or error
             # is the download's.
-            self._notify = None
-            if self.phase.current is not Phase.SOURCING:
-                self.phase.move(Phase.SOURCING)
-            await self._reading
+            self.swarm_read.detach()
+            self.phase.move(Phase.SOURCING)
+            await reading
         if self.store is None or not self.store.all_held():
             if self.no_back_source:
                 raise Unavailable(
@@ -211,7 +205,7 @@ class Conductor:
                 self.peer_id, news = await link.register(
                     self.ctx.scheduler, self.request, self.ctx.register_timeout, self._registered_as
                 )
-                self.phase.move(Phase.READING if self._reading is not None else Phase.SWARM)
+                self.phase.move(Phase.READING if self.swarm_read.started else Phase.SWARM)
                 self.task_news(news)
                 try:
                     await SwarmSession(self, self.peer_id).run()
@@ -238,7 +232,7 @@ class Conductor:
     @property
     def reading(self) -> bool:
         """True while this peer reads the origin for the swarm."""
-        return self._reading is not None and not self._reading.done()
+        return self.swarm_read.running
 
     def held(self) -> list[tuple[int, str]]:
         """Pieces held, with their digests once the length is known (for the supernode to offer them when this
@@ -256,13 +250,13 @@ class Conductor:
     def answer(self) -> tuple[int, int] | None:
         """(length, piece size) when this peer reads the origin for the swarm and the length is known."""
         store = self.store
-        if self._reading is None or store is None or store.meta.content_length < 0:
+        if not self.swarm_read.started or store is None or store.meta.content_length < 0:
             return None
         return store.meta.content_length, store.meta.piece_size
 
     def task_news(self, news: TaskNews) -> None:
         """The task from the supernode: a store once the content's shape is known, and the seed's state."""
-        if not news.shaped or self._reading is not None:
+        if not news.shaped or self.swarm_read.started:
             pass
         elif self.store is None:
             self.create_store(news.content_length, news.piece_size)
@@ -275,45 +269,31 @@ class Conductor:
 
     def attach(self, notify: OwnReadSink) -> None:
         """A session runs: news of this peer's read for the swarm goes there."""
-        self._notify = notify
+        self.swarm_read.attach(notify)
 
     def detach(self, notify: OwnReadSink) -> None:
         """That session ended."""
-        if self._notify is notify:
-            self._notify = None
+        self.swarm_read.detach(notify)
 
     def read_for_swarm(self, algorithm: str) -> None:
         """Read the origin for the swarm (what this peer lacks, or all of it), reporting each piece with its digest
         as soon as it is stored; the content is hashed here as a whole, as after any origin read."""
-        self._offer_digest = algorithm if algorithm in ("blake3", "sha256") else "blake3"
         if self.phase.current is not Phase.READING:
             self.phase.move(Phase.READING)
-        if self._reading is not None:
-            return  # it reads already (a new stream after registering again)
-        log.info("task=%s reading the origin for the swarm", self.task_id[:12])
-        self.check.distrust_seed(self.store)
-        self.bytes_from_peers = self.store.completed_length() if self.store is not None else 0
-        reading = asyncio.create_task(self._origin_read(self._offer_digest).run(self.store), name="read-for-swarm")
-        reading.add_done_callback(self._read_ended)
-        self._reading = reading
-
-    def _read_ended(self, reading: asyncio.Task[None]) -> None:
-        if self._notify is not None:
-            self._notify(ReadEnded(None if reading.cancelled() else reading.exception()))
+        if self.swarm_read.start(algorithm, lambda chosen: self._origin_read(chosen).run(self.store)):
+            log.info("task=%s reading the origin for the swarm", self.task_id[:12])
+            self.check.distrust_seed(self.store)
+            self.bytes_from_peers = self.store.completed_length() if self.store is not None else 0
 
     async def stop_reading(self) -> None:
         """Another peer reads the origin for the swarm now: stop this peer's read (what it stored stays)."""
-        reading, self._reading = self._reading, None
-        if reading is not None:
-            reading.cancel()
-            await asyncio.gather(reading, return_exceptions=True)
+        if await self.swarm_read.stop():
             self.phase.move(Phase.SWARM)
             log.info("task=%s another peer reads the origin now: this peer's read stopped", self.task_id[:12])
 
     async def read_finished(self) -> None:
         """Wait until this peer's read for the swarm, if any, has ended (its error is the download's, later)."""
-        if self._reading is not None:
-            await asyncio.wait({self._reading})
+        await self.swarm_read.finished()
 
     def fetched(self, outcome: PieceOutcome, health: SwarmHealth) -> None:
         """A piece fetch's outcome."""
@@ -347,9 +327,7 @@ class Conductor:
 
     def answered(self, store: TaskStore) -> None:
         """The origin's length is known: tell the swarm, when reading for it."""
-        self._answered = True
-        if self._notify is not None and self._offer_digest:
-            self._notify(Answered(store.meta.content_length, store.meta.piece_size))
+        self.swarm_read.answered(store)
 
     def stored(self, number: int, size: int, digest: str) -> None:
         """A piece read from the origin is written."""
@@ -360,8 +338,7 @@ class Conductor:
 
     def offer(self, number: int, digest: str) -> None:
         """A piece read from the origin may be offered to the swarm: do so when reading for it."""
-        if self._notify is not None and self._offer_digest:
-            self._notify(Offered(number, digest))
+        self.swarm_read.offer(number, digest)
 
     # ----- verification and completion
     async def _complete(self) -> None:
@@ -381,7 +358,7 @@ class Conductor:
                 # Every piece from the swarm matched the digest it was given: whoever wrote those digests (the peer
                 # that read the origin) is to blame, and the supernode trusts it no more for this content. (A
                 # reader says so about its own content: the supernode then drops its digests.)
-                blame = bool(self._offer_digest) or (self.bytes_from_peers > 0 and not self.check.unhashed)
+                blame = bool(self.swarm_read.algorithm) or (self.bytes_from_peers > 0 and not self.check.unhashed)
                 await self._report(False, f"digest mismatch: got {actual}", blame)
                 raise DigestMismatch(f"content of {self.display_url} has digest {actual}, want {expected}")
         # The disk refuses the metadata (CacheDiskError) before readers get the last byte; the flush of the data,

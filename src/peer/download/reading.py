@@ -1,0 +1,84 @@
+"""This peer's read of the origin for the swarm (the supernode asked: BackToSource.offer_pieces)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from peer.download.session import Answered, Offered, OwnReadSink, ReadEnded
+from peer.storage import TaskStore
+
+ALGORITHMS = ("blake3", "sha256")
+
+
+class SwarmRead:
+    """The task that reads, the algorithm of the piece digests it reports, and where its news goes: the running
+    stream's session (none between streams: the next stream's first message lists what was stored meanwhile)."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self.algorithm = ""  # set once the supernode asked: the download then hashes pieces with it
+        self._notify: OwnReadSink | None = None
+
+    @property
+    def started(self) -> bool:
+        """True once this peer was asked to read (and was not stopped since)."""
+        return self.task is not None
+
+    @property
+    def running(self) -> bool:
+        """True while the read runs."""
+        return self.task is not None and not self.task.done()
+
+    def attach(self, notify: OwnReadSink) -> None:
+        """A session runs: news goes there."""
+        self._notify = notify
+
+    def detach(self, notify: OwnReadSink | None = None) -> None:
+        """That session ended (None: whichever is attached)."""
+        if notify is None or self._notify is notify:
+            self._notify = None
+
+    def start(self, algorithm: str, read: Callable[[str], Awaitable[None]]) -> bool:
+        """Read with read(algorithm) unless a read runs already (a new stream after registering again); True when
+        this started one."""
+        self.algorithm = algorithm if algorithm in ALGORITHMS else ALGORITHMS[0]
+        if self.task is not None:
+            return False
+        task = asyncio.ensure_future(read(self.algorithm))
+        task.add_done_callback(self._ended)
+        self.task = task
+        return True
+
+    def _ended(self, task: asyncio.Future[None]) -> None:
+        if self._notify is not None:
+            self._notify(ReadEnded(None if task.cancelled() else task.exception()))
+
+    async def stop(self) -> bool:
+        """Stop the read (what it stored stays); True when one ran."""
+        task, self.task = self.task, None
+        if task is None:
+            return False
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return True
+
+    async def finished(self) -> None:
+        """Wait until the read, if any, has ended (its error is raised by whoever awaits the task)."""
+        if self.task is not None:
+            await asyncio.wait({self.task})
+
+    def answered(self, store: TaskStore) -> None:
+        """The origin's length is known: tell the swarm."""
+        if self._notify is not None and self.algorithm:
+            self._notify(Answered(store.meta.content_length, store.meta.piece_size))
+
+    def offer(self, number: int, digest: str) -> None:
+        """A piece is stored: offer it."""
+        if self._notify is not None and self.algorithm:
+            self._notify(Offered(number, digest))
+
+    def cancel(self) -> None:
+        """The download ends."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()

@@ -204,7 +204,11 @@ class Swarm:
             return task, self._add_peer(task, host, PeerState.RUNNING, "")
         self._start_seed(task, request)
         job = self.cdn.jobs[task.task_id]
-        await job.answered.wait()
+        task.waiting += 1
+        try:
+            await job.answered.wait()
+        finally:
+            task.waiting -= 1
         if task.state is TaskState.FAILED:
             raise job.error or DandelionError(task.error)
         if host.host_id not in self.scheduler.hosts:
@@ -230,7 +234,11 @@ class Swarm:
         """Fetch content into the seed's cache and wait until it is complete."""
         task = self._ensure_task(request)
         job = self.cdn.jobs[task.task_id]
-        await job.done.wait()
+        task.waiting += 1
+        try:
+            await job.done.wait()
+        finally:
+            task.waiting -= 1
         if task.state is not TaskState.SUCCEEDED:
             raise job.error or DandelionError(task.error)
         log.info("preheated task=%s url=%s", task.task_id[:12], task.url)
@@ -632,7 +640,9 @@ class Swarm:
 
     def seed_answered(self, tid: str, content_length: int, piece_size: int) -> None:
         """The origin answered."""
-        task = self.scheduler.tasks[tid]
+        task = self.scheduler.tasks.get(tid)
+        if task is None:
+            return
         task.content_length = content_length
         task.piece_size = piece_size
         task.piece_count = piece_count(content_length, piece_size) if content_length >= 0 else 0
@@ -642,12 +652,16 @@ class Swarm:
 
     def seed_piece(self, tid: str, piece: PieceMeta) -> None:
         """A piece is ready: offer it."""
-        task = self.scheduler.tasks[tid]
+        task = self.scheduler.tasks.get(tid)
+        if task is None:
+            return
         self._deliver(self.scheduler.piece_written(task, piece))
 
     def seed_done(self, tid: str, result: FetchResult) -> None:
         """The seed holds all of the content."""
-        task = self.scheduler.tasks[tid]
+        task = self.scheduler.tasks.get(tid)
+        if task is None:
+            return
         task.content_length = result.content_length
         task.piece_size = result.piece_size
         task.piece_count = len(result.pieces)
@@ -659,7 +673,9 @@ class Swarm:
 
     def seed_failed(self, tid: str, error: DandelionError) -> None:
         """The seed's fetch failed: peers fetch the origin themselves, or stop on a digest mismatch."""
-        task = self.scheduler.tasks[tid]
+        task = self.scheduler.tasks.get(tid)
+        if task is None:
+            return
         task.state = TaskState.FAILED
         task.error = str(error)
         self.scheduler.reset_seed(task)
@@ -687,8 +703,28 @@ class Swarm:
             else:
                 self._broadcast(task)
 
+    def forget_idle_tasks(self) -> int:
+        """Forget tasks no peer has been in for task_ttl, with their seed fetch jobs (the seed's disk cache stays: a
+        later registration loads it again); returns how many. A task whose seed fetch runs, that a registration or
+        preheat awaits, or whose seed piece is being re-read, is kept for another task_ttl."""
+        forgotten = 0
+        for task in self.scheduler.idle_for(self.config.task_ttl):
+            tid = task.task_id
+            job = self.cdn.jobs.get(tid)
+            if task.waiting or (job is not None and not job.done.is_set()) or any(k[0] == tid for k in self._rechecks):
+                self.scheduler.keep(task)
+                continue
+            self._deliver(self.scheduler.remove_task(task))
+            self.cdn.jobs.pop(tid, None)
+            self._reading.discard(tid)
+            forgotten += 1
+            log.debug("task forgotten task=%s url=%s: no peer for %.0fs", tid[:12], task.url, self.config.task_ttl)
+        if forgotten:
+            log.info("forgot %d idle tasks, %d left", forgotten, len(self.scheduler.tasks))
+        return forgotten
+
     async def run_timers(self) -> None:
-        """Expire assignments and drop silent hosts, forever."""
+        """Expire assignments, drop silent hosts and forget idle tasks, forever."""
         tick = min(0.5, self.config.heartbeat_interval_ms / 1000)
         last_sweep = self.clock()
         while True:
@@ -699,5 +735,6 @@ class Swarm:
                     last_sweep = self.clock()
                     self.sweep_hosts()
                     self._tell_waiters()
+                    self.forget_idle_tasks()
             except Exception:
                 log.exception("timer failed")

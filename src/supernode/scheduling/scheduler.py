@@ -82,6 +82,8 @@ class Scheduler:
         self._seed_failures: dict[str, int] = {}  # seed host id -> times in a row it was unreachable
         # child peer id -> piece number -> failed fetches since the child's last piece (not its own fault)
         self._failing: dict[str, dict[int, int]] = {}
+        # Tasks with no peer but the seed -> since when, oldest first (a task that gets idle again moves to the end).
+        self.idle: dict[str, float] = {}
 
     # Registration -------------------------------------------------------------------
 
@@ -93,10 +95,12 @@ class Scheduler:
         """Register a task with its seed peer."""
         self.tasks[task.task_id] = task
         self._attach(task, seed)
+        self.idle[task.task_id] = self.clock()
 
     def add_peer(self, task: Task, peer: Peer) -> None:
         """Register a peer of a task (it gets assignments once connected)."""
         self._attach(task, peer)
+        self.idle.pop(task.task_id, None)
 
     def _attach(self, task: Task, peer: Peer) -> None:
         task.peers[peer.peer_id] = peer
@@ -306,6 +310,9 @@ class Scheduler:
         self._failing.pop(peer.peer_id, None)
         self.peers.pop(peer.peer_id, None)
         peer.host.peer_ids.discard(peer.peer_id)
+        if not peer.is_seed and len(task.peers) == int(task.seed_peer_id in task.peers):
+            self.idle.pop(task.task_id, None)
+            self.idle[task.task_id] = self.clock()
         out: list[Assignment] = []
         for child in orphans:
             out.extend(self.fill(child))
@@ -323,11 +330,30 @@ class Scheduler:
         self.hosts.pop(host.host_id, None)
         return [a for a in out if a.child_id in self.peers]
 
-    def remove_task(self, task: Task) -> None:
+    def remove_task(self, task: Task) -> list[Assignment]:
         """Forget a task and all its peers."""
+        out: list[Assignment] = []
         for peer in list(task.peers.values()):
-            self.remove_peer(peer)
+            out.extend(self.remove_peer(peer))
         self.tasks.pop(task.task_id, None)
+        self.idle.pop(task.task_id, None)
+        self._hungry.pop(task.task_id, None)
+        return [a for a in out if a.child_id in self.peers]
+
+    def idle_for(self, ttl: float, now: float | None = None) -> list[Task]:
+        """Tasks that have had no peer but the seed for at least ttl seconds, oldest first."""
+        limit = (self.clock() if now is None else now) - ttl
+        out = []
+        for tid, since in self.idle.items():
+            if since > limit:
+                break
+            out.append(self.tasks[tid])
+        return out
+
+    def keep(self, task: Task) -> None:
+        """The idle task is still in use (a fetch of the seed runs): its idle time starts again."""
+        if self.idle.pop(task.task_id, None) is not None:
+            self.idle[task.task_id] = self.clock()
 
     def reset_seed(self, task: Task) -> None:
         """The seed starts over (a new origin fetch): its pieces are no longer offered."""

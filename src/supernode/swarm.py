@@ -708,11 +708,11 @@ class Swarm:
         later registration loads it again); returns how many. A task whose seed fetch runs, that a registration or
         preheat awaits, or whose seed piece is being re-read, is kept for another task_ttl."""
         forgotten = 0
-        for task in self.scheduler.idle_for(self.config.task_ttl):
+        for task in self.scheduler.registry.idle_for(self.config.task_ttl):
             tid = task.task_id
             job = self.cdn.jobs.get(tid)
             if task.waiting or (job is not None and not job.done.is_set()) or any(k[0] == tid for k in self._rechecks):
-                self.scheduler.keep(task)
+                self.scheduler.registry.keep(task)
                 continue
             self._deliver(self.scheduler.remove_task(task))
             self.cdn.jobs.pop(tid, None)

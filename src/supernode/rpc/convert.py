@@ -11,7 +11,7 @@ from supernode.resource.host import Host
 from supernode.resource.peer import Peer
 from supernode.resource.piece import Failure, PieceReport
 from supernode.resource.task import Task
-from supernode.scheduling.scheduler import Assignment
+from supernode.scheduling.assignments import Assignment
 from supernode.swarm import OriginAnswer
 
 

@@ -14,7 +14,8 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from dfcommon.errors import DandelionError, InvalidArgument
 from supernode.rpc import convert, validate
 from supernode.rpc.errors import abort, mapped, quiet
-from supernode.swarm import Assigned, GoToSource, StreamEnd, StreamEvent, Swarm, TaskChanged
+from supernode.streams import Assigned, GoToSource, StreamEnd, StreamEvent, TaskChanged
+from supernode.swarm import Swarm
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

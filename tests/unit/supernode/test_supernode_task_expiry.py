@@ -164,6 +164,6 @@ async def test_thousands_of_tasks_registered_and_left_leave_nothing_behind(tmp_p
     assert swarm.forget_idle_tasks() == 1500
     clock.now += 188
     assert swarm.forget_idle_tasks() == 1500
-    assert not swarm.scheduler.tasks and not swarm.scheduler.idle and not swarm.outboxes
+    assert not swarm.scheduler.tasks and not swarm.scheduler.idle and not swarm.streams.queues
     assert not swarm.seed_host.peer_ids and set(swarm.scheduler.hosts) == {hid}
     assert not swarm.scheduler.peers

@@ -23,9 +23,9 @@ from origin_server import Origin
 
 COMMAND = [shutil.which("supernode") or "supernode"]
 BATCH = 2000
-# Growth allowed from one batch of BATCH forgotten tasks to the next (allocator noise); a table that kept them grows
-# by about 20 MB per batch of 2,000 (measured without the ttl).
-RSS_SLACK = 8 << 20
+# Growth allowed over the two batches after the first (allocator noise: -2 to +1 MB measured); a supernode that kept
+# the tasks grew by about 6.4 MB per batch of 2,000 (56 -> 120 MB over 20,000 tasks, measured before the ttl).
+RSS_SLACK = 4 << 20
 
 
 def free_port() -> int:
@@ -89,7 +89,7 @@ def test_thousands_of_tasks_registered_and_left_leave_the_table_and_memory_flat(
                 wait_for_no_task(stub, host_id, 30)
                 sizes.append(rss(proc.pid))
             print(f"supernode RSS after each batch of {BATCH} tasks (MB): {[s >> 20 for s in sizes]}")
-            assert sizes[2] - sizes[1] <= RSS_SLACK, sizes
+            assert sizes[2] - sizes[0] <= RSS_SLACK, sizes
             hosts = stub.ListHosts(scheduler_pb2.ListHostsRequest(), timeout=10).hosts
             assert [h.host_id for h in hosts] == [host_id], "the host itself stays while it heart-beats"
     finally:

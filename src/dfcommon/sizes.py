@@ -45,7 +45,7 @@ def parse_duration(text: str) -> float:
     except ValueError:
         raise InvalidArgument(f"invalid duration {text!r}: want a number with s, m, h or d") from None
     if not seconds >= 0:
-        raise InvalidArgument(f"invalid duration {text!r}: must not be negative")
+        raise InvalidArgument(f"invalid duration {text!r}: want a number of seconds, not negative")
     return seconds
 
 

@@ -11,8 +11,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dfcommon.content import ContentRequest
-from supernode.config import SupernodeConfig
+from dfcommon.errors import InvalidArgument
+from supernode.config import SupernodeConfig, build_parser, from_args
 from supernode.seed.cdn import FetchJob
 from supernode.swarm import HostSpec, Swarm
 
@@ -167,3 +170,21 @@ async def test_thousands_of_tasks_registered_and_left_leave_nothing_behind(tmp_p
     assert not swarm.scheduler.tasks and not swarm.scheduler.idle and not swarm.streams.queues
     assert not swarm.seed_host.peer_ids and set(swarm.scheduler.hosts) == {hid}
     assert not swarm.scheduler.peers
+
+
+@pytest.mark.parametrize(
+    ("flag", "seconds"), [(None, 600.0), ("90s", 90.0), ("10m", 600.0), ("2h", 7200.0), ("0.5", 0.5)]
+)
+def test_the_task_ttl_flag(flag: str | None, seconds: float) -> None:
+    args = ["--data-dir", "d"] + (["--task-ttl", flag] if flag else [])
+    assert from_args(build_parser().parse_args(args)).task_ttl == seconds
+
+
+@pytest.mark.parametrize(
+    ("flag", "fragment"),
+    [("soon", "invalid duration"), ("-5s", "not negative"), ("nan", "not negative"), ("0", "task ttl"), ("31d", "ttl")],
+)
+def test_a_bad_task_ttl_is_one_line(flag: str, fragment: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        from_args(build_parser().parse_args(["--data-dir", "d", f"--task-ttl={flag}"]))
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)

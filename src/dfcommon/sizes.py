@@ -1,4 +1,4 @@
-"""Human sizes and rates ("4MiB", "100M") and HOST:PORT parsing for flags and config."""
+"""Human sizes, rates ("4MiB", "100M") and durations ("10m"), and HOST:PORT parsing for flags and config."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ _UNITS = {
     "tib": 1024**4,
 }
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_size(text: str) -> int:
@@ -32,6 +33,20 @@ def parse_size(text: str) -> int:
     if not match or match.group(2) not in _UNITS:
         raise InvalidArgument(f"invalid size {text!r}: want a number with an optional unit like 4MiB or 100M")
     return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90s", "15m", "6h", "2d" or a bare number of seconds."""
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in _DURATION_UNITS else "s"
+    number = value[:-1] if value[-1:] in _DURATION_UNITS else value
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+    except ValueError:
+        raise InvalidArgument(f"invalid duration {text!r}: want a number with s, m, h or d") from None
+    if not seconds >= 0:
+        raise InvalidArgument(f"invalid duration {text!r}: want a number of seconds, not negative")
+    return seconds
 
 
 def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int]:

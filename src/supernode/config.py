@@ -21,7 +21,7 @@ from dfcommon.fetchpolicy import (
 )
 from dfcommon.inspection import DEFAULT_ADMIN_CN, InspectionPolicy, add_inspection_arguments, parse_admin_names
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE
-from dfcommon.sizes import parse_hostport, parse_ip, parse_size
+from dfcommon.sizes import parse_duration, parse_hostport, parse_ip, parse_size
 from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
 
 DEFAULT_PORT = 8002
@@ -62,6 +62,9 @@ class SupernodeConfig:
     heartbeat_interval_ms: int = 5000  # hosts that miss 3 heartbeats are dropped
     assignment_timeout: float = 30.0  # an unreported assignment then counts as TIMEOUT
     seed_upload_slots: int = 32  # concurrent DownloadPieces calls the seed serves
+    # A task no peer is left in (and no fetch of the seed runs for) is forgotten after this many seconds, with its
+    # seed fetch job; the seed's disk cache stays (a later registration loads it again). Bounds the memory.
+    task_ttl: float = 600.0
     origin_ca: str | None = None  # extra CA bundle for origins with a private CA (a private registry)
     origin_insecure: bool = False  # skip origin TLS verification (test setups only)
     metrics: str = ""  # HOST:PORT of the Prometheus /metrics endpoint; empty: none
@@ -101,6 +104,8 @@ class SupernodeConfig:
             raise InvalidArgument("assignment timeout must be between 0.1s and 3600s")
         if not 1 <= self.seed_upload_slots <= 4096:
             raise InvalidArgument("seed upload slots must be between 1 and 4096")
+        if not 0.1 <= self.task_ttl <= 30 * 86400:
+            raise InvalidArgument(f"task ttl must be between 0.1s and 30d, got {self.task_ttl}s")
         if self.advertise_ip:
             parse_ip(self.advertise_ip)
         if self.origin_ca is not None and not os.access(self.origin_ca, os.R_OK):
@@ -188,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heartbeat-interval", default="5000", help="host heartbeat interval in ms")
     parser.add_argument("--assignment-timeout", default="30", help="seconds before an assignment times out")
     parser.add_argument("--seed-upload-slots", default="32", help="concurrent uploads of the seed")
+    parser.add_argument(
+        "--task-ttl",
+        default="10m",
+        help="forget a task this long after its last peer left (90s, 10m, 1h; default 10m); the seed's disk cache "
+        "of it stays",
+    )
     parser.add_argument("--origin-ca", default=None, help="extra CA bundle (PEM) trusted for origin HTTPS")
     parser.add_argument("--origin-insecure", action="store_true", help="skip origin TLS verification (tests only)")
     parser.add_argument("--metrics", default="", help="serve Prometheus /metrics on HOST:PORT (default: off)")
@@ -205,6 +216,7 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         timeout = float(args.assignment_timeout)
         slots = int(args.seed_upload_slots)
         copy_delay = float(args.seed_copy_delay)
+        task_ttl = parse_duration(args.task_ttl)
     except ValueError as err:
         raise InvalidArgument(f"invalid number: {err}") from None
     return SupernodeConfig(
@@ -220,6 +232,7 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         heartbeat_interval_ms=heartbeat,
         assignment_timeout=timeout,
         seed_upload_slots=slots,
+        task_ttl=task_ttl,
         origin_ca=args.origin_ca,
         origin_insecure=args.origin_insecure,
         metrics=args.metrics,

@@ -61,6 +61,8 @@ class Task:
     # of authors whose content did not match the task's digest: their peers are never chosen again, nor readers.
     authors: set[str] = field(default_factory=set)
     bad_hosts: set[str] = field(default_factory=set)
+    # Registrations and preheats awaiting the seed's answer: the task is not forgotten while there are any.
+    waiting: int = 0
 
     @property
     def length_known(self) -> bool:

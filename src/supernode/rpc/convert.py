@@ -8,12 +8,12 @@ from dandelion.scheduler.v1 import scheduler_pb2
 from dfcommon.content import ContentRequest
 from dfcommon.piecedigest import legacy_sha256
 from dfcommon.urlmeta import from_url_meta
+from supernode.readers import OriginAnswer
 from supernode.resource.host import Host
 from supernode.resource.peer import Peer
 from supernode.resource.piece import Failure, PieceReport
 from supernode.resource.task import Task
-from supernode.scheduling.scheduler import Assignment
-from supernode.swarm import OriginAnswer
+from supernode.scheduling.assignments import Assignment
 
 
 def content_request(meta: common_pb2.UrlMeta) -> ContentRequest:

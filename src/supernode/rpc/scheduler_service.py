@@ -15,7 +15,8 @@ from dfcommon.errors import DandelionError, InvalidArgument
 from dfcommon.inspection import InspectionPolicy
 from supernode.rpc import convert, validate
 from supernode.rpc.errors import abort, mapped, quiet
-from supernode.swarm import Assigned, GoToSource, StreamEnd, StreamEvent, Swarm, TaskChanged
+from supernode.streams import Assigned, GoToSource, StreamEnd, StreamEvent, TaskChanged
+from supernode.swarm import Swarm
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

@@ -17,7 +17,8 @@ from supernode.resource.piece import PieceMeta, PieceReport
 from supernode.resource.task import TaskState
 from supernode.seed.cdn import FetchJob
 from supernode.seed.origin import FetchResult
-from supernode.swarm import HostSpec, StreamEnd, StreamEvent, Swarm, TaskChanged
+from supernode.streams import StreamEnd, StreamEvent, TaskChanged
+from supernode.swarm import HostSpec, Swarm
 
 PIECE = 1024
 BODY = bytes(range(256)) * 12  # three pieces

@@ -17,11 +17,13 @@ import pytest
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument
 from supernode.config import SupernodeConfig
+from supernode.readers import OriginAnswer
 from supernode.resource.peer import PeerState
 from supernode.resource.piece import PieceReport
 from supernode.seed.cdn import FetchJob
 from supernode.seed.store import SeedStore
-from supernode.swarm import Assigned, GoToSource, HostSpec, OriginAnswer, StreamEvent, Swarm, TaskChanged
+from supernode.streams import Assigned, GoToSource, StreamEvent, TaskChanged
+from supernode.swarm import HostSpec, Swarm
 
 DIGEST = "sha256:" + hashlib.sha256(b"layer").hexdigest()
 REQUEST = ContentRequest(url="http://registry/v2/ns/img/blobs/" + DIGEST, headers={"Authorization": "x"}, digest=DIGEST)

@@ -1,0 +1,223 @@
+"""Who reads the origin for the swarm (origin_fetch "peer", content with a digest, the seed idle and without a copy).
+
+The task's reader (Task.source_peer_id) is told so on its stream; it reports the origin's answer and each piece it
+stored with its digest, and each such piece is offered to the swarm at once. A reader that leaves is replaced by the
+connected peer that lacks the fewest pieces; when a consumer's whole content did not match the digest although
+every piece matched, the task's authors are distrusted. See docs/protocol.md, "Who fetches the origin".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from dfcommon import piecedigest
+from dfcommon.errors import InvalidArgument
+from dfcommon.pieces import MAX_PIECE_SIZE, piece_count, piece_span
+from supernode.config import SupernodeConfig
+from supernode.resource.peer import Peer, PeerState
+from supernode.resource.piece import PieceMeta, PieceReport
+from supernode.resource.states import move_task
+from supernode.resource.task import Task, TaskState
+from supernode.scheduling.scheduler import Scheduler
+from supernode.seed.cdn import Cdn
+from supernode.streams import GoToSource, Outboxes
+
+log = logging.getLogger(__name__)
+
+# Bounds a peer's bitmask when the content length is not yet known.
+MAX_PIECE_NUMBER = 1 << 20
+# Piece sizes a peer reading the origin for the swarm may cut the content into.
+MIN_AUTHOR_PIECE_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class OriginAnswer:
+    """What the origin answered to the peer that reads it for the swarm."""
+
+    content_length: int
+    piece_size: int
+
+
+class Readers:
+    """Chooses, replaces and distrusts the peers that read the origin for the swarm, and offers their pieces."""
+
+    def __init__(self, config: SupernodeConfig, scheduler: Scheduler, cdn: Cdn, streams: Outboxes) -> None:
+        self.config = config
+        self.scheduler = scheduler
+        self.cdn = cdn
+        self.streams = streams
+        # Tasks whose content a peer reads from the origin for the swarm right now: their other peers hear TaskInfo
+        # now and then (news that the swarm is at work while they wait for the next piece).
+        self.reading: set[str] = set()
+
+    def seed_idle(self, task: Task) -> bool:
+        """True when the seed has no fetch of the task running or done (none yet, or the last one failed)."""
+        job = self.cdn.jobs.get(task.task_id)
+        return job is None or (job.done.is_set() and task.state is TaskState.FAILED)
+
+    def peer_reads(self, task: Task) -> bool:
+        """True when peers, not the seed, read the task's content from the origin: origin_fetch "peer", content
+        with a digest (each consumer checks it), and the seed idle and without a cached copy."""
+        return (
+            self.config.origin_fetch == "peer"
+            and bool(task.digest)
+            and self.seed_idle(task)
+            and not self.cdn.store.holds(task.task_id)
+        )
+
+    def wanted(self, task: Task) -> bool:
+        """True when nobody reads (or read) the origin for the task and the swarm lacks some piece."""
+        return self.source(task) is None and not _swarm_holds_all(task)
+
+    def source(self, task: Task) -> Peer | None:
+        """The peer that reads (or read) the task's content from the origin for the swarm, while it is usable."""
+        peer = task.peers.get(task.source_peer_id) if task.source_peer_id else None
+        if peer is None or peer.state not in (PeerState.BACK_TO_SOURCE, PeerState.SUCCEEDED):
+            return None
+        return peer
+
+    def is_reading(self, task: Task, peer: Peer) -> bool:
+        """True when the peer reads the task's origin for the swarm right now."""
+        return task.source_peer_id == peer.peer_id and peer.state is PeerState.BACK_TO_SOURCE
+
+    def make(self, task: Task, peer: Peer) -> None:
+        """The peer reads the origin for the swarm from now on (it is told so on its stream)."""
+        task.source_peer_id = peer.peer_id
+        self.reading.add(task.task_id)
+        if peer.peer_id in self.streams:
+            if peer.state is not PeerState.BACK_TO_SOURCE:
+                self.streams.deliver(self.scheduler.set_state(peer, PeerState.BACK_TO_SOURCE))
+            self.streams.send(peer.peer_id, self.read_for_swarm())
+            log.info("reader task=%s peer=%s: reads the origin for the swarm", task.task_id[:12], peer.peer_id[:12])
+
+    def read_for_swarm(self) -> GoToSource:
+        """What a reader is told on its stream."""
+        return GoToSource("this peer reads the origin for the swarm", True, self.config.piece_digest)
+
+    def replace(self, tid: str) -> None:
+        """The task's reader is gone or failed: the connected peer that lacks the fewest pieces reads the rest (the
+        next peer to register does, when none is connected)."""
+        task = self.scheduler.tasks.get(tid)
+        if task is None or not self.peer_reads(task) or not self.wanted(task):
+            return
+        candidates = [
+            peer
+            for peer in task.peers.values()
+            if peer.state is PeerState.RUNNING
+            and peer.peer_id in self.streams
+            and peer.host.address not in task.bad_hosts
+            and not peer.host.unreachable
+        ]
+        if candidates:
+            self.make(task, max(candidates, key=lambda p: p.held_count))
+
+    def forget(self, peer: Peer) -> bool:
+        """A peer goes away: True if it was its task's reader (another is chosen once it is gone)."""
+        task = self.scheduler.tasks.get(peer.task_id)
+        if task is None or task.source_peer_id != peer.peer_id:
+            return False
+        task.source_peer_id = ""
+        self.reading.discard(task.task_id)
+        return True
+
+    def take_authored(self, task: Task, reader: Peer, reports: list[PieceReport], origin: OriginAnswer | None) -> None:
+        """The reader's news: the origin's answer (length and piece size), and pieces it stored, each offered to the
+        swarm at once with the digest the reader computed."""
+        if origin is not None:
+            self._origin_answered(task, origin)
+        offered = []
+        for report in reports:
+            if not (report.success and not report.parent_id and report.digest):
+                continue
+            if piecedigest.parse(report.digest) is None:
+                raise InvalidArgument(f"piece {report.number} has an unusable digest {report.digest[:80]!r}")
+            if not task.length_known or task.piece_size == 0:
+                raise InvalidArgument("a piece was reported before the origin's answer (SyncPiecesRequest.origin)")
+            if report.number >= task.piece_count:
+                raise InvalidArgument(f"piece {report.number} out of range: task has {task.piece_count} pieces")
+            offset, size = piece_span(report.number, task.content_length, task.piece_size)
+            piece = PieceMeta(report.number, offset, size, report.digest)
+            offered.extend(self.scheduler.piece_authored(task, reader, piece))
+        self.streams.deliver(offered)
+
+    def _origin_answered(self, task: Task, origin: OriginAnswer) -> None:
+        length, piece_size = origin.content_length, origin.piece_size
+        if not MIN_AUTHOR_PIECE_SIZE <= piece_size <= MAX_PIECE_SIZE or length < -1:
+            raise InvalidArgument(f"origin answer out of range: length {length}, piece size {piece_size}")
+        if length >= 0 and piece_count(length, piece_size) > MAX_PIECE_NUMBER:
+            raise InvalidArgument(f"content of {length} bytes in pieces of {piece_size} has too many pieces")
+        if task.length_known and (length, piece_size) != (task.content_length, task.piece_size):
+            if task.pieces:
+                raise InvalidArgument(
+                    f"origin answer {length}/{piece_size} differs from the task's {task.content_length}/"
+                    f"{task.piece_size}"
+                )
+        elif task.length_known or length < 0:
+            return
+        move_task(task, TaskState.RUNNING)
+        task.content_length, task.piece_size = length, piece_size
+        task.piece_count = piece_count(length, piece_size)
+        log.info("reader answered task=%s length=%d piece_size=%d", task.task_id[:12], length, piece_size)
+        self.streams.broadcast(task)
+
+    def result(self, task: Task, peer: Peer, success: bool, digest_mismatch: bool) -> None:
+        """A peer of the task reported its result (after its state changed): a reader that failed hands the read
+        on; a consumer whose content did not match the digest, although its pieces matched, gets the authors
+        distrusted (unless it was an author itself: then its digests go, as the origin sent other bytes)."""
+        if task.source_peer_id == peer.peer_id:
+            self.reading.discard(task.task_id)
+            if not success:
+                self.forget(peer)
+        if digest_mismatch and not success and peer.peer_id in task.authors:
+            self.scheduler.forget_pieces(task)
+            log.warning(
+                "reader's content did not match the digest task=%s: its piece digests are dropped", task.task_id[:12]
+            )
+        elif digest_mismatch and not success and task.peer_authored:
+            self._distrust_authors(task)
+        if task.source_peer_id == "" and not success:
+            self.replace(task.task_id)
+
+    def _distrust_authors(self, task: Task) -> None:
+        """A consumer's content did not match the task's digest although every piece matched the digests the
+        task's authors gave: those authors (and their hosts) are no longer trusted, no piece is offered until a new
+        reader gives digests again, and the task's peers fetch what they lack from the origin themselves."""
+        authors = [task.peers[a] for a in task.authors if a in task.peers]
+        for author in authors:
+            task.bad_hosts.add(author.host.address)
+        log.warning(
+            "content digest mismatch task=%s: distrusting the peers that read the origin %s",
+            task.task_id[:12],
+            ", ".join(a.peer_id[:12] for a in authors) or "(gone)",
+        )
+        for author in authors:
+            self.scheduler.distrust(task, author)
+        self.scheduler.forget_pieces(task)
+        if task.source_peer_id:
+            self.reading.discard(task.task_id)
+            task.source_peer_id = ""
+        move_task(task, TaskState.FAILED)
+        task.error = "its content did not match the digest; the peer that read the origin is no longer trusted"
+        self.streams.broadcast(task)
+        for peer in list(task.peers.values()):
+            if not peer.is_seed and peer.state is PeerState.RUNNING:
+                self.streams.to_source(task, peer, task.error)
+
+    def tell_waiters(self) -> None:
+        """Peers of a task whose origin a peer reads for the swarm hear the task again now and then: to them that
+        is news that the swarm is still at work while they wait for the next piece."""
+        for tid in list(self.reading):
+            task = self.scheduler.tasks.get(tid)
+            if task is None:
+                self.reading.discard(tid)
+            else:
+                self.streams.broadcast(task)
+
+
+def _swarm_holds_all(task: Task) -> bool:
+    """True when every piece has a digest and a trusted holder (whose host heart-beats)."""
+    count = task.piece_count
+    if not task.length_known or len(task.pieces) < count or len(task.counts) < count:
+        return False
+    return all(task.counts[number] > 0 for number in range(count))

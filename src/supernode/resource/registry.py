@@ -1,0 +1,206 @@
+"""The registry of the swarm: hosts, tasks and peers by id, and the indexes kept in step with them.
+
+Indexes: which peers hold which piece (Task.holders, counts, buckets), which trusted peers have a free upload slot
+(Task.free_parents) and the pieces they can serve (Task.free_counts, peer_servable), the peers of each host, and
+the tasks no peer is in (idle, oldest first). No policy here: who fetches what from whom is the scheduler's.
+Costs are O(pieces held) big-integer operations per change, never O(peers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from supernode.resource.host import Host
+from supernode.resource.peer import Peer, PeerState
+from supernode.resource.task import Task
+
+
+class Registry:
+    """Hosts, tasks and peers, with their indexes."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.hosts: dict[str, Host] = {}
+        self.tasks: dict[str, Task] = {}
+        self.peers: dict[str, Peer] = {}
+        # Tasks with no peer but the seed -> since when, oldest first (a task that gets idle again moves to the end).
+        self.idle: dict[str, float] = {}
+
+    # Adding and removing ------------------------------------------------------------
+
+    def add_host(self, host: Host) -> None:
+        """Register a host."""
+        self.hosts[host.host_id] = host
+
+    def add_task(self, task: Task, seed: Peer) -> None:
+        """Register a task with its seed peer (idle until a peer joins)."""
+        self.tasks[task.task_id] = task
+        self._attach(task, seed)
+        self.idle[task.task_id] = self.clock()
+
+    def add_peer(self, task: Task, peer: Peer) -> None:
+        """Register a peer of a task."""
+        self._attach(task, peer)
+        self.idle.pop(task.task_id, None)
+
+    def _attach(self, task: Task, peer: Peer) -> None:
+        task.peers[peer.peer_id] = peer
+        self.peers[peer.peer_id] = peer
+        peer.host.peer_ids.add(peer.peer_id)
+        self.update_free(task, peer)
+
+    def detach_peer(self, task: Task, peer: Peer) -> None:
+        """Remove a (LEFT) peer that serves and fetches nothing any more from every index."""
+        self.update_free(task, peer)
+        held = peer.held
+        while held:
+            low = held & -held
+            task.remove_holder(low.bit_length() - 1, peer.peer_id)
+            held ^= low
+        del task.peers[peer.peer_id]
+        task.starved.pop(peer.peer_id, None)
+        self.peers.pop(peer.peer_id, None)
+        peer.host.peer_ids.discard(peer.peer_id)
+        if not peer.is_seed and len(task.peers) == int(task.seed_peer_id in task.peers):
+            self.idle.pop(task.task_id, None)
+            self.idle[task.task_id] = self.clock()
+
+    def drop_task(self, task: Task) -> None:
+        """Forget a task whose peers are detached."""
+        self.tasks.pop(task.task_id, None)
+        self.idle.pop(task.task_id, None)
+
+    def idle_for(self, ttl: float, now: float | None = None) -> list[Task]:
+        """Tasks that have had no peer but the seed for at least ttl seconds, oldest first."""
+        limit = (self.clock() if now is None else now) - ttl
+        out = []
+        for tid, since in self.idle.items():
+            if since > limit:
+                break
+            out.append(self.tasks[tid])
+        return out
+
+    def keep(self, task: Task) -> None:
+        """The idle task is still in use (a fetch of the seed runs): its idle time starts again."""
+        if self.idle.pop(task.task_id, None) is not None:
+            self.idle[task.task_id] = self.clock()
+
+    # Who can serve ------------------------------------------------------------------
+
+    def update_free(self, task: Task, peer: Peer) -> None:
+        """Keep task.free_parents (and the pieces free parents can serve) in step with the peer."""
+        free = (
+            peer.held_count > 0
+            and peer.host.free_slots > 0
+            and peer.state is not PeerState.LEFT
+            and peer.peer_id not in task.bad_parents
+            and not peer.host.unreachable
+        )
+        if free == (peer.peer_id in task.free_parents):
+            return
+        if free:
+            task.free_parents.add(peer.peer_id)
+        else:
+            task.free_parents.discard(peer.peer_id)
+        if peer.is_seed:
+            return  # the seed's pieces are added in servable
+        counts = task.free_counts
+        delta = 1 if free else -1
+        held = peer.held
+        while held:
+            low = held & -held
+            held ^= low
+            number = low.bit_length() - 1
+            counts[number] += delta
+            if counts[number] == 0:
+                task.peer_servable &= ~low
+            elif free and counts[number] == 1:
+                task.peer_servable |= low
+
+    def refresh_host(self, host: Host) -> list[Task]:
+        """Re-evaluate whether each of the host's peers can serve; returns their tasks."""
+        tasks = []
+        for peer_id in host.peer_ids:
+            peer = self.peers.get(peer_id)
+            task = self.tasks.get(peer.task_id) if peer is not None else None
+            if peer is not None and task is not None:
+                self.update_free(task, peer)
+                tasks.append(task)
+        return tasks
+
+    def serves(self, host: Host, task: Task) -> bool:
+        """True when one of the host's peers belongs to the task."""
+        if task.seed_peer_id in host.peer_ids:
+            return True
+        return any((peer := self.peers.get(p)) is not None and peer.task_id == task.task_id for p in host.peer_ids)
+
+    @staticmethod
+    def servable(task: Task) -> int:
+        """Pieces that some free, trusted parent holds."""
+        if task.seed_peer_id in task.free_parents:
+            return task.peer_servable | (task.peers[task.seed_peer_id].held & ~task.seed_saturated)
+        return task.peer_servable
+
+    # Who holds what -----------------------------------------------------------------
+
+    def hold(self, task: Task, peer: Peer, number: int) -> bool:
+        """The peer holds a piece now; True when others may fetch it from there (new, and the peer trusted)."""
+        if peer.holds(number):
+            return False
+        peer.held |= 1 << number
+        peer.held_count += 1
+        if peer.peer_id in task.bad_parents:
+            return False
+        task.add_holder(number, peer.peer_id)
+        if peer.peer_id not in task.free_parents:
+            self.update_free(task, peer)
+        elif not peer.is_seed:
+            task.free_counts[number] += 1
+            task.peer_servable |= 1 << number
+        return True
+
+    def unhold(self, task: Task, peer: Peer, number: int) -> None:
+        """The peer does not hold the piece after all (its cache lost it): never offer it from there again."""
+        if not peer.holds(number):
+            return
+        bit = 1 << number
+        peer.held &= ~bit
+        peer.held_count -= 1
+        if peer.peer_id in task.bad_parents:
+            return
+        task.remove_holder(number, peer.peer_id)
+        if peer.peer_id in task.free_parents:
+            task.free_counts[number] -= 1
+            if task.free_counts[number] == 0:
+                task.peer_servable &= ~bit
+        if peer.held_count == 0:
+            self.update_free(task, peer)
+
+    def unhold_all(self, task: Task, peer: Peer) -> None:
+        """The peer is no longer a holder of any piece (its uploads are already cancelled)."""
+        held = peer.held
+        if peer.is_seed:  # the seed's pieces are not in free_counts (see servable)
+            while held:
+                low = held & -held
+                task.remove_holder(low.bit_length() - 1, peer.peer_id)
+                held ^= low
+            peer.held = 0
+            peer.held_count = 0
+        while held:
+            low = held & -held
+            self.unhold(task, peer, low.bit_length() - 1)
+            held ^= low
+        self.update_free(task, peer)
+
+    def untrust(self, task: Task, peer: Peer) -> bool:
+        """The peer served bad bytes: it is no parent of the task any more; False when that was known already."""
+        if peer.peer_id in task.bad_parents:
+            return False
+        task.bad_parents.add(peer.peer_id)
+        self.update_free(task, peer)
+        held = peer.held
+        while held:
+            low = held & -held
+            task.remove_holder(low.bit_length() - 1, peer.peer_id)
+            held ^= low
+        return True

@@ -13,7 +13,7 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from dfcommon.errors import DandelionError, InvalidArgument
 from dfcommon.inspection import InspectionPolicy
-from supernode.rpc import convert, validate
+from supernode.rpc import convert, pages, validate
 from supernode.rpc.errors import abort, mapped, quiet
 from supernode.streams import Assigned, GoToSource, StreamEnd, StreamEvent, TaskChanged
 from supernode.swarm import Swarm
@@ -173,10 +173,12 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def ListTasks(  # type: ignore[override]
         self, request: scheduler_pb2.ListTasksRequest, context: Context
     ) -> scheduler_pb2.ListTasksResponse:
-        """Every known task."""
+        """Known tasks, a page at a time."""
         self.inspection.check(context)
-        tasks = self.swarm.scheduler.tasks.values()
-        return scheduler_pb2.ListTasksResponse(tasks=[convert.task_info(t) for t in tasks])
+        tasks, after = pages.page(
+            self.swarm.scheduler.tasks.values(), lambda t: t.task_id, request.page_size, request.page_token
+        )
+        return scheduler_pb2.ListTasksResponse(tasks=[convert.task_info(t) for t in tasks], next_page_token=after)
 
     @mapped
     async def GetTask(  # type: ignore[override]
@@ -192,11 +194,13 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def ListHosts(  # type: ignore[override]
         self, request: scheduler_pb2.ListHostsRequest, context: Context
     ) -> scheduler_pb2.ListHostsResponse:
-        """Every registered host."""
+        """Registered hosts, a page at a time."""
         self.inspection.check(context)
         now = self.swarm.clock()
-        hosts = self.swarm.scheduler.hosts.values()
-        return scheduler_pb2.ListHostsResponse(hosts=[convert.host_info(h, now) for h in hosts])
+        hosts, after = pages.page(
+            self.swarm.scheduler.hosts.values(), lambda h: h.host_id, request.page_size, request.page_token
+        )
+        return scheduler_pb2.ListHostsResponse(hosts=[convert.host_info(h, now) for h in hosts], next_page_token=after)
 
 
 def _messages(events: list[StreamEvent]) -> list[tuple[scheduler_pb2.SyncPiecesResponse | None, StreamEnd | None]]:

@@ -42,7 +42,17 @@ def rss(pid: int) -> int:
 
 
 def tasks(stub: scheduler_pb2_grpc.SchedulerServiceStub) -> int:
-    return len(stub.ListTasks(scheduler_pb2.ListTasksRequest(), timeout=10).tasks)
+    """Known tasks, counted over every page of ListTasks (1,000 at most per answer; the whole table in one answer
+    failed with RESOURCE_EXHAUSTED from about 4,000 tasks)."""
+    ids: list[str] = []
+    token = ""
+    while True:
+        answer = stub.ListTasks(scheduler_pb2.ListTasksRequest(page_token=token), timeout=10)
+        assert len(answer.tasks) <= 1000
+        ids += [t.task_id for t in answer.tasks]
+        if not (token := answer.next_page_token):
+            assert ids == sorted(set(ids)), "pages in id order, no task twice"
+            return len(ids)
 
 
 def wait_for_no_task(stub: scheduler_pb2_grpc.SchedulerServiceStub, host_id: str, within: float) -> None:

@@ -12,13 +12,14 @@ from typing import Any
 
 import uvloop
 
+from dfcommon.advertise import choose_advertise_ip
 from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import DandelionError
 from dfcommon.logs import setup_logging
 from dfcommon.malloc import tune_malloc
 from dfcommon.metrics import start_metrics_server
 from dfcommon.preload import preload_http_client
-from dfcommon.sizes import parse_size
+from dfcommon.sizes import parse_ip, parse_size
 from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from_args
 from mirror.server import serve_mirror
 from peer.config import DEFAULT_PORT, PeerConfig, parse_duration, parse_supernodes
@@ -56,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--supernode", required=True, help="supernode HOST:PORT, several separated by commas")
     parser.add_argument("--listen", required=True, help="IP address other peers reach this host's PeerService on")
+    parser.add_argument(
+        "--advertise-ip",
+        default="",
+        help="IP other peers reach this host at when --listen is 0.0.0.0 (default: the source address of the "
+        "route to the first supernode, else of the default route)",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="PeerService port (default %(default)s)")
     parser.add_argument("--data-dir", type=Path, required=True, help="cache directory")
     parser.add_argument(
@@ -81,9 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(ns: argparse.Namespace) -> PeerConfig:
     """PeerConfig from parsed flags (InvalidArgument on bad values)."""
     tls_verification(ns.registry_ca, ns.insecure)  # fail early
+    supernodes = parse_supernodes(ns.supernode)
+    listen_ip = parse_ip(ns.listen)
     return PeerConfig(
-        supernodes=parse_supernodes(ns.supernode),
-        listen_ip=ns.listen,
+        supernodes=supernodes,
+        listen_ip=listen_ip,
+        advertise_ip=choose_advertise_ip(listen_ip, parse_ip(ns.advertise_ip) if ns.advertise_ip else "", supernodes),
         data_dir=ns.data_dir,
         port=ns.port,
         daemon_listen=ns.daemon_listen or default_daemon_endpoint(),
@@ -117,7 +127,13 @@ async def run(config: PeerConfig, mconfig: MirrorConfig | None) -> int:
     mirror_task: asyncio.Task[None] | None = None
     if mconfig is not None:
         mirror_task = asyncio.create_task(serve_mirror(mconfig, transferer, stop), name="mirror")
-    log.info("dfdaemon ready: peer %s:%d, daemon %s", config.listen_ip, node.port, config.daemon_listen)
+    log.info(
+        "dfdaemon ready: peer %s:%d (advertised %s), daemon %s",
+        config.listen_ip,
+        node.port,
+        config.advertise_ip or config.listen_ip,
+        config.daemon_listen,
+    )
     waiter = asyncio.create_task(stop.wait())
     waits: set[asyncio.Task[Any]] = {waiter} | ({mirror_task} if mirror_task else set())
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

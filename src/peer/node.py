@@ -84,7 +84,8 @@ class PeerNode:
         self._servers.append(peer_server)
         if config.supernodes:
             self.scheduler = SchedulerClient(
-                config.supernodes, host_info(config.listen_ip, self.port, config.upload_slots, config.location)
+                config.supernodes,
+                host_info(config.advertise_ip or config.listen_ip, self.port, config.upload_slots, config.location),
             )
         self.ctx = PeerContext(
             storage=self.storage,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args_with_config(parser, argv, "SUPERNODE_")
         config = from_args(args)
+        config = dataclasses.replace(config, advertise_ip=config.resolved_advertise_ip())
     except DandelionError as err:
         print(f"supernode: error: {err}", file=sys.stderr)
         return 2

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from dfcommon import piecedigest
+from dfcommon.advertise import choose_advertise_ip
 from dfcommon.errors import InvalidArgument
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE
 from dfcommon.sizes import parse_hostport, parse_ip, parse_size
@@ -39,7 +38,7 @@ class SupernodeConfig:
     data_dir: Path
     listen_host: str = "0.0.0.0"
     listen_port: int = DEFAULT_PORT
-    advertise_ip: str = ""  # empty: the listen host, or the first non-loopback address
+    advertise_ip: str = ""  # empty: the listen host, else found (dfcommon.advertise)
     piece_size: int = DEFAULT_PIECE_SIZE  # base piece size; grows for very large content
     piece_digest: str = piecedigest.DEFAULT_ALGORITHM  # what the seed hashes each piece with
     origin_fetch: str = "peer"  # one of ORIGIN_FETCH_MODES
@@ -85,25 +84,8 @@ class SupernodeConfig:
         return self
 
     def resolved_advertise_ip(self) -> str:
-        """The IP peers use to reach the seed's PeerService."""
-        if self.advertise_ip:
-            return self.advertise_ip
-        if self.listen_host not in ("0.0.0.0", "::", ""):
-            return self.listen_host
-        return first_non_loopback_ip()
-
-
-def first_non_loopback_ip() -> str:
-    """The first non-loopback address of this machine's name (127.0.0.1 when there is none)."""
-    try:
-        infos = socket.getaddrinfo(socket.gethostname(), None, family=socket.AF_INET)
-    except OSError:
-        return "127.0.0.1"
-    for info in infos:
-        address = str(info[4][0])
-        if not ipaddress.ip_address(address).is_loopback:
-            return address
-    return "127.0.0.1"
+        """The IP peers use to reach the seed's PeerService; InvalidArgument when only loopback is found."""
+        return choose_advertise_ip(self.listen_host, self.advertise_ip)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -126,7 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--listen", default=f"0.0.0.0:{DEFAULT_PORT}", help="HOST:PORT of the gRPC server")
     parser.add_argument("--data-dir", required=True, help="directory of the seed's cache")
-    parser.add_argument("--advertise-ip", default="", help="IP peers use to reach the seed")
+    parser.add_argument(
+        "--advertise-ip",
+        default="",
+        help="IP peers use to reach the seed (default: the listen address, or for 0.0.0.0 the source "
+        "address of the default route or the one non-loopback interface)",
+    )
     parser.add_argument("--piece-size", default="4MiB", help="base piece size (64KiB-64MiB)")
     parser.add_argument(
         "--piece-digest",

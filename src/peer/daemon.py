@@ -20,6 +20,7 @@ from dfcommon.malloc import tune_malloc
 from dfcommon.metrics import start_metrics_server
 from dfcommon.preload import preload_http_client
 from dfcommon.sizes import parse_ip, parse_size
+from dfcommon.version import add_version_flag
 from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from_args
 from mirror.server import serve_mirror
 from peer.config import DEFAULT_PORT, PeerConfig, parse_duration, parse_supernodes
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version_flag(parser)
     parser.add_argument("--supernode", required=True, help="supernode HOST:PORT, several separated by commas")
     parser.add_argument("--listen", required=True, help="IP address other peers reach this host's PeerService on")
     parser.add_argument(

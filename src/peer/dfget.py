@@ -27,6 +27,7 @@ from dfcommon.identity import validate_url
 from dfcommon.logs import setup_logging
 from dfcommon.malloc import tune_malloc
 from dfcommon.sizes import parse_size
+from dfcommon.version import add_version_flag
 from peer.byterange import parse_byte_range
 from peer.config import parse_duration, parse_supernodes, validate_endpoint
 from peer.deadline import BASE_S, FLOOR_RATE, Deadline
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version_flag(parser)
     parser.add_argument("url", help="http(s) URL to download")
     parser.add_argument("-o", "--output", required=True, type=Path, help="file to write (appears atomically)")
     parser.add_argument("--header", action="append", default=[], help="'Key: Value' sent to the origin")

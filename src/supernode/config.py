@@ -12,6 +12,7 @@ from dfcommon.advertise import choose_advertise_ip
 from dfcommon.errors import InvalidArgument
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE
 from dfcommon.sizes import parse_hostport, parse_ip, parse_size
+from dfcommon.version import add_version_flag
 
 DEFAULT_PORT = 8002
 MIN_PIECE_SIZE = 64 << 10
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version_flag(parser)
     parser.add_argument("--listen", default=f"0.0.0.0:{DEFAULT_PORT}", help="HOST:PORT of the gRPC server")
     parser.add_argument("--data-dir", required=True, help="directory of the seed's cache")
     parser.add_argument(

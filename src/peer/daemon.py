@@ -15,7 +15,7 @@ import uvloop
 from dfcommon.advertise import choose_advertise_ip
 from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import DandelionError
-from dfcommon.logs import setup_logging
+from dfcommon.logs import add_logging_flags, setup_logging
 from dfcommon.malloc import tune_malloc
 from dfcommon.metrics import start_metrics_server
 from dfcommon.preload import preload_http_client
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-ttl", default="6h", help="drop cached content unused this long (default 6h)")
     parser.add_argument("--cache-quota", default="20GiB", help="cache size before LRU eviction (default 20GiB)")
     parser.add_argument("--location", default="", help='"region|zone|rack" for parent locality')
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_logging_flags(parser)
     parser.add_argument("--metrics", default="", help="serve Prometheus /metrics on HOST:PORT (default: off)")
     add_mirror_arguments(parser)
     return parser
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     limit_malloc_arenas()
     try:
         ns = parse_args_with_config(build_parser(), argv, "DFDAEMON_")
-        setup_logging("dfdaemon", ns.log_level)
+        setup_logging("dfdaemon", ns.log_level, ns.log_format)
         config = config_from_args(ns)
         mconfig = mirror_config(ns)
         metrics = start_metrics_server(ns.metrics)[0] if ns.metrics else None

@@ -24,7 +24,7 @@ from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, InvalidArgument, Unavailable
 from dfcommon.identity import validate_url
-from dfcommon.logs import setup_logging
+from dfcommon.logs import add_logging_flags, setup_logging
 from dfcommon.malloc import tune_malloc
 from dfcommon.sizes import parse_size
 from dfcommon.version import add_version_flag
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"{FLOOR_RATE >> 10} KiB/s)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    parser.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
+    add_logging_flags(parser, "error")
     return parser
 
 
@@ -319,7 +319,11 @@ def main(argv: list[str] | None = None) -> None:
     tune_malloc()
     limit_malloc_arenas()
     ns = build_parser().parse_args(args)
-    setup_logging("dfget", ns.log_level)
+    try:
+        setup_logging("dfget", ns.log_level, ns.log_format)
+    except DandelionError as exc:
+        print(f"dfget: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     logging.getLogger("grpc").setLevel(logging.ERROR)
     try:
         uvloop.run(download(ns))

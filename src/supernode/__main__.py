@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except DandelionError as err:
         print(f"supernode: error: {err}", file=sys.stderr)
         return 2
-    setup_logging("supernode", config.log_level)
+    setup_logging("supernode", config.log_level, config.log_format)
     logging.getLogger("grpc._cython.cygrpc").addFilter(_one_line)
     preload_http_client()
     try:

@@ -10,13 +10,13 @@ from pathlib import Path
 from dfcommon import piecedigest
 from dfcommon.advertise import choose_advertise_ip
 from dfcommon.errors import InvalidArgument
+from dfcommon.logs import LOG_FORMATS, LOG_LEVELS, add_logging_flags
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE
 from dfcommon.sizes import parse_hostport, parse_ip, parse_size
 from dfcommon.version import add_version_flag
 
 DEFAULT_PORT = 8002
 MIN_PIECE_SIZE = 64 << 10
-LOG_LEVELS = ("debug", "info", "warning", "error")
 # Who fetches content with a digest from its origin first: the first peer that asks (the seed then copies it from
 # that peer and checks the digest), or the seed (peers wait for its pieces). Content without a digest: the seed.
 ORIGIN_FETCH_MODES = ("peer", "seed")
@@ -45,6 +45,7 @@ class SupernodeConfig:
     origin_fetch: str = "peer"  # one of ORIGIN_FETCH_MODES
     seed_copy_delay: float = 5.0  # seconds after a source peer finished before the seed copies its content
     log_level: str = "info"
+    log_format: str = "text"  # or json
     heartbeat_interval_ms: int = 5000  # hosts that miss 3 heartbeats are dropped
     assignment_timeout: float = 30.0  # an unreported assignment then counts as TIMEOUT
     seed_upload_slots: int = 32  # concurrent DownloadPieces calls the seed serves
@@ -70,6 +71,8 @@ class SupernodeConfig:
             raise InvalidArgument(f"invalid listen port {self.listen_port}")
         if self.log_level not in LOG_LEVELS:
             raise InvalidArgument(f"invalid log level {self.log_level!r}: want one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise InvalidArgument(f"invalid log format {self.log_format!r}: want text or json")
         if not 100 <= self.heartbeat_interval_ms <= 600_000:
             raise InvalidArgument("heartbeat interval must be between 100ms and 600000ms")
         if not 0.1 <= self.assignment_timeout <= 3600:
@@ -134,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds after a peer fetched content from its origin before the seed copies it (sooner when "
         "another peer asks for it)",
     )
-    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    add_logging_flags(parser)
     parser.add_argument("--heartbeat-interval", default="5000", help="host heartbeat interval in ms")
     parser.add_argument("--assignment-timeout", default="30", help="seconds before an assignment times out")
     parser.add_argument("--seed-upload-slots", default="32", help="concurrent uploads of the seed")
@@ -164,6 +167,7 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         origin_fetch=args.origin_fetch,
         seed_copy_delay=copy_delay,
         log_level=args.log_level,
+        log_format=args.log_format,
         heartbeat_interval_ms=heartbeat,
         assignment_timeout=timeout,
         seed_upload_slots=slots,

@@ -17,7 +17,7 @@ from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import DandelionError
 from dfcommon.logs import add_logging_flags, setup_logging
 from dfcommon.malloc import tune_malloc
-from dfcommon.metrics import start_metrics_server
+from dfcommon.metrics import ACTIVE_TASKS, CACHE_QUOTA, CACHE_USED, start_metrics_server
 from dfcommon.preload import preload_http_client
 from dfcommon.sizes import parse_ip, parse_size
 from dfcommon.version import add_version_flag
@@ -124,6 +124,11 @@ async def run(config: PeerConfig, mconfig: MirrorConfig | None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     node = PeerNode(config)
+    storage = node.storage
+    # Read from the metrics thread: entries() copies the task list in one step, the sum then walks the copy.
+    CACHE_USED.set_function(lambda: sum(entry.footprint() for entry in storage.entries()))
+    CACHE_QUOTA.set(storage.quota_bytes)
+    ACTIVE_TASKS.labels("dfdaemon").set_function(lambda: len(storage.entries()))
     transferer = await node.start()
     status = 0
     mirror_task: asyncio.Task[None] | None = None
@@ -167,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         setup_logging("dfdaemon", ns.log_level, ns.log_format)
         config = config_from_args(ns)
         mconfig = mirror_config(ns)
-        metrics = start_metrics_server(ns.metrics)[0] if ns.metrics else None
+        metrics = start_metrics_server(ns.metrics, "dfdaemon")[0] if ns.metrics else None
         preload_http_client()
     except DandelionError as exc:
         print(f"dfdaemon: {exc}", file=sys.stderr)

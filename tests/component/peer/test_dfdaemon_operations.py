@@ -54,7 +54,8 @@ def test_config_file_and_environment_with_metrics(tmp_path: Path) -> None:
             with pytest.raises(ssl.SSLError):
                 tls.wrap_socket(raw, server_hostname=ip)
         text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
-        assert 'dandelion_mirror_requests_total{kind="version",method="GET",status="503"} 1.0' in text
+        sample = 'dandelion_mirror_requests_total{component="dfdaemon",kind="version",method="GET",status="503"} 1.0'
+        assert sample in text
         assert (tmp_path / "d.sock").exists()  # daemon-listen came from the file
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -34,7 +34,7 @@ from peer.deadline import BASE_S, FLOOR_RATE, Deadline
 from peer.grpcutil import content_chunks, daemon_stub
 from peer.memory import limit_malloc_arenas
 from peer.output import Job, OutputFile, Progress
-from peer.paths import default_daemon_endpoint, endpoint_socket_path
+from peer.paths import daemon_endpoints, default_daemon_endpoint, endpoint_socket_path
 
 EXAMPLES = """examples:
   dfget https://example.com/images/big.iso -o big.iso
@@ -44,8 +44,8 @@ EXAMPLES = """examples:
   dfget http://origin/f -o f --supernode 10.0.0.5:8002     # no local dfdaemon: one-shot peer
   dfget preheat REF|URL --supernode HOST:PORT          # load content into the supernode first
 
-Uses the dfdaemon at --daemon when one answers; else an embedded peer when --supernode is given;
-else downloads from the origin directly (unless --no-back-source).
+Uses the dfdaemon at --daemon (default: the first of the sockets below that answers); else an embedded
+peer when --supernode is given; else downloads from the origin directly and says so (unless --no-back-source).
 """
 
 DAEMON_PROBE_SECONDS = 1.0
@@ -66,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--digest", default="", help="expected sha256:HEX or md5:HEX of the content")
     parser.add_argument("--filter", default="", help="query parameters to drop from the task identity, q1,q2")
     parser.add_argument("--range", default="", help="byte range START-END of the origin content")
-    parser.add_argument("--daemon", default=None, help=f"dfdaemon endpoint (default {default_daemon_endpoint()})")
+    parser.add_argument(
+        "--daemon",
+        default=None,
+        help=f"dfdaemon endpoint (default: {' or '.join(daemon_endpoints())}, the first that answers)",
+    )
     parser.add_argument("--supernode", default="", help="supernode HOST:PORT[,...] for an embedded peer")
     parser.add_argument("--rate-limit", default="0", help="bytes/s for this download, e.g. 50M (0: none)")
     parser.add_argument("--no-back-source", action="store_true", help="never download from the origin directly")
@@ -258,7 +262,7 @@ async def download(ns: argparse.Namespace) -> None:
     request = content_request(ns)
     rate = parse_size(ns.rate_limit)
     deadline = Deadline(parse_duration(ns.timeout) if ns.timeout is not None else None)
-    endpoint = validate_endpoint(ns.daemon) if ns.daemon else default_daemon_endpoint()
+    endpoints = [validate_endpoint(ns.daemon)] if ns.daemon else daemon_endpoints()
     supernodes = parse_supernodes(ns.supernode) if ns.supernode else []
     loop = asyncio.get_running_loop()
     me = asyncio.current_task()
@@ -275,7 +279,7 @@ async def download(ns: argparse.Namespace) -> None:
     job = Job(request, ns.no_back_source, rate, output, Progress(enabled=not ns.quiet and sys.stderr.isatty()))
     try:
         # The size seen: the content length, or what arrived so far while the origin did not say.
-        await deadline.run(_fetch(ns, job, endpoint, supernodes), lambda: max(job.progress.total, output.written))
+        await deadline.run(_fetch(ns, job, endpoints, supernodes), lambda: max(job.progress.total, output.written))
         output.commit(flush=ns.fsync)
     except asyncio.CancelledError:
         output.discard()
@@ -287,23 +291,35 @@ async def download(ns: argparse.Namespace) -> None:
         raise
 
 
-async def _fetch(ns: argparse.Namespace, job: Job, endpoint: str, supernodes: list[str]) -> None:
-    """The download itself: through the dfdaemon, an embedded peer, or the origin."""
-    ch = await _daemon_answers(endpoint)
-    if ch is not None:
-        try:
-            await _through_daemon(ch, job)
-        finally:
-            await ch.close(None)
-    else:
-        if not supernodes and ns.no_back_source:
-            raise Unavailable(
-                f"no dfdaemon answers at {endpoint} and no --supernode given, and --no-back-source forbids "
-                "downloading from the origin"
-            )
-        from peer.oneshot import run_embedded
+async def _fetch(ns: argparse.Namespace, job: Job, endpoints: list[str], supernodes: list[str]) -> None:
+    """The download itself: through the first dfdaemon that answers, an embedded peer, or the origin."""
+    for endpoint in endpoints:
+        ch = await _daemon_answers(endpoint)
+        if ch is not None:
+            logging.getLogger(__name__).info("using the dfdaemon at %s", endpoint)
+            try:
+                await _through_daemon(ch, job)
+            except DandelionError as exc:
+                if exc.code == grpc.StatusCode.UNIMPLEMENTED:  # "Method not found!": not a DaemonService
+                    raise InvalidArgument(
+                        f"{endpoint} answers gRPC but is no dfdaemon's DaemonService (a peer or supernode port?): "
+                        f"give --daemon the dfdaemon's --daemon-listen endpoint, by default {default_daemon_endpoint()}"
+                    ) from None
+                raise
+            finally:
+                await ch.close(None)
+            return
+    tried = ", ".join(endpoints)
+    if not supernodes and ns.no_back_source:
+        raise Unavailable(
+            f"no dfdaemon answers at {tried} and no --supernode given, and --no-back-source forbids "
+            "downloading from the origin"
+        )
+    if not supernodes:
+        print(f"dfget: no dfdaemon answers at {tried}: downloading from the origin directly", file=sys.stderr)
+    from peer.oneshot import run_embedded
 
-        await run_embedded(supernodes, job)
+    await run_embedded(supernodes, job)
 
 
 def main(argv: list[str] | None = None) -> None:

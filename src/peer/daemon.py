@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_version_flag(parser)
     parser.add_argument("--supernode", required=True, help="supernode HOST:PORT, several separated by commas")
-    parser.add_argument("--listen", required=True, help="IP address other peers reach this host's PeerService on")
+    parser.add_argument(
+        "--listen", required=True, help="IP address of this host's PeerService (0.0.0.0: every address)"
+    )
     parser.add_argument(
         "--advertise-ip",
         default="",

@@ -1,7 +1,7 @@
 # One image for every role: supernode, dfdaemon (with the registry mirror) and dfget.
 FROM python:3.11-slim
 
-# glibc malloc thresholds that Python gRPC needs for MiB-sized messages (PERF.md); the
+# glibc malloc thresholds that Python gRPC needs for MiB-sized messages (docs/performance.md); the
 # processes also set them at start-up, this covers child processes.
 ENV MALLOC_MMAP_THRESHOLD_=67108864 \
     MALLOC_TRIM_THRESHOLD_=268435456 \

@@ -142,7 +142,7 @@ cat <<EOF
 Dandelion is running: supernode 127.0.0.1:$SUPERNODE_PORT, dfdaemon $PEER_IP:$PEER_PORT, mirror http://$MIRROR -> $REGISTRY
   logs: $LOGS   data: $HOME_DIR/data   stop: $0 stop
 Docker: add {"registry-mirrors": ["http://$MIRROR"]} to /etc/docker/daemon.json and restart dockerd.
-Files:  $BIN/dfget URL -o FILE --daemon unix:$RUN/dfdaemon.sock
+Files:  $BIN/dfget URL -o FILE     (dfget finds this dfdaemon at unix:$RUN/dfdaemon.sock)
 EOF
 if [ "$TLS" = 1 ]; then
     cat <<EOF

@@ -1,4 +1,4 @@
-"""glibc malloc tuning that Python gRPC needs for MiB-sized messages (see PERF.md)."""
+"""glibc malloc tuning that Python gRPC needs for MiB-sized messages (see docs/performance.md)."""
 
 from __future__ import annotations
 

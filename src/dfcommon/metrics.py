@@ -1,13 +1,22 @@
-"""Prometheus metrics of every component, served on /metrics by start_metrics_server()."""
+"""Prometheus metrics of every component; start_metrics_server() serves one binary's families on /metrics.
+
+Every family lives in the default registry (the code that counts does not know which binary runs it);
+each binary's /metrics shows only the families listed for it in FAMILIES, every sample with a component
+label, plus dandelion_build_info{version}.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from dfcommon.sizes import parse_hostport
+from dfcommon.version import version
 
 ORIGIN_BYTES = Counter(
     "dandelion_origin_bytes", "Bytes fetched from origins (seed fetches and back-to-source)", ["component"]
@@ -33,10 +42,68 @@ MALFORMED_REQUESTS = Counter(
     ["kind"],
 )
 MIRROR_REQUESTS = Counter("dandelion_mirror_requests", "Registry mirror requests", ["method", "kind", "status"])
+BUILD_INFO = Gauge("dandelion_build_info", "Always 1; the running version in its label", ["version"])
+CACHE_USED = Gauge("dandelion_cache_used_bytes", "Bytes the dfdaemon's cache takes or has promised to downloads")
+CACHE_QUOTA = Gauge("dandelion_cache_quota_bytes", "The dfdaemon's cache quota (--cache-quota)")
+
+_COMMON = (
+    "dandelion_build_info",
+    "dandelion_origin_bytes",
+    "dandelion_peer_bytes_served",
+    "dandelion_task_duration_seconds",
+    "dandelion_active_tasks",
+    "dandelion_slots_busy",
+    "dandelion_slots_limit",
+    "dandelion_malformed_requests",
+)
+# The families each binary exports (the component label of its samples is the key).
+FAMILIES: dict[str, frozenset[str]] = {
+    "supernode": frozenset((*_COMMON, "dandelion_active_peers", "dandelion_active_hosts", "dandelion_piece_reports")),
+    "dfdaemon": frozenset(
+        (
+            *_COMMON,
+            "dandelion_peer_bytes_received",
+            "dandelion_pieces",
+            "dandelion_mirror_requests",
+            "dandelion_cache_used_bytes",
+            "dandelion_cache_quota_bytes",
+        )
+    ),
+}
 
 
-def start_metrics_server(address: str) -> tuple[WSGIServer, threading.Thread]:
-    """Serve /metrics on HOST:PORT in a background thread; call server.shutdown() to stop."""
+class ComponentView(Collector):
+    """The default registry's families of one binary, each sample labelled component=<binary>."""
+
+    def __init__(self, component: str, source: CollectorRegistry = REGISTRY) -> None:
+        self.component = component
+        self.names = FAMILIES[component]
+        self.source = source
+
+    def collect(self) -> Iterable[Metric]:
+        """The binary's families, relabelled."""
+        for family in self.source.collect():
+            if family.name not in self.names:
+                continue
+            view = Metric(family.name, family.documentation, family.type, family.unit)
+            for sample in family.samples:
+                labels = (
+                    sample.labels if "component" in sample.labels else {"component": self.component, **sample.labels}
+                )
+                view.samples.append(sample._replace(labels=labels))
+            yield view
+
+
+def component_registry(component: str) -> CollectorRegistry:
+    """A registry exposing only component's families (see FAMILIES), with its build_info set."""
+    BUILD_INFO.labels(version()).set(1)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ComponentView(component))
+    return registry
+
+
+def start_metrics_server(address: str, component: str) -> tuple[WSGIServer, threading.Thread]:
+    """Serve component's /metrics on HOST:PORT in a background thread; call server.shutdown() to stop."""
     host, port = parse_hostport(address)
-    server, thread = start_http_server(port, addr=host)
+    server, thread = start_http_server(port, addr=host, registry=component_registry(component))
     return server, thread

@@ -7,7 +7,7 @@ DEFAULT_PIECE_SIZE = 4 * MIB
 MAX_PIECE_SIZE = 64 * MIB
 # Beyond this many pieces, pieces grow: bounds per-task scheduling state and report traffic.
 TARGET_MAX_PIECES = 2048
-CHUNK_SIZE = MIB  # gRPC message size for piece data (PERF.md: ~1 MiB messages stream fastest)
+CHUNK_SIZE = MIB  # gRPC message size for piece data (docs/performance.md: ~1 MiB messages stream fastest)
 
 
 def piece_size_for(content_length: int, base: int = DEFAULT_PIECE_SIZE) -> int:

@@ -57,6 +57,7 @@ class PeerConfig:
     supernodes: list[str]
     listen_ip: str
     data_dir: Path
+    advertise_ip: str = ""  # what other peers are told to reach; empty: listen_ip
     port: int = DEFAULT_PORT  # 0 picks a free port (embedded one-shot peers)
     daemon_listen: str | None = None  # None: no DaemonService (embedded dfget peer)
     # bytes/s served to other peers. Like Dragonfly's 1024Mi default, the limit protects the host from being
@@ -85,6 +86,7 @@ class PeerConfig:
     def validate(self) -> PeerConfig:
         """Check values; InvalidArgument with one clear line otherwise."""
         self.listen_ip = parse_ip(self.listen_ip)
+        self.advertise_ip = parse_ip(self.advertise_ip) if self.advertise_ip else ""
         if not 0 <= self.port < 65536:
             raise InvalidArgument(f"invalid port {self.port}")
         if self.upload_slots < 1:

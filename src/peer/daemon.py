@@ -14,15 +14,17 @@ from urllib.parse import urlsplit
 
 import uvloop
 
+from dfcommon.advertise import choose_advertise_ip
 from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import DandelionError, InvalidArgument
 from dfcommon.fetchpolicy import add_origin_policy_arguments, split_entries
-from dfcommon.logs import setup_logging
+from dfcommon.logs import add_logging_flags, setup_logging
 from dfcommon.malloc import tune_malloc
-from dfcommon.metrics import start_metrics_server
+from dfcommon.metrics import ACTIVE_TASKS, CACHE_QUOTA, CACHE_USED, start_metrics_server
 from dfcommon.preload import preload_http_client
-from dfcommon.sizes import parse_hostport, parse_size
+from dfcommon.sizes import parse_hostport, parse_ip, parse_size
 from dfcommon.tls import add_tls_arguments, tls_from_args
+from dfcommon.version import add_version_flag
 from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from_args
 from mirror.server import serve_mirror
 from peer.config import DEFAULT_PORT, PeerConfig, parse_duration, parse_supernodes
@@ -61,8 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version_flag(parser)
     parser.add_argument("--supernode", required=True, help="supernode HOST:PORT, several separated by commas")
-    parser.add_argument("--listen", required=True, help="IP address other peers reach this host's PeerService on")
+    parser.add_argument(
+        "--listen", required=True, help="IP address of this host's PeerService (0.0.0.0: every address)"
+    )
+    parser.add_argument(
+        "--advertise-ip",
+        default="",
+        help="IP other peers reach this host at when --listen is 0.0.0.0 (default: the source address of the "
+        "route to the first supernode, else of the default route)",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="PeerService port (default %(default)s)")
     parser.add_argument("--data-dir", type=Path, required=True, help="cache directory")
     parser.add_argument(
@@ -79,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-ttl", default="6h", help="drop cached content unused this long (default 6h)")
     parser.add_argument("--cache-quota", default="20GiB", help="cache size before LRU eviction (default 20GiB)")
     parser.add_argument("--location", default="", help='"region|zone|rack" for parent locality')
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_logging_flags(parser)
     parser.add_argument("--metrics", default="", help="serve Prometheus /metrics on HOST:PORT (default: off)")
     parser.add_argument(
         "--open-inspection",
@@ -95,9 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(ns: argparse.Namespace) -> PeerConfig:
     """PeerConfig from parsed flags (InvalidArgument on bad values)."""
     tls_verification(ns.registry_ca, ns.insecure)  # fail early
+    supernodes = parse_supernodes(ns.supernode)
+    listen_ip = parse_ip(ns.listen)
     return PeerConfig(
-        supernodes=parse_supernodes(ns.supernode),
-        listen_ip=ns.listen,
+        supernodes=supernodes,
+        listen_ip=listen_ip,
+        advertise_ip=choose_advertise_ip(listen_ip, parse_ip(ns.advertise_ip) if ns.advertise_ip else "", supernodes),
         data_dir=ns.data_dir,
         port=ns.port,
         daemon_listen=ns.daemon_listen or default_daemon_endpoint(),
@@ -156,12 +170,23 @@ async def run(config: PeerConfig, mconfig: MirrorConfig | None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     node = PeerNode(config)
+    storage = node.storage
+    # Read from the metrics thread: entries() copies the task list in one step, the sum then walks the copy.
+    CACHE_USED.set_function(lambda: sum(entry.footprint() for entry in storage.entries()))
+    CACHE_QUOTA.set(storage.quota_bytes)
+    ACTIVE_TASKS.labels("dfdaemon").set_function(lambda: len(storage.entries()))
     transferer = await node.start()
     status = 0
     mirror_task: asyncio.Task[None] | None = None
     if mconfig is not None:
         mirror_task = asyncio.create_task(serve_mirror(mconfig, transferer, stop), name="mirror")
-    log.info("dfdaemon ready: peer %s:%d, daemon %s", config.listen_ip, node.port, config.daemon_listen)
+    log.info(
+        "dfdaemon ready: peer %s:%d (advertised %s), daemon %s",
+        config.listen_ip,
+        node.port,
+        config.advertise_ip or config.listen_ip,
+        config.daemon_listen,
+    )
     waiter = asyncio.create_task(stop.wait())
     waits: set[asyncio.Task[Any]] = {waiter} | ({mirror_task} if mirror_task else set())
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -190,10 +215,10 @@ def main(argv: list[str] | None = None) -> None:
     limit_malloc_arenas()
     try:
         ns = parse_args_with_config(build_parser(), argv, "DFDAEMON_")
-        setup_logging("dfdaemon", ns.log_level)
+        setup_logging("dfdaemon", ns.log_level, ns.log_format)
         config = config_from_args(ns)
         mconfig = mirror_config(ns)
-        metrics = start_metrics_server(ns.metrics)[0] if ns.metrics else None
+        metrics = start_metrics_server(ns.metrics, "dfdaemon")[0] if ns.metrics else None
         preload_http_client()
     except DandelionError as exc:
         print(f"dfdaemon: {exc}", file=sys.stderr)

@@ -23,18 +23,19 @@ from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, InvalidArgument, Unavailable
 from dfcommon.identity import validate_url
-from dfcommon.logs import setup_logging
+from dfcommon.logs import add_logging_flags, setup_logging
 from dfcommon.malloc import tune_malloc
 from dfcommon.sizes import parse_size
 from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
 from dfcommon.urlmeta import to_url_meta
+from dfcommon.version import add_version_flag
 from peer.byterange import parse_byte_range
 from peer.config import parse_duration, parse_supernodes, validate_endpoint
 from peer.deadline import BASE_S, FLOOR_RATE, Deadline
 from peer.grpcutil import content_chunks, daemon_stub
 from peer.memory import limit_malloc_arenas
 from peer.output import Job, OutputFile, Progress
-from peer.paths import default_daemon_endpoint, endpoint_socket_path
+from peer.paths import daemon_endpoints, default_daemon_endpoint, endpoint_socket_path
 
 EXAMPLES = """examples:
   dfget https://example.com/images/big.iso -o big.iso
@@ -45,8 +46,8 @@ EXAMPLES = """examples:
   dfget http://origin/f -o f --supernode 10.0.0.5:8002 --tls-cert n.pem --tls-key n-key.pem --tls-ca ca.pem
   dfget preheat REF|URL --supernode HOST:PORT          # load content into the supernode first
 
-Uses the dfdaemon at --daemon when one answers; else an embedded peer when --supernode is given;
-else downloads from the origin directly (unless --no-back-source).
+Uses the dfdaemon at --daemon (default: the first of the sockets below that answers); else an embedded
+peer when --supernode is given; else downloads from the origin directly and says so (unless --no-back-source).
 """
 
 DAEMON_PROBE_SECONDS = 1.0
@@ -60,13 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version_flag(parser)
     parser.add_argument("url", help="http(s) URL to download")
     parser.add_argument("-o", "--output", required=True, type=Path, help="file to write (appears atomically)")
     parser.add_argument("--header", action="append", default=[], help="'Key: Value' sent to the origin")
     parser.add_argument("--digest", default="", help="expected sha256:HEX or md5:HEX of the content")
     parser.add_argument("--filter", default="", help="query parameters to drop from the task identity, q1,q2")
     parser.add_argument("--range", default="", help="byte range START-END of the origin content")
-    parser.add_argument("--daemon", default=None, help=f"dfdaemon endpoint (default {default_daemon_endpoint()})")
+    parser.add_argument(
+        "--daemon",
+        default=None,
+        help=f"dfdaemon endpoint (default: {' or '.join(daemon_endpoints())}, the first that answers)",
+    )
     parser.add_argument("--supernode", default="", help="supernode HOST:PORT[,...] for an embedded peer")
     parser.add_argument("--rate-limit", default="0", help="bytes/s for this download, e.g. 50M (0: none)")
     parser.add_argument("--no-back-source", action="store_true", help="never download from the origin directly")
@@ -80,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"{FLOOR_RATE >> 10} KiB/s)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    parser.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
+    add_logging_flags(parser, "error")
     add_tls_arguments(parser, "the one-shot peer of --supernode (the dfdaemon's local endpoint is never TLS)")
     return parser
 
@@ -253,7 +259,7 @@ async def download(ns: argparse.Namespace) -> None:
     request = content_request(ns)
     rate = parse_size(ns.rate_limit)
     deadline = Deadline(parse_duration(ns.timeout) if ns.timeout is not None else None)
-    endpoint = validate_endpoint(ns.daemon) if ns.daemon else default_daemon_endpoint()
+    endpoints = [validate_endpoint(ns.daemon)] if ns.daemon else daemon_endpoints()
     supernodes = parse_supernodes(ns.supernode) if ns.supernode else []
     tls = tls_from_args(ns)
     loop = asyncio.get_running_loop()
@@ -271,7 +277,7 @@ async def download(ns: argparse.Namespace) -> None:
     job = Job(request, ns.no_back_source, rate, output, Progress(enabled=not ns.quiet and sys.stderr.isatty()))
     try:
         # The size seen: the content length, or what arrived so far while the origin did not say.
-        await deadline.run(_fetch(ns, job, endpoint, supernodes, tls), lambda: max(job.progress.total, output.written))
+        await deadline.run(_fetch(ns, job, endpoints, supernodes, tls), lambda: max(job.progress.total, output.written))
         output.commit(flush=ns.fsync)
     except asyncio.CancelledError:
         output.discard()
@@ -283,23 +289,37 @@ async def download(ns: argparse.Namespace) -> None:
         raise
 
 
-async def _fetch(ns: argparse.Namespace, job: Job, endpoint: str, supernodes: list[str], tls: TlsConfig | None) -> None:
-    """The download itself: through the dfdaemon, an embedded peer, or the origin."""
-    ch = await _daemon_answers(endpoint)
-    if ch is not None:
-        try:
-            await _through_daemon(ch, job)
-        finally:
-            await ch.close(None)
-    else:
-        if not supernodes and ns.no_back_source:
-            raise Unavailable(
-                f"no dfdaemon answers at {endpoint} and no --supernode given, and --no-back-source forbids "
-                "downloading from the origin"
-            )
-        from peer.oneshot import run_embedded
+async def _fetch(
+    ns: argparse.Namespace, job: Job, endpoints: list[str], supernodes: list[str], tls: TlsConfig | None
+) -> None:
+    """The download itself: through the first dfdaemon that answers, an embedded peer, or the origin."""
+    for endpoint in endpoints:
+        ch = await _daemon_answers(endpoint)
+        if ch is not None:
+            logging.getLogger(__name__).info("using the dfdaemon at %s", endpoint)
+            try:
+                await _through_daemon(ch, job)
+            except DandelionError as exc:
+                if exc.code == grpc.StatusCode.UNIMPLEMENTED:  # "Method not found!": not a DaemonService
+                    raise InvalidArgument(
+                        f"{endpoint} answers gRPC but is no dfdaemon's DaemonService (a peer or supernode port?): "
+                        f"give --daemon the dfdaemon's --daemon-listen endpoint, by default {default_daemon_endpoint()}"
+                    ) from None
+                raise
+            finally:
+                await ch.close(None)
+            return
+    tried = ", ".join(endpoints)
+    if not supernodes and ns.no_back_source:
+        raise Unavailable(
+            f"no dfdaemon answers at {tried} and no --supernode given, and --no-back-source forbids "
+            "downloading from the origin"
+        )
+    if not supernodes:
+        print(f"dfget: no dfdaemon answers at {tried}: downloading from the origin directly", file=sys.stderr)
+    from peer.oneshot import run_embedded
 
-        await run_embedded(supernodes, job, tls)
+    await run_embedded(supernodes, job, tls)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -315,7 +335,11 @@ def main(argv: list[str] | None = None) -> None:
     tune_malloc()
     limit_malloc_arenas()
     ns = build_parser().parse_args(args)
-    setup_logging("dfget", ns.log_level)
+    try:
+        setup_logging("dfget", ns.log_level, ns.log_format)
+    except DandelionError as exc:
+        print(f"dfget: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     logging.getLogger("grpc").setLevel(logging.ERROR)
     try:
         uvloop.run(download(ns))

@@ -86,7 +86,7 @@ class PeerNode:
         if config.supernodes:
             self.scheduler = SchedulerClient(
                 config.supernodes,
-                host_info(config.listen_ip, self.port, config.upload_slots, config.location),
+                host_info(config.advertise_ip or config.listen_ip, self.port, config.upload_slots, config.location),
                 tls=config.tls,
             )
         policy = config.fetch_policy(self.port)

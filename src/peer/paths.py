@@ -17,6 +17,18 @@ def default_daemon_endpoint() -> str:
     return f"unix:{base / 'dfdaemon.sock'}"
 
 
+def quickstart_daemon_endpoint() -> str:
+    """The socket scripts/quickstart.sh gives its dfdaemon: $DANDELION_HOME/run (~/.local/share/dandelion/run)."""
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    home = os.environ.get("DANDELION_HOME") or str(Path(data) / "dandelion")
+    return f"unix:{Path(home) / 'run' / 'dfdaemon.sock'}"
+
+
+def daemon_endpoints() -> list[str]:
+    """Where dfget looks for a dfdaemon without --daemon, in order: the default socket, then the quick start's."""
+    return list(dict.fromkeys([default_daemon_endpoint(), quickstart_daemon_endpoint()]))
+
+
 def endpoint_socket_path(endpoint: str) -> Path | None:
     """The filesystem path of a "unix:PATH" endpoint, None for HOST:PORT."""
     if endpoint.startswith("unix:"):

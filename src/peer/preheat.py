@@ -24,6 +24,7 @@ from dfcommon.errors import DandelionError, InvalidArgument, Unavailable
 from dfcommon.identity import validate_url
 from dfcommon.malloc import tune_malloc
 from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
+from dfcommon.version import add_version_flag
 from mirror.config import MirrorConfig, validate_registry_url
 from mirror.credentials import Credentials
 from mirror.errors import RegistryError
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("ref", help="image reference [HOST[:PORT]/]NAME[:TAG|@DIGEST], or an http(s) URL")
+    add_version_flag(parser)
     parser.add_argument("--supernode", required=True, help="supernode HOST:PORT[,HOST:PORT...]")
     parser.add_argument("--username", help="registry user (the password comes from --password-stdin or DFGET_PASSWORD)")
     parser.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")

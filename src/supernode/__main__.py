@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -58,10 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args_with_config(parser, argv, "SUPERNODE_")
         config = from_args(args)
+        config = dataclasses.replace(config, advertise_ip=config.resolved_advertise_ip())
     except DandelionError as err:
         print(f"supernode: error: {err}", file=sys.stderr)
         return 2
-    setup_logging("supernode", config.log_level)
+    setup_logging("supernode", config.log_level, config.log_format)
     logging.getLogger("grpc._cython.cygrpc").addFilter(_one_line)
     preload_http_client()
     try:

@@ -66,7 +66,7 @@ class Supernode:
         self._server = server
         self._timers = asyncio.create_task(swarm.run_timers(), name="supernode-timers")
         if config.metrics:
-            self._metrics = start_metrics_server(config.metrics)[0]
+            self._metrics = start_metrics_server(config.metrics, "supernode")[0]
             scheduler = swarm.scheduler
             ACTIVE_TASKS.labels("supernode").set_function(lambda: len(scheduler.tasks))
             ACTIVE_PEERS.set_function(lambda: sum(not p.is_seed for p in scheduler.peers.values()))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from dfcommon import piecedigest
+from dfcommon.advertise import choose_advertise_ip
 from dfcommon.errors import InvalidArgument
 from dfcommon.fetchpolicy import (
     ALLOW_FLAG,
@@ -20,13 +19,14 @@ from dfcommon.fetchpolicy import (
     split_entries,
 )
 from dfcommon.inspection import DEFAULT_ADMIN_CN, InspectionPolicy, add_inspection_arguments, parse_admin_names
+from dfcommon.logs import LOG_FORMATS, LOG_LEVELS, add_logging_flags
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE
 from dfcommon.sizes import parse_duration, parse_hostport, parse_ip, parse_size
 from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
+from dfcommon.version import add_version_flag
 
 DEFAULT_PORT = 8002
 MIN_PIECE_SIZE = 64 << 10
-LOG_LEVELS = ("debug", "info", "warning", "error")
 # Who fetches content with a digest from its origin first: the first peer that asks (the seed then copies it from
 # that peer and checks the digest), or the seed (peers wait for its pieces). Content without a digest: the seed.
 ORIGIN_FETCH_MODES = ("peer", "seed")
@@ -53,12 +53,13 @@ class SupernodeConfig:
     data_dir: Path
     listen_host: str = "0.0.0.0"
     listen_port: int = DEFAULT_PORT
-    advertise_ip: str = ""  # empty: the listen host, or the first non-loopback address
+    advertise_ip: str = ""  # empty: the listen host, else found (dfcommon.advertise)
     piece_size: int = DEFAULT_PIECE_SIZE  # base piece size; grows for very large content
     piece_digest: str = piecedigest.DEFAULT_ALGORITHM  # what the seed hashes each piece with
     origin_fetch: str = "peer"  # one of ORIGIN_FETCH_MODES
     seed_copy_delay: float = 5.0  # deprecated, ignored: the seed no longer copies content a peer read
     log_level: str = "info"
+    log_format: str = "text"  # or json
     heartbeat_interval_ms: int = 5000  # hosts that miss 3 heartbeats are dropped
     assignment_timeout: float = 30.0  # an unreported assignment then counts as TIMEOUT
     seed_upload_slots: int = 32  # concurrent DownloadPieces calls the seed serves
@@ -98,6 +99,8 @@ class SupernodeConfig:
             raise InvalidArgument(f"invalid listen port {self.listen_port}")
         if self.log_level not in LOG_LEVELS:
             raise InvalidArgument(f"invalid log level {self.log_level!r}: want one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise InvalidArgument(f"invalid log format {self.log_format!r}: want text or json")
         if not 100 <= self.heartbeat_interval_ms <= 600_000:
             raise InvalidArgument("heartbeat interval must be between 100ms and 600000ms")
         if not 0.1 <= self.assignment_timeout <= 3600:
@@ -129,25 +132,8 @@ class SupernodeConfig:
         return FetchPolicy.build(self.origin_allow, self.origin_deny, listeners, "the supernode")
 
     def resolved_advertise_ip(self) -> str:
-        """The IP peers use to reach the seed's PeerService."""
-        if self.advertise_ip:
-            return self.advertise_ip
-        if self.listen_host not in ("0.0.0.0", "::", ""):
-            return self.listen_host
-        return first_non_loopback_ip()
-
-
-def first_non_loopback_ip() -> str:
-    """The first non-loopback address of this machine's name (127.0.0.1 when there is none)."""
-    try:
-        infos = socket.getaddrinfo(socket.gethostname(), None, family=socket.AF_INET)
-    except OSError:
-        return "127.0.0.1"
-    for info in infos:
-        address = str(info[4][0])
-        if not ipaddress.ip_address(address).is_loopback:
-            return address
-    return "127.0.0.1"
+        """The IP peers use to reach the seed's PeerService; InvalidArgument when only loopback is found."""
+        return choose_advertise_ip(self.listen_host, self.advertise_ip)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -168,9 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version_flag(parser)
     parser.add_argument("--listen", default=f"0.0.0.0:{DEFAULT_PORT}", help="HOST:PORT of the gRPC server")
     parser.add_argument("--data-dir", required=True, help="directory of the seed's cache")
-    parser.add_argument("--advertise-ip", default="", help="IP peers use to reach the seed")
+    parser.add_argument(
+        "--advertise-ip",
+        default="",
+        help="IP peers use to reach the seed (default: the listen address, or for 0.0.0.0 the source "
+        "address of the default route or the one non-loopback interface)",
+    )
     parser.add_argument("--piece-size", default="4MiB", help="base piece size (64KiB-64MiB)")
     parser.add_argument(
         "--piece-digest",
@@ -180,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--origin-fetch",
         default="peer",
-        help="who fetches content with a digest from its origin first: peer (default: the first peer that asks; "
-        "the seed copies it from that peer and checks the digest) or seed (peers wait for the seed's pieces)",
+        help="who reads content with a digest from its origin: peer (default: the first peer that asks, which offers "
+        "each piece to the others as it stores it; each peer checks the whole digest) or seed (the supernode's seed)",
     )
     parser.add_argument(
         "--seed-copy-delay",
@@ -189,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="deprecated, ignored (the seed no longer copies content a peer read from its origin: that peer offers "
         "each piece to the swarm as it stores it)",
     )
-    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    add_logging_flags(parser)
     parser.add_argument("--heartbeat-interval", default="5000", help="host heartbeat interval in ms")
     parser.add_argument("--assignment-timeout", default="30", help="seconds before an assignment times out")
     parser.add_argument("--seed-upload-slots", default="32", help="concurrent uploads of the seed")
@@ -229,6 +221,7 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         origin_fetch=args.origin_fetch,
         seed_copy_delay=copy_delay,
         log_level=args.log_level,
+        log_format=args.log_format,
         heartbeat_interval_ms=heartbeat,
         assignment_timeout=timeout,
         seed_upload_slots=slots,

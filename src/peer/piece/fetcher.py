@@ -26,7 +26,7 @@ async def _store_piece(assembler: PieceAssembler, store: TaskStore, parent: Pare
     try:
         await assembler.store(store)
     except DigestMismatch as exc:
-        log.warning("bad piece from parent=%s: %s", parent.peer_id, exc)
+        log.warning("bad piece from parent=%s at %s: %s", parent.peer_id, parent.target, exc)
         return PieceOutcome(piece.number, parent.peer_id, False, failures.BAD_DIGEST)
     except (OSError, ValueError) as exc:
         log.error("cannot store piece %d of task=%s: %s", piece.number, store.task_id, exc)
@@ -108,7 +108,7 @@ async def fetch_group(
         log.info("parent=%s at %s failed: %s", parent.peer_id, parent.target, exc.code())
         fail_rest(failures.classify_status(exc.code()))
     except (EOFError, ValueError) as exc:
-        log.info("parent=%s broke the piece stream: %s", parent.peer_id, exc or "early end")
+        log.info("parent=%s at %s broke the piece stream: %s", parent.peer_id, parent.target, exc or "early end")
         fail_rest(failures.PARENT_UNAVAILABLE)
     finally:
         call.cancel()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import grpc
@@ -19,6 +19,7 @@ from supernode.streams import Assigned, GoToSource, StreamEnd, StreamEvent, Task
 from supernode.swarm import Swarm
 
 Context = grpc.aio.ServicerContext[Any, Any]
+MIN_TASK_PREFIX = 12  # GetTask takes a unique prefix of a task id this long (the logs print 12 characters)
 
 
 class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
@@ -186,7 +187,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
     ) -> scheduler_pb2.GetTaskResponse:
         """One task with its swarm."""
         self.inspection.check(context)
-        task = self.swarm.get_task(validate.ident(request.task_id, "task_id"))
+        task_id = task_id_from_prefix(self.swarm.scheduler.tasks, validate.ident(request.task_id, "task_id"))
+        task = self.swarm.get_task(task_id)
         peers = [convert.peer_info(task, p) for p in task.peers.values()]
         return scheduler_pb2.GetTaskResponse(task=convert.task_info(task), peers=peers)
 
@@ -201,6 +203,17 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             self.swarm.scheduler.hosts.values(), lambda h: h.host_id, request.page_size, request.page_token
         )
         return scheduler_pb2.ListHostsResponse(hosts=[convert.host_info(h, now) for h in hosts], next_page_token=after)
+
+
+def task_id_from_prefix(tasks: Mapping[str, object], text: str) -> str:
+    """The one known task id starting with text (at least MIN_TASK_PREFIX characters, as logs print them); text
+    itself when it is a whole id or matches none; InvalidArgument when it matches several."""
+    if text in tasks or len(text) < MIN_TASK_PREFIX:
+        return text
+    matches = [tid for tid in tasks if tid.startswith(text)]
+    if len(matches) > 1:
+        raise InvalidArgument(f"task_id prefix {text!r} matches {len(matches)} tasks: give more characters")
+    return matches[0] if matches else text
 
 
 def _messages(events: list[StreamEvent]) -> list[tuple[scheduler_pb2.SyncPiecesResponse | None, StreamEnd | None]]:

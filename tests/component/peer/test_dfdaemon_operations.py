@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -46,13 +48,20 @@ def test_config_file_and_environment_with_metrics(tmp_path: Path) -> None:
             except httpx.ConnectError:
                 time.sleep(0.1)
         assert status == 503  # registry down
+        with socket.create_connection((ip, mirror_port), timeout=5) as raw:  # docker's TLS probe of the mirror
+            tls = ssl.create_default_context()
+            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+            with pytest.raises(ssl.SSLError):
+                tls.wrap_socket(raw, server_hostname=ip)
         text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
-        assert 'dandelion_mirror_requests_total{kind="version",method="GET",status="503"} 1.0' in text
+        sample = 'dandelion_mirror_requests_total{component="dfdaemon",kind="version",method="GET",status="503"} 1.0'
+        assert sample in text
         assert (tmp_path / "d.sock").exists()  # daemon-listen came from the file
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+    assert "Invalid HTTP request" not in err  # the TLS probe is routine: logged at debug only
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 import shutil
 import signal
@@ -29,8 +30,12 @@ def no_daemon(tmp_path: Path) -> str:
     return f"unix:{tmp_path / 'no-daemon.sock'}"
 
 
+NOTICE = "downloading from the origin directly"
+
+
 def only_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
+    """The one line dfget printed, besides the notice that it goes to the origin without a swarm."""
+    lines = [line for line in result.stderr.strip().splitlines() if NOTICE not in line]
     assert len(lines) == 1, result.stderr
     return lines[0]
 
@@ -47,7 +52,8 @@ def test_plain_back_to_source(origin: OriginServer, tmp_path: Path) -> None:
     result = dfget(origin.url("f.bin"), "-o", str(out), "--daemon", no_daemon(tmp_path), "--digest", f"sha256:{digest}")
     assert result.returncode == 0, result.stderr
     assert out.read_bytes() == (origin.root / "f.bin").read_bytes()
-    assert result.stderr == ""  # quiet when stderr is not a TTY
+    # No progress bar when stderr is not a TTY; one line saying that the swarm is bypassed.
+    assert result.stderr == f"dfget: no dfdaemon answers at {no_daemon(tmp_path)}: {NOTICE}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]  # no temp file left
 
 
@@ -78,6 +84,46 @@ def test_bad_arguments(tmp_path: Path) -> None:
     result = dfget("http://127.0.0.1:1/x", "-o", str(tmp_path / "x"), "--digest", "sha256:zz")
     assert result.returncode != 0 and "invalid digest" in only_line(result)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_peer_port_instead_of_daemon_is_named(
+    origin: OriginServer, process_group: ProcessGroup, tmp_path: Path
+) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    daemon: Daemon = start_daemon(process_group, tmp_path, "peer", "127.0.0.22", dead)
+    out = tmp_path / "out.bin"
+    result = dfget(origin.url("f.bin"), "-o", str(out), "--daemon", f"{daemon.ip}:{daemon.port}")
+    assert result.returncode != 0
+    line = only_line(result)
+    assert f"{daemon.ip}:{daemon.port} answers gRPC but is no dfdaemon's DaemonService" in line, line
+    assert "Method not found" not in result.stderr and NOTICE not in result.stderr
+    assert not out.exists()
+
+
+def test_finds_the_quickstart_daemon_without_daemon_flag(
+    origin: OriginServer, process_group: ProcessGroup, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    (home / "run").mkdir(parents=True)
+    env = {**os.environ, "DANDELION_HOME": str(home), "XDG_RUNTIME_DIR": str(tmp_path / "xdg")}
+    if os.geteuid() == 0 and Path("/run/dandelion/dfdaemon.sock").exists():
+        pytest.skip("a dfdaemon owns the default socket of this machine")
+    dead = f"127.0.0.1:{free_port()}"
+    daemon: Daemon = start_daemon(process_group, home / "run", "dfdaemon", "127.0.0.23", dead)
+    assert daemon.socket == home / "run" / "dfdaemon.sock"  # where scripts/quickstart.sh puts it
+    out = tmp_path / "out.bin"
+    result = subprocess.run(
+        [console_script("dfget"), origin.url("f.bin"), "-o", str(out), "--log-level", "info"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr + daemon.proc.tail()
+    assert f"using the dfdaemon at unix:{daemon.socket}" in result.stderr and NOTICE not in result.stderr
+    assert out.read_bytes() == (origin.root / "f.bin").read_bytes()
+    assert any((daemon.data_dir / "tasks").iterdir())
 
 
 def test_daemon_goes_back_to_source_when_supernode_is_down(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 
 import httpx
@@ -47,13 +48,29 @@ def test_counters_follow_the_bytes(process_group: ProcessGroup, tmp_path: Path) 
     seed = scrape(f"127.0.0.1:{sn_metrics}")
     first, second = scrape(f"127.0.0.1:{metrics[0]}"), scrape(f"127.0.0.1:{metrics[1]}")
     assert seed['dandelion_origin_bytes_total{component="supernode"}'] == SIZE
-    assert seed['dandelion_piece_reports_total{result="ok"}'] >= 6
-    assert seed["dandelion_active_peers"] >= 2
-    assert first["dandelion_peer_bytes_received_total"] == SIZE  # from the seed
-    assert second["dandelion_peer_bytes_received_total"] == SIZE
+    assert seed['dandelion_piece_reports_total{component="supernode",result="ok"}'] >= 6
+    assert seed['dandelion_active_peers{component="supernode"}'] >= 2
+    assert first['dandelion_peer_bytes_received_total{component="dfdaemon"}'] == SIZE  # from the seed
+    assert second['dandelion_peer_bytes_received_total{component="dfdaemon"}'] == SIZE
     served = first.get('dandelion_peer_bytes_served_total{component="dfdaemon"}', 0.0)
     from_seed = seed['dandelion_peer_bytes_served_total{component="supernode"}']
     assert served + from_seed == 2 * SIZE  # every byte either peers or the seed served
-    assert first['dandelion_pieces_total{result="ok"}'] == 3
+    assert first['dandelion_pieces_total{component="dfdaemon",result="ok"}'] == 3
     assert second['dandelion_task_duration_seconds_count{component="dfdaemon",result="ok"}'] == 1
     assert 'dandelion_origin_bytes_total{component="dfdaemon"}' not in second  # no back-to-source
+    # Each binary its own families, every sample labelled with its component, the version in build_info.
+    version = metadata.version("dandelion")
+    for scraped, component in ((seed, "supernode"), (first, "dfdaemon"), (second, "dfdaemon")):
+        assert scraped[f'dandelion_build_info{{component="{component}",version="{version}"}}'] == 1
+        assert all(f'component="{component}"' in name for name in scraped), scraped
+    assert not any(
+        name.startswith(("dandelion_peer_bytes_received", "dandelion_mirror_", "dandelion_cache_")) for name in seed
+    )
+    assert not any(
+        name.startswith(("dandelion_active_hosts", "dandelion_active_peers", "dandelion_piece_reports"))
+        for name in first
+    )
+    used = first['dandelion_cache_used_bytes{component="dfdaemon"}']
+    assert SIZE <= used < SIZE + (64 << 10)  # one complete task, in disk blocks
+    assert first['dandelion_cache_quota_bytes{component="dfdaemon"}'] == 20 * 1024**3
+    assert first['dandelion_active_tasks{component="dfdaemon"}'] == 1

@@ -65,7 +65,7 @@ def test_a_killed_daemon_resumes_from_the_pieces_it_verified(
 ) -> None:
     server, stats = origin
     sha = hashlib.sha256((server.root / "big.bin").read_bytes()).hexdigest()
-    # With a digest this daemon fetches the origin itself (the supernode's seed copies from it); without one,
+    # With a digest this daemon reads the origin itself, for the swarm; without one,
     # no supernode: back-to-source, the Range path of a partial store.
     if with_digest:
         supernode, _ = start_supernode(process_group, tmp_path, "sn")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
 import signal
 import socket
@@ -99,3 +102,37 @@ def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
 def test_module_entry_point() -> None:
     done = subprocess.run([sys.executable, "-m", "supernode", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
+
+
+def test_environment_log_level_and_json_format(tmp_path: Path) -> None:
+    """DANDELION_LOG_LEVEL/FORMAT (compose.yaml's variables) reach the process: at warning the start line is
+    gone, the malformed request's warning comes as a JSON line with a UTC offset; never grpc's per-call flood."""
+    port = free_port()
+    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data")]
+    env = {**os.environ, "DANDELION_LOG_LEVEL": "warning", "DANDELION_LOG_FORMAT": "json"}
+    proc = subprocess.Popen([*COMMAND, *args], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as chan:
+            stub = scheduler_pb2_grpc.SchedulerServiceStub(chan)
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    stub.ListTasks(scheduler_pb2.ListTasksRequest(), timeout=2)
+                    break
+                except grpc.RpcError:
+                    assert proc.poll() is None and time.monotonic() < deadline, "supernode did not serve"
+                    time.sleep(0.2)
+            garbage = chan.unary_unary("/dandelion.scheduler.v1.SchedulerService/RegisterTask", None, None)
+            with pytest.raises(grpc.RpcError):
+                garbage(b"\xff\xff\xff\xff", timeout=5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    entries = [json.loads(line) for line in err.splitlines()]
+    assert [e["level"] for e in entries] == ["warning"], err
+    assert entries[0]["message"].startswith("malformed request to /dandelion.scheduler.v1.SchedulerService/")
+    assert re.search(r"T\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$", entries[0]["time"])
+    assert entries[0]["component"] == "supernode"

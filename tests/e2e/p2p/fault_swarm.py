@@ -43,7 +43,9 @@ class FaultSwarm:
         for line in text.splitlines():
             if line.startswith(metric + "{"):
                 name, value = line.rsplit(" ", 1)
-                busy[name.split('="', 1)[1].split('"', 1)[0]] = float(value)
+                labels = dict(pair.split("=", 1) for pair in name[len(metric) + 1 : -1].split(","))
+                label = next(v for k, v in labels.items() if k != "component")  # the one other label
+                busy[label.strip('"')] = float(value)
         return busy
 
     def wait_gauge(self, component: str, pool: str, value: float, timeout: float = 10.0) -> None:

@@ -96,7 +96,7 @@ def test_quickstart_starts_pulls_downloads_and_stops(
             [
                 str(Path(sys.executable).parent / "dfget"),
                 origin.url("file.bin"),
-                *("-o", str(out), "--daemon", f"unix:{home / 'run' / 'dfdaemon.sock'}", "--no-back-source"),
+                *("-o", str(out), "--no-back-source"),  # no --daemon: dfget finds the quick start's socket
             ],
             env=env,
             capture_output=True,

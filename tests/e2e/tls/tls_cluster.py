@@ -45,7 +45,7 @@ def start_supernode(group: ProcessGroup, base: Path, who: Identity | None, *extr
     argv = [
         console_script("supernode"),
         *("--listen", f"127.0.0.1:{port}", "--advertise-ip", "127.0.0.1"),
-        *("--data-dir", str(base / name), "--seed-copy-delay", "0"),
+        *("--data-dir", str(base / name)),
         *tls,
         *extra,
     ]

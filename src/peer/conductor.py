@@ -20,7 +20,7 @@ from dfcommon.metrics import ORIGIN_BYTES, PEER_BYTES_RECEIVED, PIECES, TASK_DUR
 from peer.context import PeerContext
 from peer.download import link
 from peer.download.link import TaskNews
-from peer.download.origin_read import OriginRead
+from peer.download.origin_read import OriginRead, ranges_mask
 from peer.download.phase import DownloadPhase, Phase
 from peer.download.reading import SwarmRead
 from peer.download.session import Forgotten, OwnReadSink, SwarmGaveUp, SwarmSession
@@ -193,7 +193,7 @@ class Conductor:
             if self.store is not None and not self.bytes_from_origin:  # what it holds came from peers
                 self.bytes_from_peers = self.store.completed_length()
             self.check.distrust_seed(self.store)
-            await self._origin_read("").run(self.store)
+            await self._origin_read("").run(self.store)  # everything it lacks
         await self._complete()
 
     async def _swarm(self) -> str:
@@ -275,15 +275,19 @@ class Conductor:
         """That session ended."""
         self.swarm_read.detach(notify)
 
-    def read_for_swarm(self, algorithm: str) -> None:
-        """Read the origin for the swarm (what this peer lacks, or all of it), reporting each piece with its digest
-        as soon as it is stored; the content is hashed here as a whole, as after any origin read."""
+    def read_for_swarm(self, algorithm: str, ranges: tuple[tuple[int, int], ...] = ()) -> None:
+        """Read the origin for the swarm, reporting each piece with its digest as soon as it is stored: the pieces
+        in ranges (fetching the others from the swarm meanwhile), or all this peer lacks; a read that runs already
+        only narrows to ranges. The content is hashed here as a whole, as after any origin read."""
         if self.phase.current is not Phase.READING:
             self.phase.move(Phase.READING)
-        if self.swarm_read.start(algorithm, lambda chosen: self._origin_read(chosen).run(self.store)):
+        allowed = ranges_mask(ranges) if ranges else None
+        if self.swarm_read.running:
+            self.swarm_read.narrow(allowed)
+            return
+        if self.swarm_read.start(algorithm, lambda chosen: self._origin_read(chosen, allowed), self.store):
             log.info("task=%s reading the origin for the swarm", self.task_id[:12])
             self.check.distrust_seed(self.store)
-            self.bytes_from_peers = self.store.completed_length() if self.store is not None else 0
 
     async def stop_reading(self) -> None:
         """Another peer reads the origin for the swarm now: stop this peer's read (what it stored stays)."""
@@ -313,7 +317,7 @@ class Conductor:
             self._pulse()
 
     # ----- reading the origin (peer.download.origin_read.OriginListener)
-    def _origin_read(self, algorithm: str) -> OriginRead:
+    def _origin_read(self, algorithm: str, allowed: int | None = None) -> OriginRead:
         return OriginRead(
             self.ctx.http,
             self.request,
@@ -323,6 +327,7 @@ class Conductor:
             self.check.hashes,
             algorithm,
             self,
+            allowed,
         )
 
     def answered(self, store: TaskStore) -> None:
@@ -364,11 +369,7 @@ class Conductor:
         # The disk refuses the metadata (CacheDiskError) before readers get the last byte; the flush of the data,
         # which may take a while, runs after.
         await asyncio.to_thread(store.prepare_complete)
-        self.verified = True
-        self._pulse()
-        await asyncio.to_thread(store.mark_complete)
-        self.phase.move(Phase.DONE)
-        log.info(
+        log.info(  # before a reader gets the last byte: whoever waited for it finds this line in the log
             "task=%s done: %d bytes, %d from peers, %d from origin, %.2fs%s",
             self.task_id,
             store.meta.content_length,
@@ -377,6 +378,10 @@ class Conductor:
             time.monotonic() - self._started,
             checked,
         )
+        self.verified = True
+        self._pulse()
+        await asyncio.to_thread(store.mark_complete)
+        self.phase.move(Phase.DONE)
         await self._report(True, "")
 
     async def _report(self, success: bool, error: str, digest_mismatch: bool = False) -> None:

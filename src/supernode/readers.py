@@ -29,6 +29,38 @@ log = logging.getLogger(__name__)
 MAX_PIECE_NUMBER = 1 << 20
 # Piece sizes a peer reading the origin for the swarm may cut the content into.
 MIN_AUTHOR_PIECE_SIZE = 64 * 1024
+# Peers reading one task's origin at once, each its own part: one reader's uplink carries every piece at least
+# once, so with hosts slower than the origin one reader bounds the swarm (bench/swarm_bounds.py); a few readers of
+# disjoint parts use the origin's bandwidth in full, each piece still read once.
+MAX_READERS = 4
+# Pieces a reader must have left after the one it reads now before another peer takes half of them over, and
+# the time they would take it at its rate so far: a fast origin is read before a split could gain anything, and
+# what is in flight when a reader leaves its body is read twice.
+SPLIT_MIN = 4
+SPLIT_MIN_S = 1.0
+
+
+def span_mask(ranges: tuple[tuple[int, int], ...]) -> int:
+    """The pieces of ranges as a bitmask."""
+    mask = 0
+    for first, last in ranges:
+        mask |= ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
+    return mask
+
+
+def mask_ranges(mask: int) -> tuple[tuple[int, int], ...]:
+    """A bitmask as runs (first, last)."""
+    runs: list[tuple[int, int]] = []
+    number = 0
+    while mask:
+        if mask & 1:
+            if runs and runs[-1][1] == number - 1:
+                runs[-1] = (runs[-1][0], number)
+            else:
+                runs.append((number, number))
+        mask >>= 1
+        number += 1
+    return tuple(runs)
 
 
 @dataclass(frozen=True)
@@ -68,7 +100,7 @@ class Readers:
 
     def wanted(self, task: Task) -> bool:
         """True when nobody reads (or read) the origin for the task and the swarm lacks some piece."""
-        return self.source(task) is None and not _swarm_holds_all(task)
+        return self.source(task) is None and not task.range_readers and not _swarm_holds_all(task)
 
     def source(self, task: Task) -> Peer | None:
         """The peer that reads (or read) the task's content from the origin for the swarm, while it is usable."""
@@ -78,12 +110,17 @@ class Readers:
         return peer
 
     def is_reading(self, task: Task, peer: Peer) -> bool:
-        """True when the peer reads the task's origin for the swarm right now."""
+        """True when the peer reads all of the task's origin for the swarm right now."""
         return task.source_peer_id == peer.peer_id and peer.state is PeerState.BACK_TO_SOURCE
+
+    def reads_ranges(self, task: Task, peer: Peer) -> tuple[tuple[int, int], ...]:
+        """The parts of the origin the peer reads for the swarm while it fetches the rest (none: not such a reader)."""
+        return task.range_readers.get(peer.peer_id, ())
 
     def make(self, task: Task, peer: Peer) -> None:
         """The peer reads the origin for the swarm from now on (it is told so on its stream)."""
         task.source_peer_id = peer.peer_id
+        peer.read_since, peer.read_pieces = self.scheduler.clock(), 0
         self.reading.add(task.task_id)
         if peer.peer_id in self.streams:
             if peer.state is not PeerState.BACK_TO_SOURCE:
@@ -91,15 +128,76 @@ class Readers:
             self.streams.send(peer.peer_id, self.read_for_swarm())
             log.info("reader task=%s peer=%s: reads the origin for the swarm", task.task_id[:12], peer.peer_id[:12])
 
-    def read_for_swarm(self) -> GoToSource:
-        """What a reader is told on its stream."""
-        return GoToSource("this peer reads the origin for the swarm", True, self.config.piece_digest)
+    def read_for_swarm(self, ranges: tuple[tuple[int, int], ...] = ()) -> GoToSource:
+        """What a reader is told on its stream (ranges: the parts it reads; none: all it lacks)."""
+        return GoToSource("this peer reads the origin for the swarm", True, self.config.piece_digest, ranges)
+
+    def _read_ranges(self, task: Task, peer: Peer, ranges: tuple[tuple[int, int], ...]) -> None:
+        """The peer reads ranges of the origin for the swarm and fetches the other pieces from the swarm."""
+        if task.source_peer_id == peer.peer_id:
+            task.source_peer_id = ""
+        if peer.peer_id not in task.range_readers and task.source_peer_id != peer.peer_id:
+            peer.read_since, peer.read_pieces = self.scheduler.clock(), 0
+        task.range_readers[peer.peer_id] = ranges
+        peer.read_mask = span_mask(ranges)
+        self.reading.add(task.task_id)
+        self.streams.send(peer.peer_id, self.read_for_swarm(ranges))  # before any assignment of the other pieces
+        if peer.state is PeerState.BACK_TO_SOURCE:  # it read all of it: now it fetches the rest too
+            self.streams.deliver(self.scheduler.set_state(peer, PeerState.RUNNING))
+            self.streams.deliver(self.scheduler.connect(peer, peer.window))
+        log.info("reader task=%s peer=%s: reads pieces %s", task.task_id[:12], peer.peer_id[:12], _shown(ranges))
+
+    def _can_read(self, task: Task, peer: Peer) -> bool:
+        return (
+            peer.state is PeerState.RUNNING
+            and peer.peer_id not in task.range_readers
+            and peer.peer_id in self.streams
+            and peer.host.address not in task.bad_hosts
+            and not peer.host.unreachable
+        )
+
+    def split(self, task: Task, newcomer: Peer | None = None) -> None:
+        """When a reader has at least SPLIT_MIN pieces left after the one it reads now, and at its rate so far they
+        would take it SPLIT_MIN_S or more, a connected peer that reads nothing (newcomer, or any) reads the second
+        half of them: each piece is still read once, and the origin's bandwidth is used by two uplinks."""
+        if not task.length_known or not self.peer_reads(task):
+            return
+        if len(task.range_readers) + (1 if task.source_peer_id else 0) >= MAX_READERS:
+            return
+        if newcomer is None:
+            newcomer = next((p for p in task.peers.values() if self._can_read(task, p)), None)
+        if newcomer is None or not self._can_read(task, newcomer) or task.source_peer_id == newcomer.peer_id:
+            return
+        now = self.scheduler.clock()
+        best: tuple[float, int, Peer, tuple[tuple[int, int], ...]] | None = None
+        whole = task.peers.get(task.source_peer_id) if task.source_peer_id else None
+        readers: list[tuple[Peer | None, tuple[tuple[int, int], ...]]] = []
+        if whole is not None and self.is_reading(task, whole):
+            readers.append((whole, ((0, task.piece_count - 1),)))
+        readers += [(task.peers.get(peer_id), ranges) for peer_id, ranges in task.range_readers.items() if ranges]
+        for peer, ranges in readers:
+            if peer is None or peer.read_pieces == 0 or now <= peer.read_since:
+                continue  # no rate yet
+            first, last = ranges[-1]
+            left = last - max(first, (peer.held & span_mask(((first, last),))).bit_length())
+            seconds = left * (now - peer.read_since) / peer.read_pieces
+            if left >= SPLIT_MIN and seconds >= SPLIT_MIN_S and (best is None or seconds > best[0]):
+                best = (seconds, left, peer, ranges)
+        if best is None:
+            return
+        _, left, owner, ranges = best
+        first, last = ranges[-1]
+        reading_now = last - left
+        cut = (reading_now + last + 2) // 2  # the owner keeps reading_now..cut-1, the newcomer reads cut..last
+        self._read_ranges(task, owner, (*ranges[:-1], (first, cut - 1)))
+        self._read_ranges(task, newcomer, ((cut, last),))
 
     def replace(self, tid: str) -> None:
-        """The task's reader is gone or failed: the connected peer that lacks the fewest pieces reads the rest (the
-        next peer to register does, when none is connected)."""
+        """A reader of the task is gone or failed: the connected peer that lacks the fewest pieces reads what nobody
+        holds and no other reader reads (all it lacks while the length is unknown); the next peer to register reads,
+        when none is connected."""
         task = self.scheduler.tasks.get(tid)
-        if task is None or not self.peer_reads(task) or not self.wanted(task):
+        if task is None or not self.peer_reads(task):
             return
         candidates = [
             peer
@@ -109,26 +207,53 @@ class Readers:
             and peer.host.address not in task.bad_hosts
             and not peer.host.unreachable
         ]
-        if candidates:
-            self.make(task, max(candidates, key=lambda p: p.held_count))
+        if not candidates:
+            return
+        # A peer that reads nothing yet, else the reader with the least to read; the one holding most among those.
+        chosen = min(candidates, key=lambda p: (len(task.range_readers.get(p.peer_id, ())) > 0, -p.held_count))
+        if not task.length_known:
+            if self.wanted(task) and chosen.peer_id not in task.range_readers:
+                self.make(task, chosen)
+            return
+        if self.source(task) is not None:
+            return  # it reads (or read) all of it
+        unread = span_mask(((0, task.piece_count - 1),)) if task.piece_count else 0
+        for number in range(task.piece_count):
+            if number in task.pieces and task.counts[number] > 0:
+                unread &= ~(1 << number)
+        for peer_id, ranges in task.range_readers.items():
+            if peer_id != chosen.peer_id:
+                unread &= ~span_mask(ranges)
+        mine = span_mask(task.range_readers.get(chosen.peer_id, ()))
+        if unread & ~mine:
+            self._read_ranges(task, chosen, mask_ranges(unread | mine))
 
     def forget(self, peer: Peer) -> bool:
-        """A peer goes away: True if it was its task's reader (another is chosen once it is gone)."""
+        """A peer goes away: True if it was one of its task's readers (another is chosen once it is gone)."""
         task = self.scheduler.tasks.get(peer.task_id)
-        if task is None or task.source_peer_id != peer.peer_id:
+        if task is None:
+            return False
+        if task.range_readers.pop(peer.peer_id, None) is not None:
+            peer.read_mask = 0
+            return True
+        if task.source_peer_id != peer.peer_id:
             return False
         task.source_peer_id = ""
-        self.reading.discard(task.task_id)
         return True
 
-    def take_authored(self, task: Task, reader: Peer, reports: list[PieceReport], origin: OriginAnswer | None) -> None:
+    def take_authored(
+        self, task: Task, reader: Peer, reports: list[PieceReport], origin: OriginAnswer | None, within: int = -1
+    ) -> list[PieceReport]:
         """The reader's news: the origin's answer (length and piece size), and pieces it stored, each offered to the
-        swarm at once with the digest the reader computed."""
+        swarm at once with the digest the reader computed; only pieces within (a bitmask; -1 all) are its own.
+        Returns the other reports (pieces it fetched from the swarm)."""
         if origin is not None:
             self._origin_answered(task, origin)
         offered = []
+        others = []
         for report in reports:
-            if not (report.success and not report.parent_id and report.digest):
+            if not (report.success and not report.parent_id and report.digest and within >> report.number & 1):
+                others.append(report)
                 continue
             if piecedigest.parse(report.digest) is None:
                 raise InvalidArgument(f"piece {report.number} has an unusable digest {report.digest[:80]!r}")
@@ -139,7 +264,11 @@ class Readers:
             offset, size = piece_span(report.number, task.content_length, task.piece_size)
             piece = PieceMeta(report.number, offset, size, report.digest)
             offered.extend(self.scheduler.piece_authored(task, reader, piece))
+            reader.read_pieces += 1
         self.streams.deliver(offered)
+        if offered or reader.read_pieces:
+            self.split(task)
+        return others
 
     def _origin_answered(self, task: Task, origin: OriginAnswer) -> None:
         length, piece_size = origin.content_length, origin.piece_size
@@ -165,10 +294,11 @@ class Readers:
         """A peer of the task reported its result (after its state changed): a reader that failed hands the read
         on; a consumer whose content did not match the digest, although its pieces matched, gets the authors
         distrusted (unless it was an author itself: then its digests go, as the origin sent other bytes)."""
-        if task.source_peer_id == peer.peer_id:
-            self.reading.discard(task.task_id)
+        if task.source_peer_id == peer.peer_id or peer.peer_id in task.range_readers:
             if not success:
                 self.forget(peer)
+            else:
+                task.range_readers.pop(peer.peer_id, None)
         if digest_mismatch and not success and peer.peer_id in task.authors:
             self.scheduler.forget_pieces(task)
             log.warning(
@@ -176,7 +306,7 @@ class Readers:
             )
         elif digest_mismatch and not success and task.peer_authored:
             self._distrust_authors(task)
-        if task.source_peer_id == "" and not success:
+        if not success:
             self.replace(task.task_id)
 
     def _distrust_authors(self, task: Task) -> None:
@@ -194,9 +324,12 @@ class Readers:
         for author in authors:
             self.scheduler.distrust(task, author)
         self.scheduler.forget_pieces(task)
-        if task.source_peer_id:
-            self.reading.discard(task.task_id)
-            task.source_peer_id = ""
+        self.reading.discard(task.task_id)
+        task.source_peer_id = ""
+        for peer_id in list(task.range_readers):
+            if (reader := task.peers.get(peer_id)) is not None:
+                reader.read_mask = 0
+        task.range_readers.clear()
         move_task(task, TaskState.FAILED)
         task.error = "its content did not match the digest; the peer that read the origin is no longer trusted"
         self.streams.broadcast(task)
@@ -209,7 +342,8 @@ class Readers:
         is news that the swarm is still at work while they wait for the next piece."""
         for tid in list(self.reading):
             task = self.scheduler.tasks.get(tid)
-            if task is None:
+            whole = task.peers.get(task.source_peer_id) if task is not None and task.source_peer_id else None
+            if task is None or not (task.range_readers or (whole is not None and self.is_reading(task, whole))):
                 self.reading.discard(tid)
             else:
                 self.streams.broadcast(task)
@@ -221,3 +355,7 @@ def _swarm_holds_all(task: Task) -> bool:
     if not task.length_known or len(task.pieces) < count or len(task.counts) < count:
         return False
     return all(task.counts[number] > 0 for number in range(count))
+
+
+def _shown(ranges: tuple[tuple[int, int], ...]) -> str:
+    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges)

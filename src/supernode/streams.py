@@ -35,11 +35,13 @@ class Assigned:
 @dataclass(frozen=True)
 class GoToSource:
     """Tell the peer to fetch the origin itself; with offer, to read it for the swarm and report each piece with
-    its digest (piece_digest: the algorithm) as soon as it stored it."""
+    its digest (piece_digest: the algorithm) as soon as it stored it: the pieces in ranges (first, last), fetching
+    the others from the swarm meanwhile, or (no ranges) every piece it lacks."""
 
     reason: str
     offer: bool = False
     piece_digest: str = ""
+    ranges: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)

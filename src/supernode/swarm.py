@@ -22,7 +22,7 @@ from dfcommon.errors import DandelionError, InvalidArgument, NotFound, Unavailab
 from dfcommon.identity import display_url, task_id
 from dfcommon.metrics import PIECE_REPORTS
 from supernode.config import SupernodeConfig
-from supernode.readers import MAX_PIECE_NUMBER, OriginAnswer, Readers
+from supernode.readers import MAX_PIECE_NUMBER, OriginAnswer, Readers, span_mask
 from supernode.resource.host import Host
 from supernode.resource.peer import MAX_WINDOW, Peer, PeerState
 from supernode.resource.piece import PieceMeta, PieceReport
@@ -275,6 +275,8 @@ class Swarm:
             self.streams.deliver(self.scheduler.connect(peer, window))
             if self.readers.peer_reads(task) and self.readers.wanted(task):
                 self.readers.replace(task.task_id)
+            else:
+                self.readers.split(task, peer)
         return outbox
 
     def stream_update(
@@ -299,6 +301,8 @@ class Swarm:
         if self.readers.is_reading(task, peer):
             self.readers.take_authored(task, peer, reports, origin)
             return
+        if ranges := self.readers.reads_ranges(task, peer):  # it reads these, and fetches the rest
+            reports = self.readers.take_authored(task, peer, reports, origin, span_mask(ranges))
         self.streams.deliver(self.scheduler.report(peer, reports))
         if peer.state is PeerState.RUNNING and self.scheduler.hopeless(peer):
             self.streams.to_source(task, peer, "its piece fetches keep failing: no parent can serve it")

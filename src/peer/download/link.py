@@ -55,11 +55,12 @@ class Assigned:
 @dataclass(frozen=True)
 class ToSource:
     """Fetch from the origin: for this peer alone, or (offer) for the swarm, reporting each piece with its digest
-    (algorithm)."""
+    (algorithm): the pieces in ranges while fetching the others from the swarm, or (no ranges) all it lacks."""
 
     reason: str
     offer: bool
     algorithm: str
+    ranges: tuple[tuple[int, int], ...] = ()  # with offer: read these pieces, fetch the others (none: all it lacks)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ def _event(message: scheduler_pb2.SyncPiecesResponse) -> LinkEvent | None:
         return task_news(message.task)
     if which == "back_to_source":
         order = message.back_to_source
-        return ToSource(order.reason, order.offer_pieces, order.piece_digest)
+        ranges = tuple((r.first, r.last) for r in order.read_ranges if r.first <= r.last)
+        return ToSource(order.reason, order.offer_pieces, order.piece_digest, ranges)
     if which == "assignments":
         pieces = [
             (

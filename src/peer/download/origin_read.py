@@ -44,6 +44,14 @@ def missing_runs(missing: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
+def ranges_mask(ranges: tuple[tuple[int, int], ...]) -> int:
+    """Pieces first..last of each range as a bitmask."""
+    mask = 0
+    for first, last in ranges:
+        mask |= ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
+    return mask
+
+
 class OriginRead:
     """One read of the origin for a download: pieces whose digest it knows (hashes) are verified against it, the
     others hashed with algorithm (default BLAKE3) as they are written."""
@@ -58,6 +66,7 @@ class OriginRead:
         hashes: Mapping[int, str],
         algorithm: str,
         listener: OriginListener,
+        allowed: int | None = None,
     ) -> None:
         self.http = http
         self.request = request
@@ -67,7 +76,21 @@ class OriginRead:
         self.hashes = hashes
         self.algorithm = algorithm
         self.listener = listener
+        self.allowed = allowed  # the pieces to read, a bitmask (None: every piece)
         self._answered = False
+        self._stopped = False  # the last body was left early: its remaining pieces are no longer wanted
+
+    def narrow(self, allowed: int | None) -> None:
+        """Read the pieces in allowed from now on (another peer reads the others; or more, when a reader left): a
+        body that reaches a piece outside them is left there."""
+        self.allowed = allowed
+
+    def _allows(self, number: int) -> bool:
+        return self.allowed is None or bool(self.allowed >> number & 1)
+
+    def _left_to_others(self, store: TaskStore, number: int, last: int | None) -> bool:
+        """True when the body's next piece exists but is no longer this read's to read."""
+        return number < store.meta.piece_count and (last is None or number <= last) and not self._allows(number)
 
     async def run(self, store: TaskStore | None) -> None:
         """Read into store what it lacks, or (None) all of the content into a store made for it."""
@@ -76,13 +99,16 @@ class OriginRead:
             return
         if store.meta.content_length >= 0:
             self._answer(store)
-        for first, last in missing_runs(store.missing()):
+        while wanted := [n for n in store.missing() if self._allows(n)]:
+            first, last = missing_runs(wanted)[0]
             start = store.span(first)[0]
             last_offset, last_size = store.span(last)
             end = last_offset + last_size - 1
             async with open_origin(self.http, self.request, start, end) as response:
                 total = await self._cut(store, response.body, first, last)
-            if total != end - start + 1:
+            if self._stopped:
+                self._stopped = False  # narrowed: the pieces left in this run are others' now
+            elif total != end - start + 1:
                 raise OriginError(f"origin sent {total} of {end - start + 1} bytes for {self.display_url}")
 
     async def _read_all(self) -> None:
@@ -93,6 +119,8 @@ class OriginRead:
             if length >= 0:
                 self._answer(store)
             total = await self._cut(store, response.body, 0, None)
+        if self._stopped:
+            return  # narrowed: other peers read the rest
         if length < 0:
             store.set_length(total)
             self._answer(store)
@@ -117,6 +145,9 @@ class OriginRead:
             return PieceAssembler(PieceSpec(n, offset, size, self.hashes.get(n, "")))
 
         assembler = assembler_for(number)
+        if not self._allows(number):
+            self._stopped = True
+            return total
         async for data in body:
             await acquire_all(self.buckets, len(data))
             view = memoryview(data)
@@ -130,6 +161,13 @@ class OriginRead:
                 if assembler.full:
                     await self._store(store, assembler)
                     number += 1
+                    if (
+                        number < store.meta.piece_count
+                        and not self._allows(number)
+                        and (last is None or number <= last)
+                    ):
+                        self._stopped = True  # another peer reads from here on: leave the body
+                        return total
                     assembler = assembler_for(number)
         if assembler.received:
             if store.meta.content_length >= 0:

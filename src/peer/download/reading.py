@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
+from peer.download.origin_read import OriginRead
 from peer.download.session import Answered, Offered, OwnReadSink, ReadEnded
 from peer.storage import TaskStore
 
@@ -19,6 +20,7 @@ class SwarmRead:
         self.task: asyncio.Task[None] | None = None
         self.algorithm = ""  # set once the supernode asked: the download then hashes pieces with it
         self._notify: OwnReadSink | None = None
+        self._origin: OriginRead | None = None
 
     @property
     def started(self) -> bool:
@@ -39,16 +41,22 @@ class SwarmRead:
         if notify is None or self._notify is notify:
             self._notify = None
 
-    def start(self, algorithm: str, read: Callable[[str], Awaitable[None]]) -> bool:
-        """Read with read(algorithm) unless a read runs already (a new stream after registering again); True when
-        this started one."""
+    def start(self, algorithm: str, make: Callable[[str], OriginRead], store: TaskStore | None) -> bool:
+        """Read with make(algorithm) into store unless a read runs already (a new stream after registering again);
+        True when this started one (a finished read is followed by a new one: more pieces were given to it)."""
         self.algorithm = algorithm if algorithm in ALGORITHMS else ALGORITHMS[0]
-        if self.task is not None:
+        if self.running:
             return False
-        task = asyncio.ensure_future(read(self.algorithm))
+        self._origin = make(self.algorithm)
+        task = asyncio.ensure_future(self._origin.run(store))
         task.add_done_callback(self._ended)
         self.task = task
         return True
+
+    def narrow(self, allowed: int | None) -> None:
+        """Read only the pieces in allowed (a bitmask; None: all) from now on: another peer reads the others."""
+        if self._origin is not None:
+            self._origin.narrow(allowed)
 
     def _ended(self, task: asyncio.Future[None]) -> None:
         if self._notify is not None:

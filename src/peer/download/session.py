@@ -108,8 +108,8 @@ class SessionOwner(Protocol):
     def detach(self, notify: OwnReadSink) -> None:
         """This session ended."""
 
-    def read_for_swarm(self, algorithm: str) -> None:
-        """Start (or go on with) reading the origin for the swarm."""
+    def read_for_swarm(self, algorithm: str, ranges: tuple[tuple[int, int], ...]) -> None:
+        """Start (or go on with, or narrow) reading the origin for the swarm: ranges, or (none) all it lacks."""
 
     async def stop_reading(self) -> None:
         """Another peer reads the origin now: stop this peer's read."""
@@ -217,10 +217,11 @@ class SwarmSession:
         if self.owner.no_back_source:
             raise SwarmGaveUp(f"the supernode asked this peer to read the origin ({order.reason})")
         self._offering = True
-        self._queue.clear()
-        for task in list(self._fetches):
-            task.cancel()
-        self.owner.read_for_swarm(order.algorithm)
+        if not order.ranges:  # it reads all it lacks: nothing from parents
+            self._queue.clear()
+            for task in list(self._fetches):
+                task.cancel()
+        self.owner.read_for_swarm(order.algorithm, order.ranges)
 
     def _own_read(self, event: OwnRead) -> bool:
         if isinstance(event, Answered):

@@ -47,6 +47,9 @@ class Peer:
     outstanding: dict[int, Outstanding] = field(default_factory=dict)
     uploading: set[tuple[str, int]] = field(default_factory=set)
     serving: dict[int, int] = field(default_factory=dict)  # piece number -> children fetching it from this peer now
+    read_mask: int = 0  # pieces it reads from the origin for the swarm (never assigned to it from parents)
+    read_since: float = 0.0  # when it began reading the origin for the swarm, and the pieces it offered since
+    read_pieces: int = 0
     uploads_ok: int = 0
     uploads_failed: int = 0
 

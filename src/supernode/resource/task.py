@@ -60,6 +60,9 @@ class Task:
     # Peers whose piece digests are in `pieces` (readers of the origin for the swarm), and the hosts (Host.address)
     # of authors whose content did not match the task's digest: their peers are never chosen again, nor readers.
     authors: set[str] = field(default_factory=set)
+    # Peers that read parts of the content from the origin for the swarm, and the piece ranges each reads (they
+    # fetch the other pieces from the swarm); next to, or instead of, the reader of all of it (source_peer_id).
+    range_readers: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     bad_hosts: set[str] = field(default_factory=set)
     # Registrations and preheats awaiting the seed's answer: the task is not forgotten while there are any.
     waiting: int = 0

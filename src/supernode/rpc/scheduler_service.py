@@ -235,7 +235,10 @@ def _messages(events: list[StreamEvent]) -> list[tuple[scheduler_pb2.SyncPiecesR
             out.append((scheduler_pb2.SyncPiecesResponse(task=convert.task_info(event.task)), None))
         elif isinstance(event, GoToSource):
             reason = scheduler_pb2.BackToSource(
-                reason=event.reason[:1000], offer_pieces=event.offer, piece_digest=event.piece_digest
+                reason=event.reason[:1000],
+                offer_pieces=event.offer,
+                piece_digest=event.piece_digest,
+                read_ranges=[scheduler_pb2.PieceRange(first=a, last=b) for a, b in event.ranges],
             )
             out.append((scheduler_pb2.SyncPiecesResponse(back_to_source=reason), None))
         else:

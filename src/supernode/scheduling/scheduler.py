@@ -232,7 +232,7 @@ class Scheduler:
         if free <= 0 or task.is_complete(peer):
             task.starved.pop(peer.peer_id, None)
             return []
-        exclude = peer.held | peer.pending
+        exclude = peer.held | peer.pending | peer.read_mask
         servable = self.registry.servable(task) & ~exclude
         if not servable:
             self._starve(task, peer.peer_id)

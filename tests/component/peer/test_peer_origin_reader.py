@@ -122,8 +122,9 @@ def test_concurrent_first_downloads_read_the_origin_once(cluster: Cluster, tmp_p
 def test_a_later_peer_gets_each_piece_while_the_first_one_still_reads_the_origin(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    """A slow origin (2.5 MB/s: ~10 s for the file): the second peer, started 1 s after the first, does not wait
-    for the whole file: it finishes right after the first, and the origin sends the content once."""
+    """A slow origin (2.5 MB/s per response: ~10 s for the file): the second peer, started 1 s after the first,
+    does not wait for the whole file: it reads half of what is left itself and gets the rest from the first peer as
+    it is read; the origin sends the content once."""
     cluster.slow_origin.reset()
     name, first, second = "e.bin", cluster.daemons[0], cluster.daemons[1]
     url, digest = cluster.slow_origin.url(name), cluster.digests[name]
@@ -141,9 +142,12 @@ def test_a_later_peer_gets_each_piece_while_the_first_one_still_reads_the_origin
         (start1, end1, _), (start2, end2, _) = one.result(), two.result()
     data = (cluster.slow_origin.root / name).read_bytes()
     assert (tmp_path / "e1.bin").read_bytes() == data and (tmp_path / "e2.bin").read_bytes() == data
-    assert done_line(first) == (0, len(data))
-    assert done_line(second) == (len(data), 0)
-    assert cluster.slow_origin.bytes_served(name) == len(data), cluster.logs()
+    # The second peer read the second half of what was left (a reader's uplink carries every piece it reads at
+    # least once): each piece came from the origin once, to one of them, and the rest from the other.
+    (peers1, origin1), (peers2, origin2) = done_line(first), done_line(second)
+    assert peers1 + origin1 == len(data) and peers2 + origin2 == len(data)
+    assert origin1 + origin2 == len(data) and origin1 > 0 and origin2 > 0, (done_line(first), done_line(second))
+    assert cluster.slow_origin.bytes_served(name) <= len(data) + (1 << 20), cluster.logs()  # + what was in flight
     assert end1 - start1 > 6, "the origin is slow"
     # Store-and-forward would have the second peer start its 25 MB only when the first one is done.
     assert end2 - end1 < 3.0, (end1 - start1, end2 - start2, cluster.logs())

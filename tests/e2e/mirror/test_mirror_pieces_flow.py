@@ -1,6 +1,7 @@
-"""Three hosts pull one layer through their own mirrors at once from a registry on a slow uplink: the host that
-reads the registry offers each piece as it writes it, so the later hosts receive the layer's bytes while the first
-host is still reading it, and the registry sends it once."""
+"""Three hosts pull one layer through their own mirrors at once from a registry on a slow uplink: the hosts that
+read the registry (the first, and the later ones for parts of what is left) offer each piece as they write it, so
+the later hosts receive the layer's bytes while the first host is still reading it, and the registry sends it
+once."""
 
 from __future__ import annotations
 
@@ -65,9 +66,12 @@ def test_later_hosts_receive_a_layer_while_the_first_host_still_reads_it(
             go_later.set()
             one, rest = reading.result(), [o.result() for o in others]
         assert one.digest == layer and all(p.digest == layer for p in rest)
-        sent = sum(r.size for r in open_registry.records_since(mark) if r.method == "GET" and r.blob_digest == layer)
         size = open_registry.blob_path(layer).stat().st_size
-        assert sent == size, f"the registry sent {sent / size:.3f}x the layer"
+        # Each piece is read once (a reader leaves its body where another reader's part begins: what was in flight
+        # then, at most a chunk of the shaped uplink, is the only excess), plus manifests and headers.
+        assert registry_uplink.sent <= size * 1.02, f"the registry sent {registry_uplink.sent / size:.3f}x the layer"
+        gets = [r for r in open_registry.records_since(mark) if r.method == "GET" and r.blob_digest == layer]
+        assert len(gets) <= 4, gets
         assert one.finished - one.started > 4, "the registry uplink is slow"
         for other in rest:
             # Store-and-forward would give them no byte before the first host has the whole layer.

@@ -19,6 +19,7 @@ class ThrottleProxy:
     target: tuple[str, int]
     rate: int
     port: int = 0
+    sent: int = 0  # bytes of responses forwarded to clients (headers included)
     _listener: socket.socket | None = None
     _sockets: list[socket.socket] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -62,8 +63,7 @@ class ThrottleProxy:
             threading.Thread(target=self._pump, args=(client, upstream, 0), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, self.rate), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket, rate: int) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, rate: int) -> None:
         started, sent = time.monotonic(), 0
         while True:
             try:
@@ -83,3 +83,6 @@ class ThrottleProxy:
                 sink.sendall(data)
             except OSError:
                 return
+            if rate:
+                with self._lock:
+                    self.sent += len(data)

@@ -48,12 +48,23 @@ class HandDrivenCdn:
         return job
 
 
-def new_swarm(tmp_path: Path, **config: Any) -> tuple[Swarm, HandDrivenCdn]:
+class Clock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def new_swarm(tmp_path: Path, clock: Clock | None = None, **config: Any) -> tuple[Swarm, HandDrivenCdn]:
     cdn = HandDrivenCdn(SeedStore(tmp_path))
     swarm = Swarm(
         SupernodeConfig(data_dir=tmp_path, advertise_ip="127.0.0.1", **config),
         lambda _swarm: cdn,  # type: ignore[arg-type,return-value]
         8002,
+        clock or Clock(),
     )
     return swarm, cdn
 
@@ -150,8 +161,9 @@ async def test_a_reader_that_leaves_is_replaced_by_the_peer_that_lacks_the_fewes
     drain(second_box), drain(third_box)
 
     swarm.leave_task(reader.peer_id)
-    assert task.source_peer_id == second.peer_id and second.state is PeerState.BACK_TO_SOURCE
-    assert GoToSource("this peer reads the origin for the swarm", True, "blake3") in drain(second_box)
+    # It reads what nobody holds (piece 0 is its own already) and keeps fetching the rest from the swarm.
+    assert task.range_readers == {second.peer_id: ((1, 2),)} and second.state is PeerState.RUNNING
+    assert GoToSource("this peer reads the origin for the swarm", True, "blake3", ((1, 2),)) in drain(second_box)
     assert not any(isinstance(e, GoToSource) for e in drain(third_box))
     swarm.stream_update(second.peer_id, second_box, 0, [offered(1)])
     assert (1, second.peer_id, piece_digest(1)) in assigned(drain(third_box))
@@ -237,3 +249,89 @@ async def test_a_reader_whose_own_content_did_not_match_leaves_no_digest_behind(
     good = PieceReport(0, "", True, digest=piece_digest(7))
     swarm.stream_update(second.peer_id, second_box, 0, [good], OriginAnswer(LENGTH, PIECE))
     assert task.pieces[0].digest == piece_digest(7)
+
+
+BIG = 32 * PIECE  # 32 pieces
+
+
+async def test_a_peer_that_joins_a_long_read_reads_its_second_half(tmp_path: Path) -> None:
+    """One reader's uplink carries every piece at least once: a second peer that joins while most of the content is
+    still to be read takes half of what is left (each piece still read once), and both fetch the rest from the
+    swarm."""
+    clock = Clock()
+    swarm, _cdn = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    clock.now += 2  # two pieces in two seconds: 29 more would take 29 s
+    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(0), offered(1)], OriginAnswer(BIG, PIECE))
+    drain(reader_box)
+    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
+    joiner_box = swarm.open_stream(joiner.peer_id, 16, [])
+    # The reader reads piece 2 now; 29 are left after it: it keeps 2..16, the joiner reads 17..31.
+    assert task.range_readers == {reader.peer_id: ((0, 16),), joiner.peer_id: ((17, 31),)}
+    assert task.source_peer_id == "" and reader.state is PeerState.RUNNING and joiner.state is PeerState.RUNNING
+    told = drain(reader_box)
+    assert GoToSource("this peer reads the origin for the swarm", True, "blake3", ((0, 16),)) in told
+    assert GoToSource("this peer reads the origin for the swarm", True, "blake3", ((17, 31),)) in drain(joiner_box)
+
+    # A piece each reads is its own: offered from there, with its digest.
+    swarm.stream_update(joiner.peer_id, joiner_box, 0, [offered(17)])
+    assert (17, joiner.peer_id, piece_digest(17)) in assigned(drain(reader_box)), "the reader fetches the joiner's"
+    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(2)])
+    assert {n for n, _, _ in assigned(drain(joiner_box))} <= {0, 1, 2}
+    # Outside its range a reader's digest counts for nothing: it is a plain result.
+    swarm.stream_update(joiner.peer_id, joiner_box, 0, [PieceReport(5, "", True, digest=piece_digest(99))])
+    assert 5 not in task.pieces
+    assert not any(n in range(17, 32) for n, _, _ in assigned(drain(joiner_box))), "never assigned what it reads"
+
+
+async def test_a_read_is_split_only_while_enough_is_left_and_among_few_readers(tmp_path: Path) -> None:
+    clock = Clock()
+    swarm, _cdn = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    clock.now += 28
+    done = [offered(n) for n in range(28)]
+    swarm.stream_update(reader.peer_id, reader_box, 0, done, OriginAnswer(BIG, PIECE))
+    _, late = await swarm.register_task(host(swarm, 3), REQUEST)
+    swarm.open_stream(late.peer_id, 16, [])
+    assert task.source_peer_id == reader.peer_id and not task.range_readers, "3 pieces left after 28: not split"
+
+    clock2 = Clock()
+    swarm2, _ = new_swarm(tmp_path / "2", clock2)
+    task2, first = await swarm2.register_task(host(swarm2, 2), REQUEST)
+    box = swarm2.open_stream(first.peer_id, 16, [])
+    swarm2.stream_update(first.peer_id, box, 0, [], OriginAnswer(BIG, PIECE))
+    for n in range(3, 9):
+        _, peer = await swarm2.register_task(host(swarm2, n), REQUEST)
+        swarm2.open_stream(peer.peer_id, 16, [])
+    assert not task2.range_readers, "no split before the reader's rate is known"
+    clock2.now += 1
+    swarm2.stream_update(first.peer_id, box, 0, [offered(0)])  # one piece a second: the rest would take 30 s
+    assert len(task2.range_readers) == 2
+    for _ in range(4):  # each reader offers a piece a second: the one with most left is split, up to 4 readers
+        clock2.now += 1
+        for peer_id, ranges in list(task2.range_readers.items()):
+            first_missing = next(n for a, b in ranges for n in range(a, b + 1) if not task2.peers[peer_id].holds(n))
+            swarm2.stream_update(peer_id, swarm2.streams.queues[peer_id], 0, [offered(first_missing)])
+    assert len(task2.range_readers) == 4, "at most MAX_READERS read at once"
+    covered = sorted(p for ranges in task2.range_readers.values() for a, b in ranges for p in range(a, b + 1))
+    assert covered == list(range(32)), "every piece is read by exactly one reader"
+
+
+async def test_a_range_reader_that_leaves_hands_what_nobody_holds_to_another_reader(tmp_path: Path) -> None:
+    clock = Clock()
+    swarm, _cdn = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    clock.now += 1
+    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(0)], OriginAnswer(BIG, PIECE))
+    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
+    joiner_box = swarm.open_stream(joiner.peer_id, 16, [])
+    assert task.range_readers[joiner.peer_id] == ((17, 31),)
+    swarm.stream_update(joiner.peer_id, joiner_box, 0, [offered(17), offered(18)])
+    drain(reader_box)
+    swarm.leave_task(joiner.peer_id)
+    # Its pieces went with it, and nobody reads 17..31: the other reader reads them too.
+    assert task.range_readers == {reader.peer_id: ((0, 31),)}
+    assert GoToSource("this peer reads the origin for the swarm", True, "blake3", ((0, 31),)) in drain(reader_box)

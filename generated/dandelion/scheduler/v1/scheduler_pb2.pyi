@@ -168,14 +168,24 @@ class PieceAssignments(_message.Message):
     def __init__(self, assignments: _Optional[_Iterable[_Union[PieceAssignment, _Mapping]]] = ...) -> None: ...
 
 class BackToSource(_message.Message):
-    __slots__ = ("reason", "offer_pieces", "piece_digest")
+    __slots__ = ("reason", "offer_pieces", "piece_digest", "read_ranges")
     REASON_FIELD_NUMBER: _ClassVar[int]
     OFFER_PIECES_FIELD_NUMBER: _ClassVar[int]
     PIECE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    READ_RANGES_FIELD_NUMBER: _ClassVar[int]
     reason: str
     offer_pieces: bool
     piece_digest: str
-    def __init__(self, reason: _Optional[str] = ..., offer_pieces: _Optional[bool] = ..., piece_digest: _Optional[str] = ...) -> None: ...
+    read_ranges: _containers.RepeatedCompositeFieldContainer[PieceRange]
+    def __init__(self, reason: _Optional[str] = ..., offer_pieces: _Optional[bool] = ..., piece_digest: _Optional[str] = ..., read_ranges: _Optional[_Iterable[_Union[PieceRange, _Mapping]]] = ...) -> None: ...
+
+class PieceRange(_message.Message):
+    __slots__ = ("first", "last")
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    first: int
+    last: int
+    def __init__(self, first: _Optional[int] = ..., last: _Optional[int] = ...) -> None: ...
 
 class SyncPiecesResponse(_message.Message):
     __slots__ = ("task", "assignments", "back_to_source")

@@ -57,6 +57,8 @@ from scale_testbed import (  # noqa: E402
 )
 from swarm_bounds import Bound, kumar_ross, mbit, reader_design, seed_design  # noqa: E402
 
+from supernode.readers import MAX_READERS  # noqa: E402
+
 MiB = 1 << 20
 NOTES = (
     "KR bound = max(F/u_s, F/d_min, N*F/(u_s+sum u_i)), the seed counted among the uploaders.",
@@ -133,13 +135,13 @@ def _check(finished: list[Finished], what: str) -> None:
 def bounds(args: argparse.Namespace, n: int, size: int, seed_read: bool) -> tuple[Bound, Bound]:
     """The Kumar-Ross bound (seed counted among the uploaders) and the bound of the path today's design took.
 
-    seed_read: the seed read the origin (--origin-fetch seed); else the first peer read it and offered each piece
-    as it wrote it (the seed holds nothing then). Downlinks are unshaped.
+    seed_read: the seed read the origin (--origin-fetch seed); else peers read it (up to MAX_READERS, disjoint
+    parts) and offered each piece as they wrote it (the seed holds nothing then). Downlinks are unshaped.
     """
     u_s, u = mbit(args.origin_mbit), mbit(args.host_mbit)
     if seed_read:
         return kumar_ross(size, n, u_s, [u] * (n + 1)), seed_design(size, n, u_s, u, [u] * n)
-    return kumar_ross(size, n, u_s, [u] * n), reader_design(size, n, u_s, [u] * n)
+    return kumar_ross(size, n, u_s, [u] * n), reader_design(size, n, u_s, [u] * n, readers=MAX_READERS)
 
 
 def one_run(

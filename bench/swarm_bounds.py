@@ -15,12 +15,13 @@ the origin has one reader, the seed, and every host gets every piece from the se
 - F/d_min as above.
 With a seed uplink below the origin's, the first term caps small swarms (1 host: F/u_seed, not F/u_s).
 
-With the first peer reading the origin (`--origin-fetch peer`, the default for content with a digest) ("reader
-design"): that host reads the origin alone and offers each piece as it writes it; the seed holds nothing. Every
-byte the other hosts get leaves the reader's uplink at least once, and their (N-1)*F bytes come from the hosts'
-uplinks (the reader's included):
-    max(F/min(u_s, u_1), (N-1)*F/sum u_hosts, F/d_min)
-with N = 1 it is the host's own fetch, F/u_s (and F/d_min).
+With peers reading the origin (`--origin-fetch peer`, the default for content with a digest) ("reader design"):
+up to k hosts (supernode.readers.MAX_READERS = 4) read disjoint parts of the origin, each piece once, and offer
+each piece as they write it; the seed holds nothing. Every byte enters through the origin's uplink once and leaves
+some reader's uplink at least once, and the other (N-1)*F bytes the hosts need come from the hosts' uplinks:
+    max(F/min(u_s, u_1 + ... + u_k), (N-1)*F/sum u_hosts, F/d_min)
+with N = 1 it is the host's own fetch, F/u_s (and F/d_min). The origin sending each byte once is what sets it
+above Kumar-Ross, which lets the origin serve many hosts.
 """
 
 from __future__ import annotations
@@ -81,17 +82,20 @@ def reader_design(
     origin_up: float,
     hosts_up: Sequence[float],
     down_min: float | None = None,
+    readers: int = 1,
 ) -> Bound:
-    """The bound when the first host reads the origin and offers each piece to the others as it writes it."""
+    """The bound when up to `readers` hosts read disjoint parts of the origin and offer each piece to the others as
+    they write it."""
     _check(size, n_hosts, [origin_up, *hosts_up], down_min)
     if not hosts_up:
         raise ValueError("the reader needs an uplink")
     down = size / down_min if down_min else 0.0
     if n_hosts == 1:
         return _largest({"F/u_s": size / origin_up, "F/d_min": down})
+    reading = sum(hosts_up[: max(1, min(readers, n_hosts))])
     return _largest(
         {
-            "F/min(u_s,u_1)": size / min(origin_up, hosts_up[0]),
+            "F/min(u_s,u_readers)": size / min(origin_up, reading),
             "F/d_min": down,
             "(N-1)*F/sum u_host": (n_hosts - 1) * size / sum(hosts_up),
         }

@@ -77,8 +77,15 @@ def test_reader_design_is_limited_by_the_readers_uplink() -> None:
     # h1 reads the origin at 100 but every byte the 7 others get leaves h1's 50 Mbit/s uplink at least once (F/50);
     # their 7F come from 8 uplinks of 50 (7F/400), less.
     bound = reader_design(F, 8, mbit(100), [mbit(50)] * 8)
-    assert bound.limit == "F/min(u_s,u_1)"
+    assert bound.limit == "F/min(u_s,u_readers)"
     assert bound.seconds == pytest.approx(F / mbit(50))
+
+
+def test_several_readers_leave_the_hosts_uplinks_as_the_limit() -> None:
+    # 4 readers at 50 take the origin's 100 in full (F/100); the 7 others' 7F come from 8 uplinks of 50: 7F/400.
+    bound = reader_design(F, 8, mbit(100), [mbit(50)] * 8, readers=4)
+    assert bound.limit == "(N-1)*F/sum u_host"
+    assert bound.seconds == pytest.approx(7 * F / mbit(400))
 
 
 def test_reader_design_with_a_fast_reader_is_limited_by_the_sum_of_uplinks() -> None:

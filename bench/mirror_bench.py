@@ -45,7 +45,7 @@ from vm_memory import warm_free_memory  # noqa: E402
 
 CPU_COLUMNS = ("machine", "docker", "registry", "supernode", "dfdaemon")
 _BLOB_SENT = re.compile(
-    r'^(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO dfdaemon: \S+ "GET /v2/\S+/blobs/'
+    r'^(?P<when>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d) INFO dfdaemon: \S+ "GET /v2/\S+/blobs/'
     r'(?P<digest>sha256:[0-9a-f]{64})" 200 (?P<size>\d+) '
 )
 
@@ -74,7 +74,7 @@ def layers_out(log_path: Path, image: PushedImage, since: float) -> list[float]:
     for line in log_path.read_text(errors="replace").splitlines():
         match = _BLOB_SENT.match(line)
         if match and int(match["size"]) > 0:
-            when = datetime.strptime(match["when"], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            when = datetime.fromisoformat(match["when"]).timestamp()
             if when >= since:
                 ended[match["digest"]] = when - since
     return [ended.get(digest, float("nan")) for digest in image.layer_digests]

@@ -229,7 +229,7 @@ def registrations(supernode_log: Path, url: str) -> list[float]:
         return times
     for line in lines:
         if "peer registered task=" in line and re.search(rf"url={re.escape(url)}(,|$)", line):
-            stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")  # the log's local time
+            stamp = datetime.fromisoformat(line.split(" ", 1)[0])  # ISO 8601 with the UTC offset
             times.append(stamp.timestamp())
     return times
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
+from dfcommon.configfile import ReplacingAppend
 from dfcommon.errors import InvalidArgument
+from dfcommon.fetchpolicy import split_entries
 from dfcommon.sizes import parse_hostport
 
 DEFAULT_LISTEN = "127.0.0.1:65001"
@@ -119,7 +119,7 @@ def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--allow-registry",
         metavar="HOST[:PORT]",
-        action=_ReplacingAppend,
+        action=ReplacingAppend,
         default=[],
         help="another upstream clients may pick with ?ns=HOST (containerd) or the X-Dandelion-Registry header: "
         "HOST[:PORT] (http on loopback, else https), http(s)://HOST[:PORT], or 'any' for every registry; "
@@ -154,27 +154,5 @@ def mirror_config_from_args(ns: argparse.Namespace) -> MirrorConfig | None:
         insecure=bool(ns.insecure),
         prefetch_layers=not getattr(ns, "no_prefetch", False),
         ordered_layers=not getattr(ns, "layers_at_once", False),
-        allowed_registries=_split_entries(getattr(ns, "allow_registry", None) or []),
+        allowed_registries=split_entries(getattr(ns, "allow_registry", None) or []),
     ).validate()
-
-
-def _split_entries(values: list[str]) -> tuple[str, ...]:
-    """Entries from repeated flags, each possibly a comma-separated list; blanks dropped."""
-    return tuple(item.strip() for value in values for item in str(value).split(",") if item.strip())
-
-
-class _ReplacingAppend(argparse._AppendAction):
-    """append, except that the first use on the command line replaces a list from the environment or config file
-    (flags win over those, as for every other option) instead of adding to it."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: str | Sequence[Any] | None,
-        option_string: str | None = None,
-    ) -> None:
-        """Start from an empty list on first use, then append."""
-        if getattr(namespace, self.dest, None) is self.default:
-            setattr(namespace, self.dest, [])
-        super().__call__(parser, namespace, values, option_string)

@@ -8,26 +8,11 @@ from pathlib import Path
 
 from dfcommon.errors import InvalidArgument
 from dfcommon.fetchpolicy import ALLOW_FLAG, DENY_FLAG, FetchPolicy, parse_rules
-from dfcommon.sizes import parse_hostport, parse_ip, parse_size
+from dfcommon.sizes import parse_duration, parse_hostport, parse_ip, parse_size
 from dfcommon.tls import TlsConfig
 
 DEFAULT_PORT = 65000
 DEFAULT_UPLOAD_LIMIT = 1 << 30  # bytes/s (see PeerConfig.upload_limit)
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in "90s", "15m", "6h", "2d" or a bare number of seconds."""
-    value = text.strip().lower()
-    unit = value[-1:] if value[-1:] in _DURATION_UNITS else "s"
-    number = value[:-1] if value[-1:] in _DURATION_UNITS else value
-    try:
-        seconds = float(number) * _DURATION_UNITS[unit]
-    except ValueError:
-        raise InvalidArgument(f"invalid duration {text!r}: want a number with s, m, h or d") from None
-    if seconds < 0:
-        raise InvalidArgument(f"invalid duration {text!r}: must not be negative")
-    return seconds
 
 
 def parse_supernodes(text: str) -> list[str]:

@@ -9,6 +9,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from tcp_proxy import TcpProxy
+
 _REQUEST_HEAD = re.compile(rb"(?P<method>[A-Z]+) (?P<target>\S+) HTTP/1\.[01]\r\n(?P<headers>.*?)\r\n\r\n", re.S)
 _RANGE = re.compile(rb"^range:\s*bytes=(\d+)-", re.I | re.M)
 
@@ -31,23 +33,13 @@ class _Connection:
 
 
 @dataclass
-class CuttingProxy:
+class CuttingProxy(TcpProxy):
     """Forwards 127.0.0.1:port to target; the first GET of cut_digest is cut after cut_after response bytes."""
 
-    target: tuple[str, int]
-    cut_digest: str
-    cut_after: int
-    port: int = 0
+    cut_digest: str = field(kw_only=True)
+    cut_after: int = field(kw_only=True)
     requests: list[SeenRequest] = field(default_factory=list)
     cuts: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _listener: socket.socket | None = None
-    _connections: list[socket.socket] = field(default_factory=list)
-
-    @property
-    def addr(self) -> str:
-        """host:port of the proxy."""
-        return f"127.0.0.1:{self.port}"
 
     def ranged_gets_of_cut_blob(self) -> list[int]:
         """Range starts of the GETs of the cut blob that resumed it."""
@@ -57,41 +49,11 @@ class CuttingProxy:
             if r.method == "GET" and self.cut_digest in r.target and r.range_start is not None
         ]
 
-    def start(self) -> None:
-        """Listen on 127.0.0.1:<port 0> and accept in a background thread."""
-        listener = socket.create_server(("127.0.0.1", 0))
-        self._listener = listener
-        self.port = int(listener.getsockname()[1])
-        threading.Thread(target=self._accept_loop, name="cutting-proxy", daemon=True).start()
-
-    def stop(self) -> None:
-        """Close the listener and every open connection."""
-        if self._listener is not None:
-            self._listener.close()
-        with self._lock:
-            for sock in self._connections:
-                with contextlib.suppress(OSError):
-                    sock.close()
-            self._connections.clear()
-
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=30)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._connections += [client, upstream]
-            state = _Connection()
-            threading.Thread(target=self._pump_requests, args=(client, upstream, state), daemon=True).start()
-            threading.Thread(target=self._pump_responses, args=(upstream, client, state), daemon=True).start()
+    def pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Requests are parsed on the way up; the cut response is cut on the way down."""
+        state = _Connection()
+        threading.Thread(target=self._pump_requests, args=(client, upstream, state), daemon=True).start()
+        threading.Thread(target=self._pump_responses, args=(upstream, client, state), daemon=True).start()
 
     def _pump_requests(self, client: socket.socket, upstream: socket.socket, state: _Connection) -> None:
         pending = b""
@@ -156,7 +118,7 @@ class CuttingProxy:
 @contextlib.contextmanager
 def cutting_proxy(target: tuple[str, int], cut_digest: str, cut_after: int) -> Iterator[CuttingProxy]:
     """Run a CuttingProxy for the duration of the context."""
-    proxy = CuttingProxy(target, cut_digest, cut_after)
+    proxy = CuttingProxy(target, cut_digest=cut_digest, cut_after=cut_after)
     proxy.start()
     try:
         yield proxy

@@ -52,7 +52,7 @@ def test_later_hosts_receive_a_layer_while_the_first_host_still_reads_it(
     path = f"/v2/{image.repository}/blobs/{layer}"
     host, port = open_registry.addr.split(":")
     with (
-        ThrottleProxy((host, int(port)), RATE) as registry_uplink,
+        ThrottleProxy((host, int(port)), rate=RATE) as registry_uplink,
         run_mirror_swarm(tmp_path / "swarm", registry_uplink.url, nodes=3) as swarm,
     ):
         first, *later = swarm.nodes

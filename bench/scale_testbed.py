@@ -235,9 +235,10 @@ def registrations(supernode_log: Path, url: str) -> list[float]:
 
 
 def readers_chosen(supernode_log: Path) -> int:
-    """How often the supernode's log says it chose a peer to read the origin for the swarm (the first peer of a
-    task, or one that replaced a reader that left)."""
-    pattern = r"reading the origin for the swarm|reader task=\S+ peer=\S+: reads the origin"
+    """How often the supernode's log says it chose a peer to read the origin for the swarm, or part of it (the first
+    peer of a task, a peer given part of a reader's rest, one that replaced a reader that left; a reader whose part
+    shrank counts again)."""
+    pattern = r"reading the origin for the swarm|reader task=\S+ peer=\S+: reads (the origin|pieces)"
     try:
         return len(re.findall(pattern, supernode_log.read_text(errors="replace")))
     except OSError:

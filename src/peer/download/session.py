@@ -201,7 +201,7 @@ class SwarmSession:
         elif isinstance(event, TaskNews):
             self.health.news()
             if event.failed:
-                raise SwarmGaveUp(f"the seed failed: {event.error or 'no reason given'}")
+                raise SwarmGaveUp(f"the supernode says the task failed: {event.error or 'no reason given'}")
             self.owner.task_news(event)
         elif isinstance(event, ToSource):
             self._to_source(event)

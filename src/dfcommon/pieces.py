@@ -27,3 +27,26 @@ def piece_span(number: int, content_length: int, piece_size: int) -> tuple[int, 
     """(offset, size) of a piece."""
     offset = number * piece_size
     return offset, max(0, min(piece_size, content_length - offset))
+
+
+def ranges_mask(ranges: tuple[tuple[int, int], ...]) -> int:
+    """Pieces first..last of each range as a bitmask (bit i is piece i)."""
+    mask = 0
+    for first, last in ranges:
+        mask |= ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
+    return mask
+
+
+def mask_ranges(mask: int) -> tuple[tuple[int, int], ...]:
+    """A bitmask of pieces as runs (first, last)."""
+    runs: list[tuple[int, int]] = []
+    number = 0
+    while mask:
+        if mask & 1:
+            if runs and runs[-1][1] == number - 1:
+                runs[-1] = (runs[-1][0], number)
+            else:
+                runs.append((number, number))
+        mask >>= 1
+        number += 1
+    return tuple(runs)

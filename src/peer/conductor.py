@@ -17,10 +17,11 @@ from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, DigestMismatch, Unavailable
 from dfcommon.identity import display_url
 from dfcommon.metrics import ORIGIN_BYTES, PEER_BYTES_RECEIVED, PIECES, TASK_DURATION
+from dfcommon.pieces import ranges_mask
 from peer.context import PeerContext
 from peer.download import link
 from peer.download.link import TaskNews
-from peer.download.origin_read import OriginRead, ranges_mask
+from peer.download.origin_read import OriginRead
 from peer.download.phase import DownloadPhase, Phase
 from peer.download.reading import SwarmRead
 from peer.download.session import Forgotten, OwnReadSink, SwarmGaveUp, SwarmSession

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from dfcommon import piecedigest
 from dfcommon.errors import InvalidArgument
-from dfcommon.pieces import MAX_PIECE_SIZE, piece_count, piece_span
+from dfcommon.pieces import MAX_PIECE_SIZE, mask_ranges, piece_count, piece_span, ranges_mask
 from supernode.config import SupernodeConfig
 from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import PieceMeta, PieceReport
@@ -38,29 +38,6 @@ MAX_READERS = 4
 # what is in flight when a reader leaves its body is read twice.
 SPLIT_MIN = 4
 SPLIT_MIN_S = 1.0
-
-
-def span_mask(ranges: tuple[tuple[int, int], ...]) -> int:
-    """The pieces of ranges as a bitmask."""
-    mask = 0
-    for first, last in ranges:
-        mask |= ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
-    return mask
-
-
-def mask_ranges(mask: int) -> tuple[tuple[int, int], ...]:
-    """A bitmask as runs (first, last)."""
-    runs: list[tuple[int, int]] = []
-    number = 0
-    while mask:
-        if mask & 1:
-            if runs and runs[-1][1] == number - 1:
-                runs[-1] = (runs[-1][0], number)
-            else:
-                runs.append((number, number))
-        mask >>= 1
-        number += 1
-    return tuple(runs)
 
 
 @dataclass(frozen=True)
@@ -139,7 +116,7 @@ class Readers:
         if peer.peer_id not in task.range_readers and task.source_peer_id != peer.peer_id:
             peer.read_since, peer.read_pieces = self.scheduler.clock(), 0
         task.range_readers[peer.peer_id] = ranges
-        peer.read_mask = span_mask(ranges)
+        peer.read_mask = ranges_mask(ranges)
         self.reading.add(task.task_id)
         self.streams.send(peer.peer_id, self.read_for_swarm(ranges))  # before any assignment of the other pieces
         if peer.state is PeerState.BACK_TO_SOURCE:  # it read all of it: now it fetches the rest too
@@ -179,7 +156,7 @@ class Readers:
             if peer is None or peer.read_pieces == 0 or now <= peer.read_since:
                 continue  # no rate yet
             first, last = ranges[-1]
-            left = last - max(first, (peer.held & span_mask(((first, last),))).bit_length())
+            left = last - max(first, (peer.held & ranges_mask(((first, last),))).bit_length())
             seconds = left * (now - peer.read_since) / peer.read_pieces
             if left >= SPLIT_MIN and seconds >= SPLIT_MIN_S and (best is None or seconds > best[0]):
                 best = (seconds, left, peer, ranges)
@@ -217,14 +194,14 @@ class Readers:
             return
         if self.source(task) is not None:
             return  # it reads (or read) all of it
-        unread = span_mask(((0, task.piece_count - 1),)) if task.piece_count else 0
+        unread = ranges_mask(((0, task.piece_count - 1),)) if task.piece_count else 0
         for number in range(task.piece_count):
             if number in task.pieces and task.counts[number] > 0:
                 unread &= ~(1 << number)
         for peer_id, ranges in task.range_readers.items():
             if peer_id != chosen.peer_id:
-                unread &= ~span_mask(ranges)
-        mine = span_mask(task.range_readers.get(chosen.peer_id, ()))
+                unread &= ~ranges_mask(ranges)
+        mine = ranges_mask(task.range_readers.get(chosen.peer_id, ()))
         if unread & ~mine:
             self._read_ranges(task, chosen, mask_ranges(unread | mine))
 

@@ -21,8 +21,9 @@ from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, InvalidArgument, NotFound, Unavailable
 from dfcommon.identity import display_url, task_id
 from dfcommon.metrics import PIECE_REPORTS
+from dfcommon.pieces import ranges_mask
 from supernode.config import SupernodeConfig
-from supernode.readers import MAX_PIECE_NUMBER, OriginAnswer, Readers, span_mask
+from supernode.readers import MAX_PIECE_NUMBER, OriginAnswer, Readers
 from supernode.resource.host import Host
 from supernode.resource.peer import MAX_WINDOW, Peer, PeerState
 from supernode.resource.piece import PieceMeta, PieceReport
@@ -302,7 +303,7 @@ class Swarm:
             self.readers.take_authored(task, peer, reports, origin)
             return
         if ranges := self.readers.reads_ranges(task, peer):  # it reads these, and fetches the rest
-            reports = self.readers.take_authored(task, peer, reports, origin, span_mask(ranges))
+            reports = self.readers.take_authored(task, peer, reports, origin, ranges_mask(ranges))
         self.streams.deliver(self.scheduler.report(peer, reports))
         if peer.state is PeerState.RUNNING and self.scheduler.hopeless(peer):
             self.streams.to_source(task, peer, "its piece fetches keep failing: no parent can serve it")

@@ -44,14 +44,6 @@ def missing_runs(missing: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def ranges_mask(ranges: tuple[tuple[int, int], ...]) -> int:
-    """Pieces first..last of each range as a bitmask."""
-    mask = 0
-    for first, last in ranges:
-        mask |= ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
-    return mask
-
-
 class OriginRead:
     """One read of the origin for a download: pieces whose digest it knows (hashes) are verified against it, the
     others hashed with algorithm (default BLAKE3) as they are written."""

@@ -52,11 +52,7 @@ class Registry:
     def detach_peer(self, task: Task, peer: Peer) -> None:
         """Remove a (LEFT) peer that serves and fetches nothing any more from every index."""
         self.update_free(task, peer)
-        held = peer.held
-        while held:
-            low = held & -held
-            task.remove_holder(low.bit_length() - 1, peer.peer_id)
-            held ^= low
+        task.remove_holders(peer.held, peer.peer_id)
         del task.peers[peer.peer_id]
         task.starved.pop(peer.peer_id, None)
         self.peers.pop(peer.peer_id, None)
@@ -180,12 +176,10 @@ class Registry:
         """The peer is no longer a holder of any piece (its uploads are already cancelled)."""
         held = peer.held
         if peer.is_seed:  # the seed's pieces are not in free_counts (see servable)
-            while held:
-                low = held & -held
-                task.remove_holder(low.bit_length() - 1, peer.peer_id)
-                held ^= low
+            task.remove_holders(held, peer.peer_id)
             peer.held = 0
             peer.held_count = 0
+            held = 0
         while held:
             low = held & -held
             self.unhold(task, peer, low.bit_length() - 1)
@@ -198,9 +192,5 @@ class Registry:
             return False
         task.bad_parents.add(peer.peer_id)
         self.update_free(task, peer)
-        held = peer.held
-        while held:
-            low = held & -held
-            task.remove_holder(low.bit_length() - 1, peer.peer_id)
-            held ^= low
+        task.remove_holders(peer.held, peer.peer_id)
         return True

@@ -119,6 +119,13 @@ class Task:
         self._move(number, old, old + 1)
         return True
 
+    def remove_holders(self, held: int, peer_id: str) -> None:
+        """Forget that a peer holds the pieces of the bitmask held."""
+        while held:
+            low = held & -held
+            self.remove_holder(low.bit_length() - 1, peer_id)
+            held ^= low
+
     def remove_holder(self, number: int, peer_id: str) -> None:
         """Forget that a peer holds a piece."""
         if number >= len(self.holders) or peer_id not in self.holders[number]:

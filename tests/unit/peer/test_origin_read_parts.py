@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from dfcommon.content import ContentRequest
+from dfcommon.pieces import ranges_mask
 from peer.download import origin_read as module
-from peer.download.origin_read import OriginRead, ranges_mask
+from peer.download.origin_read import OriginRead
 from peer.origin import OriginResponse
 from peer.storage import Storage, TaskStore
 

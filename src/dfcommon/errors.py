@@ -28,6 +28,18 @@ class NotFound(DandelionError):
     code = grpc.StatusCode.NOT_FOUND
 
 
+class FailedPrecondition(DandelionError):
+    """A call that does not fit the caller's state (an order stream for a host that is no seed peer)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class PermissionDenied(DandelionError):
+    """The caller may not do this (a seed peer's registration without a seed certificate)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class OriginError(DandelionError):
     """The origin refused or failed; code follows its HTTP status."""
 

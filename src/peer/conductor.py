@@ -20,6 +20,7 @@ from dfcommon.metrics import ORIGIN_BYTES, PEER_BYTES_RECEIVED, PIECES, TASK_DUR
 from dfcommon.pieces import ranges_mask
 from peer.context import PeerContext
 from peer.download import link
+from peer.download.announce import announce
 from peer.download.link import TaskNews
 from peer.download.origin_read import OriginRead
 from peer.download.phase import DownloadPhase, Phase
@@ -49,8 +50,10 @@ class Conductor:
         task_id: str,
         no_back_source: bool,
         rate_limit: int = 0,
+        announce_cached: bool = False,
     ) -> None:
         self.ctx = ctx
+        self.announce_cached = announce_cached  # a seed peer's order: a cached copy is offered to the swarm
         self.request = request
         self.task_id = task_id
         self.no_back_source = no_back_source
@@ -168,6 +171,12 @@ class Conductor:
             self.from_cache = True
             self.verified = True
             self._use_store(cached)
+            if self.announce_cached and self.ctx.scheduler is not None:
+                self.peer_id = await announce(self.ctx.scheduler, self.request, cached, self.ctx.register_timeout)
+                log.info("task=%s offered to the swarm from the local cache", self.task_id)
+                self.phase.move(Phase.DONE)
+                await self._report(True, "")
+                return
             self.phase.move(Phase.DONE)
             log.info("task=%s served from the local cache", self.task_id)
             return

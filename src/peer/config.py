@@ -51,6 +51,7 @@ class PeerConfig:
     download_limit: int = 0  # bytes/s fetched by this host; 0 unlimited
     upload_slots: int = 8  # concurrent DownloadPieces calls served
     no_back_source: bool = False
+    seed: bool = False  # a seed peer (HostInfo.seed): takes the supernode's orders to read content for the swarm
     cache_ttl: float = 6 * 3600.0  # seconds a cached task may stay unused
     cache_quota: int = 20 * 1024**3  # bytes of cache before LRU eviction
     window: int = 16

@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--download-limit", default="0", help="bytes/s fetched, e.g. 100M (0: unlimited)")
     parser.add_argument("--upload-slots", type=int, default=8, help="concurrent piece uploads (default 8)")
     parser.add_argument("--no-back-source", action="store_true", help="never fetch from the origin directly")
+    parser.add_argument(
+        "--seed",
+        action="store_true",
+        help="run as a seed peer, the cluster's cache: the supernode has it read content from the origin for the "
+        "swarm (tasks spread over the seed peers by hashing) and chooses it as a parent after other peers; with TLS "
+        "its certificate needs a seed common name (the supernode's --seed-cn)",
+    )
     parser.add_argument("--cache-ttl", default="6h", help="drop cached content unused this long (default 6h)")
     parser.add_argument("--cache-quota", default="20GiB", help="cache size before LRU eviction (default 20GiB)")
     parser.add_argument("--location", default="", help='"region|zone|rack" for parent locality')
@@ -119,6 +126,7 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
         download_limit=parse_size(ns.download_limit),
         upload_slots=ns.upload_slots,
         no_back_source=ns.no_back_source,
+        seed=ns.seed,
         cache_ttl=parse_duration(ns.cache_ttl),
         cache_quota=parse_size(ns.cache_quota),
         location=ns.location,

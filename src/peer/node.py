@@ -24,6 +24,7 @@ from peer.paths import endpoint_socket_path
 from peer.rpc.daemon_service import DaemonServicer, add_daemon_service
 from peer.rpc.upload import UploadServicer, add_upload_service
 from peer.scheduler_client import SchedulerClient, host_info
+from peer.seed_role import SeedRole
 from peer.storage import Storage
 from peer.tokenbucket import TokenBucket
 from peer.transferer import SwarmTransferer
@@ -58,6 +59,7 @@ class PeerNode:
         self.scheduler: SchedulerClient | None = None
         self.ctx: PeerContext | None = None
         self.transferer: SwarmTransferer | None = None
+        self.seed_role: SeedRole | None = None  # --seed: the supernode's orders
         self._servers: list[grpc.aio.Server] = []
         self._gc: asyncio.Task[None] | None = None
         self._leaving: set[asyncio.Task[None]] = set()
@@ -86,7 +88,13 @@ class PeerNode:
         if config.supernodes:
             self.scheduler = SchedulerClient(
                 config.supernodes,
-                host_info(config.advertise_ip or config.listen_ip, self.port, config.upload_slots, config.location),
+                host_info(
+                    config.advertise_ip or config.listen_ip,
+                    self.port,
+                    config.upload_slots,
+                    config.location,
+                    config.seed,
+                ),
                 tls=config.tls,
             )
         policy = config.fetch_policy(self.port)
@@ -107,6 +115,9 @@ class PeerNode:
             with contextlib.suppress(Exception):
                 await self.scheduler.ensure_registered()
             self.scheduler.start()
+            if config.seed:
+                self.seed_role = SeedRole(self.scheduler, self.transferer)
+                self.seed_role.start()
         self._gc = asyncio.create_task(self._gc_loop(), name="cache-gc")
         log.info(
             "peer serving PeerService on %s:%d (%s)",
@@ -176,6 +187,8 @@ class PeerNode:
         if self._gc is not None:
             self._gc.cancel()
         self.storage.keep_partials = True  # downloads cancelled now leave their verified pieces for the next start
+        if self.seed_role is not None:
+            await self.seed_role.close()
         if self.transferer is not None:
             await self.transferer.close()
         if self.scheduler is not None:

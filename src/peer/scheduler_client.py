@@ -198,8 +198,8 @@ class SchedulerClient:
         await asyncio.gather(*left, return_exceptions=True)
 
 
-def host_info(ip: str, port: int, upload_slots: int, location: str = "") -> scheduler_pb2.HostInfo:
-    """This host's description for RegisterHost."""
+def host_info(ip: str, port: int, upload_slots: int, location: str = "", seed: bool = False) -> scheduler_pb2.HostInfo:
+    """This host's description for RegisterHost (seed: a seed peer)."""
     return scheduler_pb2.HostInfo(
-        hostname=socket.gethostname(), ip=ip, port=port, upload_slots=upload_slots, location=location
+        hostname=socket.gethostname(), ip=ip, port=port, upload_slots=upload_slots, location=location, seed=seed
     )

@@ -185,14 +185,15 @@ class SwarmTransferer:
         self._stopping: set[asyncio.Task[None]] = set()
 
     def conductor_for(
-        self, request: ContentRequest, no_back_source: bool | None = None, rate_limit: int = 0
+        self, request: ContentRequest, no_back_source: bool | None = None, rate_limit: int = 0, seeding: bool = False
     ) -> Conductor:
-        """The running conductor of the request's task, started on first use."""
+        """The running conductor of the request's task, started on first use (seeding: for a seed peer's order,
+        which offers a cached copy to the swarm)."""
         tid = self._task_id(request)
         conductor = self._conductors.get(tid)
         if conductor is None or conductor.error is not None:
             back_source_off = self.ctx.no_back_source if no_back_source is None else no_back_source
-            conductor = Conductor(self.ctx, request, tid, back_source_off, rate_limit)
+            conductor = Conductor(self.ctx, request, tid, back_source_off, rate_limit, announce_cached=seeding)
             self._conductors[tid] = conductor
             task = conductor.start()
             task.add_done_callback(functools.partial(self._forget, conductor))
@@ -292,6 +293,16 @@ class SwarmTransferer:
         finally:
             self._prefetching -= 1
         return True
+
+    async def seed(self, request: ContentRequest) -> None:
+        """A seed peer's order: download the content into this host's cache through the swarm, where the supernode
+        has this peer read the origin for the others (a copy cached here already is offered to them instead); a
+        download of it running here is waited for. Raises the download's error."""
+        conductor = self.conductor_for(request, no_back_source=False, seeding=True)
+        conductor.kept = True
+        await conductor.finished.wait()
+        if conductor.error is not None:
+            raise conductor.error
 
     async def close(self) -> None:
         """Stop every running download."""

@@ -29,7 +29,8 @@ DEFAULT_PORT = 8002
 MIN_PIECE_SIZE = 64 << 10
 # Who fetches content with a digest from its origin first: the first peer that asks (the seed then copies it from
 # that peer and checks the digest), or the seed (peers wait for its pieces). Content without a digest: the seed.
-ORIGIN_FETCH_MODES = ("peer", "seed")
+ORIGIN_FETCH_MODES = ("auto", "peer", "seed")
+DEFAULT_SEED_CN = "dandelion-seed"
 EXAMPLES = """examples:
   supernode --data-dir /var/lib/dandelion/supernode                  # 0.0.0.0:8002
   supernode --listen 10.0.0.5:8002 --data-dir /srv/sn --metrics 0.0.0.0:8003
@@ -56,7 +57,10 @@ class SupernodeConfig:
     advertise_ip: str = ""  # empty: the listen host, else found (dfcommon.advertise)
     piece_size: int = DEFAULT_PIECE_SIZE  # base piece size; grows for very large content
     piece_digest: str = piecedigest.DEFAULT_ALGORITHM  # what the seed hashes each piece with
-    origin_fetch: str = "peer"  # one of ORIGIN_FETCH_MODES
+    # Who reads content from its origin for the swarm (supernode.readers): "auto" a seed peer when one is up, else
+    # the first peer for content with a digest, else the in-process seed; "peer" the first peer for content with a
+    # digest (seed peers only for content without one); "seed" a seed peer, else the in-process seed.
+    origin_fetch: str = "auto"
     seed_copy_delay: float = 5.0  # deprecated, ignored: the seed no longer copies content a peer read
     log_level: str = "info"
     log_format: str = "text"  # or json
@@ -76,6 +80,8 @@ class SupernodeConfig:
     tls: TlsConfig | None = None  # mutual TLS on the gRPC port; None: plaintext
     admin_cn: frozenset[str] = frozenset({DEFAULT_ADMIN_CN})  # with TLS, who may call the inspection RPCs
     open_inspection: bool = False  # inspection RPCs for every caller (see dfcommon.inspection)
+    # With TLS, the client certificate common names that may register a host as a seed peer (HostInfo.seed).
+    seed_cn: frozenset[str] = frozenset({DEFAULT_SEED_CN})
 
     def inspection(self) -> InspectionPolicy:
         """Who may call ListTasks, GetTask and ListHosts."""
@@ -119,6 +125,8 @@ class SupernodeConfig:
         parse_rules(self.origin_deny, DENY_FLAG)
         if not self.admin_cn:
             raise InvalidArgument("--admin-cn needs at least one common name")
+        if not self.seed_cn:
+            raise InvalidArgument("--seed-cn needs at least one common name")
         if self.tls is not None:
             self.tls.validated()
         return self
@@ -171,9 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--origin-fetch",
-        default="peer",
-        help="who reads content with a digest from its origin: peer (default: the first peer that asks, which offers "
-        "each piece to the others as it stores it; each peer checks the whole digest) or seed (the supernode's seed)",
+        default="auto",
+        help="who reads content from its origin for the swarm, offering each piece as it stores it: auto (default: a "
+        "seed peer, dfdaemon --seed, when one is up; else the first peer that asks, for content with a digest, which "
+        "each peer checks; else the supernode's own seed), peer (the first peer for content with a digest, even "
+        "when seed peers are up) or seed (seed peers, else the supernode's own seed)",
     )
     parser.add_argument(
         "--seed-copy-delay",
@@ -197,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_origin_policy_arguments(parser, "the seed and preheat")
     add_inspection_arguments(parser, "ListTasks, GetTask and ListHosts")
     add_tls_arguments(parser, "the gRPC port")
+    parser.add_argument(
+        "--seed-cn",
+        default=DEFAULT_SEED_CN,
+        help="with TLS, the client certificate common names (comma-separated) that may register a host as a seed "
+        f"peer (dfdaemon --seed; default {DEFAULT_SEED_CN})",
+    )
     return parser
 
 
@@ -234,4 +250,5 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         tls=tls_from_args(args),
         admin_cn=parse_admin_names(args.admin_cn),
         open_inspection=args.open_inspection,
+        seed_cn=frozenset(name.strip() for name in args.seed_cn.split(",") if name.strip()),
     ).validated()

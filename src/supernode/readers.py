@@ -1,4 +1,5 @@
-"""Who reads the origin for the swarm (origin_fetch "peer", content with a digest, the seed idle and without a copy).
+"""Who reads the origin for the swarm: a seed peer (supernode.seed_peers) when one is up, else for content with a
+digest the first peer that asks; the in-process seed when neither may (see SupernodeConfig.origin_fetch).
 
 The task's reader (Task.source_peer_id) is told so on its stream; it reports the origin's answer and each piece it
 stored with its digest, and each such piece is offered to the swarm at once. A reader that leaves is replaced by the
@@ -12,15 +13,18 @@ import logging
 from dataclasses import dataclass
 
 from dfcommon import piecedigest
+from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument
 from dfcommon.pieces import MAX_PIECE_SIZE, mask_ranges, piece_count, piece_span, ranges_mask
 from supernode.config import SupernodeConfig
+from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import PieceMeta, PieceReport
 from supernode.resource.states import move_task
 from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Scheduler
 from supernode.seed.cdn import Cdn
+from supernode.seed_peers import SeedPeers
 from supernode.streams import GoToSource, Outboxes
 
 log = logging.getLogger(__name__)
@@ -51,11 +55,14 @@ class OriginAnswer:
 class Readers:
     """Chooses, replaces and distrusts the peers that read the origin for the swarm, and offers their pieces."""
 
-    def __init__(self, config: SupernodeConfig, scheduler: Scheduler, cdn: Cdn, streams: Outboxes) -> None:
+    def __init__(
+        self, config: SupernodeConfig, scheduler: Scheduler, cdn: Cdn, streams: Outboxes, seed_peers: SeedPeers
+    ) -> None:
         self.config = config
         self.scheduler = scheduler
         self.cdn = cdn
         self.streams = streams
+        self.seed_peers = seed_peers
         # Tasks whose content a peer reads from the origin for the swarm right now: their other peers hear TaskInfo
         # now and then (news that the swarm is at work while they wait for the next piece).
         self.reading: set[str] = set()
@@ -65,15 +72,36 @@ class Readers:
         job = self.cdn.jobs.get(task.task_id)
         return job is None or (job.done.is_set() and task.state is TaskState.FAILED)
 
+    def seeded(self, task: Task) -> bool:
+        """True when seed peers read the task: some take orders, and origin_fetch lets them ("peer" keeps them to
+        content without a digest)."""
+        return self.seed_peers.up and (self.config.origin_fetch != "peer" or not task.digest)
+
     def peer_reads(self, task: Task) -> bool:
-        """True when peers, not the seed, read the task's content from the origin: origin_fetch "peer", content
-        with a digest (each consumer checks it), and the seed idle and without a cached copy."""
-        return (
-            self.config.origin_fetch == "peer"
-            and bool(task.digest)
-            and self.seed_idle(task)
-            and not self.cdn.store.holds(task.task_id)
+        """True when peers, not the in-process seed, read the task's content from the origin: seed peers (seeded),
+        or for content with a digest (each consumer checks it) any peer unless origin_fetch is "seed"; and the
+        in-process seed idle and without a cached copy."""
+        peers_may = (
+            self.seeded(task)
+            or task.task_id in self.seed_peers.orderings
+            or (self.config.origin_fetch != "seed" and bool(task.digest))
         )
+        return peers_may and self.seed_idle(task) and not self.cdn.store.holds(task.task_id)
+
+    @staticmethod
+    def may_read(task: Task, host: Host) -> bool:
+        """True when a peer of host may read the task for the swarm: a seed peer always (its piece digests are
+        trusted), any other peer only content with a digest, which every consumer checks whole."""
+        return host.seed_peer or bool(task.digest)
+
+    def order_seed(self, task: Task, request: ContentRequest) -> bool:
+        """A seed peer is to read the task: ordered before and not yet overdue, or ordered now. False when no seed
+        peer can (none up, or every one tried or distrusted)."""
+        if not self.seeded(task):
+            return False
+        if self.seed_peers.pending(task.task_id):
+            return True
+        return self.seed_peers.order(task.task_id, request, task.bad_hosts) is not None
 
     def wanted(self, task: Task) -> bool:
         """True when nobody reads (or read) the origin for the task and the swarm lacks some piece."""
@@ -131,6 +159,7 @@ class Readers:
             and peer.peer_id in self.streams
             and peer.host.address not in task.bad_hosts
             and not peer.host.unreachable
+            and self.may_read(task, peer.host)
         )
 
     def split(self, task: Task, newcomer: Peer | None = None) -> None:
@@ -170,12 +199,14 @@ class Readers:
         self._read_ranges(task, newcomer, ((cut, last),))
 
     def replace(self, tid: str) -> None:
-        """A reader of the task is gone or failed: the connected peer that lacks the fewest pieces reads what nobody
-        holds and no other reader reads (all it lacks while the length is unknown); the next peer to register reads,
-        when none is connected."""
+        """A reader of the task is gone or failed: a seed peer (connected, else ordered now) or else the connected
+        peer that lacks the fewest pieces reads what nobody holds and no other reader reads (all it lacks while the
+        length is unknown); the next peer to register reads, when none is connected."""
         task = self.scheduler.tasks.get(tid)
-        if task is None or not self.peer_reads(task):
-            return
+        if task is None or not self.peer_reads(task) or self.source(task) is not None:
+            return  # nobody reads it for the swarm, or somebody reads (or read) all of it
+        if task.length_known and not self._unread(task, ""):
+            return  # every piece is held, or some reader reads it
         candidates = [
             peer
             for peer in task.peers.values()
@@ -183,7 +214,17 @@ class Readers:
             and peer.peer_id in self.streams
             and peer.host.address not in task.bad_hosts
             and not peer.host.unreachable
+            and self.may_read(task, peer.host)
         ]
+        if self.seeded(task) or tid in self.seed_peers.orderings:
+            seeds = [peer for peer in candidates if peer.host.seed_peer]
+            if seeds:
+                candidates = seeds  # seed peers read first
+            elif self.seed_peers.pending(tid) or self.seed_peers.order(tid, None, task.bad_hosts) is not None:
+                return  # the seed peer ordered takes it over once its stream opens
+            elif not task.digest:
+                self._no_seed_left(task)
+                return
         if not candidates:
             return
         # A peer that reads nothing yet, else the reader with the least to read; the one holding most among those.
@@ -192,18 +233,31 @@ class Readers:
             if self.wanted(task) and chosen.peer_id not in task.range_readers:
                 self.make(task, chosen)
             return
-        if self.source(task) is not None:
-            return  # it reads (or read) all of it
+        mine = ranges_mask(task.range_readers.get(chosen.peer_id, ()))
+        if unread := self._unread(task, chosen.peer_id):
+            self._read_ranges(task, chosen, mask_ranges(unread | mine))
+
+    @staticmethod
+    def _unread(task: Task, reader_id: str) -> int:
+        """The pieces of a task of known length that nobody holds and no reader but reader_id reads (a bitmask)."""
         unread = ranges_mask(((0, task.piece_count - 1),)) if task.piece_count else 0
         for number in range(task.piece_count):
             if number in task.pieces and task.counts[number] > 0:
                 unread &= ~(1 << number)
         for peer_id, ranges in task.range_readers.items():
-            if peer_id != chosen.peer_id:
+            if peer_id != reader_id:
                 unread &= ~ranges_mask(ranges)
-        mine = ranges_mask(task.range_readers.get(chosen.peer_id, ()))
-        if unread & ~mine:
-            self._read_ranges(task, chosen, mask_ranges(unread | mine))
+        return unread & ~ranges_mask(task.range_readers.get(reader_id, ()))
+
+    def _no_seed_left(self, task: Task) -> None:
+        """Content without a digest whose seed peers are all gone or failed: its peers read the origin themselves
+        (the next registration starts over, with a seed peer or the in-process seed)."""
+        self.seed_peers.forget(task.task_id)
+        self.reading.discard(task.task_id)
+        log.warning("task=%s: no seed peer is left to read it; its peers read the origin", task.task_id[:12])
+        for peer in list(task.peers.values()):
+            if not peer.is_seed and peer.state is PeerState.RUNNING and peer.peer_id in self.streams:
+                self.streams.to_source(task, peer, "no seed peer is left to read it for the swarm")
 
     def forget(self, peer: Peer) -> bool:
         """A peer goes away: True if it was one of its task's readers (another is chosen once it is gone)."""

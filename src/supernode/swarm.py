@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
-from dfcommon.errors import DandelionError, InvalidArgument, NotFound, Unavailable
+from dfcommon.errors import DandelionError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from dfcommon.identity import display_url, task_id
 from dfcommon.metrics import PIECE_REPORTS
 from dfcommon.pieces import ranges_mask
@@ -34,6 +34,7 @@ from supernode.seed.cdn import Cdn
 from supernode.seed.origin import FetchResult
 from supernode.seed.uploads import SeedUploads
 from supernode.seed_events import SeedEvents
+from supernode.seed_peers import SeedOrder, SeedPeers
 from supernode.streams import Outboxes, StreamEvent, TaskChanged
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class HostSpec:
     port: int
     upload_slots: int
     location: str
+    seed: bool = False  # a seed peer (dfdaemon --seed)
 
 
 class Swarm:
@@ -72,7 +74,8 @@ class Swarm:
         self.seed_host = Host(f"seed-{name}", name, ip, seed_port, slots, "", clock(), is_seed=True)
         self.uploads = SeedUploads(self.cdn.store, config.seed_upload_slots, self.verified_pieces)
         self.streams = Outboxes(self.scheduler)
-        self.readers = Readers(config, self.scheduler, self.cdn, self.streams)
+        self.seed_peers = SeedPeers(clock)
+        self.readers = Readers(config, self.scheduler, self.cdn, self.streams, self.seed_peers)
         self.seeds = SeedEvents(self.scheduler, self.cdn, self.streams)
 
     # Hosts --------------------------------------------------------------------------
@@ -84,9 +87,13 @@ class Swarm:
                 log.info("host re-registered host=%s addr=%s:%d", old.host_id[:12], spec.ip, spec.port)
                 self._drop_host(old, NotFound("host registered again"))
         host = Host(uuid.uuid4().hex, spec.hostname, spec.ip, spec.port, spec.upload_slots, spec.location, self.clock())
+        host.seed_peer = spec.seed
         self.scheduler.add_host(host)
         hid, addr = host.host_id[:12], f"{spec.ip}:{spec.port}"
-        log.info("host registered host=%s name=%s addr=%s slots=%d", hid, spec.hostname, addr, spec.upload_slots)
+        role = " seed peer" if spec.seed else ""
+        log.info(
+            "host registered host=%s name=%s addr=%s slots=%d%s", hid, spec.hostname, addr, spec.upload_slots, role
+        )
         return host.host_id
 
     def heartbeat(self, host_id: str) -> None:
@@ -111,7 +118,7 @@ class Swarm:
                 self._drop_host(host, NotFound("host missed its heartbeats"))
 
     def _drop_host(self, host: Host, why: DandelionError) -> None:
-        sources = []
+        sources = self.seed_peers.withdraw(host) if host.seed_peer else []
         for peer_id in list(host.peer_ids):
             self.streams.end(peer_id, why)
             peer = self.scheduler.peers.get(peer_id)
@@ -120,6 +127,23 @@ class Swarm:
         self.streams.deliver(self.scheduler.remove_host(host))
         for tid in sources:
             self.readers.replace(tid)
+
+    def open_seed_orders(self, host_id: str) -> asyncio.Queue[SeedOrder | None]:
+        """A seed peer opened its order stream (SeedTasks): the queue of the orders to send it."""
+        host = self._host(host_id)
+        if not host.seed_peer:
+            raise FailedPrecondition(f"host {host_id[:12]} did not register as a seed peer (HostInfo.seed)")
+        return self.seed_peers.open(host)
+
+    def close_seed_orders(self, host_id: str, queue: asyncio.Queue[SeedOrder | None]) -> None:
+        """A seed peer's order stream ended: the seed peer is gone (it registers again if it is not), and its
+        tasks go to the next seed peers at once rather than after its missed heartbeats."""
+        if not self.seed_peers.close(host_id, queue):
+            return
+        host = self.scheduler.hosts.get(host_id)
+        if host is not None:
+            log.warning("seed peer's order stream ended host=%s addr=%s: dropping it", host_id[:12], host.address)
+            self._drop_host(host, NotFound("the seed peer's order stream ended"))
 
     def _host(self, host_id: str) -> Host:
         host = self.scheduler.hosts.get(host_id)
@@ -140,11 +164,21 @@ class Swarm:
         if self.readers.peer_reads(task):
             if task.state is TaskState.FAILED:
                 self._reset(task)
+            if host.seed_peer:
+                self.seed_peers.registered(task.task_id, host)
             if self.readers.wanted(task) and host.address not in task.bad_hosts:
-                peer = self._add_peer(task, host, PeerState.BACK_TO_SOURCE, ", reading the origin for the swarm")
-                self.readers.make(task, peer)
-                return task, peer
-            return task, self._add_peer(task, host, PeerState.RUNNING, "")
+                if not host.seed_peer and self.readers.order_seed(task, request):
+                    return task, self._add_peer(task, host, PeerState.RUNNING, ", a seed peer reads the origin")
+                if self.readers.may_read(task, host) and not (host.seed_peer and task.length_known):
+                    peer = self._add_peer(task, host, PeerState.BACK_TO_SOURCE, ", reading the origin for the swarm")
+                    self.readers.make(task, peer)
+                    return task, peer
+                if host.seed_peer or self.readers.may_read(task, host):
+                    # A seed peer joining a task begun by another takes the unread part over once its stream opens.
+                    return task, self._add_peer(task, host, PeerState.RUNNING, "")
+                # Content without a digest that no seed peer can read: the in-process seed reads it (below).
+            else:
+                return task, self._add_peer(task, host, PeerState.RUNNING, "")
         self._start_seed(task, request)
         job = self.cdn.jobs[task.task_id]
         task.waiting += 1
@@ -235,6 +269,7 @@ class Swarm:
             self.streams.deliver(self.scheduler.remove_task(task))
             self.cdn.jobs.pop(tid, None)
             self.readers.reading.discard(tid)
+            self.seed_peers.forget(tid)
             forgotten += 1
             log.debug("task forgotten task=%s url=%s: no peer for %.0fs", tid[:12], task.url, self.config.task_ttl)
         if forgotten:
@@ -274,8 +309,8 @@ class Swarm:
             self.seeds.fail_peer(task, peer)
         elif not self.streams.complete(task, peer):
             self.streams.deliver(self.scheduler.connect(peer, window))
-            if self.readers.peer_reads(task) and self.readers.wanted(task):
-                self.readers.replace(task.task_id)
+            if self.readers.peer_reads(task) and (self.readers.wanted(task) or peer.host.seed_peer):
+                self.readers.replace(task.task_id)  # a seed peer, ordered after a reader left, reads what is unread
             else:
                 self.readers.split(task, peer)
         return outbox
@@ -395,6 +430,8 @@ class Swarm:
                 if self.clock() - last_sweep >= self.config.heartbeat_interval_ms / 1000:
                     last_sweep = self.clock()
                     self.sweep_hosts()
+                    for tid in self.seed_peers.overdue():
+                        self.readers.replace(tid)
                     self.readers.tell_waiters()
                     self.forget_idle_tasks()
             except Exception:

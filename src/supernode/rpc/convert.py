@@ -66,6 +66,7 @@ def host_info(host: Host, now: float) -> scheduler_pb2.HostInfo:
         upload_slots=host.upload_slots,
         location=host.location,
         idle_seconds=max(0.0, now - host.last_seen),
+        seed=host.seed_peer,
     )
 
 

@@ -11,8 +11,9 @@ from typing import Any
 import grpc
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
-from dfcommon.errors import DandelionError, InvalidArgument
-from dfcommon.inspection import InspectionPolicy
+from dfcommon.errors import DandelionError, InvalidArgument, PermissionDenied
+from dfcommon.inspection import InspectionPolicy, common_names
+from dfcommon.urlmeta import to_url_meta
 from supernode.rpc import convert, pages, validate
 from supernode.rpc.errors import abort, mapped, quiet
 from supernode.streams import Assigned, GoToSource, StreamEnd, StreamEvent, TaskChanged
@@ -33,8 +34,11 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def RegisterHost(  # type: ignore[override]
         self, request: scheduler_pb2.RegisterHostRequest, context: Context
     ) -> scheduler_pb2.RegisterHostResponse:
-        """Register a host."""
-        host_id = self.swarm.register_host(validate.host(request.host, context.peer()))
+        """Register a host (as a seed peer only with a seed certificate, when TLS is on)."""
+        spec = validate.host(request.host, context.peer())
+        if spec.seed:
+            self._check_seed_role(context)
+        host_id = self.swarm.register_host(spec)
         return scheduler_pb2.RegisterHostResponse(
             host_id=host_id, heartbeat_interval_ms=self.swarm.config.heartbeat_interval_ms
         )
@@ -66,6 +70,36 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         meta = validate.url_meta(request.url_meta)
         task, peer = await self.swarm.register_task(host_id, convert.content_request(meta))
         return scheduler_pb2.RegisterTaskResponse(task=convert.task_info(task), peer_id=peer.peer_id)
+
+    def _check_seed_role(self, context: Context) -> None:
+        """With mutual TLS only a client certificate with a seed common name registers a seed peer: its piece
+        digests are trusted for content without a digest, and it is sent the headers the origin needs."""
+        config = self.swarm.config
+        if config.tls is None:
+            return
+        names = common_names(context)
+        if not config.seed_cn.intersection(names):
+            shown = repr(names[0]) if names else "none"
+            raise PermissionDenied(
+                f"a seed peer needs a client certificate with common name {' or '.join(sorted(config.seed_cn))}; "
+                f"this one is {shown}"
+            )
+
+    async def SeedTasks(  # type: ignore[override]
+        self, request: scheduler_pb2.SeedTasksRequest, context: Context
+    ) -> AsyncIterator[scheduler_pb2.SeedTaskOrder]:
+        """A seed peer's orders, until it goes away (then it is dropped, and its tasks go to the next seed peer)."""
+        try:
+            host_id = validate.ident(request.host_id, "host_id")
+            queue = self.swarm.open_seed_orders(host_id)
+        except (DandelionError, Exception) as err:
+            await abort(context, err)
+            return
+        try:
+            while (order := await queue.get()) is not None:
+                yield scheduler_pb2.SeedTaskOrder(task_id=order.task_id, url_meta=to_url_meta(order.request))
+        finally:
+            self.swarm.close_seed_orders(host_id, queue)
 
     async def SyncPieces(  # type: ignore[override]
         self, request_iterator: AsyncIterator[scheduler_pb2.SyncPiecesRequest], context: Context

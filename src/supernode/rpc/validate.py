@@ -77,7 +77,7 @@ def host(info: scheduler_pb2.HostInfo, caller: str = "") -> HostSpec:
     if info.upload_slots > MAX_UPLOAD_SLOTS:
         raise InvalidArgument(f"upload_slots must be at most {MAX_UPLOAD_SLOTS}")
     slots = info.upload_slots or DEFAULT_UPLOAD_SLOTS
-    return HostSpec(info.hostname, ip, info.port, slots, info.location)
+    return HostSpec(info.hostname, ip, info.port, slots, info.location, info.seed)
 
 
 def caller_ip(peer: str) -> str:

@@ -287,7 +287,7 @@ class Scheduler:
                 parent.uploads_ok,
                 parent.uploads_failed,
                 host.location,
-                parent.is_seed,
+                parent.is_seed or host.seed_peer,  # seed peers serve last too
                 sending_piece=number in parent.serving,
             )
             key = evaluator.rank(candidate, location)

@@ -20,8 +20,11 @@ def test_defaults() -> None:
     assert c.piece_size == 4 << 20
     assert c.piece_digest == "blake3"
     assert config("--piece-digest", "sha256").piece_digest == "sha256"
-    assert (c.origin_fetch, c.seed_copy_delay) == ("peer", 5.0)
+    assert (c.origin_fetch, c.seed_copy_delay) == ("auto", 5.0)
     assert config("--origin-fetch", "seed", "--seed-copy-delay", "0").origin_fetch == "seed"
+    assert config("--origin-fetch", "peer").origin_fetch == "peer"
+    assert c.seed_cn == frozenset({"dandelion-seed"})
+    assert config("--seed-cn", "a, b").seed_cn == frozenset({"a", "b"})
     assert c.data_dir == Path("d")
     assert c.log_level == "info"
 
@@ -47,7 +50,7 @@ def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
         (["--heartbeat-interval", "10"], "heartbeat"),
         (["--seed-upload-slots", "0"], "upload slots"),
         (["--piece-digest", "md5"], "piece digest must be one of blake3, sha256"),
-        (["--origin-fetch", "client"], "origin fetch must be one of peer, seed"),
+        (["--origin-fetch", "client"], "origin fetch must be one of auto, peer, seed"),
         (["--seed-copy-delay", "-1"], "seed copy delay"),
         (["--seed-copy-delay", "nan"], "seed copy delay"),
         (["--seed-copy-delay", "soon"], "invalid number"),

@@ -26,7 +26,7 @@ PIECE_FAILURE_PARENT_BUSY: PieceFailure
 PIECE_FAILURE_LOCAL: PieceFailure
 
 class HostInfo(_message.Message):
-    __slots__ = ("host_id", "hostname", "ip", "port", "upload_slots", "location", "idle_seconds")
+    __slots__ = ("host_id", "hostname", "ip", "port", "upload_slots", "location", "idle_seconds", "seed")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class HostInfo(_message.Message):
     UPLOAD_SLOTS_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     hostname: str
     ip: str
@@ -41,7 +42,8 @@ class HostInfo(_message.Message):
     upload_slots: int
     location: str
     idle_seconds: float
-    def __init__(self, host_id: _Optional[str] = ..., hostname: _Optional[str] = ..., ip: _Optional[str] = ..., port: _Optional[int] = ..., upload_slots: _Optional[int] = ..., location: _Optional[str] = ..., idle_seconds: _Optional[float] = ...) -> None: ...
+    seed: bool
+    def __init__(self, host_id: _Optional[str] = ..., hostname: _Optional[str] = ..., ip: _Optional[str] = ..., port: _Optional[int] = ..., upload_slots: _Optional[int] = ..., location: _Optional[str] = ..., idle_seconds: _Optional[float] = ..., seed: _Optional[bool] = ...) -> None: ...
 
 class RegisterHostRequest(_message.Message):
     __slots__ = ("host",)
@@ -298,6 +300,20 @@ class ListHostsRequest(_message.Message):
     page_size: int
     page_token: str
     def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class SeedTasksRequest(_message.Message):
+    __slots__ = ("host_id",)
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    def __init__(self, host_id: _Optional[str] = ...) -> None: ...
+
+class SeedTaskOrder(_message.Message):
+    __slots__ = ("task_id", "url_meta")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_META_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    url_meta: _common_pb2.UrlMeta
+    def __init__(self, task_id: _Optional[str] = ..., url_meta: _Optional[_Union[_common_pb2.UrlMeta, _Mapping]] = ...) -> None: ...
 
 class ListHostsResponse(_message.Message):
     __slots__ = ("hosts", "next_page_token")

@@ -91,6 +91,11 @@ class SchedulerServiceStub:
                 request_serializer=dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.ListHostsRequest.SerializeToString,
                 response_deserializer=dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.ListHostsResponse.FromString,
                 _registered_method=True)
+        self.SeedTasks = channel.unary_stream(
+                '/dandelion.scheduler.v1.SchedulerService/SeedTasks',
+                request_serializer=dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTasksRequest.SerializeToString,
+                response_deserializer=dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTaskOrder.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -187,6 +192,20 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SeedTasks(self, request, context):
+        """A seed peer's orders (hosts registered with HostInfo.seed only): the
+        tasks this seed peer is to read from the origin for the swarm. Each task
+        goes to one seed peer, chosen by rendezvous hashing on the task id among
+        the seed peers with this stream open, and to the next one when that one
+        goes away. The seed peer registers each ordered task with RegisterTask as
+        any peer does, and is told on its SyncPieces stream what to read. A seed
+        peer keeps this stream open while it runs; when it closes, the supernode
+        drops the host (it registers again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -244,6 +263,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.ListHosts,
                     request_deserializer=dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.ListHostsRequest.FromString,
                     response_serializer=dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.ListHostsResponse.SerializeToString,
+            ),
+            'SeedTasks': grpc.unary_stream_rpc_method_handler(
+                    servicer.SeedTasks,
+                    request_deserializer=dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTasksRequest.FromString,
+                    response_serializer=dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTaskOrder.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -545,6 +569,33 @@ class SchedulerService:
             '/dandelion.scheduler.v1.SchedulerService/ListHosts',
             dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.ListHostsRequest.SerializeToString,
             dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.ListHostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SeedTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dandelion.scheduler.v1.SchedulerService/SeedTasks',
+            dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTasksRequest.SerializeToString,
+            dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTaskOrder.FromString,
             options,
             channel_credentials,
             insecure,

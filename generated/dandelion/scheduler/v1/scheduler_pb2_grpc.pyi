@@ -79,6 +79,16 @@ class SchedulerServiceStub:
     """
     ListHosts: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ListHostsRequest, _scheduler_pb2.ListHostsResponse]
     """Lists the registered hosts. Inspection, as ListTasks."""
+    SeedTasks: _grpc.UnaryStreamMultiCallable[_scheduler_pb2.SeedTasksRequest, _scheduler_pb2.SeedTaskOrder]
+    """A seed peer's orders (hosts registered with HostInfo.seed only): the
+    tasks this seed peer is to read from the origin for the swarm. Each task
+    goes to one seed peer, chosen by rendezvous hashing on the task id among
+    the seed peers with this stream open, and to the next one when that one
+    goes away. The seed peer registers each ordered task with RegisterTask as
+    any peer does, and is told on its SyncPieces stream what to read. A seed
+    peer keeps this stream open while it runs; when it closes, the supernode
+    drops the host (it registers again).
+    """
 
 @_typing.type_check_only
 class SchedulerServiceAsyncStub(SchedulerServiceStub):
@@ -128,6 +138,16 @@ class SchedulerServiceAsyncStub(SchedulerServiceStub):
     """
     ListHosts: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ListHostsRequest, _scheduler_pb2.ListHostsResponse]  # type: ignore[assignment]
     """Lists the registered hosts. Inspection, as ListTasks."""
+    SeedTasks: _aio.UnaryStreamMultiCallable[_scheduler_pb2.SeedTasksRequest, _scheduler_pb2.SeedTaskOrder]  # type: ignore[assignment]
+    """A seed peer's orders (hosts registered with HostInfo.seed only): the
+    tasks this seed peer is to read from the origin for the swarm. Each task
+    goes to one seed peer, chosen by rendezvous hashing on the task id among
+    the seed peers with this stream open, and to the next one when that one
+    goes away. The seed peer registers each ordered task with RegisterTask as
+    any peer does, and is told on its SyncPieces stream what to read. A seed
+    peer keeps this stream open while it runs; when it closes, the supernode
+    drops the host (it registers again).
+    """
 
 class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
     """SchedulerService registers hosts and tasks, schedules pieces between peers and
@@ -240,5 +260,21 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_scheduler_pb2.ListHostsResponse, _abc.Awaitable[_scheduler_pb2.ListHostsResponse]]:
         """Lists the registered hosts. Inspection, as ListTasks."""
+
+    @_abc_1.abstractmethod
+    def SeedTasks(
+        self,
+        request: _scheduler_pb2.SeedTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_scheduler_pb2.SeedTaskOrder], _abc.AsyncIterator[_scheduler_pb2.SeedTaskOrder]]:
+        """A seed peer's orders (hosts registered with HostInfo.seed only): the
+        tasks this seed peer is to read from the origin for the swarm. Each task
+        goes to one seed peer, chosen by rendezvous hashing on the task id among
+        the seed peers with this stream open, and to the next one when that one
+        goes away. The seed peer registers each ordered task with RegisterTask as
+        any peer does, and is told on its SyncPieces stream what to read. A seed
+        peer keeps this stream open while it runs; when it closes, the supernode
+        drops the host (it registers again).
+        """
 
 def add_SchedulerServiceServicer_to_server(servicer: SchedulerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

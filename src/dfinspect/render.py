@@ -142,7 +142,8 @@ def task_detail_text(detail: dict[str, Any]) -> str:
     if task["digest"]:
         lines.append(f"digest   {task['digest']}")
     peers = task["peer_count"]
-    lines.append(f"seed     {task['seed_pieces']}/{task['piece_count']} pieces; {peers} peer{'' if peers == 1 else 's'}")
+    plural = "" if peers == 1 else "s"
+    lines.append(f"seed     {task['seed_pieces']}/{task['piece_count']} pieces; {peers} peer{plural}")
     lines.append("")
     rows = [
         [

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from dfcommon.errors import DandelionError
 from dfcommon.piecemap import DEFAULT_WIDTH
 from dfcommon.sizes import parse_hostport
-from dfcommon.tls import add_tls_arguments, tls_from_args
+from dfcommon.tls import TLS_FLAGS, add_tls_arguments, tls_from_args
 from dfcommon.version import add_version_flag
 from dfinspect import render
 from dfinspect.client import InspectError, SupernodeClient, match_hosts
@@ -56,6 +56,11 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     )
     if not suppress:
         add_tls_arguments(parser, "the calls to the supernode (give an admin certificate)")
+        return
+    for flag in (*TLS_FLAGS, "--tls-server-name"):
+        parser.add_argument(
+            flag, default=argparse.SUPPRESS, metavar="PEM" if flag in TLS_FLAGS else "NAME", help="as above"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:

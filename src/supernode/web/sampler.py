@@ -57,20 +57,22 @@ class HostRate:
     sent: int = 0
 
     def add(self, now: float, down: int, up: int) -> None:
-        """Record one sample."""
+        """Record one sample: bytes received and sent since the previous one."""
         self.samples.append((now, down, up))
         self.received += down
         self.sent += up
-        while self.samples and self.samples[0][0] < now - WINDOW_S - TICK_S / 2:
+        while len(self.samples) > 2 and self.samples[1][0] <= now - WINDOW_S:
             self.samples.popleft()
 
-    def rates(self, now: float) -> tuple[float, float]:
-        """(received, sent) bytes per second over the window."""
-        recent = [s for s in self.samples if s[0] > now - WINDOW_S - TICK_S / 2]
-        if not recent:
+    def rates(self) -> tuple[float, float]:
+        """(received, sent) bytes per second between the oldest sample kept and the newest."""
+        if len(self.samples) < 2:
             return 0.0, 0.0
-        span = max(TICK_S, WINDOW_S)
-        return sum(s[1] for s in recent) / span, sum(s[2] for s in recent) / span
+        span = self.samples[-1][0] - self.samples[0][0]
+        if span <= 0:
+            return 0.0, 0.0
+        later = list(self.samples)[1:]
+        return sum(s[1] for s in later) / span, sum(s[2] for s in later) / span
 
 
 def piece_bytes(task: Task, mask: int) -> int:
@@ -136,7 +138,7 @@ class Sampler:
     def rates(self, host_id: str) -> tuple[float, float]:
         """(received, sent) bytes per second of a host."""
         rate = self.hosts.get(host_id)
-        return rate.rates(self.clock()) if rate is not None else (0.0, 0.0)
+        return rate.rates() if rate is not None else (0.0, 0.0)
 
     def flow(self, task_id: str) -> TaskFlow:
         """A task's bytes from the origin and from parents."""

@@ -22,7 +22,7 @@ from supernode.seed.cdn import Cdn
 from supernode.seed.origin import new_fetcher
 from supernode.seed.store import SeedStore
 from supernode.swarm import Swarm
-from supernode.web.server import WebView
+from supernode.web.server import WebView, bind
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class Supernode:
     async def start(self) -> int:
         """Bind, serve and return the bound port."""
         config = self.config
+        web_socket = bind(config.web) if config.web else None  # before gRPC listens: a taken port is one line
         store = SeedStore(config.data_dir)
         server = new_server()
         host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
@@ -73,8 +74,8 @@ class Supernode:
             ACTIVE_TASKS.labels("supernode").set_function(lambda: len(scheduler.tasks))
             ACTIVE_PEERS.set_function(lambda: sum(not p.is_seed for p in scheduler.peers.values()))
             ACTIVE_HOSTS.set_function(lambda: len(scheduler.hosts))
-        if config.web:
-            self.web = WebView(config.web, swarm.scheduler, swarm.seed_host, config.inspection(), config.tls)
+        if web_socket is not None:
+            self.web = WebView(web_socket, swarm.scheduler, swarm.seed_host, config.inspection(), config.tls)
             await self.web.start()
         log.info(
             "supernode serving on %s:%d (%s) seed=%s:%d data_dir=%s",

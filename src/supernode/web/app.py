@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
@@ -26,8 +27,15 @@ def page_html() -> str:
     return resources.files("supernode.web").joinpath("page.html").read_text(encoding="utf-8")
 
 
-def build_app(view: Callable[[], dict[str, Any]], policy: InspectionPolicy, names: ClientNames) -> Starlette:
-    """The Starlette app over view (the current swarm as JSON-ready data), guarded by policy."""
+def build_app(
+    view: Callable[[], dict[str, Any]],
+    policy: InspectionPolicy,
+    names: ClientNames,
+    closing: asyncio.Event | None = None,
+) -> Starlette:
+    """The Starlette app over view (the current swarm as JSON-ready data), guarded by policy; event streams end
+    when closing is set."""
+    closing = closing or asyncio.Event()
     html = page_html()
 
     async def page(request: Request) -> Response:
@@ -38,9 +46,10 @@ def build_app(view: Callable[[], dict[str, Any]], policy: InspectionPolicy, name
 
     async def events(request: Request) -> Response:
         async def stream() -> AsyncIterator[str]:
-            while not await request.is_disconnected():
+            while not closing.is_set() and not await request.is_disconnected():
                 yield f"data: {json.dumps(view(), separators=(',', ':'))}\n\n"
-                await asyncio.sleep(EVENT_INTERVAL_S)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(closing.wait(), EVENT_INTERVAL_S)
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers=NO_STORE)
 

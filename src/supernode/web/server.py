@@ -27,6 +27,7 @@ from supernode.web.snapshot import swarm_view
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 1  # the event stream never ends by itself: cut it on stop
+VIEW_TTL_S = 0.5
 
 
 class _Server(uvicorn.Server):
@@ -58,9 +59,14 @@ class WebView:
     """The page, its JSON and the sampler behind its rates; start() binds, stop() closes."""
 
     def __init__(
-        self, address: str, scheduler: Scheduler, seed_host: Host, policy: InspectionPolicy, tls: TlsConfig | None
+        self,
+        sock: socket.socket,
+        scheduler: Scheduler,
+        seed_host: Host,
+        policy: InspectionPolicy,
+        tls: TlsConfig | None,
     ) -> None:
-        self.address = address
+        self.sock = sock
         self.sampler = Sampler(scheduler, scheduler.clock)
         self.scheduler = scheduler
         self.seed_host = seed_host
@@ -69,17 +75,21 @@ class WebView:
         self.port = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._server: _Server | None = None
-        self._sock: socket.socket | None = None
+        self._view: tuple[float, dict[str, Any]] | None = None
+        self._closing = asyncio.Event()  # set on stop: open event streams end
 
     def view(self) -> dict[str, Any]:
-        """The swarm as the page shows it."""
-        return swarm_view(self.scheduler, self.seed_host, self.sampler)
+        """The swarm as the page shows it, built at most once per VIEW_TTL_S whatever the number of viewers."""
+        now = self.scheduler.clock()
+        if self._view is None or now - self._view[0] >= VIEW_TTL_S:
+            self._view = (now, swarm_view(self.scheduler, self.seed_host, self.sampler))
+        return self._view[1]
 
     async def start(self) -> int:
-        """Bind and serve in the background; the bound port."""
+        """Serve on the bound socket in the background; its port."""
         names: ClientNames = {}
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # not "Started server process" at info
-        sock = bind(self.address)
+        sock = self.sock
         options: dict[str, Any] = {}
         if self.tls is not None:
             options = {
@@ -89,7 +99,7 @@ class WebView:
                 "ssl_cert_reqs": ssl.CERT_REQUIRED,
             }
         config = uvicorn.Config(
-            build_app(self.view, self.policy, names),
+            build_app(self.view, self.policy, names, self._closing),
             loop="none",
             http=recording_protocol(names),
             ws="none",
@@ -102,7 +112,6 @@ class WebView:
             **options,
         )
         self._server = _Server(config)
-        self._sock = sock
         self.port = int(sock.getsockname()[1])
         self._tasks = [
             asyncio.create_task(self.sampler.run(), name="web-sampler"),
@@ -120,7 +129,8 @@ class WebView:
         return "loopback callers only"
 
     async def stop(self) -> None:
-        """Stop serving and sampling."""
+        """End the event streams, stop serving and sampling."""
+        self._closing.set()
         if self._server is not None:
             self._server.should_exit = True
         for task in reversed(self._tasks):
@@ -128,5 +138,4 @@ class WebView:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, SHUTDOWN_GRACE_S + 5)
-        if self._sock is not None:
-            self._sock.close()
+        self.sock.close()

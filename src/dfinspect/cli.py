@@ -97,7 +97,9 @@ def run(ns: argparse.Namespace) -> str:
             data = [render.task_dict(t) for t in sorted(client.tasks(), key=lambda t: t.url)]
             text = render.tasks_text
         elif ns.command == "task":
-            data = render.task_detail_dict(client.task(ns.task), ns.width)
+            reply = client.task(ns.task)
+            hostnames = {h.host_id: h.hostname for h in client.hosts()}
+            data = render.task_detail_dict(reply, ns.width, hostnames)
             text = render.task_detail_text
         else:
             found = match_hosts(client.hosts(), ns.host)

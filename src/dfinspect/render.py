@@ -62,12 +62,15 @@ def task_dict(task: scheduler_pb2.TaskInfo) -> dict[str, Any]:
     }
 
 
-def peer_dict(peer: scheduler_pb2.PeerInfo, piece_count: int, width: int = DEFAULT_WIDTH) -> dict[str, Any]:
-    """A peer of a task with its piece map as a strip and as runs of piece numbers."""
+def peer_dict(
+    peer: scheduler_pb2.PeerInfo, piece_count: int, width: int = DEFAULT_WIDTH, hostname: str = ""
+) -> dict[str, Any]:
+    """A peer of a task with its host's name, its piece map as a strip and as runs of piece numbers."""
     mask = bitmap_mask(peer.pieces)
     return {
         "peer_id": peer.peer_id,
         "host_id": peer.address.host_id,
+        "hostname": hostname,
         "address": f"{peer.address.ip}:{peer.address.port}",
         "state": peer_state(peer.state),
         "is_seed": peer.is_seed,
@@ -79,11 +82,17 @@ def peer_dict(peer: scheduler_pb2.PeerInfo, piece_count: int, width: int = DEFAU
     }
 
 
-def task_detail_dict(reply: scheduler_pb2.GetTaskResponse, width: int = DEFAULT_WIDTH) -> dict[str, Any]:
-    """GetTask's answer: the task and its peers, the seed first."""
+def task_detail_dict(
+    reply: scheduler_pb2.GetTaskResponse, width: int = DEFAULT_WIDTH, hostnames: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """GetTask's answer: the task and its peers, the seed first (hostnames: host id -> name, from ListHosts)."""
     count = reply.task.piece_count
+    names = hostnames or {}
     peers = sorted(reply.peers, key=lambda p: (not p.is_seed, p.address.ip, p.address.port, p.peer_id))
-    return {"task": task_dict(reply.task), "peers": [peer_dict(p, count, width) for p in peers]}
+    return {
+        "task": task_dict(reply.task),
+        "peers": [peer_dict(p, count, width, names.get(p.address.host_id, "")) for p in peers],
+    }
 
 
 def host_dict(host: scheduler_pb2.HostInfo) -> dict[str, Any]:
@@ -148,6 +157,7 @@ def task_detail_text(detail: dict[str, Any]) -> str:
     rows = [
         [
             p["peer_id"][:SHORT_ID] + (" (seed)" if p["is_seed"] else ""),
+            p["hostname"] or "-",
             p["address"],
             p["state"],
             f"{p['piece_count']}/{task['piece_count']}",
@@ -156,7 +166,7 @@ def task_detail_text(detail: dict[str, Any]) -> str:
         ]
         for p in detail["peers"]
     ]
-    lines.append(table(["PEER", "ADDRESS", "STATE", "PIECES", "UP OK/FAIL", "MAP"], rows))
+    lines.append(table(["PEER", "HOST", "ADDRESS", "STATE", "PIECES", "UP OK/FAIL", "MAP"], rows))
     return "\n".join(lines)
 
 

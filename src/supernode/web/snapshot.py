@@ -11,9 +11,11 @@ from supernode.resource.task import Task
 from supernode.scheduling.scheduler import Scheduler
 from supernode.web.sampler import Sampler
 
-MAX_TASKS = 100  # the busiest first; the page says how many it left out
-MAX_PEERS = 200  # per task
-STRIP_WIDTH = 96
+# The page redraws every second: bounded, it stays light in a browser (the busiest tasks and the least advanced
+# peers first; the page says how many it leaves out).
+MAX_TASKS = 50
+MAX_PEERS = 100  # per task
+STRIP_WIDTH = 64
 ACTIVE = (PeerState.RUNNING, PeerState.BACK_TO_SOURCE)
 
 

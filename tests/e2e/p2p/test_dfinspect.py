@@ -4,6 +4,7 @@ piece maps by id prefix or URL, hosts, --json; and its one-line errors."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -83,6 +84,7 @@ def test_task_by_prefix_or_url_shows_peers_and_piece_maps(inspected: Inspected) 
     assert peers[0]["is_seed"] and len(peers) == 3
     addresses = {p["address"] for p in peers[1:]}
     assert addresses == {peer.target for peer in inspected.peers}
+    assert {p["hostname"] for p in peers[1:]} == {socket.gethostname()}  # joined from ListHosts
     for peer in peers:
         assert peer["piece_map"] == "#" * PIECES and peer["pieces"] == f"0-{PIECES - 1}"
         assert peer["piece_count"] == PIECES

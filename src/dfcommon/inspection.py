@@ -62,7 +62,11 @@ class InspectionPolicy:
 
     def refusal(self, context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
         """Why this caller may not inspect, or None when it may."""
-        names = common_names(context)
+        return self.refusal_of(common_names(context), peer_is_local(context.peer()))
+
+    def refusal_of(self, names: list[str], local: bool) -> str | None:
+        """Why a caller with these verified certificate common names, on loopback or not, may not inspect (any
+        transport: gRPC, the supernode's web view); None when it may."""
         if self.tls:
             if not names:
                 return "inspection needs a client certificate signed by the cluster CA"
@@ -72,7 +76,7 @@ class InspectionPolicy:
                 f"inspection needs an admin certificate (common name {' or '.join(sorted(self.admin_names))}); "
                 f"this one is {names[0]!r}"
             )
-        if self.open or peer_is_local(context.peer()):
+        if self.open or local:
             return None
         return "inspection answers only callers on this host's loopback (see --open-inspection)"
 

@@ -22,6 +22,7 @@ from supernode.seed.cdn import Cdn
 from supernode.seed.origin import new_fetcher
 from supernode.seed.store import SeedStore
 from supernode.swarm import Swarm
+from supernode.web.server import WebView, bind
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,12 @@ class Supernode:
         self._server: grpc.aio.Server | None = None
         self._timers: asyncio.Task[None] | None = None
         self._metrics: WSGIServer | None = None
+        self.web: WebView | None = None
 
     async def start(self) -> int:
         """Bind, serve and return the bound port."""
         config = self.config
+        web_socket = bind(config.web) if config.web else None  # before gRPC listens: a taken port is one line
         store = SeedStore(config.data_dir)
         server = new_server()
         host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
@@ -71,6 +74,9 @@ class Supernode:
             ACTIVE_TASKS.labels("supernode").set_function(lambda: len(scheduler.tasks))
             ACTIVE_PEERS.set_function(lambda: sum(not p.is_seed for p in scheduler.peers.values()))
             ACTIVE_HOSTS.set_function(lambda: len(scheduler.hosts))
+        if web_socket is not None:
+            self.web = WebView(web_socket, swarm.scheduler, swarm.seed_host, config.inspection(), config.tls)
+            await self.web.start()
         log.info(
             "supernode serving on %s:%d (%s) seed=%s:%d data_dir=%s",
             config.listen_host,
@@ -90,6 +96,8 @@ class Supernode:
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting calls, let running ones finish for up to grace seconds, stop fetches."""
+        if self.web is not None:
+            await self.web.stop()
         if self.swarm is not None:
             self.swarm.shutdown()
         if self._server is not None:

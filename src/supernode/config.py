@@ -34,13 +34,15 @@ DEFAULT_SEED_CN = "dandelion-seed"
 EXAMPLES = """examples:
   supernode --data-dir /var/lib/dandelion/supernode                  # 0.0.0.0:8002
   supernode --listen 10.0.0.5:8002 --data-dir /srv/sn --metrics 0.0.0.0:8003
+  supernode --listen 127.0.0.1:8002 --data-dir /srv/sn --web 127.0.0.1:8004   # open http://127.0.0.1:8004/
   supernode --listen 127.0.0.1:8002 --advertise-ip 127.0.0.1 --data-dir /tmp/sn --piece-size 8MiB
   supernode --config /etc/dandelion/supernode.toml                   # data-dir = "/srv/sn" ...
   SUPERNODE_ORIGIN_CA=/etc/ssl/private-ca.pem supernode --data-dir /srv/sn
   supernode --data-dir /srv/sn --origin-allow 127.0.0.1:5000 --origin-deny 10.9.0.0/16,*:9100
   supernode --listen 10.0.0.5:8002 --data-dir /srv/sn --tls-cert sn.pem --tls-key sn-key.pem --tls-ca ca.pem
 
-Inspect it: grpcurl -plaintext 127.0.0.1:8002 list
+Inspect it: dfinspect tasks; dfinspect task ID-PREFIX; dfinspect hosts
+            grpcurl -plaintext 127.0.0.1:8002 list
             grpcurl -plaintext 127.0.0.1:8002 dandelion.scheduler.v1.SchedulerService/ListTasks
   with TLS: grpcurl -cacert ca.pem -cert admin.pem -key admin-key.pem 10.0.0.5:8002 list
 (ListTasks, GetTask and ListHosts answer loopback callers only, or with TLS admin certificates only.)
@@ -73,6 +75,7 @@ class SupernodeConfig:
     origin_ca: str | None = None  # extra CA bundle for origins with a private CA (a private registry)
     origin_insecure: bool = False  # skip origin TLS verification (test setups only)
     metrics: str = ""  # HOST:PORT of the Prometheus /metrics endpoint; empty: none
+    web: str = ""  # HOST:PORT of the live web view (supernode.web), guarded like the inspection RPCs; empty: none
     # Fetch policy entries (dfcommon.fetchpolicy): origins allowed although refused by default (link-local, loopback
     # when listening beyond it, own addresses as IP:PORT), and origins refused although allowed by default.
     origin_allow: tuple[str, ...] = ()
@@ -121,6 +124,8 @@ class SupernodeConfig:
             raise InvalidArgument(f"--origin-ca {self.origin_ca!r} is not a readable file")
         if self.metrics:
             parse_hostport(self.metrics)
+        if self.web:
+            parse_hostport(self.web)
         parse_rules(self.origin_allow, ALLOW_FLAG)
         parse_rules(self.origin_deny, DENY_FLAG)
         if not self.admin_cn:
@@ -137,6 +142,8 @@ class SupernodeConfig:
         listeners = [(self.listen_host or "0.0.0.0", port, "gRPC")]
         if self.metrics:
             listeners.append((*parse_hostport(self.metrics), "metrics"))
+        if self.web:
+            listeners.append((*parse_hostport(self.web), "web view"))
         return FetchPolicy.build(self.origin_allow, self.origin_deny, listeners, "the supernode")
 
     def resolved_advertise_ip(self) -> str:
@@ -204,6 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--origin-ca", default=None, help="extra CA bundle (PEM) trusted for origin HTTPS")
     parser.add_argument("--origin-insecure", action="store_true", help="skip origin TLS verification (tests only)")
     parser.add_argument("--metrics", default="", help="serve Prometheus /metrics on HOST:PORT (default: off)")
+    parser.add_argument(
+        "--web",
+        default="",
+        metavar="HOST:PORT",
+        help="serve a live view of the swarm on HOST:PORT (default: off); who may see it: as for ListTasks "
+        "(loopback, or with TLS an admin certificate over HTTPS, unless --open-inspection)",
+    )
     add_origin_policy_arguments(parser, "the seed and preheat")
     add_inspection_arguments(parser, "ListTasks, GetTask and ListHosts")
     add_tls_arguments(parser, "the gRPC port")
@@ -245,6 +259,7 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         origin_ca=args.origin_ca,
         origin_insecure=args.origin_insecure,
         metrics=args.metrics,
+        web=args.web,
         origin_allow=split_entries(args.origin_allow),
         origin_deny=split_entries(args.origin_deny),
         tls=tls_from_args(args),

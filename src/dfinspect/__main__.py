@@ -1,0 +1,5 @@
+"""`python -m dfinspect`."""
+
+from dfinspect.cli import main
+
+main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -90,14 +91,24 @@ class MirrorConfig:
         registries = self.registries()
         AllowList(registries.default, self.allowed_registries, registries.targets())
         for path in (self.registry_ca, *(path for _, path in self.upstream_cas)):
-            if path is not None and not os.access(path, os.R_OK):
-                raise InvalidArgument(f"--registry-ca {path!r} is not a readable file")
+            if path is not None:
+                check_ca_bundle(path)
         for name in ("connect_timeout_s", "read_timeout_s", "blob_open_timeout_s", "auth_cache_ttl_s"):
             if getattr(self, name) <= 0:
                 raise InvalidArgument(f"mirror {name} must be positive, got {getattr(self, name)}")
         if self.token_expiry_margin_s < 0 or self.max_manifest_bytes <= 0 or self.max_upstream_connections <= 0:
             raise InvalidArgument("mirror token margin, manifest limit and connection count must be positive")
         return self
+
+
+def check_ca_bundle(path: str) -> None:
+    """InvalidArgument with one line unless path is a readable PEM bundle of CA certificates."""
+    if not os.access(path, os.R_OK):
+        raise InvalidArgument(f"--registry-ca {path!r} is not a readable file")
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidArgument(f"--registry-ca {path!r} holds no usable CA certificate: {exc}") from None
 
 
 def validate_registry_url(url: str) -> str:

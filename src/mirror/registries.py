@@ -41,7 +41,7 @@ def registry_name(text: str) -> str:
         raise InvalidArgument(f"invalid registry name {text[:_MAX_SHOWN]!r}: bad port") from None
     if not parts.hostname:
         raise InvalidArgument(f"invalid registry name {text[:_MAX_SHOWN]!r}: want HOST[:PORT]")
-    return HUB_NAME if value in DOCKER_HUB_HOSTS else value
+    return HUB_NAME if parts.hostname in DOCKER_HUB_HOSTS and parts.port in (None, 443) else value
 
 
 def parse_mapping(entry: str) -> tuple[str, str]:

@@ -39,7 +39,7 @@ class Routed:
     """How one registry name reaches its upstream through the mirror."""
 
     name: str
-    # "default": requests naming no registry go there; "mapped": a --registry-map NAME (MIRROR/NAME/repo works);
+    # "mapped": a --registry-map NAME (MIRROR/NAME/repo works); "default": requests naming no registry go there;
     # "named": only requests that name it (?ns=, the header) reach it, if the mirror allows it.
     how: str
 
@@ -66,11 +66,12 @@ def default_name(registries: RegistryMap) -> str:
 
 
 def route(name: str, registries: RegistryMap) -> Routed:
-    """How the mirror reaches registry NAME."""
-    if name == default_name(registries):
-        return Routed(name, "default")
+    """How the mirror reaches registry NAME (a mapped name is routed by its mapping even when it is also the default:
+    that holds whatever the node's --registry is)."""
     if name in registries.mapped:
         return Routed(name, "mapped")
+    if name == default_name(registries):
+        return Routed(name, "default")
     return Routed(name, "named")
 
 

@@ -30,6 +30,17 @@ def test_containerd_gets_one_hosts_toml_per_name_with_the_mirror_first(tmp_path:
     assert tomllib.loads((out / "ghcr.io" / "hosts.toml").read_text())["server"] == "https://ghcr.io"
 
 
+def test_podman_mirrors_the_default_registry_plainly(tmp_path: Path) -> None:
+    env = {"DFDAEMON_REGISTRY": "http://127.0.0.1:5000"}
+    cli("--runtime", "podman", "--write", str(tmp_path), env=env)
+    conf = tomllib.loads((tmp_path / "registries.conf").read_text())
+    by_prefix = {r["prefix"]: r for r in conf["registry"]}
+    assert sorted(by_prefix) == ["127.0.0.1:5000", "docker.io"]
+    assert by_prefix["127.0.0.1:5000"]["mirror"] == [{"location": "127.0.0.1:65001", "insecure": True}]
+    assert by_prefix["127.0.0.1:5000"]["insecure"] is True  # the registry itself speaks HTTP on loopback
+    assert by_prefix["docker.io"]["mirror"] == [{"location": "127.0.0.1:65001/docker.io", "insecure": True}]
+
+
 def test_names_on_the_command_line_and_loopback_registries(tmp_path: Path) -> None:
     out = tmp_path / "certs.d"
     cli("--runtime", "containerd", "--mirror", "127.0.0.1:7000", "--write", str(out), "127.0.0.1:5000")
@@ -44,7 +55,8 @@ def test_podman_mirrors_mapped_names_by_path_and_the_default_plainly(tmp_path: P
     conf = tomllib.loads((tmp_path / "registries.conf").read_text())
     assert conf["unqualified-search-registries"] == ["docker.io"]
     by_prefix = {r["prefix"]: r for r in conf["registry"]}
-    assert by_prefix["docker.io"]["mirror"] == [{"location": "127.0.0.1:65001", "insecure": True}]
+    # A mapped name travels in the path even for docker.io: right whatever the node's --registry is.
+    assert by_prefix["docker.io"]["mirror"] == [{"location": "127.0.0.1:65001/docker.io", "insecure": True}]
     assert by_prefix["ghcr.io"]["mirror"] == [{"location": "127.0.0.1:65001/ghcr.io", "insecure": True}]
     assert by_prefix["ghcr.io"]["location"] == "ghcr.io" and "insecure" not in by_prefix["ghcr.io"]
 

@@ -138,6 +138,10 @@ class RegistryMap:
         return f"default {self.default}" + (f"; {pairs}" if pairs else "")
 
 
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def _tls_key(key: str, mapped: Mapping[str, str], known: Sequence[Origin], flag: str) -> Origin:
     """The upstream a per-upstream TLS setting is for: a mapped name, or the HOST[:PORT] of a configured upstream."""
     try:
@@ -146,10 +150,12 @@ def _tls_key(key: str, mapped: Mapping[str, str], known: Sequence[Origin], flag:
         raise InvalidArgument(f"{flag} {key[:_MAX_SHOWN]!r}: {exc}") from None
     if name in mapped:
         return origin_of(mapped[name])
-    for origin in known:
-        host = f"[{origin.host}]" if ":" in origin.host else origin.host
-        if name in (host, f"{host}:{origin.port}"):
-            return origin
+    exact = [o for o in known if name == f"{_bracketed(o.host)}:{o.port}"]
+    by_host = list(dict.fromkeys(o for o in known if name == _bracketed(o.host)))
+    if exact or len(by_host) == 1:
+        return (exact or by_host)[0]
+    if by_host:
+        raise InvalidArgument(f"{flag} {key[:_MAX_SHOWN]!r}: several upstreams have that host; add the port")
     names = ", ".join(sorted({*mapped, *(o.url for o in known)}))
     raise InvalidArgument(f"{flag} {key[:_MAX_SHOWN]!r} names no upstream of this mirror (upstreams: {names})")
 

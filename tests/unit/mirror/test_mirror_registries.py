@@ -128,13 +128,14 @@ def test_tls_settings_per_upstream_by_host_or_mapped_name() -> None:
         ([("nowhere.example", "/ca.pem")], [], "--registry-ca 'nowhere.example' names no upstream"),
         ([], ["hub-proxy.internal:5001"], "--registry-insecure 'hub-proxy.internal:5001' names no upstream"),
         ([], ["a/b"], "--registry-insecure 'a/b': invalid registry name"),
+        ([], ["127.0.0.1"], "--registry-insecure '127.0.0.1': several upstreams have that host"),
     ],
 )
 def test_tls_settings_for_unknown_upstreams_are_one_line_errors(
     ca: list[tuple[str, str]], insecure: list[str], message: str
 ) -> None:
     with pytest.raises(InvalidArgument) as info:
-        build_registry_map(HUB, MAP, ca, insecure)
+        build_registry_map("http://127.0.0.1:5000", MAP, ca, insecure)
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
 
 

@@ -111,9 +111,9 @@ def test_containerd_pulls_mapped_namespaces_with_hosts_toml_from_client_config(
 
     with run_containerd(tmp_path / "containerd") as containerd:
         for reference, image in (("docker.io/library/dfimg:1", images["hub"]), ("ghcr.io/org/tool:1", images["ghcr"])):
+            ctr = ["ctr", "--address", str(containerd.socket), "--namespace", containerd.namespace]
             pull = subprocess.run(
-                [*("ctr", "--address", str(containerd.socket), "--namespace", containerd.namespace)]
-                + ["image", "pull", "--hosts-dir", str(hosts), reference],
+                [*ctr, "image", "pull", "--hosts-dir", str(hosts), reference],
                 capture_output=True,
                 text=True,
                 env=client_env(),

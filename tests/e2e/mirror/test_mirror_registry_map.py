@@ -3,9 +3,9 @@
 
 Three docker-registry instances play the parts: the dfdaemon's default registry (a decoy holding another image under
 the same names), a "Hub proxy" that docker.io is mapped to, and an HTTPS "Harbor" with its own CA that ghcr.io is
-mapped to (trusted with --registry-ca ghcr.io=FILE only). containerd (`ctr`, hosts.toml written by client-config) and
-skopeo (registries.conf written by client-config for podman) pull docker.io/... and ghcr.io/... names; the digests
-they end up with and the registries' access logs show which registry served every byte.
+mapped to (trusted with --registry-ca ghcr.io=FILE only). containerd (`ctr`, hosts.toml written by client-config),
+skopeo (registries.conf written by client-config for podman) and dockerd (its daemon.json) pull docker.io/... and
+ghcr.io/... names; the digests they end up with and the registries' access logs show which registry served every byte.
 
 The clients' own fallback would go to the real docker.io and ghcr.io: their proxy is set to a dead loopback port, so
 nothing leaves loopback and a pass means the mirror served the pull.
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from fixtures.clients import dir_blob_digests, loopback_env, run_containerd
+from fixtures.clients import dir_blob_digests, loopback_env, run_containerd, run_dockerd
 from fixtures.images import MiB, PushedImage, build_and_push
 from fixtures.processes import console_script, free_port
 from fixtures.registry import Registry
@@ -75,7 +75,12 @@ def upstreams(tmp_path: Path, registry_factory: Callable[..., Registry]) -> Upst
 
 
 def start_node(
-    tmp_path: Path, swarm_factory: SwarmFactory, decoy: Registry, hub: Registry, harbor: Registry
+    tmp_path: Path,
+    swarm_factory: SwarmFactory,
+    decoy: Registry,
+    hub: Registry,
+    harbor: Registry,
+    extra_args: tuple[str, ...] = (),
 ) -> tuple[MirrorSwarm, Path]:
     """A dfdaemon whose config file maps docker.io and ghcr.io (a TOML table) with a CA for ghcr.io only."""
     assert harbor.tls is not None
@@ -86,7 +91,9 @@ def start_node(
     )
     # The supernode's seed fetches the layers from the upstreams too: it trusts Harbor's CA as an origin CA.
     swarm = swarm_factory(
-        decoy, extra_args=("--config", str(config)), supernode_args=("--origin-ca", str(harbor.tls.cert_path))
+        decoy,
+        extra_args=("--config", str(config), *extra_args),
+        supernode_args=("--origin-ca", str(harbor.tls.cert_path)),
     )
     return swarm, config
 
@@ -159,6 +166,34 @@ def test_skopeo_pulls_mapped_namespaces_with_the_podman_registries_conf(
         )
         assert copy.returncode == 0, f"{reference}: {copy.stderr}\n{swarm.logs()}"
         assert {*image.layer_digests, image.config_digest} <= dir_blob_digests(out)
+    assert_layers_fetched_once(hub, images["hub"])
+    assert_layers_fetched_once(harbor, images["ghcr"])
+    upstreams.assert_decoy_untouched()
+
+
+def test_docker_pulls_hub_names_from_the_mapped_docker_io_and_others_by_mirror_address(
+    tmp_path: Path,
+    upstreams: Upstreams,
+    swarm_factory: SwarmFactory,
+) -> None:
+    """With --registry left at Docker Hub and docker.io mapped, dockerd's registry-mirrors (daemon.json from
+    client-config) brings `docker pull dfimg:1` from the Hub proxy; `docker pull MIRROR/ghcr.io/org/tool:1` comes
+    from the registry ghcr.io is mapped to."""
+    require("dockerd", "docker")
+    decoy, hub, harbor, images, _ = upstreams
+    hub_default = ("--registry", "https://registry-1.docker.io")  # after the fixture's --registry: it wins
+    swarm, config = start_node(tmp_path, swarm_factory, decoy, hub, harbor, hub_default)
+    node = swarm.nodes[0]
+    written = client_config("--runtime", "docker", "--config", str(config), "--mirror", node.mirror_addr)
+    assert written.returncode == 0, written.stderr
+    assert f"pull ghcr.io images as {node.mirror_addr}/ghcr.io/REPO:TAG" in written.stderr
+
+    with run_dockerd(tmp_path / "docker", daemon_json=written.stdout, extra_env=client_env()) as docker:
+        by_mirror = f"{node.mirror_addr}/ghcr.io/org/tool:1"
+        for reference, image in (("dfimg:1", images["hub"]), (by_mirror, images["ghcr"])):
+            pull = docker.pull(reference, timeout=180)
+            assert pull.returncode == 0, f"{reference}: {pull.stderr}\n{swarm.logs()}"
+            assert docker.image_id(reference) == image.config_digest
     assert_layers_fetched_once(hub, images["hub"])
     assert_layers_fetched_once(harbor, images["ghcr"])
     upstreams.assert_decoy_untouched()

@@ -140,9 +140,19 @@ def podman_config(mirror: str, routes: Sequence[Routed]) -> ClientFile:
     return ClientFile("registries.conf", "\n".join(lines) + "\n")
 
 
-def notes(runtime: str, mirror: str, routes: Sequence[Routed]) -> list[str]:
+def notes(runtime: str, mirror: str, routes: Sequence[Routed], registries: RegistryMap) -> list[str]:
     """What the operator should know about names this runtime cannot route as asked (one line each)."""
     found = []
+    if runtime == "docker" and default_name(registries) != HUB_NAME:
+        # registry-mirrors requests name no registry: they go to the default upstream, whatever docker.io maps to.
+        found.append(
+            f"docker sends Docker Hub names to the dfdaemon's default upstream {registries.default}"
+            + (
+                f", not to docker.io's {registries.mapped[HUB_NAME]}: leave --registry at Docker Hub for that"
+                if HUB_NAME in registries.mapped
+                else ""
+            )
+        )
     for routed in routes:
         if runtime == "docker" and routed.name != HUB_NAME:
             pull_as = mirror if routed.how == "default" else f"{mirror}/{routed.name}"
@@ -150,8 +160,6 @@ def notes(runtime: str, mirror: str, routes: Sequence[Routed]) -> list[str]:
                 f"docker mirrors Docker Hub names only: pull {routed.name} images as {pull_as}/REPO:TAG"
                 + (" (map it on the dfdaemon with --registry-map first)" if routed.how == "named" else "")
             )
-        if runtime == "docker" and routed.name == HUB_NAME and routed.how == "named":
-            found.append("docker.io is neither the dfdaemon's --registry nor mapped: Hub names sent to the mirror fail")
         if runtime == "podman" and routed.how == "named":
             found.append(
                 f"podman names no registry to a mirror: map {routed.name} on the dfdaemon "

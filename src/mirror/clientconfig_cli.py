@@ -108,7 +108,9 @@ def run(argv: Sequence[str], environ: dict[str, str]) -> int:
     mirror = (args.mirror or listen).strip()
     if mirror.lower() == OFF:
         raise InvalidArgument("the node's mirror is off (--mirror off): nothing to point clients at")
-    MirrorConfig(listen=mirror).hostport()
+    host, port = MirrorConfig(listen=mirror).hostport()
+    if host in ("0.0.0.0", "::"):  # a mirror on every address is reached at loopback on its own host
+        mirror = f"127.0.0.1:{port}" if host == "0.0.0.0" else f"[::1]:{port}"
     registries: RegistryMap = mconfig.registries()
     names = [registry_name(n) for n in split_entries(args.names)] or [
         default_name(registries),
@@ -117,7 +119,7 @@ def run(argv: Sequence[str], environ: dict[str, str]) -> int:
     ]
     routes = [route(name, registries) for name in dict.fromkeys(names)]
     files = files_for(args.runtime, mirror, routes, args.write / "daemon.json" if args.write else None)
-    for note in notes(args.runtime, mirror, routes):
+    for note in notes(args.runtime, mirror, routes, registries):
         print(f"note: {note}", file=sys.stderr)
     for file in files:
         if args.write is None:

@@ -80,6 +80,19 @@ def test_a_mirror_beyond_loopback_is_an_insecure_registry_for_docker(
     assert printed == {"registry-mirrors": ["http://10.0.0.7:65001"], "insecure-registries": ["10.0.0.7:65001"]}
 
 
+def test_docker_is_told_where_hub_names_go_when_the_default_is_not_hub(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"DFDAEMON_REGISTRY": "http://127.0.0.1:5000", "DFDAEMON_REGISTRY_MAP": "docker.io=https://hub.internal"}
+    cli("--runtime", "docker", env=env)
+    err = capsys.readouterr().err
+    assert "docker sends Docker Hub names to the dfdaemon's default upstream http://127.0.0.1:5000" in err
+    assert "not to docker.io's https://hub.internal" in err
+
+
+def test_a_mirror_on_every_address_is_reached_at_loopback(capsys: pytest.CaptureFixture[str]) -> None:
+    cli("--runtime", "containerd", env={"DFDAEMON_MIRROR": "0.0.0.0:65001"})
+    assert '[host."http://127.0.0.1:65001"]' in capsys.readouterr().out
+
+
 def test_printed_containerd_files_are_labelled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cli("--runtime", "containerd", "docker.io", "quay.io")
     out = capsys.readouterr().out

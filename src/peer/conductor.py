@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 
 import grpc
@@ -38,6 +39,7 @@ INTERNAL_ERROR = "internal error in the dfdaemon (its log has the details)"
 # Times one download registers its task again after the supernode forgot this host's peer (the host registered
 # again after a failed heartbeat, or was dropped): each time it reports the pieces it holds and goes on.
 MAX_REJOINS = 3
+MOVE_DELAY_S = (0.3, 0.8)  # a plain peer's wait before it follows a lost supernode: seed peers get there first
 
 
 class Conductor:
@@ -174,11 +176,8 @@ class Conductor:
             if self.announce_cached and self.ctx.scheduler is not None:  # a seed peer's order
                 self.peer_id = await announce(self.ctx.scheduler, self.request, cached, self.ctx.register_timeout)
             self.phase.move(Phase.DONE)
-            log.info(
-                "task=%s %s the local cache",
-                self.task_id,
-                "offered to the swarm from" if self.peer_id else "served from",
-            )
+            how = "offered to the swarm from" if self.peer_id else "served from"
+            log.info("task=%s %s the local cache", self.task_id, how)
             await self._report(True, "")  # only when it was offered (registered)
             return
         if (partial := self.ctx.storage.get_partial(self.task_id)) is not None:
@@ -226,6 +225,10 @@ class Conductor:
                         raise SwarmGaveUp(str(exc)) from None
                     log.info("task=%s: %s; registering the task again", self.task_id[:12], exc)
                     self.check.seed_vouches = False  # the new stream says it again
+                    if self.swarm_read.part:  # the old supernode's split: the new one chooses its readers anew
+                        await self.stop_reading()
+                    if exc.gone and not self.ctx.seed:  # seed peers reach the next supernode first: they read
+                        await asyncio.sleep(random.uniform(*MOVE_DELAY_S))
         except SwarmGaveUp as exc:
             reason = str(exc)
         except DandelionError as exc:
@@ -296,6 +299,7 @@ class Conductor:
         if self.swarm_read.running:
             self.swarm_read.narrow(allowed)
             return
+        self.swarm_read.part = allowed is not None
         if self.swarm_read.start(algorithm, lambda chosen: self._origin_read(chosen, allowed), self.store):
             log.info("task=%s reading the origin for the swarm", self.task_id[:12])
             self.check.distrust_seed(self.store)
@@ -391,7 +395,6 @@ class Conductor:
         TASK_DURATION.labels("dfdaemon", "ok" if success else "failed").observe(elapsed)
         if success:
             self.ctx.peer_ids[self.task_id] = self.peer_id
-        result = link.Result(
-            success, self.bytes_from_peers, self.bytes_from_origin, int(elapsed * 1000), error, digest_mismatch
-        )
+        took, received, read = int(elapsed * 1000), self.bytes_from_peers, self.bytes_from_origin
+        result = link.Result(success, received, read, took, error, digest_mismatch)
         await link.report(scheduler, self.peer_id, result)

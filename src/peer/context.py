@@ -45,6 +45,7 @@ class PeerContext:
     download_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(0))
     channels: ChannelPool = field(default_factory=ChannelPool)
     no_back_source: bool = False
+    seed: bool = False  # a seed peer (dfdaemon --seed)
     window: int = 16  # pieces assigned and not yet reported (memory is bounded by streams, not the window)
     max_streams: int = 3  # concurrent DownloadPieces calls per task
     group_size: int = 4  # at most this many pieces per DownloadPieces call

@@ -106,6 +106,7 @@ class PeerNode:
             channels=ChannelPool(config.tls),
             download_bucket=TokenBucket(config.download_limit),
             no_back_source=config.no_back_source,
+            seed=config.seed,
             window=config.window,
         )
         self.transferer = SwarmTransferer(self.ctx)

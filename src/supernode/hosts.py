@@ -63,6 +63,8 @@ class Hosts:
         host = Host(uuid.uuid4().hex, spec.hostname, spec.ip, spec.port, spec.upload_slots, spec.location, self.clock())
         host.seed_peer = spec.seed
         self.scheduler.add_host(host)
+        if spec.seed:
+            self.seed_peers.add(host)
         hid, addr = host.host_id[:12], f"{spec.ip}:{spec.port}"
         role = " seed peer" if spec.seed else ""
         log.info(

@@ -112,6 +112,8 @@ class Readers:
         peer = task.peers.get(task.source_peer_id) if task.source_peer_id else None
         if peer is None or peer.state not in (PeerState.BACK_TO_SOURCE, PeerState.SUCCEEDED):
             return None
+        if peer.state is PeerState.SUCCEEDED and not (task.length_known and len(task.pieces) >= task.piece_count):
+            return None  # done, but not every piece was offered (its stream broke): others read the rest
         return peer
 
     def is_reading(self, task: Task, peer: Peer) -> bool:
@@ -289,7 +291,10 @@ class Readers:
             if piecedigest.parse(report.digest) is None:
                 raise InvalidArgument(f"piece {report.number} has an unusable digest {report.digest[:80]!r}")
             if not task.length_known or task.piece_size == 0:
-                raise InvalidArgument("a piece was reported before the origin's answer (SyncPiecesRequest.origin)")
+                # A reader that held pieces before it was made one (it moved here from another supernode): it
+                # offers them again with the content's shape (peer.download.session), until then they are held.
+                others.append(report)
+                continue
             if report.number >= task.piece_count:
                 raise InvalidArgument(f"piece {report.number} out of range: task has {task.piece_count} pieces")
             offset, size = piece_span(report.number, task.content_length, task.piece_size)

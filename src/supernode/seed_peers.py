@@ -1,7 +1,8 @@
 """Seed peers: dfdaemons in the seed role (HostInfo.seed), the cluster's cache, and the orders they get.
 
-A seed peer keeps a SeedTasks stream open; while it does, it may be ordered to read tasks from the origin for the
-swarm. A task's seed peer is chosen by rendezvous hashing on the task id among the seed peers with a stream open
+A seed peer registers (HostInfo.seed) and keeps a SeedTasks stream open, on which it is ordered to read tasks from
+the origin for the swarm. A task's seed peer is chosen by rendezvous hashing on the task id among the registered
+seed peers
 (so every supernode, given the same seed peers, picks the same one, and losing one moves only its tasks), skipping
 those already tried for the task and those distrusted for it. An order that is not followed by the seed peer's
 registration of the task within ORDER_TIMEOUT_S goes to the next seed peer. Plain state and choice only: the
@@ -53,47 +54,77 @@ def rendezvous_score(task_id: str, address: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{task_id}\0{address}".encode()).digest()[:8], "big")
 
 
+@dataclass(eq=False)
+class SeedHost:
+    """A registered seed peer, its order stream's queue while one is open, and the orders given meanwhile."""
+
+    host: Host
+    queue: asyncio.Queue[SeedOrder | None] | None = None
+    backlog: list[SeedOrder] = field(default_factory=list)
+
+    def send(self, order: SeedOrder) -> None:
+        if self.queue is None:
+            self.backlog.append(order)
+        else:
+            self.queue.put_nowait(order)
+
+    @property
+    def queued(self) -> int:
+        return len(self.backlog) if self.queue is None else self.queue.qsize()
+
+
 class SeedPeers:
-    """The seed peers with an order stream open, and the tasks ordered from them."""
+    """The registered seed peers and their order streams, and the tasks ordered from them. A seed peer takes
+    orders from its registration on: those given before its order stream opens (it opens it right after
+    registering) wait for it, so a seed peer that moved here from another supernode is chosen at once."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self.streams: dict[str, tuple[Host, asyncio.Queue[SeedOrder | None]]] = {}  # host id ->
+        self.seeds: dict[str, SeedHost] = {}  # host id ->
         self.orderings: dict[str, Ordering] = {}  # task id ->
 
     @property
     def up(self) -> bool:
-        """True when some seed peer takes orders."""
-        return bool(self.streams)
+        """True when some seed peer is registered."""
+        return bool(self.seeds)
+
+    def add(self, host: Host) -> None:
+        """A seed peer registered."""
+        self.seeds[host.host_id] = SeedHost(host)
 
     def open(self, host: Host) -> asyncio.Queue[SeedOrder | None]:
         """The seed peer opened its order stream (a second one replaces the first, which ends)."""
-        old = self.streams.get(host.host_id)
-        if old is not None:
-            old[1].put_nowait(None)
-        queue: asyncio.Queue[SeedOrder | None] = asyncio.Queue()
-        self.streams[host.host_id] = (host, queue)
+        seed = self.seeds.get(host.host_id)
+        if seed is None:
+            seed = self.seeds[host.host_id] = SeedHost(host)
+        if seed.queue is not None:
+            seed.queue.put_nowait(None)
+        seed.queue = asyncio.Queue()
+        for order in seed.backlog:
+            seed.queue.put_nowait(order)
+        seed.backlog.clear()
         log.info("seed peer takes orders host=%s addr=%s", host.host_id[:12], host.address)
-        return queue
+        return seed.queue
 
     def close(self, host_id: str, queue: asyncio.Queue[SeedOrder | None]) -> bool:
-        """That stream ended; True when it was the host's current one."""
-        current = self.streams.get(host_id)
-        if current is None or current[1] is not queue:
+        """That stream ended; True when it was the host's current one (the seed peer is gone then)."""
+        seed = self.seeds.get(host_id)
+        if seed is None or seed.queue is not queue:
             return False
-        del self.streams[host_id]
+        seed.queue = None
         return True
 
     def end(self, host_id: str) -> None:
-        """The host is gone: end its order stream."""
-        current = self.streams.pop(host_id, None)
-        if current is not None:
-            current[1].put_nowait(None)
+        """The host is gone: forget it and end its order stream."""
+        seed = self.seeds.pop(host_id, None)
+        if seed is not None and seed.queue is not None:
+            seed.queue.put_nowait(None)
 
     def ring(self, task_id: str, exclude: Iterable[str] = ()) -> list[Host]:
         """Seed peers that may take the task, best first (addresses in exclude, and unreachable hosts, left out)."""
         skip = set(exclude)
-        hosts = [host for host, _ in self.streams.values() if host.address not in skip and not host.unreachable]
+        hosts = [seed.host for seed in self.seeds.values() if seed.host.address not in skip]
+        hosts = [host for host in hosts if not host.unreachable]
         return sorted(hosts, key=lambda host: rendezvous_score(task_id, host.address), reverse=True)
 
     def pending(self, task_id: str) -> bool:
@@ -121,12 +152,12 @@ class SeedPeers:
         host = ring[0]
         ordering.address, ordering.at, ordering.registered = host.address, self.clock(), False
         ordering.tried.add(host.address)
-        _, queue = self.streams[host.host_id]
-        if queue.qsize() >= MAX_QUEUED_ORDERS:
-            log.warning("seed peer host=%s does not read its orders: dropping its order stream", host.host_id[:12])
+        seed = self.seeds[host.host_id]
+        if seed.queued >= MAX_QUEUED_ORDERS:
+            log.warning("seed peer host=%s does not read its orders: no more orders for it", host.host_id[:12])
             self.end(host.host_id)
             return self.order(task_id, None, exclude)
-        queue.put_nowait(SeedOrder(task_id, ordering.request))
+        seed.send(SeedOrder(task_id, ordering.request))
         log.info("seed order task=%s to seed peer host=%s addr=%s", task_id[:12], host.host_id[:12], host.address)
         return host
 

@@ -65,10 +65,12 @@ class ToSource:
 
 @dataclass(frozen=True)
 class Ended:
-    """The stream ended; forgotten: the supernode no longer knows this peer (register again)."""
+    """The stream ended; forgotten: the supernode no longer knows this peer (register again); gone: the supernode
+    went away (UNAVAILABLE: the next registration goes to the next supernode)."""
 
     reason: str
     forgotten: bool
+    gone: bool = False
 
 
 LinkEvent = TaskNews | Assigned | ToSource | Ended
@@ -210,6 +212,12 @@ class SwarmLink:
             results = [_result(outcome) for outcome in outcomes]
             self._outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, results=results))
 
+    def report_held(self, held: Sequence[tuple[int, str]]) -> None:
+        """Pieces this peer holds, with their digests (a reader offering what it held before it was made one)."""
+        if held:
+            results = [scheduler_pb2.PieceResult(piece_number=n, success=True, digest=d) for n, d in held]
+            self._outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, results=results))
+
     def offer(self, number: int, digest: str) -> None:
         """A piece this peer read from the origin for the swarm is stored: its number and digest."""
         result = scheduler_pb2.PieceResult(piece_number=number, success=True, digest=digest)
@@ -237,8 +245,11 @@ class SwarmLink:
                     self._deliver(event)
             self._deliver(Ended("the supernode ended the piece stream", False))
         except grpc.aio.AioRpcError as exc:
-            forgotten = exc.code() == grpc.StatusCode.NOT_FOUND
-            self._deliver(Ended(f"piece stream failed: {exc.code().name} {exc.details()}", forgotten))
+            # NOT_FOUND: the supernode forgot this peer; UNAVAILABLE: it went away (the next registration moves to
+            # the next supernode, which rebuilds the task from what its peers report). Both register again.
+            gone = exc.code() == grpc.StatusCode.UNAVAILABLE
+            forgotten = gone or exc.code() == grpc.StatusCode.NOT_FOUND
+            self._deliver(Ended(f"piece stream failed: {exc.code().name} {exc.details()}", forgotten, gone))
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():

@@ -21,6 +21,7 @@ class SwarmRead:
         self.algorithm = ""  # set once the supernode asked: the download then hashes pieces with it
         self._notify: OwnReadSink | None = None
         self._origin: OriginRead | None = None
+        self.part = False  # it reads a part the supernode split off (BackToSource.read_ranges), not all it lacks
 
     @property
     def started(self) -> bool:
@@ -55,6 +56,7 @@ class SwarmRead:
 
     def narrow(self, allowed: int | None) -> None:
         """Read only the pieces in allowed (a bitmask; None: all) from now on: another peer reads the others."""
+        self.part = allowed is not None
         if self._origin is not None:
             self._origin.narrow(allowed)
 

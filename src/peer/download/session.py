@@ -38,7 +38,11 @@ class SwarmGaveUp(Exception):
 
 class Forgotten(Exception):
     """The piece stream ended because the supernode no longer knows this peer (the host registered again, was
-    dropped, or moved to another supernode): register the task again."""
+    dropped, or moved to another supernode), or went away (gone): register the task again."""
+
+    def __init__(self, reason: str, gone: bool = False) -> None:
+        super().__init__(reason)
+        self.gone = gone
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,7 @@ class SwarmSession:
             return self._own_read(event)
         elif isinstance(event, Ended):
             if event.forgotten or self._scheduler.host_id != self.owner.host_id:
-                raise Forgotten(event.reason)
+                raise Forgotten(event.reason, event.gone)
             raise SwarmGaveUp(event.reason)
         elif isinstance(event, TaskNews):
             self.health.news()
@@ -217,6 +221,12 @@ class SwarmSession:
         if self.owner.no_back_source:
             raise SwarmGaveUp(f"the supernode asked this peer to read the origin ({order.reason})")
         self._offering = True
+        store = self.owner.store
+        if store is not None and store.meta.content_length >= 0 and not self.owner.reading:
+            # Made the reader while holding pieces (it moved here from another supernode, or kept a partial task
+            # across a restart): the content's shape and those pieces with their digests, so they are offered now.
+            self._link.answer(store.meta.content_length, store.meta.piece_size)
+            self._link.report_held([(number, digest) for number, digest in self.owner.held() if digest])
         if not order.ranges:  # it reads all it lacks: nothing from parents
             self._queue.clear()
             for task in list(self._fetches):

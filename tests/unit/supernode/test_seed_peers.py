@@ -91,7 +91,7 @@ def test_a_registration_fulfils_the_order_and_a_lost_seed_gives_its_orders_back(
     withdrawn = seeds.withdraw(registered)
     assert a not in withdrawn  # it registered: its reads are the readers' business now
     assert withdrawn == ([b] if owner[b] == registered.address else [])
-    assert registered.host_id not in seeds.streams
+    assert registered.host_id not in seeds.seeds
 
 
 def swarm_with_seed_peers(
@@ -146,3 +146,17 @@ async def test_an_order_stream_needs_a_seed_peer_and_its_end_drops_the_host(tmp_
     swarm.hosts.close_orders(seed_ids[0], queues[seed_ids[0]])
     assert seed_ids[0] not in swarm.scheduler.hosts
     assert not swarm.seed_peers.up
+
+
+def test_a_registered_seed_peer_gets_the_orders_given_before_its_stream_opened() -> None:
+    seeds = SeedPeers(Clock())
+    seed = host(1)
+    seeds.add(seed)  # registered; its order stream opens a moment later
+    assert seeds.up
+    tid = "c" * 64
+    assert seeds.order(tid, ContentRequest(url="http://o/c")) is seed
+    queue = seeds.open(seed)
+    assert [o.task_id for o in drain(queue) if isinstance(o, SeedOrder)] == [tid]
+    assert seeds.close(seed.host_id, queue) and seeds.up  # the stream ended: the caller drops the host
+    seeds.end(seed.host_id)
+    assert not seeds.up

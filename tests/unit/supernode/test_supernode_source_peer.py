@@ -124,12 +124,14 @@ async def test_the_first_peer_reads_the_origin_and_the_others_get_each_piece_as_
     assert not assigned(drain(reader_box)), "the reader is given nothing to fetch"
 
 
-async def test_a_piece_reported_before_the_origin_answer_is_refused(tmp_path: Path) -> None:
+async def test_a_piece_reported_before_the_origin_answer_waits_for_it_and_bad_reports_are_refused(
+    tmp_path: Path,
+) -> None:
     swarm, _cdn = new_swarm(tmp_path)
-    _, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     box = swarm.open_stream(reader.peer_id, 16, [])
-    with pytest.raises(InvalidArgument):
-        swarm.stream_update(reader.peer_id, box, 0, [offered(0)])
+    swarm.stream_update(reader.peer_id, box, 0, [offered(0)])  # held before it read: offered with the answer
+    assert 0 not in task.pieces
     with pytest.raises(InvalidArgument):
         swarm.stream_update(reader.peer_id, box, 0, [], OriginAnswer(LENGTH, 1000))  # piece size out of range
     swarm.stream_update(reader.peer_id, box, 0, [], OriginAnswer(LENGTH, PIECE))

@@ -2,7 +2,7 @@
 
 Usage: sudo python bench/scale_bench.py [--hosts 4,8,16] [--mib 32] [--host-mbit 50] [--origin-mbit 100]
            [--repeat 1] [--seed-peers K [--compare]] [--origin-fetch auto|peer|seed] [--uplink-queue fifo|fair]
-           [--piece-size SIZE] [--json OUT] [--work-dir DIR] [--quick]
+           [--piece-size SIZE] [--timeline SECONDS] [--json OUT] [--work-dir DIR] [--quick]
 
 Needs root (`ip netns`, `tc`), nginx and curl. Namespaces dlscale-origin (nginx on 10.77.8.2:8080, uplink
 --origin-mbit), dlscale-sn (supernode and its in-process seed, uplink --host-mbit), dlscale-s1..sK (one seed peer,
@@ -58,6 +58,7 @@ from scale_testbed import (  # noqa: E402
     swarm,
 )
 from swarm_bounds import Bound, kumar_ross, mbit, reader_design, seed_design, seed_peer_design  # noqa: E402
+from uplink_timeline import UplinkTimeline  # noqa: E402
 
 from supernode.readers import MAX_READERS  # noqa: E402
 
@@ -153,7 +154,9 @@ def one_run(
     sent_before = {host.netns: tx_bytes(host) for host in everyone}
     cpu_before, swarm_before = cpu_busy(), process_cpu(pids) + children_cpu()
     wall_start = time.time()
-    finished = run_at_once(commands)
+    with ExitStack() as sampling:
+        timeline = sampling.enter_context(UplinkTimeline(everyone, args.timeline)) if args.timeline else None
+        finished = run_at_once(commands)
     cpu_after, swarm_cpu = cpu_busy(), process_cpu(pids) + children_cpu() - swarm_before
     uplink = {host.netns: tx_bytes(host) - sent_before[host.netns] for host in everyone}
     readers = origin.bytes_by_reader(name)
@@ -200,6 +203,7 @@ def one_run(
         readers=readers_chosen(sn_log) - chosen_before,
         registered=(min(joined), max(joined)),
         failed=failed,
+        timeline=timeline.rates() if timeline else [],
     )
 
 
@@ -248,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--piece-size", default=None, help="supernode --piece-size (default: its own)")
     parser.add_argument("--json", type=Path, default=None, help="also write every run's figures here")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep logs here (default: a temp dir, removed)")
+    parser.add_argument(
+        "--timeline",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="print every namespace's uplink MB/s every SECONDS during the swarm (default 0: off; costs CPU)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: --hosts 2,4 --mib 8")
     return parser
 
@@ -286,6 +297,8 @@ def main() -> None:
         args.hosts, args.mib = [2, 4], 8
     if args.mib < 1 or args.repeat < 1 or args.host_mbit < 1 or args.origin_mbit < 1:
         sys.exit("scale_bench: --mib, --repeat, --host-mbit and --origin-mbit must be at least 1")
+    if args.timeline < 0 or 0 < args.timeline < 0.1:
+        sys.exit(f"scale_bench: --timeline wants 0 (off) or at least 0.1 seconds, got {args.timeline}")
     if not 0 <= args.seed_peers <= MAX_SEED_PEERS:
         sys.exit(f"scale_bench: --seed-peers must be 0..{MAX_SEED_PEERS}, got {args.seed_peers}")
     if args.compare and not args.seed_peers:

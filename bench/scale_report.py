@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scale_testbed import PREFIX, Testbed
 from swarm_bounds import Bound
+from uplink_timeline import format_rates
 
 MiB = 1 << 20
 NOTES = (
@@ -53,6 +54,8 @@ class RunResult:
     readers: int  # peers the supernode chose to read the origin for the swarm during the run
     registered: tuple[float, float]  # seconds after the start when the first and the last peer registered
     failed: dict[str, str]  # hosts whose dfget failed: exit status and the end of its stderr
+    # --timeline: MB/s each namespace sent per sampling interval, stamped with seconds after the start
+    timeline: list[tuple[float, dict[str, float]]] = field(default_factory=list)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -87,6 +90,8 @@ def print_run(result: RunResult, bed: Testbed) -> None:
         f"{result.swarm_cpu:.1f} CPU-s ({result.swarm_cpu / result.makespan:.2f} cores)",
         flush=True,
     )
+    if result.timeline:
+        print(format_rates(result.timeline, {host.netns: short(host.netns) for host in bed.everyone()}), flush=True)
 
 
 def _share(run: RunResult, kind: str) -> float:

@@ -290,19 +290,28 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[RunResult]:
     return results
 
 
+def flag_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the flags, in one line, or None."""
+    if args.mib < 1 or args.repeat < 1 or args.host_mbit < 1 or args.origin_mbit < 1:
+        return "--mib, --repeat, --host-mbit and --origin-mbit must be at least 1"
+    if args.timeline < 0 or 0 < args.timeline < 0.1:
+        return f"--timeline wants 0 (off) or at least 0.1 seconds, got {args.timeline}"
+    if not 0 <= args.seed_peers <= MAX_SEED_PEERS:
+        return f"--seed-peers must be 0..{MAX_SEED_PEERS}, got {args.seed_peers}"
+    if args.compare and not args.seed_peers:
+        return "--compare needs --seed-peers 1 or more (it adds the run without them)"
+    return None
+
+
 def main() -> None:
     """Parse flags, run, print; everything started is stopped and every namespace deleted."""
     args = build_parser().parse_args()
     if args.quick:
         args.hosts, args.mib = [2, 4], 8
-    if args.mib < 1 or args.repeat < 1 or args.host_mbit < 1 or args.origin_mbit < 1:
-        sys.exit("scale_bench: --mib, --repeat, --host-mbit and --origin-mbit must be at least 1")
-    if args.timeline < 0 or 0 < args.timeline < 0.1:
-        sys.exit(f"scale_bench: --timeline wants 0 (off) or at least 0.1 seconds, got {args.timeline}")
-    if not 0 <= args.seed_peers <= MAX_SEED_PEERS:
-        sys.exit(f"scale_bench: --seed-peers must be 0..{MAX_SEED_PEERS}, got {args.seed_peers}")
-    if args.compare and not args.seed_peers:
-        sys.exit("scale_bench: --compare needs --seed-peers 1 or more (it adds the run without them)")
+    problem = flag_problem(args)
+    if problem:
+        print(f"scale_bench: {problem}", file=sys.stderr)
+        sys.exit(2)
     missing = missing_binaries("ip", "tc", "nginx", "curl")
     if missing:
         sys.exit(f"scale_bench: not installed: {', '.join(missing)}")

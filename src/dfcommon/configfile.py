@@ -2,7 +2,8 @@
 
 Precedence, highest first: command-line flags, environment variables (PREFIX + option name in
 upper case with '-' as '_', e.g. DFDAEMON_UPLOAD_LIMIT), the config file (--config FILE or
-PREFIX + CONFIG; keys are the long flag names, with '-' or '_'), then built-in defaults.
+PREFIX + CONFIG; keys are the long flag names, with '-' or '_'), then built-in defaults. A repeatable flag takes a
+list, or a table for flags whose entries are KEY=VALUE.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def _as_default(action: argparse.Action, name: str, value: Any, source: str) -> 
             return text in _TRUE
         raise InvalidArgument(f"{source}: {name} must be true or false, not {value!r}")
     if isinstance(action, argparse._AppendAction):
-        items = value if isinstance(value, list) else [value]
+        # A table is a list of KEY=VALUE entries (registry-map = {"docker.io" = "https://hub.internal"}).
+        items = [f"{k}={v}" for k, v in value.items()] if isinstance(value, dict) else value
+        items = items if isinstance(items, list) else [items]
         return [action.type(str(v)) if callable(action.type) else str(v) for v in items]
     if isinstance(value, (dict, list)):
         raise InvalidArgument(f"{source}: {name} takes a single value")

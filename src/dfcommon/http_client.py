@@ -189,8 +189,11 @@ class HttpClient:
         read_timeout: float = 60.0,
         user_agent: str = "dandelion",
         policy: FetchPolicy | None = None,
+        origin_contexts: Mapping[tuple[str, int], ssl.SSLContext] | None = None,
     ) -> None:
+        """origin_contexts: (host, port) → the TLS context for that HTTPS origin instead of ssl_context."""
         self.ssl_context = ssl_context or ssl.create_default_context()
+        self.origin_contexts = dict(origin_contexts or {})
         self.policy = policy or FetchPolicy()  # default: link-local refused, loopback allowed
         self.user_agent = user_agent
         self.connect_timeout = connect_timeout
@@ -274,10 +277,9 @@ class HttpClient:
     def _connect(self, origin: _Origin) -> http.client.HTTPConnection:
         """A connection to an address of origin.host that the policy allows (checked after resolution)."""
         conn: http.client.HTTPConnection
+        context = self.origin_contexts.get((origin.host.lower(), origin.port), self.ssl_context)
         if origin.scheme == "https":
-            conn = http.client.HTTPSConnection(
-                origin.host, origin.port, timeout=self.connect_timeout, context=self.ssl_context
-            )
+            conn = http.client.HTTPSConnection(origin.host, origin.port, timeout=self.connect_timeout, context=context)
         else:
             conn = http.client.HTTPConnection(origin.host, origin.port, timeout=self.connect_timeout)
         conn.auto_open = 0  # never reconnect behind the policy's back: a closed connection fails instead
@@ -289,7 +291,7 @@ class HttpClient:
             raise HttpFailure(f"cannot connect to {origin.host}:{origin.port}: {describe(exc)}") from None
         try:
             if origin.scheme == "https":
-                sock = self.ssl_context.wrap_socket(sock, server_hostname=origin.host)
+                sock = context.wrap_socket(sock, server_hostname=origin.host)
             sock.settimeout(self.read_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, ValueError) as exc:

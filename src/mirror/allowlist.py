@@ -4,7 +4,8 @@ The mirror asks the upstream a request names whether the client may read a blob,
 swarm's cache. An upstream the client picks freely would vouch for anything (a server that answers every HEAD with
 200 unlocks every private layer this host holds) and would make the mirror connect wherever the client says. So only
 the configured registry (and Docker Hub's API host when that is Docker Hub) may be selected by default; others are
-listed with --allow-registry, and 'any' is the explicit opt-in to the open behaviour.
+listed with --allow-registry (the targets of --registry-map count as listed), and 'any' is the explicit opt-in to the
+open behaviour.
 
 Entries and requested upstreams are compared as normalised origins (scheme, host, port): lower case, no trailing
 dot, IP literals in canonical form, default ports filled in; anything with credentials, paths, whitespace, control
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -88,9 +89,11 @@ def parse_entry(entry: str, registry: str) -> Origin | None:
 class AllowList:
     """The upstreams a request may select; any other is refused before the mirror contacts it or serves a byte."""
 
-    def __init__(self, registry: str, entries: Sequence[str] = ()) -> None:
+    def __init__(self, registry: str, entries: Sequence[str] = (), targets: Iterable[str] = ()) -> None:
+        """registry: the default upstream; entries: --allow-registry; targets: the --registry-map upstreams (the
+        operator chose them, so they are allowed like the default)."""
         self.any = False
-        origins = {origin_of(registry)}
+        origins = {origin_of(registry), *(origin_of(target) for target in targets)}
         if is_docker_hub(registry):  # ?ns=docker.io and the other Hub names map to the API host
             origins.add(origin_of(DOCKER_HUB))
         for entry in entries:

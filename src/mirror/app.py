@@ -27,7 +27,7 @@ from mirror.listing import CATALOG_SCOPE, listing_response, pagination_params
 from mirror.names import validate_digest, validate_name, validate_reference
 from mirror.prefetch import Prefetcher, layer_digests
 from mirror.ranges import parse_range
-from mirror.selection import REGISTRY_HEADER, select_upstream, upstream_name
+from mirror.selection import REGISTRY_HEADER
 from mirror.streaming import BlobResponse, verified_chunks
 from mirror.transfer import BlobStream, BlobTransferer
 from mirror.upstream import Upstream, pull_scope
@@ -98,16 +98,17 @@ class MirrorApp:
         if method not in _READ_METHODS:
             raise RegistryError.unsupported(method, "/" + path)
 
-    def _upstream(self, request: Request) -> str:
-        """The canonical base URL of the upstream the request selects; 403 DENIED unless it is allowed."""
-        named = select_upstream(
-            self.config.registry, request.query_params.get("ns"), request.headers.get(REGISTRY_HEADER)
+    def _upstream(self, request: Request, name: str = "") -> tuple[str, str]:
+        """(canonical base URL, repository name there) of the upstream the request selects (mirror.registries);
+        403 DENIED unless it is allowed."""
+        base, remote = self.upstream.registries.select(
+            request.query_params.get("ns"), request.headers.get(REGISTRY_HEADER), name
         )
-        return self.upstream.allowed.admit(named)
+        return self.upstream.allowed.admit(base), remote
 
     async def version_check(self, request: Request) -> Response:
         """GET /v2/: 200 if the upstream lets this client in, else 401 with a Basic challenge (docker login)."""
-        await self.upstream.check_login(self._upstream(request), _credentials(request))
+        await self.upstream.check_login(self._upstream(request)[0], _credentials(request))
         return Response(
             b"{}" if request.method == "GET" else b"",
             headers={
@@ -121,8 +122,7 @@ class MirrorApp:
         """Manifests by tag or digest, passed through with every Accept line the client sent."""
         validate_name(name)
         validate_reference(reference)
-        base = self._upstream(request)
-        remote = upstream_name(base, name)
+        base, remote = self._upstream(request, name)
         credentials = _credentials(request)
         manifest = await self.upstream.manifest(
             request.method, base, remote, reference, request.headers.getlist("accept"), credentials
@@ -147,8 +147,7 @@ class MirrorApp:
         """A repository's tags (n/last paging) from the upstream, with the client's credentials."""
         validate_name(name)
         params = pagination_params(request.query_params)
-        base = self._upstream(request)
-        remote = upstream_name(base, name)
+        base, remote = self._upstream(request, name)
         listing = await self.upstream.listing(
             base, f"/v2/{remote}/tags/list", params, pull_scope(remote), _credentials(request), "tags"
         )
@@ -157,7 +156,7 @@ class MirrorApp:
     async def catalog(self, request: Request) -> Response:
         """The upstream's repository list (n/last paging); registries that refuse it (Docker Hub) say so."""
         params = pagination_params(request.query_params)
-        base = self._upstream(request)
+        base = self._upstream(request)[0]
         listing = await self.upstream.listing(
             base, "/v2/_catalog", params, CATALOG_SCOPE, _credentials(request), "catalog"
         )
@@ -167,8 +166,8 @@ class MirrorApp:
         """Blobs: the upstream authorises the client, the swarm delivers the bytes (Range → 206)."""
         validate_name(name)
         validate_digest(digest, ("sha256",))
-        base = self._upstream(request)
-        grant = await self.upstream.authorize_blob(base, upstream_name(base, name), digest, _credentials(request))
+        base, remote = self._upstream(request, name)
+        grant = await self.upstream.authorize_blob(base, remote, digest, _credentials(request))
         headers = {
             API_VERSION_HEADER[0]: API_VERSION_HEADER[1],
             "Content-Type": "application/octet-stream",

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from dfcommon.configfile import ReplacingAppend
 from dfcommon.errors import InvalidArgument
 from dfcommon.fetchpolicy import split_entries
 from dfcommon.sizes import parse_hostport
+
+if TYPE_CHECKING:
+    from mirror.registries import RegistryMap
 
 DEFAULT_LISTEN = "127.0.0.1:65001"
 DEFAULT_REGISTRY = "https://registry-1.docker.io"
@@ -56,6 +61,19 @@ class MirrorConfig:
     # whether the client may read a cached blob, so a registry the client chooses could vouch for any private layer
     # (see mirror.allowlist).
     allowed_registries: tuple[str, ...] = ()
+    # NAME=URL: requests naming registry NAME (?ns=, X-Dandelion-Registry, or NAME/ before the repository name) go to
+    # URL instead (docker.io to a Hub proxy, anything to an air-gapped registry); see mirror.registries.
+    registry_map: tuple[str, ...] = ()
+    # (HOST[:PORT] of an upstream or a mapped NAME, PEM bundle) trusted for that upstream only, besides registry_ca.
+    upstream_cas: tuple[tuple[str, str], ...] = ()
+    # Upstreams (HOST[:PORT] or mapped NAME) whose TLS certificate is not verified (test registries only).
+    insecure_registries: tuple[str, ...] = ()
+
+    def registries(self) -> RegistryMap:
+        """The default upstream, the name mapping and each upstream's TLS settings (InvalidArgument if bad)."""
+        from mirror.registries import build_registry_map  # it builds on this module
+
+        return build_registry_map(self.registry, self.registry_map, self.upstream_cas, self.insecure_registries)
 
     def hostport(self) -> tuple[str, int]:
         """The listen address split into host and port."""
@@ -70,15 +88,27 @@ class MirrorConfig:
         validate_registry_url(self.registry)
         from mirror.allowlist import AllowList  # it builds on this module
 
-        AllowList(self.registry, self.allowed_registries)
-        if self.registry_ca is not None and not os.access(self.registry_ca, os.R_OK):
-            raise InvalidArgument(f"--registry-ca {self.registry_ca!r} is not a readable file")
+        registries = self.registries()
+        AllowList(registries.default, self.allowed_registries, registries.targets())
+        for path in (self.registry_ca, *(path for _, path in self.upstream_cas)):
+            if path is not None:
+                check_ca_bundle(path)
         for name in ("connect_timeout_s", "read_timeout_s", "blob_open_timeout_s", "auth_cache_ttl_s"):
             if getattr(self, name) <= 0:
                 raise InvalidArgument(f"mirror {name} must be positive, got {getattr(self, name)}")
         if self.token_expiry_margin_s < 0 or self.max_manifest_bytes <= 0 or self.max_upstream_connections <= 0:
             raise InvalidArgument("mirror token margin, manifest limit and connection count must be positive")
         return self
+
+
+def check_ca_bundle(path: str) -> None:
+    """InvalidArgument with one line unless path is a readable PEM bundle of CA certificates."""
+    if not os.access(path, os.R_OK):
+        raise InvalidArgument(f"--registry-ca {path!r} is not a readable file")
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidArgument(f"--registry-ca {path!r} holds no usable CA certificate: {exc}") from None
 
 
 def validate_registry_url(url: str) -> str:
@@ -101,8 +131,8 @@ def validate_registry_url(url: str) -> str:
 
 
 def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --mirror, --registry, --allow-registry, --registry-ca, --insecure, --no-prefetch and --layers-at-once to a
-    dfdaemon parser."""
+    """Add --mirror, --registry, --registry-map, --allow-registry, --registry-ca, --insecure, --registry-insecure,
+    --no-prefetch and --layers-at-once to a dfdaemon parser."""
     group = parser.add_argument_group("registry mirror")
     group.add_argument(
         "--mirror",
@@ -114,7 +144,16 @@ def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
         "--registry",
         metavar="URL",
         default=DEFAULT_REGISTRY,
-        help=f"upstream registry for names without ?ns= (default {DEFAULT_REGISTRY})",
+        help=f"default upstream registry, for requests that name none (default {DEFAULT_REGISTRY})",
+    )
+    group.add_argument(
+        "--registry-map",
+        metavar="NAME=URL",
+        action=ReplacingAppend,
+        default=[],
+        help="send requests for registry NAME (?ns=NAME, X-Dandelion-Registry: NAME, or NAME/ before the repository "
+        "name) to the upstream URL, e.g. docker.io=https://hub-proxy.internal:5000; a mapped docker.io is also the "
+        "default when --registry is Docker Hub; repeatable or comma-separated",
     )
     group.add_argument(
         "--allow-registry",
@@ -125,9 +164,24 @@ def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
         "HOST[:PORT] (http on loopback, else https), http(s)://HOST[:PORT], or 'any' for every registry; "
         "repeatable or comma-separated (default: only --registry, and Docker Hub's names when that is Docker Hub)",
     )
-    group.add_argument("--registry-ca", metavar="FILE", default=None, help="extra CA bundle (PEM) for the upstream")
     group.add_argument(
-        "--insecure", action="store_true", help="do not verify the upstream's TLS certificate (tests only)"
+        "--registry-ca",
+        metavar="[HOST=]FILE",
+        action=ReplacingAppend,
+        default=[],
+        help="extra CA bundle (PEM): FILE for every upstream, HOST[:PORT]=FILE (an upstream's host or a mapped NAME) "
+        "for that upstream only; repeatable",
+    )
+    group.add_argument(
+        "--insecure", action="store_true", help="do not verify any upstream's TLS certificate (tests only)"
+    )
+    group.add_argument(
+        "--registry-insecure",
+        metavar="HOST[:PORT]",
+        action=ReplacingAppend,
+        default=[],
+        help="do not verify this upstream's TLS certificate (an upstream's host or a mapped NAME; tests only); "
+        "repeatable or comma-separated",
     )
     group.add_argument(
         "--no-prefetch",
@@ -147,12 +201,26 @@ def mirror_config_from_args(ns: argparse.Namespace) -> MirrorConfig | None:
     """The mirror configuration from parsed flags; None when --mirror off."""
     if str(ns.mirror).strip().lower() == OFF:
         return None
+    from mirror.registries import split_ca_entries  # it builds on this module
+
+    shared_ca, upstream_cas = split_ca_entries(registry_ca_entries(ns))
     return MirrorConfig(
         listen=str(ns.mirror).strip(),
         registry=validate_registry_url(str(ns.registry).strip()),
-        registry_ca=ns.registry_ca,
+        registry_ca=shared_ca,
         insecure=bool(ns.insecure),
+        registry_map=split_entries(getattr(ns, "registry_map", None) or []),
+        upstream_cas=tuple(upstream_cas),
+        insecure_registries=split_entries(getattr(ns, "registry_insecure", None) or []),
         prefetch_layers=not getattr(ns, "no_prefetch", False),
         ordered_layers=not getattr(ns, "layers_at_once", False),
         allowed_registries=split_entries(getattr(ns, "allow_registry", None) or []),
     ).validate()
+
+
+def registry_ca_entries(ns: argparse.Namespace) -> list[str]:
+    """The --registry-ca values as a list (a single FILE from an older caller's namespace too)."""
+    value = getattr(ns, "registry_ca", None)
+    if value is None:
+        return []
+    return [str(value)] if isinstance(value, str) else [str(item) for item in value]

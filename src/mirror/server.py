@@ -76,10 +76,10 @@ async def serve_mirror(
     aborts.install()  # a response cut for an expected cause is the access log's one line, not a traceback
     address = sock.getsockname()
     log.info(
-        "registry mirror listening on http://%s:%d, default upstream %s, allowed upstreams: %s",
+        "registry mirror listening on http://%s:%d, upstreams: %s; allowed upstreams: %s",
         address[0],
         address[1],
-        config.registry,
+        upstream.registries.describe(),
         upstream.allowed.describe(),
     )
     serving = asyncio.create_task(server.serve(sockets=[sock]))

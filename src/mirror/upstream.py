@@ -20,6 +20,7 @@ from mirror.config import MirrorConfig
 from mirror.credentials import Credentials
 from mirror.errors import RegistryError, upstream_error
 from mirror.names import is_digest_reference
+from mirror.registries import UpstreamTls
 
 log = logging.getLogger(__name__)
 _K = TypeVar("_K")
@@ -75,12 +76,14 @@ class BlobGrant:
     length: int
 
 
-def _ssl_context(config: MirrorConfig) -> ssl.SSLContext | bool:
-    if config.insecure:
+def _ssl_context(config: MirrorConfig, own: UpstreamTls | None = None) -> ssl.SSLContext | bool:
+    """httpx's verify for one upstream: its own settings on top of the mirror-wide ones."""
+    if config.insecure or (own is not None and own.insecure):
         return False
     context = ssl.create_default_context()
-    if config.registry_ca:
-        context.load_verify_locations(cafile=config.registry_ca)
+    for ca_file in (config.registry_ca, own.ca_file if own is not None else None):
+        if ca_file:
+            context.load_verify_locations(cafile=ca_file)
     return context
 
 
@@ -94,15 +97,25 @@ class Upstream:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.registries = config.registries()
         # Every operation first checks its upstream here (the routes do too): none is contacted unless allowed.
-        self.allowed = AllowList(config.registry, config.allowed_registries)
+        self.allowed = AllowList(self.registries.default, config.allowed_registries, self.registries.targets())
         self._clock = clock
+        limits = httpx.Limits(max_connections=config.max_upstream_connections)
+        # An upstream with its own CA or insecure flag gets its own connection pool (redirects elsewhere, e.g. to
+        # blob storage, use the mirror-wide settings).
+        mounts: dict[str, httpx.AsyncBaseTransport] = {
+            origin.url: httpx.AsyncHTTPTransport(verify=_ssl_context(config, own), limits=limits)
+            for origin, own in self.registries.tls.items()
+            if transport is None
+        }
         self._client = httpx.AsyncClient(
             verify=_ssl_context(config),
             transport=transport,
+            mounts=mounts or None,
             follow_redirects=True,
             timeout=httpx.Timeout(config.read_timeout_s, connect=config.connect_timeout_s),
-            limits=httpx.Limits(max_connections=config.max_upstream_connections),
+            limits=limits,
             trust_env=False,
         )
         # (base, credentials key, scope) → (token, monotonic expiry)

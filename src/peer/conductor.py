@@ -171,14 +171,15 @@ class Conductor:
             self.from_cache = True
             self.verified = True
             self._use_store(cached)
-            if self.announce_cached and self.ctx.scheduler is not None:
+            if self.announce_cached and self.ctx.scheduler is not None:  # a seed peer's order
                 self.peer_id = await announce(self.ctx.scheduler, self.request, cached, self.ctx.register_timeout)
-                log.info("task=%s offered to the swarm from the local cache", self.task_id)
-                self.phase.move(Phase.DONE)
-                await self._report(True, "")
-                return
             self.phase.move(Phase.DONE)
-            log.info("task=%s served from the local cache", self.task_id)
+            log.info(
+                "task=%s %s the local cache",
+                self.task_id,
+                "offered to the swarm from" if self.peer_id else "served from",
+            )
+            await self._report(True, "")  # only when it was offered (registered)
             return
         if (partial := self.ctx.storage.get_partial(self.task_id)) is not None:
             self._use_store(partial)  # the verified pieces of an interrupted download: only the rest is fetched
@@ -313,13 +314,8 @@ class Conductor:
         """A piece fetch's outcome."""
         health.record(outcome)
         local_fault(self.ctx.storage, self.store, outcome, health)
-        log.debug(
-            "task=%s piece %d from %s ok=%s",
-            self.task_id[:12],
-            outcome.number,
-            outcome.parent_peer_id[:8],
-            outcome.success,
-        )
+        parent, ok = outcome.parent_peer_id[:8], outcome.success
+        log.debug("task=%s piece %d from %s ok=%s", self.task_id[:12], outcome.number, parent, ok)
         PIECES.labels("ok" if outcome.success else "failed").inc()
         if outcome.success:
             self.bytes_from_peers += outcome.size
@@ -328,17 +324,9 @@ class Conductor:
 
     # ----- reading the origin (peer.download.origin_read.OriginListener)
     def _origin_read(self, algorithm: str, allowed: int | None = None) -> OriginRead:
-        return OriginRead(
-            self.ctx.http,
-            self.request,
-            self.display_url,
-            self.buckets,
-            self.ctx.storage.directory,
-            self.check.hashes,
-            algorithm,
-            self,
-            allowed,
-        )
+        ctx, hashes = self.ctx, self.check.hashes
+        where = (ctx.http, self.request, self.display_url, self.buckets, ctx.storage.directory)
+        return OriginRead(*where, hashes, algorithm, self, allowed)
 
     def answered(self, store: TaskStore) -> None:
         """The origin's length is known: tell the swarm, when reading for it."""

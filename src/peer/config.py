@@ -10,6 +10,7 @@ from dfcommon.errors import InvalidArgument
 from dfcommon.fetchpolicy import ALLOW_FLAG, DENY_FLAG, FetchPolicy, parse_rules
 from dfcommon.sizes import parse_duration, parse_hostport, parse_ip, parse_size
 from dfcommon.tls import TlsConfig
+from peer.origin import OriginTls
 
 DEFAULT_PORT = 65000
 DEFAULT_UPLOAD_LIMIT = 1 << 30  # bytes/s (see PeerConfig.upload_limit)
@@ -58,6 +59,9 @@ class PeerConfig:
     location: str = ""
     origin_ca_file: str | None = None  # extra CA bundle for HTTPS origins (the mirror's --registry-ca)
     origin_insecure: bool = False  # skip TLS verification of origins (the mirror's --insecure)
+    # HTTPS origins with their own CA bundle or no verification (the mirror's --registry-ca HOST=FILE and
+    # --registry-insecure HOST for its upstreams).
+    origin_tls: tuple[OriginTls, ...] = ()
     daemon_listen_is_default: bool = False  # a busy default socket falls back to DATA_DIR/dfdaemon.sock
     # Fetch policy entries (dfcommon.fetchpolicy) for back-to-source: allowed although refused by default, refused
     # although allowed by default.

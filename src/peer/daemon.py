@@ -10,7 +10,6 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import uvloop
 
@@ -25,12 +24,14 @@ from dfcommon.preload import preload_http_client
 from dfcommon.sizes import parse_hostport, parse_ip, parse_size
 from dfcommon.tls import add_tls_arguments, tls_from_args
 from dfcommon.version import add_version_flag
-from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from_args
+from mirror.allowlist import origin_of
+from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from_args, registry_ca_entries
+from mirror.registries import RegistryMap, split_ca_entries
 from mirror.server import serve_mirror
 from peer.config import DEFAULT_PORT, PeerConfig, parse_duration, parse_supernodes
 from peer.memory import limit_malloc_arenas
 from peer.node import PeerNode
-from peer.origin import tls_verification
+from peer.origin import OriginTls, tls_verification
 from peer.paths import default_daemon_endpoint
 
 log = logging.getLogger("peer.daemon")
@@ -47,6 +48,7 @@ EXAMPLES = """examples:
   dfget https://example.com/big.iso -o big.iso      # then downloads go through this daemon
   dfdaemon ... --listen 10.0.0.7 --origin-allow 127.0.0.1:8080 --origin-deny '*:9100'   # fetch policy
 
+Client configuration for this node's mirror: `dfdaemon client-config --runtime docker|containerd|podman`.
 Private registry: start with --registry URL, then `docker login 127.0.0.1:65001` with the registry's own
 user and password and `docker pull 127.0.0.1:65001/ns/img:tag`. Credentials pass through, never stored.
 """
@@ -112,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(ns: argparse.Namespace) -> PeerConfig:
     """PeerConfig from parsed flags (InvalidArgument on bad values)."""
-    tls_verification(ns.registry_ca, ns.insecure)  # fail early
+    shared_ca, _ = split_ca_entries(registry_ca_entries(ns))
+    tls_verification(shared_ca, ns.insecure)  # fail early
+    registries = _registries(ns)
     supernodes = parse_supernodes(ns.supernode)
     listen_ip = parse_ip(ns.listen)
     return PeerConfig(
@@ -131,9 +135,10 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
         cache_quota=parse_size(ns.cache_quota),
         location=ns.location,
         daemon_listen_is_default=ns.daemon_listen is None,
-        origin_ca_file=ns.registry_ca,
+        origin_ca_file=shared_ca,
         origin_insecure=ns.insecure,
-        origin_allow=(*_registry_entry(ns), *split_entries(ns.origin_allow)),
+        origin_tls=_origin_tls(registries),
+        origin_allow=(*_registry_entries(registries), *split_entries(ns.origin_allow)),
         origin_deny=split_entries(ns.origin_deny),
         listeners=_listeners(ns),
         tls=tls_from_args(ns),
@@ -141,19 +146,39 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
     ).validate()
 
 
-def _registry_entry(ns: argparse.Namespace) -> tuple[str, ...]:
-    """The mirror's --registry as an allow entry HOST:PORT: the registry the operator chose is fetched from even where
-    the policy would refuse it (a registry on this host's loopback while the dfdaemon listens beyond loopback)."""
+def _registries(ns: argparse.Namespace) -> RegistryMap | None:
+    """The mirror's upstreams (None with --mirror off, or flags the mirror reports with their names)."""
     if str(ns.mirror).strip().lower() == "off":
-        return ()
+        return None
     try:
-        parts = urlsplit(str(ns.registry).strip())
-        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return ()  # reported with the flag's name where the mirror reads it
-    if not host:
+        config = mirror_config_from_args(ns)
+    except InvalidArgument:
+        return None  # reported with the flag's name where the mirror reads it
+    return config.registries() if config is not None else None
+
+
+def _registry_entries(registries: RegistryMap | None) -> tuple[str, ...]:
+    """The mirror's upstreams (--registry and the --registry-map targets) as allow entries HOST:PORT: registries the
+    operator chose are fetched from even where the policy would refuse them (a registry on this host's loopback
+    while the dfdaemon listens beyond loopback)."""
+    if registries is None:
         return ()
-    return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}",)
+    entries = []
+    for base in sorted(registries.targets()):
+        origin = origin_of(base)
+        entries.append(f"[{origin.host}]:{origin.port}" if ":" in origin.host else f"{origin.host}:{origin.port}")
+    return tuple(entries)
+
+
+def _origin_tls(registries: RegistryMap | None) -> tuple[OriginTls, ...]:
+    """The mirror's per-upstream TLS settings for the peer's own fetches from those upstreams."""
+    if registries is None:
+        return ()
+    return tuple(
+        OriginTls(origin.host, origin.port, tls.ca_file, tls.insecure)
+        for origin, tls in registries.tls.items()
+        if origin.scheme == "https"
+    )
 
 
 def _listeners(ns: argparse.Namespace) -> tuple[tuple[str, int, str], ...]:
@@ -218,7 +243,12 @@ async def run(config: PeerConfig, mconfig: MirrorConfig | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the dfdaemon command."""
+    """Entry point of the dfdaemon command (`dfdaemon client-config ...` prints runtime configuration instead)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["client-config"]:
+        from mirror.clientconfig_cli import main as client_config
+
+        raise SystemExit(client_config(args[1:]))
     tune_malloc()
     limit_malloc_arenas()
     try:

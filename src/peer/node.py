@@ -102,7 +102,7 @@ class PeerNode:
         self.ctx = PeerContext(
             storage=self.storage,
             scheduler=self.scheduler,
-            http=new_client(config.origin_ca_file, config.origin_insecure, policy),
+            http=new_client(config.origin_ca_file, config.origin_insecure, policy, config.origin_tls),
             channels=ChannelPool(config.tls),
             download_bucket=TokenBucket(config.download_limit),
             no_back_source=config.no_back_source,

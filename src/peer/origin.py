@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -124,6 +124,16 @@ async def open_origin(
         await body.close()
 
 
+@dataclass(frozen=True)
+class OriginTls:
+    """One HTTPS origin's own TLS settings: an extra CA bundle, or no verification."""
+
+    host: str
+    port: int
+    ca_file: str | None = None
+    insecure: bool = False
+
+
 def tls_context(ca_file: str | None = None, insecure: bool = False) -> ssl.SSLContext:
     """The TLS context for origin HTTPS: the system CAs plus ca_file, or no verification at all when insecure."""
     context = ssl.create_default_context()
@@ -143,11 +153,27 @@ def tls_verification(ca_file: str | None = None, insecure: bool = False) -> ssl.
     return False if insecure else tls_context(ca_file)
 
 
-def new_client(ca_file: str | None = None, insecure: bool = False, policy: FetchPolicy | None = None) -> OriginClient:
+def new_client(
+    ca_file: str | None = None,
+    insecure: bool = False,
+    policy: FetchPolicy | None = None,
+    per_origin: Sequence[OriginTls] = (),
+) -> OriginClient:
     """The client for origin fetches (follows redirects; a read timeout per read, none on the whole body; every
-    address connected to allowed by policy, by default link-local refused)."""
+    address connected to allowed by policy, by default link-local refused). per_origin: HTTPS origins with their own
+    CA bundle (on top of ca_file) or no verification (the mirror's per-upstream settings)."""
+    contexts: dict[tuple[str, int], ssl.SSLContext] = {}
+    for tls in per_origin:
+        context = tls_context(ca_file, insecure or tls.insecure)
+        if tls.ca_file and not (insecure or tls.insecure):
+            try:
+                context.load_verify_locations(cafile=tls.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise InvalidArgument(f"cannot load CA bundle {tls.ca_file}: {exc}") from None
+        contexts[(tls.host.lower(), tls.port)] = context
     http = HttpClient(
         tls_context(ca_file, insecure),
+        origin_contexts=contexts,
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
         user_agent="dandelion-peer",

@@ -45,6 +45,7 @@ class Ordering:
     at: float = 0.0
     registered: bool = False
     tried: set[str] = field(default_factory=set)
+    error: str = ""  # why the last seed peer that read it failed
 
 
 def rendezvous_score(task_id: str, address: str) -> int:
@@ -154,6 +155,17 @@ class SeedPeers:
                 ordering.address = ""
                 withdrawn.append(tid)
         return withdrawn
+
+    def failed(self, task_id: str, error: str) -> None:
+        """A seed peer's download of the task failed with error."""
+        ordering = self.orderings.get(task_id)
+        if ordering is not None:
+            ordering.error = error[:500]
+
+    def error(self, task_id: str) -> str:
+        """Why the last seed peer that read the task failed ("" none did)."""
+        ordering = self.orderings.get(task_id)
+        return ordering.error if ordering is not None else ""
 
     def forget(self, task_id: str) -> None:
         """The task is forgotten."""

@@ -14,15 +14,15 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
-from dfcommon.errors import DandelionError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from dfcommon.errors import DandelionError, InvalidArgument, NotFound, Unavailable
 from dfcommon.identity import display_url, task_id
 from dfcommon.metrics import PIECE_REPORTS
 from dfcommon.pieces import ranges_mask
 from supernode.config import SupernodeConfig
+from supernode.hosts import Hosts, HostSpec
 from supernode.readers import MAX_PIECE_NUMBER, OriginAnswer, Readers
 from supernode.resource.host import Host
 from supernode.resource.peer import MAX_WINDOW, Peer, PeerState
@@ -34,24 +34,12 @@ from supernode.seed.cdn import Cdn
 from supernode.seed.origin import FetchResult
 from supernode.seed.uploads import SeedUploads
 from supernode.seed_events import SeedEvents
-from supernode.seed_peers import SeedOrder, SeedPeers
+from supernode.seed_peers import SeedPeers
 from supernode.streams import Outboxes, StreamEvent, TaskChanged
 
 log = logging.getLogger(__name__)
 
-MISSED_HEARTBEATS = 3
-
-
-@dataclass(frozen=True)
-class HostSpec:
-    """What a host tells about itself when registering."""
-
-    hostname: str
-    ip: str
-    port: int
-    upload_slots: int
-    location: str
-    seed: bool = False  # a seed peer (dfdaemon --seed)
+PREHEAT_POLL_S = 0.2  # how often a preheat by a seed peer looks whether it is done
 
 
 class Swarm:
@@ -77,79 +65,21 @@ class Swarm:
         self.seed_peers = SeedPeers(clock)
         self.readers = Readers(config, self.scheduler, self.cdn, self.streams, self.seed_peers)
         self.seeds = SeedEvents(self.scheduler, self.cdn, self.streams)
+        self.hosts = Hosts(config, self.scheduler, self.streams, self.readers, self.seed_peers, clock)
 
-    # Hosts --------------------------------------------------------------------------
+    # Hosts (supernode.hosts) --------------------------------------------------------
 
     def register_host(self, spec: HostSpec) -> str:
         """Register a host (replacing one registered at the same address) and return its id."""
-        for old in list(self.scheduler.hosts.values()):
-            if old.ip == spec.ip and old.port == spec.port:
-                log.info("host re-registered host=%s addr=%s:%d", old.host_id[:12], spec.ip, spec.port)
-                self._drop_host(old, NotFound("host registered again"))
-        host = Host(uuid.uuid4().hex, spec.hostname, spec.ip, spec.port, spec.upload_slots, spec.location, self.clock())
-        host.seed_peer = spec.seed
-        self.scheduler.add_host(host)
-        hid, addr = host.host_id[:12], f"{spec.ip}:{spec.port}"
-        role = " seed peer" if spec.seed else ""
-        log.info(
-            "host registered host=%s name=%s addr=%s slots=%d%s", hid, spec.hostname, addr, spec.upload_slots, role
-        )
-        return host.host_id
+        return self.hosts.register(spec)
 
     def heartbeat(self, host_id: str) -> None:
-        """Keep a host alive (and choosable again as a parent if children could not reach it)."""
-        host = self._host(host_id)
-        host.last_seen = self.clock()
-        self.streams.deliver(self.scheduler.host_alive(host))
+        """Keep a host alive."""
+        self.hosts.heartbeat(host_id)
 
     def leave_host(self, host_id: str) -> None:
         """Remove a host and its peers."""
-        host = self._host(host_id)
-        log.info("host left host=%s", host_id[:12])
-        self._drop_host(host, NotFound("host left"))
-
-    def sweep_hosts(self) -> None:
-        """Drop hosts that missed their heartbeats, with their peers."""
-        limit = MISSED_HEARTBEATS * self.config.heartbeat_interval_ms / 1000
-        now = self.clock()
-        for host in list(self.scheduler.hosts.values()):
-            if now - host.last_seen > limit:
-                log.warning("host dropped host=%s missed=%d heartbeats", host.host_id[:12], MISSED_HEARTBEATS)
-                self._drop_host(host, NotFound("host missed its heartbeats"))
-
-    def _drop_host(self, host: Host, why: DandelionError) -> None:
-        sources = self.seed_peers.withdraw(host) if host.seed_peer else []
-        for peer_id in list(host.peer_ids):
-            self.streams.end(peer_id, why)
-            peer = self.scheduler.peers.get(peer_id)
-            if peer is not None and self.readers.forget(peer):
-                sources.append(peer.task_id)
-        self.streams.deliver(self.scheduler.remove_host(host))
-        for tid in sources:
-            self.readers.replace(tid)
-
-    def open_seed_orders(self, host_id: str) -> asyncio.Queue[SeedOrder | None]:
-        """A seed peer opened its order stream (SeedTasks): the queue of the orders to send it."""
-        host = self._host(host_id)
-        if not host.seed_peer:
-            raise FailedPrecondition(f"host {host_id[:12]} did not register as a seed peer (HostInfo.seed)")
-        return self.seed_peers.open(host)
-
-    def close_seed_orders(self, host_id: str, queue: asyncio.Queue[SeedOrder | None]) -> None:
-        """A seed peer's order stream ended: the seed peer is gone (it registers again if it is not), and its
-        tasks go to the next seed peers at once rather than after its missed heartbeats."""
-        if not self.seed_peers.close(host_id, queue):
-            return
-        host = self.scheduler.hosts.get(host_id)
-        if host is not None:
-            log.warning("seed peer's order stream ended host=%s addr=%s: dropping it", host_id[:12], host.address)
-            self._drop_host(host, NotFound("the seed peer's order stream ended"))
-
-    def _host(self, host_id: str) -> Host:
-        host = self.scheduler.hosts.get(host_id)
-        if host is None:
-            raise NotFound(f"unknown host {host_id[:80]}")
-        return host
+        self.hosts.leave(host_id)
 
     # Tasks --------------------------------------------------------------------------
 
@@ -158,7 +88,7 @@ class Swarm:
         for the swarm: the first one to register (told so on its stream), and the others get its pieces as soon as
         it stored each one (the registration answers at once, the task's length follows on the stream). Otherwise
         waits until the seed's origin fetch (or cache) answered."""
-        host = self._host(host_id)
+        host = self.hosts.get(host_id)
         host.last_seen = self.clock()
         task = self._task_for(request)
         if self.readers.peer_reads(task):
@@ -202,8 +132,13 @@ class Swarm:
         return peer
 
     async def preheat(self, request: ContentRequest) -> Task:
-        """Fetch content into the seed's cache and wait until it is complete."""
+        """Fetch content into the seed's cache (a seed peer's, when seed peers read it) and wait until it is
+        complete."""
         task = self._task_for(request)
+        if self.readers.peer_reads(task) and self.readers.seeded(task):
+            await self._preheat_by_seed_peer(task, request)
+            log.info("preheated task=%s url=%s on a seed peer", task.task_id[:12], task.url)
+            return task
         self._start_seed(task, request)
         job = self.cdn.jobs[task.task_id]
         task.waiting += 1
@@ -215,6 +150,23 @@ class Swarm:
             raise job.error or DandelionError(task.error)
         log.info("preheated task=%s url=%s", task.task_id[:12], task.url)
         return task
+
+    async def _preheat_by_seed_peer(self, task: Task, request: ContentRequest) -> None:
+        """Until a seed peer holds the whole content: ordered from the seed peers in their order for the task, the
+        next one when one fails; Unavailable once every one failed."""
+        task.waiting += 1
+        try:
+            while True:
+                seeds = [peer for peer in task.peers.values() if peer.host.seed_peer]
+                if any(peer.state is PeerState.SUCCEEDED for peer in seeds):
+                    return
+                busy = any(peer.state in (PeerState.RUNNING, PeerState.BACK_TO_SOURCE) for peer in seeds)
+                if not (busy or self.seed_peers.pending(task.task_id) or self.readers.order_seed(task, request)):
+                    why = self.seed_peers.error(task.task_id) or "no seed peer takes orders"
+                    raise Unavailable(f"no seed peer could load {task.url}: {why}")
+                await asyncio.sleep(PREHEAT_POLL_S)
+        finally:
+            task.waiting -= 1
 
     def _task_for(self, request: ContentRequest) -> Task:
         """The request's task, created on first sight."""
@@ -374,6 +326,8 @@ class Swarm:
             "peer result task=%s peer=%s success=%s from_peers=%d from_origin=%d ms=%d%s",
             *(tid, pid, success, from_peers, from_origin, duration_ms, why),
         )
+        if peer.host.seed_peer and not success:
+            self.seed_peers.failed(peer.task_id, error)
         self.readers.result(self.scheduler.tasks[peer.task_id], peer, success, digest_mismatch)
 
     def leave_task(self, peer_id: str) -> None:
@@ -429,7 +383,7 @@ class Swarm:
                 self.streams.deliver(self.scheduler.expire())
                 if self.clock() - last_sweep >= self.config.heartbeat_interval_ms / 1000:
                     last_sweep = self.clock()
-                    self.sweep_hosts()
+                    self.hosts.sweep()
                     for tid in self.seed_peers.overdue():
                         self.readers.replace(tid)
                     self.readers.tell_waiters()

@@ -5,7 +5,7 @@ copy at most, except a supernode (seed) kill, which can send every peer back to 
 
     budget(f) = size(f) x (1 + P*S + O + K + F + D(f))
 
-P peers, S kills of the supernode and of the seed role's process (the same process today, counted once),
+P peers, S kills of the supernode and of the seed role's process (the first seed peer, else the supernode),
 O restarts of the origin (or of the registry, for layers), K dfdaemon kills, F disk fills, and D(f) downloads
 of f started while their own dfdaemon was down (dfget then fetches from the origin itself).
 """

@@ -1,8 +1,8 @@
 """The soak's cluster as roles → restartable processes: supernode, dfdaemons, origin, registry.
 
 Only public surfaces: command lines, TCP ports, gRPC health, /metrics. A role keeps its ports and data dir
-across restarts. "seed" is a role too: today it names the supernode's process (the seed lives inside it);
-when the seed becomes its own process, add its Service and point ROLE_ALIASES["seed"] at it.
+across restarts. "seed" is a role too: the first seed peer (a dfdaemon with --seed) when the soak runs any, else
+the supernode's process (its in-process seed).
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from fixtures.processes import ManagedProcess, console_script, free_port, start_
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-# role name used by fault injectors → the Service that plays it today
+# role name used by fault injectors → the Service that plays it when no service has that role
 ROLE_ALIASES = {"seed": "supernode"}
 FIRST_PEER_OCTET = 11
+FIRST_SEED_OCTET = 5
 # Throttled so that transfers take a while and faults land in the middle of them.
 PEER_UPLOAD_LIMIT = "20M"  # bytes/s each dfdaemon serves to other peers
 ORIGIN_RATE = 4_000_000  # bytes/s per origin response
@@ -56,7 +57,7 @@ class Service:
     """A long-running process of the cluster that the driver may kill, stop and restart."""
 
     role: str
-    kind: str  # "supernode" | "peer" | "origin" | "registry"
+    kind: str  # "supernode" | "peer" | "seed" | "origin" | "registry"
     argv: list[str]
     log_path: Path
     ports: list[Port]
@@ -143,8 +144,13 @@ class Cluster:
         return service
 
     def role(self, name: str) -> Service:
-        """The service playing role name (aliases resolved: 'seed' is the supernode today)."""
-        return self.services[ROLE_ALIASES.get(name, name)]
+        """The service playing role name ('seed': the first seed peer, else the supernode)."""
+        return self.services[name] if name in self.services else self.services[ROLE_ALIASES.get(name, name)]
+
+    @property
+    def seeds(self) -> list[Service]:
+        """The seed peers."""
+        return [s for s in self.services.values() if s.kind == "seed"]
 
     @property
     def peers(self) -> list[Service]:
@@ -200,6 +206,27 @@ def peer_service(cluster: Cluster, index: int, registry_url: str, extra: Sequenc
     ]
     ports = [Port(ip, grpc_port, "grpc"), Port(ip, mirror_port, "http"), Port(ip, metrics_port, "metrics")]
     return Service(role, "peer", argv, cluster.base / "logs" / f"{role}.log", ports, data, sock, ip)
+
+
+def seed_service(cluster: Cluster, index: int, extra: Sequence[str] = ()) -> Service:
+    """Seed peer number index (a dfdaemon with --seed, no mirror) on 127.0.0.(5+index); role "seed" for the first,
+    "seed-2", ... for the others."""
+    ip = f"127.0.0.{FIRST_SEED_OCTET + index}"
+    role = "seed" if index == 0 else f"seed-{index + 1}"
+    grpc_port, metrics_port = free_port(ip), free_port(ip)
+    data = cluster.base / role
+    data.mkdir(parents=True, exist_ok=True)
+    sock = cluster.socket_dir / f"{role}.sock"
+    argv = [
+        console_script("dfdaemon"),
+        *("--seed", "--supernode", f"127.0.0.1:{cluster.supernode.port('grpc').port}"),
+        *("--listen", ip, "--port", str(grpc_port), "--data-dir", str(data)),
+        *("--daemon-listen", f"unix:{sock}", "--mirror", "off", "--metrics", f"{ip}:{metrics_port}"),
+        *("--upload-slots", "4", "--upload-limit", PEER_UPLOAD_LIMIT),
+        *extra,
+    ]
+    ports = [Port(ip, grpc_port, "grpc"), Port(ip, metrics_port, "metrics")]
+    return Service(role, "seed", argv, cluster.base / "logs" / f"{role}.log", ports, data, sock, ip)
 
 
 def origin_service(cluster: Cluster, root: Path) -> Service:

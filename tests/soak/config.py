@@ -37,6 +37,7 @@ class SoakConfig:
     seed: int = 0  # 0: pick one from the clock (printed, so a failure can be replayed)
     faults: tuple[str, ...] = tuple(k for k in FAULT_KINDS if k not in DISABLED_BY_DEFAULT)
     peers: int = 4
+    seed_peers: int = 1  # dfdaemons with --seed (the role "seed" is the first; 0: the supernode's in-process seed)
     files: int = 4
     new_file_every: float = 25.0  # a fresh origin file this often, so new tasks keep starting
     dfget_parallel: int = 3
@@ -62,6 +63,8 @@ class SoakConfig:
             raise ValueError("seconds must be >= 0")
         if not 1 <= self.peers <= 40:
             raise ValueError("peers must be between 1 and 40 (127.0.0.11 ...)")
+        if not 0 <= self.seed_peers <= 6:
+            raise ValueError("seed_peers must be between 0 and 6 (127.0.0.5 ...)")
         if self.files < 1 or self.dfget_parallel < 1 or self.max_file_mib < 1:
             raise ValueError("files, dfget_parallel and max_file_mib must be >= 1")
         if self.download_deadline <= 0 or self.final_deadline <= 0:
@@ -100,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults", help=f"'all', 'none', a comma list, or '-kind,...'; kinds: {', '.join(FAULT_KINDS)}"
     )
     parser.add_argument("--peers", type=int)
+    parser.add_argument("--seed-peers", type=int, help="seed peers, dfdaemons with --seed (default 1; 0: none)")
     parser.add_argument("--files", type=int)
     parser.add_argument("--parallel", type=int, dest="dfget_parallel", help="dfget runs at once (default 3)")
     parser.add_argument("--fault-gap", help="LOW,HIGH seconds between two faults (default 1,4)")
@@ -138,7 +142,7 @@ def config_from(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
         text = text if text is not None else env.get(f"DANDELION_SOAK_{name.upper()}")
         if text:
             values[name] = tuple(shlex.split(text))
-    for name in ("peers", "files", "dfget_parallel", "max_file_mib"):
+    for name in ("peers", "seed_peers", "files", "dfget_parallel", "max_file_mib"):
         given = getattr(ns, name)
         variable = "DANDELION_SOAK_" + name.removeprefix("dfget_").upper()
         if given is None and env.get(variable):

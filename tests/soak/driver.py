@@ -27,6 +27,7 @@ from .cluster import (
     origin_service,
     peer_service,
     registry_service,
+    seed_service,
     supernode_service,
     unmount,
     wait_for,
@@ -117,6 +118,8 @@ class Soak:
             for i, sizes in enumerate(IMAGE_LAYERS)
         ]
         self.cluster.add(supernode_service(self.cluster, self.cfg.supernode_args)).start()
+        for index in range(self.cfg.seed_peers):
+            self.cluster.add(seed_service(self.cluster, index, self.cfg.peer_args)).start()
         self.fill_peer: Service | None = None
         for index in range(self.cfg.peers):
             on_tmpfs = index == self.cfg.peers - 1 and {"fill_disk", "fill_disk_long"} & set(self.cfg.faults)
@@ -131,7 +134,10 @@ class Soak:
             self.cluster.add(peer).start()
         if self.cfg.docker and not missing_binaries("dockerd", "docker"):
             self.docker = stack.enter_context(run_dockerd(self.out / "docker"))
-        self.log(f"soak: cluster up ({self.cfg.peers} peers, {len(self.files)} files, {len(self.images)} images)")
+        self.log(
+            f"soak: cluster up ({self.cfg.peers} peers, {self.cfg.seed_peers} seed peers, {len(self.files)} files, "
+            f"{len(self.images)} images)"
+        )
 
     def _registry(self) -> Registry:
         root = self.out / "registry"

@@ -186,7 +186,7 @@ def trickle_parent(ctx: FaultContext, rng: random.Random) -> FaultRecord:
 def garbage(ctx: FaultContext, rng: random.Random) -> FaultRecord:
     """Garbage to every port of every Dandelion process; each must still answer afterwards."""
     record = FaultRecord("garbage", "all ports", ctx.ledger.now())
-    services = [s for s in ctx.cluster.services.values() if s.kind in ("supernode", "peer")]
+    services = [s for s in ctx.cluster.services.values() if s.kind in ("supernode", "peer", "seed")]
     sent, codes = send_garbage(services, rng)
     if ctx.strict_grpc and codes.get("UNKNOWN"):
         ctx.violation(f"{codes['UNKNOWN']} junk gRPC requests got UNKNOWN (an unhandled exception), not a clear status")

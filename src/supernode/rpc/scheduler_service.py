@@ -91,7 +91,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         """A seed peer's orders, until it goes away (then it is dropped, and its tasks go to the next seed peer)."""
         try:
             host_id = validate.ident(request.host_id, "host_id")
-            queue = self.swarm.open_seed_orders(host_id)
+            queue = self.swarm.hosts.open_orders(host_id)
         except (DandelionError, Exception) as err:
             await abort(context, err)
             return
@@ -99,7 +99,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             while (order := await queue.get()) is not None:
                 yield scheduler_pb2.SeedTaskOrder(task_id=order.task_id, url_meta=to_url_meta(order.request))
         finally:
-            self.swarm.close_seed_orders(host_id, queue)
+            self.swarm.hosts.close_orders(host_id, queue)
 
     async def SyncPieces(  # type: ignore[override]
         self, request_iterator: AsyncIterator[scheduler_pb2.SyncPiecesRequest], context: Context

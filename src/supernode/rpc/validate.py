@@ -12,9 +12,9 @@ from dfcommon.digest import parse_digest
 from dfcommon.errors import InvalidArgument
 from dfcommon.identity import validate_url
 from dfcommon.sizes import parse_ip
+from supernode.hosts import HostSpec
 from supernode.resource.peer import MAX_WINDOW
 from supernode.seed.origin import parse_range
-from supernode.swarm import HostSpec
 
 MAX_ID = 128
 MAX_HEADERS = 64

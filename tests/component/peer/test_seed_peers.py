@@ -15,7 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
+from dandelion.common.v1 import common_pb2
+from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from fixtures.origin import OriginServer, start_origin, write_random_file
 from fixtures.processes import ManagedProcess, ProcessGroup, console_script, free_port
 from peer_procs import Daemon, dfget, start_daemon
@@ -194,3 +197,22 @@ def test_a_restarted_supernode_gets_the_content_from_the_seed_peers_cache(cluste
     assert f"task={tid} offered to the swarm from the local cache" in chosen.proc.log(), cluster.logs()
     for peer in cluster.peers[1:]:
         assert done_line(peer) == (SIZE + 3, 0)
+
+
+def test_preheat_loads_a_seed_peers_cache(cluster: Cluster, tmp_path: Path) -> None:
+    """PreheatTask returns once the chosen seed peer holds the content; a later download reads no origin."""
+    name = "e.bin"
+    url, digest = cluster.origin.url(name), cluster.digests[name]
+    cluster.origin.reset()
+    with grpc.insecure_channel(cluster.addr) as channel:
+        stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+        answer = stub.PreheatTask(
+            scheduler_pb2.PreheatTaskRequest(url_meta=common_pb2.UrlMeta(url=url, digest=digest)), timeout=60
+        )
+    assert answer.task.task_id == task_id(url, digest, (), "")
+    chosen = cluster.chosen_seed(url, digest)
+    assert done_line(chosen) == (0, SIZE + 4), cluster.logs()
+    assert cluster.origin.bytes_served(name) == SIZE + 4
+    fetch_all(cluster, cluster.origin, name, cluster.peers[:1], tmp_path, True)
+    assert cluster.origin.bytes_served(name) == SIZE + 4, "read once, by the seed peer"
+    assert done_line(cluster.peers[0]) == (SIZE + 4, 0)

@@ -10,6 +10,7 @@ from mirror.allowlist import AllowList, origin_of
 from mirror.config import MirrorConfig
 from mirror.credentials import Credentials
 from mirror.errors import RegistryError
+from mirror.registries import build_registry_map
 from mirror.selection import select_upstream
 from mirror.upstream import Upstream
 
@@ -22,11 +23,20 @@ BAD = "400 UNSUPPORTED"
 
 
 def decide(registry: str, entries: tuple[str, ...], ns: str | None, header: str | None) -> str:
-    """What a request gets: the canonical upstream URL, or 'STATUS CODE' of its registry error."""
-    try:
-        return AllowList(registry, entries).admit(select_upstream(registry, ns, header))
-    except RegistryError as exc:
-        return f"{exc.status} {exc.code}"
+    """What a request gets: the canonical upstream URL, or 'STATUS CODE' of its registry error; the mirror's
+    selection (an empty --registry-map) and selection.select_upstream must agree."""
+    answers = []
+    registries = build_registry_map(registry)
+    for select in (
+        lambda: select_upstream(registry, ns, header),
+        lambda: registries.select(ns, header, "ns/img")[0],
+    ):
+        try:
+            answers.append(AllowList(registries.default, entries, registries.targets()).admit(select()))
+        except RegistryError as exc:
+            answers.append(f"{exc.status} {exc.code}")
+    assert answers[0] == answers[1]
+    return answers[0]
 
 
 @pytest.mark.parametrize(

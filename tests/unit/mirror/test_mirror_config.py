@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 import pytest
+from fixtures.certs import identity, make_certs
 
 from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import InvalidArgument
@@ -38,8 +39,8 @@ def test_off_disables(value: str) -> None:
 
 
 def test_all_flags(tmp_path: Path) -> None:
-    ca = tmp_path / "ca.pem"
-    ca.write_text("x")
+    make_certs(tmp_path, "reg=127.0.0.1")  # the CA bundle is loaded at start-up: it must hold a certificate
+    ca = identity(tmp_path, "reg").ca
     config = mirror_config_from_args(
         parse(
             "--mirror", "127.0.0.5:7000", "--registry", "http://127.0.0.1:5000/", "--registry-ca", str(ca), "--insecure"

@@ -11,13 +11,14 @@ import pytest
 from dfcommon.content import ContentRequest
 from dfcommon.errors import FailedPrecondition
 from supernode.config import SupernodeConfig
+from supernode.hosts import HostSpec
 from supernode.readers import OriginAnswer
 from supernode.resource.host import Host
 from supernode.resource.peer import PeerState
 from supernode.resource.piece import PieceReport
 from supernode.seed_peers import ORDER_TIMEOUT_S, SeedOrder, SeedPeers, rendezvous_score
 from supernode.streams import Assigned, GoToSource, StreamEvent
-from supernode.swarm import HostSpec, Swarm
+from supernode.swarm import Swarm
 
 PIECE = 64 * 1024
 LENGTH = 8 * PIECE
@@ -98,7 +99,7 @@ def swarm_with_seed_peers(
 ) -> tuple[Swarm, list[str], dict[str, asyncio.Queue[SeedOrder | None]]]:
     swarm = Swarm(SupernodeConfig(data_dir=tmp_path, advertise_ip="127.0.0.1"), _no_cdn, 8002)  # type: ignore[arg-type]
     ids = [swarm.register_host(HostSpec("s", f"127.0.0.{10 + n}", 65000, 8, "", seed=True)) for n in range(count)]
-    return swarm, ids, {hid: swarm.open_seed_orders(hid) for hid in ids}
+    return swarm, ids, {hid: swarm.hosts.open_orders(hid) for hid in ids}
 
 
 class NoStore:
@@ -141,7 +142,7 @@ async def test_an_order_stream_needs_a_seed_peer_and_its_end_drops_the_host(tmp_
     swarm, seed_ids, queues = swarm_with_seed_peers(tmp_path, 1)
     plain = swarm.register_host(HostSpec("p", "127.0.0.2", 65000, 8, ""))
     with pytest.raises(FailedPrecondition):
-        swarm.open_seed_orders(plain)
-    swarm.close_seed_orders(seed_ids[0], queues[seed_ids[0]])
+        swarm.hosts.open_orders(plain)
+    swarm.hosts.close_orders(seed_ids[0], queues[seed_ids[0]])
     assert seed_ids[0] not in swarm.scheduler.hosts
     assert not swarm.seed_peers.up

@@ -13,12 +13,13 @@ from typing import Any
 
 from dfcommon.content import ContentRequest
 from supernode.config import SupernodeConfig
+from supernode.hosts import HostSpec
 from supernode.resource.piece import PieceMeta, PieceReport
 from supernode.resource.task import TaskState
 from supernode.seed.cdn import FetchJob
 from supernode.seed.origin import FetchResult
 from supernode.streams import StreamEnd, StreamEvent, TaskChanged
-from supernode.swarm import HostSpec, Swarm
+from supernode.swarm import Swarm
 
 PIECE = 1024
 BODY = bytes(range(256)) * 12  # three pieces

@@ -17,13 +17,14 @@ import pytest
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument
 from supernode.config import SupernodeConfig
+from supernode.hosts import HostSpec
 from supernode.readers import OriginAnswer
 from supernode.resource.peer import PeerState
 from supernode.resource.piece import PieceReport
 from supernode.seed.cdn import FetchJob
 from supernode.seed.store import SeedStore
 from supernode.streams import Assigned, GoToSource, StreamEvent, TaskChanged
-from supernode.swarm import HostSpec, Swarm
+from supernode.swarm import Swarm
 
 DIGEST = "sha256:" + hashlib.sha256(b"layer").hexdigest()
 REQUEST = ContentRequest(url="http://registry/v2/ns/img/blobs/" + DIGEST, headers={"Authorization": "x"}, digest=DIGEST)

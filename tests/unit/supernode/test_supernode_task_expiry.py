@@ -16,8 +16,9 @@ import pytest
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument
 from supernode.config import SupernodeConfig, build_parser, from_args
+from supernode.hosts import HostSpec
 from supernode.seed.cdn import FetchJob
-from supernode.swarm import HostSpec, Swarm
+from supernode.swarm import Swarm
 
 TTL = 600.0
 DIGEST = "sha256:" + hashlib.sha256(b"layer").hexdigest()
@@ -97,7 +98,7 @@ async def test_a_task_whose_host_stopped_heart_beating_is_forgotten(tmp_path: Pa
     task, peer = await swarm.register_task(hid, request(1))
     swarm.report_result(peer.peer_id, False, "gave up", 0, 0, 1)  # FAILED, never leaves: its host goes silent
     clock.now += 3.5
-    swarm.sweep_hosts()
+    swarm.hosts.sweep()
     assert not swarm.scheduler.hosts and set(swarm.scheduler.peers) == {task.seed_peer_id}
     clock.now += TTL
     assert swarm.forget_idle_tasks() == 1

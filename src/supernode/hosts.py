@@ -1,0 +1,134 @@
+"""The hosts of the swarm: registration (replacing one at the same address), heartbeats, leaving, the sweep of
+silent hosts, and seed peers' order streams. A host that goes takes its peers with it: their streams end, and the
+tasks they read the origin for get new readers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dfcommon.errors import DandelionError, FailedPrecondition, NotFound
+from supernode.config import SupernodeConfig
+from supernode.readers import Readers
+from supernode.resource.host import Host
+from supernode.scheduling.scheduler import Scheduler
+from supernode.seed_peers import SeedOrder, SeedPeers
+from supernode.streams import Outboxes
+
+log = logging.getLogger(__name__)
+
+MISSED_HEARTBEATS = 3
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """What a host tells about itself when registering."""
+
+    hostname: str
+    ip: str
+    port: int
+    upload_slots: int
+    location: str
+    seed: bool = False  # a seed peer (dfdaemon --seed)
+
+
+class Hosts:
+    """The host operations behind RegisterHost, HeartbeatHost, LeaveHost and SeedTasks, and the heartbeat sweep."""
+
+    def __init__(
+        self,
+        config: SupernodeConfig,
+        scheduler: Scheduler,
+        streams: Outboxes,
+        readers: Readers,
+        seed_peers: SeedPeers,
+        clock: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.scheduler = scheduler
+        self.streams = streams
+        self.readers = readers
+        self.seed_peers = seed_peers
+        self.clock = clock
+
+    def register(self, spec: HostSpec) -> str:
+        """Register a host (replacing one registered at the same address) and return its id."""
+        for old in list(self.scheduler.hosts.values()):
+            if old.ip == spec.ip and old.port == spec.port:
+                log.info("host re-registered host=%s addr=%s:%d", old.host_id[:12], spec.ip, spec.port)
+                self.drop(old, NotFound("host registered again"))
+        host = Host(uuid.uuid4().hex, spec.hostname, spec.ip, spec.port, spec.upload_slots, spec.location, self.clock())
+        host.seed_peer = spec.seed
+        self.scheduler.add_host(host)
+        hid, addr = host.host_id[:12], f"{spec.ip}:{spec.port}"
+        role = " seed peer" if spec.seed else ""
+        log.info(
+            "host registered host=%s name=%s addr=%s slots=%d%s", hid, spec.hostname, addr, spec.upload_slots, role
+        )
+        return host.host_id
+
+    def heartbeat(self, host_id: str) -> None:
+        """Keep a host alive (and choosable again as a parent if children could not reach it)."""
+        host = self.get(host_id)
+        host.last_seen = self.clock()
+        self.streams.deliver(self.scheduler.host_alive(host))
+
+    def leave(self, host_id: str) -> None:
+        """Remove a host and its peers."""
+        host = self.get(host_id)
+        log.info("host left host=%s", host_id[:12])
+        self.drop(host, NotFound("host left"))
+
+    def sweep(self) -> None:
+        """Drop hosts that missed their heartbeats, with their peers."""
+        limit = MISSED_HEARTBEATS * self.config.heartbeat_interval_ms / 1000
+        now = self.clock()
+        for host in list(self.scheduler.hosts.values()):
+            if now - host.last_seen > limit:
+                log.warning("host dropped host=%s missed=%d heartbeats", host.host_id[:12], MISSED_HEARTBEATS)
+                self.drop(host, NotFound("host missed its heartbeats"))
+
+    def drop(self, host: Host, why: DandelionError) -> None:
+        """Remove the host and its peers (their streams end with why); new readers for what they read."""
+        sources = self.seed_peers.withdraw(host) if host.seed_peer else []
+        for peer_id in list(host.peer_ids):
+            self.streams.end(peer_id, why)
+            peer = self.scheduler.peers.get(peer_id)
+            if peer is not None and self.readers.forget(peer):
+                sources.append(peer.task_id)
+        self.streams.deliver(self.scheduler.remove_host(host))
+        for tid in sources:
+            self.readers.replace(tid)
+
+    def open_orders(self, host_id: str) -> asyncio.Queue[SeedOrder | None]:
+        """A seed peer opened its order stream (SeedTasks): the queue of the orders to send it."""
+        host = self.get(host_id)
+        if not host.seed_peer:
+            raise FailedPrecondition(f"host {host_id[:12]} did not register as a seed peer (HostInfo.seed)")
+        return self.seed_peers.open(host)
+
+    def close_orders(self, host_id: str, queue: asyncio.Queue[SeedOrder | None]) -> None:
+        """A seed peer's order stream ended: the seed peer is gone (it registers again if it is not), and its
+        tasks go to the next seed peers at once rather than after its missed heartbeats."""
+        if not self.seed_peers.close(host_id, queue):
+            return
+        host = self.scheduler.hosts.get(host_id)
+        if host is not None:
+            log.warning("seed peer's order stream ended host=%s addr=%s: dropping it", host_id[:12], host.address)
+            self.drop(host, NotFound("the seed peer's order stream ended"))
+
+    def _host(self, host_id: str) -> Host:
+        host = self.scheduler.hosts.get(host_id)
+        if host is None:
+            raise NotFound(f"unknown host {host_id[:80]}")
+        return host
+
+    def get(self, host_id: str) -> Host:
+        """A registered host; NotFound otherwise."""
+        host = self.scheduler.hosts.get(host_id)
+        if host is None:
+            raise NotFound(f"unknown host {host_id[:80]}")
+        return host

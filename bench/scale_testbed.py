@@ -1,7 +1,9 @@
-"""The namespaces of bench/scale_bench.py: an nginx origin, the supernode and N dfdaemon hosts on shaped uplinks.
+"""The namespaces of bench/scale_bench.py: an nginx origin, the supernode, K seed peers and N dfdaemon hosts on
+shaped uplinks.
 
-Namespaces dlscale-origin (10.77.8.2), dlscale-sn (10.77.8.3), dlscale-h1..hN (10.77.8.11...) and dlscale-br
-(the bridge); addresses exist only inside them (bench/netns.py). Each process is stopped by its PID.
+Namespaces dlscale-origin (10.77.8.2), dlscale-sn (10.77.8.3), dlscale-s1..sK (10.77.8.201...), dlscale-h1..hN
+(10.77.8.11...) and dlscale-br (the bridge); addresses exist only inside them (bench/netns.py). Each process is
+stopped by its PID.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from fixtures.clients import loopback_env, short_dir
@@ -28,27 +31,34 @@ SUBNET = "10.77.8"  # mirror_shaped_bench.py uses 10.77.0.0/24 and dlbench-*
 ORIGIN_PORT = 8080
 SUPERNODE_PORT = 8002
 PEER_PORT = 65000
+MAX_SEED_PEERS = 16  # 10.77.8.201-216
+SEED_READY_S = 60  # seconds a seed peer has to open its order stream
 
 
 @dataclass(frozen=True)
 class Testbed:
-    """The origin, the supernode (today's seed) and the hosts, with their uplink rates."""
+    """The origin, the supernode (its in-process seed), the seed peers and the hosts, with their uplink rates."""
 
     origin: NetHost
     supernode: NetHost
     hosts: tuple[NetHost, ...]
+    seeds: tuple[NetHost, ...] = ()
 
     def everyone(self) -> list[NetHost]:
         """Every namespace that takes part, origin first."""
-        return [self.origin, self.supernode, *self.hosts]
+        return [self.origin, self.supernode, *self.seeds, *self.hosts]
 
 
-def make_testbed(n_hosts: int, origin_mbit: int, host_mbit: int) -> Testbed:
-    """Names, addresses and uplinks: the origin at origin_mbit, the supernode and every host at host_mbit."""
+def make_testbed(n_hosts: int, origin_mbit: int, host_mbit: int, n_seeds: int = 0) -> Testbed:
+    """Names, addresses and uplinks: the origin at origin_mbit, the supernode, every seed peer and every host at
+    host_mbit."""
+    if not 0 <= n_seeds <= MAX_SEED_PEERS:
+        raise ValueError(f"0..{MAX_SEED_PEERS} seed peers, got {n_seeds}")
     return Testbed(
         origin=NetHost(PREFIX + "origin", f"{SUBNET}.2", origin_mbit),
         supernode=NetHost(PREFIX + "sn", f"{SUBNET}.3", host_mbit),
         hosts=tuple(NetHost(f"{PREFIX}h{i}", f"{SUBNET}.{10 + i}", host_mbit) for i in range(1, n_hosts + 1)),
+        seeds=tuple(NetHost(f"{PREFIX}s{i}", f"{SUBNET}.{200 + i}", host_mbit) for i in range(1, n_seeds + 1)),
     )
 
 
@@ -125,11 +135,17 @@ http {{
 
 @contextmanager
 def swarm(
-    bed: Testbed, hosts: Sequence[NetHost], workdir: Path, origin_fetch: str, piece_size: str | None
+    bed: Testbed,
+    hosts: Sequence[NetHost],
+    workdir: Path,
+    origin_fetch: str,
+    piece_size: str | None,
+    seeds: Sequence[NetHost] = (),
 ) -> Iterator[tuple[dict[str, Path], list[int]]]:
-    """A new supernode and one new dfdaemon per host (empty caches).
+    """A new supernode, one new seed peer (`dfdaemon --seed`) per seed and one new dfdaemon per host (empty caches).
 
-    Yields each host's dfget socket by netns and the PIDs of the supernode and the dfdaemons.
+    Yields once every seed peer takes the supernode's orders: each host's dfget socket by netns and the PIDs of the
+    supernode and the dfdaemons (seed peers included).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack, short_dir("dls-") as sockets:
@@ -147,7 +163,8 @@ def swarm(
         pid = proc.pid
         started: list[tuple[NetHost, ManagedProcess]] = []
         sockets_by_host: dict[str, Path] = {}
-        for host in hosts:  # all start together (2 cores: one at a time would take N import times)
+        seed_set = {seed.netns for seed in seeds}
+        for host in [*seeds, *hosts]:  # all start together (2 cores: one at a time would take N import times)
             name = host.netns.removeprefix(PREFIX)
             sockets_by_host[host.netns] = sockets / f"{name}.sock"
             argv = [
@@ -155,6 +172,7 @@ def swarm(
                 *("--supernode", supernode_addr, "--listen", host.ip, "--port", str(PEER_PORT)),
                 *("--data-dir", str(workdir / f"dfdaemon-{name}"), "--mirror", "off"),
                 *("--daemon-listen", f"unix:{sockets_by_host[host.netns]}"),
+                *(("--seed",) if host.netns in seed_set else ()),
             ]
             proc = start_process(f"dfdaemon-{name}", host.argv(argv), workdir / f"dfdaemon-{name}.log", loopback_env())
             stack.callback(proc.stop)
@@ -162,7 +180,24 @@ def swarm(
         for host, proc in started:
             wait_tcp_in(host, host.ip, PEER_PORT, proc.alive, timeout=120)
             proc.wait_until(sockets_by_host[host.netns].exists, "its dfget socket exists", timeout=60)
+        sn_log = workdir / "supernode.log"
+        for host, proc in started:
+            if host.netns in seed_set:
+                proc.wait_until(
+                    partial(takes_orders, sn_log, host.ip), "the supernode logs it takes orders", SEED_READY_S
+                )
+        for seed in seeds:
+            del sockets_by_host[seed.netns]  # dfget runs on the hosts only
         yield sockets_by_host, [pid, *(started_proc.pid for _, started_proc in started)]
+
+
+def takes_orders(supernode_log: Path, ip: str) -> bool:
+    """True when the supernode's log says the seed peer at ip opened its order stream (SeedTasks)."""
+    try:
+        text = supernode_log.read_text(errors="replace")
+    except OSError:
+        return False
+    return re.search(rf"seed peer takes orders host=\S+ addr={re.escape(ip)}:", text) is not None
 
 
 def _drop_caches(workdir: Path) -> None:

@@ -22,6 +22,13 @@ some reader's uplink at least once, and the other (N-1)*F bytes the hosts need c
     max(F/min(u_s, u_1 + ... + u_k), (N-1)*F/sum u_hosts, F/d_min)
 with N = 1 it is the host's own fetch, F/u_s (and F/d_min). The origin sending each byte once is what sets it
 above Kumar-Ross, which lets the origin serve many hosts.
+
+With seed peers (`dfdaemon --seed`, `--origin-fetch auto` or `seed`) ("seed-peer design"): one seed peer is ordered
+to read the task, and up to k-1 hosts may take over half of what is left of a long read (k readers in all, each
+piece read once). Every byte enters through the origin's uplink once and leaves some reader's uplink at least once;
+the hosts need N*F bytes less what they read from the origin themselves (R, from the origin's log), and those come
+from the seed peers' and the hosts' uplinks:
+    max(F/min(u_s, u_seed + u_1 + ... + u_(k-1)), (N*F - R)/(sum u_seed + sum u_hosts), F/d_min)
 """
 
 from __future__ import annotations
@@ -98,6 +105,33 @@ def reader_design(
             "F/min(u_s,u_readers)": size / min(origin_up, reading),
             "F/d_min": down,
             "(N-1)*F/sum u_host": (n_hosts - 1) * size / sum(hosts_up),
+        }
+    )
+
+
+def seed_peer_design(
+    size: int,
+    n_hosts: int,
+    origin_up: float,
+    seeds_up: Sequence[float],
+    hosts_up: Sequence[float],
+    down_min: float | None = None,
+    readers: int = 1,
+    hosts_read: int = 0,
+) -> Bound:
+    """The bound when the first seed peer reads the origin, up to readers-1 hosts take over parts of it, and the
+    hosts read hosts_read bytes from the origin themselves (the rest of the N*F they need comes from the uplinks of
+    the seed peers and the hosts)."""
+    _check(size, n_hosts, [origin_up, *seeds_up, *hosts_up], down_min)
+    if not seeds_up:
+        raise ValueError("the seed-peer design needs a seed peer")
+    reading = seeds_up[0] + sum(hosts_up[: max(0, min(readers - 1, n_hosts))])
+    need = max(0, n_hosts * size - min(hosts_read, size))
+    return _largest(
+        {
+            "F/min(u_s,u_readers)": size / min(origin_up, reading),
+            "F/d_min": size / down_min if down_min else 0.0,
+            "(N*F-R)/(sum u_seed+sum u_host)": need / (sum(seeds_up) + sum(hosts_up)),
         }
     )
 

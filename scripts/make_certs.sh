@@ -12,6 +12,8 @@
 #
 # Without NAME arguments it makes, for a cluster on one machine:
 #   node             127.0.0.1 ... 127.0.0.16, ::1, localhost, and the DNS names supernode and dandelion
+#   dandelion-seed   the same addresses and names, for a seed peer (dfdaemon --seed): the supernode's default
+#                    --seed-cn, the common name that may register a seed peer
 #   dandelion-admin  a client certificate that may call the inspection RPCs
 #
 # DANDELION_CERT_DAYS sets the validity (default 825 days).
@@ -19,7 +21,7 @@ set -euo pipefail
 
 usage() { echo "usage: $0 DIR [NAME=SAN[,SAN...] | NAME]..." >&2; exit 2; }
 [ $# -ge 1 ] || usage
-case "$1" in -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "$1" in -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 command -v openssl >/dev/null || { echo "$0: openssl is needed (apt-get install openssl)" >&2; exit 1; }
 
 DIR=$1
@@ -29,7 +31,8 @@ case "$DAYS" in ''|*[!0-9]*) echo "$0: DANDELION_CERT_DAYS must be a number of d
 if [ $# -eq 0 ]; then
     sans=""
     for i in $(seq 1 16); do sans="$sans,127.0.0.$i"; done
-    set -- "node=${sans#,},::1,localhost,supernode,dandelion" dandelion-admin
+    set -- "node=${sans#,},::1,localhost,supernode,dandelion" "dandelion-seed=${sans#,},::1,localhost,seed,dandelion" \
+        dandelion-admin
 fi
 
 mkdir -p "$DIR"

@@ -1,4 +1,5 @@
-"""`docker compose up` brings up a healthy cluster; images pushed to its registry pull through two nodes.
+"""`docker compose up` brings up a healthy cluster with a seed peer; images pushed to its registry pull through two
+nodes, and the seed peer is the one that read each layer from the registry.
 
 Real Docker engine, real compose v2, real registry image (a local stand-in for registry:2).
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -20,7 +22,11 @@ from fixtures.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 MIB = 1 << 20
-BLOB_GET = re.compile(r'"GET /v2/[^ ]+/blobs/(sha256:[0-9a-f]{64})[^ ]* HTTP/[0-9.]+" (?:200|206) ')
+# distribution's access log: 'ADDR - - [time] "GET /v2/NAME/blobs/DIGEST HTTP/1.1" 200 ...' (after compose's prefix)
+BLOB_GET = re.compile(
+    r'([0-9.]+) - - \[[^]]*\] "GET /v2/[^ ]+/blobs/(sha256:[0-9a-f]{64})[^ ]* HTTP/[0-9.]+" (?:200|206) '
+)
+SEED_TAKES_ORDERS = "seed peer takes orders"
 
 pytestmark = pytest.mark.e2e
 
@@ -42,10 +48,17 @@ def test_compose_up_push_pull_through_two_nodes_down(docker: Dockerd, tmp_path: 
         assert health == {
             "registry": "",
             "supernode": "healthy",
+            "seed": "healthy",
             "node1": "healthy",
             "node2": "healthy",
             "node3": "healthy",
         }
+
+        # Healthy is its PeerService; the supernode orders it once its order stream is open.
+        deadline = time.monotonic() + 60
+        while SEED_TAKES_ORDERS not in compose("logs", "--no-color", "supernode").stdout:
+            assert time.monotonic() < deadline, compose("logs", "--no-color", "supernode", "seed").stdout[-5000:]
+            time.sleep(1)
 
         registry = f"127.0.0.1:{ports['REGISTRY']}"
         image = build_and_push(tmp_path / "image", registry, "team/app", [5 * MIB, 3 * MIB, 2 * MIB])
@@ -77,16 +90,23 @@ def test_compose_up_push_pull_through_two_nodes_down(docker: Dockerd, tmp_path: 
         on_disk = {f"sha256:{p.name}" for p in out.iterdir() if re.fullmatch(r"[0-9a-f]{64}", p.name)}
         assert set(image.blob_digests) <= on_disk
 
-        # Nodes listen on 0.0.0.0 in their containers; the supernode knows each by its container address.
+        # Nodes and the seed peer listen on 0.0.0.0 in their containers; the supernode knows each by its container
+        # address, and the seed peer as one.
         with grpc.insecure_channel(f"127.0.0.1:{ports['SUPERNODE']}") as chan:
             stub = scheduler_pb2_grpc.SchedulerServiceStub(chan)
             hosts = stub.ListHosts(scheduler_pb2.ListHostsRequest(), timeout=10).hosts
         addresses = {h.ip for h in hosts}
-        assert len(hosts) == 3 and len(addresses) == 3 and "0.0.0.0" not in addresses, hosts
+        assert len(hosts) == 4 and len(addresses) == 4 and "0.0.0.0" not in addresses, hosts
+        seeds = [h.ip for h in hosts if h.seed]
+        assert len(seeds) == 1, hosts
 
-        gets = Counter(BLOB_GET.findall(compose("logs", "--no-color", "registry").stdout))
-        layer_gets = {digest: gets[digest] for digest in image.layer_digests}
-        assert all(count == 1 for count in layer_gets.values()), f"registry blob GETs per layer: {layer_gets}"
+        # Each layer left the registry once, to the seed peer (the nodes got it from the swarm).
+        gets = BLOB_GET.findall(compose("logs", "--no-color", "registry").stdout)
+        count = Counter(digest for _, digest in gets)
+        layer_gets = {digest: count[digest] for digest in image.layer_digests}
+        assert all(n == 1 for n in layer_gets.values()), f"registry blob GETs per layer: {layer_gets}"
+        readers = {digest: addr for addr, digest in gets if digest in image.layer_digests}
+        assert set(readers.values()) == set(seeds), f"layer readers {readers}, seed peer {seeds}"
     finally:
         down = compose("down", "-v", "--remove-orphans")
         assert down.returncode == 0, down.stderr

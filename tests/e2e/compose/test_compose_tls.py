@@ -1,11 +1,13 @@
 """compose.yaml + compose.tls.yaml: a mutual-TLS cluster in containers. Certificates from scripts/make_certs.sh,
-docker pulls through two nodes (the layers cross between containers over TLS, the registry sends each once), and
-from the host only an admin certificate may inspect the supernode."""
+the seed peer registers as one with its dandelion-seed certificate, docker pulls through two nodes (the layers cross
+between containers over TLS, the registry sends each once), and from the host only an admin certificate may inspect
+the supernode."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -28,7 +30,7 @@ def test_compose_tls_cluster_pulls_through_two_nodes_and_inspection_needs_an_adm
     docker: Dockerd, tmp_path: Path
 ) -> None:
     certs = tmp_path / "certs"
-    make_certs(certs)  # the defaults: node (127.0.0.1, dandelion, ...) and dandelion-admin
+    make_certs(certs)  # the defaults: node (127.0.0.1, dandelion, ...), dandelion-seed and dandelion-admin
     ports = {name: free_port() for name in ("REGISTRY", "SUPERNODE", "NODE1", "NODE2", "NODE3")}
     env = {
         **docker.env,
@@ -47,6 +49,10 @@ def test_compose_tls_cluster_pulls_through_two_nodes_and_inspection_needs_an_adm
         assert up.returncode == 0, up.stderr[-3000:] + compose("logs", "--no-color").stdout[-5000:]
         logs = compose("logs", "--no-color", "supernode", "node1").stdout
         assert "(mutual TLS)" in logs and "plaintext" not in logs, logs[-3000:]
+        deadline = time.monotonic() + 60  # the seed peer's order stream, over mTLS with its seed certificate
+        while "seed peer takes orders" not in compose("logs", "--no-color", "supernode").stdout:
+            assert time.monotonic() < deadline, compose("logs", "--no-color", "supernode", "seed").stdout[-5000:]
+            time.sleep(1)
 
         registry = f"127.0.0.1:{ports['REGISTRY']}"
         image = build_and_push(tmp_path / "image", registry, "team/tls", [4 * MIB, 2 * MIB])
@@ -66,7 +72,8 @@ def test_compose_tls_cluster_pulls_through_two_nodes_and_inspection_needs_an_adm
             hosts = scheduler_pb2_grpc.SchedulerServiceStub(channel).ListHosts(
                 scheduler_pb2.ListHostsRequest(), timeout=10
             )
-        assert len({h.ip for h in hosts.hosts}) == 3
+        assert len({h.ip for h in hosts.hosts}) == 4
+        assert [h.seed for h in hosts.hosts].count(True) == 1, hosts
         with identity(certs, "node").channel(target) as channel, pytest.raises(grpc.RpcError) as member:
             scheduler_pb2_grpc.SchedulerServiceStub(channel).ListHosts(scheduler_pb2.ListHostsRequest(), timeout=10)
         assert member.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 
-from swarm_bounds import kumar_ross, mbit, reader_design, seed_design
+from swarm_bounds import kumar_ross, mbit, reader_design, seed_design, seed_peer_design
 
 F = 32 << 20  # 33.55 MB
 
@@ -99,3 +99,37 @@ def test_reader_design_one_host_is_its_own_fetch() -> None:
     bound = reader_design(F, 1, mbit(100), [mbit(50)])
     assert bound.limit == "F/u_s"
     assert bound.seconds == pytest.approx(F / mbit(100))
+
+
+def test_seed_peer_design_eight_hosts_is_the_uplinks_without_the_origin() -> None:
+    # One seed peer and 8 hosts at 50 Mbit/s, origin 100 Mbit/s, nothing read by the hosts: 8F/(9*50 Mbit/s)
+    # = 4.77 s; Kumar-Ross, which counts the origin among the uploaders, gives 3.90 s.
+    bound = seed_peer_design(F, 8, mbit(100), [mbit(50)], [mbit(50)] * 8, readers=4)
+    assert bound.limit == "(N*F-R)/(sum u_seed+sum u_host)"
+    assert bound.seconds == pytest.approx(8 * F / mbit(450))
+    assert round(bound.seconds, 2) == 4.77
+    assert bound.seconds > kumar_ross(F, 8, mbit(100), [mbit(50)] * 9).seconds
+
+
+def test_seed_peer_design_counts_what_hosts_read_from_the_origin() -> None:
+    # Hosts that read half of the file from the origin need that half from nobody's uplink.
+    bound = seed_peer_design(F, 8, mbit(100), [mbit(50)], [mbit(50)] * 8, readers=4, hosts_read=F // 2)
+    assert bound.seconds == pytest.approx((8 * F - F // 2) / mbit(450))
+    # More than F read counts as F (a piece read twice does not save a second copy).
+    more = seed_peer_design(F, 8, mbit(100), [mbit(50)], [mbit(50)] * 8, readers=4, hosts_read=3 * F)
+    assert more.seconds == pytest.approx(7 * F / mbit(450))
+
+
+def test_seed_peer_design_one_reader_is_capped_by_the_seed_peer_uplink() -> None:
+    # The seed peer alone reads (no host may take over): every byte leaves its 50 Mbit/s uplink at least once.
+    bound = seed_peer_design(F, 2, mbit(100), [mbit(50)], [mbit(50)] * 2, readers=1)
+    assert bound.limit == "F/min(u_s,u_readers)"
+    assert bound.seconds == pytest.approx(F / mbit(50))
+    # With hosts taking over parts, the origin's uplink is the limit of that term.
+    split = seed_peer_design(F, 2, mbit(100), [mbit(50)], [mbit(50)] * 2, readers=4)
+    assert split.seconds == pytest.approx(max(F / mbit(100), 2 * F / mbit(150)))
+
+
+def test_seed_peer_design_needs_a_seed_peer() -> None:
+    with pytest.raises(ValueError):
+        seed_peer_design(F, 2, mbit(100), [], [mbit(50)] * 2)

@@ -18,7 +18,7 @@ from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, DigestMismatch, Unavailable
 from dfcommon.identity import display_url
 from dfcommon.metrics import ORIGIN_BYTES, PEER_BYTES_RECEIVED, PIECES, TASK_DURATION
-from dfcommon.pieces import ranges_mask
+from dfcommon.pieces import DEFAULT_PIECE_SIZE, ranges_mask
 from peer.context import PeerContext
 from peer.download import link
 from peer.download.announce import announce
@@ -289,10 +289,10 @@ class Conductor:
         """That session ended."""
         self.swarm_read.detach(notify)
 
-    def read_for_swarm(self, algorithm: str, ranges: tuple[tuple[int, int], ...] = ()) -> None:
+    def read_for_swarm(self, algorithm: str, ranges: tuple[tuple[int, int], ...] = (), piece_size: int = 0) -> None:
         """Read the origin for the swarm, reporting each piece with its digest as soon as it is stored: the pieces
-        in ranges (fetching the others from the swarm meanwhile), or all this peer lacks; a read that runs already
-        only narrows to ranges. The content is hashed here as a whole, as after any origin read."""
+        in ranges (fetching the others from the swarm meanwhile), or all this peer lacks, cut at piece_size (base);
+        a read that runs already only narrows to ranges. The content is hashed whole, as after any origin read."""
         if self.phase.current is not Phase.READING:
             self.phase.move(Phase.READING)
         allowed = ranges_mask(ranges) if ranges else None
@@ -300,7 +300,7 @@ class Conductor:
             self.swarm_read.narrow(allowed)
             return
         self.swarm_read.part = allowed is not None
-        if self.swarm_read.start(algorithm, lambda chosen: self._origin_read(chosen, allowed), self.store):
+        if self.swarm_read.start(algorithm, lambda chosen: self._origin_read(chosen, allowed, piece_size), self.store):
             log.info("task=%s reading the origin for the swarm", self.task_id[:12])
             self.check.distrust_seed(self.store)
 
@@ -327,10 +327,10 @@ class Conductor:
             self._pulse()
 
     # ----- reading the origin (peer.download.origin_read.OriginListener)
-    def _origin_read(self, algorithm: str, allowed: int | None = None) -> OriginRead:
+    def _origin_read(self, algorithm: str, allowed: int | None = None, piece_base: int = 0) -> OriginRead:
         ctx, hashes = self.ctx, self.check.hashes
         where = (ctx.http, self.request, self.display_url, self.buckets, ctx.storage.directory)
-        return OriginRead(*where, hashes, algorithm, self, allowed)
+        return OriginRead(*where, hashes, algorithm, self, allowed, piece_base or DEFAULT_PIECE_SIZE)
 
     def answered(self, store: TaskStore) -> None:
         """The origin's length is known: tell the swarm, when reading for it."""

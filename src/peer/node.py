@@ -188,12 +188,12 @@ class PeerNode:
         if self._gc is not None:
             self._gc.cancel()
         self.storage.keep_partials = True  # downloads cancelled now leave their verified pieces for the next start
-        if self.seed_role is not None:
-            await self.seed_role.close()
         if self.transferer is not None:
             await self.transferer.close()
         if self.scheduler is not None:
-            await self.scheduler.close(leave=True)
+            await self.scheduler.close(leave=True)  # a seed peer leaves before its order stream ends: no alarm
+        if self.seed_role is not None:
+            await self.seed_role.close()
         await asyncio.gather(*(s.stop(grace) for s in self._servers), return_exceptions=True)
         self._servers.clear()
         if self.ctx is not None:

@@ -70,14 +70,14 @@ class SeedRole:
             backoff.fail()
             await backoff.wait()
 
-    def _take(self, order: scheduler_pb2.SeedTaskOrder) -> None:
+    def _take(self, order: scheduler_pb2.SeedTasksResponse) -> None:
         if order.task_id in self._running:
             return  # still at it: it registers again by itself if the supernode forgot it
         task = asyncio.create_task(self._run(order), name=f"seed-{order.task_id[:12]}")
         self._running[order.task_id] = task
         task.add_done_callback(lambda _done: self._running.pop(order.task_id, None))
 
-    async def _run(self, order: scheduler_pb2.SeedTaskOrder) -> None:
+    async def _run(self, order: scheduler_pb2.SeedTasksResponse) -> None:
         async with self._slots:
             request = from_url_meta(order.url_meta)
             log.info("seed order task=%s url=%s", order.task_id[:12], request.url.split("?")[0][:200])

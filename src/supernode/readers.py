@@ -137,7 +137,8 @@ class Readers:
 
     def read_for_swarm(self, ranges: tuple[tuple[int, int], ...] = ()) -> GoToSource:
         """What a reader is told on its stream (ranges: the parts it reads; none: all it lacks)."""
-        return GoToSource("this peer reads the origin for the swarm", True, self.config.piece_digest, ranges)
+        why, config = "this peer reads the origin for the swarm", self.config
+        return GoToSource(why, True, config.piece_digest, ranges, config.piece_size)
 
     def _read_ranges(self, task: Task, peer: Peer, ranges: tuple[tuple[int, int], ...]) -> None:
         """The peer reads ranges of the origin for the swarm and fetches the other pieces from the swarm."""

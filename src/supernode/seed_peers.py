@@ -30,7 +30,7 @@ MAX_QUEUED_ORDERS = 10_000
 
 @dataclass(frozen=True)
 class SeedOrder:
-    """One task a seed peer is to read for the swarm (SeedTaskOrder)."""
+    """One task a seed peer is to read for the swarm (SeedTasksResponse)."""
 
     task_id: str
     request: ContentRequest

@@ -42,6 +42,7 @@ class GoToSource:
     offer: bool = False
     piece_digest: str = ""
     ranges: tuple[tuple[int, int], ...] = ()
+    piece_size: int = 0  # with offer: the base piece size to cut the content into
 
 
 @dataclass(frozen=True)

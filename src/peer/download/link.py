@@ -61,6 +61,7 @@ class ToSource:
     offer: bool
     algorithm: str
     ranges: tuple[tuple[int, int], ...] = ()  # with offer: read these pieces, fetch the others (none: all it lacks)
+    piece_size: int = 0  # with offer: the base piece size to cut the content into (0: the default)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def _event(message: scheduler_pb2.SyncPiecesResponse) -> LinkEvent | None:
     if which == "back_to_source":
         order = message.back_to_source
         ranges = tuple((r.first, r.last) for r in order.read_ranges if r.first <= r.last)
-        return ToSource(order.reason, order.offer_pieces, order.piece_digest, ranges)
+        return ToSource(order.reason, order.offer_pieces, order.piece_digest, ranges, order.piece_size)
     if which == "assignments":
         pieces = [
             (

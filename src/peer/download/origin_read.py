@@ -59,8 +59,10 @@ class OriginRead:
         algorithm: str,
         listener: OriginListener,
         allowed: int | None = None,
+        piece_base: int = DEFAULT_PIECE_SIZE,
     ) -> None:
         self.http = http
+        self.piece_base = piece_base  # the piece size for content read whole (grown for very large content)
         self.request = request
         self.display_url = display_url
         self.buckets = buckets
@@ -106,7 +108,7 @@ class OriginRead:
     async def _read_all(self) -> None:
         async with open_origin(self.http, self.request) as response:
             length = response.length
-            piece_size = piece_size_for(length) if length >= 0 else DEFAULT_PIECE_SIZE
+            piece_size = piece_size_for(length, self.piece_base) if length >= 0 else self.piece_base
             store = self.listener.create_store(length, piece_size)
             if length >= 0:
                 self._answer(store)

@@ -112,7 +112,7 @@ class SessionOwner(Protocol):
     def detach(self, notify: OwnReadSink) -> None:
         """This session ended."""
 
-    def read_for_swarm(self, algorithm: str, ranges: tuple[tuple[int, int], ...]) -> None:
+    def read_for_swarm(self, algorithm: str, ranges: tuple[tuple[int, int], ...], piece_size: int) -> None:
         """Start (or go on with, or narrow) reading the origin for the swarm: ranges, or (none) all it lacks."""
 
     async def stop_reading(self) -> None:
@@ -231,7 +231,7 @@ class SwarmSession:
             self._queue.clear()
             for task in list(self._fetches):
                 task.cancel()
-        self.owner.read_for_swarm(order.algorithm, order.ranges)
+        self.owner.read_for_swarm(order.algorithm, order.ranges, order.piece_size)
 
     def _own_read(self, event: OwnRead) -> bool:
         if isinstance(event, Answered):

@@ -87,7 +87,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
 
     async def SeedTasks(  # type: ignore[override]
         self, request: scheduler_pb2.SeedTasksRequest, context: Context
-    ) -> AsyncIterator[scheduler_pb2.SeedTaskOrder]:
+    ) -> AsyncIterator[scheduler_pb2.SeedTasksResponse]:
         """A seed peer's orders, until it goes away (then it is dropped, and its tasks go to the next seed peer)."""
         try:
             host_id = validate.ident(request.host_id, "host_id")
@@ -97,7 +97,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             return
         try:
             while (order := await queue.get()) is not None:
-                yield scheduler_pb2.SeedTaskOrder(task_id=order.task_id, url_meta=to_url_meta(order.request))
+                yield scheduler_pb2.SeedTasksResponse(task_id=order.task_id, url_meta=to_url_meta(order.request))
         finally:
             self.swarm.hosts.close_orders(host_id, queue)
 
@@ -273,6 +273,7 @@ def _messages(events: list[StreamEvent]) -> list[tuple[scheduler_pb2.SyncPiecesR
                 offer_pieces=event.offer,
                 piece_digest=event.piece_digest,
                 read_ranges=[scheduler_pb2.PieceRange(first=a, last=b) for a, b in event.ranges],
+                piece_size=event.piece_size,
             )
             out.append((scheduler_pb2.SyncPiecesResponse(back_to_source=reason), None))
         else:

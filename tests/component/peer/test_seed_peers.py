@@ -216,3 +216,25 @@ def test_preheat_loads_a_seed_peers_cache(cluster: Cluster, tmp_path: Path) -> N
     fetch_all(cluster, cluster.origin, name, cluster.peers[:1], tmp_path, True)
     assert cluster.origin.bytes_served(name) == SIZE + 4, "read once, by the seed peer"
     assert done_line(cluster.peers[0]) == (SIZE + 4, 0)
+
+
+def test_a_peer_reading_for_the_swarm_cuts_at_the_supernodes_piece_size(
+    process_group: ProcessGroup, tmp_path: Path
+) -> None:
+    """supernode --piece-size reaches the reader (BackToSource.piece_size): 1 MiB pieces, not the peer's 4 MiB."""
+    digest = "sha256:" + write_random_file(tmp_path / "origin" / "f.bin", 5 * (1 << 20) + 3, seed=5)
+    origin = start_origin(process_group, tmp_path / "origin")
+    port = free_port("127.0.0.1")
+    supernode = process_group.start(
+        "sn-1mib",
+        [
+            console_script("supernode"),
+            *("--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "sn"), "--advertise-ip", "127.0.0.1"),
+            *("--piece-size", "1MiB"),
+        ],
+    )
+    supernode.wait_for_tcp("127.0.0.1", port, timeout=30)
+    daemon = start_daemon(process_group, tmp_path, "reader", "127.0.0.79", f"127.0.0.1:{port}")
+    done = dfget(origin.url("f.bin"), "-o", str(tmp_path / "out"), "--daemon", daemon.endpoint, "--digest", digest)
+    assert done.returncode == 0, done.stderr + daemon.proc.tail()
+    assert re.search(r"reader answered task=\w+ length=5242883 piece_size=1048576", supernode.log()), supernode.tail()

@@ -32,6 +32,11 @@ MIB = 1 << 20
 LENGTH, PIECE = 10 * MIB, 4 * MIB  # three pieces
 
 
+def reads_for_swarm(ranges: tuple[tuple[int, int], ...]) -> GoToSource:
+    """What a reader is told: read the origin for the swarm (ranges; none: all it lacks), cut at the base piece size."""
+    return GoToSource("this peer reads the origin for the swarm", True, "blake3", ranges, 4 << 20)
+
+
 def piece_digest(number: int) -> str:
     return "blake3:" + hashlib.sha256(b"%d" % number).hexdigest()
 
@@ -103,7 +108,7 @@ async def test_the_first_peer_reads_the_origin_and_the_others_get_each_piece_as_
     reader_box = swarm.open_stream(reader.peer_id, 16, [])
     told = drain(reader_box)
     assert isinstance(told[0], TaskChanged)
-    assert told[1] == GoToSource("this peer reads the origin for the swarm", True, "blake3")
+    assert told[1] == reads_for_swarm(())
 
     # The next peer registers at once, before the origin even answered: it waits on its stream.
     task2, other = await asyncio.wait_for(swarm.register_task(host(swarm, 3), REQUEST), 1)
@@ -166,7 +171,7 @@ async def test_a_reader_that_leaves_is_replaced_by_the_peer_that_lacks_the_fewes
     swarm.leave_task(reader.peer_id)
     # It reads what nobody holds (piece 0 is its own already) and keeps fetching the rest from the swarm.
     assert task.range_readers == {second.peer_id: ((1, 2),)} and second.state is PeerState.RUNNING
-    assert GoToSource("this peer reads the origin for the swarm", True, "blake3", ((1, 2),)) in drain(second_box)
+    assert reads_for_swarm(((1, 2),)) in drain(second_box)
     assert not any(isinstance(e, GoToSource) for e in drain(third_box))
     swarm.stream_update(second.peer_id, second_box, 0, [offered(1)])
     assert (1, second.peer_id, piece_digest(1)) in assigned(drain(third_box))
@@ -274,8 +279,8 @@ async def test_a_peer_that_joins_a_long_read_reads_its_second_half(tmp_path: Pat
     assert task.range_readers == {reader.peer_id: ((0, 16),), joiner.peer_id: ((17, 31),)}
     assert task.source_peer_id == "" and reader.state is PeerState.RUNNING and joiner.state is PeerState.RUNNING
     told = drain(reader_box)
-    assert GoToSource("this peer reads the origin for the swarm", True, "blake3", ((0, 16),)) in told
-    assert GoToSource("this peer reads the origin for the swarm", True, "blake3", ((17, 31),)) in drain(joiner_box)
+    assert reads_for_swarm(((0, 16),)) in told
+    assert reads_for_swarm(((17, 31),)) in drain(joiner_box)
 
     # A piece each reads is its own: offered from there, with its digest.
     swarm.stream_update(joiner.peer_id, joiner_box, 0, [offered(17)])
@@ -337,4 +342,4 @@ async def test_a_range_reader_that_leaves_hands_what_nobody_holds_to_another_rea
     swarm.leave_task(joiner.peer_id)
     # Its pieces went with it, and nobody reads 17..31: the other reader reads them too.
     assert task.range_readers == {reader.peer_id: ((0, 31),)}
-    assert GoToSource("this peer reads the origin for the swarm", True, "blake3", ((0, 31),)) in drain(reader_box)
+    assert reads_for_swarm(((0, 31),)) in drain(reader_box)

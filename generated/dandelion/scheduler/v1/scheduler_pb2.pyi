@@ -170,16 +170,18 @@ class PieceAssignments(_message.Message):
     def __init__(self, assignments: _Optional[_Iterable[_Union[PieceAssignment, _Mapping]]] = ...) -> None: ...
 
 class BackToSource(_message.Message):
-    __slots__ = ("reason", "offer_pieces", "piece_digest", "read_ranges")
+    __slots__ = ("reason", "offer_pieces", "piece_digest", "read_ranges", "piece_size")
     REASON_FIELD_NUMBER: _ClassVar[int]
     OFFER_PIECES_FIELD_NUMBER: _ClassVar[int]
     PIECE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     READ_RANGES_FIELD_NUMBER: _ClassVar[int]
+    PIECE_SIZE_FIELD_NUMBER: _ClassVar[int]
     reason: str
     offer_pieces: bool
     piece_digest: str
     read_ranges: _containers.RepeatedCompositeFieldContainer[PieceRange]
-    def __init__(self, reason: _Optional[str] = ..., offer_pieces: _Optional[bool] = ..., piece_digest: _Optional[str] = ..., read_ranges: _Optional[_Iterable[_Union[PieceRange, _Mapping]]] = ...) -> None: ...
+    piece_size: int
+    def __init__(self, reason: _Optional[str] = ..., offer_pieces: _Optional[bool] = ..., piece_digest: _Optional[str] = ..., read_ranges: _Optional[_Iterable[_Union[PieceRange, _Mapping]]] = ..., piece_size: _Optional[int] = ...) -> None: ...
 
 class PieceRange(_message.Message):
     __slots__ = ("first", "last")
@@ -307,7 +309,7 @@ class SeedTasksRequest(_message.Message):
     host_id: str
     def __init__(self, host_id: _Optional[str] = ...) -> None: ...
 
-class SeedTaskOrder(_message.Message):
+class SeedTasksResponse(_message.Message):
     __slots__ = ("task_id", "url_meta")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     URL_META_FIELD_NUMBER: _ClassVar[int]

@@ -94,7 +94,7 @@ class SchedulerServiceStub:
         self.SeedTasks = channel.unary_stream(
                 '/dandelion.scheduler.v1.SchedulerService/SeedTasks',
                 request_serializer=dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTasksRequest.SerializeToString,
-                response_deserializer=dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTaskOrder.FromString,
+                response_deserializer=dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTasksResponse.FromString,
                 _registered_method=True)
 
 
@@ -267,7 +267,7 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
             'SeedTasks': grpc.unary_stream_rpc_method_handler(
                     servicer.SeedTasks,
                     request_deserializer=dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTasksRequest.FromString,
-                    response_serializer=dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTaskOrder.SerializeToString,
+                    response_serializer=dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTasksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -595,7 +595,7 @@ class SchedulerService:
             target,
             '/dandelion.scheduler.v1.SchedulerService/SeedTasks',
             dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTasksRequest.SerializeToString,
-            dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTaskOrder.FromString,
+            dandelion_dot_scheduler_dot_v1_dot_scheduler__pb2.SeedTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

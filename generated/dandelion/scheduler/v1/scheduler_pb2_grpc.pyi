@@ -79,7 +79,7 @@ class SchedulerServiceStub:
     """
     ListHosts: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ListHostsRequest, _scheduler_pb2.ListHostsResponse]
     """Lists the registered hosts. Inspection, as ListTasks."""
-    SeedTasks: _grpc.UnaryStreamMultiCallable[_scheduler_pb2.SeedTasksRequest, _scheduler_pb2.SeedTaskOrder]
+    SeedTasks: _grpc.UnaryStreamMultiCallable[_scheduler_pb2.SeedTasksRequest, _scheduler_pb2.SeedTasksResponse]
     """A seed peer's orders (hosts registered with HostInfo.seed only): the
     tasks this seed peer is to read from the origin for the swarm. Each task
     goes to one seed peer, chosen by rendezvous hashing on the task id among
@@ -138,7 +138,7 @@ class SchedulerServiceAsyncStub(SchedulerServiceStub):
     """
     ListHosts: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ListHostsRequest, _scheduler_pb2.ListHostsResponse]  # type: ignore[assignment]
     """Lists the registered hosts. Inspection, as ListTasks."""
-    SeedTasks: _aio.UnaryStreamMultiCallable[_scheduler_pb2.SeedTasksRequest, _scheduler_pb2.SeedTaskOrder]  # type: ignore[assignment]
+    SeedTasks: _aio.UnaryStreamMultiCallable[_scheduler_pb2.SeedTasksRequest, _scheduler_pb2.SeedTasksResponse]  # type: ignore[assignment]
     """A seed peer's orders (hosts registered with HostInfo.seed only): the
     tasks this seed peer is to read from the origin for the swarm. Each task
     goes to one seed peer, chosen by rendezvous hashing on the task id among
@@ -266,7 +266,7 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _scheduler_pb2.SeedTasksRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_scheduler_pb2.SeedTaskOrder], _abc.AsyncIterator[_scheduler_pb2.SeedTaskOrder]]:
+    ) -> _typing.Union[_abc.Iterator[_scheduler_pb2.SeedTasksResponse], _abc.AsyncIterator[_scheduler_pb2.SeedTasksResponse]]:
         """A seed peer's orders (hosts registered with HostInfo.seed only): the
         tasks this seed peer is to read from the origin for the swarm. Each task
         goes to one seed peer, chosen by rendezvous hashing on the task id among

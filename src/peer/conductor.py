@@ -15,7 +15,7 @@ import grpc
 
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
-from dfcommon.errors import DandelionError, DigestMismatch, Unavailable
+from dfcommon.errors import DandelionError, DigestMismatch, LocalDiskError, Unavailable
 from dfcommon.identity import display_url
 from dfcommon.metrics import ORIGIN_BYTES, PEER_BYTES_RECEIVED, PIECES, TASK_DURATION
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, ranges_mask
@@ -146,8 +146,9 @@ class Conductor:
             self.phase.move(Phase.FAILED)
         log.warning("task=%s url=%s failed: %s", self.task_id, self.display_url, exc)
         if self.store is not None and not self.store.complete:
-            self.store.pins -= 1
-            self.ctx.storage.remove(self.task_id)
+            self.store.pins -= 1  # content with a digest (checked whole) keeps its verified pieces for the next try
+            keep = bool(self.request.digest) and not isinstance(exc, DigestMismatch | LocalDiskError)
+            self.ctx.storage.abandon(self.task_id, keep)
             self.store = None
         self._ready.set()
         self._pulse()

@@ -108,6 +108,16 @@ class Storage:
         self._tasks[task_id] = store
         return store
 
+    def abandon(self, task_id: str, keep_pieces: bool) -> None:
+        """A download of the task failed: with keep_pieces its verified pieces stay as a partial task, which the
+        next download of the content goes on with (and which eviction takes first); otherwise its files go."""
+        store = self._tasks.get(task_id)
+        if keep_pieces and store is not None and not store.invalid and not store.complete and store.bitmap.count:
+            store.interrupted = True
+            log.info("keeping the %d verified pieces of failed task=%s for the next try", store.bitmap.count, task_id)
+            return
+        self.remove(task_id)
+
     def remove(self, task_id: str) -> None:
         """Delete a task's files (e.g. content that failed verification). While the daemon stops (keep_partials),
         an incomplete task's verified pieces stay on disk for the next start instead."""

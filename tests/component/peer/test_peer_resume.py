@@ -121,3 +121,43 @@ def test_an_origin_restart_mid_body_is_resumed_with_range(
     total = read_stats_log(stats)["/big.bin"]
     print(f"\norigin restart mid-body: origin sent {total / SIZE:.3f}x")
     assert total <= SIZE * 1.02
+
+
+def test_a_failed_download_keeps_its_verified_pieces_for_the_next_try(
+    process_group: ProcessGroup, origin: tuple[OriginServer, Path], tmp_path: Path
+) -> None:
+    """Content with a digest: the origin dies at 40% and stays down until the download gave up (its resumes found
+    nobody); the next dfget of it, once the origin is back, fetches only the rest."""
+    server, stats = origin
+    sha = hashlib.sha256((server.root / "big.bin").read_bytes()).hexdigest()
+    supernode, _ = start_supernode(process_group, tmp_path, "sn")
+    daemon = start_daemon(process_group, tmp_path, "peer", "127.0.0.73", supernode)
+    out = tmp_path / "out.bin"
+    argv = [server.url("big.bin"), "-o", str(out), "--digest", f"sha256:{sha}", "--daemon", daemon.endpoint]
+    client = process_group.adopt(
+        subprocess.Popen(
+            [console_script("dfget"), *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+    )
+    deadline = time.monotonic() + 60
+    while read_stats_log(stats)["/big.bin"] < SIZE * 0.4:
+        assert time.monotonic() < deadline and client.poll() is None, daemon.proc.tail()
+        time.sleep(0.02)
+    server.process.kill()
+    client.communicate(timeout=90)
+    assert client.returncode != 0 and not out.exists(), daemon.proc.tail()
+    kept = re.findall(r"keeping the (\d+) verified pieces of failed task=", daemon.proc.log())
+    assert kept and 5 <= int(kept[-1]) < 16, daemon.proc.tail()
+    before = read_stats_log(stats)["/big.bin"]
+    start_origin(process_group, server.root, rate=RATE, stats_log=stats, port=server.port, name="origin-again")
+    result = dfget(*argv)
+    assert result.returncode == 0, result.stderr + daemon.proc.tail()
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == sha
+    total = read_stats_log(stats)["/big.bin"]
+    print(
+        f"\nfailed, then again: {kept[-1]}/16 pieces kept; origin sent {before / SIZE:.2f}x, then {total / SIZE:.2f}x"
+    )
+    assert total <= SIZE * 1.1

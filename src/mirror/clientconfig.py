@@ -13,12 +13,12 @@ What each runtime can do decides what is written:
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from dfcommon.tls import is_loopback_host
 from mirror.registries import HUB_NAME, RegistryMap
 from mirror.selection import DOCKER_HUB, is_docker_hub
 
@@ -42,16 +42,6 @@ class Routed:
     # "mapped": a --registry-map NAME (MIRROR/NAME/repo works); "default": requests naming no registry go there;
     # "named": only requests that name it (?ns=, the header) reach it, if the mirror allows it.
     how: str
-
-
-def is_loopback(host: str) -> bool:
-    """Whether HOST (no port) is a loopback address or localhost."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _host_of(hostport: str) -> str:
@@ -79,7 +69,7 @@ def server_url(name: str) -> str:
     """The registry itself, as containerd's fallback `server`: Hub's API host, http on loopback, else https."""
     if name == HUB_NAME:
         return DOCKER_HUB
-    return f"{'http' if is_loopback(_host_of(name)) else 'https'}://{name}"
+    return f"{'http' if is_loopback_host(_host_of(name)) else 'https'}://{name}"
 
 
 def docker_config(mirror: str, existing: dict[str, object] | None = None) -> ClientFile:
@@ -89,7 +79,7 @@ def docker_config(mirror: str, existing: dict[str, object] | None = None) -> Cli
     url = f"http://{mirror}"
     mirrors = [m for m in _strings(config.get("registry-mirrors")) if m.rstrip("/") != url]
     config["registry-mirrors"] = [url, *mirrors]
-    if not is_loopback(_host_of(mirror)):
+    if not is_loopback_host(_host_of(mirror)):
         insecure = _strings(config.get("insecure-registries"))
         config["insecure-registries"] = insecure if mirror in insecure else [*insecure, mirror]
     return ClientFile("daemon.json", json.dumps(config, indent=2) + "\n")
@@ -131,7 +121,7 @@ def podman_config(mirror: str, routes: Sequence[Routed]) -> ClientFile:
             "[[registry]]",
             f'prefix = "{routed.name}"',
             f'location = "{routed.name}"',
-            *(["insecure = true"] if is_loopback(_host_of(routed.name)) else []),
+            *(["insecure = true"] if is_loopback_host(_host_of(routed.name)) else []),
             "",
             "[[registry.mirror]]",
             f'location = "{location}"',

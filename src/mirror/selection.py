@@ -5,10 +5,10 @@ What is named here is only a candidate: mirror.allowlist decides whether the mir
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from dfcommon.errors import InvalidArgument
+from dfcommon.tls import is_loopback_host
 from mirror.config import validate_registry_url
 from mirror.errors import RegistryError
 
@@ -16,15 +16,6 @@ REGISTRY_HEADER = "X-Dandelion-Registry"
 DOCKER_HUB = "https://registry-1.docker.io"
 # Names under which Docker Hub is known; ns=docker.io is what containerd sends for Hub images.
 DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def upstream_for_host(hostport: str, default: str) -> str:
@@ -45,7 +36,7 @@ def upstream_for_host(hostport: str, default: str) -> str:
         host = urlsplit(f"//{value}").hostname or value
     except ValueError:  # e.g. an unclosed [IPv6 literal
         raise RegistryError(400, "UNSUPPORTED", f"invalid upstream registry host {value[:80]!r}") from None
-    scheme = "http" if _is_loopback(host) else "https"
+    scheme = "http" if is_loopback_host(host) else "https"
     try:
         return validate_registry_url(f"{scheme}://{value}")
     except InvalidArgument as exc:

@@ -10,7 +10,7 @@ from collections.abc import Generator
 
 import uvicorn
 
-from dfcommon.errors import Unavailable
+from dfcommon.listen import listening_socket
 from mirror import aborts
 from mirror.app import build_app
 from mirror.config import MirrorConfig
@@ -37,17 +37,7 @@ class _Server(uvicorn.Server):
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening non-blocking TCP socket; Unavailable with one line if the address is taken."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(1024)
-        sock.setblocking(False)
-    except OSError as exc:
-        sock.close()
-        raise Unavailable(f"registry mirror cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
+    return listening_socket(host, port, "registry mirror")
 
 
 async def serve_mirror(

@@ -13,8 +13,8 @@ from typing import Any
 
 import uvicorn
 
-from dfcommon.errors import Unavailable
 from dfcommon.inspection import InspectionPolicy
+from dfcommon.listen import listening_socket
 from dfcommon.sizes import parse_hostport
 from dfcommon.tls import TlsConfig
 from supernode.resource.host import Host
@@ -42,17 +42,7 @@ class _Server(uvicorn.Server):
 def bind(address: str) -> socket.socket:
     """A listening non-blocking socket on HOST:PORT; Unavailable with one line when that fails."""
     host, port = parse_hostport(address)
-    host = host.strip("[]")
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError as err:
-        sock.close()
-        raise Unavailable(f"web view cannot listen on {address}: {err.strerror or err}") from None
-    return sock
+    return listening_socket(host, port, "web view", backlog=128)
 
 
 class WebView:

@@ -13,25 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from fault_procs import start_supernode
 from fixtures.origin import start_origin, write_random_file
-from fixtures.processes import ManagedProcess, ProcessGroup, console_script, free_port
+from fixtures.processes import ProcessGroup
 from peer_procs import dfget, start_daemon
 
 SIZE = 6 * (4 << 20) + 99
-
-
-def start_supernode(group: ProcessGroup, work: Path, name: str) -> tuple[str, ManagedProcess]:
-    port = free_port("127.0.0.1")
-    proc = group.start(
-        name,
-        [
-            console_script("supernode"),
-            *("--listen", f"127.0.0.1:{port}", "--data-dir", str(work / name), "--advertise-ip", "127.0.0.1"),
-            *("--heartbeat-interval", "1000"),
-        ],
-    )
-    proc.wait_for_tcp("127.0.0.1", port, timeout=30)
-    return f"127.0.0.1:{port}", proc
 
 
 @pytest.mark.parametrize("digest", [True, False], ids=["with-digest", "without-digest"])
@@ -40,8 +27,8 @@ def test_killing_the_supernode_of_a_running_swarm_keeps_the_swarm(
 ) -> None:
     content = "sha256:" + write_random_file(tmp_path / "origin" / "f.bin", SIZE, seed=91)
     origin = start_origin(process_group, tmp_path / "origin", rate=3_000_000)
-    first, killed = start_supernode(process_group, tmp_path, "sn-a")
-    second, _ = start_supernode(process_group, tmp_path, "sn-b")
+    first, killed = start_supernode(process_group, tmp_path, "sn-a", "--heartbeat-interval", "1000")
+    second, _ = start_supernode(process_group, tmp_path, "sn-b", "--heartbeat-interval", "1000")
     both = f"{first},{second}"
     seed = start_daemon(process_group, tmp_path, "seed", "127.0.0.81", both, "--seed")
     seed.proc.wait_until(lambda: "seed peer taking orders" in seed.proc.log(), "seed peer's order stream")

@@ -45,6 +45,8 @@ MIRROR_REQUESTS = Counter("dandelion_mirror_requests", "Registry mirror requests
 BUILD_INFO = Gauge("dandelion_build_info", "Always 1; the running version in its label", ["version"])
 CACHE_USED = Gauge("dandelion_cache_used_bytes", "Bytes the dfdaemon's cache takes or has promised to downloads")
 CACHE_QUOTA = Gauge("dandelion_cache_quota_bytes", "The dfdaemon's cache quota (--cache-quota)")
+SEED_PEERS = Gauge("dandelion_seed_peers", "Seed peers registered (dfdaemon --seed) (supernode)")
+SEED_ORDERS = Counter("dandelion_seed_orders", "Tasks ordered from seed peers (supernode)")
 
 _COMMON = (
     "dandelion_build_info",
@@ -58,7 +60,16 @@ _COMMON = (
 )
 # The families each binary exports (the component label of its samples is the key).
 FAMILIES: dict[str, frozenset[str]] = {
-    "supernode": frozenset((*_COMMON, "dandelion_active_peers", "dandelion_active_hosts", "dandelion_piece_reports")),
+    "supernode": frozenset(
+        (
+            *_COMMON,
+            "dandelion_active_peers",
+            "dandelion_active_hosts",
+            "dandelion_piece_reports",
+            "dandelion_seed_peers",
+            "dandelion_seed_orders",
+        )
+    ),
     "dfdaemon": frozenset(
         (
             *_COMMON,

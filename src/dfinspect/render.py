@@ -104,6 +104,7 @@ def host_dict(host: scheduler_pb2.HostInfo) -> dict[str, Any]:
         "upload_slots": host.upload_slots,
         "location": host.location,
         "idle_seconds": round(host.idle_seconds, 3),
+        "seed": host.seed,
     }
 
 
@@ -179,10 +180,11 @@ def hosts_text(hosts: list[dict[str, Any]]) -> str:
             h["host_id"][:SHORT_ID],
             h["hostname"],
             h["address"],
+            "seed peer" if h.get("seed") else "peer",
             str(h["upload_slots"]),
             f"{h['idle_seconds']:.1f}s",
             h["location"] or "-",
         ]
         for h in hosts
     ]
-    return table(["HOST", "HOSTNAME", "ADDRESS", "SLOTS", "IDLE", "LOCATION"], rows)
+    return table(["HOST", "HOSTNAME", "ADDRESS", "ROLE", "SLOTS", "IDLE", "LOCATION"], rows)

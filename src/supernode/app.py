@@ -13,7 +13,7 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from dfcommon.errors import Unavailable
 from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
-from dfcommon.metrics import ACTIVE_HOSTS, ACTIVE_PEERS, ACTIVE_TASKS, start_metrics_server
+from dfcommon.metrics import ACTIVE_HOSTS, ACTIVE_PEERS, ACTIVE_TASKS, SEED_PEERS, start_metrics_server
 from dfcommon.tls import add_port, warn_if_plaintext_beyond_loopback
 from supernode.config import SupernodeConfig
 from supernode.rpc.peer_service import SeedPeerService, add_seed_peer_service
@@ -74,6 +74,7 @@ class Supernode:
             ACTIVE_TASKS.labels("supernode").set_function(lambda: len(scheduler.tasks))
             ACTIVE_PEERS.set_function(lambda: sum(not p.is_seed for p in scheduler.peers.values()))
             ACTIVE_HOSTS.set_function(lambda: len(scheduler.hosts))
+            SEED_PEERS.set_function(lambda: len(swarm.seed_peers.seeds))
         if web_socket is not None:
             self.web = WebView(web_socket, swarm.scheduler, swarm.seed_host, config.inspection(), config.tls)
             await self.web.start()

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from dfcommon.content import ContentRequest
+from dfcommon.metrics import SEED_ORDERS
 from supernode.resource.host import Host
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,7 @@ class SeedPeers:
             self.end(host.host_id)
             return self.order(task_id, None, exclude)
         seed.send(SeedOrder(task_id, ordering.request))
+        SEED_ORDERS.inc()
         log.info("seed order task=%s to seed peer host=%s addr=%s", task_id[:12], host.host_id[:12], host.address)
         return host
 

@@ -9,7 +9,9 @@ replaced by the other; a restarted supernode finds the content in the seed peer'
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -238,3 +240,20 @@ def test_a_peer_reading_for_the_swarm_cuts_at_the_supernodes_piece_size(
     done = dfget(origin.url("f.bin"), "-o", str(tmp_path / "out"), "--daemon", daemon.endpoint, "--digest", digest)
     assert done.returncode == 0, done.stderr + daemon.proc.tail()
     assert re.search(r"reader answered task=\w+ length=5242883 piece_size=1048576", supernode.log()), supernode.tail()
+
+
+def test_dfinspect_names_the_seed_peers(cluster: Cluster) -> None:
+    shown = subprocess.run(
+        [console_script("dfinspect"), "--supernode", cluster.addr, "hosts", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert shown.returncode == 0, shown.stderr
+    hosts = json.loads(shown.stdout)
+    seeds = {h["address"] for h in hosts if h["seed"]}
+    assert seeds == {f"{s.ip}:{s.port}" for s in cluster.seeds}
+    text = subprocess.run(
+        [console_script("dfinspect"), "--supernode", cluster.addr, "hosts"], capture_output=True, text=True, timeout=30
+    ).stdout
+    assert text.count("seed peer") == len(cluster.seeds), text

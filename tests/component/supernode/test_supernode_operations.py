@@ -82,6 +82,7 @@ def test_config_file_environment_and_metrics(tmp_path: Path, origin: Origin) -> 
         assert metrics['dandelion_origin_bytes_total{component="supernode"}'] == len(body)
         assert metrics['dandelion_active_tasks{component="supernode"}'] == 1
         assert "dandelion_piece_reports_total" in text
+        assert metrics['dandelion_seed_peers{component="supernode"}'] == 0  # none registered
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)

@@ -6,11 +6,8 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Generator
 
-import uvicorn
-
-from dfcommon.listen import listening_socket
+from dfcommon.httpserve import EmbeddedServer, embedded_config, listening_socket
 from mirror import aborts
 from mirror.app import build_app
 from mirror.config import MirrorConfig
@@ -24,15 +21,6 @@ log = logging.getLogger(__name__)
 KEEP_ALIVE_S = 75
 # On stop, streaming responses get this long to finish before connections are cut.
 SHUTDOWN_GRACE_S = 5
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the daemon owns signals and sets the stop event."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        """Install nothing."""
-        yield
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -49,20 +37,9 @@ async def serve_mirror(
         sock = bind_socket(*config.hostport())
     upstream = Upstream(config)
     prefetcher = Prefetcher(upstream, transferer) if config.prefetch_layers else None
-    server_config = uvicorn.Config(
-        build_app(config, transferer, upstream, prefetcher),
-        loop="none",
-        http="httptools",
-        ws="none",
-        lifespan="off",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        proxy_headers=False,
-        timeout_keep_alive=KEEP_ALIVE_S,
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-    )
-    server = _Server(server_config)
+    app = build_app(config, transferer, upstream, prefetcher)
+    server_config = embedded_config(app, "httptools", SHUTDOWN_GRACE_S, timeout_keep_alive=KEEP_ALIVE_S)
+    server = EmbeddedServer(server_config)
     aborts.install()  # a response cut for an expected cause is the access log's one line, not a traceback
     address = sock.getsockname()
     log.info(

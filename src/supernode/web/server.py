@@ -8,13 +8,10 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Generator
 from typing import Any
 
-import uvicorn
-
+from dfcommon.httpserve import EmbeddedServer, embedded_config, listening_socket
 from dfcommon.inspection import InspectionPolicy
-from dfcommon.listen import listening_socket
 from dfcommon.sizes import parse_hostport
 from dfcommon.tls import TlsConfig
 from supernode.resource.host import Host
@@ -28,15 +25,6 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 1  # the event stream never ends by itself: cut it on stop
 VIEW_TTL_S = 0.5
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the supernode owns signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        """Install nothing."""
-        yield
 
 
 def bind(address: str) -> socket.socket:
@@ -64,7 +52,7 @@ class WebView:
         self.tls = tls
         self.port = 0
         self._tasks: list[asyncio.Task[None]] = []
-        self._server: _Server | None = None
+        self._server: EmbeddedServer | None = None
         self._view: tuple[float, dict[str, Any]] | None = None
         self._closing = asyncio.Event()  # set on stop: open event streams end
 
@@ -88,20 +76,9 @@ class WebView:
                 "ssl_ca_certs": str(self.tls.ca),
                 "ssl_cert_reqs": ssl.CERT_REQUIRED,
             }
-        config = uvicorn.Config(
-            build_app(self.view, self.policy, names, self._closing),
-            loop="none",
-            http=recording_protocol(names),
-            ws="none",
-            lifespan="off",
-            access_log=False,
-            log_config=None,
-            server_header=False,
-            proxy_headers=False,
-            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-            **options,
-        )
-        self._server = _Server(config)
+        app = build_app(self.view, self.policy, names, self._closing)
+        config = embedded_config(app, recording_protocol(names), SHUTDOWN_GRACE_S, **options)
+        self._server = EmbeddedServer(config)
         self.port = int(sock.getsockname()[1])
         self._tasks = [
             asyncio.create_task(self.sampler.run(), name="web-sampler"),

@@ -9,7 +9,7 @@ import pytest
 from fixtures.images import PushedImage, build_and_push
 from fixtures.registry import BasicAuth, Registry, TokenAuth, run_registry
 from fixtures.token_server import TokenServer, run_token_server
-from mirror_helpers import MirrorRunner
+from mirror_helpers import DirectTransferer, MirrorRunner
 
 MiB = 1024 * 1024
 LAYER_SIZES = (300_000, 2 * MiB + 12_345)
@@ -85,6 +85,16 @@ async def mirrors() -> AsyncIterator[MirrorRunner]:
         yield runner
     finally:
         await runner.stop_all()
+
+
+@pytest.fixture
+async def transferer() -> AsyncIterator[DirectTransferer]:
+    """A transferer fetching blobs from the upstream directly."""
+    direct = DirectTransferer()
+    try:
+        yield direct
+    finally:
+        await direct.aclose()
 
 
 @pytest.fixture

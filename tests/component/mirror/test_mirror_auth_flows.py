@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -29,16 +28,6 @@ def basic(user: str, password: str) -> str:
 def headers(creds: tuple[str, str] | None = None) -> list[tuple[str, str]]:
     lines = [("Accept", value) for value in DOCKER_ACCEPT]
     return [*lines, ("Authorization", basic(*creds))] if creds else lines
-
-
-@pytest.fixture
-async def transferer() -> AsyncIterator[DirectTransferer]:
-    """A transferer fetching blobs from the upstream directly."""
-    direct = DirectTransferer()
-    try:
-        yield direct
-    finally:
-        await direct.aclose()
 
 
 def assert_basic_challenge(response: httpx.Response) -> None:

@@ -7,7 +7,6 @@ import hashlib
 import json
 import socket
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -23,16 +22,6 @@ from mirror.config import MirrorConfig
 from mirror.transfer import BlobStream
 
 V2S2 = "application/vnd.docker.distribution.manifest.v2+json"
-
-
-@pytest.fixture
-async def transferer() -> AsyncIterator[DirectTransferer]:
-    """A transferer fetching blobs from the upstream directly."""
-    direct = DirectTransferer()
-    try:
-        yield direct
-    finally:
-        await direct.aclose()
 
 
 @pytest.fixture

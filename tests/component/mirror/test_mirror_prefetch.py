@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from conftest import USERS
 from fixtures.images import PushedImage
 from fixtures.registry import Registry
@@ -17,15 +15,6 @@ from mirror_helpers import DOCKER_ACCEPT, DirectTransferer, MirrorRunner
 from mirror.config import MirrorConfig
 
 ALICE = "Basic " + base64.b64encode(f"alice:{USERS['alice']}".encode()).decode()
-
-
-@pytest.fixture
-async def transferer() -> AsyncIterator[DirectTransferer]:
-    direct = DirectTransferer()
-    try:
-        yield direct
-    finally:
-        await direct.aclose()
 
 
 def lines(authorization: str | None) -> list[tuple[str, str]]:

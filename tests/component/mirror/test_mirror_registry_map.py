@@ -5,7 +5,6 @@ that reached it instead would answer 503."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -17,16 +16,6 @@ from mirror_helpers import DOCKER_ACCEPT, DirectTransferer, MirrorRunner
 from mirror.config import MirrorConfig
 
 DEAD = f"http://127.0.0.1:{free_port()}"
-
-
-@pytest.fixture
-async def transferer() -> AsyncIterator[DirectTransferer]:
-    """A transferer fetching blobs from the upstream directly."""
-    direct = DirectTransferer()
-    try:
-        yield direct
-    finally:
-        await direct.aclose()
 
 
 @pytest.fixture

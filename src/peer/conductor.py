@@ -15,7 +15,8 @@ import grpc
 
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
-from dfcommon.errors import DandelionError, DigestMismatch, LocalDiskError, Unavailable
+from dfcommon.errors import DandelionError, DigestMismatch, LocalDiskError, OriginError, Unavailable
+from dfcommon.fetchpolicy import unreachable
 from dfcommon.identity import display_url
 from dfcommon.metrics import ORIGIN_BYTES, PEER_BYTES_RECEIVED, PIECES, TASK_DURATION
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, ranges_mask
@@ -116,13 +117,21 @@ class Conductor:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
+    def _shared_error(self, exc: DandelionError) -> str:
+        """What the supernode is told (it may show it to remote callers, as a seed peer's preheat error): an origin
+        that gave no HTTP answer is "unreachable or not allowed", whatever the reason (closed, filtered, not HTTP,
+        refused by the fetch policy), so the swarm is no port scanner; this host's log has the reason."""
+        if isinstance(exc, OriginError) and exc.http_status is None:
+            return str(unreachable(self.display_url))
+        return str(exc)
+
     # ----- the download
     async def _run(self) -> None:
         try:
             await self._download()
         except DandelionError as exc:
             self._fail(exc)
-            await self._report(False, str(exc))
+            await self._report(False, self._shared_error(exc))
         except asyncio.CancelledError:
             self._fail(Unavailable("download cancelled"))
             raise
@@ -185,7 +194,6 @@ class Conductor:
             self._use_store(partial)  # the verified pieces of an interrupted download: only the rest is fetched
         reason = "no supernode configured"
         if self.ctx.scheduler is not None:
-            self.check.begin_swarm()
             reason = await self._swarm()
         if (reading := self.swarm_read.task) is not None:
             # This peer's read of the origin for the swarm goes on without the swarm (or ended): its end or error
@@ -203,7 +211,6 @@ class Conductor:
                 self.phase.move(Phase.SOURCING)
             if self.store is not None and not self.bytes_from_origin:  # what it holds came from peers
                 self.bytes_from_peers = self.store.completed_length()
-            self.check.distrust_seed(self.store)
             await self._origin_read("").run(self.store)  # everything it lacks
         await self._complete()
 
@@ -225,7 +232,6 @@ class Conductor:
                     if rejoin == MAX_REJOINS:
                         raise SwarmGaveUp(str(exc)) from None
                     log.info("task=%s: %s; registering the task again", self.task_id[:12], exc)
-                    self.check.seed_vouches = False  # the new stream says it again
                     if self.swarm_read.part:  # the old supernode's split: the new one chooses its readers anew
                         await self.stop_reading()
                     if exc.gone and not self.ctx.seed:  # seed peers reach the next supernode first: they read
@@ -236,8 +242,6 @@ class Conductor:
             if exc.code != grpc.StatusCode.UNAVAILABLE:
                 raise
             reason = str(exc)
-        if reason or (self.store is not None and not self.store.all_held()):
-            self.check.distrust_seed(self.store)
         return reason
 
     def _registered_as(self, host_id: str) -> None:
@@ -270,17 +274,13 @@ class Conductor:
         return store.meta.content_length, store.meta.piece_size
 
     def task_news(self, news: TaskNews) -> None:
-        """The task from the supernode: a store once the content's shape is known, and the seed's state."""
+        """The task from the supernode: a store once the content's shape is known."""
         if not news.shaped or self.swarm_read.started:
             pass
         elif self.store is None:
             self.create_store(news.content_length, news.piece_size)
         else:  # a partial task kept from before a restart, which the swarm now cuts otherwise, loses its pieces
             self.store.reshape(news.content_length, news.piece_size)
-        if news.failed:
-            self.check.distrust_seed(self.store)
-        elif news.seed_checked:
-            self.check.seed_checked(news.seed_checked)
 
     def attach(self, notify: OwnReadSink) -> None:
         """A session runs: news of this peer's read for the swarm goes there."""
@@ -303,7 +303,6 @@ class Conductor:
         self.swarm_read.part = allowed is not None
         if self.swarm_read.start(algorithm, lambda chosen: self._origin_read(chosen, allowed, piece_size), self.store):
             log.info("task=%s reading the origin for the swarm", self.task_id[:12])
-            self.check.distrust_seed(self.store)
 
     async def stop_reading(self) -> None:
         """Another peer reads the origin for the swarm now: stop this peer's read (what it stored stays)."""
@@ -354,10 +353,7 @@ class Conductor:
         assert store is not None
         self.phase.move(Phase.VERIFYING)
         checked = ""
-        if self.request.digest and self.check.seed_verified(store):
-            self.check.cancel()
-            checked = ", digest checked by the seed"  # and every piece here against the seed's piece digest
-        elif self.request.digest:
+        if self.request.digest:
             checked = ", digest checked here"
             self._pulse()
             actual = await self.check.result(store)

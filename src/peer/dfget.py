@@ -18,6 +18,7 @@ import grpc
 import uvloop
 from dandelion.peer.v1 import peer_pb2
 
+from dfcommon.byterange import parse_byte_range
 from dfcommon.channels import channel
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
@@ -29,7 +30,6 @@ from dfcommon.sizes import parse_size
 from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
 from dfcommon.urlmeta import to_url_meta
 from dfcommon.version import add_version_flag
-from peer.byterange import parse_byte_range
 from peer.config import parse_duration, parse_supernodes, validate_endpoint
 from peer.deadline import BASE_S, FLOOR_RATE, Deadline
 from peer.grpcutil import content_chunks, daemon_stub

@@ -13,6 +13,7 @@ import grpc
 from dandelion.peer.v1 import peer_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
 
+from dfcommon.fetchpolicy import FetchPolicy
 from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
 from dfcommon.inspection import InspectionPolicy
 from dfcommon.sizes import parse_hostport
@@ -48,10 +49,18 @@ def unix_socket_in_use(path: Path) -> bool:
 
 
 class PeerNode:
-    """Starts and stops everything one peer runs."""
+    """Starts and stops everything one peer runs.
 
-    def __init__(self, config: PeerConfig) -> None:
+    For a peer that runs inside the supernode's process (supernode.embedded_seed): scheduler_endpoint, a local
+    scheduler endpoint ("unix:PATH") reached without TLS instead of config.supernodes; policy, the supernode's fetch
+    policy (its own ports refused, named as the supernode's) instead of the one config.fetch_policy builds."""
+
+    def __init__(
+        self, config: PeerConfig, scheduler_endpoint: str | None = None, policy: FetchPolicy | None = None
+    ) -> None:
         self.config = config
+        self.scheduler_endpoint = scheduler_endpoint
+        self.policy = policy
         self.storage = Storage(config.data_dir, config.cache_ttl, config.cache_quota)
         upload_bucket = TokenBucket(config.upload_limit)
         self.upload = UploadServicer(self.storage, config.upload_slots, upload_bucket)
@@ -71,23 +80,17 @@ class PeerNode:
         self._leaving.add(task)
         task.add_done_callback(self._leaving.discard)
 
-    async def start(self) -> SwarmTransferer:
-        """Bind the servers, connect to the supernodes (lazily), and return the transferer."""
+    async def start(self, shared_port: int | None = None) -> SwarmTransferer:
+        """Bind the servers, connect to the supernodes (lazily), and return the transferer. shared_port: PeerService
+        (self.upload) is served by the caller's gRPC server on that port (added with add_upload_service)."""
         config = self.config
-        peer_server = new_server()
-        add_upload_service(self.upload, peer_server)
-        health = add_health_and_reflection(peer_server, [PEER_SERVICE])
-        host = f"[{config.listen_ip}]" if ":" in config.listen_ip else config.listen_ip
-        self.port = add_port(peer_server, f"{host}:{config.port}", config.tls)
-        if self.port == 0:
-            raise OSError(f"cannot listen on {config.listen_ip}:{config.port}")
-        warn_if_plaintext_beyond_loopback("dfdaemon", config.listen_ip, config.tls)
-        await peer_server.start()
-        await mark_serving(health, [PEER_SERVICE])
-        self._servers.append(peer_server)
-        if config.supernodes:
+        if shared_port is None:
+            await self._serve_peer_service()
+        else:
+            self.port = shared_port
+        if config.supernodes or self.scheduler_endpoint:
             self.scheduler = SchedulerClient(
-                config.supernodes,
+                [self.scheduler_endpoint] if self.scheduler_endpoint else config.supernodes,
                 host_info(
                     config.advertise_ip or config.listen_ip,
                     self.port,
@@ -95,9 +98,9 @@ class PeerNode:
                     config.location,
                     config.seed,
                 ),
-                tls=config.tls,
+                tls=None if self.scheduler_endpoint else config.tls,
             )
-        policy = config.fetch_policy(self.port)
+        policy = self.policy or config.fetch_policy(self.port)
         log.info("origin fetch policy: %s", policy.summary())
         self.ctx = PeerContext(
             storage=self.storage,
@@ -127,6 +130,20 @@ class PeerNode:
             "mutual TLS" if config.tls else "plaintext",
         )
         return self.transferer
+
+    async def _serve_peer_service(self) -> None:
+        config = self.config
+        peer_server = new_server()
+        add_upload_service(self.upload, peer_server)
+        health = add_health_and_reflection(peer_server, [PEER_SERVICE])
+        host = f"[{config.listen_ip}]" if ":" in config.listen_ip else config.listen_ip
+        self.port = add_port(peer_server, f"{host}:{config.port}", config.tls)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {config.listen_ip}:{config.port}")
+        warn_if_plaintext_beyond_loopback("dfdaemon", config.listen_ip, config.tls)
+        await peer_server.start()
+        await mark_serving(health, [PEER_SERVICE])
+        self._servers.append(peer_server)
 
     async def _start_daemon_service(self, endpoint: str, transferer: SwarmTransferer) -> None:
         server = new_server()

@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from dfcommon.byterange import parse_byte_range
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument, OriginError
 from dfcommon.fetchpolicy import FetchPolicy
 from dfcommon.http_client import Cancel, HttpClient, HttpFailure
 from dfcommon.identity import display_url
-from peer.byterange import parse_byte_range
 from peer.origin_body import BodyReader, OriginCut
 from peer.origin_resume import Opened, ResumingBody
 

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 from dandelion.scheduler.v1 import scheduler_pb2
 
+from dfcommon.byterange import parse_byte_range
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, InvalidArgument
 from dfcommon.identity import task_id, validate_url
 from dfcommon.pieces import CHUNK_SIZE
-from peer.byterange import parse_byte_range
 from peer.conductor import Conductor
 from peer.context import PeerContext
 from peer.tokenbucket import TokenBucket

@@ -1,4 +1,5 @@
-"""The supernode process: one gRPC server with the scheduler, the seed's pieces, health and reflection."""
+"""The supernode process: one gRPC server with the scheduler, the in-process seed peer's pieces, health and
+reflection."""
 
 from __future__ import annotations
 
@@ -16,20 +17,15 @@ from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_ser
 from dfcommon.metrics import ACTIVE_HOSTS, ACTIVE_PEERS, ACTIVE_TASKS, SEED_PEERS, start_metrics_server
 from dfcommon.tls import add_port, warn_if_plaintext_beyond_loopback
 from supernode.config import SupernodeConfig
-from supernode.rpc.peer_service import SeedPeerService, add_seed_peer_service
+from supernode.embedded_seed import EmbeddedSeedPeer
 from supernode.rpc.scheduler_service import SchedulerService
-from supernode.seed.cdn import Cdn
-from supernode.seed.origin import new_fetcher
-from supernode.seed.store import SeedStore
 from supernode.swarm import Swarm
 from supernode.web.server import WebView, bind
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = (
-    scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
-    peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name,
-)
+SCHEDULER_SERVICE = scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name
+PEER_SERVICE = peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name
 
 
 class Supernode:
@@ -43,51 +39,53 @@ class Supernode:
         self._timers: asyncio.Task[None] | None = None
         self._metrics: WSGIServer | None = None
         self.web: WebView | None = None
+        self.seed_peer: EmbeddedSeedPeer | None = None
 
     async def start(self) -> int:
         """Bind, serve and return the bound port."""
         config = self.config
         web_socket = bind(config.web) if config.web else None  # before gRPC listens: a taken port is one line
-        store = SeedStore(config.data_dir)
         server = new_server()
         host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
         try:
             self.port = add_port(server, f"{host}:{config.listen_port}", config.tls)
         except RuntimeError as err:
             raise Unavailable(f"cannot listen on {host}:{config.listen_port}: {err}") from None
-        policy = config.fetch_policy(self.port)
-        fetcher = new_fetcher(config.origin_ca, config.origin_insecure, policy)
         warn_if_plaintext_beyond_loopback("supernode", config.listen_host, config.tls)
-        swarm = Swarm(config, lambda s: Cdn(store, fetcher, config.piece_size, s, config.piece_digest), self.port)
+        swarm = Swarm(config)
         service = SchedulerService(swarm, config.inspection())
         scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(service, server)
-        add_seed_peer_service(SeedPeerService(swarm.uploads), server)
-        health = add_health_and_reflection(server, SERVICE_NAMES)
+        services = [SCHEDULER_SERVICE]
+        if config.seed_peer:
+            self.seed_peer = EmbeddedSeedPeer(config)
+            self.seed_peer.add_to(server, self.port)
+            services.append(PEER_SERVICE)
+        health = add_health_and_reflection(server, services)
         await server.start()
-        await mark_serving(health, SERVICE_NAMES)
         self.swarm = swarm
         self._server = server
         self._timers = asyncio.create_task(swarm.run_timers(), name="supernode-timers")
+        if self.seed_peer is not None:
+            await self.seed_peer.start(self.port)  # registered before the health service says SERVING
+        await mark_serving(health, services)
         if config.metrics:
             self._metrics = start_metrics_server(config.metrics, "supernode")[0]
             scheduler = swarm.scheduler
             ACTIVE_TASKS.labels("supernode").set_function(lambda: len(scheduler.tasks))
-            ACTIVE_PEERS.set_function(lambda: sum(not p.is_seed for p in scheduler.peers.values()))
+            ACTIVE_PEERS.set_function(lambda: len(scheduler.peers))
             ACTIVE_HOSTS.set_function(lambda: len(scheduler.hosts))
             SEED_PEERS.set_function(lambda: len(swarm.seed_peers.seeds))
         if web_socket is not None:
-            self.web = WebView(web_socket, swarm.scheduler, swarm.seed_host, config.inspection(), config.tls)
+            self.web = WebView(web_socket, swarm.scheduler, config.inspection(), config.tls)
             await self.web.start()
         log.info(
-            "supernode serving on %s:%d (%s) seed=%s:%d data_dir=%s",
+            "supernode serving on %s:%d (%s) seed peer=%s data_dir=%s",
             config.listen_host,
             self.port,
             "mutual TLS" if config.tls else "plaintext",
-            swarm.seed_host.ip,
-            self.port,
+            "in-process" if self.seed_peer is not None else "none in-process",
             config.data_dir,
         )
-        log.info("origin fetch policy: %s", policy.summary())
         return self.port
 
     async def wait(self) -> None:
@@ -99,6 +97,8 @@ class Supernode:
         """Stop accepting calls, let running ones finish for up to grace seconds, stop fetches."""
         if self.web is not None:
             await self.web.stop()
+        if self.seed_peer is not None:
+            await self.seed_peer.stop()  # it leaves while the scheduler still answers
         if self.swarm is not None:
             self.swarm.shutdown()
         if self._server is not None:
@@ -107,9 +107,6 @@ class Supernode:
             self._timers.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timers
-        if self.swarm is not None:
-            await self.swarm.cdn.close()
-            await self.swarm.cdn.fetcher.aclose()
         if self._metrics is not None:
             self._metrics.shutdown()
             self._metrics.server_close()

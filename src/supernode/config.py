@@ -27,8 +27,7 @@ from dfcommon.version import add_version_flag
 
 DEFAULT_PORT = 8002
 MIN_PIECE_SIZE = 64 << 10
-# Who fetches content with a digest from its origin first: the first peer that asks (the seed then copies it from
-# that peer and checks the digest), or the seed (peers wait for its pieces). Content without a digest: the seed.
+# Who reads content from its origin for the swarm (supernode.readers); see SupernodeConfig.origin_fetch.
 ORIGIN_FETCH_MODES = ("auto", "peer", "seed")
 DEFAULT_SEED_CN = "dandelion-seed"
 EXAMPLES = """examples:
@@ -58,19 +57,25 @@ class SupernodeConfig:
     listen_port: int = DEFAULT_PORT
     advertise_ip: str = ""  # empty: the listen host, else found (dfcommon.advertise)
     piece_size: int = DEFAULT_PIECE_SIZE  # base piece size; grows for very large content
-    piece_digest: str = piecedigest.DEFAULT_ALGORITHM  # what the seed hashes each piece with
+    piece_digest: str = piecedigest.DEFAULT_ALGORITHM  # what the reader of the origin hashes each piece with
     # Who reads content from its origin for the swarm (supernode.readers): "auto" a seed peer when one is up, else
-    # the first peer for content with a digest, else the in-process seed; "peer" the first peer for content with a
-    # digest (seed peers only for content without one); "seed" a seed peer, else the in-process seed.
+    # the first peer for content with a digest; "peer" the first peer for content with a digest (seed peers only for
+    # content without one); "seed" as auto (kept for old command lines). Content without a digest that no seed peer
+    # reads: each of its peers reads the origin for itself.
     origin_fetch: str = "auto"
     seed_copy_delay: float = 5.0  # deprecated, ignored: the seed no longer copies content a peer read
     log_level: str = "info"
     log_format: str = "text"  # or json
     heartbeat_interval_ms: int = 5000  # hosts that miss 3 heartbeats are dropped
     assignment_timeout: float = 30.0  # an unreported assignment then counts as TIMEOUT
-    seed_upload_slots: int = 32  # concurrent DownloadPieces calls the seed serves
-    # A task no peer is left in (and no fetch of the seed runs for) is forgotten after this many seconds, with its
-    # seed fetch job; the seed's disk cache stays (a later registration loads it again). Bounds the memory.
+    # The in-process seed peer (supernode.embedded_seed): a dfdaemon --seed built from the peer package, its
+    # PeerService on the supernode's gRPC port, its cache in DATA_DIR/seed-peer. Off: seed peers are other hosts.
+    seed_peer: bool = True
+    seed_upload_slots: int = 32  # concurrent DownloadPieces calls the in-process seed peer serves
+    seed_cache_quota: int = 20 * 1024**3  # bytes the in-process seed peer caches before LRU eviction
+    seed_cache_ttl: float = 6 * 3600.0  # seconds an unused task stays in the in-process seed peer's cache
+    # A task no peer is left in is forgotten after this many seconds (seed peers keep their caches: a later
+    # registration orders it again). Bounds the memory.
     task_ttl: float = 600.0
     origin_ca: str | None = None  # extra CA bundle for origins with a private CA (a private registry)
     origin_insecure: bool = False  # skip origin TLS verification (test setups only)
@@ -116,6 +121,10 @@ class SupernodeConfig:
             raise InvalidArgument("assignment timeout must be between 0.1s and 3600s")
         if not 1 <= self.seed_upload_slots <= 4096:
             raise InvalidArgument("seed upload slots must be between 1 and 4096")
+        if self.seed_cache_quota < 64 * 1024**2:
+            raise InvalidArgument(f"seed cache quota must be at least 64MiB, got {self.seed_cache_quota} bytes")
+        if not 60 <= self.seed_cache_ttl <= 365 * 86400:
+            raise InvalidArgument(f"seed cache ttl must be between 1m and 365d, got {self.seed_cache_ttl}s")
         if not 0.1 <= self.task_ttl <= 30 * 86400:
             raise InvalidArgument(f"task ttl must be between 0.1s and 30d, got {self.task_ttl}s")
         if self.advertise_ip:
@@ -137,17 +146,22 @@ class SupernodeConfig:
         return self
 
     def fetch_policy(self, port: int) -> FetchPolicy:
-        """The seed's fetch policy once the gRPC server listens on port: its own addresses (gRPC, metrics) refused,
-        loopback refused unless every listener is on loopback."""
+        """The in-process seed peer's fetch policy once the gRPC server listens on port: the supernode's own
+        addresses (gRPC, metrics, web view) refused, loopback refused unless every listener is on loopback."""
+        return FetchPolicy.build(self.origin_allow, self.origin_deny, self.listeners(port), "the supernode")
+
+    def listeners(self, port: int) -> list[tuple[str, int, str]]:
+        """(host, port, what) of every port the supernode listens on, once the gRPC server listens on port."""
         listeners = [(self.listen_host or "0.0.0.0", port, "gRPC")]
         if self.metrics:
             listeners.append((*parse_hostport(self.metrics), "metrics"))
         if self.web:
             listeners.append((*parse_hostport(self.web), "web view"))
-        return FetchPolicy.build(self.origin_allow, self.origin_deny, listeners, "the supernode")
+        return listeners
 
     def resolved_advertise_ip(self) -> str:
-        """The IP peers use to reach the seed's PeerService; InvalidArgument when only loopback is found."""
+        """The IP peers use to reach the in-process seed peer's PeerService; InvalidArgument when only loopback is
+        found."""
         return choose_advertise_ip(self.listen_host, self.advertise_ip)
 
 
@@ -163,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
     parser = argparse.ArgumentParser(
         prog="supernode",
-        description="Dandelion supernode: the swarm's scheduler and CDN seed (one gRPC port, with health and "
+        description="Dandelion supernode: the swarm's scheduler and, unless --no-seed-peer, a seed peer (one gRPC "
+        "port, with health and "
         "reflection). Options also come from a config file (--config, TOML or YAML, keys = flag names) and "
         "SUPERNODE_<FLAG> environment variables; flags win over the environment, which wins over the file.",
         epilog=EXAMPLES,
@@ -171,26 +186,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_version_flag(parser)
     parser.add_argument("--listen", default=f"0.0.0.0:{DEFAULT_PORT}", help="HOST:PORT of the gRPC server")
-    parser.add_argument("--data-dir", required=True, help="directory of the seed's cache")
+    parser.add_argument("--data-dir", required=True, help="directory of the in-process seed peer's cache (seed-peer/)")
     parser.add_argument(
         "--advertise-ip",
         default="",
-        help="IP peers use to reach the seed (default: the listen address, or for 0.0.0.0 the source "
+        help="IP peers use to reach the in-process seed peer (default: the listen address, or for 0.0.0.0 the source "
         "address of the default route or the one non-loopback interface)",
     )
     parser.add_argument("--piece-size", default="4MiB", help="base piece size (64KiB-64MiB)")
     parser.add_argument(
         "--piece-digest",
         default=piecedigest.DEFAULT_ALGORITHM,
-        help="hash the seed publishes for each piece: blake3 (default, ~3x faster) or sha256",
+        help="hash the reader of the origin publishes for each piece: blake3 (default, ~3x faster) or sha256",
     )
     parser.add_argument(
         "--origin-fetch",
         default="auto",
         help="who reads content from its origin for the swarm, offering each piece as it stores it: auto (default: a "
-        "seed peer, dfdaemon --seed, when one is up; else the first peer that asks, for content with a digest, which "
-        "each peer checks; else the supernode's own seed), peer (the first peer for content with a digest, even "
-        "when seed peers are up) or seed (seed peers, else the supernode's own seed)",
+        "seed peer, this supernode's own or dfdaemon --seed; when none is up, the first peer that asks, for content "
+        "with a digest, which each peer checks; content without one each peer then reads for itself), peer (the "
+        "first peer for content with a digest, even when seed peers are up) or seed (as auto)",
     )
     parser.add_argument(
         "--seed-copy-delay",
@@ -201,12 +216,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_logging_flags(parser)
     parser.add_argument("--heartbeat-interval", default="5000", help="host heartbeat interval in ms")
     parser.add_argument("--assignment-timeout", default="30", help="seconds before an assignment times out")
-    parser.add_argument("--seed-upload-slots", default="32", help="concurrent uploads of the seed")
+    parser.add_argument(
+        "--no-seed-peer",
+        action="store_true",
+        help="run no seed peer in this process: seed peers are other hosts (dfdaemon --seed)",
+    )
+    parser.add_argument(
+        "--seed-upload-slots", default="32", help="concurrent uploads of the in-process seed peer (default 32)"
+    )
+    parser.add_argument(
+        "--seed-cache-quota", default="20GiB", help="cache size of the in-process seed peer (default 20GiB)"
+    )
+    parser.add_argument(
+        "--seed-cache-ttl",
+        default="6h",
+        help="how long the in-process seed peer keeps a task nobody used (default 6h)",
+    )
     parser.add_argument(
         "--task-ttl",
         default="10m",
-        help="forget a task this long after its last peer left (90s, 10m, 1h; default 10m); the seed's disk cache "
-        "of it stays",
+        help="forget a task this long after its last peer left (90s, 10m, 1h; default 10m); seed peers keep their "
+        "cached copy",
     )
     parser.add_argument("--origin-ca", default=None, help="extra CA bundle (PEM) trusted for origin HTTPS")
     parser.add_argument("--origin-insecure", action="store_true", help="skip origin TLS verification (tests only)")
@@ -218,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve a live view of the swarm on HOST:PORT (default: off); who may see it: as for ListTasks "
         "(loopback, or with TLS an admin certificate over HTTPS, unless --open-inspection)",
     )
-    add_origin_policy_arguments(parser, "the seed and preheat")
+    add_origin_policy_arguments(parser, "the in-process seed peer and preheat")
     add_inspection_arguments(parser, "ListTasks, GetTask and ListHosts")
     add_tls_arguments(parser, "the gRPC port")
     parser.add_argument(
@@ -239,6 +269,7 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         slots = int(args.seed_upload_slots)
         copy_delay = float(args.seed_copy_delay)
         task_ttl = parse_duration(args.task_ttl)
+        seed_cache_ttl = parse_duration(args.seed_cache_ttl)
     except ValueError as err:
         raise InvalidArgument(f"invalid number: {err}") from None
     return SupernodeConfig(
@@ -254,7 +285,10 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         log_format=args.log_format,
         heartbeat_interval_ms=heartbeat,
         assignment_timeout=timeout,
+        seed_peer=not args.no_seed_peer,
         seed_upload_slots=slots,
+        seed_cache_quota=parse_size(args.seed_cache_quota),
+        seed_cache_ttl=seed_cache_ttl,
         task_ttl=task_ttl,
         origin_ca=args.origin_ca,
         origin_insecure=args.origin_insecure,

@@ -1,5 +1,7 @@
 """Who reads the origin for the swarm: a seed peer (supernode.seed_peers) when one is up, else for content with a
-digest the first peer that asks; the in-process seed when neither may (see SupernodeConfig.origin_fetch).
+digest the first peer that asks (see SupernodeConfig.origin_fetch). Content without a digest that no seed peer
+can read is read by each of its peers for itself: only a seed peer's piece digests are trusted without a whole
+digest to check them against.
 
 The task's reader (Task.source_peer_id) is told so on its stream; it reports the origin's answer and each piece it
 stored with its digest, and each such piece is offered to the swarm at once. A reader that leaves is replaced by the
@@ -23,7 +25,6 @@ from supernode.resource.piece import PieceMeta, PieceReport
 from supernode.resource.states import move_task
 from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Scheduler
-from supernode.seed.cdn import Cdn
 from supernode.seed_peers import SeedPeers
 from supernode.streams import GoToSource, Outboxes
 
@@ -55,38 +56,25 @@ class OriginAnswer:
 class Readers:
     """Chooses, replaces and distrusts the peers that read the origin for the swarm, and offers their pieces."""
 
-    def __init__(
-        self, config: SupernodeConfig, scheduler: Scheduler, cdn: Cdn, streams: Outboxes, seed_peers: SeedPeers
-    ) -> None:
+    def __init__(self, config: SupernodeConfig, scheduler: Scheduler, streams: Outboxes, seed_peers: SeedPeers) -> None:
         self.config = config
         self.scheduler = scheduler
-        self.cdn = cdn
         self.streams = streams
         self.seed_peers = seed_peers
         # Tasks whose content a peer reads from the origin for the swarm right now: their other peers hear TaskInfo
         # now and then (news that the swarm is at work while they wait for the next piece).
         self.reading: set[str] = set()
 
-    def seed_idle(self, task: Task) -> bool:
-        """True when the seed has no fetch of the task running or done (none yet, or the last one failed)."""
-        job = self.cdn.jobs.get(task.task_id)
-        return job is None or (job.done.is_set() and task.state is TaskState.FAILED)
-
     def seeded(self, task: Task) -> bool:
         """True when seed peers read the task: some take orders, and origin_fetch lets them ("peer" keeps them to
         content without a digest)."""
         return self.seed_peers.up and (self.config.origin_fetch != "peer" or not task.digest)
 
-    def peer_reads(self, task: Task) -> bool:
-        """True when peers, not the in-process seed, read the task's content from the origin: seed peers (seeded),
-        or for content with a digest (each consumer checks it) any peer unless origin_fetch is "seed"; and the
-        in-process seed idle and without a cached copy."""
-        peers_may = (
-            self.seeded(task)
-            or task.task_id in self.seed_peers.orderings
-            or (self.config.origin_fetch != "seed" and bool(task.digest))
-        )
-        return peers_may and self.seed_idle(task) and not self.cdn.store.holds(task.task_id)
+    def swarm_reads(self, task: Task) -> bool:
+        """True when one peer reads the task's content from the origin for the whole swarm: a seed peer (seeded, or
+        ordered before), or for content with a digest (each consumer checks it whole) any peer. False for content
+        without a digest when no seed peer is up: each of its peers reads the origin for itself."""
+        return self.seeded(task) or task.task_id in self.seed_peers.orderings or bool(task.digest)
 
     @staticmethod
     def may_read(task: Task, host: Host) -> bool:
@@ -169,7 +157,7 @@ class Readers:
         """When a reader has at least SPLIT_MIN pieces left after the one it reads now, and at its rate so far they
         would take it SPLIT_MIN_S or more, a connected peer that reads nothing (newcomer, or any) reads the second
         half of them: each piece is still read once, and the origin's bandwidth is used by two uplinks."""
-        if not task.length_known or not self.peer_reads(task):
+        if not task.length_known or not self.swarm_reads(task):
             return
         if len(task.range_readers) + (1 if task.source_peer_id else 0) >= MAX_READERS:
             return
@@ -206,7 +194,7 @@ class Readers:
         peer that lacks the fewest pieces reads what nobody holds and no other reader reads (all it lacks while the
         length is unknown); the next peer to register reads, when none is connected."""
         task = self.scheduler.tasks.get(tid)
-        if task is None or not self.peer_reads(task) or self.source(task) is not None:
+        if task is None or not self.swarm_reads(task) or self.source(task) is not None:
             return  # nobody reads it for the swarm, or somebody reads (or read) all of it
         if task.length_known and not self._unread(task, ""):
             return  # every piece is held, or some reader reads it
@@ -254,12 +242,12 @@ class Readers:
 
     def _no_seed_left(self, task: Task) -> None:
         """Content without a digest whose seed peers are all gone or failed: its peers read the origin themselves
-        (the next registration starts over, with a seed peer or the in-process seed)."""
+        (the next registration starts over, with a seed peer if one is up by then)."""
         self.seed_peers.forget(task.task_id)
         self.reading.discard(task.task_id)
         log.warning("task=%s: no seed peer is left to read it; its peers read the origin", task.task_id[:12])
         for peer in list(task.peers.values()):
-            if not peer.is_seed and peer.state is PeerState.RUNNING and peer.peer_id in self.streams:
+            if peer.state is PeerState.RUNNING and peer.peer_id in self.streams:
                 self.streams.to_source(task, peer, "no seed peer is left to read it for the swarm")
 
     def forget(self, peer: Peer) -> bool:
@@ -371,7 +359,7 @@ class Readers:
         task.error = "its content did not match the digest; the peer that read the origin is no longer trusted"
         self.streams.broadcast(task)
         for peer in list(task.peers.values()):
-            if not peer.is_seed and peer.state is PeerState.RUNNING:
+            if peer.state is PeerState.RUNNING:
                 self.streams.to_source(task, peer, task.error)
 
     def tell_waiters(self) -> None:

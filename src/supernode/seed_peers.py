@@ -47,7 +47,6 @@ class Ordering:
     at: float = 0.0
     registered: bool = False
     tried: set[str] = field(default_factory=set)
-    error: str = ""  # why the last seed peer that read it failed
 
 
 def rendezvous_score(task_id: str, address: str) -> int:
@@ -83,6 +82,7 @@ class SeedPeers:
         self.clock = clock
         self.seeds: dict[str, SeedHost] = {}  # host id ->
         self.orderings: dict[str, Ordering] = {}  # task id ->
+        self.errors: dict[str, str] = {}  # task id -> why its last seed peer failed
 
     @property
     def up(self) -> bool:
@@ -190,16 +190,19 @@ class SeedPeers:
         return withdrawn
 
     def failed(self, task_id: str, error: str) -> None:
-        """A seed peer's download of the task failed with error."""
-        ordering = self.orderings.get(task_id)
-        if ordering is not None:
-            ordering.error = error[:500]
+        """A seed peer's download of the task failed with error (as the seed peer shares it: see
+        peer.conductor, an origin without an HTTP answer is "unreachable or not allowed")."""
+        self.errors[task_id] = error[:500]
 
     def error(self, task_id: str) -> str:
         """Why the last seed peer that read the task failed ("" none did)."""
-        ordering = self.orderings.get(task_id)
-        return ordering.error if ordering is not None else ""
+        return self.errors.get(task_id, "")
 
     def forget(self, task_id: str) -> None:
-        """The task is forgotten."""
+        """The task's ordering starts over (its seed peers may be ordered again; the last error stays)."""
         self.orderings.pop(task_id, None)
+
+    def drop(self, task_id: str) -> None:
+        """The task is forgotten: its ordering and its last error."""
+        self.orderings.pop(task_id, None)
+        self.errors.pop(task_id, None)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from dfcommon.errors import DandelionError
 from supernode.resource.peer import Peer, PeerState
-from supernode.resource.task import Task, TaskState
+from supernode.resource.task import Task
 from supernode.scheduling.assignments import Assignment
 from supernode.scheduling.scheduler import Scheduler
 
@@ -128,13 +128,10 @@ class Outboxes:
             log.info("back to source task=%s peer=%s: %s", task.task_id[:12], peer.peer_id[:12], reason)
 
     def complete(self, task: Task, peer: Peer) -> bool:
-        """End the peer's stream once it holds every piece and, for content with a digest, the seed is done:
-        the peer then has the seed's word (TaskInfo SUCCEEDED) that the content matches the digest and need
-        not hash it again (the seed's done event completes the peers that wait for it)."""
+        """End the peer's stream once it holds every piece (a consumer of content with a digest checks the whole
+        of it before it hands it out)."""
         if not task.is_complete(peer):
             return False
-        if task.digest and not task.peer_authored and task.state in (TaskState.PENDING, TaskState.RUNNING):
-            return True
         if peer.state is PeerState.RUNNING:
             self.deliver(self.scheduler.set_state(peer, PeerState.SUCCEEDED))
             log.info("peer complete task=%s peer=%s", task.task_id[:12], peer.peer_id[:12])

@@ -1,23 +1,22 @@
-"""The supernode's operations: hosts, tasks, peers' streams and the seed, on one event loop.
+"""The supernode's operations: hosts, tasks and peers' streams, on one event loop.
 
-The rpc layer converts messages and calls in here; fetch jobs report back through the SeedListener methods. The
-parts live beside it: streams.py (stream events, outboxes), readers.py (who reads the origin for the swarm),
-seed_events.py (the seed's fetch events), scheduling/ (the policy over the resource/ registry). All mutable state
-is owned by the event loop: no locks.
+The rpc layer converts messages and calls in here. The parts live beside it: hosts.py (register, heartbeat,
+sweep), streams.py (stream events, outboxes), readers.py (who reads the origin for the swarm), seed_peers.py (the
+seed peers' orders), scheduling/ (the policy over the resource/ registry). The supernode holds no content: seed
+peers and peers read the origin and serve the pieces. All mutable state is owned by the event loop: no locks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
-from dfcommon.errors import DandelionError, InvalidArgument, NotFound, Unavailable
+from dfcommon.errors import InvalidArgument, NotFound, Unavailable
 from dfcommon.identity import display_url, task_id
 from dfcommon.metrics import PIECE_REPORTS
 from dfcommon.pieces import ranges_mask
@@ -26,14 +25,10 @@ from supernode.hosts import Hosts, HostSpec
 from supernode.readers import MAX_PIECE_NUMBER, OriginAnswer, Readers
 from supernode.resource.host import Host
 from supernode.resource.peer import MAX_WINDOW, Peer, PeerState
-from supernode.resource.piece import PieceMeta, PieceReport
+from supernode.resource.piece import PieceReport
 from supernode.resource.states import move_peer, move_task
 from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Scheduler
-from supernode.seed.cdn import Cdn
-from supernode.seed.origin import FetchResult
-from supernode.seed.uploads import SeedUploads
-from supernode.seed_events import SeedEvents
 from supernode.seed_peers import SeedPeers
 from supernode.streams import Outboxes, StreamEvent, TaskChanged
 
@@ -43,28 +38,15 @@ PREHEAT_POLL_S = 0.2  # how often a preheat by a seed peer looks whether it is d
 
 
 class Swarm:
-    """Every operation of the scheduler service, and the listener of the seed's fetch jobs."""
+    """Every operation of the scheduler service."""
 
-    def __init__(
-        self,
-        config: SupernodeConfig,
-        cdn_factory: Callable[[Swarm], Cdn],
-        seed_port: int,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, config: SupernodeConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.clock = clock
         self.scheduler = Scheduler(config.assignment_timeout, clock)
-        self.cdn = cdn_factory(self)
-        name = socket.gethostname()
-        ip = config.resolved_advertise_ip()
-        slots = config.seed_upload_slots
-        self.seed_host = Host(f"seed-{name}", name, ip, seed_port, slots, "", clock(), is_seed=True)
-        self.uploads = SeedUploads(self.cdn.store, config.seed_upload_slots, self.verified_pieces)
         self.streams = Outboxes(self.scheduler)
         self.seed_peers = SeedPeers(clock)
-        self.readers = Readers(config, self.scheduler, self.cdn, self.streams, self.seed_peers)
-        self.seeds = SeedEvents(self.scheduler, self.cdn, self.streams)
+        self.readers = Readers(config, self.scheduler, self.streams, self.seed_peers)
         self.hosts = Hosts(config, self.scheduler, self.streams, self.readers, self.seed_peers, clock)
 
     # Hosts (supernode.hosts) --------------------------------------------------------
@@ -84,42 +66,28 @@ class Swarm:
     # Tasks --------------------------------------------------------------------------
 
     async def register_task(self, host_id: str, request: ContentRequest) -> tuple[Task, Peer]:
-        """Register a host's download. For content with a digest and origin_fetch "peer", a peer reads the origin
-        for the swarm: the first one to register (told so on its stream), and the others get its pieces as soon as
-        it stored each one (the registration answers at once, the task's length follows on the stream). Otherwise
-        waits until the seed's origin fetch (or cache) answered."""
+        """Register a host's download; answers at once (the task's length follows on the peer's stream). One peer
+        reads the origin for the swarm (readers.py): a seed peer, ordered now when none reads yet, else for content
+        with a digest the first peer that asks (told so on its stream); the others get each piece it stored at once.
+        Content without a digest that no seed peer can read: the peer reads the origin for itself (told so when its
+        stream opens)."""
         host = self.hosts.get(host_id)
         host.last_seen = self.clock()
         task = self._task_for(request)
-        if self.readers.peer_reads(task):
-            if task.state is TaskState.FAILED:
-                self._reset(task)
-            if host.seed_peer:
-                self.seed_peers.registered(task.task_id, host)
-            if self.readers.wanted(task) and host.address not in task.bad_hosts:
-                if not host.seed_peer and self.readers.order_seed(task, request):
-                    return task, self._add_peer(task, host, PeerState.RUNNING, ", a seed peer reads the origin")
-                if self.readers.may_read(task, host) and not (host.seed_peer and task.length_known):
-                    peer = self._add_peer(task, host, PeerState.BACK_TO_SOURCE, ", reading the origin for the swarm")
-                    self.readers.make(task, peer)
-                    return task, peer
-                if host.seed_peer or self.readers.may_read(task, host):
-                    # A seed peer joining a task begun by another takes the unread part over once its stream opens.
-                    return task, self._add_peer(task, host, PeerState.RUNNING, "")
-                # Content without a digest that no seed peer can read: the in-process seed reads it (below).
-            else:
-                return task, self._add_peer(task, host, PeerState.RUNNING, "")
-        self._start_seed(task, request)
-        job = self.cdn.jobs[task.task_id]
-        task.waiting += 1
-        try:
-            await job.answered.wait()
-        finally:
-            task.waiting -= 1
         if task.state is TaskState.FAILED:
-            raise job.error or DandelionError(task.error)
-        if host.host_id not in self.scheduler.hosts:
-            raise NotFound(f"unknown host {host_id[:80]}")
+            self._reset(task)
+        if host.seed_peer:
+            self.seed_peers.registered(task.task_id, host)
+        if not self.readers.wanted(task) or host.address in task.bad_hosts:
+            return task, self._add_peer(task, host, PeerState.RUNNING, "")
+        if not host.seed_peer and self.readers.order_seed(task, request):
+            return task, self._add_peer(task, host, PeerState.RUNNING, ", a seed peer reads the origin")
+        if self.readers.may_read(task, host) and not (host.seed_peer and task.length_known):
+            peer = self._add_peer(task, host, PeerState.BACK_TO_SOURCE, ", reading the origin for the swarm")
+            self.readers.make(task, peer)
+            return task, peer
+        # A seed peer joining a task begun by another takes the unread part over once its stream opens; a peer of
+        # content without a digest that no seed peer reads is sent to the origin when its stream opens.
         return task, self._add_peer(task, host, PeerState.RUNNING, "")
 
     def _add_peer(self, task: Task, host: Host, state: PeerState, note: str) -> Peer:
@@ -132,41 +100,42 @@ class Swarm:
         return peer
 
     async def preheat(self, request: ContentRequest) -> Task:
-        """Fetch content into the seed's cache (a seed peer's, when seed peers read it) and wait until it is
-        complete."""
+        """Have a seed peer load the content into its cache and wait until it holds all of it."""
         task = self._task_for(request)
-        if self.readers.peer_reads(task) and self.readers.seeded(task):
-            await self._preheat_by_seed_peer(task, request)
-            log.info("preheated task=%s url=%s on a seed peer", task.task_id[:12], task.url)
-            return task
-        self._start_seed(task, request)
-        job = self.cdn.jobs[task.task_id]
-        task.waiting += 1
-        try:
-            await job.done.wait()
-        finally:
-            task.waiting -= 1
-        if task.state is not TaskState.SUCCEEDED:
-            raise job.error or DandelionError(task.error)
-        log.info("preheated task=%s url=%s", task.task_id[:12], task.url)
+        if task.state is TaskState.FAILED:
+            self._reset(task)
+        await self._preheat_by_seed_peer(task, request)
+        log.info("preheated task=%s url=%s on a seed peer", task.task_id[:12], task.url)
         return task
 
     async def _preheat_by_seed_peer(self, task: Task, request: ContentRequest) -> None:
         """Until a seed peer holds the whole content: ordered from the seed peers in their order for the task, the
-        next one when one fails; Unavailable once every one failed."""
+        next one when one fails (each seed peer once); Unavailable once every one failed."""
+        tried: set[str] = set()  # seed peers ordered by this preheat (a failed task's ordering is forgotten)
+        why = ""
         task.waiting += 1
         try:
             while True:
                 seeds = [peer for peer in task.peers.values() if peer.host.seed_peer]
                 if any(peer.state is PeerState.SUCCEEDED for peer in seeds):
                     return
+                why = self.seed_peers.error(task.task_id) or why
                 busy = any(peer.state in (PeerState.RUNNING, PeerState.BACK_TO_SOURCE) for peer in seeds)
-                if not (busy or self.seed_peers.pending(task.task_id) or self.readers.order_seed(task, request)):
-                    why = self.seed_peers.error(task.task_id) or "no seed peer takes orders"
-                    raise Unavailable(f"no seed peer could load {task.url}: {why}")
+                if not (busy or self.seed_peers.pending(task.task_id) or self._order_preheat(task, request, tried)):
+                    raise Unavailable(why or f"no seed peer could load {task.url}: no seed peer takes orders")
                 await asyncio.sleep(PREHEAT_POLL_S)
         finally:
             task.waiting -= 1
+
+    def _order_preheat(self, task: Task, request: ContentRequest, tried: set[str]) -> bool:
+        """Order the task from the next seed peer not tried (whatever origin_fetch says: a preheat is for the seed
+        peers)."""
+        if not self.seed_peers.up:
+            return False
+        host = self.seed_peers.order(task.task_id, request, task.bad_hosts | tried)
+        if host is not None:
+            tried.add(host.address)
+        return host is not None
 
     def _task_for(self, request: ContentRequest) -> Task:
         """The request's task, created on first sight."""
@@ -174,23 +143,14 @@ class Swarm:
         task = self.scheduler.tasks.get(tid)
         if task is None:
             digest = str(parse_digest(request.digest)) if request.digest else ""
-            task = Task(tid, display_url(request.url, request.filtered_query_params), digest, f"seed-{tid[:16]}")
-            self.scheduler.add_task(task, Peer(task.seed_peer_id, tid, self.seed_host, is_seed=True))
+            task = Task(tid, display_url(request.url, request.filtered_query_params), digest)
+            self.scheduler.add_task(task)
         return task
 
     def _reset(self, task: Task) -> None:
         """A failed task starts over."""
-        self.scheduler.reset_seed(task)
         move_task(task, TaskState.PENDING)
         task.error, task.content_length, task.piece_count = "", -1, 0
-
-    def _start_seed(self, task: Task, request: ContentRequest) -> None:
-        """Start the seed's origin fetch unless it runs or is done."""
-        if not self.readers.seed_idle(task):
-            return
-        if task.state is TaskState.FAILED:
-            self._reset(task)
-        self.cdn.start(task.task_id, task.url, task.digest, request)
 
     def get_task(self, tid: str) -> Task:
         """A known task."""
@@ -199,29 +159,19 @@ class Swarm:
             raise NotFound(f"unknown task {tid[:80]}")
         return task
 
-    def verified_pieces(self, tid: str) -> Mapping[int, PieceMeta] | None:
-        """Pieces the seed wrote and verified, or None for an unknown task."""
-        task = self.scheduler.tasks.get(tid)
-        if task is None:
-            return None
-        seed = task.peers[task.seed_peer_id]
-        return {number: piece for number, piece in task.pieces.items() if seed.holds(number)}
-
     def forget_idle_tasks(self) -> int:
-        """Forget tasks no peer has been in for task_ttl, with their seed fetch jobs (the seed's disk cache stays: a
-        later registration loads it again); returns how many. A task whose seed fetch runs, that a registration or
-        preheat awaits, or whose seed piece is being re-read, is kept for another task_ttl."""
+        """Forget tasks no peer has been in for task_ttl (seed peers keep their caches: a later registration orders
+        the task again, and the seed peer offers its copy); returns how many. A task a preheat awaits is kept for
+        another task_ttl."""
         forgotten = 0
         for task in self.scheduler.registry.idle_for(self.config.task_ttl):
             tid = task.task_id
-            job = self.cdn.jobs.get(tid)
-            if task.waiting or (job is not None and not job.done.is_set()) or self.seeds.rechecking(tid):
+            if task.waiting:
                 self.scheduler.registry.keep(task)
                 continue
             self.streams.deliver(self.scheduler.remove_task(task))
-            self.cdn.jobs.pop(tid, None)
             self.readers.reading.discard(tid)
-            self.seed_peers.forget(tid)
+            self.seed_peers.drop(tid)
             forgotten += 1
             log.debug("task forgotten task=%s url=%s: no peer for %.0fs", tid[:12], task.url, self.config.task_ttl)
         if forgotten:
@@ -232,7 +182,7 @@ class Swarm:
 
     def _peer(self, peer_id: str) -> Peer:
         peer = self.scheduler.peers.get(peer_id)
-        if peer is None or peer.is_seed:
+        if peer is None:
             raise NotFound(f"unknown peer {peer_id[:80]}")
         return peer
 
@@ -258,10 +208,12 @@ class Swarm:
             "stream opened task=%s peer=%s window=%d held=%d", task.task_id[:12], peer_id[:12], window, peer.held_count
         )
         if task.state is TaskState.FAILED:
-            self.seeds.fail_peer(task, peer)
+            self.streams.to_source(task, peer, task.error or "the task failed")
+        elif not self.readers.swarm_reads(task) and not peer.host.seed_peer:
+            self.streams.to_source(task, peer, "no seed peer is up to read it for the swarm")
         elif not self.streams.complete(task, peer):
             self.streams.deliver(self.scheduler.connect(peer, window))
-            if self.readers.peer_reads(task) and (self.readers.wanted(task) or peer.host.seed_peer):
+            if self.readers.wanted(task) or peer.host.seed_peer:
                 self.readers.replace(task.task_id)  # a seed peer, ordered after a reader left, reads what is unread
             else:
                 self.readers.split(task, peer)
@@ -345,25 +297,6 @@ class Swarm:
         for report in reports:
             if report.number >= limit:
                 raise InvalidArgument(f"piece {report.number} out of range: task has {limit} pieces")
-            self.seeds.suspect(task, report)
-
-    # Seed listener ------------------------------------------------------------------
-
-    def seed_answered(self, tid: str, content_length: int, piece_size: int) -> None:
-        """The origin answered."""
-        self.seeds.answered(tid, content_length, piece_size)
-
-    def seed_piece(self, tid: str, piece: PieceMeta) -> None:
-        """A piece is ready: offer it."""
-        self.seeds.piece(tid, piece)
-
-    def seed_done(self, tid: str, result: FetchResult) -> None:
-        """The seed holds all of the content."""
-        self.seeds.done(tid, result)
-
-    def seed_failed(self, tid: str, error: DandelionError) -> None:
-        """The seed's fetch failed: peers fetch the origin themselves, or stop on a digest mismatch."""
-        self.seeds.failed(tid, error)
 
     # Timers -------------------------------------------------------------------------
 
@@ -371,7 +304,6 @@ class Swarm:
         """End every open stream: the supernode is going away."""
         for peer_id in list(self.streams.queues):
             self.streams.end(peer_id, Unavailable("supernode is shutting down"))
-        self.seeds.shutdown()
 
     async def run_timers(self) -> None:
         """Expire assignments, drop silent hosts and forget idle tasks, forever."""

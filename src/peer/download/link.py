@@ -36,8 +36,6 @@ class TaskNews:
     piece_size: int  # 0 while unknown
     failed: bool
     error: str
-    # The digest the seed checked the whole content against, when it says so (TaskInfo SUCCEEDED); else "".
-    seed_checked: str
 
     @property
     def shaped(self) -> bool:
@@ -84,7 +82,6 @@ def task_news(info: scheduler_pb2.TaskInfo) -> TaskNews:
         piece_size=info.piece_size,
         failed=info.state == common_pb2.TASK_STATE_FAILED,
         error=info.error,
-        seed_checked=info.digest if info.state == common_pb2.TASK_STATE_SUCCEEDED else "",
     )
 
 

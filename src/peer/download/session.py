@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,7 +28,6 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 8  # piece results per SyncPieces message
 BATCH_DELAY = 0.02  # seconds a result may wait for company
-SEED_VERDICT_WAIT = 5.0  # seconds to wait, once every piece is held, for the seed's digest check (hashing meanwhile)
 
 
 class SwarmGaveUp(Exception):
@@ -304,46 +302,20 @@ class SwarmSession:
         self._results = []
 
     async def _wind_down(self) -> None:
-        """Every piece is held (or this peer's read failed): report the last outcomes, wait for the seed's word."""
+        """Every piece is held (or this peer's read failed): report the last outcomes."""
         if self._fetches:  # the last pieces' outcomes are reported just after their bits are set
             await asyncio.wait(set(self._fetches), timeout=5.0)
         await self.owner.read_finished()  # so is the last piece this peer read from the origin
         while not self._events.empty():  # outcomes (and news) that landed with the last piece
             self._after_last_piece(self._events.get_nowait())
         self._flush()
-        await self._await_seed_verdict()
 
-    def _after_last_piece(self, event: _Event) -> bool:
-        """Handle an event that arrives once every piece is held; True when the stream ended."""
+    def _after_last_piece(self, event: _Event) -> None:
+        """Handle an event that arrives once every piece is held."""
         if isinstance(event, _Fetched):
             self._results.append(event.outcome)
             self.owner.fetched(event.outcome, self.health)
         elif isinstance(event, Answered | Offered | ReadEnded):
             self._own_read(event)
-        elif isinstance(event, Ended):
-            return True
         elif isinstance(event, TaskNews):
             self.owner.task_news(event)
-        elif isinstance(event, ToSource):
-            self.owner.check.distrust_seed(self.owner.store)
-        return False
-
-    async def _await_seed_verdict(self) -> None:
-        """Every piece is held: wait for the seed's word on the whole digest (it follows the seed's last piece
-        within milliseconds), while hashing the content here in case it does not come."""
-        check, store = self.owner.check, self.owner.store
-        if not check.swarm_only or check.seed_vouches or store is None:
-            return
-        check.start(store)
-        hashing = check.hashing
-        assert hashing is not None
-        deadline = time.monotonic() + SEED_VERDICT_WAIT
-        while not check.seed_vouches and check.swarm_only and not hashing.done():
-            getting = asyncio.ensure_future(self._events.get())
-            left = deadline - time.monotonic()
-            done, _ = await asyncio.wait({getting, hashing}, timeout=max(0.0, left))
-            if getting not in done:
-                getting.cancel()
-                return
-            if self._after_last_piece(getting.result()) or left <= 0:
-                return

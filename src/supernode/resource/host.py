@@ -1,4 +1,4 @@
-"""A host: one dfdaemon (a seed peer or not) or the supernode's own seed; its upload capacity and rate."""
+"""A host: one dfdaemon (a seed peer or not); its upload capacity and rate."""
 
 from __future__ import annotations
 
@@ -34,7 +34,6 @@ class Host:
     upload_slots: int
     location: str
     last_seen: float
-    is_seed: bool = False  # the supernode's own (in-process) seed
     seed_peer: bool = False  # a dfdaemon in the seed role (HostInfo.seed): reads the origin first, serves last
     inflight: int = 0
     inflight_bytes: int = 0

@@ -37,7 +37,6 @@ class Peer:
     peer_id: str
     task_id: str
     host: Host
-    is_seed: bool = False
     state: PeerState = PeerState.RUNNING
     window: int = DEFAULT_WINDOW
     connected: bool = False

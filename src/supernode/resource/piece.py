@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class PieceMeta:
-    """One piece with the digest peers check it against: written by the seed, or by the peer that read the origin
-    for the swarm (the task's author)."""
+    """One piece with the digest peers check it against, as the peer that read it from the origin for the swarm
+    (the task's author: a seed peer, or a plain peer for content with a digest) gave it."""
 
     number: int
     offset: int

@@ -23,7 +23,7 @@ class Registry:
         self.hosts: dict[str, Host] = {}
         self.tasks: dict[str, Task] = {}
         self.peers: dict[str, Peer] = {}
-        # Tasks with no peer but the seed -> since when, oldest first (a task that gets idle again moves to the end).
+        # Tasks with no peer -> since when, oldest first (a task that gets idle again moves to the end).
         self.idle: dict[str, float] = {}
 
     # Adding and removing ------------------------------------------------------------
@@ -32,10 +32,9 @@ class Registry:
         """Register a host."""
         self.hosts[host.host_id] = host
 
-    def add_task(self, task: Task, seed: Peer) -> None:
-        """Register a task with its seed peer (idle until a peer joins)."""
+    def add_task(self, task: Task) -> None:
+        """Register a task (idle until a peer joins)."""
         self.tasks[task.task_id] = task
-        self._attach(task, seed)
         self.idle[task.task_id] = self.clock()
 
     def add_peer(self, task: Task, peer: Peer) -> None:
@@ -45,6 +44,8 @@ class Registry:
 
     def _attach(self, task: Task, peer: Peer) -> None:
         task.peers[peer.peer_id] = peer
+        if peer.host.seed_peer:
+            task.seed_peer_ids.add(peer.peer_id)
         self.peers[peer.peer_id] = peer
         peer.host.peer_ids.add(peer.peer_id)
         self.update_free(task, peer)
@@ -54,10 +55,11 @@ class Registry:
         self.update_free(task, peer)
         task.remove_holders(peer.held, peer.peer_id)
         del task.peers[peer.peer_id]
+        task.seed_peer_ids.discard(peer.peer_id)
         task.starved.pop(peer.peer_id, None)
         self.peers.pop(peer.peer_id, None)
         peer.host.peer_ids.discard(peer.peer_id)
-        if not peer.is_seed and len(task.peers) == int(task.seed_peer_id in task.peers):
+        if not task.peers:
             self.idle.pop(task.task_id, None)
             self.idle[task.task_id] = self.clock()
 
@@ -67,7 +69,7 @@ class Registry:
         self.idle.pop(task.task_id, None)
 
     def idle_for(self, ttl: float, now: float | None = None) -> list[Task]:
-        """Tasks that have had no peer but the seed for at least ttl seconds, oldest first."""
+        """Tasks that have had no peer for at least ttl seconds, oldest first."""
         limit = (self.clock() if now is None else now) - ttl
         out = []
         for tid, since in self.idle.items():
@@ -77,7 +79,7 @@ class Registry:
         return out
 
     def keep(self, task: Task) -> None:
-        """The idle task is still in use (a fetch of the seed runs): its idle time starts again."""
+        """The idle task is still in use (a preheat awaits it): its idle time starts again."""
         if self.idle.pop(task.task_id, None) is not None:
             self.idle[task.task_id] = self.clock()
 
@@ -98,8 +100,9 @@ class Registry:
             task.free_parents.add(peer.peer_id)
         else:
             task.free_parents.discard(peer.peer_id)
-        if peer.is_seed:
-            return  # the seed's pieces are added in servable
+        if peer.host.seed_peer:
+            self._seed_changed(task)
+            return  # a seed peer's pieces are not in free_counts (see servable)
         counts = task.free_counts
         delta = 1 if free else -1
         held = peer.held
@@ -126,16 +129,20 @@ class Registry:
 
     def serves(self, host: Host, task: Task) -> bool:
         """True when one of the host's peers belongs to the task."""
-        if task.seed_peer_id in host.peer_ids:
-            return True
         return any((peer := self.peers.get(p)) is not None and peer.task_id == task.task_id for p in host.peer_ids)
+
+    def _seed_changed(self, task: Task) -> None:
+        """Recompute the pieces free seed peers hold (a task has one or a few seed peers)."""
+        mask = 0
+        for peer_id in task.seed_peer_ids:
+            if peer_id in task.free_parents:
+                mask |= task.peers[peer_id].held
+        task.seed_servable = mask
 
     @staticmethod
     def servable(task: Task) -> int:
-        """Pieces that some free, trusted parent holds."""
-        if task.seed_peer_id in task.free_parents:
-            return task.peer_servable | (task.peers[task.seed_peer_id].held & ~task.seed_saturated)
-        return task.peer_servable
+        """Pieces that some free, trusted parent holds (a seed peer: while it sends it to fewer than the fan-out)."""
+        return task.peer_servable | (task.seed_servable & ~task.seed_saturated)
 
     # Who holds what -----------------------------------------------------------------
 
@@ -150,7 +157,9 @@ class Registry:
         task.add_holder(number, peer.peer_id)
         if peer.peer_id not in task.free_parents:
             self.update_free(task, peer)
-        elif not peer.is_seed:
+        elif peer.host.seed_peer:
+            task.seed_servable |= 1 << number
+        else:
             task.free_counts[number] += 1
             task.peer_servable |= 1 << number
         return True
@@ -165,7 +174,9 @@ class Registry:
         if peer.peer_id in task.bad_parents:
             return
         task.remove_holder(number, peer.peer_id)
-        if peer.peer_id in task.free_parents:
+        if peer.host.seed_peer:
+            self._seed_changed(task)
+        elif peer.peer_id in task.free_parents:
             task.free_counts[number] -= 1
             if task.free_counts[number] == 0:
                 task.peer_servable &= ~bit
@@ -175,11 +186,6 @@ class Registry:
     def unhold_all(self, task: Task, peer: Peer) -> None:
         """The peer is no longer a holder of any piece (its uploads are already cancelled)."""
         held = peer.held
-        if peer.is_seed:  # the seed's pieces are not in free_counts (see servable)
-            task.remove_holders(held, peer.peer_id)
-            peer.held = 0
-            peer.held_count = 0
-            held = 0
         while held:
             low = held & -held
             self.unhold(task, peer, low.bit_length() - 1)

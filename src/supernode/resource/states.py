@@ -33,17 +33,12 @@ PEER_MOVES: dict[tuple[PeerState, PeerState], str] = {
 }
 
 TASK_MOVES: dict[tuple[TaskState, TaskState], str] = {
-    (_T.PENDING, _T.RUNNING): "the origin answered (to the seed or the reader)",
-    (_T.PENDING, _T.SUCCEEDED): "the seed wrote and checked all of it",
-    (_T.PENDING, _T.FAILED): "the seed's fetch failed",
-    (_T.RUNNING, _T.RUNNING): "the origin answered again (a new reader, or the seed after a reader)",
-    (_T.RUNNING, _T.SUCCEEDED): "the seed wrote and checked all of it",
-    (_T.RUNNING, _T.FAILED): "the seed's fetch failed, or the content did not match the digest",
-    (_T.SUCCEEDED, _T.FAILED): "the seed's copy turned out corrupted",
+    (_T.PENDING, _T.RUNNING): "the origin answered the task's reader",
+    (_T.RUNNING, _T.RUNNING): "the origin answered again (a new reader)",
+    (_T.RUNNING, _T.FAILED): "its content did not match the digest although every piece matched",
     (_T.FAILED, _T.PENDING): "starts over",
-    (_T.FAILED, _T.RUNNING): "the origin answered a fetch that was under way when the task failed",
-    (_T.FAILED, _T.FAILED): "failed again (the seed, after the content did not match the digest)",
-    (_T.FAILED, _T.SUCCEEDED): "the seed wrote and checked all of it after all",
+    (_T.FAILED, _T.RUNNING): "the origin answered a reader that was under way when the task failed",
+    (_T.FAILED, _T.FAILED): "failed again (another consumer's content did not match the digest)",
 }
 
 

@@ -11,7 +11,9 @@ from supernode.resource.piece import PieceMeta
 
 
 class TaskState(enum.IntEnum):
-    """State of the seed's copy (values as dandelion.common.v1.TaskState)."""
+    """State of a task (values as dandelion.common.v1.TaskState): PENDING until the origin answered its reader, then
+    RUNNING; FAILED when its content did not match its digest. SUCCEEDED is no longer set (peers that complete say so
+    in their own state)."""
 
     PENDING = 1
     RUNNING = 2
@@ -31,13 +33,12 @@ class Task:
     task_id: str
     url: str
     digest: str
-    seed_peer_id: str
     state: TaskState = TaskState.PENDING
     content_length: int = -1
     piece_size: int = 0
     piece_count: int = 0
     error: str = ""
-    # Piece number -> the piece and its digest, as the seed or the author (a peer that read the origin) gave it:
+    # Piece number -> the piece and its digest, as its author (the peer that read it from the origin) gave it:
     # only these pieces are offered.
     pieces: dict[int, PieceMeta] = field(default_factory=dict)
     peers: dict[str, Peer] = field(default_factory=dict)
@@ -46,16 +47,21 @@ class Task:
     buckets: dict[int, int] = field(default_factory=dict)
     sorted_counts: list[int] = field(default_factory=list)
     bad_parents: set[str] = field(default_factory=set)
-    # piece number -> children fetching it from the seed right now (see scheduler.SEED_FANOUT)
+    # Seed peers are parents of last resort, kept apart from free_counts: the pieces free seed peers hold, and per
+    # piece the children fetching it from a seed peer right now (see scheduler.SEED_FANOUT); pieces at the fan-out
+    # are not servable from there until one of those uploads ends.
+    seed_servable: int = 0
+    seed_peer_ids: set[str] = field(default_factory=set)  # the task's peers on seed peer hosts
     seed_inflight: dict[int, int] = field(default_factory=dict)
-    seed_saturated: int = 0  # bitmask: pieces the seed serves to SEED_FANOUT children already
+    seed_saturated: int = 0
     starved: dict[str, None] = field(default_factory=dict)
     # Peers that hold something, are trusted and whose host has a free upload slot.
     free_parents: set[str] = field(default_factory=set)
-    # Per piece, how many free parents other than the seed hold it; and the pieces where that is > 0.
+    # Per piece, how many free parents other than seed peers hold it; and the pieces where that is > 0.
     free_counts: list[int] = field(default_factory=list)
     peer_servable: int = 0
-    # The peer reading the content from its origin for the swarm (origin_fetch "peer"); "" when the seed does.
+    # The peer reading all of the content from its origin for the swarm (a seed peer, or a plain peer for content
+    # with a digest); "" when none (yet), or only range readers read.
     source_peer_id: str = ""
     # Peers whose piece digests are in `pieces` (readers of the origin for the swarm), and the hosts (Host.address)
     # of authors whose content did not match the task's digest: their peers are never chosen again, nor readers.
@@ -64,7 +70,7 @@ class Task:
     # fetch the other pieces from the swarm); next to, or instead of, the reader of all of it (source_peer_id).
     range_readers: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     bad_hosts: set[str] = field(default_factory=set)
-    # Registrations and preheats awaiting the seed's answer: the task is not forgotten while there are any.
+    # Preheats awaiting a seed peer's copy: the task is not forgotten while there are any.
     waiting: int = 0
 
     @property
@@ -74,14 +80,13 @@ class Task:
 
     @property
     def seed_pieces(self) -> int:
-        """Pieces the seed holds, written and verified."""
-        seed = self.peers.get(self.seed_peer_id)
-        return seed.held_count if seed is not None else 0
+        """Pieces the best-stocked seed peer of the task holds."""
+        return max((peer.held_count for peer in self.peers.values() if peer.host.seed_peer), default=0)
 
     @property
     def peer_authored(self) -> bool:
-        """True when the piece digests come from a peer that read the origin (so only each consumer's own check of
-        the whole digest vouches for the content), not from the seed."""
+        """True when some piece digests come from a peer that read the origin (every consumer of content with a
+        digest checks the whole of it itself)."""
         return bool(self.authors)
 
     def is_complete(self, peer: Peer) -> bool:

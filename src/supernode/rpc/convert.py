@@ -32,7 +32,7 @@ def task_info(task: Task) -> scheduler_pb2.TaskInfo:
         piece_count=task.piece_count,
         state=int(task.state),  # type: ignore[arg-type]
         seed_pieces=task.seed_pieces,
-        peer_count=max(0, len(task.peers) - 1),
+        peer_count=len(task.peers),
         error=task.error,
     )
 
@@ -52,7 +52,7 @@ def peer_info(task: Task, peer: Peer) -> scheduler_pb2.PeerInfo:
         piece_count=peer.held_count,
         uploads_ok=peer.uploads_ok,
         uploads_failed=peer.uploads_failed,
-        is_seed=peer.is_seed,
+        is_seed=peer.host.seed_peer,
     )
 
 

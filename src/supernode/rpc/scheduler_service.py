@@ -63,7 +63,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def RegisterTask(  # type: ignore[override]
         self, request: scheduler_pb2.RegisterTaskRequest, context: Context
     ) -> scheduler_pb2.RegisterTaskResponse:
-        """Register a host's download; waits for the origin's answer."""
+        """Register a host's download (answers at once: the task's length follows on its stream)."""
         host_id = validate.ident(request.host_id, "host_id")
         if not request.HasField("url_meta"):
             raise InvalidArgument("url_meta is required")
@@ -73,9 +73,11 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
 
     def _check_seed_role(self, context: Context) -> None:
         """With mutual TLS only a client certificate with a seed common name registers a seed peer: its piece
-        digests are trusted for content without a digest, and it is sent the headers the origin needs."""
+        digests are trusted for content without a digest, and it is sent the headers the origin needs. A caller on
+        the unix socket of the in-process seed peer (supernode.embedded_seed: a directory only this user can enter)
+        is this process."""
         config = self.swarm.config
-        if config.tls is None:
+        if config.tls is None or context.peer().startswith("unix:"):
             return
         names = common_names(context)
         if not config.seed_cn.intersection(names):
@@ -197,7 +199,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def PreheatTask(  # type: ignore[override]
         self, request: scheduler_pb2.PreheatTaskRequest, context: Context
     ) -> scheduler_pb2.PreheatTaskResponse:
-        """Load content into the seed's cache."""
+        """Have a seed peer load content into its cache (Unavailable when no seed peer is up or every one failed)."""
         if not request.HasField("url_meta"):
             raise InvalidArgument("url_meta is required")
         meta = validate.url_meta(request.url_meta)

@@ -8,13 +8,13 @@ import re
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
 
+from dfcommon.byterange import parse_byte_range
 from dfcommon.digest import parse_digest
 from dfcommon.errors import InvalidArgument
 from dfcommon.identity import validate_url
 from dfcommon.sizes import parse_ip
 from supernode.hosts import HostSpec
 from supernode.resource.peer import MAX_WINDOW
-from supernode.seed.origin import parse_range
 
 MAX_ID = 128
 MAX_HEADERS = 64
@@ -56,7 +56,7 @@ def url_meta(meta: common_pb2.UrlMeta) -> common_pb2.UrlMeta:
     if any(len(p) > MAX_NAME for p in meta.filtered_query_params):
         raise InvalidArgument(f"filtered query param longer than {MAX_NAME} characters")
     if meta.range:
-        parse_range(meta.range)
+        parse_byte_range(meta.range)
     return meta
 
 

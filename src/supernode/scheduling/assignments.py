@@ -1,8 +1,9 @@
 """The book of outstanding assignments: which child fetches which piece from which parent, until when.
 
-It keeps the parents' side in step (pieces each one is sending, the seed's per-piece fan-out, the host's upload
-accounting) and notes hosts whose upload slots went from all busy to some free, for the scheduler to wake their
-tasks' starved peers. Deadlines live in a heap with stale entries, compacted when they outnumber the live ones.
+It keeps the parents' side in step (pieces each one is sending, the seed peers' per-piece fan-out, the host's upload
+accounting) and notes hosts whose
+upload slots went from all busy to some free, for the scheduler to wake their tasks' starved peers. Deadlines live in a
+heap with stale entries, compacted when they outnumber the live ones.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ class AssignmentBook:
 
     def __init__(self, registry: Registry, timeout: float, clock: Callable[[], float], seed_fanout: int) -> None:
         self.registry = registry
+        self.seed_fanout = seed_fanout
         self.timeout = timeout
         self.clock = clock
-        self.seed_fanout = seed_fanout
         self.deadlines: list[tuple[float, str, int, str]] = []
         self.live = 0  # outstanding assignments; the heap also holds stale entries
         # Hosts whose upload slots went from all busy to some free since the scheduler last looked: their other
@@ -48,12 +49,8 @@ class AssignmentBook:
         child.pending |= 1 << piece.number
         parent.uploading.add((child.peer_id, piece.number))
         parent.serving[piece.number] = parent.serving.get(piece.number, 0) + 1
-        if parent.is_seed:
-            task = self.registry.tasks[child.task_id]
-            count = task.seed_inflight.get(piece.number, 0) + 1
-            task.seed_inflight[piece.number] = count
-            if count >= self.seed_fanout:
-                task.seed_saturated |= 1 << piece.number
+        if parent.host.seed_peer:
+            self._seed_started(self.registry.tasks[child.task_id], piece.number)
         was_free = parent.host.free_slots > 0
         parent.host.started(piece.size, self.clock())
         self._upload_changed(parent.host, was_free)
@@ -76,8 +73,8 @@ class AssignmentBook:
                 parent.serving[number] = serving
             else:
                 parent.serving.pop(number, None)
-            if parent.is_seed:
-                self._seed_done(self.registry.tasks.get(child.task_id), number)
+            if parent.host.seed_peer:
+                self._seed_ended(self.registry.tasks.get(child.task_id), number)
             was_free = parent.host.free_slots > 0
             parent.host.ended(current.size, delivered, self.clock())
             self._upload_changed(parent.host, was_free)
@@ -130,8 +127,15 @@ class AssignmentBook:
             if not was_free:
                 self.unblocked[host.host_id] = host
 
-    def _seed_done(self, task: Task | None, number: int) -> None:
-        """One child fewer fetches the piece from the seed."""
+    def _seed_started(self, task: Task, number: int) -> None:
+        """One child more fetches the piece from a seed peer."""
+        count = task.seed_inflight.get(number, 0) + 1
+        task.seed_inflight[number] = count
+        if count >= self.seed_fanout:
+            task.seed_saturated |= 1 << number
+
+    def _seed_ended(self, task: Task | None, number: int) -> None:
+        """One child fewer fetches the piece from a seed peer."""
         if task is None:
             return
         left = task.seed_inflight.get(number, 0) - 1

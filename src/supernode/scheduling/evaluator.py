@@ -23,7 +23,7 @@ class Candidate:
     uploads_ok: int
     uploads_failed: int
     location: str
-    is_seed: bool = False
+    is_seed: bool = False  # a seed peer: the parent of last resort
     bad: bool = False
     sending_piece: bool = False  # already sends this very piece to another child
 

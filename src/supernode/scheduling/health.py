@@ -1,21 +1,17 @@
-"""Failure bookkeeping of the scheduler: unreachable hosts, the seed's cool-down, children that keep failing.
+"""Failure bookkeeping of the scheduler: unreachable hosts, children that keep failing.
 
-A host a child could not reach is offered as a parent again when it heart-beats; the seed, which never heart-beats,
-after a cool-down of 2 s doubling with each failure in a row up to 60 s (SEED_COOLDOWN), so its children go back to
-source instead of asking it thousands of times a minute. A child that failed to fetch one piece HOPELESS_FAILURES
-times (from any parent, busy ones included) with no piece arriving meanwhile is hopeless: better sent back to source
-than given the same failing parents again. Per piece: a parent that dies with a whole window outstanding fails each
-of those pieces only once.
+A host a child could not reach is offered as a parent again when it heart-beats. A child that failed to fetch one piece
+HOPELESS_FAILURES times (from any parent, busy ones included) with no piece arriving meanwhile is hopeless: better sent
+back to source than given the same failing parents again. Per piece: a parent that dies with a whole window outstanding
+fails each of those pieces only once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from dfcommon.backoff import BackoffPolicy
 from supernode.resource.host import Host
 
-SEED_COOLDOWN = BackoffPolicy(base=2.0, cap=60.0, jitter=0.0)
 HOPELESS_FAILURES = 8
 
 
@@ -24,33 +20,16 @@ class Health:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self._cooling: dict[str, tuple[float, Host]] = {}  # unreachable seed hosts: when they are offered again
-        self._seed_failures: dict[str, int] = {}  # seed host id -> times in a row it was unreachable
         # child peer id -> piece number -> failed fetches since the child's last piece (not its own fault)
         self._failing: dict[str, dict[int, int]] = {}
 
     def unreachable(self, host: Host) -> None:
-        """A child could not reach the host: mark it (a seed: with its cool-down, see SEED_COOLDOWN)."""
+        """A child could not reach the host: mark it (offered again when it heart-beats)."""
         host.unreachable = True
-        if host.is_seed:
-            failures = self._seed_failures.get(host.host_id, 0) + 1
-            self._seed_failures[host.host_id] = failures
-            self._cooling[host.host_id] = (self.clock() + SEED_COOLDOWN.delay(failures, lambda: 0.0), host)
 
-    def cooled(self, now: float) -> list[Host]:
-        """Seed hosts whose cool-down ended (offered again from now on)."""
-        out = []
-        for host_id, (until, host) in list(self._cooling.items()):
-            if until <= now:
-                del self._cooling[host_id]
-                out.append(host)
-        return out
-
-    def served(self, child_id: str, parent: Host | None) -> None:
-        """A piece arrived at the child (from parent's host, or from itself): its failure counts start over."""
+    def served(self, child_id: str) -> None:
+        """A piece arrived at the child (from a parent, or from the origin): its failure counts start over."""
         self._failing.pop(child_id, None)
-        if parent is not None and parent.is_seed:
-            self._seed_failures.pop(parent.host_id, None)
 
     def failed(self, child_id: str, number: int) -> None:
         """The child failed to fetch the piece for a reason that is not its own fault."""

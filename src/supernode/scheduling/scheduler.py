@@ -1,7 +1,7 @@
 """Piece assignment policy: rarest first, then lowest piece number, within each peer's window, from the best parent.
 
 Lowest number first among equally rare pieces lets in-order readers (dfget, the registry mirror) start early.
-Peers that start together still fetch different pieces: the seed serves each piece to SEED_FANOUT children
+Peers that start together still fetch different pieces: a seed peer serves each piece to SEED_FANOUT children
 at a time, so the others take the next pieces and later fetch the first ones from each other.
 
 The state lives in the Registry (hosts, tasks, peers and their indexes) and the AssignmentBook (who fetches what
@@ -24,9 +24,9 @@ from supernode.resource.states import move_peer
 from supernode.resource.task import Task
 from supernode.scheduling import evaluator
 from supernode.scheduling.assignments import Assignment, AssignmentBook
-from supernode.scheduling.health import HOPELESS_FAILURES, SEED_COOLDOWN, Health
+from supernode.scheduling.health import HOPELESS_FAILURES, Health
 
-__all__ = ["HOPELESS_FAILURES", "SEED_COOLDOWN", "Assignment", "Scheduler"]
+__all__ = ["HOPELESS_FAILURES", "Assignment", "Scheduler"]
 
 # Holders looked at when choosing a parent for one piece (bounds the cost in big swarms).
 PARENT_SAMPLE = 8
@@ -34,8 +34,8 @@ PARENT_SAMPLE = 8
 WAKE_LIMIT = 64
 # Candidate pieces skipped (no eligible parent) before a fill gives up for now.
 MISS_LIMIT = 16
-# Children that may fetch one piece from the seed at the same time. The seed is the parent of last
-# resort: when several children want a piece only the seed holds, one fetches it from the seed and
+# Children that may fetch one piece from a seed peer at the same time. A seed peer is the parent of last
+# resort: when several children want a piece only the seed peer holds, one fetches it from there and
 # the others take other pieces meanwhile, then fetch it from that child, so the seed's uplink carries
 # each piece about once instead of once per child (measured: 4 hosts on shaped links all fed by the
 # seed before this).
@@ -78,9 +78,9 @@ class Scheduler:
         """Register a host."""
         self.registry.add_host(host)
 
-    def add_task(self, task: Task, seed: Peer) -> None:
-        """Register a task with its seed peer."""
-        self.registry.add_task(task, seed)
+    def add_task(self, task: Task) -> None:
+        """Register a task."""
+        self.registry.add_task(task)
 
     def add_peer(self, task: Task, peer: Peer) -> None:
         """Register a peer of a task (it gets assignments once connected)."""
@@ -117,11 +117,6 @@ class Scheduler:
 
     # Events -------------------------------------------------------------------------
 
-    def piece_written(self, task: Task, piece: PieceMeta) -> list[Assignment]:
-        """The seed wrote and verified a piece: offer it."""
-        task.pieces.setdefault(piece.number, piece)
-        return self._hold(task, task.peers[task.seed_peer_id], piece.number)
-
     def piece_authored(self, task: Task, author: Peer, piece: PieceMeta) -> list[Assignment]:
         """The peer reading the origin for the swarm stored a piece and gave its digest: offer it from there (a
         digest known already stays: every consumer checks the whole content anyway)."""
@@ -140,12 +135,10 @@ class Scheduler:
         return out
 
     def expire(self, now: float | None = None) -> list[Assignment]:
-        """Treat assignments past their deadline as TIMEOUT failures, and offer seeds whose cool-down ended."""
+        """Treat assignments past their deadline as TIMEOUT failures."""
         now = self.clock() if now is None else now
         touched: dict[str, Peer] = {}
         out: list[Assignment] = []
-        for host in self.health.cooled(now):
-            out.extend(self.host_alive(host))
         for child, number, parent_id in self.book.due(now):
             task = self.tasks[child.task_id]
             out.extend(self._apply(task, child, PieceReport(number, parent_id, False, Failure.TIMEOUT)))
@@ -203,14 +196,9 @@ class Scheduler:
         self._hungry.pop(task.task_id, None)
         return [a for a in out if a.child_id in self.peers]
 
-    def reset_seed(self, task: Task) -> None:
-        """The seed starts over (a new origin fetch): its pieces are no longer offered."""
-        self._forget_held(task, task.peers[task.seed_peer_id])
-        task.pieces.clear()
-
     def forget_pieces(self, task: Task) -> None:
         """The task's piece digests are not to be trusted (its content did not match its digest): no piece is offered
-        from anywhere until a new author or the seed gives digests again."""
+        from anywhere until a new author gives digests again."""
         for peer in list(task.peers.values()):
             self._forget_held(task, peer)
         task.pieces.clear()
@@ -225,7 +213,7 @@ class Scheduler:
 
     def fill(self, peer: Peer) -> list[Assignment]:
         """Assign pieces to the peer until its window is full or nothing is assignable."""
-        if not peer.connected or peer.state is not PeerState.RUNNING or peer.is_seed:
+        if not peer.connected or peer.state is not PeerState.RUNNING:
             return []
         task = self.tasks[peer.task_id]
         free = peer.window - len(peer.outstanding)
@@ -250,7 +238,7 @@ class Scheduler:
                 if piece is None:
                     continue  # held by peers, but no digest to give for it (yet)
                 parent = self._choose_parent(task, peer, number)
-                if parent is None or (parent.is_seed and task.seed_inflight.get(number, 0) >= fanout):
+                if parent is None or (parent.host.seed_peer and task.seed_inflight.get(number, 0) >= fanout):
                     misses += 1
                     continue
                 out.append(self.book.assign(peer, parent, piece))
@@ -264,8 +252,8 @@ class Scheduler:
         return out
 
     def _choose_parent(self, task: Task, child: Peer, number: int) -> Peer | None:
-        """The best free, trusted holder of the piece (evaluator.rank), looking at up to PARENT_SAMPLE of them; the
-        seed only while it sends this piece to fewer than SEED_FANOUT children."""
+        """The best free, trusted holder of the piece (evaluator.rank), looking at up to PARENT_SAMPLE of them; a
+        seed peer only while it sends this piece to fewer than SEED_FANOUT children."""
         chosen: Peer | None = None
         chosen_key: tuple[int, float] | None = None
         looked = 0
@@ -279,7 +267,7 @@ class Scheduler:
                 continue
             parent = task.peers[parent_id]
             host = parent.host
-            if host is child.host or (parent.is_seed and not seed_free):
+            if host is child.host or (host.seed_peer and not seed_free):
                 continue
             candidate = evaluator.Candidate(
                 host.free_slots,
@@ -287,7 +275,7 @@ class Scheduler:
                 parent.uploads_ok,
                 parent.uploads_failed,
                 host.location,
-                parent.is_seed or host.seed_peer,  # seed peers serve last too
+                host.seed_peer,
                 sending_piece=number in parent.serving,
             )
             key = evaluator.rank(candidate, location)
@@ -313,7 +301,7 @@ class Scheduler:
             freed = 1 if self.book.release(peer, report.number, delivered) is not None else 0
         parent = task.peers.get(report.parent_id) if report.parent_id else None
         if report.success:
-            self.health.served(peer.peer_id, parent.host if parent is not None else None)
+            self.health.served(peer.peer_id)
             if parent is not None:
                 parent.uploads_ok += 1
             out.extend(self._hold(task, peer, report.number))
@@ -321,12 +309,12 @@ class Scheduler:
             self.health.failed(peer.peer_id, report.number)
         if not report.success and parent is not None and report.failure in _PARENT_FAULTS:
             parent.uploads_failed += 1
-            if report.failure is Failure.BAD_DIGEST and not parent.is_seed:
+            if report.failure is Failure.BAD_DIGEST:
                 out.extend(self.distrust(task, parent))
             elif report.failure is Failure.PARENT_UNAVAILABLE and not parent.host.unreachable:
                 self.health.unreachable(parent.host)
                 self.registry.refresh_host(parent.host)
-            elif report.failure is Failure.PARENT_MISSING_PIECE and not parent.is_seed:
+            elif report.failure is Failure.PARENT_MISSING_PIECE:
                 self.registry.unhold(task, parent, report.number)
         if freed:
             out.extend(self._wake(task, freed))
@@ -353,7 +341,7 @@ class Scheduler:
         self._hungry[task.task_id] = task
 
     def _wake_unblocked(self) -> list[Assignment]:
-        """Wake the starved peers of the tasks a newly unblocked host serves (the seed's host serves them all).
+        """Wake the starved peers of the tasks a newly unblocked host serves.
 
         Only tasks with starved peers are looked at: a supernode may hold thousands of finished tasks.
         """

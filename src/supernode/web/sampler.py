@@ -2,7 +2,7 @@
 
 Read-only: it looks at `scheduler.tasks`, their peers' held pieces and upload counts, and changes nothing. A piece a
 peer holds that it did not hold at the last sample counts as bytes its host received; where from is inferred from
-what the scheduler knows at that moment: the seed, a peer told to fetch the origin itself (BACK_TO_SOURCE) and the
+what the scheduler knows at that moment: a peer told to fetch the origin itself (BACK_TO_SOURCE) and the
 task's reader of the origin got it from the origin, a range reader got its read ranges from the origin, everyone
 else got it from a parent. A parent's successful uploads (uploads_ok) since the last sample count as bytes its host
 sent, at the task's piece size.
@@ -88,7 +88,7 @@ def piece_bytes(task: Task, mask: int) -> int:
 
 def origin_mask(task: Task, peer: Peer, new: int) -> int:
     """Of the pieces new to peer, those it read from the origin."""
-    if peer.is_seed or peer.state is PeerState.BACK_TO_SOURCE or peer.peer_id == task.source_peer_id:
+    if peer.state is PeerState.BACK_TO_SOURCE or peer.peer_id == task.source_peer_id:
         return new
     return new & peer.read_mask
 

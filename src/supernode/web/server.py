@@ -14,7 +14,6 @@ from dfcommon.httpserve import EmbeddedServer, embedded_config, listening_socket
 from dfcommon.inspection import InspectionPolicy
 from dfcommon.sizes import parse_hostport
 from dfcommon.tls import TlsConfig
-from supernode.resource.host import Host
 from supernode.scheduling.scheduler import Scheduler
 from supernode.web.access import ClientNames, recording_protocol
 from supernode.web.app import build_app
@@ -40,14 +39,12 @@ class WebView:
         self,
         sock: socket.socket,
         scheduler: Scheduler,
-        seed_host: Host,
         policy: InspectionPolicy,
         tls: TlsConfig | None,
     ) -> None:
         self.sock = sock
         self.sampler = Sampler(scheduler, scheduler.clock)
         self.scheduler = scheduler
-        self.seed_host = seed_host
         self.policy = policy
         self.tls = tls
         self.port = 0
@@ -60,7 +57,7 @@ class WebView:
         """The swarm as the page shows it, built at most once per VIEW_TTL_S whatever the number of viewers."""
         now = self.scheduler.clock()
         if self._view is None or now - self._view[0] >= VIEW_TTL_S:
-            self._view = (now, swarm_view(self.scheduler, self.seed_host, self.sampler))
+            self._view = (now, swarm_view(self.scheduler, self.sampler))
         return self._view[1]
 
     async def start(self) -> int:

@@ -28,7 +28,7 @@ def peer_view(task: Task, peer: Peer) -> dict[str, Any]:
         "hostname": peer.host.hostname,
         "address": peer.host.address,
         "state": peer.state.name,
-        "is_seed": peer.is_seed,
+        "is_seed": peer.host.seed_peer,
         "pieces": peer.held_count,
         "percent": round(100 * peer.held_count / count, 1) if count else 0.0,
         "strip": strip(peer.held, count, STRIP_WIDTH),
@@ -37,9 +37,9 @@ def peer_view(task: Task, peer: Peer) -> dict[str, Any]:
 
 
 def task_view(task: Task, sampler: Sampler) -> dict[str, Any]:
-    """One task with its swarm, the seed first, then the least advanced peers."""
+    """One task with its swarm, seed peers first, then the least advanced peers."""
     flow = sampler.flow(task.task_id)
-    peers = sorted(task.peers.values(), key=lambda p: (not p.is_seed, p.held_count, p.host.address))
+    peers = sorted(task.peers.values(), key=lambda p: (not p.host.seed_peer, p.held_count, p.host.address))
     return {
         "task_id": task.task_id,
         "url": task.url,
@@ -50,7 +50,7 @@ def task_view(task: Task, sampler: Sampler) -> dict[str, Any]:
         "origin_bytes": flow.origin_bytes,
         "peer_bytes": flow.peer_bytes,
         "origin_share": round(flow.origin_share, 4),
-        "peer_total": sum(not p.is_seed for p in task.peers.values()),
+        "peer_total": len(task.peers),
         "peers": [peer_view(task, p) for p in peers[:MAX_PEERS]],
     }
 
@@ -62,7 +62,7 @@ def host_view(host: Host, sampler: Sampler) -> dict[str, Any]:
         "host_id": host.host_id,
         "hostname": host.hostname,
         "address": host.address,
-        "is_seed": host.is_seed,
+        "is_seed": host.seed_peer,
         "peers": len(host.peer_ids),
         "recv_bps": round(received),
         "send_bps": round(sent),
@@ -71,14 +71,14 @@ def host_view(host: Host, sampler: Sampler) -> dict[str, Any]:
 
 def _busy(task: Task) -> tuple[bool, int]:
     """Sort key: tasks some peer is still downloading first, then the larger swarms."""
-    active = any(not p.is_seed and p.state in ACTIVE for p in task.peers.values())
+    active = any(not p.host.seed_peer and p.state in ACTIVE for p in task.peers.values())
     return not active, -len(task.peers)
 
 
-def swarm_view(scheduler: Scheduler, seed_host: Host, sampler: Sampler) -> dict[str, Any]:
+def swarm_view(scheduler: Scheduler, sampler: Sampler) -> dict[str, Any]:
     """Everything the page shows."""
     tasks = sorted(scheduler.tasks.values(), key=lambda t: (*_busy(t), t.url))
-    hosts = [seed_host, *sorted(scheduler.hosts.values(), key=lambda h: (h.address, h.host_id))]
+    hosts = sorted(scheduler.hosts.values(), key=lambda h: (not h.seed_peer, h.address, h.host_id))
     return {
         "tasks": [task_view(t, sampler) for t in tasks[:MAX_TASKS]],
         "tasks_total": len(tasks),

@@ -6,7 +6,7 @@ import pytest
 
 from dfcommon.errors import InvalidArgument
 from dfcommon.identity import validate_url
-from peer.byterange import parse_byte_range
+from dfcommon.byterange import parse_byte_range
 
 
 @pytest.mark.parametrize(

@@ -34,11 +34,9 @@ def test_assignments_become_parents_and_piece_specs_with_usable_digests_only() -
     assert _event(message) == Assigned([(parent, PieceSpec(1, 4, 4, DIGEST)), (parent, PieceSpec(2, 8, 4, ""))])
 
 
-def test_only_a_succeeded_task_says_what_the_seed_checked() -> None:
+def test_task_news_says_the_shape_and_whether_the_task_failed() -> None:
     running = scheduler_pb2.TaskInfo(content_length=10, piece_size=4, state=common_pb2.TASK_STATE_RUNNING, digest="d")
-    assert task_news(running) == TaskNews(10, 4, False, "", "")
-    done = scheduler_pb2.TaskInfo(content_length=10, piece_size=4, state=common_pb2.TASK_STATE_SUCCEEDED, digest="d")
-    assert task_news(done).seed_checked == "d" and task_news(done).shaped
+    assert task_news(running) == TaskNews(10, 4, False, "") and task_news(running).shaped
     failed = scheduler_pb2.TaskInfo(content_length=-1, state=common_pb2.TASK_STATE_FAILED, error="boom")
     news = task_news(failed)
     assert news.failed and news.error == "boom" and not news.shaped

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Sequence
 
 from supernode.resource.host import Host
-from supernode.resource.peer import Peer
+from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import PieceMeta, PieceReport
 from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Assignment, Scheduler
@@ -28,7 +28,7 @@ class Clock:
 
 
 class Swarm:
-    """One task on a Scheduler with a seed and named peers."""
+    """One task on a Scheduler with a seed peer ("seed", the task's reader of the origin) and named peers."""
 
     def __init__(self, pieces: int, seed_pieces: int | None = None, seed_slots: int = 64, rate: float = FAST) -> None:
         self.clock = Clock()
@@ -37,22 +37,23 @@ class Swarm:
             "t" * 64,
             "http://o/x",
             "",
-            "seed",
             state=TaskState.RUNNING,
             content_length=pieces * PIECE,
             piece_size=PIECE,
             piece_count=pieces,
         )
-        self.seed_host = Host("seed-host", "seed", "127.0.0.1", 8002, seed_slots, "", 0.0, is_seed=True, rate=rate)
-        self.seed = Peer("seed", self.task.task_id, self.seed_host, is_seed=True)
-        self.scheduler.add_task(self.task, self.seed)
+        self.seed_host = Host("seed-host", "seed", "127.0.0.1", 8002, seed_slots, "", 0.0, seed_peer=True, rate=rate)
+        self.scheduler.add_host(self.seed_host)
+        self.scheduler.add_task(self.task)
+        self.seed = Peer("seed", self.task.task_id, self.seed_host, state=PeerState.BACK_TO_SOURCE)
+        self.scheduler.add_peer(self.task, self.seed)
         self.peers: dict[str, Peer] = {"seed": self.seed}
         for n in range(pieces if seed_pieces is None else seed_pieces):
             self.write(n)
 
     def write(self, n: int) -> list[Assignment]:
         meta = PieceMeta(n, n * PIECE, PIECE, "sha256:" + hashlib.sha256(str(n).encode()).hexdigest())
-        return self.scheduler.piece_written(self.task, meta)
+        return self.scheduler.piece_authored(self.task, self.seed, meta)
 
     def add(
         self,

@@ -97,28 +97,9 @@ def test_a_registration_fulfils_the_order_and_a_lost_seed_gives_its_orders_back(
 def swarm_with_seed_peers(
     tmp_path: Path, count: int
 ) -> tuple[Swarm, list[str], dict[str, asyncio.Queue[SeedOrder | None]]]:
-    swarm = Swarm(SupernodeConfig(data_dir=tmp_path, advertise_ip="127.0.0.1"), _no_cdn, 8002)  # type: ignore[arg-type]
+    swarm = Swarm(SupernodeConfig(data_dir=tmp_path, advertise_ip="127.0.0.1"))
     ids = [swarm.register_host(HostSpec("s", f"127.0.0.{10 + n}", 65000, 8, "", seed=True)) for n in range(count)]
     return swarm, ids, {hid: swarm.hosts.open_orders(hid) for hid in ids}
-
-
-class NoStore:
-    """The in-process seed's store, holding nothing."""
-
-    def holds(self, _tid: str) -> bool:
-        return False
-
-
-class NoCdn:
-    """The in-process seed, never started in these tests."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, object] = {}
-        self.store = NoStore()
-
-
-def _no_cdn(_swarm: Swarm) -> NoCdn:
-    return NoCdn()
 
 
 async def test_content_without_digest_is_read_by_a_seed_peer_and_its_pieces_offered(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """origin_fetch "peer": a peer reads the origin for the swarm and each piece it stores is offered at once.
 
-The seed's fetch jobs are driven by hand (no network): these tests pin down who is told to read the origin, that
+Driven by hand (no network): these tests pin down who is told to read the origin, that
 the other peers get each piece the moment its reader reports it, with the reader's digest, and what happens when
 the reader leaves, fails or gave digests that the content does not match.
 """
@@ -21,8 +21,6 @@ from supernode.hosts import HostSpec
 from supernode.readers import OriginAnswer
 from supernode.resource.peer import PeerState
 from supernode.resource.piece import PieceReport
-from supernode.seed.cdn import FetchJob
-from supernode.seed.store import SeedStore
 from supernode.streams import Assigned, GoToSource, StreamEvent, TaskChanged
 from supernode.swarm import Swarm
 
@@ -41,19 +39,6 @@ def piece_digest(number: int) -> str:
     return "blake3:" + hashlib.sha256(b"%d" % number).hexdigest()
 
 
-class HandDrivenCdn:
-    """Stands in for the seed's Cdn: records the jobs it was asked to start."""
-
-    def __init__(self, store: SeedStore) -> None:
-        self.jobs: dict[str, FetchJob] = {}
-        self.store = store
-
-    def start(self, task_id: str, url: str, digest: str, request: ContentRequest) -> FetchJob:
-        job = FetchJob(task_id)
-        self.jobs[task_id] = job
-        return job
-
-
 class Clock:
     """Time that moves only when a test says so."""
 
@@ -64,15 +49,8 @@ class Clock:
         return self.now
 
 
-def new_swarm(tmp_path: Path, clock: Clock | None = None, **config: Any) -> tuple[Swarm, HandDrivenCdn]:
-    cdn = HandDrivenCdn(SeedStore(tmp_path))
-    swarm = Swarm(
-        SupernodeConfig(data_dir=tmp_path, advertise_ip="127.0.0.1", **config),
-        lambda _swarm: cdn,  # type: ignore[arg-type,return-value]
-        8002,
-        clock or Clock(),
-    )
-    return swarm, cdn
+def new_swarm(tmp_path: Path, clock: Clock | None = None, **config: Any) -> Swarm:
+    return Swarm(SupernodeConfig(data_dir=tmp_path, advertise_ip="127.0.0.1", **config), clock or Clock())
 
 
 def host(swarm: Swarm, n: int) -> str:
@@ -101,10 +79,9 @@ def offered(number: int) -> PieceReport:
 
 
 async def test_the_first_peer_reads_the_origin_and_the_others_get_each_piece_as_it_is_stored(tmp_path: Path) -> None:
-    swarm, cdn = new_swarm(tmp_path)
+    swarm = new_swarm(tmp_path)
     task, reader = await asyncio.wait_for(swarm.register_task(host(swarm, 2), REQUEST), 1)
     assert reader.state is PeerState.BACK_TO_SOURCE and task.source_peer_id == reader.peer_id
-    assert not cdn.jobs, "the seed does not touch the origin"
     reader_box = swarm.open_stream(reader.peer_id, 16, [])
     told = drain(reader_box)
     assert isinstance(told[0], TaskChanged)
@@ -132,7 +109,7 @@ async def test_the_first_peer_reads_the_origin_and_the_others_get_each_piece_as_
 async def test_a_piece_reported_before_the_origin_answer_waits_for_it_and_bad_reports_are_refused(
     tmp_path: Path,
 ) -> None:
-    swarm, _cdn = new_swarm(tmp_path)
+    swarm = new_swarm(tmp_path)
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     box = swarm.open_stream(reader.peer_id, 16, [])
     swarm.stream_update(reader.peer_id, box, 0, [offered(0)])  # held before it read: offered with the answer
@@ -147,7 +124,7 @@ async def test_a_piece_reported_before_the_origin_answer_waits_for_it_and_bad_re
 
 
 async def test_digests_from_a_peer_that_is_not_the_reader_are_ignored(tmp_path: Path) -> None:
-    swarm, _cdn = new_swarm(tmp_path)
+    swarm = new_swarm(tmp_path)
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     reader_box = swarm.open_stream(reader.peer_id, 16, [])
     swarm.stream_update(reader.peer_id, reader_box, 0, [], OriginAnswer(LENGTH, PIECE))
@@ -157,7 +134,7 @@ async def test_digests_from_a_peer_that_is_not_the_reader_are_ignored(tmp_path: 
 
 
 async def test_a_reader_that_leaves_is_replaced_by_the_peer_that_lacks_the_fewest_pieces(tmp_path: Path) -> None:
-    swarm, cdn = new_swarm(tmp_path)
+    swarm = new_swarm(tmp_path)
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     reader_box = swarm.open_stream(reader.peer_id, 16, [])
     swarm.stream_update(reader.peer_id, reader_box, 0, [offered(0)], OriginAnswer(LENGTH, PIECE))
@@ -175,11 +152,10 @@ async def test_a_reader_that_leaves_is_replaced_by_the_peer_that_lacks_the_fewes
     assert not any(isinstance(e, GoToSource) for e in drain(third_box))
     swarm.stream_update(second.peer_id, second_box, 0, [offered(1)])
     assert (1, second.peer_id, piece_digest(1)) in assigned(drain(third_box))
-    assert not cdn.jobs
 
 
 async def test_a_failed_reader_hands_the_origin_to_the_next_peer_to_register(tmp_path: Path) -> None:
-    swarm, _cdn = new_swarm(tmp_path)
+    swarm = new_swarm(tmp_path)
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     swarm.report_result(reader.peer_id, False, "origin returned HTTP 500", 0, 0, 1)
     assert task.source_peer_id == ""
@@ -188,7 +164,7 @@ async def test_a_failed_reader_hands_the_origin_to_the_next_peer_to_register(tmp
 
 
 async def test_a_finished_reader_keeps_serving_and_no_one_reads_the_origin_again(tmp_path: Path) -> None:
-    swarm, _cdn = new_swarm(tmp_path)
+    swarm = new_swarm(tmp_path)
     _task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     box = swarm.open_stream(reader.peer_id, 16, [])
     swarm.stream_update(reader.peer_id, box, 0, [offered(0), offered(1), offered(2)], OriginAnswer(LENGTH, PIECE))
@@ -204,7 +180,7 @@ async def test_a_finished_reader_keeps_serving_and_no_one_reads_the_origin_again
 
 
 async def test_content_that_does_not_match_its_digest_distrusts_the_reader(tmp_path: Path) -> None:
-    swarm, _cdn = new_swarm(tmp_path)
+    swarm = new_swarm(tmp_path)
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     reader_box = swarm.open_stream(reader.peer_id, 16, [])
     _, consumer = await swarm.register_task(host(swarm, 3), REQUEST)
@@ -230,22 +206,27 @@ async def test_content_that_does_not_match_its_digest_distrusts_the_reader(tmp_p
     assert task.source_peer_id == honest.peer_id
 
 
-async def test_a_digest_mismatch_report_on_seed_content_changes_nothing(tmp_path: Path) -> None:
-    swarm, cdn = new_swarm(tmp_path, origin_fetch="seed")
-    register = asyncio.ensure_future(swarm.register_task(host(swarm, 2), REQUEST))
-    await asyncio.sleep(0)
-    job = next(iter(cdn.jobs.values()))
-    swarm.seed_answered(job.task_id, LENGTH, PIECE)
-    job.answered.set()
-    task, peer = await asyncio.wait_for(register, 1)
-    swarm.report_result(peer.peer_id, False, "digest mismatch", LENGTH, 0, 1, digest_mismatch=True)
-    assert task.state.name == "RUNNING" and not task.bad_hosts
+async def test_content_without_a_digest_and_no_seed_peer_is_read_by_each_peer_for_itself(tmp_path: Path) -> None:
+    """Only a seed peer's piece digests are trusted without a whole digest to check them against: with none up,
+    no peer reads such content for the swarm, and each is sent to the origin when its stream opens."""
+    swarm = new_swarm(tmp_path)
+    plain = ContentRequest(url="http://origin/file.bin")
+    task, first = await swarm.register_task(host(swarm, 2), plain)
+    _, second = await swarm.register_task(host(swarm, 3), plain)
+    assert first.state is PeerState.RUNNING and task.source_peer_id == "" and not task.range_readers
+    for peer in (first, second):
+        events = drain(swarm.open_stream(peer.peer_id, 16, []))
+        assert any(isinstance(e, GoToSource) and not e.offer for e in events)
+        assert peer.state is PeerState.BACK_TO_SOURCE
+    report = PieceReport(0, "", True, digest=piece_digest(0))
+    swarm.stream_update(first.peer_id, swarm.streams.queues[first.peer_id], 0, [report], OriginAnswer(LENGTH, PIECE))
+    assert not task.pieces, "a plain peer's digests are never offered for content without a digest"
 
 
 async def test_a_reader_whose_own_content_did_not_match_leaves_no_digest_behind(tmp_path: Path) -> None:
     """The origin sent the reader other bytes (a corrupted registry): its digests must not outlive it, or the next
     reader's good pieces would be checked against them."""
-    swarm, _cdn = new_swarm(tmp_path)
+    swarm = new_swarm(tmp_path)
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     box = swarm.open_stream(reader.peer_id, 16, [])
     swarm.stream_update(reader.peer_id, box, 0, [offered(0), offered(1), offered(2)], OriginAnswer(LENGTH, PIECE))
@@ -267,7 +248,7 @@ async def test_a_peer_that_joins_a_long_read_reads_its_second_half(tmp_path: Pat
     still to be read takes half of what is left (each piece still read once), and both fetch the rest from the
     swarm."""
     clock = Clock()
-    swarm, _cdn = new_swarm(tmp_path, clock)
+    swarm = new_swarm(tmp_path, clock)
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     reader_box = swarm.open_stream(reader.peer_id, 16, [])
     clock.now += 2  # two pieces in two seconds: 29 more would take 29 s
@@ -295,7 +276,7 @@ async def test_a_peer_that_joins_a_long_read_reads_its_second_half(tmp_path: Pat
 
 async def test_a_read_is_split_only_while_enough_is_left_and_among_few_readers(tmp_path: Path) -> None:
     clock = Clock()
-    swarm, _cdn = new_swarm(tmp_path, clock)
+    swarm = new_swarm(tmp_path, clock)
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     reader_box = swarm.open_stream(reader.peer_id, 16, [])
     clock.now += 28
@@ -306,7 +287,7 @@ async def test_a_read_is_split_only_while_enough_is_left_and_among_few_readers(t
     assert task.source_peer_id == reader.peer_id and not task.range_readers, "3 pieces left after 28: not split"
 
     clock2 = Clock()
-    swarm2, _ = new_swarm(tmp_path / "2", clock2)
+    swarm2 = new_swarm(tmp_path / "2", clock2)
     task2, first = await swarm2.register_task(host(swarm2, 2), REQUEST)
     box = swarm2.open_stream(first.peer_id, 16, [])
     swarm2.stream_update(first.peer_id, box, 0, [], OriginAnswer(BIG, PIECE))
@@ -329,7 +310,7 @@ async def test_a_read_is_split_only_while_enough_is_left_and_among_few_readers(t
 
 async def test_a_range_reader_that_leaves_hands_what_nobody_holds_to_another_reader(tmp_path: Path) -> None:
     clock = Clock()
-    swarm, _cdn = new_swarm(tmp_path, clock)
+    swarm = new_swarm(tmp_path, clock)
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     reader_box = swarm.open_stream(reader.peer_id, 16, [])
     clock.now += 1

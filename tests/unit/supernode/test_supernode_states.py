@@ -22,7 +22,7 @@ def peer_in(state: PeerState) -> Peer:
 
 
 def task_in(state: TaskState) -> Task:
-    return Task("t" * 64, "http://o/x", "", "seed", state=state)
+    return Task("t" * 64, "http://o/x", "", state=state)
 
 
 @pytest.mark.parametrize("start,to", list(itertools.product(PeerState, PeerState)))

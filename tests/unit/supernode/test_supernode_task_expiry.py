@@ -1,7 +1,7 @@
-"""Bounded memory: a task no peer is left in is forgotten after --task-ttl, with its seed fetch job.
+"""Bounded memory: a task no peer is left in is forgotten after --task-ttl.
 
-The clock is injected and the seed's fetch jobs are driven by hand (no network, no timers): each test moves the
-clock and calls forget_idle_tasks(), as the supernode's timer does once per heartbeat interval.
+The clock is injected (no network, no timers): each test moves the clock and calls forget_idle_tasks(), as the
+supernode's timer does once per heartbeat interval.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument
 from supernode.config import SupernodeConfig, build_parser, from_args
 from supernode.hosts import HostSpec
-from supernode.seed.cdn import FetchJob
 from supernode.swarm import Swarm
 
 TTL = 600.0
@@ -34,35 +33,10 @@ class Clock:
         return self.now
 
 
-class HandDrivenCdn:
-    """Stands in for the seed's Cdn: records the jobs it was asked to start."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, FetchJob] = {}
-        self.started: list[str] = []
-        self.store: Any = NoCache()
-
-    def start(self, task_id: str, url: str, digest: str, request: ContentRequest) -> FetchJob:
-        job = FetchJob(task_id)
-        self.jobs[task_id] = job
-        self.started.append(task_id)
-        return job
-
-
-class NoCache:
-    def holds(self, task_id: str) -> bool:
-        return False
-
-
-def new_swarm(tmp_path: Path, **config: Any) -> tuple[Swarm, HandDrivenCdn, Clock]:
-    cdn, clock = HandDrivenCdn(), Clock()
-    swarm = Swarm(
-        SupernodeConfig(data_dir=tmp_path, advertise_ip="127.0.0.1", task_ttl=TTL, **config),
-        lambda _swarm: cdn,  # type: ignore[arg-type,return-value]
-        8002,
-        clock,
-    )
-    return swarm, cdn, clock
+def new_swarm(tmp_path: Path, **config: Any) -> tuple[Swarm, Clock]:
+    clock = Clock()
+    swarm = Swarm(SupernodeConfig(data_dir=tmp_path, advertise_ip="127.0.0.1", task_ttl=TTL, **config), clock)
+    return swarm, clock
 
 
 def host(swarm: Swarm, n: int) -> str:
@@ -75,7 +49,7 @@ def request(n: int) -> ContentRequest:
 
 
 async def test_a_task_whose_peers_left_is_forgotten_after_the_ttl_and_not_before(tmp_path: Path) -> None:
-    swarm, _cdn, clock = new_swarm(tmp_path)
+    swarm, clock = new_swarm(tmp_path)
     hid = host(swarm, 2)
     kept, stays = await swarm.register_task(hid, request(1))
     gone, left = await swarm.register_task(hid, request(2))
@@ -87,26 +61,25 @@ async def test_a_task_whose_peers_left_is_forgotten_after_the_ttl_and_not_before
     clock.now += 1
     assert swarm.forget_idle_tasks() == 1
     assert set(swarm.scheduler.tasks) == {kept.task_id}, "the task with a peer stays, however long"
-    assert set(swarm.scheduler.peers) == {kept.seed_peer_id, stays.peer_id}, "the seed peer went with its task"
-    assert swarm.seed_host.peer_ids == {kept.seed_peer_id}
+    assert set(swarm.scheduler.peers) == {stays.peer_id}
     assert not swarm.scheduler.idle
 
 
 async def test_a_task_whose_host_stopped_heart_beating_is_forgotten(tmp_path: Path) -> None:
-    swarm, _cdn, clock = new_swarm(tmp_path, heartbeat_interval_ms=1000)
+    swarm, clock = new_swarm(tmp_path, heartbeat_interval_ms=1000)
     hid = host(swarm, 2)
     task, peer = await swarm.register_task(hid, request(1))
     swarm.report_result(peer.peer_id, False, "gave up", 0, 0, 1)  # FAILED, never leaves: its host goes silent
     clock.now += 3.5
     swarm.hosts.sweep()
-    assert not swarm.scheduler.hosts and set(swarm.scheduler.peers) == {task.seed_peer_id}
+    assert not swarm.scheduler.hosts and not swarm.scheduler.peers and task.task_id in swarm.scheduler.tasks
     clock.now += TTL
     assert swarm.forget_idle_tasks() == 1
-    assert not swarm.scheduler.tasks and not swarm.scheduler.peers and not swarm.seed_host.peer_ids
+    assert not swarm.scheduler.tasks
 
 
 async def test_the_ttl_counts_from_the_last_peer_leaving(tmp_path: Path) -> None:
-    swarm, _cdn, clock = new_swarm(tmp_path)
+    swarm, clock = new_swarm(tmp_path)
     task, first = await swarm.register_task(host(swarm, 2), request(1))
     clock.now += TTL / 2
     _, second = await swarm.register_task(host(swarm, 3), request(1))
@@ -120,43 +93,26 @@ async def test_the_ttl_counts_from_the_last_peer_leaving(tmp_path: Path) -> None
     assert swarm.forget_idle_tasks() == 1 and task.task_id not in swarm.scheduler.tasks
 
 
-async def test_a_running_seed_fetch_and_its_waiters_keep_the_task_then_a_new_registration_starts_afresh(
-    tmp_path: Path,
-) -> None:
-    swarm, cdn, clock = new_swarm(tmp_path, origin_fetch="seed")
-    hid = host(swarm, 2)
-    registering = asyncio.ensure_future(swarm.register_task(hid, request(1)))
+async def test_a_preheat_awaiting_a_seed_peer_keeps_the_task(tmp_path: Path) -> None:
+    swarm, clock = new_swarm(tmp_path)
+    seed = swarm.register_host(HostSpec("seed", "127.0.0.9", 65009, 8, "", seed=True))
+    orders = swarm.hosts.open_orders(seed)
+    preheat = asyncio.ensure_future(swarm.preheat(request(1)))
     await asyncio.sleep(0)
-    (job,) = cdn.jobs.values()
-    tid = job.task_id
+    order = orders.get_nowait()
+    assert order is not None
     clock.now += 2 * TTL
-    assert swarm.forget_idle_tasks() == 0, "the origin has not answered: the registration waits"
-    swarm.seed_answered(tid, 3000, 1024)
-    job.answered.set()
-    clock.now += 2 * TTL
-    assert swarm.forget_idle_tasks() == 0, "the registration has not resumed yet"
-    _, peer = await registering
-    swarm.leave_task(peer.peer_id)
-    clock.now += 2 * TTL
-    assert swarm.forget_idle_tasks() == 0, "the seed's fetch still runs"
-    job.done.set()
+    assert swarm.forget_idle_tasks() == 0, "the preheat waits for the seed peer"
+    preheat.cancel()
+    await asyncio.gather(preheat, return_exceptions=True)
     clock.now += TTL - 1
-    assert swarm.forget_idle_tasks() == 0, "kept for a whole ttl after the fetch was seen running"
+    assert swarm.forget_idle_tasks() == 0, "kept for a whole ttl after the preheat was seen waiting"
     clock.now += 1
-    assert swarm.forget_idle_tasks() == 1
-    assert tid not in swarm.scheduler.tasks and tid not in cdn.jobs, "the fetch job went with the task"
-
-    again = asyncio.ensure_future(swarm.register_task(hid, request(1)))
-    await asyncio.sleep(0)
-    assert cdn.started == [tid, tid], "a later registration starts a new job (which loads the disk cache)"
-    swarm.seed_answered(tid, 3000, 1024)
-    cdn.jobs[tid].answered.set()
-    task, _ = await again
-    assert swarm.scheduler.tasks[tid] is task and task.content_length == 3000
+    assert swarm.forget_idle_tasks() == 1 and order.task_id not in swarm.scheduler.tasks
 
 
 async def test_thousands_of_tasks_registered_and_left_leave_nothing_behind(tmp_path: Path) -> None:
-    swarm, _cdn, clock = new_swarm(tmp_path)
+    swarm, clock = new_swarm(tmp_path)
     hid = host(swarm, 2)
     for n in range(3000):
         _, peer = await swarm.register_task(hid, request(n))
@@ -169,7 +125,7 @@ async def test_thousands_of_tasks_registered_and_left_leave_nothing_behind(tmp_p
     clock.now += 188
     assert swarm.forget_idle_tasks() == 1500
     assert not swarm.scheduler.tasks and not swarm.scheduler.idle and not swarm.streams.queues
-    assert not swarm.seed_host.peer_ids and set(swarm.scheduler.hosts) == {hid}
+    assert set(swarm.scheduler.hosts) == {hid}
     assert not swarm.scheduler.peers
 
 

@@ -55,7 +55,7 @@ def test_rates_and_origin_share_follow_the_pieces() -> None:
     assert (flow.origin_bytes, flow.peer_bytes) == (16 * PIECE, 4 * PIECE)
     assert flow.origin_share == pytest.approx(0.8)
 
-    view = swarm_view(swarm.scheduler, swarm.seed_host, sampler)
+    view = swarm_view(swarm.scheduler, sampler)
     (task,) = view["tasks"]
     assert task["origin_share"] == 0.8
     peers = {p["peer_id"]: p for p in task["peers"]}
@@ -67,7 +67,7 @@ def test_rates_and_origin_share_follow_the_pieces() -> None:
 
 
 def test_piece_bytes_counts_a_short_last_piece() -> None:
-    task = Task("t", "u", "", "s", content_length=2 * PIECE + 100, piece_size=PIECE, piece_count=3)
+    task = Task("t", "u", "", content_length=2 * PIECE + 100, piece_size=PIECE, piece_count=3)
     assert piece_bytes(task, 0b011) == 2 * PIECE
     assert piece_bytes(task, 0b111) == 2 * PIECE + 100
     assert piece_bytes(task, 0) == 0

@@ -340,7 +340,7 @@ class Conductor:
         """A piece read from the origin is written."""
         self.check.hashes.setdefault(number, digest)
         self.bytes_from_origin += size
-        ORIGIN_BYTES.labels("dfdaemon").inc(size)
+        ORIGIN_BYTES.labels(self.ctx.component).inc(size)
         self._pulse()
 
     def offer(self, number: int, digest: str) -> None:
@@ -389,7 +389,7 @@ class Conductor:
             return
         self._reported = True
         elapsed = time.monotonic() - self._started
-        TASK_DURATION.labels("dfdaemon", "ok" if success else "failed").observe(elapsed)
+        TASK_DURATION.labels(self.ctx.component, "ok" if success else "failed").observe(elapsed)
         if success:
             self.ctx.peer_ids[self.task_id] = self.peer_id
         took, received, read = int(elapsed * 1000), self.bytes_from_peers, self.bytes_from_origin

@@ -53,6 +53,7 @@ class PeerConfig:
     upload_slots: int = 8  # concurrent DownloadPieces calls served
     no_back_source: bool = False
     seed: bool = False  # a seed peer (HostInfo.seed): takes the supernode's orders to read content for the swarm
+    component: str = "dfdaemon"  # the metrics' component label: "supernode" for its in-process seed peer
     cache_ttl: float = 6 * 3600.0  # seconds a cached task may stay unused
     cache_quota: int = 20 * 1024**3  # bytes of cache before LRU eviction
     window: int = 16

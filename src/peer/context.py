@@ -46,6 +46,7 @@ class PeerContext:
     channels: ChannelPool = field(default_factory=ChannelPool)
     no_back_source: bool = False
     seed: bool = False  # a seed peer (dfdaemon --seed)
+    component: str = "dfdaemon"  # the metrics' component label: "supernode" for its in-process seed peer
     window: int = 16  # pieces assigned and not yet reported (memory is bounded by streams, not the window)
     max_streams: int = 3  # concurrent DownloadPieces calls per task
     group_size: int = 4  # at most this many pieces per DownloadPieces call

@@ -63,7 +63,7 @@ class PeerNode:
         self.policy = policy
         self.storage = Storage(config.data_dir, config.cache_ttl, config.cache_quota)
         upload_bucket = TokenBucket(config.upload_limit)
-        self.upload = UploadServicer(self.storage, config.upload_slots, upload_bucket)
+        self.upload = UploadServicer(self.storage, config.upload_slots, upload_bucket, config.component)
         self.port = config.port
         self.scheduler: SchedulerClient | None = None
         self.ctx: PeerContext | None = None
@@ -110,6 +110,7 @@ class PeerNode:
             download_bucket=TokenBucket(config.download_limit),
             no_back_source=config.no_back_source,
             seed=config.seed,
+            component=config.component,
             window=config.window,
         )
         self.transferer = SwarmTransferer(self.ctx)

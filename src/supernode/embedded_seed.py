@@ -59,6 +59,7 @@ class EmbeddedSeedPeer:
             port=port,
             upload_slots=config.seed_upload_slots,
             seed=True,
+            component="supernode",
             cache_ttl=config.seed_cache_ttl,
             cache_quota=config.seed_cache_quota,
             location="",

@@ -93,6 +93,14 @@ class Hosts:
                 log.warning("host dropped host=%s missed=%d heartbeats", host.host_id[:12], MISSED_HEARTBEATS)
                 self.drop(host, NotFound("host missed its heartbeats"))
 
+    def pardon(self) -> None:
+        """The supernode itself did not run for a while (paused, starved of CPU): the heartbeats it missed meanwhile
+        are its own fault, so every host starts a fresh heartbeat window (the in-process seed peer, which paused with
+        it, above all)."""
+        now = self.clock()
+        for host in self.scheduler.hosts.values():
+            host.last_seen = max(host.last_seen, now)
+
     def drop(self, host: Host, why: DandelionError) -> None:
         """Remove the host and its peers (their streams end with why); new readers for what they read."""
         sources = self.seed_peers.withdraw(host) if host.seed_peer else []

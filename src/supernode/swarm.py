@@ -308,10 +308,16 @@ class Swarm:
     async def run_timers(self) -> None:
         """Expire assignments, drop silent hosts and forget idle tasks, forever."""
         tick = min(0.5, self.config.heartbeat_interval_ms / 1000)
-        last_sweep = self.clock()
+        last_sweep = last_tick = self.clock()
         while True:
             await asyncio.sleep(tick)
             try:
+                if self.clock() - last_tick > tick + self.config.heartbeat_interval_ms / 1000:
+                    log.warning(
+                        "the supernode did not run for %.1fs: no host is dropped for it", self.clock() - last_tick
+                    )
+                    self.hosts.pardon()
+                last_tick = self.clock()
                 self.streams.deliver(self.scheduler.expire())
                 if self.clock() - last_sweep >= self.config.heartbeat_interval_ms / 1000:
                     last_sweep = self.clock()

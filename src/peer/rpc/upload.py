@@ -52,8 +52,9 @@ class UploadServicer:
     Chunks leave already serialized (see dfcommon.wire): register with add_upload_service, not the generated helper.
     """
 
-    def __init__(self, storage: Storage, slots: int, bucket: TokenBucket) -> None:
+    def __init__(self, storage: Storage, slots: int, bucket: TokenBucket, component: str = "dfdaemon") -> None:
         self.storage = storage
+        self.component = component  # the metrics' component label: the process it runs in
         self.pool = SlotPool(POOL, slots, f"all {slots} upload slots are busy")
         self.bucket = bucket
         self.bytes_sent = 0
@@ -105,7 +106,7 @@ class UploadServicer:
                     yield wire
                     sent = nxt
                     self.bytes_sent += length
-                    PEER_BYTES_SERVED.labels("dfdaemon").inc(length)
+                    PEER_BYTES_SERVED.labels(self.component).inc(length)
             finally:
                 pending.cancel()  # a read-ahead nobody will send
                 pending.add_done_callback(_consume)

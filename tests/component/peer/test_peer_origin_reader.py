@@ -1,6 +1,6 @@
 """Content with a digest: the first peer reads the origin for the swarm and offers each piece as it stores it.
 
-A real supernode (origin fetch "peer", the default) and real dfdaemons; the origin counts the bytes it sends. The
+A real supernode without a seed peer (--no-seed-peer) and real dfdaemons; the origin counts the bytes it sends. The
 lying reader is this test itself: it registers as a host, is told to read the origin, and then reports pieces
 with digests of content that does not match the task's digest, and serves those pieces.
 """
@@ -61,6 +61,7 @@ def cluster(module_process_group: ProcessGroup, tmp_path_factory: pytest.TempPat
         [
             console_script("supernode"),
             *("--listen", f"127.0.0.1:{port}", "--data-dir", str(work / "sn"), "--advertise-ip", "127.0.0.1"),
+            "--no-seed-peer",  # no seed peer: a plain peer reads content with a digest for the swarm
         ],
     )
     supernode.wait_for_tcp("127.0.0.1", port, timeout=30)

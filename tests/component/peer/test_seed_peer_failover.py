@@ -1,8 +1,9 @@
 """The supernode scheduling a running swarm is SIGKILLed: the hosts move to the next supernode, which rebuilds the
 task from what the seed peer (its reader) reports, and the swarm goes on; the origin hardly notices.
 
-Two real supernodes, one seed peer and three plain dfdaemons, all with `--supernode A,B`; an origin at 3 MB/s per
-response that counts the bytes it sends. Each host downloads one 24 MiB file (with a digest, and without one).
+Two real supernodes (--no-seed-peer), one seed peer (dfdaemon --seed) and three plain dfdaemons, all with
+`--supernode A,B`; an origin at 3 MB/s per response that counts the bytes it sends. Each host downloads one 24 MiB
+file (with a digest, and without one).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ def test_killing_the_supernode_of_a_running_swarm_keeps_the_swarm(
 ) -> None:
     content = "sha256:" + write_random_file(tmp_path / "origin" / "f.bin", SIZE, seed=91)
     origin = start_origin(process_group, tmp_path / "origin", rate=3_000_000)
-    first, killed = start_supernode(process_group, tmp_path, "sn-a", "--heartbeat-interval", "1000")
-    second, _ = start_supernode(process_group, tmp_path, "sn-b", "--heartbeat-interval", "1000")
+    first, killed = start_supernode(process_group, tmp_path, "sn-a", "--heartbeat-interval", "1000", "--no-seed-peer")
+    second, _ = start_supernode(process_group, tmp_path, "sn-b", "--heartbeat-interval", "1000", "--no-seed-peer")
     both = f"{first},{second}"
     seed = start_daemon(process_group, tmp_path, "seed", "127.0.0.81", both, "--seed")
     seed.proc.wait_until(lambda: "seed peer taking orders" in seed.proc.log(), "seed peer's order stream")

@@ -66,6 +66,7 @@ def start_supernode(group: ProcessGroup, work: Path, port: int) -> ManagedProces
             console_script("supernode"),
             *("--listen", f"127.0.0.1:{port}", "--data-dir", str(work / "sn"), "--advertise-ip", "127.0.0.1"),
             *("--heartbeat-interval", "1000"),
+            "--no-seed-peer",  # the seed peers are the two dfdaemons --seed
         ],
     )
     supernode.wait_for_tcp("127.0.0.1", port, timeout=30)

@@ -1,6 +1,7 @@
-"""When the peer skips its own whole-content hash: only with the seed's word and every piece checked against the seed's
-sha256. A scripted supernode (in-process gRPC) and a real parent (UploadServicer) that serves other bytes than the
-digest names: the peer must catch it whenever the seed's word does not cover every piece it stored."""
+"""A consumer of content with a digest always hashes the whole content itself before it hands it out: no word from
+the supernode (not even a TaskInfo SUCCEEDED naming the digest, which older supernodes sent as "the seed checked it")
+and no piece digest vouches for the whole. A scripted supernode (in-process gRPC) and a real parent (UploadServicer)
+that serves other bytes than the digest names: the peer must catch it in every case."""
 
 from __future__ import annotations
 
@@ -164,7 +165,7 @@ async def download(setup: Setup, digest: str) -> bytes:
     return b"".join([chunk async for chunk in stream.chunks()])
 
 
-async def test_vouched_content_is_served_without_a_second_hash(
+async def test_good_content_is_hashed_here_and_served(
     tmp_path: Path, served_bytes: bytes, digest_of_served: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="peer.conductor")
@@ -175,7 +176,7 @@ async def test_vouched_content_is_served_without_a_second_hash(
                 break
             await asyncio.sleep(0.05)
         assert setup.supernode.results == [True]
-        assert "digest checked by the seed" in caplog.text
+        assert "digest checked here" in caplog.text
         tid = task_id(URL, digest_of_served, (), "")
         cached = setup.storage.get_complete(tid)
         assert cached is not None and cached.complete
@@ -183,9 +184,9 @@ async def test_vouched_content_is_served_without_a_second_hash(
 
 @pytest.mark.parametrize(
     "script_kind",
-    ["no piece hashes", "no word from the seed", "seed vouches for another digest"],
+    ["no piece hashes", "no word from the seed", "seed vouches for another digest", "seed vouches for it"],
 )
-async def test_bad_content_is_caught_unless_the_seed_covers_every_piece(
+async def test_bad_content_is_caught_whatever_the_supernode_says(
     tmp_path: Path, served_bytes: bytes, digest_of_served: str, script_kind: str
 ) -> None:
     # The peer asks for content with another digest than the parent's bytes have.
@@ -197,6 +198,8 @@ async def test_bad_content_is_caught_unless_the_seed_covers_every_piece(
         "no word from the seed": Script(digest=wanted, vouch=False),
         # The seed vouches for a digest that is not the one asked for.
         "seed vouches for another digest": Script(digest=digest_of_served),
+        # Every piece matches the digest it was given, and the supernode says the wanted digest was checked.
+        "seed vouches for it": Script(digest=wanted),
     }[script_kind]
     async with run_setup(tmp_path, script, served_bytes, wanted) as setup:
         with pytest.raises(DigestMismatch):

@@ -13,7 +13,7 @@ from p2p_cluster import PeerHandle, Swarm
 
 MiB = 1 << 20
 SIZE = 24 * MiB  # six 4 MiB pieces: more than a stalled stream's flow-control window holds
-POOLS = {"supernode": ("seed_uploads",), "peer": ("peer_uploads", "daemon_downloads")}
+POOLS = {"supernode": ("peer_uploads",), "peer": ("peer_uploads", "daemon_downloads")}
 
 
 @dataclass

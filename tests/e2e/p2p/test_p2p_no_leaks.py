@@ -69,7 +69,7 @@ def pieces_request(faults: FaultSwarm, *extra: int, rounds: int = 1) -> bytes:
 
 
 CASES = [
-    ("supernode", "seed_uploads", DOWNLOAD_PIECES),
+    ("supernode", "peer_uploads", DOWNLOAD_PIECES),
     ("peer", "peer_uploads", DOWNLOAD_PIECES),
     ("daemon", "daemon_downloads", DOWNLOAD),
 ]
@@ -148,7 +148,7 @@ def test_client_sigkilled_mid_stream(faults: FaultSwarm, component: str, pool: s
     faults.wait_gauge(metrics_of(component), pool, 0)
 
 
-@pytest.mark.parametrize(("component", "pool"), [("supernode", "seed_uploads"), ("peer", "peer_uploads")])
+@pytest.mark.parametrize(("component", "pool"), [("supernode", "peer_uploads"), ("peer", "peer_uploads")])
 def test_refused_and_failing_calls(faults: FaultSwarm, component: str, pool: str) -> None:
     """Malformed bytes, hostile fields and a piece missing mid-stream get their codes and hold no slot."""
     with grpc.insecure_channel(target_of(faults, component)) as channel:
@@ -174,7 +174,7 @@ def test_refused_and_failing_calls(faults: FaultSwarm, component: str, pool: str
 
 
 @pytest.mark.parametrize(
-    ("component", "pool", "slots"), [("supernode", "seed_uploads", SEED_SLOTS), ("peer", "peer_uploads", UPLOAD_SLOTS)]
+    ("component", "pool", "slots"), [("supernode", "peer_uploads", SEED_SLOTS), ("peer", "peer_uploads", UPLOAD_SLOTS)]
 )
 def test_busy_pool_refuses_then_recovers(faults: FaultSwarm, component: str, pool: str, slots: int) -> None:
     """All slots held by stalled clients: the next call gets RESOURCE_EXHAUSTED; once they go, calls work again."""

@@ -1,4 +1,9 @@
-"""The real supernode in-process with a real origin: registration, SyncPieces, seed downloads, errors."""
+"""The real supernode in-process with a real origin: registration, SyncPieces, downloads from its in-process seed
+peer (a dfdaemon --seed on the supernode's port), origin errors, hosts.
+
+RegisterTask answers at once (length unknown, PENDING): the seed peer ordered for the task reads the origin and the
+length follows on the peer's stream (TaskInfo). A task is never SUCCEEDED: it is PENDING, RUNNING or FAILED, and its
+seed_pieces are those of the best-stocked seed peer."""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -23,6 +28,43 @@ from supernode.app import Supernode
 from supernode.resource.host import INITIAL_PIECES
 
 PIECE = 64 << 10
+
+
+async def seed_hosts(node: Running) -> list[scheduler_pb2.HostInfo]:
+    """The hosts that are seed peers (the supernode's own in-process one)."""
+    hosts = (await node.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())).hosts
+    return [h for h in hosts if h.seed]
+
+
+async def plain_hosts(node: Running) -> list[scheduler_pb2.HostInfo]:
+    """The registered hosts but the seed peers."""
+    hosts = (await node.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())).hosts
+    return [h for h in hosts if not h.seed]
+
+
+async def wait_for_task(
+    node: Running, task_id: str, done: Callable[[scheduler_pb2.GetTaskResponse], bool], within: float = 20
+) -> scheduler_pb2.GetTaskResponse:
+    """GetTask until done says so."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        got = await node.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=task_id))
+        if done(got):
+            return got
+        assert asyncio.get_running_loop().time() < deadline, f"task never got there: {got}"
+        await asyncio.sleep(0.05)
+
+
+async def back_to_source_reason(stream: PeerStream) -> tuple[list[str], str]:
+    """The stream's events up to the first back_to_source (not fetching what is assigned), and its reason."""
+    events: list[str] = []
+    async for message in stream.call:
+        events.append(str(message.WhichOneof("event")))
+        if events[-1] == "back_to_source":
+            stream.close()
+            stream.call.cancel()
+            return events, message.back_to_source.reason
+    raise AssertionError(f"the stream ended without back_to_source: {events}")
 
 
 async def register_host(node: Running, ip: str = "127.0.0.1", port: int = 1, location: str = "") -> str:
@@ -115,26 +157,34 @@ async def test_register_sync_and_download_from_seed(supernode: Running, origin: 
     origin.blobs["/blob"] = body
     host_id = await register_host(supernode)
     reply = await register_task(supernode, host_id, f"{origin.base}/blob")
-    assert reply.task.content_length == len(body)
-    assert reply.task.piece_size == PIECE
-    assert reply.task.piece_count == 5
+    # Answered at once: the seed peer ordered for the task has not read the origin yet.
+    assert reply.task.content_length == -1
+    assert reply.task.state == common_pb2.TASK_STATE_PENDING
     stream = PeerStream(supernode, reply.peer_id, window=2)
     seen = await asyncio.wait_for(fetch_all(supernode, stream, reply.task.task_id, body), 20)
     assert seen[0].WhichOneof("event") == "task"
+    told = [m.task for m in seen if m.WhichOneof("event") == "task"]
+    assert (told[-1].content_length, told[-1].piece_size, told[-1].piece_count) == (len(body), PIECE, 5)
+    assert told[-1].state == common_pb2.TASK_STATE_RUNNING
     assigned = [a for m in seen if m.WhichOneof("event") == "assignments" for a in m.assignments.assignments]
     assert sorted(a.piece.number for a in assigned) == [0, 1, 2, 3, 4]
     assert all(a.parent.ip == "127.0.0.1" and a.parent.port == supernode.node.port for a in assigned)
     assert all(a.piece.digest.startswith("blake3:") and not a.piece.sha256 for a in assigned)  # the default
     assert max(len(m.assignments.assignments) for m in seen if m.WhichOneof("event") == "assignments") <= 2
     got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=reply.task.task_id))
-    assert got.task.state == common_pb2.TASK_STATE_SUCCEEDED
+    assert got.task.state == common_pb2.TASK_STATE_RUNNING  # a task is never SUCCEEDED: its peers are
+    assert got.task.seed_pieces == 5 and got.task.peer_count == 2  # the seed peer's peer counts
     by_id = {p.peer_id: p for p in got.peers}
     assert by_id[reply.peer_id].piece_count == 5
     assert by_id[reply.peer_id].pieces == bytes([0b11111])
     assert by_id[reply.peer_id].state == common_pb2.PEER_STATE_SUCCEEDED
-    seed = next(p for p in got.peers if p.is_seed)
+    (seed,) = [p for p in got.peers if p.is_seed]
+    # The in-process seed peer: a registered seed host serving on the supernode's port.
+    assert [(h.ip, h.port) for h in await seed_hosts(supernode)] == [("127.0.0.1", supernode.node.port)]
+    assert (seed.address.ip, seed.address.port) == ("127.0.0.1", supernode.node.port)
     assert seed.piece_count == 5
     assert seed.uploads_ok == 5
+    assert seed.state == common_pb2.PEER_STATE_SUCCEEDED
     assert origin.hits["/blob"] == 1
 
 
@@ -160,7 +210,9 @@ async def test_second_peer_fetches_from_first_peer_not_seed(supernode: Running, 
     origin.blobs["/shared"] = body
     first_host = await register_host(supernode, ip="127.0.0.2", port=4000)
     first = await register_task(supernode, first_host, f"{origin.base}/shared")
-    # The first peer already holds everything (e.g. from its cache): it becomes a parent.
+    # Once the seed peer told the length, the first peer reports it holds everything (e.g. from its cache): it
+    # becomes a parent.
+    await wait_for_task(supernode, first.task.task_id, lambda got: got.task.piece_count == 4)
     stream = PeerStream(supernode, first.peer_id, held=[0, 1, 2, 3])
     messages = [m async for m in stream.call]
     stream.close()
@@ -205,9 +257,11 @@ async def test_byte_range(supernode: Running, origin: Origin) -> None:
     origin.blobs["/ranged"] = body
     host_id = await register_host(supernode)
     reply = await register_task(supernode, host_id, f"{origin.base}/ranged", range="100-70099")
-    assert reply.task.content_length == 70000
+    assert reply.task.content_length == -1
     stream = PeerStream(supernode, reply.peer_id)
-    await asyncio.wait_for(fetch_all(supernode, stream, reply.task.task_id, body[100:70100]), 20)
+    seen = await asyncio.wait_for(fetch_all(supernode, stream, reply.task.task_id, body[100:70100]), 20)
+    told = [m.task for m in seen if m.WhichOneof("event") == "task"]
+    assert (told[-1].content_length, told[-1].piece_count) == (70000, 2)
 
 
 @pytest.mark.parametrize(

@@ -309,11 +309,13 @@ async def test_digest_mismatch_fails_and_serves_nothing(supernode: Running, orig
     meta = common_pb2.UrlMeta(url=f"{origin.base}/bad", digest="sha256:" + "0" * 64)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await supernode.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
-    assert caught.value.code() == grpc.StatusCode.DATA_LOSS
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # the seed peer's error
+    assert (caught.value.details() or "").startswith("digest mismatch: got sha256:")
     listed = await supernode.scheduler.ListTasks(scheduler_pb2.ListTasksRequest())
     (task,) = listed.tasks
-    assert task.state == common_pb2.TASK_STATE_FAILED
-    assert task.seed_pieces == 0
+    assert task.seed_pieces == 0  # the seed peer's digests were dropped with its content
+    got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=task.task_id))
+    assert [(p.is_seed, p.state) for p in got.peers] == [(True, common_pb2.PEER_STATE_FAILED)]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await download(supernode, task.task_id, [0])
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
@@ -325,8 +327,9 @@ async def test_preheat_with_matching_digest(supernode: Running, origin: Origin) 
     digest = "sha256:" + hashlib.sha256(body).hexdigest()
     meta = common_pb2.UrlMeta(url=f"{origin.base}/good", digest=digest)
     reply = await supernode.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
-    assert reply.task.state == common_pb2.TASK_STATE_SUCCEEDED
+    assert reply.task.state == common_pb2.TASK_STATE_RUNNING
     assert reply.task.digest == digest
+    assert reply.task.piece_count == 3
     assert reply.task.seed_pieces == 3
     pieces = await download(supernode, reply.task.task_id, [2, 0, 1])
     assert pieces[0] + pieces[1] + pieces[2] == body
@@ -352,9 +355,9 @@ async def test_malformed_url_meta_is_invalid_argument(
         await register_task(supernode, host_id, **meta)  # type: ignore[arg-type]
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert fragment in (caught.value.details() or "")
-    # The server keeps running.
-    hosts = await supernode.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())
-    assert [h.host_id for h in hosts.hosts] == [host_id]
+    # The server keeps running, and no task was made.
+    assert [h.host_id for h in await plain_hosts(supernode)] == [host_id]
+    assert list((await supernode.scheduler.ListTasks(scheduler_pb2.ListTasksRequest())).tasks) == []
 
 
 async def test_unknown_ids_are_not_found(supernode: Running) -> None:
@@ -411,16 +414,16 @@ async def test_restart_reuses_cache_and_keeps_headers_off_disk_and_logs(
         try:
             running = Running(node, chan)
             reply = await running.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
-            assert reply.task.state == common_pb2.TASK_STATE_SUCCEEDED
+            assert (reply.task.state, reply.task.seed_pieces) == (common_pb2.TASK_STATE_RUNNING, 4)
             pieces = await download(running, reply.task.task_id, [0, 1, 2, 3])
             assert b"".join(pieces[n] for n in range(4)) == body
         finally:
             await chan.close(None)
             await node.stop(grace=1)
-    assert origin.hits["/cached"] == 1
+    assert origin.hits["/cached"] == 1  # the second supernode's seed peer offered its cached copy
     assert origin.headers["/cached"]["Authorization"] == "Bearer s3cret-token"
     files = list(data_dir.rglob("*"))
-    assert any(f.suffix == ".json" for f in files)
+    assert any(f.suffix == ".json" and f.is_relative_to(data_dir / "seed-peer") for f in files)
     for f in files:
         if f.is_file():
             assert b"s3cret" not in f.read_bytes()
@@ -438,13 +441,15 @@ async def test_host_missing_heartbeats_is_dropped(tmp_path: Path, origin: Origin
         host_id = await register_host(running)
         await register_task(running, host_id, f"{origin.base}/hb")
         await asyncio.sleep(0.8)
-        hosts = await running.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())
-        assert list(hosts.hosts) == []
+        assert await plain_hosts(running) == []
+        assert len(await seed_hosts(running)) == 1  # the in-process seed peer heart-beats
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await running.scheduler.HeartbeatHost(scheduler_pb2.HeartbeatHostRequest(host_id=host_id))
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
         listed = await running.scheduler.ListTasks(scheduler_pb2.ListTasksRequest())
-        assert listed.tasks[0].peer_count == 0
+        assert listed.tasks[0].peer_count == 1  # the seed peer's
+        got = await running.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=listed.tasks[0].task_id))
+        assert [p.is_seed for p in got.peers] == [True]
     finally:
         await chan.close(None)
         await node.stop(grace=1)
@@ -505,19 +510,24 @@ async def test_seed_upload_slots_are_bounded(tmp_path: Path, origin: Origin) -> 
         await node.stop(grace=1)
 
 
-async def test_corrupted_seed_piece_is_detected_after_bad_digest_report(supernode: Running, origin: Origin) -> None:
+async def test_seed_peer_serving_a_corrupted_piece_is_distrusted(supernode: Running, origin: Origin) -> None:
+    """A BAD_DIGEST report against the seed peer distrusts it like any parent: it is no parent and no reader of the
+    task any more, and with no other seed peer the peers of content without a digest read the origin themselves
+    (instead of waiting for pieces nobody trusted holds)."""
     body = os.urandom(2 * PIECE)
     origin.blobs["/rot"] = body
     meta = common_pb2.UrlMeta(url=f"{origin.base}/rot")
     preheated = await supernode.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
-    data_file = supernode.node.config.data_dir / "seed" / f"{preheated.task.task_id}.data"
+    data_file = supernode.node.config.data_dir / "seed-peer" / "tasks" / preheated.task.task_id / "data"
     with data_file.open("r+b") as f:
         f.seek(PIECE + 10)
         f.write(b"\x00rot\x00")
     host_id = await register_host(supernode)
     reply = await register_task(supernode, host_id, f"{origin.base}/rot")
+    assert reply.task.seed_pieces == 2
     stream = PeerStream(supernode, reply.peer_id, window=2)
     events: list[str] = []
+    reason = ""
     async for message in stream.call:
         events.append(str(message.WhichOneof("event")))
         if message.WhichOneof("event") == "assignments":
@@ -533,13 +543,18 @@ async def test_corrupted_seed_piece_is_detected_after_bad_digest_report(supernod
             ]
             stream.report(failures)
         if message.WhichOneof("event") == "back_to_source":
+            reason = message.back_to_source.reason
             break
     stream.close()
     stream.call.cancel()
     assert events[-1] == "back_to_source"
-    listed = await supernode.scheduler.ListTasks(scheduler_pb2.ListTasksRequest())
-    assert listed.tasks[0].state == common_pb2.TASK_STATE_FAILED
-    assert not data_file.exists()
+    assert "no seed peer is left" in reason
+    got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=reply.task.task_id))
+    assert got.task.seed_pieces == 0  # a distrusted seed peer stocks nothing
+    (seed,) = [p for p in got.peers if p.is_seed]
+    assert seed.uploads_failed == 1
+    states = {p.peer_id: p.state for p in got.peers if not p.is_seed}
+    assert states == {reply.peer_id: common_pb2.PEER_STATE_BACK_TO_SOURCE}
 
 
 async def test_stop_ends_open_streams_with_unavailable(tmp_path: Path, origin: Origin) -> None:
@@ -588,7 +603,7 @@ async def test_leave_task_and_report_result(supernode: Running, origin: Origin) 
     got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=stayer.task.task_id))
     states = {p.peer_id: p.state for p in got.peers if not p.is_seed}
     assert states == {stayer.peer_id: common_pb2.PEER_STATE_FAILED}
-    assert got.task.peer_count == 1
+    assert got.task.peer_count == 2  # the stayer and the seed peer's
     seed = next(p for p in got.peers if p.is_seed)
     assert seed.address.ip == "127.0.0.1" and seed.address.port == supernode.node.port
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -606,11 +621,11 @@ async def test_heartbeats_keep_a_host(tmp_path: Path) -> None:
         for _ in range(8):
             await asyncio.sleep(0.1)
             await running.scheduler.HeartbeatHost(scheduler_pb2.HeartbeatHostRequest(host_id=host_id))
-        hosts = (await running.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())).hosts
+        hosts = await plain_hosts(running)
         assert [(h.host_id, h.location) for h in hosts] == [(host_id, "r1|z1")]
         assert hosts[0].idle_seconds < 0.3
         await running.scheduler.LeaveHost(scheduler_pb2.LeaveHostRequest(host_id=host_id))
-        assert list((await running.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())).hosts) == []
+        assert await plain_hosts(running) == []
     finally:
         await chan.close(None)
         await node.stop(grace=1)

@@ -171,7 +171,9 @@ async def test_register_sync_and_download_from_seed(supernode: Running, origin: 
     assert all(a.parent.ip == "127.0.0.1" and a.parent.port == supernode.node.port for a in assigned)
     assert all(a.piece.digest.startswith("blake3:") and not a.piece.sha256 for a in assigned)  # the default
     assert max(len(m.assignments.assignments) for m in seen if m.WhichOneof("event") == "assignments") <= 2
-    got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=reply.task.task_id))
+    # The seed peer reports its result once it stored everything (maybe after the consumer finished).
+    done = (common_pb2.PEER_STATE_SUCCEEDED,)
+    got = await wait_for_task(supernode, reply.task.task_id, lambda got: {p.state for p in got.peers} == set(done))
     assert got.task.state == common_pb2.TASK_STATE_RUNNING  # a task is never SUCCEEDED: its peers are
     assert got.task.seed_pieces == 5 and got.task.peer_count == 2  # the seed peer's peer counts
     by_id = {p.peer_id: p for p in got.peers}
@@ -266,10 +268,12 @@ async def test_byte_range(supernode: Running, origin: Origin) -> None:
 
 @pytest.mark.parametrize(("path", "status"), [("/missing", "404"), ("/secret", "401")])
 async def test_origin_errors_send_peers_to_source_and_fail_preheat(
-    supernode: Running, origin: Origin, path: str, status: str
+    supernode: Running, origin: Origin, path: str, status: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An origin error no longer fails RegisterTask: the seed peer's download fails, the peers of content without
-    a digest are sent to the origin themselves, and a preheat fails UNAVAILABLE with the seed peer's error."""
+    a digest are sent to the origin themselves, and a preheat fails UNAVAILABLE with the seed peer's error (at
+    once: the seed peer takes the preheat's order though its failed download may still be winding down)."""
+    caplog.set_level(logging.INFO)
     origin.auth["/secret"] = "Bearer right"
     origin.blobs["/secret"] = b"x"
     host_id = await register_host(supernode)
@@ -280,14 +284,16 @@ async def test_origin_errors_send_peers_to_source_and_fail_preheat(
     assert events[0] == "task"
     assert "no seed peer is left" in reason
     with pytest.raises(grpc.aio.AioRpcError) as caught:
+        # Well within the supernode's order timeout (10 s), which a lost order would wait out.
         await supernode.scheduler.PreheatTask(
-            scheduler_pb2.PreheatTaskRequest(url_meta=common_pb2.UrlMeta(url=url)), timeout=20
+            scheduler_pb2.PreheatTaskRequest(url_meta=common_pb2.UrlMeta(url=url)), timeout=5
         )
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     details = caught.value.details() or ""
     assert status in details
     assert f"127.0.0.1:{origin.server.server_address[1]}{path}" in details
     assert "pw" not in details
+    assert "seed order task=" in caplog.text and "pw@" not in caplog.text
 
 
 async def test_unreachable_origin_sends_peers_to_source_and_fails_preheat(supernode: Running) -> None:
@@ -315,7 +321,8 @@ async def test_digest_mismatch_fails_and_serves_nothing(supernode: Running, orig
     (task,) = listed.tasks
     assert task.seed_pieces == 0  # the seed peer's digests were dropped with its content
     got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=task.task_id))
-    assert [(p.is_seed, p.state) for p in got.peers] == [(True, common_pb2.PEER_STATE_FAILED)]
+    # The seed peer's peer failed (or already left the task).
+    assert {(p.is_seed, p.state) for p in got.peers} <= {(True, common_pb2.PEER_STATE_FAILED)}
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await download(supernode, task.task_id, [0])
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
@@ -457,29 +464,23 @@ async def test_host_missing_heartbeats_is_dropped(tmp_path: Path, origin: Origin
 
 async def test_seed_failing_midway_sends_peers_back_to_source(supernode: Running, origin: Origin) -> None:
     origin.blobs["/cut"] = os.urandom(4 * PIECE)
-    origin.cut["/cut"] = 1.0
+    origin.cut["/cut"] = 1.0  # the origin sends half, then breaks the connection
     host_id = await register_host(supernode)
     reply = await register_task(supernode, host_id, f"{origin.base}/cut")
-    assert reply.task.content_length == 4 * PIECE
+    assert reply.task.content_length == -1
     stream = PeerStream(supernode, reply.peer_id, window=1)
-    events = []
-    async for message in stream.call:
-        events.append(message.WhichOneof("event"))
-        if events[-1] == "assignments":
-            continue  # not fetched: the test only watches what the supernode says
-        if events[-1] == "back_to_source":
-            assert str(reply.task.url) in message.back_to_source.reason or "origin" in message.back_to_source.reason
-            break
-    stream.close()
-    stream.call.cancel()
-    assert events[0] == "task" and events[-1] == "back_to_source"
+    events, reason = await asyncio.wait_for(back_to_source_reason(stream), 30)
+    assert events[0] == "task"
+    assert "no seed peer is left" in reason
     got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=reply.task.task_id))
-    assert got.task.state == common_pb2.TASK_STATE_FAILED
-    assert {p.state for p in got.peers if not p.is_seed} == {common_pb2.PEER_STATE_BACK_TO_SOURCE}
-    # A later registration starts the seed over (the origin is asked again).
+    assert got.task.content_length == 4 * PIECE  # the seed peer told the length before the origin broke
+    states = {(p.is_seed, p.state) for p in got.peers}
+    assert states == {(False, common_pb2.PEER_STATE_BACK_TO_SOURCE), (True, common_pb2.PEER_STATE_FAILED)}
+    # A later registration orders the seed peer again (the origin is asked again), and it reads all of it.
     del origin.cut["/cut"]
-    again = await register_task(supernode, host_id, f"{origin.base}/cut")
-    assert again.task.state in (common_pb2.TASK_STATE_RUNNING, common_pb2.TASK_STATE_SUCCEEDED)
+    await register_task(supernode, host_id, f"{origin.base}/cut")
+    got = await wait_for_task(supernode, reply.task.task_id, lambda got: got.task.seed_pieces == 4)
+    assert got.task.state == common_pb2.TASK_STATE_RUNNING
     assert origin.hits["/cut"] == 2
 
 

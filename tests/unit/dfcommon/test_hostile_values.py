@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dfcommon.byterange import parse_byte_range
 from dfcommon.errors import InvalidArgument
 from dfcommon.identity import validate_url
-from dfcommon.byterange import parse_byte_range
 
 
 @pytest.mark.parametrize(

@@ -92,15 +92,24 @@ class ComponentView(Collector):
         self.source = source
 
     def collect(self) -> Iterable[Metric]:
-        """The binary's families, relabelled."""
+        """The binary's families, every sample labelled with the binary: code another package's counts with its own
+        label runs in this process for this binary (the supernode's in-process seed peer is the peer package, whose
+        origin bytes are the supernode's). Samples that become alike are summed (their creation time: the first)."""
         for family in self.source.collect():
             if family.name not in self.names:
                 continue
             view = Metric(family.name, family.documentation, family.type, family.unit)
+            merged: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
             for sample in family.samples:
-                labels = (
-                    sample.labels if "component" in sample.labels else {"component": self.component, **sample.labels}
-                )
+                others = {name: value for name, value in sample.labels.items() if name != "component"}
+                labels = {"component": self.component, **others}
+                key = (sample.name, tuple(labels.items()))
+                if key in merged:
+                    at, value = merged[key], view.samples[merged[key]].value
+                    value = min(value, sample.value) if sample.name.endswith("_created") else value + sample.value
+                    view.samples[at] = view.samples[at]._replace(value=value)
+                    continue
+                merged[key] = len(view.samples)
                 view.samples.append(sample._replace(labels=labels))
             yield view
 

@@ -15,6 +15,7 @@ from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon.backoff import Backoff, BackoffPolicy
 from dfcommon.errors import DandelionError
+from dfcommon.identity import display_url
 from dfcommon.urlmeta import from_url_meta
 from peer.scheduler_client import SchedulerClient, is_host_not_found
 from peer.transferer import SwarmTransferer
@@ -34,6 +35,9 @@ class SeedRole:
         self._slots = asyncio.Semaphore(MAX_RUNNING)
         self._loop: asyncio.Task[None] | None = None
         self._running: dict[str, asyncio.Task[None]] = {}  # task id ->
+        # Tasks ordered again while their download still ran (it was failing, or winding down): run once more when
+        # it ends, else the order would be lost and the supernode would wait for it until its order timeout.
+        self._again: dict[str, scheduler_pb2.SeedTasksResponse] = {}
 
     def start(self) -> None:
         """Take orders in the background."""
@@ -42,6 +46,7 @@ class SeedRole:
 
     async def close(self) -> None:
         """Stop taking orders and stop the ordered downloads (what they stored stays in the cache)."""
+        self._again.clear()
         tasks = [task for task in (self._loop, *self._running.values()) if task is not None]
         for task in tasks:
             task.cancel()
@@ -72,15 +77,22 @@ class SeedRole:
 
     def _take(self, order: scheduler_pb2.SeedTasksResponse) -> None:
         if order.task_id in self._running:
-            return  # still at it: it registers again by itself if the supernode forgot it
+            self._again[order.task_id] = order  # once it ends (a finished download runs again from the cache)
+            return
         task = asyncio.create_task(self._run(order), name=f"seed-{order.task_id[:12]}")
         self._running[order.task_id] = task
-        task.add_done_callback(lambda _done: self._running.pop(order.task_id, None))
+        task.add_done_callback(lambda _done: self._ended(order.task_id))
+
+    def _ended(self, task_id: str) -> None:
+        self._running.pop(task_id, None)
+        again = self._again.pop(task_id, None)
+        if again is not None:
+            self._take(again)
 
     async def _run(self, order: scheduler_pb2.SeedTasksResponse) -> None:
         async with self._slots:
             request = from_url_meta(order.url_meta)
-            log.info("seed order task=%s url=%s", order.task_id[:12], request.url.split("?")[0][:200])
+            log.info("seed order task=%s url=%s", order.task_id[:12], display_url(request.url.split("?")[0])[:200])
             try:
                 await self.transferer.seed(request)
             except DandelionError as exc:

@@ -25,7 +25,7 @@ from supernode.hosts import Hosts, HostSpec
 from supernode.readers import MAX_PIECE_NUMBER, OriginAnswer, Readers
 from supernode.resource.host import Host
 from supernode.resource.peer import MAX_WINDOW, Peer, PeerState
-from supernode.resource.piece import PieceReport
+from supernode.resource.piece import Failure, PieceReport
 from supernode.resource.states import move_peer, move_task
 from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Scheduler
@@ -244,6 +244,7 @@ class Swarm:
         if ranges := self.readers.reads_ranges(task, peer):  # it reads these, and fetches the rest
             reports = self.readers.take_authored(task, peer, reports, origin, ranges_mask(ranges))
         self.streams.deliver(self.scheduler.report(peer, reports))
+        self._replace_bad_readers(task, reports)
         if peer.state is PeerState.RUNNING and self.scheduler.hopeless(peer):
             self.streams.to_source(task, peer, "its piece fetches keep failing: no parent can serve it")
             return
@@ -291,6 +292,15 @@ class Swarm:
         log.info("peer left task=%s peer=%s", peer.task_id[:12], peer_id[:12])
         if was_source:
             self.readers.replace(peer.task_id)
+
+    def _replace_bad_readers(self, task: Task, reports: list[PieceReport]) -> None:
+        """A reader (a seed peer) a child got a BAD_DIGEST piece from is distrusted as a parent: it no longer reads
+        for the swarm, so the next seed peer reads the pieces nobody else holds (or, none left, the peers of content
+        without a digest read the origin themselves) instead of the children waiting for them."""
+        for parent_id in {r.parent_id for r in reports if r.failure is Failure.BAD_DIGEST and r.parent_id}:
+            parent = task.peers.get(parent_id)
+            if parent is not None and parent_id in task.bad_parents and self.readers.forget(parent):
+                self.readers.replace(task.task_id)
 
     def _check_reports(self, task: Task, reports: list[PieceReport]) -> None:
         limit = task.piece_count if task.length_known else MAX_PIECE_NUMBER

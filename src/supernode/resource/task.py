@@ -80,8 +80,9 @@ class Task:
 
     @property
     def seed_pieces(self) -> int:
-        """Pieces the best-stocked seed peer of the task holds."""
-        return max((peer.held_count for peer in self.peers.values() if peer.host.seed_peer), default=0)
+        """Pieces the best-stocked seed peer of the task holds (one that served bad bytes holds none)."""
+        seeds = (peer for peer in self.peers.values() if peer.host.seed_peer and peer.peer_id not in self.bad_parents)
+        return max((peer.held_count for peer in seeds), default=0)
 
     @property
     def peer_authored(self) -> bool:

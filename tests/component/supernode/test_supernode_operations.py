@@ -79,10 +79,14 @@ def test_config_file_environment_and_metrics(tmp_path: Path, origin: Origin) -> 
         metrics = {
             line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line.startswith("dandelion_")
         }
+        # Read by the in-process seed peer (the peer package): the supernode's origin bytes all the same.
         assert metrics['dandelion_origin_bytes_total{component="supernode"}'] == len(body)
         assert metrics['dandelion_active_tasks{component="supernode"}'] == 1
         assert "dandelion_piece_reports_total" in text
-        assert metrics['dandelion_seed_peers{component="supernode"}'] == 0  # none registered
+        assert metrics['dandelion_seed_peers{component="supernode"}'] == 1  # the in-process seed peer
+        assert metrics['dandelion_seed_orders_total{component="supernode"}'] == 1
+        samples = [line for line in text.splitlines() if line.startswith("dandelion_")]
+        assert all('component="supernode"' in line for line in samples), samples
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)

@@ -1,4 +1,9 @@
-"""The real supernode in-process with a real origin: registration, SyncPieces, seed downloads, errors."""
+"""The real supernode in-process with a real origin: registration, SyncPieces, downloads from its in-process seed
+peer (a dfdaemon --seed on the supernode's port), origin errors, hosts.
+
+RegisterTask answers at once (length unknown, PENDING): the seed peer ordered for the task reads the origin and the
+length follows on the peer's stream (TaskInfo). A task is never SUCCEEDED: it is PENDING, RUNNING or FAILED, and its
+seed_pieces are those of the best-stocked seed peer."""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -23,6 +28,43 @@ from supernode.app import Supernode
 from supernode.resource.host import INITIAL_PIECES
 
 PIECE = 64 << 10
+
+
+async def seed_hosts(node: Running) -> list[scheduler_pb2.HostInfo]:
+    """The hosts that are seed peers (the supernode's own in-process one)."""
+    hosts = (await node.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())).hosts
+    return [h for h in hosts if h.seed]
+
+
+async def plain_hosts(node: Running) -> list[scheduler_pb2.HostInfo]:
+    """The registered hosts but the seed peers."""
+    hosts = (await node.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())).hosts
+    return [h for h in hosts if not h.seed]
+
+
+async def wait_for_task(
+    node: Running, task_id: str, done: Callable[[scheduler_pb2.GetTaskResponse], bool], within: float = 20
+) -> scheduler_pb2.GetTaskResponse:
+    """GetTask until done says so."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        got = await node.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=task_id))
+        if done(got):
+            return got
+        assert asyncio.get_running_loop().time() < deadline, f"task never got there: {got}"
+        await asyncio.sleep(0.05)
+
+
+async def back_to_source_reason(stream: PeerStream) -> tuple[list[str], str]:
+    """The stream's events up to the first back_to_source (not fetching what is assigned), and its reason."""
+    events: list[str] = []
+    async for message in stream.call:
+        events.append(str(message.WhichOneof("event")))
+        if events[-1] == "back_to_source":
+            stream.close()
+            stream.call.cancel()
+            return events, message.back_to_source.reason
+    raise AssertionError(f"the stream ended without back_to_source: {events}")
 
 
 async def register_host(node: Running, ip: str = "127.0.0.1", port: int = 1, location: str = "") -> str:
@@ -115,26 +157,36 @@ async def test_register_sync_and_download_from_seed(supernode: Running, origin: 
     origin.blobs["/blob"] = body
     host_id = await register_host(supernode)
     reply = await register_task(supernode, host_id, f"{origin.base}/blob")
-    assert reply.task.content_length == len(body)
-    assert reply.task.piece_size == PIECE
-    assert reply.task.piece_count == 5
+    # Answered at once: the seed peer ordered for the task has not read the origin yet.
+    assert reply.task.content_length == -1
+    assert reply.task.state == common_pb2.TASK_STATE_PENDING
     stream = PeerStream(supernode, reply.peer_id, window=2)
     seen = await asyncio.wait_for(fetch_all(supernode, stream, reply.task.task_id, body), 20)
     assert seen[0].WhichOneof("event") == "task"
+    told = [m.task for m in seen if m.WhichOneof("event") == "task"]
+    assert (told[-1].content_length, told[-1].piece_size, told[-1].piece_count) == (len(body), PIECE, 5)
+    assert told[-1].state == common_pb2.TASK_STATE_RUNNING
     assigned = [a for m in seen if m.WhichOneof("event") == "assignments" for a in m.assignments.assignments]
     assert sorted(a.piece.number for a in assigned) == [0, 1, 2, 3, 4]
     assert all(a.parent.ip == "127.0.0.1" and a.parent.port == supernode.node.port for a in assigned)
     assert all(a.piece.digest.startswith("blake3:") and not a.piece.sha256 for a in assigned)  # the default
     assert max(len(m.assignments.assignments) for m in seen if m.WhichOneof("event") == "assignments") <= 2
-    got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=reply.task.task_id))
-    assert got.task.state == common_pb2.TASK_STATE_SUCCEEDED
+    # The seed peer reports its result once it stored everything (maybe after the consumer finished).
+    done = (common_pb2.PEER_STATE_SUCCEEDED,)
+    got = await wait_for_task(supernode, reply.task.task_id, lambda got: {p.state for p in got.peers} == set(done))
+    assert got.task.state == common_pb2.TASK_STATE_RUNNING  # a task is never SUCCEEDED: its peers are
+    assert got.task.seed_pieces == 5 and got.task.peer_count == 2  # the seed peer's peer counts
     by_id = {p.peer_id: p for p in got.peers}
     assert by_id[reply.peer_id].piece_count == 5
     assert by_id[reply.peer_id].pieces == bytes([0b11111])
     assert by_id[reply.peer_id].state == common_pb2.PEER_STATE_SUCCEEDED
-    seed = next(p for p in got.peers if p.is_seed)
+    (seed,) = [p for p in got.peers if p.is_seed]
+    # The in-process seed peer: a registered seed host serving on the supernode's port.
+    assert [(h.ip, h.port) for h in await seed_hosts(supernode)] == [("127.0.0.1", supernode.node.port)]
+    assert (seed.address.ip, seed.address.port) == ("127.0.0.1", supernode.node.port)
     assert seed.piece_count == 5
     assert seed.uploads_ok == 5
+    assert seed.state == common_pb2.PEER_STATE_SUCCEEDED
     assert origin.hits["/blob"] == 1
 
 
@@ -160,7 +212,9 @@ async def test_second_peer_fetches_from_first_peer_not_seed(supernode: Running, 
     origin.blobs["/shared"] = body
     first_host = await register_host(supernode, ip="127.0.0.2", port=4000)
     first = await register_task(supernode, first_host, f"{origin.base}/shared")
-    # The first peer already holds everything (e.g. from its cache): it becomes a parent.
+    # Once the seed peer told the length, the first peer reports it holds everything (e.g. from its cache): it
+    # becomes a parent.
+    await wait_for_task(supernode, first.task.task_id, lambda got: got.task.piece_count == 4)
     stream = PeerStream(supernode, first.peer_id, held=[0, 1, 2, 3])
     messages = [m async for m in stream.call]
     stream.close()
@@ -205,34 +259,55 @@ async def test_byte_range(supernode: Running, origin: Origin) -> None:
     origin.blobs["/ranged"] = body
     host_id = await register_host(supernode)
     reply = await register_task(supernode, host_id, f"{origin.base}/ranged", range="100-70099")
-    assert reply.task.content_length == 70000
+    assert reply.task.content_length == -1
     stream = PeerStream(supernode, reply.peer_id)
-    await asyncio.wait_for(fetch_all(supernode, stream, reply.task.task_id, body[100:70100]), 20)
+    seen = await asyncio.wait_for(fetch_all(supernode, stream, reply.task.task_id, body[100:70100]), 20)
+    told = [m.task for m in seen if m.WhichOneof("event") == "task"]
+    assert (told[-1].content_length, told[-1].piece_count) == (70000, 2)
 
 
-@pytest.mark.parametrize(
-    ("path", "code"),
-    [("/missing", grpc.StatusCode.NOT_FOUND), ("/secret", grpc.StatusCode.UNAUTHENTICATED)],
-)
-async def test_origin_errors_map_to_status(
-    supernode: Running, origin: Origin, path: str, code: grpc.StatusCode
+@pytest.mark.parametrize(("path", "status"), [("/missing", "404"), ("/secret", "401")])
+async def test_origin_errors_send_peers_to_source_and_fail_preheat(
+    supernode: Running, origin: Origin, path: str, status: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """An origin error no longer fails RegisterTask: the seed peer's download fails, the peers of content without
+    a digest are sent to the origin themselves, and a preheat fails UNAVAILABLE with the seed peer's error (at
+    once: the seed peer takes the preheat's order though its failed download may still be winding down)."""
+    caplog.set_level(logging.INFO)
     origin.auth["/secret"] = "Bearer right"
     origin.blobs["/secret"] = b"x"
     host_id = await register_host(supernode)
     url = f"http://user:pw@127.0.0.1:{origin.server.server_address[1]}{path}"
+    reply = await register_task(supernode, host_id, url)
+    assert reply.task.state == common_pb2.TASK_STATE_PENDING
+    events, reason = await asyncio.wait_for(back_to_source_reason(PeerStream(supernode, reply.peer_id)), 20)
+    assert events[0] == "task"
+    assert "no seed peer is left" in reason
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await register_task(supernode, host_id, url)
-    assert caught.value.code() == code
-    assert f"for http://127.0.0.1:{origin.server.server_address[1]}{path}" in (caught.value.details() or "")
-    assert "pw" not in (caught.value.details() or "")
-
-
-async def test_unreachable_origin_is_unavailable(supernode: Running) -> None:
-    host_id = await register_host(supernode)
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await register_task(supernode, host_id, "http://127.0.0.1:9/x")
+        # Well within the supernode's order timeout (10 s), which a lost order would wait out.
+        await supernode.scheduler.PreheatTask(
+            scheduler_pb2.PreheatTaskRequest(url_meta=common_pb2.UrlMeta(url=url)), timeout=5
+        )
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    details = caught.value.details() or ""
+    assert status in details
+    assert f"127.0.0.1:{origin.server.server_address[1]}{path}" in details
+    assert "pw" not in details
+    assert "seed order task=" in caplog.text and "pw@" not in caplog.text
+
+
+async def test_unreachable_origin_sends_peers_to_source_and_fails_preheat(supernode: Running) -> None:
+    host_id = await register_host(supernode)
+    reply = await register_task(supernode, host_id, "http://127.0.0.1:9/x")
+    _, reason = await asyncio.wait_for(back_to_source_reason(PeerStream(supernode, reply.peer_id)), 20)
+    assert "no seed peer is left" in reason
+    meta = common_pb2.UrlMeta(url="http://127.0.0.1:9/x")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await supernode.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta), timeout=20)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert caught.value.details() == "origin unreachable or not allowed: http://127.0.0.1:9/x"
+    # The server keeps running.
+    assert [h.host_id for h in await plain_hosts(supernode)] == [host_id]
 
 
 async def test_digest_mismatch_fails_and_serves_nothing(supernode: Running, origin: Origin) -> None:
@@ -240,11 +315,14 @@ async def test_digest_mismatch_fails_and_serves_nothing(supernode: Running, orig
     meta = common_pb2.UrlMeta(url=f"{origin.base}/bad", digest="sha256:" + "0" * 64)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await supernode.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
-    assert caught.value.code() == grpc.StatusCode.DATA_LOSS
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # the seed peer's error
+    assert (caught.value.details() or "").startswith("digest mismatch: got sha256:")
     listed = await supernode.scheduler.ListTasks(scheduler_pb2.ListTasksRequest())
     (task,) = listed.tasks
-    assert task.state == common_pb2.TASK_STATE_FAILED
-    assert task.seed_pieces == 0
+    assert task.seed_pieces == 0  # the seed peer's digests were dropped with its content
+    got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=task.task_id))
+    # The seed peer's peer failed (or already left the task).
+    assert {(p.is_seed, p.state) for p in got.peers} <= {(True, common_pb2.PEER_STATE_FAILED)}
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await download(supernode, task.task_id, [0])
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
@@ -256,8 +334,9 @@ async def test_preheat_with_matching_digest(supernode: Running, origin: Origin) 
     digest = "sha256:" + hashlib.sha256(body).hexdigest()
     meta = common_pb2.UrlMeta(url=f"{origin.base}/good", digest=digest)
     reply = await supernode.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
-    assert reply.task.state == common_pb2.TASK_STATE_SUCCEEDED
+    assert reply.task.state == common_pb2.TASK_STATE_RUNNING
     assert reply.task.digest == digest
+    assert reply.task.piece_count == 3
     assert reply.task.seed_pieces == 3
     pieces = await download(supernode, reply.task.task_id, [2, 0, 1])
     assert pieces[0] + pieces[1] + pieces[2] == body
@@ -283,9 +362,9 @@ async def test_malformed_url_meta_is_invalid_argument(
         await register_task(supernode, host_id, **meta)  # type: ignore[arg-type]
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert fragment in (caught.value.details() or "")
-    # The server keeps running.
-    hosts = await supernode.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())
-    assert [h.host_id for h in hosts.hosts] == [host_id]
+    # The server keeps running, and no task was made.
+    assert [h.host_id for h in await plain_hosts(supernode)] == [host_id]
+    assert list((await supernode.scheduler.ListTasks(scheduler_pb2.ListTasksRequest())).tasks) == []
 
 
 async def test_unknown_ids_are_not_found(supernode: Running) -> None:
@@ -342,16 +421,16 @@ async def test_restart_reuses_cache_and_keeps_headers_off_disk_and_logs(
         try:
             running = Running(node, chan)
             reply = await running.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
-            assert reply.task.state == common_pb2.TASK_STATE_SUCCEEDED
+            assert (reply.task.state, reply.task.seed_pieces) == (common_pb2.TASK_STATE_RUNNING, 4)
             pieces = await download(running, reply.task.task_id, [0, 1, 2, 3])
             assert b"".join(pieces[n] for n in range(4)) == body
         finally:
             await chan.close(None)
             await node.stop(grace=1)
-    assert origin.hits["/cached"] == 1
+    assert origin.hits["/cached"] == 1  # the second supernode's seed peer offered its cached copy
     assert origin.headers["/cached"]["Authorization"] == "Bearer s3cret-token"
     files = list(data_dir.rglob("*"))
-    assert any(f.suffix == ".json" for f in files)
+    assert any(f.suffix == ".json" and f.is_relative_to(data_dir / "seed-peer") for f in files)
     for f in files:
         if f.is_file():
             assert b"s3cret" not in f.read_bytes()
@@ -369,13 +448,15 @@ async def test_host_missing_heartbeats_is_dropped(tmp_path: Path, origin: Origin
         host_id = await register_host(running)
         await register_task(running, host_id, f"{origin.base}/hb")
         await asyncio.sleep(0.8)
-        hosts = await running.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())
-        assert list(hosts.hosts) == []
+        assert await plain_hosts(running) == []
+        assert len(await seed_hosts(running)) == 1  # the in-process seed peer heart-beats
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await running.scheduler.HeartbeatHost(scheduler_pb2.HeartbeatHostRequest(host_id=host_id))
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
         listed = await running.scheduler.ListTasks(scheduler_pb2.ListTasksRequest())
-        assert listed.tasks[0].peer_count == 0
+        assert listed.tasks[0].peer_count == 1  # the seed peer's
+        got = await running.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=listed.tasks[0].task_id))
+        assert [p.is_seed for p in got.peers] == [True]
     finally:
         await chan.close(None)
         await node.stop(grace=1)
@@ -383,29 +464,25 @@ async def test_host_missing_heartbeats_is_dropped(tmp_path: Path, origin: Origin
 
 async def test_seed_failing_midway_sends_peers_back_to_source(supernode: Running, origin: Origin) -> None:
     origin.blobs["/cut"] = os.urandom(4 * PIECE)
-    origin.cut["/cut"] = 1.0
+    origin.cut["/cut"] = 1.0  # the origin sends half, then breaks the connection
     host_id = await register_host(supernode)
     reply = await register_task(supernode, host_id, f"{origin.base}/cut")
-    assert reply.task.content_length == 4 * PIECE
+    assert reply.task.content_length == -1
     stream = PeerStream(supernode, reply.peer_id, window=1)
-    events = []
-    async for message in stream.call:
-        events.append(message.WhichOneof("event"))
-        if events[-1] == "assignments":
-            continue  # not fetched: the test only watches what the supernode says
-        if events[-1] == "back_to_source":
-            assert str(reply.task.url) in message.back_to_source.reason or "origin" in message.back_to_source.reason
-            break
-    stream.close()
-    stream.call.cancel()
-    assert events[0] == "task" and events[-1] == "back_to_source"
+    events, reason = await asyncio.wait_for(back_to_source_reason(stream), 30)
+    assert events[0] == "task"
+    assert "no seed peer is left" in reason
     got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=reply.task.task_id))
-    assert got.task.state == common_pb2.TASK_STATE_FAILED
-    assert {p.state for p in got.peers if not p.is_seed} == {common_pb2.PEER_STATE_BACK_TO_SOURCE}
-    # A later registration starts the seed over (the origin is asked again).
+    assert got.task.content_length == 4 * PIECE  # the seed peer told the length before the origin broke
+    states = {(p.is_seed, p.state) for p in got.peers}
+    assert (False, common_pb2.PEER_STATE_BACK_TO_SOURCE) in states
+    # The seed peer's peer failed (or already left the task, as a failed download does).
+    assert states - {(False, common_pb2.PEER_STATE_BACK_TO_SOURCE)} <= {(True, common_pb2.PEER_STATE_FAILED)}
+    # A later registration orders the seed peer again (the origin is asked again), and it reads all of it.
     del origin.cut["/cut"]
-    again = await register_task(supernode, host_id, f"{origin.base}/cut")
-    assert again.task.state in (common_pb2.TASK_STATE_RUNNING, common_pb2.TASK_STATE_SUCCEEDED)
+    await register_task(supernode, host_id, f"{origin.base}/cut")
+    got = await wait_for_task(supernode, reply.task.task_id, lambda got: got.task.seed_pieces == 4)
+    assert got.task.state == common_pb2.TASK_STATE_RUNNING
     assert origin.hits["/cut"] == 2
 
 
@@ -436,19 +513,24 @@ async def test_seed_upload_slots_are_bounded(tmp_path: Path, origin: Origin) -> 
         await node.stop(grace=1)
 
 
-async def test_corrupted_seed_piece_is_detected_after_bad_digest_report(supernode: Running, origin: Origin) -> None:
+async def test_seed_peer_serving_a_corrupted_piece_is_distrusted(supernode: Running, origin: Origin) -> None:
+    """A BAD_DIGEST report against the seed peer distrusts it like any parent: it is no parent and no reader of the
+    task any more, and with no other seed peer the peers of content without a digest read the origin themselves
+    (instead of waiting for pieces nobody trusted holds)."""
     body = os.urandom(2 * PIECE)
     origin.blobs["/rot"] = body
     meta = common_pb2.UrlMeta(url=f"{origin.base}/rot")
     preheated = await supernode.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
-    data_file = supernode.node.config.data_dir / "seed" / f"{preheated.task.task_id}.data"
+    data_file = supernode.node.config.data_dir / "seed-peer" / "tasks" / preheated.task.task_id / "data"
     with data_file.open("r+b") as f:
         f.seek(PIECE + 10)
         f.write(b"\x00rot\x00")
     host_id = await register_host(supernode)
     reply = await register_task(supernode, host_id, f"{origin.base}/rot")
+    assert reply.task.seed_pieces == 2
     stream = PeerStream(supernode, reply.peer_id, window=2)
     events: list[str] = []
+    reason = ""
     async for message in stream.call:
         events.append(str(message.WhichOneof("event")))
         if message.WhichOneof("event") == "assignments":
@@ -464,13 +546,18 @@ async def test_corrupted_seed_piece_is_detected_after_bad_digest_report(supernod
             ]
             stream.report(failures)
         if message.WhichOneof("event") == "back_to_source":
+            reason = message.back_to_source.reason
             break
     stream.close()
     stream.call.cancel()
     assert events[-1] == "back_to_source"
-    listed = await supernode.scheduler.ListTasks(scheduler_pb2.ListTasksRequest())
-    assert listed.tasks[0].state == common_pb2.TASK_STATE_FAILED
-    assert not data_file.exists()
+    assert "no seed peer is left" in reason
+    got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=reply.task.task_id))
+    assert got.task.seed_pieces == 0  # a distrusted seed peer stocks nothing
+    (seed,) = [p for p in got.peers if p.is_seed]
+    assert seed.uploads_failed == 1
+    states = {p.peer_id: p.state for p in got.peers if not p.is_seed}
+    assert states == {reply.peer_id: common_pb2.PEER_STATE_BACK_TO_SOURCE}
 
 
 async def test_stop_ends_open_streams_with_unavailable(tmp_path: Path, origin: Origin) -> None:
@@ -519,7 +606,7 @@ async def test_leave_task_and_report_result(supernode: Running, origin: Origin) 
     got = await supernode.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=stayer.task.task_id))
     states = {p.peer_id: p.state for p in got.peers if not p.is_seed}
     assert states == {stayer.peer_id: common_pb2.PEER_STATE_FAILED}
-    assert got.task.peer_count == 1
+    assert got.task.peer_count == 2  # the stayer and the seed peer's
     seed = next(p for p in got.peers if p.is_seed)
     assert seed.address.ip == "127.0.0.1" and seed.address.port == supernode.node.port
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -537,11 +624,11 @@ async def test_heartbeats_keep_a_host(tmp_path: Path) -> None:
         for _ in range(8):
             await asyncio.sleep(0.1)
             await running.scheduler.HeartbeatHost(scheduler_pb2.HeartbeatHostRequest(host_id=host_id))
-        hosts = (await running.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())).hosts
+        hosts = await plain_hosts(running)
         assert [(h.host_id, h.location) for h in hosts] == [(host_id, "r1|z1")]
         assert hosts[0].idle_seconds < 0.3
         await running.scheduler.LeaveHost(scheduler_pb2.LeaveHostRequest(host_id=host_id))
-        assert list((await running.scheduler.ListHosts(scheduler_pb2.ListHostsRequest())).hosts) == []
+        assert await plain_hosts(running) == []
     finally:
         await chan.close(None)
         await node.stop(grace=1)

@@ -66,8 +66,9 @@ def test_tasks_lists_every_task(inspected: Inspected) -> None:
     assert lines[0].split() == ["TASK", "STATE", "SEED", "PEERS", "SIZE", "URL"]
     rows = {line.split()[-1]: line.split() for line in lines[1:]}
     one = rows[inspected.urls[0]]
-    assert one[:5] == [inspected.task_ids[0][:12], "SUCCEEDED", f"{PIECES}/{PIECES}", "2", "10.0"]
-    assert rows[inspected.urls[1]][3] == "1"
+    # Peers: the in-process seed peer's and the two hosts'; a task is never SUCCEEDED (each consumer checks it).
+    assert one[:5] == [inspected.task_ids[0][:12], "RUNNING", f"{PIECES}/{PIECES}", "3", "10.0"]
+    assert rows[inspected.urls[1]][3] == "2"
     listed = json.loads(dfinspect(target, "tasks", "--json").stdout)
     assert sorted(t["task_id"] for t in listed) == sorted(inspected.task_ids)
 

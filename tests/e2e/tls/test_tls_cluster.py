@@ -142,7 +142,9 @@ def test_grpcurl_works_with_the_certificates_and_inspection_needs_an_admin(clust
     assert tasks.returncode == 0, tasks.stderr
     assert cluster.url in [t["url"] for t in json.loads(tasks.stdout)["tasks"]]
     hosts = grpcurl(*cluster.admin.grpcurl_flags(), sn, f"{SCHEDULER}/ListHosts")
-    assert {h["ip"] for h in json.loads(hosts.stdout)["hosts"]} == set(PEER_IPS)
+    listed = json.loads(hosts.stdout)["hosts"]
+    assert {h["ip"] for h in listed if not h.get("seed")} == set(PEER_IPS)
+    assert [h["port"] for h in listed if h.get("seed")] == [int(sn.rsplit(":", 1)[1])], "the in-process seed peer"
     # A dfdaemon's PeerService answers reflection over TLS too (describe needs it).
     described = grpcurl(
         *cluster.admin.grpcurl_flags(), cluster.peers[0].target, "describe", "dandelion.peer.v1.PeerService"

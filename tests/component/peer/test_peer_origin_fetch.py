@@ -9,7 +9,7 @@ import gzip
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,8 +47,10 @@ def origin() -> Iterator[Origin]:
 
 
 @pytest.fixture
-async def client() -> OriginClient:
-    return new_client()
+async def client() -> AsyncIterator[OriginClient]:
+    client = new_client()
+    yield client
+    await client.aclose()
 
 
 async def read(client: OriginClient, request: ContentRequest) -> tuple[int, bytes]:
@@ -66,7 +68,6 @@ async def test_headers_and_redirects_on_one_origin(origin: Origin, client: Origi
         assert seen["accept-encoding"] == "identity"
         assert "range" not in seen  # only UrlMeta.range, which is part of the task identity
         assert seen["user-agent"] == "dandelion-peer"
-    await client.aclose()
 
 
 @pytest.mark.parametrize("credentials", ["header", "user-info"])
@@ -85,7 +86,6 @@ async def test_a_redirect_to_another_origin_drops_authorization(
     assert origin.seen[0][1]["authorization"] in ("Bearer secret", "Basic dXNlcjpzZWNyZXQ=")
     assert [path for path, _ in storage.seen] == ["/blob?X-Amz-Signature=abc"]
     assert "authorization" not in storage.seen[0][1]
-    await client.aclose()
 
 
 async def test_user_info_becomes_basic_auth(origin: Origin, client: OriginClient) -> None:
@@ -94,7 +94,6 @@ async def test_user_info_becomes_basic_auth(origin: Origin, client: OriginClient
     assert origin.seen[0][1]["authorization"] == "Basic dXNlcjpwQHNz"  # user:p@ss
     await read(client, ContentRequest(url, headers={"Authorization": "Bearer t"}))
     assert origin.seen[1][1]["authorization"] == "Bearer t"  # the caller's own header wins
-    await client.aclose()
 
 
 async def test_connections_are_kept_alive(origin: Origin, client: OriginClient) -> None:
@@ -102,7 +101,6 @@ async def test_connections_are_kept_alive(origin: Origin, client: OriginClient) 
         assert await read(client, ContentRequest(f"{origin.url}/blob")) == (len(DATA), DATA)
     assert len(origin.seen) == 3
     assert len(set(origin.ports)) == 1  # one connection, reused
-    await client.aclose()
 
 
 async def test_a_connection_the_origin_closed_is_replaced(origin: Origin, client: OriginClient) -> None:
@@ -110,7 +108,6 @@ async def test_a_connection_the_origin_closed_is_replaced(origin: Origin, client
     for _ in range(3):
         assert await read(client, ContentRequest(f"{origin.url}/blob")) == (len(DATA), DATA)
     assert len(set(origin.ports)) == 3
-    await client.aclose()
 
 
 @pytest.mark.parametrize(
@@ -139,7 +136,6 @@ async def test_origin_status_maps_to_code(
     assert f"for {origin.url}/blob?x=1" in str(caught.value)
     assert "u:p" not in str(caught.value)
     assert len(origin.seen) == 1  # an error status is not retried with a resume
-    await client.aclose()
 
 
 async def test_an_origin_that_does_not_answer(client: OriginClient) -> None:
@@ -149,7 +145,6 @@ async def test_an_origin_that_does_not_answer(client: OriginClient) -> None:
     assert (
         str(caught.value) == "cannot fetch http://127.0.0.1:9/blob: cannot connect to 127.0.0.1:9: connection refused"
     )
-    await client.aclose()
 
 
 @pytest.mark.parametrize("where", ["before-the-status-line", "mid-body"])
@@ -162,13 +157,15 @@ async def test_a_silent_origin_times_out(origin: Origin, where: str) -> None:
         origin.answer = lambda headers, path: Answer(200, length, DATA, hold=True)
     client = OriginClient(HttpClient(read_timeout=0.5))
     started = time.monotonic()
-    with pytest.raises(OriginError) as caught:
-        await read(client, ContentRequest(f"{origin.url}/blob"))
+    try:
+        with pytest.raises(OriginError) as caught:
+            await read(client, ContentRequest(f"{origin.url}/blob"))
+    finally:
+        await client.aclose()
     assert time.monotonic() - started < 5
     assert caught.value.code == grpc.StatusCode.UNAVAILABLE
     assert "timed out" in str(caught.value)
     assert len(origin.seen) == 1
-    await client.aclose()
 
 
 async def test_encoded_bytes_are_kept_as_sent(origin: Origin, client: OriginClient) -> None:
@@ -177,7 +174,6 @@ async def test_encoded_bytes_are_kept_as_sent(origin: Origin, client: OriginClie
         200, {"Content-Length": str(len(packed)), "Content-Encoding": "gzip"}, packed
     )
     assert await read(client, ContentRequest(f"{origin.url}/blob")) == (-1, packed)  # the length counts encoded bytes
-    await client.aclose()
 
 
 @pytest.mark.parametrize("text", ["5", "-5", "9-1", "a-b", "1-2-3", "1" * 25 + "-2"])
@@ -187,7 +183,6 @@ async def test_bad_ranges_are_refused_before_the_origin_is_asked(
     with pytest.raises(InvalidArgument):
         await read(client, ContentRequest(f"{origin.url}/blob", byte_range=text))
     assert origin.seen == []
-    await client.aclose()
 
 
 @pytest.mark.parametrize(
@@ -201,7 +196,6 @@ async def test_bad_ranges_are_refused_before_the_origin_is_asked(
 async def test_good_ranges(origin: Origin, client: OriginClient, text: str, sent: str, part: bytes) -> None:
     assert await read(client, ContentRequest(f"{origin.url}/blob", byte_range=text)) == (len(part), part)
     assert origin.seen[0][1]["range"] == sent
-    await client.aclose()
 
 
 class Listener:
@@ -263,7 +257,6 @@ async def test_a_piece_is_offered_before_the_next_one_arrives(
     assert listener.store is not None and listener.store.all_held()
     assert listener.store.read(0, len(DATA)) == DATA
     assert sorted(listener.offered) == list(range(first, listener.store.meta.piece_count))
-    await client.aclose()
 
 
 async def test_cancelling_stops_the_fetch_at_once(tmp_path: Path, origin: Origin, client: OriginClient) -> None:
@@ -286,7 +279,6 @@ async def test_cancelling_stops_the_fetch_at_once(tmp_path: Path, origin: Origin
         n for n in range(listener.store.meta.piece_count) if listener.store.has(n)
     ] == [0]
     assert not any(client.http._idle.values())  # the cut connection is not kept for reuse
-    await client.aclose()
 
 
 async def test_cancelling_while_the_origin_has_not_answered_returns_at_once(
@@ -306,4 +298,3 @@ async def test_cancelling_while_the_origin_has_not_answered_returns_at_once(
     assert listener.store is None  # no answer, no store
     origin.release.set()
     assert await asyncio.to_thread(origin.gone.wait, 5), "the origin's connection was closed"
-    await client.aclose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -26,12 +26,18 @@ CONNECT_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 60.0  # without a byte from the origin
 
 
+def _no_pieces(piece_size: int) -> None:
+    pass
+
+
 @dataclass
 class OriginResponse:
-    """An origin's answer: the length of what it sends (-1 unknown) and the body."""
+    """An origin's answer: the length of what it sends (-1 unknown) and the body; cut_at(piece_size) before the
+    body is read makes each chunk end at piece boundaries, so a piece is whole as soon as its last byte arrived."""
 
     length: int
     body: AsyncIterator[memoryview]
+    cut_at: Callable[[int], None] = _no_pieces
 
 
 class OriginClient:
@@ -68,8 +74,9 @@ def _first_byte(content_range: str) -> int | None:
     return int(first) if unit.lower() == "bytes" and first.isdigit() and len(first) < 20 else None
 
 
-async def _open(client: OriginClient, request: ContentRequest, headers: dict[str, str]) -> Opened:
-    """GET with headers; the response checked (error statuses, a Range answered as asked) and its body reader."""
+async def _open(client: OriginClient, request: ContentRequest, headers: dict[str, str], at: int) -> Opened:
+    """GET with headers; the response checked (error statuses, a Range answered as asked) and its body reader
+    (at: the content offset of the body's first byte)."""
     cancel = Cancel()
     getting = asyncio.ensure_future(asyncio.to_thread(client.http.get, request.url, headers, cancel))
     try:
@@ -96,7 +103,7 @@ async def _open(client: OriginClient, request: ContentRequest, headers: dict[str
     except BaseException:
         response.close()
         raise
-    return Opened(response, BodyReader(request, response, cancel))
+    return Opened(response, BodyReader(request, response, cancel, at))
 
 
 @asynccontextmanager
@@ -107,9 +114,9 @@ async def open_origin(
     on the way is resumed with Range requests (peer.origin_resume)."""
 
     def opener(offset: int, extra: Mapping[str, str]) -> Awaitable[Opened]:
-        return _open(client, request, _headers(request, start + offset, end) | dict(extra))
+        return _open(client, request, _headers(request, start + offset, end) | dict(extra), start + offset)
 
-    first = await _open(client, request, _headers(request, start, end))
+    first = await _open(client, request, _headers(request, start, end), start)
     response = first.response
     length_text = response.header("content-length")
     length = int(length_text) if length_text.isdigit() else -1
@@ -118,7 +125,7 @@ async def open_origin(
     body = ResumingBody(request, first, opener, length)
     chunks = body.chunks()
     try:
-        yield OriginResponse(length, chunks)
+        yield OriginResponse(length, chunks, body.cut_at)
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
         await body.close()

@@ -28,14 +28,17 @@ class OriginCut(OriginError):
 class BodyReader:
     """The reader thread of one response and the event loop's side of it."""
 
-    def __init__(self, request: ContentRequest, response: Response, cancel: Cancel) -> None:
+    def __init__(self, request: ContentRequest, response: Response, cancel: Cancel, at: int = 0) -> None:
         self.request = request
+        self.at = at  # the content offset of the body's next byte (in the request's own range)
+        self.piece_size = 0  # a buffer ends at each multiple of it (0: buffers of CHUNK bytes)
         self.response = response
         self.cancel = cancel
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[memoryview | BaseException | None] = asyncio.Queue()
         self.room = threading.Semaphore(READ_AHEAD)
         self.stopping = False
+        self.ended = False  # the reader thread reached the end of the body: the connection may be reused
         self.reader: asyncio.Future[None] | None = None
 
     async def chunks(self) -> AsyncIterator[memoryview]:
@@ -60,13 +63,17 @@ class BodyReader:
                 self.room.acquire()
                 if self.stopping:
                     return
-                view = memoryview(bytearray(CHUNK))
+                grid = self.piece_size  # a piece is handed over once its last byte is in, not with the next MiB
+                size = min(CHUNK, grid - self.at % grid) if grid > 0 else CHUNK
+                view = memoryview(bytearray(size))
                 fill = 0
-                while fill < CHUNK and (n := self.response.readinto(view[fill:])):
+                while fill < size and (n := self.response.readinto(view[fill:])):
                     fill += n
+                self.at += fill
                 if fill:
                     self._hand(view[:fill])
-                if fill < CHUNK:
+                if fill < size:
+                    self.ended = True
                     self._hand(None)
                     return
         except HttpFailure as exc:
@@ -79,8 +86,9 @@ class BodyReader:
         self.stopping = True
         reader = self.reader
         if reader is not None and not reader.done():
-            self.cancel.cancel()
-            self.room.release()
+            if not self.ended:  # an ended reader is returning: cancelling would close a reusable connection
+                self.cancel.cancel()
+                self.room.release()
             with contextlib.suppress(BaseException):
                 await asyncio.shield(reader)
 

@@ -102,6 +102,12 @@ class ResumingBody:
         self.policy = policy or RESUME_BACKOFF
         self.sleep = sleep
         self.resumes = 0
+        self.piece_size = 0
+
+    def cut_at(self, piece_size: int) -> None:
+        """Hand the body over in buffers that end at piece boundaries (multiples of piece_size in the content)."""
+        self.piece_size = piece_size
+        self.current.reader.piece_size = piece_size
 
     async def chunks(self) -> AsyncIterator[memoryview]:
         """The whole body; OriginError when it cannot be had (the last cause named)."""
@@ -145,6 +151,7 @@ class ResumingBody:
             if not self.validator.same(opened.response):
                 await opened.close()
                 raise OriginError(f"the content of {url} changed while it was fetched (another ETag)")
+            opened.reader.piece_size = self.piece_size
             self.current = opened
             return stalled
 

@@ -99,6 +99,7 @@ class OriginRead:
             last_offset, last_size = store.span(last)
             end = last_offset + last_size - 1
             async with open_origin(self.http, self.request, start, end) as response:
+                response.cut_at(store.meta.piece_size)
                 total = await self._cut(store, response.body, first, last)
             if self._stopped:
                 self._stopped = False  # narrowed: the pieces left in this run are others' now
@@ -110,6 +111,7 @@ class OriginRead:
             length = response.length
             piece_size = piece_size_for(length, self.piece_base) if length >= 0 else self.piece_base
             store = self.listener.create_store(length, piece_size)
+            response.cut_at(store.meta.piece_size)
             if length >= 0:
                 self._answer(store)
             total = await self._cut(store, response.body, 0, None)

@@ -6,13 +6,11 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
-from threading import Thread
 
 import pytest
+from loopback_origin import Answer, Origin, serve_origin
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError, DigestMismatch, OriginError
@@ -25,73 +23,10 @@ from peer.transferer import SwarmTransferer
 DATA = os.urandom(9 << 20)  # two full 4 MiB pieces and a short one
 
 
-@dataclass
-class Answer:
-    """What the origin sends for one request: status, headers, and the body (cut after `cut` bytes if set)."""
-
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    cut: int | None = None
-    chunked: bool = False
-    stall_after: int | None = None  # stop sending (without closing) after this many bytes
-
-
-@dataclass
-class Origin:
-    """A threaded HTTP/1.1 origin on 127.0.0.1 whose answers the test decides per request."""
-
-    answer: Callable[[dict[str, str], str], Answer]
-    seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    url: str = ""
-
-
 @pytest.fixture
 def origin() -> Iterator[Origin]:
-    state = Origin(answer=lambda headers, path: Answer(body=DATA))
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            state.seen.append((self.path, headers))
-            answer = state.answer(headers, self.path)
-            self.send_response(answer.status)
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            body = answer.body if answer.cut is None else answer.body[: answer.cut]
-            if answer.chunked:
-                self.send_header("Transfer-Encoding", "chunked")
-            elif "Content-Length" not in answer.headers and "Location" not in answer.headers:
-                self.send_header("Connection", "close")  # no length, no chunks: the body ends with the connection
-            if "Location" in answer.headers:
-                self.send_header("Content-Length", "0")
-            self.end_headers()
-            try:
-                for at in range(0, len(body), 300_000):
-                    if answer.stall_after is not None and at >= answer.stall_after:
-                        time.sleep(30)
-                        return
-                    part = body[at : at + 300_000]
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part) if answer.chunked else part)
-                if answer.chunked and answer.cut is None:
-                    self.wfile.write(b"0\r\n\r\n")
-            except (BrokenPipeError, ConnectionResetError):
-                return
-            if answer.cut is not None:
-                self.close_connection = True
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    Thread(target=server.serve_forever, daemon=True).start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serve_origin(lambda headers, path: Answer(body=DATA)) as state:
+        yield state
 
 
 def make_transferer(tmp_path: Path) -> SwarmTransferer:

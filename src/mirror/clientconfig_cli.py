@@ -23,6 +23,7 @@ from mirror.clientconfig import (
     podman_config,
     route,
 )
+from mirror.clientconfig_undo import undo_containerd, undo_docker, undo_podman
 from mirror.config import DEFAULT_LISTEN, DEFAULT_REGISTRY, OFF, MirrorConfig
 from mirror.registries import RegistryMap, registry_name
 
@@ -30,6 +31,7 @@ EXAMPLES = """examples:
   dfdaemon client-config --runtime containerd --write /etc/containerd/certs.d      # docker.io + mapped names
   dfdaemon client-config --runtime podman --config /etc/dandelion/dfdaemon.yaml ghcr.io 127.0.0.1:5000
   dfdaemon client-config --runtime docker --mirror 127.0.0.1:65001 --write /etc/docker   # merged into daemon.json
+  dfdaemon client-config --runtime containerd --undo --write /etc/containerd/certs.d   # remove what it wrote
 
 The node's mirror address, default registry and --registry-map come from the dfdaemon's config file (--config or
 DFDAEMON_CONFIG) and DFDAEMON_MIRROR / DFDAEMON_REGISTRY / DFDAEMON_REGISTRY_MAP; --mirror overrides the address.
@@ -55,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="write the files under DIR (docker: DIR/daemon.json, merged into an existing one; containerd: "
         "DIR/NAME/hosts.toml; podman: DIR/registries.conf) instead of printing them",
+    )
+    parser.add_argument(
+        "--undo",
+        action="store_true",
+        help="take back what --write DIR wrote: remove the hosts.toml files and registries.conf that carry "
+        "client-config's header (only those of the NAMEs given, if any), take the mirror out of daemon.json",
     )
     parser.add_argument(
         "names",
@@ -101,16 +109,40 @@ def files_for(runtime: str, mirror: str, routes: Sequence[Routed], existing: Pat
     return [podman_config(mirror, routes)]
 
 
-def run(argv: Sequence[str], environ: dict[str, str]) -> int:
-    """Print or write the files; notes on stderr. Returns the exit status."""
-    args = build_parser().parse_args(list(argv))
-    listen, mconfig = node_settings(args.config, environ)
-    mirror = (args.mirror or listen).strip()
+def client_address(mirror: str) -> str:
+    """The address clients on this node reach the mirror at (a mirror on every address: loopback)."""
     if mirror.lower() == OFF:
         raise InvalidArgument("the node's mirror is off (--mirror off): nothing to point clients at")
     host, port = MirrorConfig(listen=mirror).hostport()
-    if host in ("0.0.0.0", "::"):  # a mirror on every address is reached at loopback on its own host
-        mirror = f"127.0.0.1:{port}" if host == "0.0.0.0" else f"[::1]:{port}"
+    if host in ("0.0.0.0", "::"):
+        return f"127.0.0.1:{port}" if host == "0.0.0.0" else f"[::1]:{port}"
+    return mirror
+
+
+def undo(runtime: str, root: Path, mirror: str, names: Sequence[str]) -> int:
+    """Remove what --write root wrote for runtime (mirror: docker's entry to take out); reports on stderr."""
+    if runtime == "containerd":
+        removed = undo_containerd(root, [registry_name(n) for n in split_entries(names)])
+    elif runtime == "podman":
+        removed = undo_podman(root)
+    else:
+        removed = undo_docker(root, client_address(mirror))
+    for path in removed:
+        print(f"{'updated' if runtime == 'docker' else 'removed'} {path}", file=sys.stderr)
+    if not removed:
+        print(f"nothing of client-config's to undo under {root}", file=sys.stderr)
+    return 0
+
+
+def run(argv: Sequence[str], environ: dict[str, str]) -> int:
+    """Print or write the files (or undo them); notes on stderr. Returns the exit status."""
+    args = build_parser().parse_args(list(argv))
+    listen, mconfig = node_settings(args.config, environ)
+    if args.undo:
+        if args.write is None:
+            raise InvalidArgument("--undo needs --write DIR: the directory client-config wrote to")
+        return undo(args.runtime, args.write, (args.mirror or listen).strip(), args.names)
+    mirror = client_address((args.mirror or listen).strip())
     registries: RegistryMap = mconfig.registries()
     names = [registry_name(n) for n in split_entries(args.names)] or [
         default_name(registries),

@@ -4,7 +4,7 @@ It answers "which scheduling policy gets close to the Kumar-Ross bound on slow l
 minute of network namespaces, so policy changes can be explored here and then confirmed with scale_bench.py.
 
 Model (what the real peers do, simplified where it does not change who sends what):
-- the seed reads the origin at --origin-mbit and offers each piece when it is whole (Scheduler.piece_written);
+- the seed peer reads the origin at --origin-mbit and offers each piece when it is whole (Scheduler.piece_authored);
 - each host's uplink (--host-mbit; the seed's --seed-mbit) is shared equally by the DownloadPieces streams it
   serves at that moment (TCP flows through one tbf queue); downlinks are not limited;
 - a child works as peer.conductor does: a window of assigned pieces, a FetchQueue of at most --streams streams
@@ -32,7 +32,7 @@ from dfcommon.pieces import MIB, piece_count, piece_size_for, piece_span
 from peer.piece.model import Parent, PieceSpec
 from peer.piece.queue import FetchQueue
 from supernode.resource.host import Host
-from supernode.resource.peer import Peer
+from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import Failure, PieceMeta, PieceReport
 from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Assignment, Scheduler
@@ -87,11 +87,12 @@ class Sim:
         self.hosts: dict[str, SimHost] = {}
         self.peer_host: dict[str, SimHost] = {}
         self.children: dict[str, Child] = {}
-        seed_host = self._host("seed", args.seed_mbit, args.seed_slots, is_seed=True)
-        self.task = Task("t" * 64, "http://origin/f", "", "seed-peer", state=TaskState.RUNNING)
+        seed_host = self._host("seed", args.seed_mbit, args.seed_slots, seed_peer=True)
+        self.task = Task("t" * 64, "http://origin/f", "", state=TaskState.RUNNING)
         self.task.content_length, self.task.piece_size, self.task.piece_count = self.size, self.piece_size, self.count
-        seed = Peer("seed-peer", self.task.task_id, self.scheduler.hosts["seed"], is_seed=True)
-        self.scheduler.add_task(self.task, seed)
+        self.seed = Peer("seed-peer", self.task.task_id, self.scheduler.hosts["seed"], state=PeerState.BACK_TO_SOURCE)
+        self.scheduler.add_task(self.task)
+        self.scheduler.add_peer(self.task, self.seed)
         self.peer_host["seed-peer"] = seed_host
         self.origin_rate = args.origin_mbit * 1e6 / 8
         self.written = 0
@@ -108,8 +109,8 @@ class Sim:
         for child in self.children.values():
             self.pending.extend(self.scheduler.connect(child.peer, args.window))
 
-    def _host(self, name: str, mbit: float, slots: int, is_seed: bool = False) -> SimHost:
-        self.scheduler.add_host(Host(name, name, name, 1, slots, "", 0.0, is_seed=is_seed))
+    def _host(self, name: str, mbit: float, slots: int, seed_peer: bool = False) -> SimHost:
+        self.scheduler.add_host(Host(name, name, name, 1, slots, "", 0.0, seed_peer=seed_peer))
         host = SimHost(name, mbit * 1e6 / 8, slots)
         self.hosts[name] = host
         return host
@@ -185,7 +186,8 @@ class Sim:
             if (offset + size) / self.origin_rate > self.now + EPS:
                 break
             digest = f"blake3:{self.written:064x}"
-            self.pending.extend(self.scheduler.piece_written(self.task, PieceMeta(self.written, offset, size, digest)))
+            piece = PieceMeta(self.written, offset, size, digest)
+            self.pending.extend(self.scheduler.piece_authored(self.task, self.seed, piece))
             self.written += 1
         while self.later and self.later[0][0] <= self.now + EPS:
             _, _, child, reports = heapq.heappop(self.later)

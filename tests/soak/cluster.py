@@ -1,8 +1,8 @@
 """The soak's cluster as roles → restartable processes: supernode, dfdaemons, origin, registry.
 
 Only public surfaces: command lines, TCP ports, gRPC health, /metrics. A role keeps its ports and data dir
-across restarts. "seed" is a role too: the first seed peer (a dfdaemon with --seed) when the soak runs any, else
-the supernode's process (its in-process seed).
+across restarts. "seed" is a role too: the first seed peer (a dfdaemon with --seed) when the soak runs any (the
+supernode then runs with --no-seed-peer), else the supernode's process (its in-process seed peer).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ class SoakConfig:
     seed: int = 0  # 0: pick one from the clock (printed, so a failure can be replayed)
     faults: tuple[str, ...] = tuple(k for k in FAULT_KINDS if k not in DISABLED_BY_DEFAULT)
     peers: int = 4
-    seed_peers: int = 1  # dfdaemons with --seed (the role "seed" is the first; 0: the supernode's in-process seed)
+    seed_peers: int = 1  # dfdaemons with --seed (the role "seed" is the first; 0: the supernode's in-process seed peer)
     files: int = 4
     new_file_every: float = 25.0  # a fresh origin file this often, so new tasks keep starting
     dfget_parallel: int = 3

@@ -117,7 +117,9 @@ class Soak:
             build_and_push(self.out / "images", self.registry.addr, f"soak/img{i}", sizes)
             for i, sizes in enumerate(IMAGE_LAYERS)
         ]
-        self.cluster.add(supernode_service(self.cluster, self.cfg.supernode_args)).start()
+        # With seed peers of their own, the supernode runs none in-process: the role "seed" is then the only one.
+        own_seed = ("--no-seed-peer",) if self.cfg.seed_peers else ()
+        self.cluster.add(supernode_service(self.cluster, (*own_seed, *self.cfg.supernode_args))).start()
         for index in range(self.cfg.seed_peers):
             self.cluster.add(seed_service(self.cluster, index, self.cfg.peer_args)).start()
         self.fill_peer: Service | None = None

@@ -78,12 +78,13 @@ class Supernode:
         if web_socket is not None:
             self.web = WebView(web_socket, swarm.scheduler, config.inspection(), config.tls)
             await self.web.start()
+        seed = f"{config.resolved_advertise_ip()}:{self.port}" if self.seed_peer is not None else "none in-process"
         log.info(
-            "supernode serving on %s:%d (%s) seed peer=%s data_dir=%s",
+            "supernode serving on %s:%d (%s) seed=%s data_dir=%s",
             config.listen_host,
             self.port,
             "mutual TLS" if config.tls else "plaintext",
-            "in-process" if self.seed_peer is not None else "none in-process",
+            seed,
             config.data_dir,
         )
         return self.port

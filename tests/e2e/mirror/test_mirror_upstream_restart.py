@@ -21,6 +21,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 SwarmFactory = Callable[..., MirrorSwarm]
 LAYER = 40 * MiB
 RATE = "16M"  # the dfdaemon's --download-limit: the layer takes ~2.5 s, long enough to cut it on the way
+# No in-process seed peer: the dfdaemon is the one that reads the registry (a seed peer resumes with the same code).
+OWN_READ = ("--no-seed-peer",)
 
 
 def kill_registry(registry: Registry) -> None:
@@ -55,7 +57,7 @@ def test_a_registry_restart_mid_layer_is_resumed_not_refetched(
 ) -> None:
     image = build_and_push(tmp_path, open_registry.addr, "ns/restart", [LAYER])
     layer = image.layer_digests[0]
-    node = swarm_factory(open_registry, extra_args=("--download-limit", RATE)).nodes[0]
+    node = swarm_factory(open_registry, extra_args=("--download-limit", RATE), supernode_args=OWN_READ).nodes[0]
 
     def restart() -> None:
         kill_registry(open_registry)
@@ -83,7 +85,7 @@ def test_a_layer_the_registry_never_finishes_cuts_the_response_with_one_line(
 ) -> None:
     image = build_and_push(tmp_path, open_registry.addr, "ns/gone", [LAYER])
     layer = image.layer_digests[0]
-    node = swarm_factory(open_registry, extra_args=("--download-limit", RATE)).nodes[0]
+    node = swarm_factory(open_registry, extra_args=("--download-limit", RATE), supernode_args=OWN_READ).nodes[0]
 
     body, error = read_blob(
         node, f"/v2/{image.repository}/blobs/{layer}", 4 * MiB, lambda: kill_registry(open_registry)

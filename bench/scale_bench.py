@@ -5,9 +5,9 @@ Usage: sudo python bench/scale_bench.py [--hosts 4,8,16] [--mib 32] [--host-mbit
            [--piece-size SIZE] [--timeline SECONDS] [--json OUT] [--work-dir DIR] [--quick]
 
 Needs root (`ip netns`, `tc`), nginx and curl. Namespaces dlscale-origin (nginx on 10.77.8.2:8080, uplink
---origin-mbit), dlscale-sn (supernode and its in-process seed, uplink --host-mbit), dlscale-s1..sK (one seed peer,
-`dfdaemon --seed`, each; uplink --host-mbit), dlscale-h1..hN (one dfdaemon each, uplink --host-mbit), joined by a
-bridge inside dlscale-br; downlinks unshaped; nothing in the root namespace.
+--origin-mbit), dlscale-sn (supernode and, without --seed-peers, its in-process seed peer; uplink --host-mbit),
+dlscale-s1..sK (one seed peer, `dfdaemon --seed`, each; uplink --host-mbit), dlscale-h1..hN (one dfdaemon each,
+uplink --host-mbit), joined by a bridge inside dlscale-br; downlinks unshaped; nothing in the root namespace.
 For each N: a new supernode, K new seed peers (the run starts once the supernode logs that each takes orders) and
 N new dfdaemons (--compare: then the same without seed peers); each run writes a new random file to the origin, then
 `dfget URL -o OUT --daemon unix:SOCK --digest sha256:HEX` starts on every host at once (outputs are checked
@@ -57,7 +57,7 @@ from scale_testbed import (  # noqa: E402
     run_at_once,
     swarm,
 )
-from swarm_bounds import Bound, kumar_ross, mbit, reader_design, seed_design, seed_peer_design  # noqa: E402
+from swarm_bounds import Bound, kumar_ross, mbit, reader_design, seed_peer_design  # noqa: E402
 from uplink_timeline import UplinkTimeline  # noqa: E402
 
 from supernode.readers import MAX_READERS  # noqa: E402
@@ -94,17 +94,15 @@ def _check(finished: list[Finished], what: str) -> None:
 
 
 def bounds(args: argparse.Namespace, n: int, size: int, path: str, seeds: int, hosts_read: int) -> tuple[Bound, Bound]:
-    """The Kumar-Ross bound (seed peers counted among the uploaders, the in-process seed when it read the origin)
-    and the bound of the path today's design took.
+    """The Kumar-Ross bound (seed peers counted among the uploaders, the supernode's in-process seed peer when it
+    read the origin) and the bound of the path today's design took.
 
-    path: who read the origin: "in-process seed" (the supernode's, --origin-fetch seed without seed peers);
-    "seed peer" (the ordered seed peer, hosts may take over parts: hosts_read bytes); "peers" (up to MAX_READERS
-    hosts read disjoint parts and offered each piece as they wrote it; the seed holds nothing). Downlinks are
-    unshaped.
+    path: who read the origin: "seed peer" (the ordered seed peer: the supernode's own with no --seed-peers, else one
+    of theirs; hosts may take over parts: hosts_read bytes); "peers" (up to MAX_READERS hosts read disjoint parts
+    and offered each piece as they wrote it). Downlinks are unshaped.
     """
     u_s, u = mbit(args.origin_mbit), mbit(args.host_mbit)
-    if path == "in-process seed":
-        return kumar_ross(size, n, u_s, [u] * (n + seeds + 1)), seed_design(size, n, u_s, u, [u] * (n + seeds))
+    seeds = seeds or 1  # without seed peers of their own, the supernode runs one in-process
     kr = kumar_ross(size, n, u_s, [u] * (n + seeds))
     if path == "seed peer":
         return kr, seed_peer_design(size, n, u_s, [u] * seeds, [u] * n, readers=MAX_READERS, hosts_read=hosts_read)
@@ -115,9 +113,8 @@ def who_read(bed: Testbed, seeds: int, readers: dict[str, int], size: int) -> tu
     """Who read the origin for the swarm, from nginx's bytes by address, and the bytes the hosts read."""
     host_ips = {host.ip for host in bed.hosts}
     hosts_read = sum(sent for ip, sent in readers.items() if ip in host_ips)
-    if readers.get(bed.supernode.ip, 0) >= size // 2:
-        return "in-process seed", hosts_read
-    if any(readers.get(seed.ip, 0) for seed in bed.seeds[:seeds]):
+    seed_ips = {bed.supernode.ip} | {seed.ip for seed in bed.seeds[:seeds]}
+    if any(readers.get(ip, 0) for ip in seed_ips):
         return "seed peer", hosts_read
     return "peers", hosts_read
 

@@ -14,9 +14,9 @@ from uplink_timeline import format_rates
 MiB = 1 << 20
 NOTES = (
     "KR bound = max(F/u_s, F/d_min, N*F/(u_s+sum u_i)), the seed peers counted among the uploaders (the",
-    "  supernode's in-process seed when it read the origin).",
+    "  supernode's in-process seed peer when it read the origin).",
     "design bound = today's design on the path the run took (seed peer read the origin: F/min(u_s, u_readers),",
-    "  (N*F - hosts' origin bytes)/(sum u_seed + sum u_host); in-process seed: F/min(u_s,u_seed) ...; peers read",
+    "  (N*F - hosts' origin bytes)/(sum u_seed + sum u_host); peers read",
     "  it: up to 4 disjoint parts, then the rest), see bench/swarm_bounds.py.",
     "uplink bytes = tx_bytes of each namespace's eth0 (TCP ACKs included: a host that serves nobody shows ~0.01 F);",
     "  tbf counts Ethernet framing, so one transfer reaches about 0.95 of a link's rate. sn = the supernode,",
@@ -48,7 +48,7 @@ class RunResult:
     direct_origin: int  # bytes the origin sent on its uplink during the N curls
     kumar_ross: Bound
     design: Bound
-    design_path: str  # who read the origin (from nginx's log): "seed peer", "in-process seed" or "peers"
+    design_path: str  # who read the origin (from nginx's log): "seed peer" (its own or the supernode's) or "peers"
     cpu_busy: float  # share of all cores busy during the swarm run (every process on the machine)
     swarm_cpu: float  # CPU seconds of the supernode, the dfdaemons and the dfgets during the swarm run
     readers: int  # peers the supernode chose to read the origin for the swarm during the run

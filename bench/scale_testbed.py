@@ -157,6 +157,7 @@ def swarm(
             *("--listen", supernode_addr, "--advertise-ip", sn.ip, "--data-dir", str(workdir / "supernode")),
             *("--origin-fetch", origin_fetch),
             *(("--piece-size", piece_size) if piece_size else ()),
+            *(("--no-seed-peer",) if seeds else ()),  # with seed peers of their own, none in the supernode
         ]
         proc = start_in(sn, "supernode", argv, workdir / "supernode.log", sn.ip, SUPERNODE_PORT)
         stack.callback(proc.stop)

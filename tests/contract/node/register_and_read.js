@@ -30,7 +30,12 @@ async function main() {
     host: { hostname: 'node-client', ip: '127.0.0.1', port: 1, upload_slots: 4, location: 'test|node' },
   });
   const registered = await call(client, 'RegisterTask', { host_id: host.host_id, url_meta: { url } });
-  const task = await call(client, 'GetTask', { task_id: registered.task.task_id });
+  // RegisterTask answers at once; the length follows once the seed peer that reads the origin has its answer.
+  let task = await call(client, 'GetTask', { task_id: registered.task.task_id });
+  for (let tries = 0; Number(task.task.content_length) < 0 && tries < 100; tries += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    task = await call(client, 'GetTask', { task_id: registered.task.task_id });
+  }
   const hosts = await call(client, 'ListHosts', {});
   let unknown = null;
   try {

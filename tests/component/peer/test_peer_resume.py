@@ -127,10 +127,11 @@ def test_a_failed_download_keeps_its_verified_pieces_for_the_next_try(
     process_group: ProcessGroup, origin: tuple[OriginServer, Path], tmp_path: Path
 ) -> None:
     """Content with a digest: the origin dies at 40% and stays down until the download gave up (its resumes found
-    nobody); the next dfget of it, once the origin is back, fetches only the rest."""
+    nobody); the next dfget of it, once the origin is back, fetches only the rest. No seed peer: the dfdaemon is the
+    one that reads the origin (a seed peer keeps its verified pieces with the same code)."""
     server, stats = origin
     sha = hashlib.sha256((server.root / "big.bin").read_bytes()).hexdigest()
-    supernode, _ = start_supernode(process_group, tmp_path, "sn")
+    supernode, _ = start_supernode(process_group, tmp_path, "sn", "--no-seed-peer")
     daemon = start_daemon(process_group, tmp_path, "peer", "127.0.0.73", supernode)
     out = tmp_path / "out.bin"
     argv = [server.url("big.bin"), "-o", str(out), "--digest", f"sha256:{sha}", "--daemon", daemon.endpoint]

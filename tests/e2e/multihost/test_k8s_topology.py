@@ -149,6 +149,9 @@ def run_swarm(group: ProcessGroup, tmp_path: Path, documents: list[dict[str, obj
         spec = pod(documents, "StatefulSet/dandelion-supernode/supernode", host)
         proc = group.start(f"supernode-{index}", host.argv(local_argv(spec, tmp_path / f"sn{index}")), spec.env)
         started[f"supernode-{index}"] = (host, spec, proc)
+    for host, spec, proc in list(started.values()):  # the supernodes ready first, as their readiness probes gate the
+        port = int(spec.spec["readinessProbe"]["grpc"]["port"])  # Service (on a loaded machine one may start late)
+        proc.wait_until(lambda h=host, p=port: probe(h, p) == "", f"gRPC health SERVING on {host.ip}:{port}", 60)
     seed = pod(documents, "StatefulSet/dandelion-seed/seed", SEED)
     started["seed"] = (SEED, seed, group.start("seed", SEED.argv(local_argv(seed, tmp_path / "seed")), seed.env))
     for index, host in enumerate(NODES):

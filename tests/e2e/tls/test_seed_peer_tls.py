@@ -44,7 +44,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, module_process_group: Proc
     member, seed_cert = identity(base / "certs", "node"), identity(base / "certs", "dandelion-seed")
     write_random_file(base / "www" / "file.bin", SIZE, seed=44)
     origin = start_origin(module_process_group, base / "www")
-    supernode = start_supernode(module_process_group, base, member)
+    supernode = start_supernode(module_process_group, base, member, "--no-seed-peer")  # the seed is the dfdaemon below
     seed = start_dfdaemon(module_process_group, base, SEED_IP, supernode, seed_cert, ["--seed"])
     seed.process.wait_until(lambda: "seed peer taking orders" in seed.process.log(), "seed peer's order stream")
     peer = start_dfdaemon(module_process_group, base, PEER_IP, supernode, member)

@@ -2,7 +2,7 @@
 
 Usage: sudo python bench/scale_bench.py [--hosts 4,8,16] [--mib 32] [--host-mbit 50] [--origin-mbit 100]
            [--repeat 1] [--seed-peers K [--compare]] [--origin-fetch auto|peer|seed] [--uplink-queue fifo|fair]
-           [--piece-size SIZE] [--timeline SECONDS] [--json OUT] [--work-dir DIR] [--quick]
+           [--piece-size SIZE] [--upload-slots N] [--timeline SECONDS] [--json OUT] [--work-dir DIR] [--quick]
 
 Needs root (`ip netns`, `tc`), nginx and curl. Namespaces dlscale-origin (nginx on 10.77.8.2:8080, uplink
 --origin-mbit), dlscale-sn (supernode and, without --seed-peers, its in-process seed peer; uplink --host-mbit),
@@ -247,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="fifo: tbf, one queue per uplink (default); fair: HTB with a class per destination (bench/fair_uplink.py)",
     )
     parser.add_argument("--piece-size", default=None, help="supernode --piece-size (default: its own)")
+    parser.add_argument(
+        "--upload-slots", type=int, default=None, help="dfdaemon --upload-slots, supernode --seed-upload-slots"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every run's figures here")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep logs here (default: a temp dir, removed)")
     parser.add_argument(
@@ -279,7 +282,9 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[RunResult]:
             for seeds in configs:
                 print(f"N={n}: starting a supernode, {seeds} seed peer(s) and {n} dfdaemons", flush=True)
                 logs = workdir / f"swarm-n{n}-s{seeds}"
-                with swarm(bed, hosts, logs, args.origin_fetch, args.piece_size, bed.seeds[:seeds]) as procs:
+                with swarm(
+                    bed, hosts, logs, args.origin_fetch, args.piece_size, bed.seeds[:seeds], args.upload_slots
+                ) as procs:
                     for run in range(args.repeat):
                         result = one_run(args, bed, origin, procs, n, seeds, run, workdir / "out")
                         print_run(result, bed)

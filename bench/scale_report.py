@@ -105,7 +105,8 @@ def print_summary(args: argparse.Namespace, results: list[RunResult]) -> None:
     print(
         f"shaped swarm: host, seed peer and supernode uplinks {args.host_mbit} Mbit/s, origin {args.origin_mbit} "
         f"Mbit/s, {args.uplink_queue} uplink queues, downlinks unshaped; supernode --origin-fetch {args.origin_fetch}, "
-        f"piece size {args.piece_size or 'default'}; dfget --digest; medians of {args.repeat} run(s); seconds"
+        f"piece size {args.piece_size or 'default'}, upload slots {args.upload_slots or 'default'}; dfget --digest; "
+        f"medians of {args.repeat} run(s); seconds"
     )
     header = (
         "| N | F MiB | seed peers | makespan | p50 | p90 | KR bound | KR limit | design bound | design limit | /KR "

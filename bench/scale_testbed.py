@@ -141,6 +141,7 @@ def swarm(
     origin_fetch: str,
     piece_size: str | None,
     seeds: Sequence[NetHost] = (),
+    upload_slots: int | None = None,
 ) -> Iterator[tuple[dict[str, Path], list[int]]]:
     """A new supernode, one new seed peer (`dfdaemon --seed`) per seed and one new dfdaemon per host (empty caches).
 
@@ -158,6 +159,7 @@ def swarm(
             *("--origin-fetch", origin_fetch),
             *(("--piece-size", piece_size) if piece_size else ()),
             *(("--no-seed-peer",) if seeds else ()),  # with seed peers of their own, none in the supernode
+            *(("--seed-upload-slots", str(upload_slots)) if upload_slots else ()),
         ]
         proc = start_in(sn, "supernode", argv, workdir / "supernode.log", sn.ip, SUPERNODE_PORT)
         stack.callback(proc.stop)
@@ -174,6 +176,7 @@ def swarm(
                 *("--data-dir", str(workdir / f"dfdaemon-{name}"), "--mirror", "off"),
                 *("--daemon-listen", f"unix:{sockets_by_host[host.netns]}"),
                 *(("--seed",) if host.netns in seed_set else ()),
+                *(("--upload-slots", str(upload_slots)) if upload_slots else ()),
             ]
             proc = start_process(f"dfdaemon-{name}", host.argv(argv), workdir / f"dfdaemon-{name}.log", loopback_env())
             stack.callback(proc.stop)

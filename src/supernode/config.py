@@ -193,7 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="IP peers use to reach the in-process seed peer (default: the listen address, or for 0.0.0.0 the source "
         "address of the default route or the one non-loopback interface)",
     )
-    parser.add_argument("--piece-size", default="4MiB", help="base piece size (64KiB-64MiB)")
+    parser.add_argument(
+        "--piece-size",
+        default="4MiB",
+        help="base piece size (64KiB-64MiB): content under 32 pieces of it gets pieces halved down to 1MiB, very "
+        "large content bigger pieces",
+    )
     parser.add_argument(
         "--piece-digest",
         default=piecedigest.DEFAULT_ALGORITHM,

@@ -43,6 +43,10 @@ MAX_READERS = 4
 # what is in flight when a reader leaves its body is read twice.
 SPLIT_MIN = 4
 SPLIT_MIN_S = 1.0
+SPLIT_MIN_BYTES = 8 << 20  # and at least this much of them: less is read before a second reader would gain much
+# Pieces a reader must have offered after its first offer before its rate is judged: the first pieces include the
+# origin's answer and arrive in one batch, which would make a fast origin look slow.
+SPLIT_RATE_PIECES = 2
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ class Readers:
     def make(self, task: Task, peer: Peer) -> None:
         """The peer reads the origin for the swarm from now on (it is told so on its stream)."""
         task.source_peer_id = peer.peer_id
-        peer.read_since, peer.read_pieces = self.scheduler.clock(), 0
+        peer.read_since, peer.read_pieces = 0.0, 0
         self.reading.add(task.task_id)
         if peer.peer_id in self.streams:
             if peer.state is not PeerState.BACK_TO_SOURCE:
@@ -133,7 +137,7 @@ class Readers:
         if task.source_peer_id == peer.peer_id:
             task.source_peer_id = ""
         if peer.peer_id not in task.range_readers and task.source_peer_id != peer.peer_id:
-            peer.read_since, peer.read_pieces = self.scheduler.clock(), 0
+            peer.read_since, peer.read_pieces = 0.0, 0
         task.range_readers[peer.peer_id] = ranges
         peer.read_mask = ranges_mask(ranges)
         self.reading.add(task.task_id)
@@ -173,12 +177,13 @@ class Readers:
             readers.append((whole, ((0, task.piece_count - 1),)))
         readers += [(task.peers.get(peer_id), ranges) for peer_id, ranges in task.range_readers.items() if ranges]
         for peer, ranges in readers:
-            if peer is None or peer.read_pieces == 0 or now <= peer.read_since:
+            if peer is None or not peer.read_since or peer.read_pieces < SPLIT_RATE_PIECES or now <= peer.read_since:
                 continue  # no rate yet
             first, last = ranges[-1]
             left = last - max(first, (peer.held & ranges_mask(((first, last),))).bit_length())
             seconds = left * (now - peer.read_since) / peer.read_pieces
-            if left >= SPLIT_MIN and seconds >= SPLIT_MIN_S and (best is None or seconds > best[0]):
+            big = left >= SPLIT_MIN and left * task.piece_size >= SPLIT_MIN_BYTES
+            if big and seconds >= SPLIT_MIN_S and (best is None or seconds > best[0]):
                 best = (seconds, left, peer, ranges)
         if best is None:
             return
@@ -273,6 +278,7 @@ class Readers:
             self._origin_answered(task, origin)
         offered = []
         others = []
+        counted = 0
         for report in reports:
             if not (report.success and not report.parent_id and report.digest and within >> report.number & 1):
                 others.append(report)
@@ -289,7 +295,11 @@ class Readers:
             offset, size = piece_span(report.number, task.content_length, task.piece_size)
             piece = PieceMeta(report.number, offset, size, report.digest)
             offered.extend(self.scheduler.piece_authored(task, reader, piece))
-            reader.read_pieces += 1
+            counted += 1
+        if counted and not reader.read_since:
+            reader.read_since = self.scheduler.clock()  # the rate is timed from the first offer on
+        else:
+            reader.read_pieces += counted
         self.streams.deliver(offered)
         if offered or reader.read_pieces:
             self.split(task)

@@ -12,7 +12,7 @@ from fixtures.origin import start_origin, write_random_file
 from fixtures.processes import ProcessGroup, console_script, free_port
 
 NODE_DIR = Path(__file__).parent / "node"
-SIZE = 9 * (1 << 20) + 123  # three 4 MiB pieces, the last one short
+SIZE = 9 * (1 << 20) + 123  # ten 1 MiB pieces (under 32 pieces of the 4 MiB base: halved), the last one short
 
 
 def node_ready() -> str | None:
@@ -53,8 +53,8 @@ def test_node_client_registers_host_and_task_and_reads_it_back(tmp_path: Path, p
     read = json.loads(result.stdout)
     assert read["url"] == origin.url("blob.bin")
     assert read["content_length"] == SIZE
-    assert read["piece_size"] == 4 << 20
-    assert read["piece_count"] == 3
+    assert read["piece_size"] == 1 << 20
+    assert read["piece_count"] == 10
     assert read["peer_id"] in {p["peer_id"] for p in read["peers"]}
     assert any(p["is_seed"] for p in read["peers"])
     assert "node-client" in read["hostnames"]

@@ -47,7 +47,9 @@ class Peer:
     uploading: set[tuple[str, int]] = field(default_factory=set)
     serving: dict[int, int] = field(default_factory=dict)  # piece number -> children fetching it from this peer now
     read_mask: int = 0  # pieces it reads from the origin for the swarm (never assigned to it from parents)
-    read_since: float = 0.0  # when it began reading the origin for the swarm, and the pieces it offered since
+    # Its rate reading the origin for the swarm: when its first offer arrived (0.0: none yet) and the pieces it
+    # offered after that one (the wait for the origin's answer and the first batch are not a rate).
+    read_since: float = 0.0
     read_pieces: int = 0
     uploads_ok: int = 0
     uploads_failed: int = 0

@@ -149,7 +149,7 @@ def test_a_later_peer_gets_each_piece_while_the_first_one_still_reads_the_origin
     assert peers1 + origin1 == len(data) and peers2 + origin2 == len(data)
     assert origin1 + origin2 == len(data) and origin1 > 0 and origin2 > 0, (done_line(first), done_line(second))
     assert cluster.slow_origin.bytes_served(name) <= len(data) + (1 << 20), cluster.logs()  # + what was in flight
-    assert end1 - start1 > 6, "the origin is slow"
+    assert end1 - start1 > 4, "the origin is slow"  # ~10 s for one reader, ~5 s for two
     # Store-and-forward would have the second peer start its 25 MB only when the first one is done.
     assert end2 - end1 < 3.0, (end1 - start1, end2 - start2, cluster.logs())
 

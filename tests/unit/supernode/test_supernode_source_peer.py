@@ -243,6 +243,14 @@ async def test_a_reader_whose_own_content_did_not_match_leaves_no_digest_behind(
 BIG = 32 * PIECE  # 32 pieces
 
 
+def read_at_one_piece_a_second(swarm: Swarm, clock: Clock, peer_id: str, box: Any, count: int) -> None:
+    """The reader answers (BIG) and offers pieces 0..count-1, one a second: its rate is timed from the first."""
+    swarm.stream_update(peer_id, box, 0, [offered(0)], OriginAnswer(BIG, PIECE))
+    for number in range(1, count):
+        clock.now += 1
+        swarm.stream_update(peer_id, box, 0, [offered(number)])
+
+
 async def test_a_peer_that_joins_a_long_read_reads_its_second_half(tmp_path: Path) -> None:
     """One reader's uplink carries every piece at least once: a second peer that joins while most of the content is
     still to be read takes half of what is left (each piece still read once), and both fetch the rest from the
@@ -251,27 +259,26 @@ async def test_a_peer_that_joins_a_long_read_reads_its_second_half(tmp_path: Pat
     swarm = new_swarm(tmp_path, clock)
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     reader_box = swarm.open_stream(reader.peer_id, 16, [])
-    clock.now += 2  # two pieces in two seconds: 29 more would take 29 s
-    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(0), offered(1)], OriginAnswer(BIG, PIECE))
+    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)  # 28 more would take 28 s
     drain(reader_box)
     _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
     joiner_box = swarm.open_stream(joiner.peer_id, 16, [])
-    # The reader reads piece 2 now; 29 are left after it: it keeps 2..16, the joiner reads 17..31.
-    assert task.range_readers == {reader.peer_id: ((0, 16),), joiner.peer_id: ((17, 31),)}
+    # The reader reads piece 3 now; 28 are left after it: it keeps 3..17, the joiner reads 18..31.
+    assert task.range_readers == {reader.peer_id: ((0, 17),), joiner.peer_id: ((18, 31),)}
     assert task.source_peer_id == "" and reader.state is PeerState.RUNNING and joiner.state is PeerState.RUNNING
     told = drain(reader_box)
-    assert reads_for_swarm(((0, 16),)) in told
-    assert reads_for_swarm(((17, 31),)) in drain(joiner_box)
+    assert reads_for_swarm(((0, 17),)) in told
+    assert reads_for_swarm(((18, 31),)) in drain(joiner_box)
 
     # A piece each reads is its own: offered from there, with its digest.
-    swarm.stream_update(joiner.peer_id, joiner_box, 0, [offered(17)])
-    assert (17, joiner.peer_id, piece_digest(17)) in assigned(drain(reader_box)), "the reader fetches the joiner's"
-    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(2)])
-    assert {n for n, _, _ in assigned(drain(joiner_box))} <= {0, 1, 2}
+    swarm.stream_update(joiner.peer_id, joiner_box, 0, [offered(18)])
+    assert (18, joiner.peer_id, piece_digest(18)) in assigned(drain(reader_box)), "the reader fetches the joiner's"
+    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(3)])
+    assert {n for n, _, _ in assigned(drain(joiner_box))} <= {0, 1, 2, 3}
     # Outside its range a reader's digest counts for nothing: it is a plain result.
     swarm.stream_update(joiner.peer_id, joiner_box, 0, [PieceReport(5, "", True, digest=piece_digest(99))])
     assert 5 not in task.pieces
-    assert not any(n in range(17, 32) for n, _, _ in assigned(drain(joiner_box))), "never assigned what it reads"
+    assert not any(n in range(18, 32) for n, _, _ in assigned(drain(joiner_box))), "never assigned what it reads"
 
 
 async def test_a_read_is_split_only_while_enough_is_left_and_among_few_readers(tmp_path: Path) -> None:
@@ -295,14 +302,19 @@ async def test_a_read_is_split_only_while_enough_is_left_and_among_few_readers(t
         _, peer = await swarm2.register_task(host(swarm2, n), REQUEST)
         swarm2.open_stream(peer.peer_id, 16, [])
     assert not task2.range_readers, "no split before the reader's rate is known"
+    swarm2.stream_update(first.peer_id, box, 0, [offered(0)])  # the first offer starts the clock
     clock2.now += 1
-    swarm2.stream_update(first.peer_id, box, 0, [offered(0)])  # one piece a second: the rest would take 30 s
+    swarm2.stream_update(first.peer_id, box, 0, [offered(1)])
+    assert not task2.range_readers, "no split before the reader's rate is known (from two pieces after the first)"
+    clock2.now += 1
+    swarm2.stream_update(first.peer_id, box, 0, [offered(2)])  # one piece a second: the rest would take 29 s
     assert len(task2.range_readers) == 2
-    for _ in range(4):  # each reader offers a piece a second: the one with most left is split, up to 4 readers
+    for _ in range(12):  # each reader offers a piece a second: the one with most left is split, up to 4 readers
         clock2.now += 1
         for peer_id, ranges in list(task2.range_readers.items()):
-            first_missing = next(n for a, b in ranges for n in range(a, b + 1) if not task2.peers[peer_id].holds(n))
-            swarm2.stream_update(peer_id, swarm2.streams.queues[peer_id], 0, [offered(first_missing)])
+            missing = (n for a, b in ranges for n in range(a, b + 1) if not task2.peers[peer_id].holds(n))
+            if (first_missing := next(missing, None)) is not None:
+                swarm2.stream_update(peer_id, swarm2.streams.queues[peer_id], 0, [offered(first_missing)])
     assert len(task2.range_readers) == 4, "at most MAX_READERS read at once"
     covered = sorted(p for ranges in task2.range_readers.values() for a, b in ranges for p in range(a, b + 1))
     assert covered == list(range(32)), "every piece is read by exactly one reader"
@@ -313,12 +325,11 @@ async def test_a_range_reader_that_leaves_hands_what_nobody_holds_to_another_rea
     swarm = new_swarm(tmp_path, clock)
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     reader_box = swarm.open_stream(reader.peer_id, 16, [])
-    clock.now += 1
-    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(0)], OriginAnswer(BIG, PIECE))
+    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)
     _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
     joiner_box = swarm.open_stream(joiner.peer_id, 16, [])
-    assert task.range_readers[joiner.peer_id] == ((17, 31),)
-    swarm.stream_update(joiner.peer_id, joiner_box, 0, [offered(17), offered(18)])
+    assert task.range_readers[joiner.peer_id] == ((18, 31),)
+    swarm.stream_update(joiner.peer_id, joiner_box, 0, [offered(18), offered(19)])
     drain(reader_box)
     swarm.leave_task(joiner.peer_id)
     # Its pieces went with it, and nobody reads 17..31: the other reader reads them too.

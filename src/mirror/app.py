@@ -27,6 +27,7 @@ from mirror.listing import CATALOG_SCOPE, listing_response, pagination_params
 from mirror.names import validate_digest, validate_name, validate_reference
 from mirror.prefetch import Prefetcher, layer_digests
 from mirror.ranges import parse_range
+from mirror.refresh import RefreshingStream
 from mirror.selection import REGISTRY_HEADER
 from mirror.streaming import BlobResponse, verified_chunks
 from mirror.transfer import BlobStream, BlobTransferer
@@ -190,8 +191,17 @@ class MirrorApp:
             return Response(b"", headers=headers)
         content = ContentRequest(url=grant.url, headers=grant.headers, digest=digest)
         ticket = None if self.transferer.holds(content) else await self.gate.admit(size, digest)
+        creds = _credentials(request)
+
+        async def reauthorize() -> ContentRequest:
+            fresh = await self.upstream.authorize_blob(base, remote, digest, creds, fresh=True)
+            return ContentRequest(url=fresh.url, headers=fresh.headers, digest=digest)
+
+        async def reopen(again: ContentRequest, offset: int) -> BlobStream:
+            return await self._open(again, offset, base, digest, grant.length)
+
         try:
-            stream = await self._open(content, start, base, digest, grant.length)
+            stream: BlobStream = RefreshingStream(await reopen(content, start), content, start, reauthorize, reopen)
         except BaseException:
             self.gate.release(ticket)
             raise

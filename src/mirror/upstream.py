@@ -186,15 +186,22 @@ class Upstream:
         media_type = answer.headers.get("content-type", "application/json")
         return Listing(answer.body, media_type, ", ".join(links) if links else None, url)
 
-    async def authorize_blob(self, base: str, name: str, digest: str, creds: Credentials) -> BlobGrant:
+    async def authorize_blob(
+        self, base: str, name: str, digest: str, creds: Credentials, fresh: bool = False
+    ) -> BlobGrant:
         """Ask the upstream (HEAD the blob with the client's credentials) whether this client may read it.
 
         Positive answers are remembered for auth_cache_ttl_s per credentials, repository and blob,
-        so a blob other nodes hold is never served to a client the upstream would refuse.
+        so a blob other nodes hold is never served to a client the upstream would refuse. fresh: the
+        upstream refused the grant's Authorization since; ask again, with a new token.
         """
         base = self.allowed.admit(base)
         key = (base, creds.key, name, digest)
         now = self._clock()
+        if fresh:
+            self._grants.pop(key, None)
+            for stale in [k for k in self._tokens if k[:2] == (base, creds.key)]:
+                del self._tokens[stale]
         cached = self._grants.get(key)
         if cached is not None and cached[1] > now:
             return cached[0]

@@ -32,12 +32,14 @@ def kill_registry(registry: Registry) -> None:
     registry.proc = None
 
 
-def read_blob(node: MirrorNode, path: str, at: int, action: Callable[[], None]) -> tuple[bytes, BaseException | None]:
+def read_blob(
+    node: MirrorNode, path: str, at: int, action: Callable[[], None], headers: dict[str, str] | None = None
+) -> tuple[bytes, BaseException | None]:
     """GET path through the mirror; once `at` bytes arrived, run action in a thread. (body, transport error)."""
     body = bytearray()
     started: threading.Thread | None = None
     try:
-        with node.client() as client, client.stream("GET", path) as response:
+        with node.client() as client, client.stream("GET", path, headers=headers) as response:
             assert response.status_code == 200
             for chunk in response.iter_bytes():
                 body += chunk

@@ -56,7 +56,6 @@ REFUSALS = ("unauthorized", "authentication required", "no basic auth credential
 SCHEDULER = "dandelion.scheduler.v1.SchedulerService"
 LIST_HOSTS, LIST_TASKS, GET_TASK = f"{SCHEDULER}/ListHosts", f"{SCHEDULER}/ListTasks", f"{SCHEDULER}/GetTask"
 RUN_COMMAND = ("/bin/busybox", "sha256sum", "/dandelion/layer-0.bin")  # the container reads the first random layer
-IN_FLIGHT = 16 << 20  # a layer read split between two readers may send what was in flight at the cut twice
 
 
 def run_in(host: NetHost, argv: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -180,13 +179,14 @@ def walk_through(group: ProcessGroup, stack: ExitStack, tmp_path: Path) -> None:
     assert node2.login(MIRROR, USER, PASSWORD).returncode == 0
     pull_and_run(node2, pushed, image)
 
-    # The registry: each layer read once in all (by the seed peer, or split with node1's dfdaemon), none for node2.
+    # The registry: each layer read once in all, none for node2. (A read split between the seed peer and node1's
+    # dfdaemon may send what was in flight at the cut twice, never a whole second copy.)
     layers = dict(zip(pushed.layer_digests, pushed.layer_sizes, strict=True))
     after_push = registry.records_since(pushed_at)
     gets = {d: sum(1 for r in after_push if r.method == "GET" and r.blob_digest == d) for d in layers}
     sent = {d: sum(r.size for r in after_push if r.method == "GET" and r.blob_digest == d) for d in layers}
     print(f"\nregistry layer reads (GETs, bytes sent / layer size): {[(gets[d], sent[d] / layers[d]) for d in layers]}")
-    assert all(size <= sent[d] <= size + IN_FLIGHT for d, size in layers.items()), (sent, layers)
+    assert all(size <= sent[d] < 2 * size for d, size in layers.items()), (sent, layers)
     for_node2 = [r for r in registry.records_since(node2_at) if r.blob_digest in layers and r.method == "GET"]
     assert for_node2 == []
 

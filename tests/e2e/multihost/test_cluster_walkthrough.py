@@ -25,6 +25,7 @@ import tarfile
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ from fixtures.registry import REGISTRY_BIN, BasicAuth, Registry, TlsFiles, regis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 
-from netns import NetHost, NetnsError, bridged_hosts, listening_in, wait_tcp_in
+from netns import NetHost, NetnsError, bridged_hosts, wait_tcp_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -95,6 +96,11 @@ def pull_and_run(docker: Dockerd, pushed: PushedImage, image: OciImage) -> None:
     assert ran.stdout.split()[0] == layer_file_sha256(image, 0)
 
 
+def logged(proc: ManagedProcess, text: str) -> bool:
+    """True once proc's log holds text."""
+    return text in proc.log()
+
+
 def metric(text: str, name: str) -> float:
     """One sample of a /metrics text (0 when absent)."""
     found = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.MULTILINE)
@@ -143,7 +149,7 @@ def walk_through(group: ProcessGroup, stack: ExitStack, tmp_path: Path) -> None:
         ),
     )
     wait_tcp_in(SN, "0.0.0.0", 8002, supernode.alive)
-    supernode.wait_until(lambda: "supernode serving on" in supernode.log(), "its first log lines")
+    supernode.wait_until(partial(logged, supernode, "supernode serving on"), "its first log lines")
     assert re.search(rf"in-process seed peer \S+ \({re.escape(SN.ip)}:8002\)", supernode.log()), supernode.tail()
     assert f"supernode serving on 0.0.0.0:8002 (plaintext) seed={SN.ip}:8002" in supernode.log()
 
@@ -155,9 +161,9 @@ def walk_through(group: ProcessGroup, stack: ExitStack, tmp_path: Path) -> None:
         argv += ["--data-dir", str(tmp_path / name), "--registry", f"https://{REGISTRY.ip}"]
         argv += ["--metrics", "0.0.0.0:65002", "--registry-ca", ca, "--daemon-listen", f"unix:{sockets / name}.sock"]
         daemons[name] = proc = group.start(f"dfdaemon-{name}", host.argv(argv))
-        proc.wait_until(lambda p=proc: "dfdaemon ready" in p.log(), "dfdaemon ready", timeout=60)
+        proc.wait_until(partial(logged, proc, "dfdaemon ready"), "dfdaemon ready", timeout=60)
         assert f"peer 0.0.0.0:65000 (advertised {host.ip})" in proc.log()
-        assert listening_in(host, "127.0.0.1", 65001)
+        wait_tcp_in(host, "127.0.0.1", 65001, proc.alive)  # its mirror, on the host's loopback
 
     # 5. dockerd on each docker host, in the host's network: its own roots, sockets and containerd.
     dockers = {

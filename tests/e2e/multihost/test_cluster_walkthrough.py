@@ -11,6 +11,7 @@ from another machine) answer as the page says.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -19,6 +20,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -47,6 +49,8 @@ REGISTRY = NetHost(f"{TAG}reg", f"{SUBNET}.9")
 SN = NetHost(f"{TAG}sn", f"{SUBNET}.5")
 NODE1 = NetHost(f"{TAG}n1", f"{SUBNET}.7")
 NODE2 = NetHost(f"{TAG}n2", f"{SUBNET}.8")
+REGISTRY_NAME = "registry.example.com"  # every machine's /etc/hosts names the registry (ip netns exec mounts it)
+NETNS_ETC = Path("/etc/netns")  # `ip netns exec NS` mounts the files of /etc/netns/NS over those of /etc
 MIRROR = "127.0.0.1:65001"  # every host's own mirror, on its own loopback
 REPOSITORY, IMAGE_TAG = "team/app", "v1"
 LAYER_SIZES = (6 * MiB + 12345, 3 * MiB)  # after the busybox layer: random data, two and one 4 MiB pieces
@@ -64,10 +68,15 @@ def run_in(host: NetHost, argv: Sequence[str], timeout: float = 60) -> subproces
     return subprocess.run(host.argv(argv), capture_output=True, text=True, timeout=timeout, env=loopback_env())
 
 
+def hosts_file() -> str:
+    """/etc/hosts of every machine, as Debian writes it (its own name on 127.0.1.1), plus the registry's name."""
+    return f"127.0.0.1 localhost\n127.0.1.1 {socket.gethostname()}\n{REGISTRY.ip} {REGISTRY_NAME}\n"
+
+
 def start_registry(group: ProcessGroup, root: Path) -> Registry:
     """The private registry: docker-registry with htpasswd Basic auth and a self-signed certificate, on 443."""
     auth = BasicAuth({USER: PASSWORD})
-    tls = TlsFiles.create(root, REGISTRY.ip)
+    tls = TlsFiles.create(root, REGISTRY.ip, (REGISTRY_NAME,))
     (root / "config.yml").write_text(json.dumps(registry_config(root, REGISTRY.ip, 443, auth, tls=tls), indent=1))
     proc = group.start("registry", REGISTRY.argv([REGISTRY_BIN, "serve", str(root / "config.yml")]))
     wait_tcp_in(REGISTRY, REGISTRY.ip, 443, proc.alive)
@@ -119,14 +128,24 @@ def test_the_three_machine_walkthrough(process_group: ProcessGroup, tmp_path: Pa
         hosts.__enter__()
     except NetnsError as exc:
         pytest.skip(f"cannot create network namespaces here: {exc}")
+    machines = (REGISTRY, SN, NODE1, NODE2)
+    if any((NETNS_ETC / host.netns).exists() for host in machines):
+        hosts.__exit__(None, None, None)
+        pytest.skip("/etc/netns already holds one of this test's namespace names")
     try:
         with ExitStack() as stack:
-            for host in (REGISTRY, SN, NODE1, NODE2):
-                done = subprocess.run(["ip", "-n", host.netns, "route", "add", "default", "via", GATEWAY], timeout=30)
-                assert done.returncode == 0
+            for host in machines:
+                route = ["ip", "-n", host.netns, "route", "add", "default", "via", GATEWAY]
+                assert subprocess.run(route, capture_output=True, timeout=30).returncode == 0
+                (NETNS_ETC / host.netns).mkdir(parents=True)
+                (NETNS_ETC / host.netns / "hosts").write_text(hosts_file())
             walk_through(process_group, stack, tmp_path)
     finally:
         process_group.stop_all()
+        for host in machines:
+            shutil.rmtree(NETNS_ETC / host.netns, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            NETNS_ETC.rmdir()  # only when empty: other tests may have files there
         hosts.__exit__(None, None, None)
     print(f"\nthe walk-through took {time.monotonic() - started:.1f}s")
 
@@ -135,7 +154,7 @@ def walk_through(group: ProcessGroup, stack: ExitStack, tmp_path: Path) -> None:
     registry = start_registry(group, tmp_path / "registry")
     ca = str(registry.tls.cert_path) if registry.tls else ""
     image = build_oci_image(tmp_path / "oci", LAYER_SIZES, IMAGE_TAG, base_layers=[busybox_layer()])
-    pushed = push_image(image, REGISTRY.ip, REPOSITORY, creds=f"{USER}:{PASSWORD}", prefix=REGISTRY.argv([]))
+    pushed = push_image(image, REGISTRY_NAME, REPOSITORY, creds=f"{USER}:{PASSWORD}", prefix=REGISTRY.argv([]))
     pushed_at = registry.log_mark()
 
     # 3. The supernode: the page's command; its seed peer advertises the source address of the default route.
@@ -158,7 +177,7 @@ def walk_through(group: ProcessGroup, stack: ExitStack, tmp_path: Path) -> None:
     sockets = stack.enter_context(short_dir("dcw-"))
     for name, host in (("node1", NODE1), ("node2", NODE2)):
         argv = [console_script("dfdaemon"), "--supernode", f"{SN.ip}:8002", "--listen", "0.0.0.0"]
-        argv += ["--data-dir", str(tmp_path / name), "--registry", f"https://{REGISTRY.ip}"]
+        argv += ["--data-dir", str(tmp_path / name), "--registry", f"https://{REGISTRY_NAME}"]
         argv += ["--metrics", "0.0.0.0:65002", "--registry-ca", ca, "--daemon-listen", f"unix:{sockets / name}.sock"]
         daemons[name] = proc = group.start(f"dfdaemon-{name}", host.argv(argv))
         proc.wait_until(partial(logged, proc, "dfdaemon ready"), "dfdaemon ready", timeout=60)

@@ -1,7 +1,8 @@
 """docs/multi-host.md, run as written: a private registry (registry.example.com in every machine's /etc/hosts;
 htpasswd, HTTPS with its own CA, on 443), a supernode with its in-process seed peer, and two docker hosts, each its
-own network namespace with a default route as a real machine has. Each docker host runs a dfdaemon with the page's flags and a dockerd of its own (own data-root,
-exec-root, pidfile and containerd socket) in its namespace, so `127.0.0.1:65001` is that host's mirror.
+own network namespace with a default route as a real machine has. Each docker host runs a dfdaemon with the page's
+flags and a dockerd of its own (own data-root, exec-root, pidfile and containerd socket) in its namespace, so
+`127.0.0.1:65001` is that host's mirror.
 
 node1 logs in to its mirror and pulls; node2 is refused without a login (node1 and the seed peer hold the layers),
 then logs in and pulls. Both run the image. The registry's access log shows each layer read once in all, and none

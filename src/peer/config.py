@@ -77,6 +77,7 @@ class PeerConfig:
     # question, and seconds a caller the origin let in (per URL and headers) is not asked about again.
     access_public_ttl: float = PUBLIC_TTL_S
     access_grant_ttl: float = GRANT_TTL_S
+    access_check: bool = True  # False (--no-access-check): local callers get whatever the cache and swarm hold
     extra: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> PeerConfig:

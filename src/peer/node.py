@@ -152,7 +152,10 @@ class PeerNode:
         server = new_server()
         inspection = InspectionPolicy(open=self.config.open_inspection)  # this endpoint is never TLS
         assert self.ctx is not None
-        self.access = AccessCheck(self.ctx.http.http, self.config.access_public_ttl, self.config.access_grant_ttl)
+        if self.config.access_check:
+            self.access = AccessCheck(self.ctx.http.http, self.config.access_public_ttl, self.config.access_grant_ttl)
+        else:
+            log.warning("--no-access-check: local callers get cached and swarm content the origin may refuse them")
         add_daemon_service(DaemonServicer(transferer, self.storage, inspection, self.access), server)
         health = add_health_and_reflection(server, [DAEMON_SERVICE])
         path = endpoint_socket_path(endpoint)

@@ -102,13 +102,18 @@ def test_another_hosts_private_file_needs_the_origins_yes(cluster: Cluster) -> N
 
 def test_without_the_check_the_swarm_hands_it_to_anyone(cluster: Cluster, module_process_group: ProcessGroup) -> None:
     """The control: a dfdaemon started with --no-access-check gives the private file to a caller without the token,
-    from the swarm (so the refusals above are the check's doing)."""
+    from the swarm, and under a URL that does not exist with its digest (the tester's two attacks, as on a dfdaemon
+    without the check): the refusals in the other tests are the check's doing."""
     c = start_daemon(module_process_group, cluster.work, "host-c", "127.0.0.93", cluster.supernode, "--no-access-check")
     sent = cluster.origin.bytes_served(SECRET)
     status, stderr, out = cluster.get(c, SECRET, "c-none")
     assert status == 0, stderr + c.proc.tail()
     assert out.read_bytes() == (cluster.origin.root / SECRET).read_bytes()
     assert cluster.origin.bytes_served(SECRET) == sent
+    digest = ("--digest", f"sha256:{cluster.secret_sha}", "--no-back-source")
+    status, stderr, out = cluster.get(c, "does-not-exist", "c-nx", *digest)
+    assert status == 0, stderr + c.proc.tail()
+    assert out.read_bytes() == (cluster.origin.root / SECRET).read_bytes()
     c.proc.stop()
 
 

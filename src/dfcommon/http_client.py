@@ -7,10 +7,10 @@ all of it on the event loop that also serves the swarm's gRPC streams. http.clie
 buffer with one kernel copy and no Python object per read: about 0.25 CPU-s per GB, with the GIL released while it
 waits.
 
-Only what an origin fetch needs: GET, caller headers, redirects like httpx's (Authorization dropped when the
-redirect leaves the origin, except an upgrade to https on the same host), no cookies, no proxies. Every connection
-(the first origin's and each redirect target's) goes to an address the fetch policy allowed after resolving the
-name (dfcommon.fetchpolicy): what was checked is what is connected to.
+Only what an origin fetch needs: GET (and HEAD, for the dfdaemon's access probe), caller headers, redirects like
+httpx's (Authorization dropped when the redirect leaves the origin, except an upgrade to https on the same host), no
+cookies, no proxies. Every connection (the first origin's and each redirect target's) goes to an address the fetch
+policy allowed after resolving the name (dfcommon.fetchpolicy): what was checked is what is connected to.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ _STALE = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatus
 
 class HttpFailure(Exception):
     """The exchange failed below HTTP status level; str() says how in a few words (never a header value)."""
+
+
+class PolicyRefused(HttpFailure):
+    """The fetch policy refused the address a connection was about to go to; str() is the policy's one line."""
 
 
 class Cancel:
@@ -206,13 +210,17 @@ class HttpClient:
 
         Raises HttpFailure for transport errors, too many redirects and cancel; HTTP error statuses are responses.
         """
+        return self.request("GET", url, headers, cancel)
+
+    def request(self, method: str, url: str, headers: Mapping[str, str], cancel: Cancel | None = None) -> Response:
+        """As get(), with method ("GET" or "HEAD"; a HEAD response has no body to read)."""
         cancel = cancel or Cancel()
         current = dict(headers)
         origin, target, basic = _origin_of(url)
         if basic and not any(k.lower() == "authorization" for k in current):
             current["Authorization"] = basic
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._exchange(origin, target, current, cancel)
+            response = self._exchange(method, origin, target, current, cancel)
             location = response.header("location")
             if response.status not in REDIRECT_STATUSES or not location:
                 return response
@@ -224,12 +232,14 @@ class HttpClient:
             origin = new_origin
         raise HttpFailure(f"more than {MAX_REDIRECTS} redirects")
 
-    def _exchange(self, origin: _Origin, target: str, headers: Mapping[str, str], cancel: Cancel) -> Response:
+    def _exchange(
+        self, method: str, origin: _Origin, target: str, headers: Mapping[str, str], cancel: Cancel
+    ) -> Response:
         conn = self._take(origin)
         if conn is not None:
             try:
                 cancel.watch(conn)
-                return self._send(origin, conn, target, headers, cancel)
+                return self._send(method, origin, conn, target, headers, cancel)
             except _STALE:
                 conn.close()  # the origin closed the idle connection meanwhile: once more on a new one
             except BaseException:
@@ -238,7 +248,7 @@ class HttpClient:
         conn = self._connect(origin)
         try:
             cancel.watch(conn)
-            return self._send(origin, conn, target, headers, cancel)
+            return self._send(method, origin, conn, target, headers, cancel)
         except _STALE as exc:
             conn.close()
             raise HttpFailure(describe(exc)) from None
@@ -248,6 +258,7 @@ class HttpClient:
 
     def _send(
         self,
+        method: str,
         origin: _Origin,
         conn: http.client.HTTPConnection,
         target: str,
@@ -256,7 +267,7 @@ class HttpClient:
     ) -> Response:
         try:
             skip_host = any(k.lower() == "host" for k in headers)
-            conn.putrequest("GET", target, skip_host=skip_host, skip_accept_encoding=True)
+            conn.putrequest(method, target, skip_host=skip_host, skip_accept_encoding=True)
             if not any(k.lower() == "user-agent" for k in headers):
                 conn.putheader("User-Agent", self.user_agent)
             for name, value in headers.items():
@@ -286,7 +297,7 @@ class HttpClient:
         try:
             sock = connect_checked(origin.host, origin.port, self.connect_timeout, self.policy)
         except OriginRefused as exc:
-            raise HttpFailure(str(exc)) from None
+            raise PolicyRefused(str(exc)) from None
         except (OSError, UnicodeError, ValueError) as exc:
             raise HttpFailure(f"cannot connect to {origin.host}:{origin.port}: {describe(exc)}") from None
         try:

@@ -10,6 +10,7 @@ from dfcommon.errors import InvalidArgument
 from dfcommon.fetchpolicy import ALLOW_FLAG, DENY_FLAG, FetchPolicy, parse_rules
 from dfcommon.sizes import parse_duration, parse_hostport, parse_ip, parse_size
 from dfcommon.tls import TlsConfig
+from peer.access import GRANT_TTL_S, PUBLIC_TTL_S
 from peer.origin import OriginTls
 
 DEFAULT_PORT = 65000
@@ -72,6 +73,11 @@ class PeerConfig:
     listeners: tuple[tuple[str, int, str], ...] = ()
     tls: TlsConfig | None = None  # mutual TLS on PeerService and on every channel to supernodes and parents
     open_inspection: bool = False  # ListCache on a TCP daemon endpoint for callers beyond loopback
+    # Local callers' access (peer.access): seconds a URL the origin serves to anyone stays public without another
+    # question, and seconds a caller the origin let in (per URL and headers) is not asked about again.
+    access_public_ttl: float = PUBLIC_TTL_S
+    access_grant_ttl: float = GRANT_TTL_S
+    access_check: bool = True  # False (--no-access-check): local callers get whatever the cache and swarm hold
     extra: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> PeerConfig:
@@ -84,6 +90,8 @@ class PeerConfig:
             raise InvalidArgument("--upload-slots must be at least 1")
         if self.upload_limit < 0 or self.download_limit < 0 or self.cache_quota < 0:
             raise InvalidArgument("limits must not be negative")
+        if self.access_public_ttl < 0 or self.access_grant_ttl < 0:
+            raise InvalidArgument("--access-public-ttl and --access-grant-ttl must not be negative")
         if not 1 <= self.window <= 256:
             raise InvalidArgument("window must be between 1 and 256")
         if self.daemon_listen is not None:

@@ -106,6 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="answer ListCache on a TCP --daemon-listen from any address (default: loopback callers only)",
     )
+    parser.add_argument(
+        "--access-public-ttl",
+        default="10m",
+        help="a URL the origin serves without credentials is handed to local callers from the cache or the swarm "
+        "without asking the origin again for this long (0: ask every time; default %(default)s; docs/security.md)",
+    )
+    parser.add_argument(
+        "--access-grant-ttl",
+        default="1m",
+        help="a local caller the origin let read a URL is not asked about again for this long, per URL and "
+        "headers (0: ask every time; default %(default)s)",
+    )
+    parser.add_argument(
+        "--no-access-check",
+        action="store_true",
+        help="hand local callers cached and swarm content without asking the origin whether it lets them read the "
+        "URL (only for hosts that cannot reach origins and whose local users may all read everything)",
+    )
     add_mirror_arguments(parser)
     add_origin_policy_arguments(parser, "back-to-source")
     add_tls_arguments(parser, "PeerService and the calls to supernodes and parents (not the dfget endpoint)")
@@ -143,6 +161,9 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
         listeners=_listeners(ns),
         tls=tls_from_args(ns),
         open_inspection=ns.open_inspection,
+        access_public_ttl=parse_duration(ns.access_public_ttl),
+        access_grant_ttl=parse_duration(ns.access_grant_ttl),
+        access_check=not ns.no_access_check,
     ).validate()
 
 

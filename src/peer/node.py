@@ -18,6 +18,7 @@ from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_ser
 from dfcommon.inspection import InspectionPolicy
 from dfcommon.sizes import parse_hostport
 from dfcommon.tls import add_port, is_loopback_host, warn_if_plaintext_beyond_loopback
+from peer.access import AccessCheck
 from peer.config import PeerConfig
 from peer.context import ChannelPool, PeerContext
 from peer.origin import new_client
@@ -69,6 +70,7 @@ class PeerNode:
         self.ctx: PeerContext | None = None
         self.transferer: SwarmTransferer | None = None
         self.seed_role: SeedRole | None = None  # --seed: the supernode's orders
+        self.access: AccessCheck | None = None  # local callers' access (DaemonService)
         self._servers: list[grpc.aio.Server] = []
         self._gc: asyncio.Task[None] | None = None
         self._leaving: set[asyncio.Task[None]] = set()
@@ -149,7 +151,12 @@ class PeerNode:
     async def _start_daemon_service(self, endpoint: str, transferer: SwarmTransferer) -> None:
         server = new_server()
         inspection = InspectionPolicy(open=self.config.open_inspection)  # this endpoint is never TLS
-        add_daemon_service(DaemonServicer(transferer, self.storage, inspection), server)
+        assert self.ctx is not None
+        if self.config.access_check:
+            self.access = AccessCheck(self.ctx.http.http, self.config.access_public_ttl, self.config.access_grant_ttl)
+        else:
+            log.warning("--no-access-check: local callers get cached and swarm content the origin may refuse them")
+        add_daemon_service(DaemonServicer(transferer, self.storage, inspection, self.access), server)
         health = add_health_and_reflection(server, [DAEMON_SERVICE])
         path = endpoint_socket_path(endpoint)
         if path is not None and unix_socket_in_use(path):
@@ -217,6 +224,8 @@ class PeerNode:
         if self.ctx is not None:
             await self.ctx.channels.close()
             await self.ctx.http.aclose()
+        if self.access is not None:
+            self.access.close()
         path = endpoint_socket_path(self.config.daemon_listen) if self.config.daemon_listen else None
         if path is not None:
             with contextlib.suppress(OSError):

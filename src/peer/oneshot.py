@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dfcommon.sizes import parse_hostport
 from dfcommon.tls import TlsConfig
+from peer.access import AccessCheck, check_same_content
 from peer.conductor import Conductor
 from peer.config import PeerConfig
 from peer.context import PeerContext
@@ -38,11 +39,18 @@ def local_ip_towards(address: str) -> str:
         return "127.0.0.1"
 
 
-async def _copy_from_transferer(transferer: SwarmTransferer, job: Job) -> Conductor:
+async def _copy_from_transferer(transferer: SwarmTransferer, job: Job, access: AccessCheck | None = None) -> Conductor:
     """Hard-link the embedded peer's cache file (removed afterwards), else copy from it as it verifies; returns
-    the download's conductor."""
+    the download's conductor. access: the origin is asked first whether this caller may read the URL (the swarm
+    hands content to nobody the origin would refuse)."""
     output, progress = job.output, job.progress
+    stated = await access.authorise(job.request) if access is not None else -1
     stream = await transferer.open(job.request, no_back_source=job.no_back_source or None, rate_limit=job.rate_limit)
+    try:
+        check_same_content(job.request, stated, stream.content_length)
+    except BaseException:
+        await stream.aclose()
+        raise
     path, device, inode = stream.local_file()
     source = -1 if output.link_to(path, device, inode) else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -79,9 +87,12 @@ async def run_embedded(supernodes: list[str], job: Job, tls: TlsConfig | None = 
                 ).validate()
             )
             transferer = await node.start()
+            assert node.ctx is not None
+            access = AccessCheck(node.ctx.http.http)
             try:
-                await _copy_from_transferer(transferer, job)
+                await _copy_from_transferer(transferer, job, access)
             finally:
+                access.close()
                 await node.stop()
         else:
             storage = Storage(work)

@@ -189,7 +189,7 @@ class SwarmTransferer:
     ) -> Conductor:
         """The running conductor of the request's task, started on first use (seeding: for a seed peer's order,
         which offers a cached copy to the swarm)."""
-        tid = self._task_id(request)
+        tid = self.task_id_of(request)
         conductor = self._conductors.get(tid)
         if conductor is None or conductor.error is not None:
             back_source_off = self.ctx.no_back_source if no_back_source is None else no_back_source
@@ -259,13 +259,13 @@ class SwarmTransferer:
     def holds(self, request: ContentRequest) -> bool:
         """True when the content is complete in this host's cache (a mirror.transfer.BlobTransferer)."""
         try:
-            tid = self._task_id(request)
+            tid = self.task_id_of(request)
         except DandelionError:
             return False
         return self.ctx.storage.get_complete(tid) is not None
 
     @staticmethod
-    def _task_id(request: ContentRequest) -> str:
+    def task_id_of(request: ContentRequest) -> str:
         """The request's task id, once its URL, digest and range are valid (InvalidArgument otherwise)."""
         validate_url(request.url)
         if request.digest:
@@ -280,7 +280,7 @@ class SwarmTransferer:
         is waited for instead. False when the content is cached here already or MAX_PREFETCHES run."""
         if self.holds(request):
             return False
-        tid = self._task_id(request)
+        tid = self.task_id_of(request)
         conductor = self._conductors.get(tid)
         if conductor is None:
             if self._prefetching >= MAX_PREFETCHES:

@@ -16,6 +16,7 @@ from dfcommon.inspection import InspectionPolicy
 from dfcommon.slots import SlotPool
 from dfcommon.urlmeta import from_url_meta
 from dfcommon.wire import encode_with_payload
+from peer.access import AccessCheck, check_same_content
 from peer.storage import Storage
 from peer.transferer import SwarmTransferer, TaskStream
 
@@ -40,9 +41,16 @@ class DaemonServicer:
     """
 
     def __init__(
-        self, transferer: SwarmTransferer, storage: Storage, inspection: InspectionPolicy | None = None
+        self,
+        transferer: SwarmTransferer,
+        storage: Storage,
+        inspection: InspectionPolicy | None = None,
+        access: AccessCheck | None = None,
     ) -> None:
+        """access: asks the origin whether each caller may read its URL before anything is handed to it (None: the
+        check is left to whoever built this servicer; every dfdaemon builds one)."""
         self.transferer = transferer
+        self.access = access
         self.storage = storage
         # The endpoint is never TLS: a unix socket's file mode guards it; on TCP, loopback callers only by default.
         self.inspection = inspection if inspection is not None else InspectionPolicy()
@@ -58,13 +66,17 @@ class DaemonServicer:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "too many or too large headers")
         try:
             with self.pool.hold():
+                wanted = content_request(request)
+                self.transferer.task_id_of(wanted)  # a malformed request is refused before anyone is asked
+                stated = await self.access.authorise(wanted) if self.access is not None else -1
                 stream = await self.transferer.open(
-                    content_request(request),
+                    wanted,
                     no_back_source=True if request.no_back_source else None,
                     rate_limit=request.rate_limit,
                     stop_when_abandoned=True,
                 )
                 try:
+                    check_same_content(wanted, stated, stream.content_length)
                     messages = self._local_copy(stream) if request.local_copy else self._streamed(stream)
                     async with aclosing(messages):
                         async for message in messages:

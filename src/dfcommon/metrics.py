@@ -7,11 +7,15 @@ label, plus dandelion_build_info{version}.
 
 from __future__ import annotations
 
+import socket
+import socketserver
 import threading
 from collections.abc import Iterable
-from wsgiref.simple_server import WSGIServer
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -122,8 +126,34 @@ def component_registry(component: str) -> CollectorRegistry:
     return registry
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """No access line per scrape."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged."""
+
+
+class _MetricsServer(ThreadingWSGIServer):
+    """The WSGI server without http.server's reverse lookup of the listen address at bind (socket.getfqdn), which
+    blocks for seconds where the host's own name does not resolve (seen in a fresh network namespace)."""
+
+    def server_bind(self) -> None:
+        """Bind, name the server by its address, set up the WSGI environment."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+        self.setup_environ()
+
+
+class _MetricsServer6(_MetricsServer):
+    address_family = socket.AF_INET6
+
+
 def start_metrics_server(address: str, component: str) -> tuple[WSGIServer, threading.Thread]:
     """Serve component's /metrics on HOST:PORT in a background thread; call server.shutdown() to stop."""
     host, port = parse_hostport(address)
-    server, thread = start_http_server(port, addr=host, registry=component_registry(component))
+    server_class = _MetricsServer6 if ":" in host else _MetricsServer
+    app = make_wsgi_app(component_registry(component))
+    server = make_server(host, port, app, server_class, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
     return server, thread

@@ -16,6 +16,7 @@ from dfcommon.tls import TlsConfig
 from peer.conductor import Conductor
 from peer.config import PeerConfig
 from peer.context import PeerContext
+from peer.membership import dial_target
 from peer.node import PeerNode
 from peer.origin import new_client
 from peer.output import Job
@@ -71,7 +72,7 @@ async def run_embedded(supernodes: list[str], job: Job, tls: TlsConfig | None = 
             node = PeerNode(
                 PeerConfig(
                     supernodes=supernodes,
-                    listen_ip=os.environ.get("DFGET_LISTEN_IP") or local_ip_towards(supernodes[0]),
+                    listen_ip=os.environ.get("DFGET_LISTEN_IP") or local_ip_towards(dial_target(supernodes[0])),
                     data_dir=work,
                     port=0,
                     no_back_source=job.no_back_source,

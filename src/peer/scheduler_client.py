@@ -27,8 +27,9 @@ FAILOVER_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED
 CALL_TIMEOUT = 10.0
 SLOW_HEARTBEAT_S = 2.0  # a heartbeat slower than this is logged (the supernode's link or the host is overloaded)
 CHANNEL_GRACE = 30.0  # seconds a left supernode's channel stays open for the calls still running on it
-# After every supernode failed to answer, registration is tried again only after 0.5 s, then 1, 2 ... up to 10 s
-# (jittered): meanwhile downloads go back to source at once instead of each dialling every supernode again.
+# After a supernode failed to answer, registering there is tried again only after 0.5 s, then 1, 2 ... up to 10 s
+# (jittered): meanwhile tasks go to the next supernode on their ring (or, when none answers, back to source at
+# once) instead of each download dialling it again.
 RECONNECT_BACKOFF = BackoffPolicy(base=0.5, cap=10.0, jitter=0.5)
 
 
@@ -65,7 +66,7 @@ class SupernodeLink:
         self.tls = tls
         self.host_id = ""
         self.heartbeat_interval = 5.0
-        self.up = True  # until a call fails: a supernode never tried is worth trying
+        self.up = True  # until a call fails: a supernode never tried is worth trying (routing tries it first)
         self.down_since = 0.0
         self._channel: grpc.aio.Channel | None = None
         self._lock = asyncio.Lock()
@@ -81,7 +82,10 @@ class SupernodeLink:
         return stub
 
     def mark_down(self, why: str) -> None:
-        """The supernode did not answer: tasks go to the next owner until it answers a heartbeat again."""
+        """The supernode did not answer: tasks go to the next owner until it answers again. This host registers
+        there again first (it may have restarted, or dropped this host for its missed heartbeats): the downloads
+        still registered there see the new host id and register their tasks again."""
+        self.host_id = ""
         if self.up:
             log.warning("supernode %s unavailable: %s", self.address, why)
             self.up, self.down_since = False, time.monotonic()

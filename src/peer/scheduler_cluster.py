@@ -52,11 +52,6 @@ class SchedulerClient:
         self._retired: list[SupernodeLink] = []  # their channels close after a grace
         self._sync()
 
-    @property
-    def addresses(self) -> list[str]:
-        """The members now."""
-        return list(self.links)
-
     def _sync(self) -> None:
         """Links for new members (started when this client runs); members gone are retired."""
         members = self.membership.members()
@@ -86,11 +81,6 @@ class SchedulerClient:
             *(link for link in ranked if not link.up),
         ]
 
-    def owner(self, task_id: str) -> SupernodeLink | None:
-        """The supernode the task goes to now (the first of route())."""
-        route = self.route(task_id)
-        return route[0] if route else None
-
     async def call(
         self,
         task_id: str,
@@ -107,6 +97,7 @@ class SchedulerClient:
                 failures.append(str(exc))
                 self._refresh_soon()
         if not self.links:
+            self._refresh_soon()
             raise Unavailable(f"no supernode known yet ({', '.join(self.membership.entries)})")
         raise Unavailable(f"no supernode reachable: {'; '.join(failures)[:400]}")
 

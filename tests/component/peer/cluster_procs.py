@@ -15,10 +15,10 @@ from fixtures.processes import ManagedProcess, ProcessGroup, console_script, fre
 
 
 def start_supernode_at(
-    group: ProcessGroup, workdir: Path, name: str, ip: str, *extra: str
+    group: ProcessGroup, workdir: Path, name: str, ip: str, *extra: str, port: int = 0
 ) -> tuple[str, ManagedProcess]:
-    """A supernode listening on ip:<free port>, advertising ip."""
-    port = free_port(ip)
+    """A supernode listening on ip:port (default a free one), advertising ip."""
+    port = port or free_port(ip)
     argv = [console_script("supernode"), "--listen", f"{ip}:{port}", "--advertise-ip", ip]
     proc = group.start(name, [*argv, "--data-dir", str(workdir / name), *extra])
     proc.wait_for_tcp(ip, port, timeout=30)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from cluster_procs import (
     start_supernode_at,
 )
 from fixtures.origin import start_origin, write_random_file
-from fixtures.processes import ManagedProcess, ProcessGroup
+from fixtures.processes import ManagedProcess, ProcessGroup, console_script
 from peer_procs import dfget, start_daemon
 
 from dfcommon.identity import task_id
@@ -137,3 +138,48 @@ def test_killing_a_task_owner_mid_download_keeps_the_swarm(process_group: Proces
     for daemon in (seed, *peers):
         assert "registering the task again" in daemon.proc.log(), daemon.proc.tail(40)
     assert sent <= 1.05 * BIG, logs
+
+
+def test_a_returning_owner_gets_new_tasks_while_running_ones_finish_elsewhere(
+    process_group: ProcessGroup, tmp_path: Path
+) -> None:
+    """A task's owner is SIGKILLed mid-download and started again on its address: the running download stays on the
+    supernode it moved to, and a task started once the owner answers again is scheduled by it."""
+    origin = start_origin(process_group, tmp_path / "origin")
+    ips = SUPERNODE_IPS[:2]
+    started = [
+        start_supernode_at(process_group, tmp_path, f"sn{i}", ip, "--heartbeat-interval", "1000")
+        for i, ip in enumerate(ips)
+    ]
+    members = [address for address, _ in started]
+    owned: dict[str, list[str]] = {}  # supernode -> names of files it owns
+    for n in range(200):
+        owned.setdefault(rendezvous_owner(task_id(origin.url(f"g{n}.bin")), members), []).append(f"g{n}.bin")
+    owner, other = members
+    running, later = owned[owner][:2]
+    write_random_file(origin.root / running, BIG, seed=93)
+    write_random_file(origin.root / later, SMALL, seed=94)
+    daemon = start_daemon(process_group, tmp_path, "p", "127.0.0.79", ",".join(members))
+    argv = [console_script("dfget"), origin.url(running), "-o", str(tmp_path / "running"), "--daemon", daemon.endpoint]
+    slow = subprocess.Popen([*argv, "--rate-limit", "2M"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        daemon.proc.wait_until(lambda: "piece 0 from" in daemon.proc.log(), "a first piece from the swarm", 30)
+        assert scheduled_on(members, task_id(origin.url(running))) == [owner]
+        started[0][1].kill()
+        daemon.proc.wait_until(lambda: "registering the task again" in daemon.proc.log(), "the task moved", 30)
+        port = int(owner.rsplit(":", 1)[1])
+        start_supernode_at(process_group, tmp_path, "sn0-again", ips[0], "--heartbeat-interval", "1000", port=port)
+        daemon.proc.wait_until(lambda: f"supernode {owner} answers again" in daemon.proc.log(), "the owner back", 30)
+        assert slow.poll() is None  # the first download still runs
+        fetched = dfget(origin.url(later), "-o", str(tmp_path / "later"), "--daemon", daemon.endpoint)
+        assert fetched.returncode == 0, fetched.stderr
+        _, stderr = slow.communicate(timeout=120)
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.wait()
+    assert slow.returncode == 0, stderr + daemon.proc.tail(60)
+    assert (tmp_path / "running").read_bytes() == (origin.root / running).read_bytes()
+    assert scheduled_on(members, task_id(origin.url(later))) == [owner]  # a new task follows the ring
+    assert scheduled_on(members, task_id(origin.url(running))) == [other]  # the running one finished there
+    assert daemon.proc.log().count("registering the task again") == 1  # it never moved back

@@ -31,6 +31,7 @@ from peer.download.session import Forgotten, OwnReadSink, SwarmGaveUp, SwarmSess
 from peer.download.verify import ContentCheck
 from peer.piece.health import SwarmHealth, local_fault
 from peer.piece.model import PieceOutcome
+from peer.scheduler_client import SupernodeLink
 from peer.storage import TaskStore
 from peer.tokenbucket import TokenBucket
 
@@ -57,6 +58,7 @@ class Conductor:
     ) -> None:
         self.ctx = ctx
         self.announce_cached = announce_cached  # a seed peer's order: a cached copy is offered to the swarm
+        self.prefer = ""  # a seed peer's order: the supernode that gave it, registered with while it answers
         self.request = request
         self.task_id = task_id
         self.no_back_source = no_back_source
@@ -72,6 +74,7 @@ class Conductor:
         self.from_cache = False
         self.peer_id = ""  # this host's peer in the task's swarm, once registered
         self.host_id = ""  # the host id that peer was registered under
+        self.supernode: SupernodeLink | None = None  # the supernode it was registered with
         self._reported = False
         self._ready = asyncio.Event()
         self._progress = asyncio.Event()
@@ -184,7 +187,7 @@ class Conductor:
             self.verified = True
             self._use_store(cached)
             if self.announce_cached and self.ctx.scheduler is not None:  # a seed peer's order
-                self.peer_id = await announce(self.ctx.scheduler, self.request, cached, self.ctx.register_timeout)
+                self.peer_id = await announce(self.ctx.scheduler, self, cached, self.ctx.register_timeout)
             self.phase.move(Phase.DONE)
             how = "offered to the swarm from" if self.peer_id else "served from"
             log.info("task=%s %s the local cache", self.task_id, how)
@@ -220,9 +223,7 @@ class Conductor:
         reason = ""
         try:
             for rejoin in range(MAX_REJOINS + 1):
-                self.peer_id, news = await link.register(
-                    self.ctx.scheduler, self.request, self.ctx.register_timeout, self._registered_as
-                )
+                self.peer_id, news = await link.register(self.ctx.scheduler, self, self.ctx.register_timeout)
                 self.phase.move(Phase.READING if self.swarm_read.started else Phase.SWARM)
                 self.task_news(news)
                 try:
@@ -244,8 +245,9 @@ class Conductor:
             reason = str(exc)
         return reason
 
-    def _registered_as(self, host_id: str) -> None:
-        self.host_id = host_id
+    def registered_as(self, supernode: SupernodeLink, host_id: str) -> None:
+        """The supernode that took the registration (the rest of the task's calls go there) and the host id."""
+        self.supernode, self.host_id = supernode, host_id
 
     # ----- what a SwarmSession asks of its download (peer.download.session.SessionOwner)
     @property
@@ -384,14 +386,14 @@ class Conductor:
         await self._report(True, "")
 
     async def _report(self, success: bool, error: str, digest_mismatch: bool = False) -> None:
-        scheduler = self.ctx.scheduler
-        if scheduler is None or not self.peer_id or self._reported:
+        supernode = self.supernode
+        if supernode is None or not self.peer_id or self._reported:
             return
         self._reported = True
         elapsed = time.monotonic() - self._started
         TASK_DURATION.labels(self.ctx.component, "ok" if success else "failed").observe(elapsed)
         if success:
-            self.ctx.peer_ids[self.task_id] = self.peer_id
+            self.ctx.peer_ids[self.task_id] = (supernode.address, self.peer_id)
         took, received, read = int(elapsed * 1000), self.bytes_from_peers, self.bytes_from_origin
         result = link.Result(success, received, read, took, error, digest_mismatch)
-        await link.report(scheduler, self.peer_id, result)
+        await link.report(supernode, self.peer_id, result)

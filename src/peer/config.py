@@ -11,6 +11,7 @@ from dfcommon.fetchpolicy import ALLOW_FLAG, DENY_FLAG, FetchPolicy, parse_rules
 from dfcommon.sizes import parse_duration, parse_hostport, parse_ip, parse_size
 from dfcommon.tls import TlsConfig
 from peer.access import GRANT_TTL_S, PUBLIC_TTL_S
+from peer.membership import dial_target, parse_entry
 from peer.origin import OriginTls
 
 DEFAULT_PORT = 65000
@@ -18,13 +19,9 @@ DEFAULT_UPLOAD_LIMIT = 1 << 30  # bytes/s (see PeerConfig.upload_limit)
 
 
 def parse_supernodes(text: str) -> list[str]:
-    """ "HOST:PORT[,HOST:PORT...]" -> validated list of "HOST:PORT"."""
-    addresses = []
-    for item in text.split(","):
-        if item.strip():
-            host, port = parse_hostport(item)
-            addresses.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-    return addresses
+    """ "ENTRY[,ENTRY...]" -> validated entries, each "HOST:PORT" (one supernode) or "dns:///NAME:PORT" (every
+    address NAME resolves to: peer.membership)."""
+    return [parse_entry(item) for item in text.split(",") if item.strip()]
 
 
 def validate_endpoint(text: str) -> str:
@@ -108,7 +105,7 @@ class PeerConfig:
         listeners = [(self.listen_ip, port, "PeerService"), *self.listeners]
         if self.daemon_listen and not self.daemon_listen.startswith("unix:"):
             listeners.append((*parse_hostport(self.daemon_listen), "DaemonService"))
-        supernodes = [(*parse_hostport(address), "supernode") for address in self.supernodes]
+        supernodes = [(*parse_hostport(dial_target(entry)), "supernode") for entry in self.supernodes]
         policy = FetchPolicy.build(self.origin_allow, self.origin_deny, listeners, "this dfdaemon")
         cluster = FetchPolicy.build((), (), supernodes, "")  # refused too, but they say nothing about loopback
         return dataclasses.replace(policy, own=policy.own + cluster.own)

@@ -9,7 +9,7 @@ import grpc
 from dfcommon.channels import channel
 from dfcommon.tls import TlsConfig
 from peer.origin import OriginClient
-from peer.scheduler_client import SchedulerClient
+from peer.scheduler_cluster import SchedulerClient
 from peer.storage import Storage
 from peer.tokenbucket import TokenBucket
 
@@ -52,4 +52,5 @@ class PeerContext:
     group_size: int = 4  # at most this many pieces per DownloadPieces call
     stall_timeout: float = 30.0  # seconds without any progress before giving up on the swarm
     register_timeout: float = 180.0  # RegisterTask waits for the origin's answer
-    peer_ids: dict[str, str] = field(default_factory=dict)  # task id -> our peer id, for LeaveTask on eviction
+    # task id -> (the supernode it is registered with, our peer id there), for LeaveTask on eviction
+    peer_ids: dict[str, tuple[str, str]] = field(default_factory=dict)

@@ -29,6 +29,7 @@ from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from
 from mirror.registries import RegistryMap, split_ca_entries
 from mirror.server import serve_mirror
 from peer.config import DEFAULT_PORT, PeerConfig, parse_duration, parse_supernodes
+from peer.membership import dial_target
 from peer.memory import limit_malloc_arenas
 from peer.node import PeerNode
 from peer.origin import OriginTls, tls_verification
@@ -38,6 +39,7 @@ log = logging.getLogger("peer.daemon")
 
 EXAMPLES = """examples:
   dfdaemon --supernode 10.0.0.5:8002 --listen 10.0.0.7 --data-dir /var/lib/dandelion
+  dfdaemon --supernode dns:///supernodes.internal:8002 --listen 10.0.0.7 --data-dir /var/lib/dandelion
   dfdaemon --supernode sn1:8002,sn2:8002 --listen 127.0.0.2 --port 0 --data-dir /tmp/p2 \\
            --daemon-listen unix:/tmp/p2/dfdaemon.sock --upload-limit 50M --mirror off
   dfdaemon --supernode 10.0.0.5:8002 --listen 10.0.0.7 --data-dir /var/lib/dandelion \\
@@ -66,7 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_version_flag(parser)
-    parser.add_argument("--supernode", required=True, help="supernode HOST:PORT, several separated by commas")
+    parser.add_argument(
+        "--supernode",
+        required=True,
+        help="supernode HOST:PORT, several separated by commas; dns:///NAME:PORT: every address NAME resolves to "
+        "(a headless Service), looked up again every 30s. Give every host the same list: tasks are spread over "
+        "the supernodes by rendezvous hashing on the task id",
+    )
     parser.add_argument(
         "--listen", required=True, help="IP address of this host's PeerService (0.0.0.0: every address)"
     )
@@ -140,7 +148,9 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
     return PeerConfig(
         supernodes=supernodes,
         listen_ip=listen_ip,
-        advertise_ip=choose_advertise_ip(listen_ip, parse_ip(ns.advertise_ip) if ns.advertise_ip else "", supernodes),
+        advertise_ip=choose_advertise_ip(
+            listen_ip, parse_ip(ns.advertise_ip) if ns.advertise_ip else "", [dial_target(e) for e in supernodes]
+        ),
         data_dir=ns.data_dir,
         port=ns.port,
         daemon_listen=ns.daemon_listen or default_daemon_endpoint(),

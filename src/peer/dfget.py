@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"dfdaemon endpoint (default: {' or '.join(daemon_endpoints())}, the first that answers)",
     )
-    parser.add_argument("--supernode", default="", help="supernode HOST:PORT[,...] for an embedded peer")
+    parser.add_argument(
+        "--supernode", default="", help="supernode HOST:PORT[,...] or dns:///NAME:PORT for an embedded peer"
+    )
     parser.add_argument("--rate-limit", default="0", help="bytes/s for this download, e.g. 50M (0: none)")
     parser.add_argument("--no-back-source", action="store_true", help="never download from the origin directly")
     parser.add_argument(

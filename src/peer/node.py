@@ -25,7 +25,8 @@ from peer.origin import new_client
 from peer.paths import endpoint_socket_path
 from peer.rpc.daemon_service import DaemonServicer, add_daemon_service
 from peer.rpc.upload import UploadServicer, add_upload_service
-from peer.scheduler_client import SchedulerClient, host_info
+from peer.scheduler_client import host_info
+from peer.scheduler_cluster import SchedulerClient
 from peer.seed_role import SeedRole
 from peer.storage import Storage
 from peer.tokenbucket import TokenBucket
@@ -200,11 +201,12 @@ class PeerNode:
         if self.scheduler is None or self.ctx is None:
             return
         for task_id in task_ids:
-            peer_id = self.ctx.peer_ids.pop(task_id, None)
-            if not peer_id:
+            address, peer_id = self.ctx.peer_ids.pop(task_id, ("", ""))
+            supernode = self.scheduler.link(address)
+            if supernode is None or not peer_id:
                 continue
             try:
-                await self.scheduler.stub().LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id=peer_id), timeout=5)
+                await supernode.stub().LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id=peer_id), timeout=5)
             except grpc.aio.AioRpcError as exc:
                 log.info("LeaveTask for evicted task=%s failed: %s", task_id, exc.code().name)
 

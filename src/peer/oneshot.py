@@ -17,6 +17,7 @@ from peer.access import AccessCheck, check_same_content
 from peer.conductor import Conductor
 from peer.config import PeerConfig
 from peer.context import PeerContext
+from peer.membership import dial_target
 from peer.node import PeerNode
 from peer.origin import new_client
 from peer.output import Job
@@ -79,7 +80,7 @@ async def run_embedded(supernodes: list[str], job: Job, tls: TlsConfig | None = 
             node = PeerNode(
                 PeerConfig(
                     supernodes=supernodes,
-                    listen_ip=os.environ.get("DFGET_LISTEN_IP") or local_ip_towards(supernodes[0]),
+                    listen_ip=os.environ.get("DFGET_LISTEN_IP") or local_ip_towards(dial_target(supernodes[0])),
                     data_dir=work,
                     port=0,
                     no_back_source=job.no_back_source,

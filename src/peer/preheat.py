@@ -18,12 +18,14 @@ import uvloop
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
+from dfcommon import ring
 from dfcommon.channels import channel
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, InvalidArgument, Unavailable
-from dfcommon.identity import validate_url
+from dfcommon.identity import task_id, validate_url
 from dfcommon.malloc import tune_malloc
 from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
+from dfcommon.urlmeta import from_url_meta
 from dfcommon.version import add_version_flag
 from mirror.config import MirrorConfig, validate_registry_url
 from mirror.credentials import Credentials
@@ -31,6 +33,7 @@ from mirror.errors import RegistryError
 from mirror.names import validate_name, validate_reference
 from mirror.upstream import Upstream
 from peer.config import parse_supernodes
+from peer.membership import Membership
 
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
@@ -134,33 +137,71 @@ async def image_blobs(
     return metas
 
 
-async def _preheat_one(
-    stub: SchedulerServiceAsyncStub, limit: asyncio.Semaphore, meta: common_pb2.UrlMeta, quiet: bool
-) -> int:
+async def _preheat_one(cluster: PreheatRoute, limit: asyncio.Semaphore, meta: common_pb2.UrlMeta, quiet: bool) -> int:
     async with limit:
-        reply = await stub.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta), timeout=PREHEAT_TIMEOUT_S)
+        reply, address = await cluster.preheat(meta)
     if not quiet:
-        print(f"preheated {meta.digest or reply.task.url} ({reply.task.content_length:,} bytes)", file=sys.stderr)
+        shown = meta.digest or reply.task.url
+        print(f"preheated {shown} ({reply.task.content_length:,} bytes) on supernode {address}", file=sys.stderr)
     return int(reply.task.content_length)
+
+
+class PreheatRoute:
+    """Each blob to its task's supernode: the owner on the task's ring (dfcommon.ring) over the members, as every
+    peer computes it, or the next one when the owner does not answer."""
+
+    def __init__(self, members: Sequence[str], tls: TlsConfig | None) -> None:
+        self.members = list(members)
+        self.tls = tls
+        self.down: set[str] = set()
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def _stub(self, address: str) -> SchedulerServiceAsyncStub:
+        if address not in self._channels:
+            self._channels[address] = channel(address, tls=self.tls)
+        stub: SchedulerServiceAsyncStub = scheduler_pb2_grpc.SchedulerServiceStub(self._channels[address])  # type: ignore[assignment]
+        return stub
+
+    async def preheat(self, meta: common_pb2.UrlMeta) -> tuple[scheduler_pb2.PreheatTaskResponse, str]:
+        """PreheatTask at the blob's supernode: the answer and that supernode's address."""
+        request = from_url_meta(meta)
+        tid = task_id(request.url, request.digest, request.filtered_query_params, request.byte_range)
+        ranked = ring.ranked(tid, self.members)
+        last: grpc.aio.AioRpcError | None = None
+        for address in [a for a in ranked if a not in self.down] + [a for a in ranked if a in self.down]:
+            try:
+                request_pb = scheduler_pb2.PreheatTaskRequest(url_meta=meta)
+                reply = await self._stub(address).PreheatTask(request_pb, timeout=PREHEAT_TIMEOUT_S)
+                return reply, address
+            except grpc.aio.AioRpcError as err:
+                if err.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise DandelionError(f"supernode {address}: {err.details()}", err.code()) from None
+                self.down.add(address)
+                last = err
+        raise Unavailable(f"no supernode answered ({', '.join(self.members)}): {last}")
+
+    async def close(self) -> None:
+        """Close the channels."""
+        for chan in self._channels.values():
+            await chan.close(None)
 
 
 async def preheat_all(
     supernodes: Sequence[str], metas: Sequence[common_pb2.UrlMeta], quiet: bool, tls: TlsConfig | None = None
 ) -> int:
-    """PreheatTask each one (a few at a time) on the first supernode that answers (over mutual TLS when tls is
-    given); returns bytes now cached."""
-    last: Exception | None = None
-    for address in supernodes:
-        async with channel(address, tls=tls) as chan:
-            stub: SchedulerServiceAsyncStub = scheduler_pb2_grpc.SchedulerServiceStub(chan)
-            limit = asyncio.Semaphore(PARALLEL_PREHEATS)
-            try:
-                return sum(await asyncio.gather(*(_preheat_one(stub, limit, m, quiet) for m in metas)))
-            except grpc.aio.AioRpcError as err:
-                if err.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise DandelionError(f"supernode {address}: {err.details()}", err.code()) from None
-                last = err
-    raise Unavailable(f"no supernode answered ({', '.join(supernodes)}): {last}")
+    """PreheatTask each one (a few at a time) at its task's supernode (supernodes: `--supernode` entries; over
+    mutual TLS when tls is given); returns bytes now cached."""
+    membership = Membership(supernodes)
+    await membership.refresh()
+    members = membership.members()
+    if not members:
+        raise Unavailable(f"no supernode address found ({', '.join(supernodes)})")
+    cluster = PreheatRoute(members, tls)
+    limit = asyncio.Semaphore(PARALLEL_PREHEATS)
+    try:
+        return sum(await asyncio.gather(*(_preheat_one(cluster, limit, m, quiet) for m in metas)))
+    finally:
+        await cluster.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,7 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("ref", help="image reference [HOST[:PORT]/]NAME[:TAG|@DIGEST], or an http(s) URL")
     add_version_flag(parser)
-    parser.add_argument("--supernode", required=True, help="supernode HOST:PORT[,HOST:PORT...]")
+    parser.add_argument(
+        "--supernode",
+        required=True,
+        help="supernode HOST:PORT[,HOST:PORT...] or dns:///NAME:PORT, as the dfdaemons are given: each blob goes "
+        "to its task's supernode",
+    )
     parser.add_argument("--username", help="registry user (the password comes from --password-stdin or DFGET_PASSWORD)")
     parser.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
     parser.add_argument("--header", action="append", default=[], help="'Key: Value' for a URL's origin")

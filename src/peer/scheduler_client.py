@@ -1,4 +1,4 @@
-"""The host's link to the supernodes: registration, heartbeats, re-registration and fail-over."""
+"""The host's link to one supernode: registration, heartbeats, re-registration, and whether it answers."""
 
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ FAILOVER_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED
 CALL_TIMEOUT = 10.0
 SLOW_HEARTBEAT_S = 2.0  # a heartbeat slower than this is logged (the supernode's link or the host is overloaded)
 CHANNEL_GRACE = 30.0  # seconds a left supernode's channel stays open for the calls still running on it
-# After every supernode failed to answer, registration is tried again only after 0.5 s, then 1, 2 ... up to 10 s
-# (jittered): meanwhile downloads go back to source at once instead of each dialling every supernode again.
+# After a supernode failed to answer, registering there is tried again only after 0.5 s, then 1, 2 ... up to 10 s
+# (jittered): meanwhile tasks go to the next supernode on their ring (or, when none answers, back to source at
+# once) instead of each download dialling it again.
 RECONNECT_BACKOFF = BackoffPolicy(base=0.5, cap=10.0, jitter=0.5)
 
 
@@ -50,50 +51,49 @@ def is_origin_failure(exc: grpc.aio.AioRpcError) -> bool:
     return details.startswith(("origin ", "seed fetch "))
 
 
-class SchedulerClient:
-    """Calls the current supernode; on UNAVAILABLE moves to the next; re-registers when the host is unknown."""
+class SupernodeDown(Unavailable):
+    """This supernode does not answer (UNAVAILABLE, or a call that timed out): the task goes to the next owner."""
 
-    def __init__(self, addresses: list[str], host: scheduler_pb2.HostInfo, tls: TlsConfig | None = None) -> None:
-        if not addresses:
-            raise ValueError("at least one supernode address is needed")
-        self.addresses = addresses
+
+class SupernodeLink:
+    """This host's link to one supernode: registration, re-registration when it forgot the host, heartbeats, and
+    whether it answers (`up`). A failed call marks it down; a heartbeat or registration that succeeds marks it up
+    again. Which supernode a call goes to is the ring's choice (peer.scheduler_cluster)."""
+
+    def __init__(self, address: str, host: scheduler_pb2.HostInfo, tls: TlsConfig | None = None) -> None:
+        self.address = address
         self.host = host
         self.tls = tls
         self.host_id = ""
         self.heartbeat_interval = 5.0
-        self._index = 0
+        self.up = True  # until a call fails: a supernode never tried is worth trying (routing tries it first)
+        self.down_since = 0.0
         self._channel: grpc.aio.Channel | None = None
-        self._channel_target = ""
         self._lock = asyncio.Lock()
         self._heartbeat: asyncio.Task[None] | None = None
         self._reconnect = Backoff(RECONNECT_BACKOFF)
-        self._closing: dict[asyncio.Task[None], grpc.aio.Channel] = {}  # left channels closing after their grace
-
-    @property
-    def address(self) -> str:
-        """The supernode currently in use."""
-        return self.addresses[self._index]
+        self._closing: asyncio.Task[None] | None = None
 
     def stub(self) -> SchedulerServiceAsyncStub:
-        """A stub on the current supernode's channel."""
+        """A stub on this supernode's channel."""
         if self._channel is None:
             self._channel = channel(self.address, own_connection=True, tls=self.tls)
-            self._channel_target = self.address
         stub: SchedulerServiceAsyncStub = scheduler_pb2_grpc.SchedulerServiceStub(self._channel)  # type: ignore[assignment]
         return stub
 
-    async def _switch(self) -> None:
-        """Move to the next supernode and register again there. The channel is kept when that is the same
-        address; another one's is closed only after CHANNEL_GRACE: closing cancels every call on it, and the
-        downloads' piece streams run there (they register their tasks again when they see the host change)."""
-        self._index = (self._index + 1) % len(self.addresses)
+    def mark_down(self, why: str) -> None:
+        """The supernode did not answer: tasks go to the next owner until it answers again. This host registers
+        there again first (it may have restarted, or dropped this host for its missed heartbeats): the downloads
+        still registered there see the new host id and register their tasks again."""
         self.host_id = ""
-        old, target = self._channel, self.addresses[self._index]
-        if old is not None and self._channel_target != target:
-            self._channel = None
-            closing = asyncio.create_task(old.close(CHANNEL_GRACE))
-            self._closing[closing] = old
-            closing.add_done_callback(lambda done: self._closing.pop(done, None))
+        if self.up:
+            log.warning("supernode %s unavailable: %s", self.address, why)
+            self.up, self.down_since = False, time.monotonic()
+
+    def _mark_up(self) -> None:
+        if not self.up:
+            log.info("supernode %s answers again (down %.1fs)", self.address, time.monotonic() - self.down_since)
+            self.up = True
 
     async def _register_here(self) -> None:
         response = await self.stub().RegisterHost(
@@ -105,63 +105,58 @@ class SchedulerClient:
         log.info("registered host=%s with supernode %s", self.host_id, self.address)
 
     async def ensure_registered(self) -> str:
-        """Register with the first supernode that answers; Unavailable when none does."""
+        """This host's id at the supernode, registering first when it has none; SupernodeDown when it does not
+        answer (registration is tried again after a jittered back-off, not on every call)."""
         async with self._lock:
             if self.host_id:
                 return self.host_id
             if not self._reconnect.ready():
-                raise Unavailable(
-                    f"no supernode reachable ({', '.join(self.addresses)}); next try in "
-                    f"{self._reconnect.remaining():.1f}s"
+                raise SupernodeDown(
+                    f"supernode {self.address} unreachable; next try in {self._reconnect.remaining():.1f}s"
                 )
-            last: grpc.aio.AioRpcError | None = None
-            for _ in self.addresses:
-                try:
-                    await self._register_here()
-                    self._reconnect.succeed()
-                    return self.host_id
-                except grpc.aio.AioRpcError as exc:
-                    if exc.code() not in FAILOVER_CODES:
-                        raise status_error(exc) from None
-                    log.warning("supernode %s unavailable: %s", self.address, exc.details())
-                    last = exc
-                    await self._switch()
-            detail = last.details() if last is not None else ""
-            self._reconnect.fail()
-            raise Unavailable(f"no supernode reachable ({', '.join(self.addresses)}): {detail}")
+            try:
+                await self._register_here()
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in FAILOVER_CODES:
+                    raise status_error(exc) from None
+                self._reconnect.fail()
+                self.mark_down(exc.details() or exc.code().name)
+                raise SupernodeDown(f"supernode {self.address} unreachable: {exc.details()}") from None
+            self._reconnect.succeed()
+            self._mark_up()
+            return self.host_id
 
     async def call(self, invoke: Callable[[SchedulerServiceAsyncStub, str], Awaitable[T]]) -> T:
-        """Run invoke(stub, host_id) with registration, re-registration and fail-over."""
-        attempts = len(self.addresses) + 1
-        for attempt in range(attempts):
+        """Run invoke(stub, host_id) here, registering again once when the supernode forgot this host;
+        SupernodeDown when it does not answer."""
+        for attempt in range(2):
             host_id = await self.ensure_registered()
             try:
-                return await invoke(self.stub(), host_id)
+                result = await invoke(self.stub(), host_id)
             except asyncio.CancelledError:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
                     raise
-                # Not this task: the call was cut by closing a left supernode's channel.
-                if attempt + 1 == attempts:
-                    raise Unavailable(f"a call to supernode {self.address} was cut by its channel closing") from None
-                continue
+                # Not this task: the call was cut by closing this supernode's channel (it left the cluster).
+                raise SupernodeDown(f"a call to supernode {self.address} was cut by its channel closing") from None
             except grpc.aio.AioRpcError as exc:
-                if is_host_not_found(exc) and attempt + 1 < attempts:
+                if is_host_not_found(exc) and attempt == 0:
                     log.info("supernode %s forgot host=%s; registering again", self.address, host_id)
-                    self.host_id = ""
+                    if self.host_id == host_id:
+                        self.host_id = ""
                     continue
-                if exc.code() in FAILOVER_CODES and attempt + 1 < attempts and not is_origin_failure(exc):
-                    log.warning("supernode %s unavailable: %s", self.address, exc.details())
-                    async with self._lock:
-                        await self._switch()
-                    continue
+                if exc.code() in FAILOVER_CODES and not is_origin_failure(exc):
+                    self.mark_down(exc.details() or exc.code().name)
+                    raise SupernodeDown(f"supernode {self.address}: {exc.details()}") from None
                 raise status_error(exc) from None
-        raise Unavailable("no supernode reachable")
+            self._mark_up()
+            return result
+        raise SupernodeDown(f"supernode {self.address} forgot this host twice")
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            began, address = time.monotonic(), self.address
+            began = time.monotonic()
             try:
                 await self.call(
                     lambda stub, host_id: stub.HeartbeatHost(
@@ -169,33 +164,42 @@ class SchedulerClient:
                     )
                 )
             except DandelionError as exc:
-                log.warning("heartbeat failed: %s", exc)
+                if self.up:
+                    log.warning("heartbeat to supernode %s failed: %s", self.address, exc)
             took = time.monotonic() - began
             if took > SLOW_HEARTBEAT_S:
-                log.warning("heartbeat to supernode %s took %.1fs", address, took)
+                log.warning("heartbeat to supernode %s took %.1fs", self.address, took)
 
     def start(self) -> None:
-        """Start heart-beating (registers lazily on first use)."""
+        """Start heart-beating (registers on the first beat unless registered before)."""
         if self._heartbeat is None:
-            self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+            self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"heartbeat-{self.address}")
 
-    async def close(self, leave: bool = True) -> None:
-        """Stop heart-beating, leave the swarm, close the channel."""
+    def retire(self) -> None:
+        """The supernode left the cluster: stop heart-beating; its channel closes after CHANNEL_GRACE (closing
+        cancels every call on it: the downloads still running there register their tasks again elsewhere)."""
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             self._heartbeat = None
-        if leave and self.host_id:
+        if self._channel is not None and self._closing is None:
+            self._closing = asyncio.create_task(self._channel.close(CHANNEL_GRACE))
+        self.up = False
+
+    async def close(self, leave: bool = True) -> None:
+        """Stop heart-beating, leave the supernode, close the channel."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+        if leave and self.host_id and self.up:
             try:
                 await self.stub().LeaveHost(scheduler_pb2.LeaveHostRequest(host_id=self.host_id), timeout=3)
             except grpc.aio.AioRpcError as exc:
-                log.info("LeaveHost failed: %s", exc.code())
+                log.info("LeaveHost at %s failed: %s", self.address, exc.code())
         if self._channel is not None:
             await self._channel.close(None)
             self._channel = None
-        left = dict(self._closing)
-        for old in left.values():
-            await old.close(None)
-        await asyncio.gather(*left, return_exceptions=True)
+        if self._closing is not None:
+            await asyncio.gather(self._closing, return_exceptions=True)
 
 
 def host_info(ip: str, port: int, upload_slots: int, location: str = "", seed: bool = False) -> scheduler_pb2.HostInfo:

@@ -185,15 +185,21 @@ class SwarmTransferer:
         self._stopping: set[asyncio.Task[None]] = set()
 
     def conductor_for(
-        self, request: ContentRequest, no_back_source: bool | None = None, rate_limit: int = 0, seeding: bool = False
+        self,
+        request: ContentRequest,
+        no_back_source: bool | None = None,
+        rate_limit: int = 0,
+        seeding: bool = False,
+        prefer: str = "",
     ) -> Conductor:
         """The running conductor of the request's task, started on first use (seeding: for a seed peer's order,
-        which offers a cached copy to the swarm)."""
+        which offers a cached copy to the swarm; prefer: the supernode that ordered it)."""
         tid = self.task_id_of(request)
         conductor = self._conductors.get(tid)
         if conductor is None or conductor.error is not None:
             back_source_off = self.ctx.no_back_source if no_back_source is None else no_back_source
             conductor = Conductor(self.ctx, request, tid, back_source_off, rate_limit, announce_cached=seeding)
+            conductor.prefer = prefer
             self._conductors[tid] = conductor
             task = conductor.start()
             task.add_done_callback(functools.partial(self._forget, conductor))
@@ -249,10 +255,10 @@ class SwarmTransferer:
 
     async def _stop(self, conductor: Conductor) -> None:
         await conductor.cancel()
-        scheduler = self.ctx.scheduler
-        if scheduler is not None and conductor.peer_id:
+        supernode = conductor.supernode
+        if supernode is not None and conductor.peer_id:
             try:
-                await scheduler.stub().LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id=conductor.peer_id), timeout=5)
+                await supernode.stub().LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id=conductor.peer_id), timeout=5)
             except grpc.aio.AioRpcError as exc:
                 log.info("LeaveTask for stopped task=%s failed: %s", conductor.task_id, exc.code().name)
 
@@ -294,11 +300,12 @@ class SwarmTransferer:
             self._prefetching -= 1
         return True
 
-    async def seed(self, request: ContentRequest) -> None:
-        """A seed peer's order: download the content into this host's cache through the swarm, where the supernode
-        has this peer read the origin for the others (a copy cached here already is offered to them instead); a
-        download of it running here is waited for. Raises the download's error."""
-        conductor = self.conductor_for(request, no_back_source=False, seeding=True)
+    async def seed(self, request: ContentRequest, supernode: str = "") -> None:
+        """A seed peer's order (from the supernode at that address): download the content into this host's cache
+        through the swarm, where the supernode has this peer read the origin for the others (a copy cached here
+        already is offered to them instead); a download of it running here is waited for. Raises the download's
+        error."""
+        conductor = self.conductor_for(request, no_back_source=False, seeding=True, prefer=supernode)
         conductor.kept = True
         await conductor.finished.wait()
         if conductor.error is not None:

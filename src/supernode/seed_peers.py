@@ -12,11 +12,11 @@ readers (supernode.readers) decide when a task needs a seed peer, and what it re
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from dfcommon import ring
 from dfcommon.content import ContentRequest
 from dfcommon.metrics import SEED_ORDERS
 from supernode.resource.host import Host
@@ -51,7 +51,7 @@ class Ordering:
 
 def rendezvous_score(task_id: str, address: str) -> int:
     """The weight of a seed peer (by its address, stable across registrations) for a task: highest wins."""
-    return int.from_bytes(hashlib.sha256(f"{task_id}\0{address}".encode()).digest()[:8], "big")
+    return ring.score(task_id, address)
 
 
 @dataclass(eq=False)

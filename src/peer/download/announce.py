@@ -6,18 +6,19 @@ from __future__ import annotations
 import asyncio
 
 from dfcommon import piecedigest
-from dfcommon.content import ContentRequest
 from peer.download import link
-from peer.download.link import SwarmLink
-from peer.scheduler_client import SchedulerClient
+from peer.download.link import Registrant, SwarmLink
+from peer.scheduler_cluster import SchedulerClient
 from peer.storage import TaskStore
 
 
-async def announce(scheduler: SchedulerClient, request: ContentRequest, store: TaskStore, deadline_s: float) -> str:
-    """Register the task and offer every piece of the complete store; returns the peer id."""
-    peer_id, _ = await link.register(scheduler, request, deadline_s, lambda _host: None)
+async def announce(scheduler: SchedulerClient, who: Registrant, store: TaskStore, deadline_s: float) -> str:
+    """Register the task (at who.prefer, the supernode that ordered it, while it answers; else at the task's owner)
+    and offer every piece of the complete store; returns the peer id."""
+    peer_id, _ = await link.register(scheduler, who, deadline_s)
     held = await asyncio.to_thread(piece_digests, store)
-    stream = SwarmLink(scheduler, peer_id, lambda _event: None)
+    assert who.supernode is not None, "registered"
+    stream = SwarmLink(who.supernode, peer_id, lambda _event: None)
     stream.open(0, held, (store.meta.content_length, store.meta.piece_size))
     await stream.close()  # the supernode reads the first message before the end of the stream
     return peer_id

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 from dandelion.common.v1 import common_pb2
@@ -20,7 +20,8 @@ from dfcommon import piecedigest
 from dfcommon.content import ContentRequest
 from dfcommon.urlmeta import to_url_meta
 from peer.piece.model import Parent, PieceOutcome, PieceSpec
-from peer.scheduler_client import SchedulerClient
+from peer.scheduler_client import SupernodeLink
+from peer.scheduler_cluster import SchedulerClient
 
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
@@ -128,20 +129,33 @@ def _result(outcome: PieceOutcome) -> scheduler_pb2.PieceResult:
     )
 
 
-async def register(
-    scheduler: SchedulerClient, request: ContentRequest, deadline_s: float, on_host: Callable[[str], None]
-) -> tuple[str, TaskNews]:
-    """RegisterTask (each attempt within deadline_s): (peer id, the task); on_host gets the host id the
-    registration went out under."""
-    meta = to_url_meta(request)
+class Registrant(Protocol):
+    """A download registering its task (peer.conductor.Conductor)."""
+
+    request: ContentRequest
+    task_id: str
+    prefer: str  # the supernode to register with while it answers ("" the task's owner on its ring)
+    supernode: SupernodeLink | None  # the supernode that took the last registration
+
+    def registered_as(self, supernode: SupernodeLink, host_id: str) -> None:
+        """The supernode that took the registration, and the host id it went out under there."""
+
+
+async def register(scheduler: SchedulerClient, who: Registrant, deadline_s: float) -> tuple[str, TaskNews]:
+    """RegisterTask at the task's supernode (its ring's owner, or who.prefer while that answers; each attempt
+    within deadline_s): (peer id, the task)."""
+    meta = to_url_meta(who.request)
+    used = ""
 
     def call(stub: SchedulerServiceAsyncStub, host_id: str) -> Awaitable[scheduler_pb2.RegisterTaskResponse]:
-        on_host(host_id)
+        nonlocal used
+        used = host_id
         return stub.RegisterTask(  # type: ignore[no-any-return]
             scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=meta), timeout=deadline_s
         )
 
-    response: scheduler_pb2.RegisterTaskResponse = await scheduler.call(call)
+    response, supernode = await scheduler.call(who.task_id, call, who.prefer)
+    who.registered_as(supernode, used)
     return str(response.peer_id), task_news(response.task)
 
 
@@ -157,8 +171,9 @@ class Result:
     digest_mismatch: bool = False  # the whole content did not match although every piece matched its digest
 
 
-async def report(scheduler: SchedulerClient, peer_id: str, result: Result) -> None:
-    """ReportPeerResult, then LeaveTask when the download failed; a failure here is only logged."""
+async def report(supernode: SupernodeLink, peer_id: str, result: Result) -> None:
+    """ReportPeerResult to the supernode the peer registered with, then LeaveTask when the download failed; a
+    failure here is only logged."""
     request = scheduler_pb2.ReportPeerResultRequest(
         peer_id=peer_id,
         success=result.success,
@@ -169,19 +184,20 @@ async def report(scheduler: SchedulerClient, peer_id: str, result: Result) -> No
         content_digest_mismatch=result.digest_mismatch,
     )
     try:
-        await scheduler.stub().ReportPeerResult(request, timeout=5)
+        await supernode.stub().ReportPeerResult(request, timeout=5)
         if not result.success:
-            await scheduler.stub().LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id=peer_id), timeout=5)
+            await supernode.stub().LeaveTask(scheduler_pb2.LeaveTaskRequest(peer_id=peer_id), timeout=5)
     except grpc.aio.AioRpcError as exc:
         log.info("reporting peer=%s to the supernode failed: %s", peer_id[:12], exc.code().name)
 
 
 class SwarmLink:
-    """One SyncPieces stream: opened with what this peer holds, then results out and events in (to deliver)."""
+    """One SyncPieces stream with the supernode the peer registered with: opened with what this peer holds, then
+    results out and events in (to deliver)."""
 
-    def __init__(self, scheduler: SchedulerClient, peer_id: str, deliver: Callable[[LinkEvent], None]) -> None:
+    def __init__(self, supernode: SupernodeLink, peer_id: str, deliver: Callable[[LinkEvent], None]) -> None:
         self.peer_id = peer_id
-        self._scheduler = scheduler
+        self._supernode = supernode
         self._deliver = deliver
         self._outgoing: asyncio.Queue[scheduler_pb2.SyncPiecesRequest | None] = asyncio.Queue()
         self._call: grpc.aio.StreamStreamCall[scheduler_pb2.SyncPiecesRequest, scheduler_pb2.SyncPiecesResponse]
@@ -201,7 +217,7 @@ class SwarmLink:
             while (message := await self._outgoing.get()) is not None:
                 yield message
 
-        self._call = self._scheduler.stub().SyncPieces(requests())
+        self._call = self._supernode.stub().SyncPieces(requests())
         self._reader = asyncio.create_task(self._read())
 
     def report(self, outcomes: Sequence[PieceOutcome]) -> None:
@@ -243,10 +259,13 @@ class SwarmLink:
                     self._deliver(event)
             self._deliver(Ended("the supernode ended the piece stream", False))
         except grpc.aio.AioRpcError as exc:
-            # NOT_FOUND: the supernode forgot this peer; UNAVAILABLE: it went away (the next registration moves to
-            # the next supernode, which rebuilds the task from what its peers report). Both register again.
+            # NOT_FOUND: the supernode forgot this peer; UNAVAILABLE: it went away (the next registration goes to the
+            # next supernode on the task's ring, which rebuilds the task from what its peers report). Both register
+            # again.
             gone = exc.code() == grpc.StatusCode.UNAVAILABLE
             forgotten = gone or exc.code() == grpc.StatusCode.NOT_FOUND
+            if gone:  # the task goes to the next owner on its ring until this one answers a heartbeat again
+                self._supernode.mark_down(f"piece stream: {exc.details()}")
             self._deliver(Ended(f"piece stream failed: {exc.code().name} {exc.details()}", forgotten, gone))
         except asyncio.CancelledError:
             current = asyncio.current_task()

@@ -21,6 +21,7 @@ from peer.piece.fetcher import fetch_group
 from peer.piece.health import SwarmHealth
 from peer.piece.model import Parent, PieceOutcome, PieceSpec
 from peer.piece.queue import FetchQueue
+from peer.scheduler_client import SupernodeLink
 from peer.storage import TaskStore
 from peer.tokenbucket import TokenBucket
 
@@ -90,6 +91,7 @@ class SessionOwner(Protocol):
     no_back_source: bool
     check: ContentCheck
     host_id: str  # the host id the task was registered under
+    supernode: SupernodeLink | None  # the supernode the task was registered with
 
     @property
     def reading(self) -> bool:
@@ -136,15 +138,15 @@ class SwarmSession:
         self.owner = owner
         self.peer_id = peer_id
         ctx = owner.ctx
-        assert ctx.scheduler is not None
-        self._scheduler = ctx.scheduler
+        assert owner.supernode is not None
+        self._supernode = owner.supernode
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
         self._queue = FetchQueue(ctx.max_streams, ctx.group_size)
         self._fetches: set[asyncio.Task[None]] = set()
         self.health = SwarmHealth()
         self._results: list[PieceOutcome] = []
         self._offering = False  # the supernode asked this peer to read the origin for the swarm, on this stream
-        self._link = SwarmLink(ctx.scheduler, peer_id, self._events.put_nowait)
+        self._link = SwarmLink(self._supernode, peer_id, self._events.put_nowait)
 
     def notify(self, event: OwnRead) -> None:
         """News of this peer's read for the swarm (from the owner)."""
@@ -163,8 +165,10 @@ class SwarmSession:
         self._link.open(owner.ctx.window, owner.held(), owner.answer())
         try:
             while not self._all_held():
-                if self._scheduler.host_id != owner.host_id:  # registered again, maybe with another supernode
+                if self._supernode.host_id != owner.host_id:  # the supernode forgot this host: registered again
                     raise Forgotten("this host registered with the supernode again")
+                if not self._supernode.up:  # it stopped answering: the task goes to the next owner on its ring
+                    raise Forgotten(f"supernode {self._supernode.address} stopped answering", gone=True)
                 if not owner.reading and (reason := self.health.give_up_reason(owner.ctx.stall_timeout)):
                     raise SwarmGaveUp(reason)
                 try:
@@ -197,7 +201,7 @@ class SwarmSession:
         elif isinstance(event, Answered | Offered | ReadEnded):
             return self._own_read(event)
         elif isinstance(event, Ended):
-            if event.forgotten or self._scheduler.host_id != self.owner.host_id:
+            if event.forgotten or self._supernode.host_id != self.owner.host_id:
                 raise Forgotten(event.reason, event.gone)
             raise SwarmGaveUp(event.reason)
         elif isinstance(event, TaskNews):

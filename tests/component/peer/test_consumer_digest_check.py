@@ -26,7 +26,8 @@ from dfcommon.identity import task_id
 from peer.context import PeerContext
 from peer.origin import new_client
 from peer.rpc.upload import UploadServicer, add_upload_service
-from peer.scheduler_client import SchedulerClient, host_info
+from peer.scheduler_client import host_info
+from peer.scheduler_cluster import SchedulerClient
 from peer.storage import Storage
 from peer.tokenbucket import TokenBucket
 from peer.transferer import SwarmTransferer

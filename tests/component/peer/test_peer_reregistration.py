@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cluster_procs import tasks_on
 from fixtures.origin import OriginServer, start_origin, write_random_file
 from fixtures.processes import ManagedProcess, ProcessGroup, console_script, free_port
 from peer_procs import Daemon, start_daemon
@@ -142,20 +143,28 @@ def test_heartbeats_have_their_own_connection(process_group: ProcessGroup, tmp_p
     assert seen == [2]
 
 
-def test_download_follows_the_host_to_the_next_supernode(process_group: ProcessGroup, tmp_path: Path) -> None:
-    """The supernode of a running download stalls past the heartbeat timeout: the host moves to the next one, and
-    the download registers its task there and finishes from its swarm, while the first stays stalled."""
-    first, stalled = start_supernode(process_group, tmp_path, name="sn-a")
-    second, _ = start_supernode(process_group, tmp_path, name="sn-b")
+def test_download_follows_the_task_to_the_next_supernode(process_group: ProcessGroup, tmp_path: Path) -> None:
+    """The supernode of a running download (its task's owner) stalls past the heartbeat timeout: the task moves to
+    the next supernode on its ring, and the download registers it there and finishes from its swarm, while the
+    first stays stalled."""
+    first, sn_a = start_supernode(process_group, tmp_path, name="sn-a")
+    second, sn_b = start_supernode(process_group, tmp_path, name="sn-b")
+    procs = {first: sn_a, second: sn_b}
+    stalled: list[str] = []
 
     def stall(_daemon: Daemon) -> None:
-        stalled.signal(signal.SIGSTOP)
+        (owner,) = [address for address in procs if tasks_on(address)]  # the one supernode scheduling the task
+        stalled.append(owner)
+        procs[owner].signal(signal.SIGSTOP)
 
     try:
         daemon = download_across(process_group, tmp_path, "127.0.0.67", f"{first},{second}", stall)
     finally:
-        stalled.signal(signal.SIGCONT)
+        for proc in procs.values():
+            proc.signal(signal.SIGCONT)
     log = daemon.proc.log()
-    assert re.search(rf"registered host=\w+ with supernode {second}", log), daemon.proc.tail(60)
+    (other,) = [address for address in procs if address not in stalled]
+    assert f"supernode {stalled[0]} unavailable" in log, daemon.proc.tail(60)
     assert "registering the task again" in log
+    assert tasks_on(other), daemon.proc.tail(60)  # the task is scheduled there now
     assert from_swarm_only(daemon), daemon.proc.tail(60)

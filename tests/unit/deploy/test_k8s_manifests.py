@@ -24,6 +24,7 @@ from fixtures.k8s_manifests import (
 )
 
 from mirror.clientconfig_cli import run as client_config
+from peer.config import parse_supernodes
 
 OLDEST = "1.27"  # native gRPC probes are GA from 1.27 on
 VERSIONS = (OLDEST, kubernetes_validate.utils.latest_version())
@@ -168,24 +169,22 @@ def test_the_init_container_points_containerd_at_the_mirror_and_the_undo_takes_i
     assert list(certs.iterdir()) == []
 
 
-def test_the_peers_supernode_list_names_every_supernode_replica() -> None:
+def test_the_peers_find_the_supernodes_by_the_headless_service() -> None:
     documents = load_documents()
     statefulset = find(documents, "StatefulSet", "dandelion-supernode")
     service = find(documents, "Service", statefulset["spec"]["serviceName"])
     namespace = statefulset["metadata"]["namespace"]
-    assert service["spec"]["clusterIP"] == "None"  # headless: one DNS name per pod
+    assert service["spec"]["clusterIP"] == "None"  # headless: one A record per ready pod
+    assert not service["spec"].get("publishNotReadyAddresses")  # a supernode not ready is not a member
     assert service["spec"]["selector"].items() <= statefulset["spec"]["template"]["metadata"]["labels"].items()
     supernode = parse(container(documents, "StatefulSet/dandelion-supernode/supernode"))
     assert supernode is not None
     port = int(supernode.listen.rsplit(":", 1)[1])
     assert port in {p["port"] for p in service["spec"]["ports"]}
-    expected = [
-        f"{statefulset['metadata']['name']}-{i}.{service['metadata']['name']}.{namespace}.svc.cluster.local:{port}"
-        for i in range(statefulset["spec"]["replicas"])
-    ]
+    expected = [f"dns:///{service['metadata']['name']}.{namespace}.svc.cluster.local:{port}"]
     for name in ("DaemonSet/dandelion-dfdaemon/dfdaemon", "StatefulSet/dandelion-seed/seed"):
         ns = parse(container(documents, name))
-        assert ns is not None and ns.supernode.split(",") == expected
+        assert ns is not None and parse_supernodes(ns.supernode) == expected
 
 
 def test_seed_peers_keep_their_cache_on_a_claim_of_their_own() -> None:

@@ -12,7 +12,7 @@ from fixtures.processes import ProcessGroup, free_port
 from p2p_cluster import PeerHandle, Swarm
 
 MiB = 1 << 20
-SIZE = 24 * MiB  # six 4 MiB pieces: more than a stalled stream's flow-control window holds
+SIZE = 24 * MiB  # more than a stalled stream's flow-control window holds
 POOLS = {"supernode": ("peer_uploads",), "peer": ("peer_uploads", "daemon_downloads")}
 
 
@@ -28,6 +28,11 @@ class FaultSwarm:
     sha: str
     task_id: str
     pieces: int
+
+    @property
+    def piece_chunks(self) -> int:
+        """The 1 MiB messages a (whole) piece is sent in."""
+        return -(-(SIZE // self.pieces) // MiB)
 
     @property
     def supernode_target(self) -> str:

@@ -192,7 +192,7 @@ def test_busy_pool_refuses_then_recovers(faults: FaultSwarm, component: str, poo
             call.cancel()  # type: ignore[attr-defined]
         faults.wait_gauge(metrics_of(component), pool, 0)
         one_piece = peer_pb2.DownloadPiecesRequest(task_id=faults.task_id, piece_numbers=[1]).SerializeToString()
-        assert sum(1 for _ in raw(one_piece, timeout=60)) == 4  # 1 MiB chunks of a 4 MiB piece
+        assert sum(1 for _ in raw(one_piece, timeout=60)) == faults.piece_chunks
 
 
 def test_still_serving_after_the_faults(faults: FaultSwarm, tmp_path: Path) -> None:

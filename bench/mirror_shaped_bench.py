@@ -1,16 +1,16 @@
-"""Four hosts pulling one image behind a shaped registry uplink: the swarm vs direct pulls vs the bounds.
+"""Hosts (four by default) pulling one image behind a shaped registry uplink: the swarm vs direct pulls vs the bounds.
 
-Usage: sudo python bench/mirror_shaped_bench.py [--layers 3] [--layer-mib 16] [--registry-mbit 100]
+Usage: sudo python bench/mirror_shaped_bench.py [--hosts 4] [--layers 3] [--layer-mib 16] [--registry-mbit 100]
            [--host-mbit 200] [--dest dir|oci] [--piece-size SIZE] [--repeat 2]
            [--latency-layers 4] [--latency-layer-mib 4] [--latency-repeat 3]
            [--skip-shaped] [--skip-latency] [--work-dir DIR]
 
 Part 1 (needs root: `ip netns`, `tc`): network namespaces dlbench-reg (docker-registry on 10.77.0.2:5000,
-egress shaped with tbf to --registry-mbit), dlbench-sn (supernode on 10.77.0.3:8002) and dlbench-h1..h4
-(one dfdaemon each on 10.77.0.11-14, its mirror on that namespace's own 127.0.0.1:65001), joined by a
+egress shaped with tbf to --registry-mbit), dlbench-sn (supernode on 10.77.0.3:8002) and dlbench-h1..hN
+(N = --hosts; one dfdaemon each on 10.77.0.11-, its mirror on that namespace's own 127.0.0.1:65001), joined by a
 bridge inside namespace dlbench-br; supernode and host uplinks are shaped to --host-mbit (0: unshaped).
-Nothing is added to the root namespace. Per run: 4 skopeo pulls at once through each host's own mirror
-(a new swarm with empty caches), then 4 direct pulls at once, then 1 direct pull; every pulled blob's
+Nothing is added to the root namespace. Per run: N skopeo pulls at once through each host's own mirror
+(a new swarm with empty caches), then N direct pulls at once, then 1 direct pull; every pulled blob's
 sha256 is checked. Compared with the Kumar-Ross lower bound for P2P distribution max(F/u_s, N*F/(u_s+sum u_i))
 and the client-server bound N*F/u_s.
 
@@ -53,7 +53,7 @@ REGISTRY_PORT = 5000
 SUPERNODE_PORT = 8002
 MIRROR_ADDR = "127.0.0.1:65001"  # each host namespace has its own loopback
 REPOSITORY, TAG = "bench/img", "1"
-N_HOSTS = 4
+N_HOSTS = 4  # default --hosts
 
 
 @dataclass(frozen=True)
@@ -72,17 +72,17 @@ class ShapedRow:
     name: str
     seconds: list[float] = field(default_factory=list)
     upstream_bytes: list[int] = field(default_factory=list)
-    # Bytes each namespace sent on its eth0 during the scenario, per run (registry, supernode, h1..h4).
+    # Bytes each namespace sent on its eth0 during the scenario, per run (registry, supernode, h1..hN).
     uplink_bytes: list[dict[str, int]] = field(default_factory=list)
 
 
-def make_testbed(registry_mbit: int, host_mbit: int) -> Testbed:
+def make_testbed(registry_mbit: int, host_mbit: int, n_hosts: int = N_HOSTS) -> Testbed:
     """Namespace names, addresses and uplink rates (host_mbit 0: unshaped)."""
     host_rate = host_mbit or None
     return Testbed(
         registry=NetHost("dlbench-reg", "10.77.0.2", registry_mbit),
         supernode=NetHost("dlbench-sn", "10.77.0.3", host_rate),
-        hosts=tuple(NetHost(f"dlbench-h{i}", f"10.77.0.{10 + i}", host_rate) for i in range(1, N_HOSTS + 1)),
+        hosts=tuple(NetHost(f"dlbench-h{i}", f"10.77.0.{10 + i}", host_rate) for i in range(1, n_hosts + 1)),
     )
 
 
@@ -235,7 +235,7 @@ def layer_bytes(registry: Registry, layers: Sequence[str]) -> int:
 
 def measure_shaped(args: argparse.Namespace, workdir: Path) -> tuple[list[ShapedRow], int, int]:
     """Part 1; returns the rows, F (config + layer bytes) and the layer bytes alone."""
-    bed = make_testbed(args.registry_mbit, args.host_mbit)
+    bed = make_testbed(args.registry_mbit, args.host_mbit, args.hosts)
     rows = [ShapedRow("swarm: 4 pulls via own mirror"), ShapedRow("4 direct pulls at once"), ShapedRow("1 direct pull")]
     print(f"building {args.layers} x {args.layer_mib} MiB image", flush=True)
     image = build_oci_image(workdir / "oci", [args.layer_mib * MiB] * args.layers, TAG)
@@ -323,12 +323,13 @@ def print_shaped(args: argparse.Namespace, rows: list[ShapedRow], total: int, la
     """The part 1 table with the two bounds and the ratios."""
     u_s = args.registry_mbit * 1e6 / 8  # bytes/s; tc's mbit is 10^6 bit/s
     u_i = (args.host_mbit or float("inf")) * 1e6 / 8
-    p2p_bound = max(total / u_s, N_HOSTS * total / (u_s + N_HOSTS * u_i))
-    cs_bound = N_HOSTS * total / u_s
+    n = args.hosts
+    p2p_bound = max(total / u_s, n * total / (u_s + n * u_i))
+    cs_bound = n * total / u_s
     host_rate = f"{args.host_mbit} Mbit/s" if args.host_mbit else "unshaped"
     print()
     print(
-        f"shaped pulls: N = {N_HOSTS} hosts, F = {total / 1e6:.1f} MB ({args.layers} x {args.layer_mib} MiB "
+        f"shaped pulls: N = {n} hosts, F = {total / 1e6:.1f} MB ({args.layers} x {args.layer_mib} MiB "
         f"random layers gzip + config), registry uplink u_s = {args.registry_mbit} Mbit/s, host and supernode "
         f"uplinks u_i = {host_rate}; skopeo to {args.dest}:; piece size {args.piece_size or 'default'}; "
         f"median of {args.repeat} run(s)"
@@ -385,6 +386,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def main() -> None:
     """Parse flags, run both parts, print the tables; everything started is stopped and removed."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", type=int, default=N_HOSTS, help=f"hosts pulling at once (default {N_HOSTS})")
     parser.add_argument("--layers", type=int, default=3, help="layers in the shaped-run image (default 3)")
     parser.add_argument("--layer-mib", type=int, default=16, help="random MiB per layer (default 16)")
     parser.add_argument("--registry-mbit", type=int, default=100, help="registry uplink, Mbit/s (default 100)")
@@ -408,6 +410,8 @@ def main() -> None:
     parser.add_argument("--skip-latency", action="store_true", help="skip part 2 (first blob byte)")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep logs and data here (default: temp)")
     args = parser.parse_args()
+    if not 1 <= args.hosts <= 40:
+        parser.error(f"--hosts wants 1 to 40, got {args.hosts}")
     needed = ["docker-registry", "skopeo"] + ([] if args.skip_shaped else ["ip", "tc"])
     missing = missing_binaries(*needed)
     if missing:

@@ -123,6 +123,9 @@ class Upstream:
         # (base, credentials key, repository, digest) → (grant, monotonic expiry)
         self._grants: dict[tuple[str, str, str, str], tuple[BlobGrant, float]] = {}
         self._token_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        # The HEADs in flight, by grant key: a second ask for the same blob and client (the prefetch and the
+        # client's own GET, two layers' clients at once) waits for the first instead of asking again.
+        self._asking: dict[tuple[str, str, str, str], asyncio.Future[BlobGrant]] = {}
 
     async def aclose(self) -> None:
         """Close upstream connections."""
@@ -205,11 +208,41 @@ class Upstream:
         cached = self._grants.get(key)
         if cached is not None and cached[1] > now:
             return cached[0]
+        asking = self._asking.get(key)
+        if asking is not None and not fresh:
+            try:
+                return await asyncio.shield(asking)
+            except asyncio.CancelledError:
+                if not asking.cancelled():
+                    raise  # this caller was cancelled
+                # the first asker was cancelled: ask again below
+        asking = asyncio.get_running_loop().create_future()
+        self._asking[key] = asking
+        try:
+            grant = await self._ask_blob(base, name, digest, creds, key)
+        except asyncio.CancelledError:
+            asking.cancel()
+            raise
+        except BaseException as exc:
+            asking.set_exception(exc)
+            asking.exception()  # marked retrieved: nobody else may be waiting
+            raise
+        else:
+            asking.set_result(grant)
+        finally:
+            if self._asking.get(key) is asking:
+                del self._asking[key]
+        return grant
+
+    async def _ask_blob(
+        self, base: str, name: str, digest: str, creds: Credentials, key: tuple[str, str, str, str]
+    ) -> BlobGrant:
         url = f"{base}/v2/{name}/blobs/{digest}"
         answer = await self._send("HEAD", url, base, creds, pull_scope(name), [])
         if answer.status != 200:
             raise self._refusal(answer, base, creds, "blob")
         grant = BlobGrant(url, dict(answer.auth), _content_length(answer.headers, base))
+        now = self._clock()
         _prune(self._grants, now)
         self._grants[key] = (grant, min(now + self.config.auth_cache_ttl_s, answer.auth_expires))
         return grant

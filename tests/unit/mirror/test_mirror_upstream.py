@@ -203,3 +203,50 @@ async def test_a_refused_cached_token_is_replaced() -> None:
     assert manifest.digest == DIGEST
     assert fake.tokens_issued == 101
     await upstream.aclose()
+
+
+def gated(fake: FakeRegistry, gate: asyncio.Event) -> Upstream:
+    """An upstream whose blob HEADs wait for gate: the asks overlap."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "HEAD" and "/blobs/" in request.url.path:
+            await gate.wait()
+        return fake(request)
+
+    return Upstream(MirrorConfig(registry=BASE), transport=httpx.MockTransport(handler), clock=Clock())
+
+
+def blob_heads(fake: FakeRegistry) -> int:
+    return len([r for r in fake.seen if r.method == "HEAD" and "/blobs/" in r.url.path])
+
+
+async def test_one_blob_asked_for_at_once_is_asked_once_and_fresh_asks_again() -> None:
+    alone = FakeRegistry()
+    await upstream_for(alone).authorize_blob(BASE, "ns/img", BLOB, ALICE)
+    fake, gate = FakeRegistry(), asyncio.Event()
+    upstream = gated(fake, gate)
+    asks = [asyncio.ensure_future(upstream.authorize_blob(BASE, "ns/img", BLOB, ALICE)) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    grants = await asyncio.gather(*asks)
+    assert len({id(g) for g in grants}) == 1  # the prefetch and the client's GET at once: one question
+    assert blob_heads(fake) == blob_heads(alone)
+    fresh = await upstream.authorize_blob(BASE, "ns/img", BLOB, ALICE, fresh=True)
+    assert blob_heads(fake) > blob_heads(alone) and fake.tokens_issued == 2, "fresh: a new token, a new question"
+    assert fresh.headers == {"Authorization": "Bearer t2"}
+    await upstream.aclose()
+
+
+async def test_a_cancelled_first_ask_leaves_the_others_to_ask_again() -> None:
+    fake, gate = FakeRegistry(), asyncio.Event()
+    upstream = gated(fake, gate)
+    first = asyncio.ensure_future(upstream.authorize_blob(BASE, "ns/img", BLOB, ALICE))
+    await asyncio.sleep(0.05)
+    second = asyncio.ensure_future(upstream.authorize_blob(BASE, "ns/img", BLOB, ALICE))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    await asyncio.sleep(0.05)
+    gate.set()
+    grant = await second
+    assert first.cancelled() and grant.length == 1234
+    await upstream.aclose()

@@ -72,6 +72,9 @@ class PeerConfig:
     listeners: tuple[tuple[str, int, str], ...] = ()
     tls: TlsConfig | None = None  # mutual TLS on PeerService and on every channel to supernodes and parents
     open_inspection: bool = False  # ListCache on a TCP daemon endpoint for callers beyond loopback
+    # PeerService serves only callers with a supernode's access grant (dfcommon.grants); off only while older peers,
+    # which send none, are still in the cluster.
+    require_grants: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> PeerConfig:

@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="answer ListCache on a TCP --daemon-listen from any address (default: loopback callers only)",
     )
+    parser.add_argument(
+        "--no-require-grants",
+        action="store_true",
+        help="serve pieces to callers without a supernode's access grant (only while older peers, which send none, "
+        "are still in the cluster; default: refuse them)",
+    )
     add_mirror_arguments(parser)
     add_origin_policy_arguments(parser, "back-to-source")
     add_tls_arguments(parser, "PeerService and the calls to supernodes and parents (not the dfget endpoint)")
@@ -143,6 +149,7 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
         listeners=_listeners(ns),
         tls=tls_from_args(ns),
         open_inspection=ns.open_inspection,
+        require_grants=not ns.no_require_grants,
     ).validate()
 
 

@@ -15,6 +15,7 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from dfcommon.backoff import Backoff, BackoffPolicy
 from dfcommon.channels import channel
 from dfcommon.errors import DandelionError, Unavailable
+from dfcommon.grants import GrantKeys
 from dfcommon.tls import TlsConfig
 
 if TYPE_CHECKING:
@@ -53,12 +54,19 @@ def is_origin_failure(exc: grpc.aio.AioRpcError) -> bool:
 class SchedulerClient:
     """Calls the current supernode; on UNAVAILABLE moves to the next; re-registers when the host is unknown."""
 
-    def __init__(self, addresses: list[str], host: scheduler_pb2.HostInfo, tls: TlsConfig | None = None) -> None:
+    def __init__(
+        self,
+        addresses: list[str],
+        host: scheduler_pb2.HostInfo,
+        tls: TlsConfig | None = None,
+        grant_keys: GrantKeys | None = None,
+    ) -> None:
         if not addresses:
             raise ValueError("at least one supernode address is needed")
         self.addresses = addresses
         self.host = host
         self.tls = tls
+        self.grant_keys = grant_keys  # every supernode's grant key, kept across fail-overs (its PeerService checks)
         self.host_id = ""
         self.heartbeat_interval = 5.0
         self._index = 0
@@ -100,6 +108,8 @@ class SchedulerClient:
             scheduler_pb2.RegisterHostRequest(host=self.host), timeout=CALL_TIMEOUT
         )
         self.host_id = response.host_id
+        if self.grant_keys is not None and response.grant_public_key:
+            self.grant_keys.learn(response.grant_key_id, response.grant_public_key)
         if response.heartbeat_interval_ms:
             self.heartbeat_interval = max(0.2, response.heartbeat_interval_ms / 1000)
         log.info("registered host=%s with supernode %s", self.host_id, self.address)

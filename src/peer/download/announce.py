@@ -15,7 +15,7 @@ from peer.storage import TaskStore
 
 async def announce(scheduler: SchedulerClient, request: ContentRequest, store: TaskStore, deadline_s: float) -> str:
     """Register the task and offer every piece of the complete store; returns the peer id."""
-    peer_id, _ = await link.register(scheduler, request, deadline_s, lambda _host: None)
+    peer_id, _, _ = await link.register(scheduler, request, deadline_s, lambda _host: None)
     held = await asyncio.to_thread(piece_digests, store)
     stream = SwarmLink(scheduler, peer_id, lambda _event: None)
     stream.open(0, held, (store.meta.content_length, store.meta.piece_size))

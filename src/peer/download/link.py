@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
 
 log = logging.getLogger(__name__)
+Grant = common_pb2.AccessGrant  # the supernode's permission to fetch the task's pieces, passed on as it came
 
 
 @dataclass(frozen=True)
@@ -130,9 +131,9 @@ def _result(outcome: PieceOutcome) -> scheduler_pb2.PieceResult:
 
 async def register(
     scheduler: SchedulerClient, request: ContentRequest, deadline_s: float, on_host: Callable[[str], None]
-) -> tuple[str, TaskNews]:
-    """RegisterTask (each attempt within deadline_s): (peer id, the task); on_host gets the host id the
-    registration went out under."""
+) -> tuple[str, TaskNews, Grant | None]:
+    """RegisterTask (each attempt within deadline_s): (peer id, the task, its access grant or None from a supernode
+    that issues none); on_host gets the host id the registration went out under."""
     meta = to_url_meta(request)
 
     def call(stub: SchedulerServiceAsyncStub, host_id: str) -> Awaitable[scheduler_pb2.RegisterTaskResponse]:
@@ -142,7 +143,8 @@ async def register(
         )
 
     response: scheduler_pb2.RegisterTaskResponse = await scheduler.call(call)
-    return str(response.peer_id), task_news(response.task)
+    grant = response.grant if response.HasField("grant") else None
+    return str(response.peer_id), task_news(response.task), grant
 
 
 @dataclass(frozen=True)
@@ -177,12 +179,20 @@ async def report(scheduler: SchedulerClient, peer_id: str, result: Result) -> No
 
 
 class SwarmLink:
-    """One SyncPieces stream: opened with what this peer holds, then results out and events in (to deliver)."""
+    """One SyncPieces stream: opened with what this peer holds, then results out and events in (to deliver), and
+    renewed access grants (to renewed, at once)."""
 
-    def __init__(self, scheduler: SchedulerClient, peer_id: str, deliver: Callable[[LinkEvent], None]) -> None:
+    def __init__(
+        self,
+        scheduler: SchedulerClient,
+        peer_id: str,
+        deliver: Callable[[LinkEvent], None],
+        renewed: Callable[[Grant], None] | None = None,
+    ) -> None:
         self.peer_id = peer_id
         self._scheduler = scheduler
         self._deliver = deliver
+        self._renewed = renewed
         self._outgoing: asyncio.Queue[scheduler_pb2.SyncPiecesRequest | None] = asyncio.Queue()
         self._call: grpc.aio.StreamStreamCall[scheduler_pb2.SyncPiecesRequest, scheduler_pb2.SyncPiecesResponse]
         self._reader: asyncio.Task[None] | None = None
@@ -239,6 +249,8 @@ class SwarmLink:
     async def _read(self) -> None:
         try:
             while isinstance(message := await self._call.read(), scheduler_pb2.SyncPiecesResponse):
+                if self._renewed is not None and message.HasField("grant"):
+                    self._renewed(message.grant)
                 if (event := _event(message)) is not None:
                     self._deliver(event)
             self._deliver(Ended("the supernode ended the piece stream", False))

@@ -24,7 +24,9 @@ def node_ready() -> str | None:
     return None
 
 
-def test_node_client_registers_host_and_task_and_reads_it_back_with_its_grant(tmp_path: Path, process_group: ProcessGroup) -> None:
+def test_node_client_registers_host_and_task_and_reads_it_back_with_its_grant(
+    tmp_path: Path, process_group: ProcessGroup
+) -> None:
     reason = node_ready()
     if reason:
         pytest.skip(reason)

@@ -24,7 +24,7 @@ class Clock:
 
 
 def keys_knowing(*issuers: GrantIssuer, clock: Clock | None = None) -> GrantKeys:
-    keys = GrantKeys(clock or Clock())
+    keys = GrantKeys(clock) if clock is not None else GrantKeys()  # the issuers' clock: the wall clock unless given
     for issuer in issuers:
         assert keys.learn(issuer.key_id, issuer.public_key)
     return keys

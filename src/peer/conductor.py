@@ -75,6 +75,7 @@ class Conductor:
         self.peer_id = ""  # this host's peer in the task's swarm, once registered
         self.host_id = ""  # the host id that peer was registered under
         self.supernode: SupernodeLink | None = None  # the supernode it was registered with
+        self.grant: link.Grant | None = None  # the supernode's permission to fetch pieces (renewed on the stream)
         self._reported = False
         self._ready = asyncio.Event()
         self._progress = asyncio.Event()
@@ -223,7 +224,9 @@ class Conductor:
         reason = ""
         try:
             for rejoin in range(MAX_REJOINS + 1):
-                self.peer_id, news = await link.register(self.ctx.scheduler, self, self.ctx.register_timeout)
+                self.peer_id, news, self.grant = await link.register(
+                    self.ctx.scheduler, self, self.ctx.register_timeout
+                )
                 self.phase.move(Phase.READING if self.swarm_read.started else Phase.SWARM)
                 self.task_news(news)
                 try:

@@ -75,6 +75,9 @@ class PeerConfig:
     access_public_ttl: float = PUBLIC_TTL_S
     access_grant_ttl: float = GRANT_TTL_S
     access_check: bool = True  # False (--no-access-check): local callers get whatever the cache and swarm hold
+    # PeerService serves only callers with a supernode's access grant (dfcommon.grants); off only while older peers,
+    # which send none, are still in the cluster.
+    require_grants: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> PeerConfig:

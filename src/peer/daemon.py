@@ -132,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="hand local callers cached and swarm content without asking the origin whether it lets them read the "
         "URL (only for hosts that cannot reach origins and whose local users may all read everything)",
     )
+    parser.add_argument(
+        "--no-require-grants",
+        action="store_true",
+        help="serve pieces to callers without a supernode's access grant (only while older peers, which send none, "
+        "are still in the cluster; default: refuse them)",
+    )
     add_mirror_arguments(parser)
     add_origin_policy_arguments(parser, "back-to-source")
     add_tls_arguments(parser, "PeerService and the calls to supernodes and parents (not the dfget endpoint)")
@@ -174,6 +180,7 @@ def config_from_args(ns: argparse.Namespace) -> PeerConfig:
         access_public_ttl=parse_duration(ns.access_public_ttl),
         access_grant_ttl=parse_duration(ns.access_grant_ttl),
         access_check=not ns.no_access_check,
+        require_grants=not ns.no_require_grants,
     ).validate()
 
 

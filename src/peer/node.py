@@ -14,6 +14,7 @@ from dandelion.peer.v1 import peer_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon.fetchpolicy import FetchPolicy
+from dfcommon.grants import GrantKeys
 from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
 from dfcommon.inspection import InspectionPolicy
 from dfcommon.sizes import parse_hostport
@@ -65,7 +66,14 @@ class PeerNode:
         self.policy = policy
         self.storage = Storage(config.data_dir, config.cache_ttl, config.cache_quota)
         upload_bucket = TokenBucket(config.upload_limit)
-        self.upload = UploadServicer(self.storage, config.upload_slots, upload_bucket, config.component)
+        self.grant_keys = GrantKeys()  # learned from each supernode at RegisterHost
+        self.upload = UploadServicer(
+            self.storage,
+            config.upload_slots,
+            upload_bucket,
+            config.component,
+            grants=self.grant_keys if config.require_grants else None,
+        )
         self.port = config.port
         self.scheduler: SchedulerClient | None = None
         self.ctx: PeerContext | None = None
@@ -102,6 +110,7 @@ class PeerNode:
                     config.seed,
                 ),
                 tls=None if self.scheduler_endpoint else config.tls,
+                grant_keys=self.grant_keys,
             )
         policy = self.policy or config.fetch_policy(self.port)
         log.info("origin fetch policy: %s", policy.summary())

@@ -15,6 +15,7 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from dfcommon.backoff import Backoff, BackoffPolicy
 from dfcommon.channels import channel
 from dfcommon.errors import DandelionError, Unavailable
+from dfcommon.grants import GrantKeys
 from dfcommon.tls import TlsConfig
 
 if TYPE_CHECKING:
@@ -60,10 +61,17 @@ class SupernodeLink:
     whether it answers (`up`). A failed call marks it down; a heartbeat or registration that succeeds marks it up
     again. Which supernode a call goes to is the ring's choice (peer.scheduler_cluster)."""
 
-    def __init__(self, address: str, host: scheduler_pb2.HostInfo, tls: TlsConfig | None = None) -> None:
+    def __init__(
+        self,
+        address: str,
+        host: scheduler_pb2.HostInfo,
+        tls: TlsConfig | None = None,
+        grant_keys: GrantKeys | None = None,
+    ) -> None:
         self.address = address
         self.host = host
         self.tls = tls
+        self.grant_keys = grant_keys  # every supernode's grant key, kept across fail-overs (its PeerService checks)
         self.host_id = ""
         self.heartbeat_interval = 5.0
         self.up = True  # until a call fails: a supernode never tried is worth trying (routing tries it first)
@@ -100,6 +108,8 @@ class SupernodeLink:
             scheduler_pb2.RegisterHostRequest(host=self.host), timeout=CALL_TIMEOUT
         )
         self.host_id = response.host_id
+        if self.grant_keys is not None and response.grant_public_key:
+            self.grant_keys.learn(response.grant_key_id, response.grant_public_key)
         if response.heartbeat_interval_ms:
             self.heartbeat_interval = max(0.2, response.heartbeat_interval_ms / 1000)
         log.info("registered host=%s with supernode %s", self.host_id, self.address)

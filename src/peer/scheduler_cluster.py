@@ -18,6 +18,7 @@ from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon import ring
 from dfcommon.errors import Unavailable
+from dfcommon.grants import GrantKeys
 from dfcommon.tls import TlsConfig
 from peer.membership import REFRESH_S, Membership, Resolver, resolve
 from peer.scheduler_client import SupernodeDown, SupernodeLink
@@ -39,11 +40,13 @@ class SchedulerClient:
         host: scheduler_pb2.HostInfo,
         tls: TlsConfig | None = None,
         resolver: Resolver = resolve,
+        grant_keys: GrantKeys | None = None,
     ) -> None:
         if not entries:
             raise ValueError("at least one supernode address is needed")
         self.host = host
         self.tls = tls
+        self.grant_keys = grant_keys  # every member's grant key, learned at registration (this host's PeerService)
         self.membership = Membership(entries, resolver)
         self.links: dict[str, SupernodeLink] = {}
         self._started = False
@@ -57,7 +60,7 @@ class SchedulerClient:
         members = self.membership.members()
         for address in members:
             if address not in self.links:
-                link = self.links[address] = SupernodeLink(address, self.host, self.tls)
+                link = self.links[address] = SupernodeLink(address, self.host, self.tls, self.grant_keys)
                 if self._started:
                     link.start()
         for address in [a for a in self.links if a not in members]:

@@ -13,6 +13,7 @@ from dandelion.peer.v1 import peer_pb2
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from dfcommon.errors import Unavailable
+from dfcommon.grants import GrantIssuer
 from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
 from dfcommon.metrics import ACTIVE_HOSTS, ACTIVE_PEERS, ACTIVE_TASKS, SEED_PEERS, start_metrics_server
 from dfcommon.tls import add_port, warn_if_plaintext_beyond_loopback
@@ -53,7 +54,7 @@ class Supernode:
             raise Unavailable(f"cannot listen on {host}:{config.listen_port}: {err}") from None
         warn_if_plaintext_beyond_loopback("supernode", config.listen_host, config.tls)
         swarm = Swarm(config)
-        service = SchedulerService(swarm, config.inspection())
+        service = SchedulerService(swarm, config.inspection(), GrantIssuer(config.grant_ttl))
         scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(service, server)
         services = [SCHEDULER_SERVICE]
         if config.seed_peer:

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfcommon import piecedigest
+from dfcommon import grants, piecedigest
 from dfcommon.advertise import choose_advertise_ip
 from dfcommon.errors import InvalidArgument
 from dfcommon.fetchpolicy import (
@@ -90,6 +90,8 @@ class SupernodeConfig:
     open_inspection: bool = False  # inspection RPCs for every caller (see dfcommon.inspection)
     # With TLS, the client certificate common names that may register a host as a seed peer (HostInfo.seed).
     seed_cn: frozenset[str] = frozenset({DEFAULT_SEED_CN})
+    grant_ttl: float = grants.DEFAULT_TTL  # seconds an access grant lives (renewed on the stream every third of it)
+    require_grants: bool = True  # the in-process seed peer serves only callers with a grant (dfcommon.grants)
 
     def inspection(self) -> InspectionPolicy:
         """Who may call ListTasks, GetTask and ListHosts."""
@@ -125,6 +127,8 @@ class SupernodeConfig:
             raise InvalidArgument(f"seed cache quota must be at least 64MiB, got {self.seed_cache_quota} bytes")
         if not 60 <= self.seed_cache_ttl <= 365 * 86400:
             raise InvalidArgument(f"seed cache ttl must be between 1m and 365d, got {self.seed_cache_ttl}s")
+        if not grants.MIN_TTL <= self.grant_ttl <= grants.MAX_TTL:
+            raise InvalidArgument(f"grant ttl must be between 1s and 1d, got {self.grant_ttl:g}s")
         if not 0.1 <= self.task_ttl <= 30 * 86400:
             raise InvalidArgument(f"task ttl must be between 0.1s and 30d, got {self.task_ttl}s")
         if self.advertise_ip:
@@ -253,6 +257,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve a live view of the swarm on HOST:PORT (default: off); who may see it: as for ListTasks "
         "(loopback, or with TLS an admin certificate over HTTPS, unless --open-inspection)",
     )
+    parser.add_argument(
+        "--grant-ttl",
+        default="10m",
+        help="how long an access grant to fetch a task's pieces lives (1s-1d, default 10m); renewed on each peer's "
+        "piece stream every third of it",
+    )
+    parser.add_argument(
+        "--no-require-grants",
+        action="store_true",
+        help="the in-process seed peer serves pieces to callers without an access grant (only while older peers "
+        "are in the cluster)",
+    )
     add_origin_policy_arguments(parser, "the in-process seed peer and preheat")
     add_inspection_arguments(parser, "ListTasks, GetTask and ListHosts")
     add_tls_arguments(parser, "the gRPC port")
@@ -275,6 +291,7 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         copy_delay = float(args.seed_copy_delay)
         task_ttl = parse_duration(args.task_ttl)
         seed_cache_ttl = parse_duration(args.seed_cache_ttl)
+        grant_ttl = parse_duration(args.grant_ttl)
     except ValueError as err:
         raise InvalidArgument(f"invalid number: {err}") from None
     return SupernodeConfig(
@@ -305,4 +322,6 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         admin_cn=parse_admin_names(args.admin_cn),
         open_inspection=args.open_inspection,
         seed_cn=frozenset(name.strip() for name in args.seed_cn.split(",") if name.strip()),
+        grant_ttl=grant_ttl,
+        require_grants=not args.no_require_grants,
     ).validated()

@@ -68,6 +68,7 @@ class EmbeddedSeedPeer:
             origin_allow=config.origin_allow,
             origin_deny=config.origin_deny,
             tls=config.tls,  # towards parents (a seed peer joining a task fetches what it does not read)
+            require_grants=config.require_grants,
         ).validate()
 
     async def start(self, port: int) -> None:

@@ -24,7 +24,9 @@ def node_ready() -> str | None:
     return None
 
 
-def test_node_client_registers_host_and_task_and_reads_it_back(tmp_path: Path, process_group: ProcessGroup) -> None:
+def test_node_client_registers_host_and_task_and_reads_it_back_with_its_grant(
+    tmp_path: Path, process_group: ProcessGroup
+) -> None:
     reason = node_ready()
     if reason:
         pytest.skip(reason)
@@ -59,4 +61,8 @@ def test_node_client_registers_host_and_task_and_reads_it_back(tmp_path: Path, p
     assert any(p["is_seed"] for p in read["peers"])
     assert "node-client" in read["hostnames"]
     assert read["unknown_task_status"] == "NOT_FOUND"
+    # The access grant RegisterTask gave opens the seed peer's PeerService; without it nothing comes.
+    assert len(read["grant_key_id"]) == 16
+    assert read["granted"] == {"bytes": SIZE - 2 * (4 << 20), "status": "OK"}
+    assert read["ungranted"] == {"bytes": 0, "status": "PERMISSION_DENIED"}
     assert supernode.alive

@@ -15,7 +15,7 @@ from peer.storage import TaskStore
 async def announce(scheduler: SchedulerClient, who: Registrant, store: TaskStore, deadline_s: float) -> str:
     """Register the task (at who.prefer, the supernode that ordered it, while it answers; else at the task's owner)
     and offer every piece of the complete store; returns the peer id."""
-    peer_id, _ = await link.register(scheduler, who, deadline_s)
+    peer_id, _, _ = await link.register(scheduler, who, deadline_s)
     held = await asyncio.to_thread(piece_digests, store)
     assert who.supernode is not None, "registered"
     stream = SwarmLink(who.supernode, peer_id, lambda _event: None)

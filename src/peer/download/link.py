@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
 
 log = logging.getLogger(__name__)
+Grant = common_pb2.AccessGrant  # the supernode's permission to fetch the task's pieces, passed on as it came
 
 
 @dataclass(frozen=True)
@@ -141,9 +142,11 @@ class Registrant(Protocol):
         """The supernode that took the registration, and the host id it went out under there."""
 
 
-async def register(scheduler: SchedulerClient, who: Registrant, deadline_s: float) -> tuple[str, TaskNews]:
+async def register(
+    scheduler: SchedulerClient, who: Registrant, deadline_s: float
+) -> tuple[str, TaskNews, Grant | None]:
     """RegisterTask at the task's supernode (its ring's owner, or who.prefer while that answers; each attempt
-    within deadline_s): (peer id, the task)."""
+    within deadline_s): (peer id, the task, its access grant or None from a supernode that issues none)."""
     meta = to_url_meta(who.request)
     used = ""
 
@@ -156,7 +159,8 @@ async def register(scheduler: SchedulerClient, who: Registrant, deadline_s: floa
 
     response, supernode = await scheduler.call(who.task_id, call, who.prefer)
     who.registered_as(supernode, used)
-    return str(response.peer_id), task_news(response.task)
+    grant = response.grant if response.HasField("grant") else None
+    return str(response.peer_id), task_news(response.task), grant
 
 
 @dataclass(frozen=True)
@@ -193,12 +197,19 @@ async def report(supernode: SupernodeLink, peer_id: str, result: Result) -> None
 
 class SwarmLink:
     """One SyncPieces stream with the supernode the peer registered with: opened with what this peer holds, then
-    results out and events in (to deliver)."""
+    results out and events in (to deliver), and renewed access grants (to renewed, at once)."""
 
-    def __init__(self, supernode: SupernodeLink, peer_id: str, deliver: Callable[[LinkEvent], None]) -> None:
+    def __init__(
+        self,
+        supernode: SupernodeLink,
+        peer_id: str,
+        deliver: Callable[[LinkEvent], None],
+        renewed: Callable[[Grant], None] | None = None,
+    ) -> None:
         self.peer_id = peer_id
         self._supernode = supernode
         self._deliver = deliver
+        self._renewed = renewed
         self._outgoing: asyncio.Queue[scheduler_pb2.SyncPiecesRequest | None] = asyncio.Queue()
         self._call: grpc.aio.StreamStreamCall[scheduler_pb2.SyncPiecesRequest, scheduler_pb2.SyncPiecesResponse]
         self._reader: asyncio.Task[None] | None = None
@@ -255,6 +266,8 @@ class SwarmLink:
     async def _read(self) -> None:
         try:
             while isinstance(message := await self._call.read(), scheduler_pb2.SyncPiecesResponse):
+                if self._renewed is not None and message.HasField("grant"):
+                    self._renewed(message.grant)
                 if (event := _event(message)) is not None:
                     self._deliver(event)
             self._deliver(Ended("the supernode ended the piece stream", False))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from peer.context import PeerContext
-from peer.download.link import Assigned, Ended, LinkEvent, SwarmLink, TaskNews, ToSource
+from peer.download.link import Assigned, Ended, Grant, LinkEvent, SwarmLink, TaskNews, ToSource
 from peer.download.verify import ContentCheck
 from peer.piece import failures
 from peer.piece.fetcher import fetch_group
@@ -92,6 +92,7 @@ class SessionOwner(Protocol):
     check: ContentCheck
     host_id: str  # the host id the task was registered under
     supernode: SupernodeLink | None  # the supernode the task was registered with
+    grant: Grant | None  # the access grant the task was registered with, or its latest renewal
 
     @property
     def reading(self) -> bool:
@@ -146,7 +147,11 @@ class SwarmSession:
         self.health = SwarmHealth()
         self._results: list[PieceOutcome] = []
         self._offering = False  # the supernode asked this peer to read the origin for the swarm, on this stream
-        self._link = SwarmLink(self._supernode, peer_id, self._events.put_nowait)
+        self._link = SwarmLink(self._supernode, peer_id, self._events.put_nowait, self._renewed)
+
+    def _renewed(self, grant: Grant) -> None:
+        """A renewed access grant: later fetches present it."""
+        self.owner.grant = grant
 
     def notify(self, event: OwnRead) -> None:
         """News of this peer's read for the swarm (from the owner)."""
@@ -288,7 +293,7 @@ class SwarmSession:
             await fetch_group(
                 ctx.channels.get(parent.target),
                 self.owner.task_id,
-                self.peer_id,
+                (self.peer_id, self.owner.host_id, self.owner.grant),
                 parent,
                 pieces,
                 store,

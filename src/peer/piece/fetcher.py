@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import grpc
+from dandelion.common.v1 import common_pb2
 from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.errors import DigestMismatch
@@ -19,6 +20,8 @@ from peer.storage.task_store import TaskStore
 from peer.tokenbucket import TokenBucket, acquire_all
 
 log = logging.getLogger(__name__)
+# Who asks: (peer id, host id, the supernode's access grant for that host and task, or None without one).
+Requester = tuple[str, str, common_pb2.AccessGrant | None]
 
 
 async def _store_piece(assembler: PieceAssembler, store: TaskStore, parent: Parent, started: float) -> PieceOutcome:
@@ -39,7 +42,7 @@ async def _store_piece(assembler: PieceAssembler, store: TaskStore, parent: Pare
 async def fetch_group(
     channel: grpc.aio.Channel,
     task_id: str,
-    requester_peer_id: str,
+    requester: Requester,
     parent: Parent,
     pieces: list[PieceSpec],
     store: TaskStore,
@@ -52,8 +55,13 @@ async def fetch_group(
     A received piece is verified and written in a worker thread while the next one arrives; at most one
     piece per stream waits for that, so memory stays at about two pieces per stream.
     """
+    peer_id, host_id, grant = requester
     request = peer_pb2.DownloadPiecesRequest(
-        task_id=task_id, piece_numbers=[p.number for p in pieces], requester_peer_id=requester_peer_id
+        task_id=task_id,
+        piece_numbers=[p.number for p in pieces],
+        requester_peer_id=peer_id,
+        requester_host_id=host_id,
+        grant=grant,
     )
     pending = list(reversed(pieces))
     stored = 0

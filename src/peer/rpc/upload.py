@@ -1,4 +1,5 @@
-"""PeerService: serves verified pieces to other peers, within upload slots and the upload rate."""
+"""PeerService: serves verified pieces to other peers holding a supernode's grant, within upload slots and the
+upload rate."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ from contextlib import aclosing, contextmanager
 import grpc
 from dandelion.peer.v1 import peer_pb2
 
+from dfcommon.grants import GrantKeys, GrantRefused
 from dfcommon.grpcserver import add_download_pieces
 from dfcommon.metrics import PEER_BYTES_SERVED
 from dfcommon.pieces import CHUNK_SIZE
+from dfcommon.ratelog import RateLimitedLog
 from dfcommon.slots import Busy, SlotPool
 from dfcommon.wire import encode_with_payload
 from peer.storage import Storage, TaskStore
 from peer.tokenbucket import TokenBucket
 
 log = logging.getLogger(__name__)
+refusals = RateLimitedLog(log)  # anyone can cause a refusal: at most one line per interval, with a count
 
 MAX_TASK_ID = 256
 MAX_PIECES_PER_CALL = 4096
@@ -47,13 +51,23 @@ def pinned(store: TaskStore) -> Iterator[TaskStore]:
 
 
 class UploadServicer:
-    """Streams held pieces as <= 1 MiB chunks; RESOURCE_EXHAUSTED when all upload slots are busy.
+    """Streams held pieces as <= 1 MiB chunks; PERMISSION_DENIED without a valid grant (unless grants is None: the
+    check is off), RESOURCE_EXHAUSTED when all upload slots are busy.
 
     Chunks leave already serialized (see dfcommon.wire): register with add_upload_service, not the generated helper.
     """
 
-    def __init__(self, storage: Storage, slots: int, bucket: TokenBucket, component: str = "dfdaemon") -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        slots: int,
+        bucket: TokenBucket,
+        component: str = "dfdaemon",
+        *,
+        grants: GrantKeys | None,
+    ) -> None:
         self.storage = storage
+        self.grants = grants
         self.component = component  # the metrics' component label: the process it runs in
         self.pool = SlotPool(POOL, slots, f"all {slots} upload slots are busy")
         self.bucket = bucket
@@ -72,6 +86,12 @@ class UploadServicer:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_id is empty or too long")
         if len(request.piece_numbers) > MAX_PIECES_PER_CALL:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"more than {MAX_PIECES_PER_CALL} pieces asked")
+        if self.grants is not None:  # first: a caller without a grant does not learn whether the task is here
+            try:
+                self.grants.check(request.grant, request.task_id, request.requester_host_id)
+            except GrantRefused as err:
+                refusals.log(logging.INFO, "grant", f"refused DownloadPieces for task={request.task_id[:12]}: {err}")
+                await context.abort(err.code, str(err))
         store = self.storage.get(request.task_id)
         if store is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"task {request.task_id[:80]} is not held here")

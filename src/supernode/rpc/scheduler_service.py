@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import grpc
+from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from dfcommon.errors import DandelionError, InvalidArgument, PermissionDenied
+from dfcommon.grants import GrantIssuer
 from dfcommon.inspection import InspectionPolicy, common_names
 from dfcommon.urlmeta import to_url_meta
 from supernode.rpc import convert, pages, validate
@@ -26,9 +28,12 @@ MIN_TASK_PREFIX = 12  # GetTask takes a unique prefix of a task id this long (th
 class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
     """The scheduler's RPCs; the inspection ones (ListTasks, GetTask, ListHosts) only for whom inspection allows."""
 
-    def __init__(self, swarm: Swarm, inspection: InspectionPolicy | None = None) -> None:
+    def __init__(
+        self, swarm: Swarm, inspection: InspectionPolicy | None = None, grants: GrantIssuer | None = None
+    ) -> None:
         self.swarm = swarm
         self.inspection = inspection if inspection is not None else InspectionPolicy()
+        self.grants = grants  # signs access grants; None: this supernode issues none
 
     @mapped
     async def RegisterHost(  # type: ignore[override]
@@ -39,9 +44,12 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         if spec.seed:
             self._check_seed_role(context)
         host_id = self.swarm.register_host(spec)
-        return scheduler_pb2.RegisterHostResponse(
+        response = scheduler_pb2.RegisterHostResponse(
             host_id=host_id, heartbeat_interval_ms=self.swarm.config.heartbeat_interval_ms
         )
+        if self.grants is not None:
+            response.grant_public_key, response.grant_key_id = self.grants.public_key, self.grants.key_id
+        return response
 
     @mapped
     async def HeartbeatHost(  # type: ignore[override]
@@ -69,7 +77,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             raise InvalidArgument("url_meta is required")
         meta = validate.url_meta(request.url_meta)
         task, peer = await self.swarm.register_task(host_id, convert.content_request(meta))
-        return scheduler_pb2.RegisterTaskResponse(task=convert.task_info(task), peer_id=peer.peer_id)
+        grant = self.grants.issue(task.task_id, host_id) if self.grants is not None else None
+        return scheduler_pb2.RegisterTaskResponse(task=convert.task_info(task), peer_id=peer.peer_id, grant=grant)
 
     def _check_seed_role(self, context: Context) -> None:
         """With mutual TLS only a client certificate with a seed common name registers a seed peer: its piece
@@ -120,9 +129,19 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             await abort(context, err)
             return
         reader = asyncio.create_task(self._read(peer_id, request_iterator, outbox))
+        loop = asyncio.get_running_loop()
+        every = self.grants.renew_every if self.grants is not None else None
+        renew_at = None if every is None else loop.time() + every
         try:
             while True:
-                events = [await outbox.get()]
+                try:
+                    async with asyncio.timeout_at(renew_at):
+                        events = [await outbox.get()]
+                except TimeoutError:  # the peer's grant lives `ttl` from RegisterTask: a fresh one before it ends
+                    renew_at = loop.time() + (every or 0.0)
+                    if (grant := self._renewed_grant(peer_id)) is not None:
+                        yield scheduler_pb2.SyncPiecesResponse(grant=grant)
+                    continue
                 while not outbox.empty():
                     events.append(outbox.get_nowait())
                 for message, end in _messages(events):
@@ -139,6 +158,13 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             self.swarm.close_stream(peer_id, outbox)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
+
+    def _renewed_grant(self, peer_id: str) -> common_pb2.AccessGrant | None:
+        """A fresh grant for the peer's host and task (None once the peer is gone or no grants are issued)."""
+        peer = self.swarm.scheduler.peers.get(peer_id)
+        if peer is None or self.grants is None:
+            return None
+        return self.grants.issue(peer.task_id, peer.host.host_id)
 
     async def _read(
         self,

@@ -136,7 +136,7 @@ async def run_setup(tmp_path: Path, script: Script, served: bytes, request_diges
         offset, size = store.span(number)
         store.write_piece(number, [served[offset : offset + size]])
     parent_server = new_server()
-    add_upload_service(UploadServicer(parent_storage, 4, TokenBucket(0)), parent_server)
+    add_upload_service(UploadServicer(parent_storage, 4, TokenBucket(0), grants=None), parent_server)
     parent_port = parent_server.add_insecure_port("127.0.0.1:0")
     supernode = ScriptedSupernode(script, served, parent_port, request_digest)
     supernode_server = new_server()

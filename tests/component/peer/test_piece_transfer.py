@@ -13,10 +13,11 @@ from blake3 import blake3
 from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.channels import channel
+from dfcommon.grants import GrantIssuer, GrantKeys
 from dfcommon.grpcserver import new_server
 from peer.grpcutil import peer_stub
 from peer.piece import failures
-from peer.piece.fetcher import fetch_group
+from peer.piece.fetcher import Requester, fetch_group
 from peer.piece.model import Parent, PieceOutcome, PieceSpec
 from peer.rpc.upload import UploadServicer, add_upload_service
 from peer.storage import Storage, TaskStore
@@ -29,13 +30,15 @@ TASK = "task-1"
 class Served:
     """A parent: storage with a task, served by UploadServicer on 127.0.0.1:port."""
 
-    def __init__(self, root: Path, data: bytes, held: list[int], slots: int = 4, rate: int = 0) -> None:
+    def __init__(
+        self, root: Path, data: bytes, held: list[int], slots: int = 4, rate: int = 0, grants: GrantKeys | None = None
+    ) -> None:
         self.storage = Storage(root)
         self.store = self.storage.create(TASK, "http://o/f", "", len(data), PIECE)
         for number in held:
             offset, size = self.store.span(number)
             self.store.write_piece(number, [data[offset : offset + size]])
-        self.servicer = UploadServicer(self.storage, slots, TokenBucket(rate))
+        self.servicer = UploadServicer(self.storage, slots, TokenBucket(rate), grants=grants)
         self.server = new_server()
         add_upload_service(self.servicer, self.server)
         self.port = self.server.add_insecure_port("127.0.0.1:0")
@@ -69,11 +72,15 @@ def child_store(tmp_path: Path, data: bytes) -> TaskStore:
     return Storage(tmp_path / "child").create(TASK, "http://o/f", "", len(data), PIECE)
 
 
-async def fetch(parent: Served, store: TaskStore, pieces: list[PieceSpec]) -> list[PieceOutcome]:
+async def fetch(
+    parent: Served, store: TaskStore, pieces: list[PieceSpec], requester: Requester = ("child", "", None)
+) -> list[PieceOutcome]:
     outcomes: list[PieceOutcome] = []
     ch = channel(f"127.0.0.1:{parent.port}")
     try:
-        await fetch_group(ch, TASK, "child", Parent("p", "127.0.0.1", parent.port), pieces, store, outcomes.append, [])
+        await fetch_group(
+            ch, TASK, requester, Parent("p", "127.0.0.1", parent.port), pieces, store, outcomes.append, []
+        )
     finally:
         await ch.close(None)
     return outcomes
@@ -113,7 +120,9 @@ async def test_unreachable_parent(tmp_path: Path, data: bytes) -> None:
     store = child_store(tmp_path, data)
     ch = channel("127.0.0.1:1")
     outcomes: list[PieceOutcome] = []
-    await fetch_group(ch, TASK, "c", Parent("p", "127.0.0.1", 1), specs(data, [0, 1]), store, outcomes.append, [])
+    await fetch_group(
+        ch, TASK, ("c", "", None), Parent("p", "127.0.0.1", 1), specs(data, [0, 1]), store, outcomes.append, []
+    )
     await ch.close(None)
     assert [(o.number, o.failure) for o in outcomes] == [
         (0, failures.PARENT_UNAVAILABLE),
@@ -162,7 +171,7 @@ async def test_each_piece_is_reported_once_stored_not_after_the_next(tmp_path: P
         await fetch_group(
             ch,
             TASK,
-            "child",
+            ("child", "", None),
             Parent("p", "127.0.0.1", slow.port),
             specs(data, [0, 1]),
             store,
@@ -176,3 +185,30 @@ async def test_each_piece_is_reported_once_stored_not_after_the_next(tmp_path: P
         slow.storage.close()
     assert set(reported) == {0, 1}
     assert finished - reported[0] > 0.4, "piece 0 was reported only when piece 1 had arrived"
+
+
+async def test_a_parent_checking_grants_serves_only_the_granted_host(tmp_path: Path, data: bytes) -> None:
+    """The fetcher sends its grant and host id; a refused fetch stores nothing, reports each piece failed once, and
+    holds no upload slot."""
+    supernode = GrantIssuer()
+    keys = GrantKeys()
+    keys.learn(supernode.key_id, supernode.public_key)
+    served = Served(tmp_path / "parent", data, held=[0, 1], slots=1, grants=keys)
+    await served.server.start()
+    try:
+        grant = supernode.issue(TASK, "host-a")
+        store = child_store(tmp_path, data)
+        for requester in [
+            ("c", "host-b", grant),
+            ("c", "host-a", None),
+            ("c", "host-a", GrantIssuer().issue(TASK, "host-a")),
+        ]:
+            outcomes = await fetch(served, store, specs(data, [0, 1]), requester)
+            assert [(o.number, o.success) for o in outcomes] == [(0, False), (1, False)]
+            assert store.completed_length() == 0 and served.servicer.busy == 0
+        outcomes = await fetch(served, store, specs(data, [0, 1]), ("c", "host-a", grant))
+        assert [(o.number, o.success) for o in outcomes] == [(0, True), (1, True)]
+        assert served.servicer.busy == 0
+    finally:
+        await served.server.stop(None)
+        served.storage.close()

@@ -45,7 +45,13 @@ async def run(target: str, url: str, size: int) -> None:
     start = time.perf_counter()
     got = 0
     hasher = hashlib.sha256()
-    request = peer_pb2.DownloadPiecesRequest(task_id=task.task_id, piece_numbers=list(range(pieces)))
+    # The access grant, the honest way: a host registers, then registers the task.
+    host = scheduler_pb2.HostInfo(hostname="bench", ip="127.0.0.1", port=1, upload_slots=1)
+    host_id = (await scheduler.RegisterHost(scheduler_pb2.RegisterHostRequest(host=host))).host_id
+    registered = await scheduler.RegisterTask(scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=meta))
+    request = peer_pb2.DownloadPiecesRequest(
+        task_id=task.task_id, piece_numbers=list(range(pieces)), requester_host_id=host_id, grant=registered.grant
+    )
     async for chunk in stub.DownloadPieces(request):
         got += len(chunk.data)
         hasher.update(chunk.data)

@@ -80,14 +80,33 @@ async def register_task(node: Running, host_id: str, url: str, **meta: object) -
     return reply
 
 
+Access = tuple[str, common_pb2.AccessGrant]  # a host id and the access grant RegisterTask gave it for a task
+
+
+def access_of(host_id: str, reply: scheduler_pb2.RegisterTaskResponse) -> Access:
+    """The host's grant from its RegisterTask reply."""
+    assert reply.grant.claims and reply.grant.signature, "RegisterTask gave no access grant"
+    return host_id, reply.grant
+
+
+async def granted(node: Running, url: str, **meta: object) -> Access:
+    """An access grant got the honest way: a host registers, then registers the task."""
+    host_id = await register_host(node)
+    return access_of(host_id, await register_task(node, host_id, url, **meta))
+
+
 async def download(
-    node: Running, task_id: str, numbers: list[int], target: grpc.aio.Channel | None = None
+    node: Running, task_id: str, numbers: list[int], access: Access | None, target: grpc.aio.Channel | None = None
 ) -> dict[int, bytes]:
+    """The pieces from the in-process seed peer (or target), asked with access (None: no grant)."""
     from dandelion.peer.v1 import peer_pb2_grpc
 
     stub = node.peer if target is None else peer_pb2_grpc.PeerServiceStub(target)
     got: dict[int, bytearray] = {}
-    request = peer_pb2.DownloadPiecesRequest(task_id=task_id, piece_numbers=numbers, requester_peer_id="t")
+    host_id, grant = access if access is not None else ("", None)
+    request = peer_pb2.DownloadPiecesRequest(
+        task_id=task_id, piece_numbers=numbers, requester_peer_id="t", requester_host_id=host_id, grant=grant
+    )
     async for chunk in stub.DownloadPieces(request):
         assert len(chunk.data) <= 1 << 20
         buf = got.setdefault(chunk.piece_number, bytearray())
@@ -123,7 +142,7 @@ class PeerStream:
 
 
 async def fetch_all(
-    node: Running, stream: PeerStream, task_id: str, body: bytes
+    node: Running, stream: PeerStream, task_id: str, body: bytes, access: Access
 ) -> list[scheduler_pb2.SyncPiecesResponse]:
     """Follow assignments, download from the named parent, verify, report; until the stream ends."""
     seen: list[scheduler_pb2.SyncPiecesResponse] = []
@@ -135,7 +154,7 @@ async def fetch_all(
         for a in message.assignments.assignments:
             target = channel(f"{a.parent.ip}:{a.parent.port}")
             try:
-                pieces = await download(node, task_id, [a.piece.number], target)
+                pieces = await download(node, task_id, [a.piece.number], access, target)
             finally:
                 await target.close(None)
             data = pieces[a.piece.number]
@@ -161,7 +180,7 @@ async def test_register_sync_and_download_from_seed(supernode: Running, origin: 
     assert reply.task.content_length == -1
     assert reply.task.state == common_pb2.TASK_STATE_PENDING
     stream = PeerStream(supernode, reply.peer_id, window=2)
-    seen = await asyncio.wait_for(fetch_all(supernode, stream, reply.task.task_id, body), 20)
+    seen = await asyncio.wait_for(fetch_all(supernode, stream, reply.task.task_id, body, access_of(host_id, reply)), 20)
     assert seen[0].WhichOneof("event") == "task"
     told = [m.task for m in seen if m.WhichOneof("event") == "task"]
     assert (told[-1].content_length, told[-1].piece_size, told[-1].piece_count) == (len(body), PIECE, 5)
@@ -198,7 +217,9 @@ async def test_sha256_piece_digests_fill_the_deprecated_field_too(tmp_path: Path
         host_id = await register_host(running)
         reply = await register_task(running, host_id, f"{origin.base}/blob")
         stream = PeerStream(running, reply.peer_id)
-        seen = await asyncio.wait_for(fetch_all(running, stream, reply.task.task_id, body), 20)
+        seen = await asyncio.wait_for(
+            fetch_all(running, stream, reply.task.task_id, body, access_of(host_id, reply)), 20
+        )
     assigned = [a for m in seen if m.WhichOneof("event") == "assignments" for a in m.assignments.assignments]
     assert sorted(a.piece.number for a in assigned) == [0, 1, 2]
     for a in assigned:
@@ -248,7 +269,7 @@ async def test_content_without_length(supernode: Running, origin: Origin) -> Non
     reply = await register_task(supernode, host_id, f"{origin.base}/nolen")
     assert reply.task.content_length in (-1, len(body))
     stream = PeerStream(supernode, reply.peer_id)
-    seen = await asyncio.wait_for(fetch_all(supernode, stream, reply.task.task_id, body), 20)
+    seen = await asyncio.wait_for(fetch_all(supernode, stream, reply.task.task_id, body, access_of(host_id, reply)), 20)
     tasks = [m.task for m in seen if m.WhichOneof("event") == "task"]
     assert tasks[-1].content_length == len(body)
     assert tasks[-1].piece_count == 4
@@ -261,7 +282,9 @@ async def test_byte_range(supernode: Running, origin: Origin) -> None:
     reply = await register_task(supernode, host_id, f"{origin.base}/ranged", range="100-70099")
     assert reply.task.content_length == -1
     stream = PeerStream(supernode, reply.peer_id)
-    seen = await asyncio.wait_for(fetch_all(supernode, stream, reply.task.task_id, body[100:70100]), 20)
+    seen = await asyncio.wait_for(
+        fetch_all(supernode, stream, reply.task.task_id, body[100:70100], access_of(host_id, reply)), 20
+    )
     told = [m.task for m in seen if m.WhichOneof("event") == "task"]
     assert (told[-1].content_length, told[-1].piece_count) == (70000, 2)
 
@@ -324,8 +347,8 @@ async def test_digest_mismatch_fails_and_serves_nothing(supernode: Running, orig
     # The seed peer's peer failed (or already left the task).
     assert {(p.is_seed, p.state) for p in got.peers} <= {(True, common_pb2.PEER_STATE_FAILED)}
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await download(supernode, task.task_id, [0])
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        await download(supernode, task.task_id, [0], None)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED  # no host registered the task: no grant
 
 
 async def test_preheat_with_matching_digest(supernode: Running, origin: Origin) -> None:
@@ -338,7 +361,7 @@ async def test_preheat_with_matching_digest(supernode: Running, origin: Origin) 
     assert reply.task.digest == digest
     assert reply.task.piece_count == 3
     assert reply.task.seed_pieces == 3
-    pieces = await download(supernode, reply.task.task_id, [2, 0, 1])
+    pieces = await download(supernode, reply.task.task_id, [2, 0, 1], await granted(supernode, meta.url, digest=digest))
     assert pieces[0] + pieces[1] + pieces[2] == body
 
 
@@ -386,8 +409,8 @@ async def test_unknown_ids_are_not_found(supernode: Running) -> None:
             pass
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await download(supernode, "nope", [0])
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        await download(supernode, "nope", [0], None)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED  # refused before the task is looked up
 
 
 async def test_window_too_large_and_bad_host(supernode: Running, origin: Origin) -> None:
@@ -422,7 +445,8 @@ async def test_restart_reuses_cache_and_keeps_headers_off_disk_and_logs(
             running = Running(node, chan)
             reply = await running.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
             assert (reply.task.state, reply.task.seed_pieces) == (common_pb2.TASK_STATE_RUNNING, 4)
-            pieces = await download(running, reply.task.task_id, [0, 1, 2, 3])
+            access = await granted(running, meta.url, headers=dict(meta.headers))
+            pieces = await download(running, reply.task.task_id, [0, 1, 2, 3], access)
             assert b"".join(pieces[n] for n in range(4)) == body
         finally:
             await chan.close(None)
@@ -496,17 +520,20 @@ async def test_seed_upload_slots_are_bounded(tmp_path: Path, origin: Origin) -> 
         running = Running(node, chan)
         meta = common_pb2.UrlMeta(url=f"{origin.base}/big")
         reply = await running.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
-        request = peer_pb2.DownloadPiecesRequest(task_id=reply.task.task_id, piece_numbers=[0, 1])
+        access = await granted(running, meta.url)
+        request = peer_pb2.DownloadPiecesRequest(
+            task_id=reply.task.task_id, piece_numbers=[0, 1], requester_host_id=access[0], grant=access[1]
+        )
         slow = running.peer.DownloadPieces(request)
         first = await slow.read()
         assert isinstance(first, peer_pb2.DownloadPiecesResponse)
         assert first.piece_number == 0 and len(first.data) == 1 << 20
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await download(running, reply.task.task_id, [0])
+            await download(running, reply.task.task_id, [0], access)
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         slow.cancel()
         await asyncio.sleep(0.2)
-        pieces = await download(running, reply.task.task_id, [1])
+        pieces = await download(running, reply.task.task_id, [1], access)
         assert pieces[1] == body[1 << 20 : 2 << 20]  # 8 MiB of content is cut in 1 MiB pieces
     finally:
         await chan.close(None)

@@ -6,7 +6,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import httpx
+from dandelion.common.v1 import common_pb2
+from dandelion.peer.v1 import peer_pb2
+from dandelion.scheduler.v1 import scheduler_pb2
 from fixtures.origin import OriginServer, start_origin, write_random_file
 from fixtures.processes import ProcessGroup, free_port
 from p2p_cluster import PeerHandle, Swarm
@@ -28,6 +32,17 @@ class FaultSwarm:
     sha: str
     task_id: str
     pieces: int
+    requester_host_id: str  # a host registered with the supernode that registered the task ...
+    grant: common_pb2.AccessGrant  # ... and the access grant RegisterTask gave it
+
+    def request(self, numbers: list[int], task_id: str | None = None) -> bytes:
+        """A serialized DownloadPiecesRequest for numbers of the task (or task_id), with the grant."""
+        return peer_pb2.DownloadPiecesRequest(
+            task_id=self.task_id if task_id is None else task_id,
+            piece_numbers=numbers,
+            requester_host_id=self.requester_host_id,
+            grant=self.grant,
+        ).SerializeToString()
 
     @property
     def piece_chunks(self) -> int:
@@ -89,4 +104,18 @@ def start_fault_swarm(
     while not any(p.is_seed and p.piece_count == task.piece_count for p in swarm.get_task(task.task_id).peers):
         assert time.monotonic() < deadline, "the seed never held the whole content"
         time.sleep(0.2)
-    return FaultSwarm(swarm, origin, peer, metrics, url, sha, task.task_id, task.piece_count)
+    host_id, grant = register_for_grant(swarm, url)
+    return FaultSwarm(swarm, origin, peer, metrics, url, sha, task.task_id, task.piece_count, host_id, grant)
+
+
+def register_for_grant(swarm: Swarm, url: str, ip: str = "127.0.0.9") -> tuple[str, common_pb2.AccessGrant]:
+    """An access grant the honest way: a host registers with the supernode, then registers the task."""
+    assert swarm.supernode is not None
+    host = scheduler_pb2.HostInfo(hostname="raw-client", ip=ip, port=1, upload_slots=1)
+    with grpc.insecure_channel(swarm.supernode.target) as channel:
+        stub = swarm.scheduler(channel)
+        host_id = stub.RegisterHost(scheduler_pb2.RegisterHostRequest(host=host), timeout=10).host_id
+        meta = common_pb2.UrlMeta(url=url)
+        reply = stub.RegisterTask(scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=meta), timeout=30)
+    assert reply.grant.signature, "the supernode gave no access grant"
+    return str(host_id), reply.grant

@@ -176,8 +176,8 @@ def test_raw_grpc_misuse_gets_status_codes(setup: Setup) -> None:
             not_found,
             lambda: sched.SyncPieces(iter([scheduler_pb2.SyncPiecesRequest(peer_id="ghost", window=4)]), timeout=10),
         )
-        expect_code(
-            not_found,
+        expect_code(  # no access grant: refused before the task is looked up
+            grpc.StatusCode.PERMISSION_DENIED,
             lambda: seed_pieces.DownloadPieces(
                 peer_pb2.DownloadPiecesRequest(task_id="no-such-task", piece_numbers=[0]), timeout=10
             ),
@@ -194,7 +194,10 @@ def test_raw_grpc_misuse_gets_status_codes(setup: Setup) -> None:
         expect_code(
             {not_found, invalid, grpc.StatusCode.OUT_OF_RANGE},
             lambda: seed_pieces.DownloadPieces(
-                peer_pb2.DownloadPiecesRequest(task_id=real.task.task_id, piece_numbers=[10**6]), timeout=10
+                peer_pb2.DownloadPiecesRequest(
+                    task_id=real.task.task_id, piece_numbers=[10**6], requester_host_id=host_id, grant=real.grant
+                ),
+                timeout=10,
             ),
         )
         garbage = channel.unary_unary(
@@ -208,7 +211,7 @@ def test_raw_grpc_misuse_gets_status_codes(setup: Setup) -> None:
     with grpc.insecure_channel(setup.peer.target) as channel:
         pieces = peer_pb2_grpc.PeerServiceStub(channel)
         expect_code(
-            grpc.StatusCode.NOT_FOUND,
+            grpc.StatusCode.PERMISSION_DENIED,
             lambda: pieces.DownloadPieces(peer_pb2.DownloadPiecesRequest(task_id="no-such-task", piece_numbers=[0])),
         )
     with grpc.insecure_channel(setup.peer.daemon_endpoint) as channel:

@@ -64,8 +64,7 @@ def open_fds(faults: FaultSwarm) -> dict[str, int]:
 
 def pieces_request(faults: FaultSwarm, *extra: int, rounds: int = 1) -> bytes:
     """A DownloadPiecesRequest for every piece of the task, rounds times over (then extra numbers)."""
-    numbers = [*range(faults.pieces)] * rounds + [*extra]
-    return peer_pb2.DownloadPiecesRequest(task_id=faults.task_id, piece_numbers=numbers).SerializeToString()
+    return faults.request([*range(faults.pieces)] * rounds + [*extra])
 
 
 CASES = [
@@ -150,20 +149,27 @@ def test_client_sigkilled_mid_stream(faults: FaultSwarm, component: str, pool: s
 
 @pytest.mark.parametrize(("component", "pool"), [("supernode", "peer_uploads"), ("peer", "peer_uploads")])
 def test_refused_and_failing_calls(faults: FaultSwarm, component: str, pool: str) -> None:
-    """Malformed bytes, hostile fields and a piece missing mid-stream get their codes and hold no slot."""
+    """Malformed bytes, hostile fields, calls without a valid access grant and a piece missing mid-stream get their
+    codes and hold no slot."""
+    forged = common_pb2.AccessGrant(claims=faults.grant.claims, signature=bytes(64))
     with grpc.insecure_channel(target_of(faults, component)) as channel:
         raw = raw_stream(channel, DOWNLOAD_PIECES)
         for request, code in [
             (b"\xff\xff\xff\xff\x0f", grpc.StatusCode.INVALID_ARGUMENT),
-            (peer_pb2.DownloadPiecesRequest(task_id="x" * 5000, piece_numbers=[0]).SerializeToString(), None),
-            (  # fails mid-stream, after piece 0 went out
-                peer_pb2.DownloadPiecesRequest(task_id=faults.task_id, piece_numbers=[0, 99_999]).SerializeToString(),
-                grpc.StatusCode.NOT_FOUND,
+            (faults.request([0], task_id="x" * 5000), None),
+            (  # no grant
+                peer_pb2.DownloadPiecesRequest(task_id=faults.task_id, piece_numbers=[0]).SerializeToString(),
+                grpc.StatusCode.PERMISSION_DENIED,
             ),
-            (
-                peer_pb2.DownloadPiecesRequest(task_id=faults.task_id, piece_numbers=[2**32 - 1]).SerializeToString(),
-                None,
+            (  # a forged signature
+                peer_pb2.DownloadPiecesRequest(
+                    task_id=faults.task_id, piece_numbers=[0], requester_host_id=faults.requester_host_id, grant=forged
+                ).SerializeToString(),
+                grpc.StatusCode.PERMISSION_DENIED,
             ),
+            (faults.request([0], task_id="0" * 64), grpc.StatusCode.PERMISSION_DENIED),  # the grant of another task
+            (faults.request([0, 99_999]), grpc.StatusCode.NOT_FOUND),  # fails mid-stream, after piece 0 went out
+            (faults.request([2**32 - 1]), None),
         ]:
             with pytest.raises(grpc.RpcError) as caught:
                 list(raw(request, timeout=30))
@@ -191,7 +197,7 @@ def test_busy_pool_refuses_then_recovers(faults: FaultSwarm, component: str, poo
         for call in held:
             call.cancel()  # type: ignore[attr-defined]
         faults.wait_gauge(metrics_of(component), pool, 0)
-        one_piece = peer_pb2.DownloadPiecesRequest(task_id=faults.task_id, piece_numbers=[1]).SerializeToString()
+        one_piece = faults.request([1])
         assert sum(1 for _ in raw(one_piece, timeout=60)) == faults.piece_chunks
 
 

@@ -60,6 +60,9 @@ def test_daemon_flags_to_config() -> None:
     assert config.supernodes == ["127.0.0.1:8002", "127.0.0.2:8002"]
     assert config.upload_limit == 50_000_000 and config.cache_quota == 1 << 30 and config.cache_ttl == 1800
     assert config.daemon_listen == default_daemon_endpoint() and config.daemon_listen_is_default
+    assert config.require_grants  # PeerService serves only callers with an access grant unless told otherwise
+    ns.no_require_grants = True
+    assert not daemon.config_from_args(ns).require_grants
 
 
 @pytest.mark.parametrize(

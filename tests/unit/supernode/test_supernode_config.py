@@ -27,6 +27,8 @@ def test_defaults() -> None:
     assert config("--seed-cn", "a, b").seed_cn == frozenset({"a", "b"})
     assert c.data_dir == Path("d")
     assert c.log_level == "info"
+    assert (c.grant_ttl, c.require_grants) == (600.0, True)
+    assert (config("--grant-ttl", "90s").grant_ttl, config("--no-require-grants").require_grants) == (90.0, False)
 
 
 @pytest.mark.parametrize(
@@ -54,6 +56,9 @@ def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
         (["--seed-copy-delay", "-1"], "seed copy delay"),
         (["--seed-copy-delay", "nan"], "seed copy delay"),
         (["--seed-copy-delay", "soon"], "invalid number"),
+        (["--grant-ttl", "0.5s"], "grant ttl must be between 1s and 1d"),
+        (["--grant-ttl", "2d"], "grant ttl must be between 1s and 1d"),
+        (["--grant-ttl", "soon"], "invalid duration"),
     ],
 )
 def test_invalid_values(args: list[str], fragment: str) -> None:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n dandelion/common/v1/common.proto\x12\x13\x64\x61ndelion.common.v1\"\xc0\x01\n\x07UrlMeta\x12\x0b\n\x03url\x18\x01 \x01(\t\x12:\n\x07headers\x18\x02 \x03(\x0b\x32).dandelion.common.v1.UrlMeta.HeadersEntry\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x1d\n\x15\x66iltered_query_params\x18\x04 \x03(\t\x12\r\n\x05range\x18\x05 \x01(\t\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"]\n\tPieceInfo\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04size\x18\x03 \x01(\r\x12\x12\n\x06sha256\x18\x04 \x01(\tB\x02\x18\x01\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\"I\n\x0bPeerAddress\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x0f\n\x07host_id\x18\x02 \x01(\t\x12\n\n\x02ip\x18\x03 \x01(\t\x12\x0c\n\x04port\x18\x04 \x01(\r*\x88\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x16\n\x12TASK_STATE_RUNNING\x10\x02\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11TASK_STATE_FAILED\x10\x04*\xa4\x01\n\tPeerState\x12\x1a\n\x16PEER_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12PEER_STATE_RUNNING\x10\x01\x12\x18\n\x14PEER_STATE_SUCCEEDED\x10\x02\x12\x15\n\x11PEER_STATE_FAILED\x10\x03\x12\x1d\n\x19PEER_STATE_BACK_TO_SOURCE\x10\x04\x12\x13\n\x0fPEER_STATE_LEFT\x10\x05\x42W\n\x17\x64\x65v.dandelion.common.v1B\x0b\x43ommonProtoP\x01Z-dandelion/gen/go/dandelion/common/v1;commonv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n dandelion/common/v1/common.proto\x12\x13\x64\x61ndelion.common.v1\"\xc0\x01\n\x07UrlMeta\x12\x0b\n\x03url\x18\x01 \x01(\t\x12:\n\x07headers\x18\x02 \x03(\x0b\x32).dandelion.common.v1.UrlMeta.HeadersEntry\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x1d\n\x15\x66iltered_query_params\x18\x04 \x03(\t\x12\r\n\x05range\x18\x05 \x01(\t\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"]\n\tPieceInfo\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04size\x18\x03 \x01(\r\x12\x12\n\x06sha256\x18\x04 \x01(\tB\x02\x18\x01\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\"I\n\x0bPeerAddress\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x0f\n\x07host_id\x18\x02 \x01(\t\x12\n\n\x02ip\x18\x03 \x01(\t\x12\x0c\n\x04port\x18\x04 \x01(\r\"0\n\x0b\x41\x63\x63\x65ssGrant\x12\x0e\n\x06\x63laims\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"[\n\x0bGrantClaims\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07host_id\x18\x02 \x01(\t\x12\x1a\n\x12\x65xpires_at_unix_ms\x18\x03 \x01(\x03\x12\x0e\n\x06key_id\x18\x04 \x01(\t*\x88\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x16\n\x12TASK_STATE_RUNNING\x10\x02\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11TASK_STATE_FAILED\x10\x04*\xa4\x01\n\tPeerState\x12\x1a\n\x16PEER_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12PEER_STATE_RUNNING\x10\x01\x12\x18\n\x14PEER_STATE_SUCCEEDED\x10\x02\x12\x15\n\x11PEER_STATE_FAILED\x10\x03\x12\x1d\n\x19PEER_STATE_BACK_TO_SOURCE\x10\x04\x12\x13\n\x0fPEER_STATE_LEFT\x10\x05\x42W\n\x17\x64\x65v.dandelion.common.v1B\x0b\x43ommonProtoP\x01Z-dandelion/gen/go/dandelion/common/v1;commonv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,10 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_URLMETA_HEADERSENTRY']._serialized_options = b'8\001'
   _globals['_PIECEINFO'].fields_by_name['sha256']._loaded_options = None
   _globals['_PIECEINFO'].fields_by_name['sha256']._serialized_options = b'\030\001'
-  _globals['_TASKSTATE']._serialized_start=423
-  _globals['_TASKSTATE']._serialized_end=559
-  _globals['_PEERSTATE']._serialized_start=562
-  _globals['_PEERSTATE']._serialized_end=726
+  _globals['_TASKSTATE']._serialized_start=566
+  _globals['_TASKSTATE']._serialized_end=702
+  _globals['_PEERSTATE']._serialized_start=705
+  _globals['_PEERSTATE']._serialized_end=869
   _globals['_URLMETA']._serialized_start=58
   _globals['_URLMETA']._serialized_end=250
   _globals['_URLMETA_HEADERSENTRY']._serialized_start=204
@@ -48,4 +48,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PIECEINFO']._serialized_end=345
   _globals['_PEERADDRESS']._serialized_start=347
   _globals['_PEERADDRESS']._serialized_end=420
+  _globals['_ACCESSGRANT']._serialized_start=422
+  _globals['_ACCESSGRANT']._serialized_end=470
+  _globals['_GRANTCLAIMS']._serialized_start=472
+  _globals['_GRANTCLAIMS']._serialized_end=563
 # @@protoc_insertion_point(module_scope)

@@ -81,3 +81,23 @@ class PeerAddress(_message.Message):
     ip: str
     port: int
     def __init__(self, peer_id: _Optional[str] = ..., host_id: _Optional[str] = ..., ip: _Optional[str] = ..., port: _Optional[int] = ...) -> None: ...
+
+class AccessGrant(_message.Message):
+    __slots__ = ("claims", "signature")
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    claims: bytes
+    signature: bytes
+    def __init__(self, claims: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class GrantClaims(_message.Message):
+    __slots__ = ("task_id", "host_id", "expires_at_unix_ms", "key_id")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    host_id: str
+    expires_at_unix_ms: int
+    key_id: str
+    def __init__(self, task_id: _Optional[str] = ..., host_id: _Optional[str] = ..., expires_at_unix_ms: _Optional[int] = ..., key_id: _Optional[str] = ...) -> None: ...

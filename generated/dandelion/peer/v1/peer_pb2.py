@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from dandelion.common.v1 import common_pb2 as dandelion_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x64\x61ndelion/peer/v1/peer.proto\x12\x11\x64\x61ndelion.peer.v1\x1a dandelion/common/v1/common.proto\"Z\n\x15\x44ownloadPiecesRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x15\n\rpiece_numbers\x18\x02 \x03(\r\x12\x19\n\x11requester_peer_id\x18\x03 \x01(\t\"L\n\x16\x44ownloadPiecesResponse\x12\x14\n\x0cpiece_number\x18\x01 \x01(\r\x12\x0e\n\x06offset\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"V\n\x11StreamTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x19\n\x11requester_peer_id\x18\x02 \x01(\t\x12\x15\n\ttake_over\x18\x03 \x01(\x08\x42\x02\x18\x01\"w\n\x12StreamTaskResponse\x12\x16\n\x0e\x63ontent_length\x18\x01 \x01(\x03\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x12\n\npiece_size\x18\x04 \x01(\r\x12\x17\n\x0bhanded_over\x18\x05 \x01(\x08\x42\x02\x18\x01\"\x81\x01\n\x0f\x44ownloadRequest\x12.\n\x08url_meta\x18\x01 \x01(\x0b\x32\x1c.dandelion.common.v1.UrlMeta\x12\x16\n\x0eno_back_source\x18\x02 \x01(\x08\x12\x12\n\nrate_limit\x18\x03 \x01(\x04\x12\x12\n\nlocal_copy\x18\x04 \x01(\x08\"8\n\tLocalFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\x04\x12\r\n\x05inode\x18\x03 \x01(\x04\"\xcc\x01\n\x10\x44ownloadResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontent_length\x18\x02 \x01(\x03\x12\x18\n\x10\x63ompleted_length\x18\x03 \x01(\x04\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\x12\x0c\n\x04\x64one\x18\x06 \x01(\x08\x12\x30\n\nlocal_file\x18\x07 \x01(\x0b\x32\x1c.dandelion.peer.v1.LocalFile\x12\x17\n\x0freadable_length\x18\x08 \x01(\x04\"\x12\n\x10ListCacheRequest\"j\n\nCacheEntry\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontent_length\x18\x03 \x01(\x03\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\x12\x14\n\x0cidle_seconds\x18\x05 \x01(\x01\"C\n\x11ListCacheResponse\x12.\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1d.dandelion.peer.v1.CacheEntry2\xd8\x01\n\x0bPeerService\x12g\n\x0e\x44ownloadPieces\x12(.dandelion.peer.v1.DownloadPiecesRequest\x1a).dandelion.peer.v1.DownloadPiecesResponse0\x01\x12`\n\nStreamTask\x12$.dandelion.peer.v1.StreamTaskRequest\x1a%.dandelion.peer.v1.StreamTaskResponse\"\x03\x88\x02\x01\x30\x01\x32\xbe\x01\n\rDaemonService\x12U\n\x08\x44ownload\x12\".dandelion.peer.v1.DownloadRequest\x1a#.dandelion.peer.v1.DownloadResponse0\x01\x12V\n\tListCache\x12#.dandelion.peer.v1.ListCacheRequest\x1a$.dandelion.peer.v1.ListCacheResponseBO\n\x15\x64\x65v.dandelion.peer.v1B\tPeerProtoP\x01Z)dandelion/gen/go/dandelion/peer/v1;peerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x64\x61ndelion/peer/v1/peer.proto\x12\x11\x64\x61ndelion.peer.v1\x1a dandelion/common/v1/common.proto\"\xa6\x01\n\x15\x44ownloadPiecesRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x15\n\rpiece_numbers\x18\x02 \x03(\r\x12\x19\n\x11requester_peer_id\x18\x03 \x01(\t\x12/\n\x05grant\x18\x04 \x01(\x0b\x32 .dandelion.common.v1.AccessGrant\x12\x19\n\x11requester_host_id\x18\x05 \x01(\t\"L\n\x16\x44ownloadPiecesResponse\x12\x14\n\x0cpiece_number\x18\x01 \x01(\r\x12\x0e\n\x06offset\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"V\n\x11StreamTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x19\n\x11requester_peer_id\x18\x02 \x01(\t\x12\x15\n\ttake_over\x18\x03 \x01(\x08\x42\x02\x18\x01\"w\n\x12StreamTaskResponse\x12\x16\n\x0e\x63ontent_length\x18\x01 \x01(\x03\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x12\n\npiece_size\x18\x04 \x01(\r\x12\x17\n\x0bhanded_over\x18\x05 \x01(\x08\x42\x02\x18\x01\"\x81\x01\n\x0f\x44ownloadRequest\x12.\n\x08url_meta\x18\x01 \x01(\x0b\x32\x1c.dandelion.common.v1.UrlMeta\x12\x16\n\x0eno_back_source\x18\x02 \x01(\x08\x12\x12\n\nrate_limit\x18\x03 \x01(\x04\x12\x12\n\nlocal_copy\x18\x04 \x01(\x08\"8\n\tLocalFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\x04\x12\r\n\x05inode\x18\x03 \x01(\x04\"\xcc\x01\n\x10\x44ownloadResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontent_length\x18\x02 \x01(\x03\x12\x18\n\x10\x63ompleted_length\x18\x03 \x01(\x04\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\x12\x0c\n\x04\x64one\x18\x06 \x01(\x08\x12\x30\n\nlocal_file\x18\x07 \x01(\x0b\x32\x1c.dandelion.peer.v1.LocalFile\x12\x17\n\x0freadable_length\x18\x08 \x01(\x04\"\x12\n\x10ListCacheRequest\"j\n\nCacheEntry\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontent_length\x18\x03 \x01(\x03\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\x12\x14\n\x0cidle_seconds\x18\x05 \x01(\x01\"C\n\x11ListCacheResponse\x12.\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1d.dandelion.peer.v1.CacheEntry2\xd8\x01\n\x0bPeerService\x12g\n\x0e\x44ownloadPieces\x12(.dandelion.peer.v1.DownloadPiecesRequest\x1a).dandelion.peer.v1.DownloadPiecesResponse0\x01\x12`\n\nStreamTask\x12$.dandelion.peer.v1.StreamTaskRequest\x1a%.dandelion.peer.v1.StreamTaskResponse\"\x03\x88\x02\x01\x30\x01\x32\xbe\x01\n\rDaemonService\x12U\n\x08\x44ownload\x12\".dandelion.peer.v1.DownloadRequest\x1a#.dandelion.peer.v1.DownloadResponse0\x01\x12V\n\tListCache\x12#.dandelion.peer.v1.ListCacheRequest\x1a$.dandelion.peer.v1.ListCacheResponseBO\n\x15\x64\x65v.dandelion.peer.v1B\tPeerProtoP\x01Z)dandelion/gen/go/dandelion/peer/v1;peerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,28 +39,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMTASKRESPONSE'].fields_by_name['handed_over']._serialized_options = b'\030\001'
   _globals['_PEERSERVICE'].methods_by_name['StreamTask']._loaded_options = None
   _globals['_PEERSERVICE'].methods_by_name['StreamTask']._serialized_options = b'\210\002\001'
-  _globals['_DOWNLOADPIECESREQUEST']._serialized_start=85
-  _globals['_DOWNLOADPIECESREQUEST']._serialized_end=175
-  _globals['_DOWNLOADPIECESRESPONSE']._serialized_start=177
-  _globals['_DOWNLOADPIECESRESPONSE']._serialized_end=253
-  _globals['_STREAMTASKREQUEST']._serialized_start=255
-  _globals['_STREAMTASKREQUEST']._serialized_end=341
-  _globals['_STREAMTASKRESPONSE']._serialized_start=343
-  _globals['_STREAMTASKRESPONSE']._serialized_end=462
-  _globals['_DOWNLOADREQUEST']._serialized_start=465
-  _globals['_DOWNLOADREQUEST']._serialized_end=594
-  _globals['_LOCALFILE']._serialized_start=596
-  _globals['_LOCALFILE']._serialized_end=652
-  _globals['_DOWNLOADRESPONSE']._serialized_start=655
-  _globals['_DOWNLOADRESPONSE']._serialized_end=859
-  _globals['_LISTCACHEREQUEST']._serialized_start=861
-  _globals['_LISTCACHEREQUEST']._serialized_end=879
-  _globals['_CACHEENTRY']._serialized_start=881
-  _globals['_CACHEENTRY']._serialized_end=987
-  _globals['_LISTCACHERESPONSE']._serialized_start=989
-  _globals['_LISTCACHERESPONSE']._serialized_end=1056
-  _globals['_PEERSERVICE']._serialized_start=1059
-  _globals['_PEERSERVICE']._serialized_end=1275
-  _globals['_DAEMONSERVICE']._serialized_start=1278
-  _globals['_DAEMONSERVICE']._serialized_end=1468
+  _globals['_DOWNLOADPIECESREQUEST']._serialized_start=86
+  _globals['_DOWNLOADPIECESREQUEST']._serialized_end=252
+  _globals['_DOWNLOADPIECESRESPONSE']._serialized_start=254
+  _globals['_DOWNLOADPIECESRESPONSE']._serialized_end=330
+  _globals['_STREAMTASKREQUEST']._serialized_start=332
+  _globals['_STREAMTASKREQUEST']._serialized_end=418
+  _globals['_STREAMTASKRESPONSE']._serialized_start=420
+  _globals['_STREAMTASKRESPONSE']._serialized_end=539
+  _globals['_DOWNLOADREQUEST']._serialized_start=542
+  _globals['_DOWNLOADREQUEST']._serialized_end=671
+  _globals['_LOCALFILE']._serialized_start=673
+  _globals['_LOCALFILE']._serialized_end=729
+  _globals['_DOWNLOADRESPONSE']._serialized_start=732
+  _globals['_DOWNLOADRESPONSE']._serialized_end=936
+  _globals['_LISTCACHEREQUEST']._serialized_start=938
+  _globals['_LISTCACHEREQUEST']._serialized_end=956
+  _globals['_CACHEENTRY']._serialized_start=958
+  _globals['_CACHEENTRY']._serialized_end=1064
+  _globals['_LISTCACHERESPONSE']._serialized_start=1066
+  _globals['_LISTCACHERESPONSE']._serialized_end=1133
+  _globals['_PEERSERVICE']._serialized_start=1136
+  _globals['_PEERSERVICE']._serialized_end=1352
+  _globals['_DAEMONSERVICE']._serialized_start=1355
+  _globals['_DAEMONSERVICE']._serialized_end=1545
 # @@protoc_insertion_point(module_scope)

@@ -8,14 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DownloadPiecesRequest(_message.Message):
-    __slots__ = ("task_id", "piece_numbers", "requester_peer_id")
+    __slots__ = ("task_id", "piece_numbers", "requester_peer_id", "grant", "requester_host_id")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     PIECE_NUMBERS_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    GRANT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTER_HOST_ID_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     piece_numbers: _containers.RepeatedScalarFieldContainer[int]
     requester_peer_id: str
-    def __init__(self, task_id: _Optional[str] = ..., piece_numbers: _Optional[_Iterable[int]] = ..., requester_peer_id: _Optional[str] = ...) -> None: ...
+    grant: _common_pb2.AccessGrant
+    requester_host_id: str
+    def __init__(self, task_id: _Optional[str] = ..., piece_numbers: _Optional[_Iterable[int]] = ..., requester_peer_id: _Optional[str] = ..., grant: _Optional[_Union[_common_pb2.AccessGrant, _Mapping]] = ..., requester_host_id: _Optional[str] = ...) -> None: ...
 
 class DownloadPiecesResponse(_message.Message):
     __slots__ = ("piece_number", "offset", "data")

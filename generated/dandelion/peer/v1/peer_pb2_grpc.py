@@ -55,8 +55,11 @@ class PeerServiceServicer:
 
     def DownloadPieces(self, request, context):
         """Streams the requested pieces, each as consecutive chunks of at most 1 MiB, in
-        the order requested. Fails with NOT_FOUND for an unknown task or a piece the
-        server does not hold, and RESOURCE_EXHAUSTED when its upload slots are busy.
+        the order requested. Fails with PERMISSION_DENIED, before anything else is
+        looked at, unless the request carries a valid access grant for this task and
+        the requesting host (see DownloadPiecesRequest.grant); then with NOT_FOUND
+        for an unknown task or a piece the server does not hold, and
+        RESOURCE_EXHAUSTED when its upload slots are busy.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

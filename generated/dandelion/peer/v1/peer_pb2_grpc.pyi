@@ -45,8 +45,11 @@ class PeerServiceStub:
     def __new__(cls, channel: _aio.Channel) -> PeerServiceAsyncStub: ...
     DownloadPieces: _grpc.UnaryStreamMultiCallable[_peer_pb2.DownloadPiecesRequest, _peer_pb2.DownloadPiecesResponse]
     """Streams the requested pieces, each as consecutive chunks of at most 1 MiB, in
-    the order requested. Fails with NOT_FOUND for an unknown task or a piece the
-    server does not hold, and RESOURCE_EXHAUSTED when its upload slots are busy.
+    the order requested. Fails with PERMISSION_DENIED, before anything else is
+    looked at, unless the request carries a valid access grant for this task and
+    the requesting host (see DownloadPiecesRequest.grant); then with NOT_FOUND
+    for an unknown task or a piece the server does not hold, and
+    RESOURCE_EXHAUSTED when its upload slots are busy.
     """
     @_builtins.property
     @_deprecated("""This method has been marked as deprecated using proto method options.""")
@@ -67,8 +70,11 @@ class PeerServiceAsyncStub(PeerServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     DownloadPieces: _aio.UnaryStreamMultiCallable[_peer_pb2.DownloadPiecesRequest, _peer_pb2.DownloadPiecesResponse]  # type: ignore[assignment]
     """Streams the requested pieces, each as consecutive chunks of at most 1 MiB, in
-    the order requested. Fails with NOT_FOUND for an unknown task or a piece the
-    server does not hold, and RESOURCE_EXHAUSTED when its upload slots are busy.
+    the order requested. Fails with PERMISSION_DENIED, before anything else is
+    looked at, unless the request carries a valid access grant for this task and
+    the requesting host (see DownloadPiecesRequest.grant); then with NOT_FOUND
+    for an unknown task or a piece the server does not hold, and
+    RESOURCE_EXHAUSTED when its upload slots are busy.
     """
     @_builtins.property
     @_deprecated("""This method has been marked as deprecated using proto method options.""")
@@ -92,8 +98,11 @@ class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_peer_pb2.DownloadPiecesResponse], _abc.AsyncIterator[_peer_pb2.DownloadPiecesResponse]]:
         """Streams the requested pieces, each as consecutive chunks of at most 1 MiB, in
-        the order requested. Fails with NOT_FOUND for an unknown task or a piece the
-        server does not hold, and RESOURCE_EXHAUSTED when its upload slots are busy.
+        the order requested. Fails with PERMISSION_DENIED, before anything else is
+        looked at, unless the request carries a valid access grant for this task and
+        the requesting host (see DownloadPiecesRequest.grant); then with NOT_FOUND
+        for an unknown task or a piece the server does not hold, and
+        RESOURCE_EXHAUSTED when its upload slots are busy.
         """
 
     @_deprecated("""Deprecated: no longer served (UNIMPLEMENTED). It streamed a task's whole\ncontent for the supernode's seed to copy from the peer that had read the\norigin; that peer now offers each piece to the swarm as it stores it\n(dandelion.scheduler.v1.BackToSource.offer_pieces), and pieces are fetched\nwith DownloadPieces.""")

@@ -52,12 +52,16 @@ class RegisterHostRequest(_message.Message):
     def __init__(self, host: _Optional[_Union[HostInfo, _Mapping]] = ...) -> None: ...
 
 class RegisterHostResponse(_message.Message):
-    __slots__ = ("host_id", "heartbeat_interval_ms")
+    __slots__ = ("host_id", "heartbeat_interval_ms", "grant_public_key", "grant_key_id")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    GRANT_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    GRANT_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     heartbeat_interval_ms: int
-    def __init__(self, host_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
+    grant_public_key: bytes
+    grant_key_id: str
+    def __init__(self, host_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., grant_public_key: _Optional[bytes] = ..., grant_key_id: _Optional[str] = ...) -> None: ...
 
 class HeartbeatHostRequest(_message.Message):
     __slots__ = ("host_id",)
@@ -112,12 +116,14 @@ class RegisterTaskRequest(_message.Message):
     def __init__(self, host_id: _Optional[str] = ..., url_meta: _Optional[_Union[_common_pb2.UrlMeta, _Mapping]] = ...) -> None: ...
 
 class RegisterTaskResponse(_message.Message):
-    __slots__ = ("task", "peer_id")
+    __slots__ = ("task", "peer_id", "grant")
     TASK_FIELD_NUMBER: _ClassVar[int]
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    GRANT_FIELD_NUMBER: _ClassVar[int]
     task: TaskInfo
     peer_id: str
-    def __init__(self, task: _Optional[_Union[TaskInfo, _Mapping]] = ..., peer_id: _Optional[str] = ...) -> None: ...
+    grant: _common_pb2.AccessGrant
+    def __init__(self, task: _Optional[_Union[TaskInfo, _Mapping]] = ..., peer_id: _Optional[str] = ..., grant: _Optional[_Union[_common_pb2.AccessGrant, _Mapping]] = ...) -> None: ...
 
 class PieceResult(_message.Message):
     __slots__ = ("piece_number", "parent_peer_id", "success", "failure", "duration_ms", "digest")
@@ -192,14 +198,16 @@ class PieceRange(_message.Message):
     def __init__(self, first: _Optional[int] = ..., last: _Optional[int] = ...) -> None: ...
 
 class SyncPiecesResponse(_message.Message):
-    __slots__ = ("task", "assignments", "back_to_source")
+    __slots__ = ("task", "assignments", "back_to_source", "grant")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     BACK_TO_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    GRANT_FIELD_NUMBER: _ClassVar[int]
     task: TaskInfo
     assignments: PieceAssignments
     back_to_source: BackToSource
-    def __init__(self, task: _Optional[_Union[TaskInfo, _Mapping]] = ..., assignments: _Optional[_Union[PieceAssignments, _Mapping]] = ..., back_to_source: _Optional[_Union[BackToSource, _Mapping]] = ...) -> None: ...
+    grant: _common_pb2.AccessGrant
+    def __init__(self, task: _Optional[_Union[TaskInfo, _Mapping]] = ..., assignments: _Optional[_Union[PieceAssignments, _Mapping]] = ..., back_to_source: _Optional[_Union[BackToSource, _Mapping]] = ..., grant: _Optional[_Union[_common_pb2.AccessGrant, _Mapping]] = ...) -> None: ...
 
 class ReportPeerResultRequest(_message.Message):
     __slots__ = ("peer_id", "success", "bytes_from_peers", "bytes_from_origin", "duration_ms", "error", "content_digest_mismatch")

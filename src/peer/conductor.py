@@ -23,7 +23,6 @@ from dfcommon.pieces import DEFAULT_PIECE_SIZE, ranges_mask
 from peer.context import PeerContext
 from peer.download import link
 from peer.download.announce import announce
-from peer.download.link import TaskNews
 from peer.download.origin_read import OriginRead
 from peer.download.phase import DownloadPhase, Phase
 from peer.download.reading import SwarmRead
@@ -69,8 +68,7 @@ class Conductor:
         self.error: DandelionError | None = None
         self.verified = False
         self.finished = asyncio.Event()
-        self.bytes_from_peers = 0
-        self.bytes_from_origin = 0
+        self.bytes_from_peers = self.bytes_from_origin = 0
         self.from_cache = False
         self.peer_id = ""  # this host's peer in the task's swarm, once registered
         self.host_id = ""  # the host id that peer was registered under
@@ -278,7 +276,7 @@ class Conductor:
             return None
         return store.meta.content_length, store.meta.piece_size
 
-    def task_news(self, news: TaskNews) -> None:
+    def task_news(self, news: link.TaskNews) -> None:
         """The task from the supernode: a store once the content's shape is known."""
         if not news.shaped or self.swarm_read.started:
             pass

@@ -21,17 +21,18 @@ from dfcommon.metrics import MIRROR_REQUESTS
 from mirror import aborts
 from mirror.admission import DownloadGate, GatedBody
 from mirror.config import MirrorConfig
-from mirror.credentials import Credentials
-from mirror.errors import API_VERSION_HEADER, RegistryError, transfer_error
+from mirror.errors import error_response, transfer_error
 from mirror.listing import CATALOG_SCOPE, listing_response, pagination_params
-from mirror.names import validate_digest, validate_name, validate_reference
 from mirror.prefetch import Prefetcher, layer_digests
 from mirror.ranges import parse_range
 from mirror.refresh import RefreshingStream
-from mirror.selection import REGISTRY_HEADER
 from mirror.streaming import BlobResponse, verified_chunks
 from mirror.transfer import BlobStream, BlobTransferer
-from mirror.upstream import Upstream, pull_scope
+from registryclient.credentials import Credentials
+from registryclient.errors import API_VERSION_HEADER, RegistryError
+from registryclient.names import validate_digest, validate_name, validate_reference
+from registryclient.selection import REGISTRY_HEADER
+from registryclient.upstream import Upstream, pull_scope
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("mirror.access")
@@ -66,7 +67,7 @@ class MirrorApp:
         except RegistryError as exc:
             if exc.status >= 500:
                 log.warning("%s %s: %d %s", method, request.url.path[:300], exc.status, exc.message)
-            return exc.response(head_only=method == "HEAD")
+            return error_response(exc, head_only=method == "HEAD")
 
     async def _route(self, request: Request, path: str) -> Response:
         method = request.method
@@ -100,7 +101,7 @@ class MirrorApp:
             raise RegistryError.unsupported(method, "/" + path)
 
     def _upstream(self, request: Request, name: str = "") -> tuple[str, str]:
-        """(canonical base URL, repository name there) of the upstream the request selects (mirror.registries);
+        """(canonical base URL, repository name there) of the upstream the request selects (registryclient.registries);
         403 DENIED unless it is allowed."""
         base, remote = self.upstream.registries.select(
             request.query_params.get("ns"), request.headers.get(REGISTRY_HEADER), name
@@ -189,13 +190,13 @@ class MirrorApp:
             if digest != _EMPTY_SHA256:
                 raise RegistryError(502, "UNAVAILABLE", f"upstream {base} says blob {digest} is empty")
             return Response(b"", headers=headers)
-        content = ContentRequest(url=grant.url, headers=grant.headers, digest=digest)
+        content = grant.content(digest)
         ticket = None if self.transferer.holds(content) else await self.gate.admit(size, digest)
         creds = _credentials(request)
 
         async def reauthorize() -> ContentRequest:
             fresh = await self.upstream.authorize_blob(base, remote, digest, creds, fresh=True)
-            return ContentRequest(url=fresh.url, headers=fresh.headers, digest=digest)
+            return fresh.content(digest)
 
         async def reopen(again: ContentRequest, offset: int) -> BlobStream:
             return await self._open(again, offset, base, digest, grant.length)

@@ -8,7 +8,7 @@ What each runtime can do decides what is written:
   it means with ?ns=NAME, and falls back to the registry itself (`server`) when the mirror fails.
 - podman (and skopeo, buildah): a [[registry]] per name with the mirror as [[registry.mirror]]; podman names no
   registry to a mirror, so a mapped NAME's mirror location carries it as a path (MIRROR/NAME), which the mirror
-  reads as the first component of the repository name (mirror.registries).
+  reads as the first component of the repository name (registryclient.registries).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from dfcommon.tls import is_loopback_host
-from mirror.registries import HUB_NAME, RegistryMap
-from mirror.selection import DOCKER_HUB, is_docker_hub
+from registryclient.registries import HUB_NAME, RegistryMap
+from registryclient.selection import DOCKER_HUB, is_docker_hub
 
 RUNTIMES = ("docker", "containerd", "podman")
 HEADER = "Written by `dfdaemon client-config`: pulls go through the Dandelion mirror at {mirror}."

@@ -24,8 +24,9 @@ from mirror.clientconfig import (
     route,
 )
 from mirror.clientconfig_undo import undo_containerd, undo_docker, undo_podman
-from mirror.config import DEFAULT_LISTEN, DEFAULT_REGISTRY, OFF, MirrorConfig
-from mirror.registries import RegistryMap, registry_name
+from mirror.config import DEFAULT_LISTEN, OFF, MirrorConfig
+from registryclient.config import DEFAULT_REGISTRY
+from registryclient.registries import RegistryMap, registry_name
 
 EXAMPLES = """examples:
   dfdaemon client-config --runtime containerd --write /etc/containerd/certs.d      # docker.io + mapped names

@@ -3,77 +3,41 @@
 from __future__ import annotations
 
 import argparse
-import os
-import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from typing import ClassVar
 
 from dfcommon.configfile import ReplacingAppend
 from dfcommon.errors import InvalidArgument
 from dfcommon.fetchpolicy import split_entries
 from dfcommon.sizes import parse_hostport
-
-if TYPE_CHECKING:
-    from mirror.registries import RegistryMap
+from registryclient.config import DEFAULT_REGISTRY, ClientConfig, validate_registry_url
+from registryclient.registries import split_ca_entries
 
 DEFAULT_LISTEN = "127.0.0.1:65001"
-DEFAULT_REGISTRY = "https://registry-1.docker.io"
 OFF = "off"
 
 
 @dataclass(frozen=True)
-class MirrorConfig:
+class MirrorConfig(ClientConfig):
     """Where the mirror listens, which registry it fronts and how patiently it talks to it."""
 
     # Loopback only by default: the mirror serves this host's container runtimes, not the network.
     listen: str = DEFAULT_LISTEN
-    # Docker Hub, because `registry-mirrors` in dockerd only ever applies to Docker Hub names.
-    registry: str = DEFAULT_REGISTRY
-    # PEM bundle trusted for the upstream's TLS in addition to the system's CAs (private registries).
-    registry_ca: str | None = None
-    # Skip TLS verification of the upstream (test registries with self-signed certificates only).
-    insecure: bool = False
-    # A registry that does not accept a connection in 5 s is down; answering 503 quickly lets
-    # dockerd fall back to the registry itself instead of hanging the pull.
-    connect_timeout_s: float = 5.0
-    # Manifests, tokens and HEADs are small; 30 s covers a loaded registry without hanging clients forever.
-    read_timeout_s: float = 30.0
     # The swarm answers open() once the origin (or a peer) has answered; a minute without that
     # means something is stuck, and a 504 lets the client retry or fall back.
     blob_open_timeout_s: float = 60.0
-    # How long an upstream "yes, this client may read this blob" is reused: short, so revoked access
-    # stops within a minute, long enough that the layers of one pull cost one check each.
-    auth_cache_ttl_s: float = 60.0
-    # Tokens are renewed this long before they expire so none runs out between check and use.
-    token_expiry_margin_s: float = 10.0
-    # distribution refuses manifests over 4 MiB, so a bigger answer is not a manifest.
-    max_manifest_bytes: int = 4 * 1024 * 1024
-    # Upstream connections kept open across requests (a pull asks for a handful at once).
-    max_upstream_connections: int = 32
     # When an image manifest passes, have the swarm's seed start loading its layers (see mirror.prefetch).
     prefetch_layers: bool = True
     # Big layers that are not cached go into the swarm one at a time, in manifest order, while the one running is
     # fast (see mirror.admission): docker then unpacks each layer while the next one downloads.
     ordered_layers: bool = True
-    # Upstreams besides `registry` that a client may pick with ?ns= or X-Dandelion-Registry (HOST[:PORT],
-    # http(s)://HOST[:PORT], or "any"). None by default: the mirror trusts the upstream a request names to say
-    # whether the client may read a cached blob, so a registry the client chooses could vouch for any private layer
-    # (see mirror.allowlist).
-    allowed_registries: tuple[str, ...] = ()
-    # NAME=URL: requests naming registry NAME (?ns=, X-Dandelion-Registry, or NAME/ before the repository name) go to
-    # URL instead (docker.io to a Hub proxy, anything to an air-gapped registry); see mirror.registries.
-    registry_map: tuple[str, ...] = ()
-    # (HOST[:PORT] of an upstream or a mapped NAME, PEM bundle) trusted for that upstream only, besides registry_ca.
-    upstream_cas: tuple[tuple[str, str], ...] = ()
-    # Upstreams (HOST[:PORT] or mapped NAME) whose TLS certificate is not verified (test registries only).
-    insecure_registries: tuple[str, ...] = ()
 
-    def registries(self) -> RegistryMap:
-        """The default upstream, the name mapping and each upstream's TLS settings (InvalidArgument if bad)."""
-        from mirror.registries import build_registry_map  # it builds on this module
-
-        return build_registry_map(self.registry, self.registry_map, self.upstream_cas, self.insecure_registries)
+    _POSITIVE: ClassVar[tuple[str, ...]] = (
+        "connect_timeout_s",
+        "read_timeout_s",
+        "blob_open_timeout_s",
+        "auth_cache_ttl_s",
+    )
 
     def hostport(self) -> tuple[str, int]:
         """The listen address split into host and port."""
@@ -85,49 +49,8 @@ class MirrorConfig:
     def validate(self) -> MirrorConfig:
         """Check every field; InvalidArgument with one line on the first bad one."""
         self.hostport()
-        validate_registry_url(self.registry)
-        from mirror.allowlist import AllowList  # it builds on this module
-
-        registries = self.registries()
-        AllowList(registries.default, self.allowed_registries, registries.targets())
-        for path in (self.registry_ca, *(path for _, path in self.upstream_cas)):
-            if path is not None:
-                check_ca_bundle(path)
-        for name in ("connect_timeout_s", "read_timeout_s", "blob_open_timeout_s", "auth_cache_ttl_s"):
-            if getattr(self, name) <= 0:
-                raise InvalidArgument(f"mirror {name} must be positive, got {getattr(self, name)}")
-        if self.token_expiry_margin_s < 0 or self.max_manifest_bytes <= 0 or self.max_upstream_connections <= 0:
-            raise InvalidArgument("mirror token margin, manifest limit and connection count must be positive")
+        super().validate()
         return self
-
-
-def check_ca_bundle(path: str) -> None:
-    """InvalidArgument with one line unless path is a readable PEM bundle of CA certificates."""
-    if not os.access(path, os.R_OK):
-        raise InvalidArgument(f"--registry-ca {path!r} is not a readable file")
-    try:
-        ssl.create_default_context().load_verify_locations(cafile=path)
-    except (OSError, ssl.SSLError) as exc:
-        raise InvalidArgument(f"--registry-ca {path!r} holds no usable CA certificate: {exc}") from None
-
-
-def validate_registry_url(url: str) -> str:
-    """An upstream registry base URL: http(s)://HOST[:PORT] with no path, query or credentials."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an unclosed [IPv6 literal
-        raise InvalidArgument(f"invalid registry URL {url[:200]!r}: want http(s)://HOST[:PORT]") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument(f"invalid registry URL {url!r}: want http(s)://HOST[:PORT]")
-    if parts.username or parts.password:
-        raise InvalidArgument("the registry URL must not carry credentials: clients send their own")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise InvalidArgument(f"invalid registry URL {url!r}: want no path or query, only http(s)://HOST[:PORT]")
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise InvalidArgument(f"invalid port in registry URL {url!r}") from None
-    return url.rstrip("/")
 
 
 def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
@@ -201,8 +124,6 @@ def mirror_config_from_args(ns: argparse.Namespace) -> MirrorConfig | None:
     """The mirror configuration from parsed flags; None when --mirror off."""
     if str(ns.mirror).strip().lower() == OFF:
         return None
-    from mirror.registries import split_ca_entries  # it builds on this module
-
     shared_ca, upstream_cas = split_ca_entries(registry_ca_entries(ns))
     return MirrorConfig(
         listen=str(ns.mirror).strip(),

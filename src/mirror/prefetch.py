@@ -14,13 +14,12 @@ import asyncio
 import json
 import logging
 
-from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError
-from mirror.credentials import Credentials
-from mirror.errors import RegistryError
-from mirror.names import validate_digest
 from mirror.transfer import BlobTransferer
-from mirror.upstream import Upstream
+from registryclient.credentials import Credentials
+from registryclient.errors import RegistryError
+from registryclient.names import validate_digest
+from registryclient.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ class Prefetcher:
                 grant = await self.upstream.authorize_blob(base, name, digest, creds)
                 if grant.length <= 0:
                     continue
-                content = ContentRequest(url=grant.url, headers=grant.headers, digest=digest)
+                content = grant.content(digest)
                 log.info("prefetching %s of %s (%d bytes)", digest, name, grant.length)
                 await self.transferer.prefetch(content)
             except (RegistryError, DandelionError) as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mirror.errors import RegistryError
+from registryclient.errors import RegistryError
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 MAX_DIGITS = 19  # any blob position fits in 19 digits; longer numbers are past every end (int() of 5,000 fails)

@@ -13,7 +13,7 @@ from mirror.app import build_app
 from mirror.config import MirrorConfig
 from mirror.prefetch import Prefetcher
 from mirror.transfer import BlobTransferer
-from mirror.upstream import Upstream
+from registryclient.upstream import Upstream
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,7 @@ from dfcommon.preload import preload_http_client
 from dfcommon.sizes import parse_hostport, parse_ip, parse_size
 from dfcommon.tls import add_tls_arguments, tls_from_args
 from dfcommon.version import add_version_flag
-from mirror.allowlist import origin_of
 from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from_args, registry_ca_entries
-from mirror.registries import RegistryMap, split_ca_entries
 from mirror.server import serve_mirror
 from peer.config import DEFAULT_PORT, PeerConfig, parse_duration, parse_supernodes
 from peer.membership import dial_target
@@ -34,6 +32,8 @@ from peer.memory import limit_malloc_arenas
 from peer.node import PeerNode
 from peer.origin import OriginTls, tls_verification
 from peer.paths import default_daemon_endpoint
+from registryclient.allowlist import origin_of
+from registryclient.registries import RegistryMap, split_ca_entries
 
 log = logging.getLogger("peer.daemon")
 

@@ -20,20 +20,21 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from dfcommon import ring
 from dfcommon.channels import channel
+from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, InvalidArgument, Unavailable
 from dfcommon.identity import task_id, validate_url
 from dfcommon.malloc import tune_malloc
 from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
-from dfcommon.urlmeta import from_url_meta
+from dfcommon.urlmeta import from_url_meta, to_url_meta
 from dfcommon.version import add_version_flag
-from mirror.config import MirrorConfig, validate_registry_url
-from mirror.credentials import Credentials
-from mirror.errors import RegistryError
-from mirror.names import validate_name, validate_reference
-from mirror.upstream import Upstream
 from peer.config import parse_supernodes
 from peer.membership import Membership
+from registryclient.config import ClientConfig, validate_registry_url
+from registryclient.credentials import Credentials
+from registryclient.errors import RegistryError
+from registryclient.names import validate_name, validate_reference
+from registryclient.upstream import Upstream
 
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
@@ -133,7 +134,7 @@ async def image_blobs(
     metas = []
     for digest in dict.fromkeys(digests):  # unique, in order
         grant = await upstream.authorize_blob(image.base, image.name, digest, creds)
-        metas.append(common_pb2.UrlMeta(url=grant.url, headers=grant.headers, digest=digest))
+        metas.append(to_url_meta(grant.content(digest)))
     return metas
 
 
@@ -266,10 +267,11 @@ async def run(args: argparse.Namespace) -> int:
     tls = tls_from_args(args)
     if "://" in args.ref:
         digest = str(parse_digest(args.digest)) if args.digest else ""
-        metas = [common_pb2.UrlMeta(url=validate_url(args.ref), headers=_headers(args.header), digest=digest)]
+        request = ContentRequest(url=validate_url(args.ref), headers=_headers(args.header), digest=digest)
+        metas = [to_url_meta(request)]
     else:
         image = parse_image_reference(args.ref, validate_registry_url(args.registry))
-        config = MirrorConfig(registry=image.base, registry_ca=args.registry_ca, insecure=args.insecure).validate()
+        config = ClientConfig(registry=image.base, registry_ca=args.registry_ca, insecure=args.insecure).validate()
         upstream = Upstream(config)
         try:
             metas = await image_blobs(upstream, image, _credentials(args), args.platform)

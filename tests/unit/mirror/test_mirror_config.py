@@ -46,7 +46,9 @@ def test_all_flags(tmp_path: Path) -> None:
             "--mirror", "127.0.0.5:7000", "--registry", "http://127.0.0.1:5000/", "--registry-ca", str(ca), "--insecure"
         )
     )
-    assert config == MirrorConfig("127.0.0.5:7000", "http://127.0.0.1:5000", str(ca), True)
+    assert config == MirrorConfig(
+        listen="127.0.0.5:7000", registry="http://127.0.0.1:5000", registry_ca=str(ca), insecure=True
+    )
 
 
 def test_layer_flags() -> None:

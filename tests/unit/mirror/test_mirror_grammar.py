@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from mirror.errors import RegistryError
-from mirror.names import validate_digest, validate_name, validate_reference
+from mirror.errors import error_response
 from mirror.ranges import parse_range
+from registryclient.errors import RegistryError
+from registryclient.names import validate_digest, validate_name, validate_reference
 
 SHA = "sha256:" + "ab" * 32
 
@@ -130,7 +131,7 @@ def test_huge_range_ends_mean_the_end() -> None:
 
 def test_error_envelope() -> None:
     error = RegistryError.digest_invalid("sha256:zz", "want 64 lowercase hex digits")
-    response = error.response()
+    response = error_response(error)
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/json")
     assert response.headers["docker-distribution-api-version"] == "registry/2.0"
@@ -148,7 +149,7 @@ def test_error_envelope() -> None:
 
 
 def test_head_error_has_length_but_no_body() -> None:
-    response = RegistryError.not_found("/v2/x").response(head_only=True)
+    response = error_response(RegistryError.not_found("/v2/x"), head_only=True)
     assert response.body == b""
     assert int(response.headers["content-length"]) > 0
 

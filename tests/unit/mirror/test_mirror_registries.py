@@ -11,13 +11,13 @@ from fixtures.certs import identity, make_certs
 
 from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import InvalidArgument
-from mirror.allowlist import AllowList
 from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from_args
-from mirror.credentials import Credentials
-from mirror.errors import RegistryError
-from mirror.registries import UpstreamTls, build_registry_map, parse_mapping, registry_name, split_ca_entries
-from mirror.upstream import Upstream
 from peer.daemon import build_parser, config_from_args
+from registryclient.allowlist import AllowList
+from registryclient.credentials import Credentials
+from registryclient.errors import RegistryError
+from registryclient.registries import UpstreamTls, build_registry_map, parse_mapping, registry_name, split_ca_entries
+from registryclient.upstream import Upstream
 
 HUB = "https://registry-1.docker.io"
 PROXY = "https://hub-proxy.internal:5000"

@@ -6,10 +6,10 @@ import base64
 
 import pytest
 
-from mirror.challenges import Challenge, find_challenge, parse_challenges
-from mirror.credentials import Credentials
-from mirror.errors import RegistryError
-from mirror.selection import select_upstream, upstream_name
+from registryclient.challenges import Challenge, find_challenge, parse_challenges
+from registryclient.credentials import Credentials
+from registryclient.errors import RegistryError
+from registryclient.selection import select_upstream, upstream_name
 
 HUB = "https://registry-1.docker.io"
 

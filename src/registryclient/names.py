@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mirror.errors import RegistryError
+from registryclient.errors import RegistryError
 
 MAX_NAME_LENGTH = 255
 

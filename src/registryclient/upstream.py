@@ -14,13 +14,14 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from mirror.allowlist import AllowList
-from mirror.challenges import Challenge, find_challenge, parse_challenges
-from mirror.config import MirrorConfig
-from mirror.credentials import Credentials
-from mirror.errors import RegistryError, upstream_error
-from mirror.names import is_digest_reference
-from mirror.registries import UpstreamTls
+from dfcommon.content import ContentRequest
+from registryclient.allowlist import AllowList
+from registryclient.challenges import Challenge, find_challenge, parse_challenges
+from registryclient.config import ClientConfig
+from registryclient.credentials import Credentials
+from registryclient.errors import RegistryError, upstream_error
+from registryclient.names import is_digest_reference
+from registryclient.registries import UpstreamTls
 
 log = logging.getLogger(__name__)
 _K = TypeVar("_K")
@@ -75,8 +76,12 @@ class BlobGrant:
     headers: dict[str, str]
     length: int
 
+    def content(self, digest: str) -> ContentRequest:
+        """What the swarm downloads for this grant: the blob's URL with the upstream's auth, checked against digest."""
+        return ContentRequest(url=self.url, headers=self.headers, digest=digest)
 
-def _ssl_context(config: MirrorConfig, own: UpstreamTls | None = None) -> ssl.SSLContext | bool:
+
+def _ssl_context(config: ClientConfig, own: UpstreamTls | None = None) -> ssl.SSLContext | bool:
     """httpx's verify for one upstream: its own settings on top of the mirror-wide ones."""
     if config.insecure or (own is not None and own.insecure):
         return False
@@ -92,7 +97,7 @@ class Upstream:
 
     def __init__(
         self,
-        config: MirrorConfig,
+        config: ClientConfig,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

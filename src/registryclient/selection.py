@@ -1,6 +1,6 @@
 """Which upstream registry a request is for: containerd's ?ns=, a request header, or the default.
 
-What is named here is only a candidate: mirror.allowlist decides whether the mirror may use it.
+What is named here is only a candidate: registryclient.allowlist decides whether the mirror may use it.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 from dfcommon.errors import InvalidArgument
 from dfcommon.tls import is_loopback_host
-from mirror.config import validate_registry_url
-from mirror.errors import RegistryError
+from registryclient.config import validate_registry_url
+from registryclient.errors import RegistryError
 
 REGISTRY_HEADER = "X-Dandelion-Registry"
 DOCKER_HUB = "https://registry-1.docker.io"

@@ -10,10 +10,10 @@ import json
 import httpx
 import pytest
 
-from mirror.config import MirrorConfig
-from mirror.credentials import Credentials
-from mirror.errors import RegistryError
-from mirror.upstream import Upstream
+from registryclient.config import ClientConfig
+from registryclient.credentials import Credentials
+from registryclient.errors import RegistryError
+from registryclient.upstream import Upstream
 
 BASE = "http://registry.test"
 REALM = "http://auth.test/token"
@@ -62,7 +62,7 @@ class Clock:
 
 
 def upstream_for(fake: FakeRegistry, clock: Clock | None = None) -> Upstream:
-    return Upstream(MirrorConfig(registry=BASE), transport=httpx.MockTransport(fake), clock=clock or Clock())
+    return Upstream(ClientConfig(registry=BASE), transport=httpx.MockTransport(fake), clock=clock or Clock())
 
 
 async def test_every_accept_line_is_forwarded_separately() -> None:
@@ -156,7 +156,7 @@ async def test_manifest_not_matching_its_digest_is_refused() -> None:
     def lying(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"Content-Type": ACCEPT[0], "Docker-Content-Digest": BLOB}, content=MANIFEST)
 
-    upstream = Upstream(MirrorConfig(registry=BASE), transport=httpx.MockTransport(lying))
+    upstream = Upstream(ClientConfig(registry=BASE), transport=httpx.MockTransport(lying))
     with pytest.raises(RegistryError, match="does not match its digest") as info:
         await upstream.manifest("GET", BASE, "ns/img", "latest", ACCEPT, Credentials())
     assert info.value.status == 502
@@ -169,7 +169,7 @@ async def test_oversized_answers_are_refused() -> None:
     def huge(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"Content-Type": ACCEPT[0]}, content=b"x" * 2048)
 
-    config = MirrorConfig(registry=BASE, max_manifest_bytes=1024)
+    config = ClientConfig(registry=BASE, max_manifest_bytes=1024)
     upstream = Upstream(config, transport=httpx.MockTransport(huge))
     with pytest.raises(RegistryError, match="over 1024 bytes"):
         await upstream.manifest("GET", BASE, "ns/img", "latest", ACCEPT, Credentials())

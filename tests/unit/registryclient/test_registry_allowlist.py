@@ -6,13 +6,13 @@ import httpx
 import pytest
 
 from dfcommon.errors import InvalidArgument
-from mirror.allowlist import AllowList, origin_of
-from mirror.config import MirrorConfig
-from mirror.credentials import Credentials
-from mirror.errors import RegistryError
-from mirror.registries import build_registry_map
-from mirror.selection import select_upstream
-from mirror.upstream import Upstream
+from registryclient.allowlist import AllowList, origin_of
+from registryclient.config import ClientConfig
+from registryclient.credentials import Credentials
+from registryclient.errors import RegistryError
+from registryclient.registries import build_registry_map
+from registryclient.selection import select_upstream
+from registryclient.upstream import Upstream
 
 HUB = "https://registry-1.docker.io"
 LOCAL = "http://127.0.0.1:5000"
@@ -167,7 +167,7 @@ async def test_the_upstream_client_refuses_other_registries_without_a_request() 
         seen.append(request)
         return httpx.Response(200, headers={"Content-Length": "5"})
 
-    upstream = Upstream(MirrorConfig(registry=LOCAL), transport=httpx.MockTransport(registry))
+    upstream = Upstream(ClientConfig(registry=LOCAL), transport=httpx.MockTransport(registry))
     anonymous = Credentials.from_header(None)
     rogue = "http://127.0.0.2:5000"
     calls = [

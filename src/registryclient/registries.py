@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from dfcommon.errors import InvalidArgument
-from mirror.allowlist import Origin, origin_of
-from mirror.config import validate_registry_url
-from mirror.errors import RegistryError
-from mirror.selection import DOCKER_HUB, DOCKER_HUB_HOSTS, REGISTRY_HEADER, is_docker_hub, upstream_for_host
+from registryclient.allowlist import Origin, origin_of
+from registryclient.config import validate_registry_url
+from registryclient.errors import RegistryError
+from registryclient.selection import DOCKER_HUB, DOCKER_HUB_HOSTS, REGISTRY_HEADER, is_docker_hub, upstream_for_host
 
 HUB_NAME = "docker.io"
 MAP_FLAG = "--registry-map"
@@ -107,7 +107,7 @@ class RegistryMap:
         """(upstream base URL, repository name there) of a request: the header (a URL or HOST[:PORT]) wins over
         ?ns=HOST, which wins over a mapped NAME/ in front of the repository name; else the default upstream.
 
-        What is returned is only a candidate: mirror.allowlist decides whether the mirror may use it."""
+        What is returned is only a candidate: registryclient.allowlist decides whether the mirror may use it."""
         if header and header.strip():
             text = header.strip()
             if "://" in text:

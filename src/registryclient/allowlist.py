@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from dfcommon.errors import InvalidArgument
-from mirror.config import validate_registry_url
-from mirror.errors import RegistryError
-from mirror.selection import DOCKER_HUB, is_docker_hub, upstream_for_host
+from registryclient.config import validate_registry_url
+from registryclient.errors import RegistryError
+from registryclient.selection import DOCKER_HUB, is_docker_hub, upstream_for_host
 
 ANY = "any"
 FLAG = "--allow-registry"

@@ -1,0 +1,1 @@
+"""A client of Docker Registry v2 upstreams, shared by the registry mirror and dfget preheat."""

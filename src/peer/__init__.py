@@ -1,1 +1,1 @@
-"""The dfdaemon peer: downloads through the swarm, serves pieces, hosts the mirror; and dfget."""
+"""The dfdaemon's peer: downloads through the swarm, serves pieces; and dfget (src/dfdaemon adds the mirror)."""

@@ -47,7 +47,7 @@ ORIGIN_SCRIPT = Path(__file__).resolve().parents[2] / "fixtures" / "origin.py"
 NETNS_ETC = Path("/etc/netns")  # `ip netns exec NS` mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf
 PROGRAMS = {
     "supernode": "from supernode.__main__ import main; sys.exit(main())",
-    "dfdaemon": "from peer.daemon import main; main()",
+    "dfdaemon": "from dfdaemon.main import main; main()",
     "dfget": "from peer.dfget import main; main()",
 }
 

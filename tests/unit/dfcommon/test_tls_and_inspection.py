@@ -16,8 +16,8 @@ from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import InvalidArgument
 from dfcommon.inspection import InspectionPolicy, InspectionRefused, peer_is_local
 from dfcommon.tls import TlsConfig, tls_config, warn_if_plaintext_beyond_loopback
-from peer.daemon import build_parser as dfdaemon_parser
-from peer.daemon import config_from_args
+from dfdaemon.flags import build_parser as dfdaemon_parser
+from dfdaemon.flags import config_from_args
 from supernode.config import build_parser as supernode_parser
 from supernode.config import from_args
 

@@ -10,8 +10,8 @@ from fixtures.certs import identity, make_certs
 
 from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import InvalidArgument
+from dfdaemon.flags import build_parser
 from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from_args
-from peer.daemon import build_parser
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -1,0 +1,5 @@
+"""`python -m dfdaemon`: the dfdaemon command."""
+
+from dfdaemon.main import main
+
+main()

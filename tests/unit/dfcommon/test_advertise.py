@@ -15,7 +15,7 @@ from dfcommon.advertise import (
     route_source,
 )
 from dfcommon.errors import InvalidArgument
-from peer import daemon
+from dfdaemon import flags as daemon
 from supernode.config import SupernodeConfig
 
 

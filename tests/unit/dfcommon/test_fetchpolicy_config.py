@@ -10,7 +10,7 @@ import pytest
 from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import InvalidArgument
 from dfcommon.fetchpolicy import FetchPolicy
-from peer import daemon
+from dfdaemon import flags as daemon
 from supernode.config import SupernodeConfig, build_parser, from_args
 
 

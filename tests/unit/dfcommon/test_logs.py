@@ -12,7 +12,8 @@ import pytest
 
 from dfcommon.errors import InvalidArgument
 from dfcommon.logs import setup_logging
-from peer import daemon, dfget
+from dfdaemon import flags as daemon
+from peer import dfget
 from supernode.config import build_parser as supernode_parser
 from supernode.config import from_args
 

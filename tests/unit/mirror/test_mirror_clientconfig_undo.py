@@ -86,7 +86,7 @@ def test_the_dfdaemon_command_writes_and_undoes(tmp_path: Path) -> None:
     """The way the Kubernetes manifests run it: `dfdaemon client-config ...` in a process of its own."""
     root = tmp_path / "certs.d"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "DFDAEMON_MIRROR": "127.0.0.1:65001"}
-    command = [sys.executable, "-c", "from dfdaemon.flags import main; main()", "client-config"]
+    command = [sys.executable, "-c", "from dfdaemon.main import main; main()", "client-config"]
     write = [*command, "--runtime", "containerd", "--write", str(root)]
     done = subprocess.run(write, env=env, capture_output=True, text=True, timeout=60, check=True)
     assert f"wrote {root / 'docker.io' / 'hosts.toml'}" in done.stderr

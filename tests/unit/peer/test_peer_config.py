@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from dfcommon.errors import InvalidArgument
-from peer import daemon, dfget
+from dfdaemon import flags as daemon
+from peer import dfget
 from peer.config import PeerConfig, parse_duration, parse_supernodes
 from peer.paths import default_daemon_endpoint, endpoint_socket_path
 

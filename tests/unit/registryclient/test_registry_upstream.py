@@ -213,7 +213,7 @@ def gated(fake: FakeRegistry, gate: asyncio.Event) -> Upstream:
             await gate.wait()
         return fake(request)
 
-    return Upstream(MirrorConfig(registry=BASE), transport=httpx.MockTransport(handler), clock=Clock())
+    return Upstream(ClientConfig(registry=BASE), transport=httpx.MockTransport(handler), clock=Clock())
 
 
 def blob_heads(fake: FakeRegistry) -> int:

@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 from starlette.responses import Response
 
+from registryclient.answers import Listing
 from registryclient.errors import API_VERSION_HEADER, RegistryError
-from registryclient.upstream import Listing
 
 CATALOG_SCOPE = "registry:catalog:*"
 # distribution parses n with strconv.Atoi and refuses a negative or unparsable one; 18 digits fit an int64.

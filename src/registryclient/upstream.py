@@ -8,14 +8,13 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from dfcommon.content import ContentRequest
 from registryclient.allowlist import AllowList
+from registryclient.answers import Answer, BlobGrant, Listing, Manifest
 from registryclient.challenges import Challenge, find_challenge, parse_challenges
 from registryclient.config import ClientConfig
 from registryclient.credentials import Credentials
@@ -34,51 +33,6 @@ _MAX_CACHED = 4096
 _DEFAULT_TOKEN_LIFETIME_S = 60  # what the token spec says to assume when expires_in is missing
 _MANIFEST_HEADERS = ("content-type", "docker-content-digest", "etag")
 MAX_LISTING_BYTES = 16 * 1024 * 1024  # one page of tags/list or _catalog, read whole
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """An upstream reply, read whole (only small bodies come this way)."""
-
-    status: int
-    headers: httpx.Headers
-    body: bytes
-    auth: dict[str, str]  # the Authorization that got this answer
-    auth_expires: float  # monotonic time the auth stops being usable (inf for Basic or none)
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """A manifest as the upstream served it (body empty for HEAD)."""
-
-    body: bytes
-    media_type: str
-    digest: str
-    length: int
-    etag: str | None
-
-
-@dataclass(frozen=True)
-class Listing:
-    """One page of a tag list or catalog as the upstream served it, with its raw Link header (or None)."""
-
-    body: bytes
-    media_type: str
-    link: str | None
-    url: str  # what was asked upstream (relative Links resolve against it)
-
-
-@dataclass(frozen=True)
-class BlobGrant:
-    """The upstream's yes to one client reading one blob, and how the swarm fetches it."""
-
-    url: str
-    headers: dict[str, str]
-    length: int
-
-    def content(self, digest: str) -> ContentRequest:
-        """What the swarm downloads for this grant: the blob's URL with the upstream's auth, checked against digest."""
-        return ContentRequest(url=self.url, headers=self.headers, digest=digest)
 
 
 def _ssl_context(config: ClientConfig, own: UpstreamTls | None = None) -> ssl.SSLContext | bool:
@@ -270,7 +224,7 @@ class Upstream:
         headers: list[tuple[str, str]],
         limit: int = _MAX_TOKEN_REPLY,
         anonymous_tokens: bool = True,
-    ) -> _Answer:
+    ) -> Answer:
         """One request with the best credentials known; on a Bearer challenge, get a token and retry once.
 
         Without anonymous_tokens an anonymous client gets the upstream's challenge back instead (the
@@ -285,10 +239,10 @@ class Upstream:
             auth = {"Authorization": creds.header}
         status, reply_headers, body = await self._request(method, url, base, [*headers, *auth.items()], limit)
         if status != 401 or creds.scheme == "bearer" or (creds.anonymous and not anonymous_tokens):
-            return _Answer(status, reply_headers, body, auth, expires)
+            return Answer(status, reply_headers, body, auth, expires)
         bearer = find_challenge(parse_challenges(reply_headers.get_list("www-authenticate")), "bearer")
         if bearer is None:
-            return _Answer(status, reply_headers, body, auth, expires)
+            return Answer(status, reply_headers, body, auth, expires)
         # One token request per credentials and scope at a time: a pull asks for its layers in parallel.
         lock = self._token_locks.setdefault((base, creds.key, scope), asyncio.Lock())
         async with lock:
@@ -298,10 +252,10 @@ class Upstream:
         if len(self._token_locks) >= _MAX_CACHED:
             self._token_locks = {k: v for k, v in self._token_locks.items() if v.locked()}
         if token is None:
-            return _Answer(status, reply_headers, body, auth, expires)
+            return Answer(status, reply_headers, body, auth, expires)
         auth, expires = {"Authorization": f"Bearer {token[0]}"}, token[1]
         status, reply_headers, body = await self._request(method, url, base, [*headers, *auth.items()], limit)
-        return _Answer(status, reply_headers, body, auth, expires)
+        return Answer(status, reply_headers, body, auth, expires)
 
     async def _token(self, base: str, challenge: Challenge, creds: Credentials, scope: str) -> tuple[str, float] | None:
         """A Bearer token from the challenge's realm, with the client's Basic credentials or anonymously.
@@ -338,7 +292,7 @@ class Upstream:
             self._tokens[(base, creds.key, key_scope)] = (token, expires)
         return token, expires
 
-    def _refusal(self, answer: _Answer, base: str, creds: Credentials, what: str) -> RegistryError:
+    def _refusal(self, answer: Answer, base: str, creds: Credentials, what: str) -> RegistryError:
         if answer.status != 401:
             return upstream_error(answer.status, answer.body, base, what)
         message = f"upstream {base} " + ("requires authentication" if creds.anonymous else "refused the credentials")

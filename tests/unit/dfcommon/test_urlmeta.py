@@ -6,7 +6,7 @@ from dandelion.common.v1 import common_pb2
 
 from dfcommon.content import ContentRequest
 from dfcommon.urlmeta import from_url_meta, to_url_meta
-from registryclient.upstream import BlobGrant
+from registryclient.answers import BlobGrant
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -87,11 +87,14 @@ class OriginRead:
         return number < store.meta.piece_count and (last is None or number <= last) and not self._allows(number)
 
     async def run(self, store: TaskStore | None) -> None:
-        """Read into store what it lacks, or (None) all of the content into a store made for it."""
+        """Read into store what it lacks, or (None) all of the content into a store made for it; a read narrowed
+        meanwhile goes on with the runs of pieces still its own (the supernode may have given it others since)."""
         if store is None:
-            await self._read_all()
-            return
-        if store.meta.content_length >= 0:
+            store = await self._read_all()
+            if not self._stopped:
+                return
+            self._stopped = False
+        elif store.meta.content_length >= 0:
             self._answer(store)
         while wanted := [n for n in store.missing() if self._allows(n)]:
             first, last = missing_runs(wanted)[0]
@@ -106,7 +109,7 @@ class OriginRead:
             elif total != end - start + 1:
                 raise OriginError(f"origin sent {total} of {end - start + 1} bytes for {self.display_url}")
 
-    async def _read_all(self) -> None:
+    async def _read_all(self) -> TaskStore:
         async with open_origin(self.http, self.request) as response:
             length = response.length
             piece_size = piece_size_for(length, self.piece_base) if length >= 0 else self.piece_base
@@ -116,7 +119,7 @@ class OriginRead:
                 self._answer(store)
             total = await self._cut(store, response.body, 0, None)
         if self._stopped:
-            return  # narrowed: other peers read the rest
+            return store  # narrowed: other peers read the rest
         if length < 0:
             store.set_length(total)
             self._answer(store)
@@ -126,6 +129,7 @@ class OriginRead:
                     self.listener.offer(number, digest)
         elif total != length:
             raise OriginError(f"origin sent {total} of {length} bytes for {self.display_url}")
+        return store
 
     def _answer(self, store: TaskStore) -> None:
         self._answered = True

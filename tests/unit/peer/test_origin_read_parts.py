@@ -112,3 +112,16 @@ async def test_a_part_that_grows_while_read_is_read_to_its_new_end(tmp_path: Pat
     await reader(tmp_path, listener, ranges_mask(((2, 3),))).run(store)
     assert origin.requests == [(2 * PIECE, 4 * PIECE - 1), (6 * PIECE, 8 * PIECE - 1)]
     assert sorted(listener.offered) == [2, 3, 6, 7]
+
+
+async def test_a_whole_read_narrowed_to_parts_further_on_reads_them_with_range(tmp_path: Path, origin: Origin) -> None:
+    """The first reader's part is cut short, then pieces further on become its own again (their reader left): it
+    leaves the whole body at the cut and reads those with a Range request."""
+    listener = Listener(Storage(tmp_path))
+    listener.narrow_after = (1, ranges_mask(((0, 2), (5, 6))))  # after piece 1: keeps 0..2, takes 5..6 too
+    await reader(tmp_path, listener, None).run(None)
+    store = listener.store
+    assert store is not None
+    assert origin.requests == [(0, None), (5 * PIECE, 7 * PIECE - 1)]
+    assert sorted(listener.offered) == [0, 1, 2, 5, 6]
+    assert store.read(5 * PIECE, 2 * PIECE) == CONTENT[5 * PIECE : 7 * PIECE]

@@ -18,8 +18,8 @@ from mirror_swarm import MirrorNode, run_mirror_swarm
 from throttle_proxy import ThrottleProxy
 
 MiB = 1 << 20
-LAYER = 24 * MiB
-RATE = 4_000_000  # bytes/s out of the registry: ~6.3 s for the layer
+LAYER = 48 * MiB
+RATE = 4_000_000  # bytes/s out of the registry per connection: ~12.6 s for the layer on one, ~4.2 s on three
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def test_later_hosts_receive_a_layer_while_the_first_host_still_reads_it(
             reading = pool.submit(pull, first, path, go_first)
             others = [pool.submit(pull, node, path, go_later) for node in later]
             go_first.set()
-            time.sleep(1.0)  # the first host is a sixth into the layer
+            time.sleep(1.0)  # the first host is a twelfth into the layer
             go_later.set()
             one, rest = reading.result(), [o.result() for o in others]
         assert one.digest == layer and all(p.digest == layer for p in rest)
@@ -72,7 +72,8 @@ def test_later_hosts_receive_a_layer_while_the_first_host_still_reads_it(
         assert registry_uplink.sent <= size * 1.02, f"the registry sent {registry_uplink.sent / size:.3f}x the layer"
         gets = [r for r in open_registry.records_since(mark) if r.method == "GET" and r.blob_digest == layer]
         assert len(gets) <= 4, gets
-        assert one.finished - one.started > 4, "the registry uplink is slow"
+        # Three readers on disjoint parts at most: even then the registry uplink takes this long.
+        assert one.finished - one.started > LAYER / RATE / 3, "the registry uplink is slow"
         for other in rest:
             # Store-and-forward would give them no byte before the first host has the whole layer.
             assert other.first_byte < one.finished - 2, (one, other, swarm.supernode.tail(30))

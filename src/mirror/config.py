@@ -75,8 +75,9 @@ def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
         action=ReplacingAppend,
         default=[],
         help="send requests for registry NAME (?ns=NAME, X-Dandelion-Registry: NAME, or NAME/ before the repository "
-        "name) to the upstream URL, e.g. docker.io=https://hub-proxy.internal:5000; a mapped docker.io is also the "
-        "default when --registry is Docker Hub; repeatable or comma-separated",
+        "name) to the upstream URL, e.g. docker.io=https://hub-proxy.internal:5000; a path in URL is a repository "
+        "prefix there (a Harbor proxy-cache project: docker.io=https://harbor.internal/hub-cache); a mapped docker.io "
+        "is also the default when --registry is Docker Hub; repeatable or comma-separated",
     )
     group.add_argument(
         "--allow-registry",

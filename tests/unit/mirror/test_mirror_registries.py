@@ -29,14 +29,17 @@ MAP = (f"docker.io={PROXY}", f"ghcr.io={HARBOR}", f"quay.io={GAPPED}")
 @pytest.mark.parametrize(
     ("entry", "expected"),
     [
-        ("docker.io=https://hub-proxy.internal:5000", ("docker.io", PROXY)),
-        ("Index.Docker.IO=https://hub-proxy.internal:5000/", ("docker.io", PROXY)),
-        ("registry-1.docker.io:443=https://HUB-PROXY.internal:5000", ("docker.io", PROXY)),
-        ("ghcr.io = https://harbor.internal:443", ("ghcr.io", HARBOR)),
-        ("127.0.0.1:5000=http://127.0.0.1:5005", ("127.0.0.1:5000", GAPPED)),
+        ("docker.io=https://hub-proxy.internal:5000", ("docker.io", PROXY, "")),
+        ("Index.Docker.IO=https://hub-proxy.internal:5000/", ("docker.io", PROXY, "")),
+        ("registry-1.docker.io:443=https://HUB-PROXY.internal:5000", ("docker.io", PROXY, "")),
+        ("ghcr.io = https://harbor.internal:443", ("ghcr.io", HARBOR, "")),
+        ("127.0.0.1:5000=http://127.0.0.1:5005", ("127.0.0.1:5000", GAPPED, "")),
+        # A path is a repository prefix at the target: a Harbor proxy-cache project.
+        ("docker.io=https://harbor.internal/hub-cache/", ("docker.io", HARBOR, "hub-cache")),
+        ("ghcr.io=https://harbor.internal:443/caches/ghcr", ("ghcr.io", HARBOR, "caches/ghcr")),
     ],
 )
-def test_mapping_entries_are_normalised(entry: str, expected: tuple[str, str]) -> None:
+def test_mapping_entries_are_normalised(entry: str, expected: tuple[str, str, str]) -> None:
     assert parse_mapping(entry) == expected
 
 
@@ -47,7 +50,11 @@ def test_mapping_entries_are_normalised(entry: str, expected: tuple[str, str]) -
         ("=https://x.example", "want NAME=URL"),
         ("docker.io=", "want NAME=URL"),
         ("docker.io=hub.internal", "want http(s)://HOST[:PORT]"),
-        ("docker.io=https://hub.internal/v2", "want no path"),
+        ("docker.io=https://hub.internal/v2", "not its /v2/ API path"),
+        ("docker.io=https://hub.internal/v2/library", "not its /v2/ API path"),
+        ("docker.io=https://hub.internal/Hub-Cache", "no repository prefix"),
+        ("docker.io=https://hub.internal/a//b", "no repository prefix"),
+        ("docker.io=https://hub.internal/cache?x=1", "want no path or query"),
         ("docker.io=https://u:p@hub.internal", "must not carry credentials"),
         ("ghcr.io/org=https://hub.internal", "invalid registry name"),
         ("ghcr.io:x=https://hub.internal", "bad port"),
@@ -63,6 +70,8 @@ def test_a_name_mapped_twice_to_different_upstreams_is_refused() -> None:
     with pytest.raises(InvalidArgument, match=r"docker\.io is mapped twice"):
         build_registry_map(HUB, (f"docker.io={PROXY}", f"index.docker.io={HARBOR}"))
     assert build_registry_map(HUB, (f"docker.io={PROXY}", f"docker.io={PROXY}/")).mapped == {"docker.io": PROXY}
+    with pytest.raises(InvalidArgument, match=r"docker\.io is mapped twice \(https://harbor\.internal/a and "):
+        build_registry_map(HUB, (f"docker.io={HARBOR}/a", f"docker.io={HARBOR}/b"))
 
 
 @pytest.mark.parametrize(
@@ -96,6 +105,38 @@ def test_which_upstream_a_request_reaches(
     registry: str, ns: str | None, header: str | None, name: str, expected: tuple[str, str]
 ) -> None:
     assert build_registry_map(registry, MAP).select(ns, header, name) == expected
+
+
+PROJECTS = (f"docker.io={HARBOR}/hub-cache", f"ghcr.io={HARBOR}/ghcr-cache", f"quay.io={HARBOR}")
+
+
+@pytest.mark.parametrize(
+    ("registry", "ns", "header", "name", "expected"),
+    [
+        # docker.io mapped to a Harbor proxy-cache project: Hub's names, library/ included, under the project.
+        (HUB, None, None, "alpine", (HARBOR, "hub-cache/library/alpine")),
+        (HUB, "docker.io", None, "library/alpine", (HARBOR, "hub-cache/library/alpine")),
+        (HUB, None, "index.docker.io", "team/app", (HARBOR, "hub-cache/team/app")),
+        (HUB, None, None, "docker.io/alpine", (HARBOR, "hub-cache/library/alpine")),
+        # Another project on the same Harbor: its own prefix, and no library/ (ghcr.io has no official images).
+        (HUB, "ghcr.io", None, "org/img", (HARBOR, "ghcr-cache/org/img")),
+        (HUB, None, None, "ghcr.io/img", (HARBOR, "ghcr-cache/img")),
+        # Harbor's root, mapped or named: its own names as they are.
+        (HUB, "quay.io", None, "proj/img", (HARBOR, "proj/img")),
+        (HUB, "harbor.internal", None, "proj/img", (HARBOR, "proj/img")),
+        (HUB, None, HARBOR, "img", (HARBOR, "img")),
+        # A private default keeps its names; docker.io still goes to the project.
+        ("http://127.0.0.1:5000", None, None, "img", ("http://127.0.0.1:5000", "img")),
+        ("http://127.0.0.1:5000", "docker.io", None, "alpine", (HARBOR, "hub-cache/library/alpine")),
+    ],
+)
+def test_a_target_with_a_path_puts_its_prefix_before_the_repository_name(
+    registry: str, ns: str | None, header: str | None, name: str, expected: tuple[str, str]
+) -> None:
+    registries = build_registry_map(registry, PROJECTS)
+    assert registries.select(ns, header, name) == expected
+    assert registries.targets() == {HARBOR, *([] if registry == HUB else [registry])}
+    assert "docker.io -> https://harbor.internal/hub-cache" in registries.describe()
 
 
 def test_mapped_targets_are_allowed_and_hub_itself_no_longer_is() -> None:

@@ -123,10 +123,12 @@ class UploadServicer:
                     if nxt < size:  # read ahead while this chunk goes out
                         pending = asyncio.ensure_future(asyncio.to_thread(read_chunk, store, number, offset, nxt, size))
                     await self.bucket.acquire(length)
-                    yield wire
-                    sent = nxt
+                    # Counted as it is handed to gRPC: a child that has all it wanted may cancel the stream before
+                    # this generator resumes after its last chunk, which would then never be counted.
                     self.bytes_sent += length
                     PEER_BYTES_SERVED.labels(self.component).inc(length)
+                    yield wire
+                    sent = nxt
             finally:
                 pending.cancel()  # a read-ahead nobody will send
                 pending.add_done_callback(_consume)

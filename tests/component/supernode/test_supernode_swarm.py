@@ -522,8 +522,8 @@ async def test_seed_upload_slots_are_bounded(tmp_path: Path, origin: Origin) -> 
         reply = await running.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
         access = await granted(running, meta.url)
         request = peer_pb2.DownloadPiecesRequest(
-            task_id=reply.task.task_id, piece_numbers=[0, 1], requester_host_id=access[0], grant=access[1]
-        )
+            task_id=reply.task.task_id, piece_numbers=list(range(8)), requester_host_id=access[0], grant=access[1]
+        )  # 8 MiB asked for and not read: more than flow control lets the seed peer send, so its slot stays taken
         slow = running.peer.DownloadPieces(request)
         first = await slow.read()
         assert isinstance(first, peer_pb2.DownloadPiecesResponse)

@@ -236,7 +236,9 @@ def layer_bytes(registry: Registry, layers: Sequence[str]) -> int:
 def measure_shaped(args: argparse.Namespace, workdir: Path) -> tuple[list[ShapedRow], int, int]:
     """Part 1; returns the rows, F (config + layer bytes) and the layer bytes alone."""
     bed = make_testbed(args.registry_mbit, args.host_mbit, args.hosts)
-    rows = [ShapedRow("swarm: 4 pulls via own mirror"), ShapedRow("4 direct pulls at once"), ShapedRow("1 direct pull")]
+    n = args.hosts
+    rows = [ShapedRow(f"swarm: {n} pulls via own mirror"), ShapedRow(f"{n} direct pulls at once")]
+    rows.append(ShapedRow("1 direct pull"))
     print(f"building {args.layers} x {args.layer_mib} MiB image", flush=True)
     image = build_oci_image(workdir / "oci", [args.layer_mib * MiB] * args.layers, TAG)
     layers = [blob.digest for blob in image.layers]
@@ -348,8 +350,8 @@ def print_shaped(args: argparse.Namespace, rows: list[ShapedRow], total: int, la
         medians[row.name] = statistics.median(row.seconds)
         upstream = statistics.median(row.upstream_bytes) / layer_total
         line(row.name, medians[row.name], f"{upstream:.2f}x")
-    swarm, direct4 = medians[rows[0].name], medians[rows[1].name]
-    print(f"swarm speed-up over 4 direct pulls at once: {direct4 / swarm:.2f}x")
+    swarm, direct_n, direct_1 = (medians[row.name] for row in rows)
+    print(f"swarm speed-up over {rows[1].name}: {direct_n / swarm:.2f}x; swarm / 1 direct pull {swarm / direct_1:.2f}x")
     print("upstream = layer bytes the registry sent during the scenario / layer bytes of the image")
     print("bytes each namespace sent on its uplink during the scenario, / F, median of runs:")
     for row in rows:

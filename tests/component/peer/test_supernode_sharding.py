@@ -167,6 +167,10 @@ def test_a_returning_owner_gets_new_tasks_while_running_ones_finish_elsewhere(
         assert scheduled_on(members, task_id(origin.url(running))) == [owner]
         started[0][1].kill()
         daemon.proc.wait_until(lambda: "registering the task again" in daemon.proc.log(), "the task moved", 30)
+        # The owner comes back only once the download is registered elsewhere: a registration still on its way
+        # (a plain peer waits a moment before it follows) would rightly go to the owner if it answered by then.
+        tid = task_id(origin.url(running))
+        daemon.proc.wait_until(lambda: scheduled_on([other], tid) == [other], "the task registered elsewhere", 30)
         port = int(owner.rsplit(":", 1)[1])
         start_supernode_at(process_group, tmp_path, "sn0-again", ips[0], "--heartbeat-interval", "1000", port=port)
         daemon.proc.wait_until(lambda: f"supernode {owner} answers again" in daemon.proc.log(), "the owner back", 30)

@@ -2,6 +2,7 @@
 peers over real gRPC while the supernode's resident memory is sampled.
 
 Usage: python bench/memory_soak.py [--tasks 100000] [--quick] [--workers 2] [--concurrency 32] [--task-ttl 5s]
+                                  [--max-tasks 100000] [--pieces 4] [--every 5]
 
 Starts `python -m supernode` (this checkout's code) on 127.0.0.1 with --no-seed-peer, a small --task-ttl and /metrics,
 its --data-dir in a temporary directory. Worker processes (multiprocessing, so the load does not starve the
@@ -222,10 +223,10 @@ def worker_main(
     uvloop.run(drive(target, worker, numbers, concurrency, pieces, done, failed))
 
 
-def start_supernode(work: Path, port: int, metrics: str, task_ttl: str) -> subprocess.Popen[bytes]:
+def start_supernode(work: Path, port: int, metrics: str, task_ttl: str, max_tasks: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(PYTHONPATH)}
     args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(work / "data"), "--no-seed-peer"]
-    args += ["--task-ttl", task_ttl, "--metrics", metrics, "--log-level", "warning"]
+    args += ["--task-ttl", task_ttl, "--metrics", metrics, "--log-level", "warning", "--max-tasks", str(max_tasks)]
     log = (work / "supernode.log").open("wb")
     return subprocess.Popen([sys.executable, "-m", "supernode", *args], env=env, stdout=log, stderr=log)
 
@@ -250,12 +251,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32, help="tasks in flight per worker (default 32)")
     parser.add_argument("--pieces", type=int, default=4, help="pieces per task (default 4, of 64 KiB)")
     parser.add_argument("--task-ttl", default="5s", help="the supernode's --task-ttl (default 5s)")
+    parser.add_argument(
+        "--max-tasks", type=int, default=100_000, help="the supernode's --max-tasks (default 100000, its default)"
+    )
     parser.add_argument("--every", type=float, default=5.0, help="seconds between samples (default 5)")
     args = parser.parse_args()
     tasks = 2000 if args.quick else args.tasks
     work = Path(tempfile.mkdtemp(prefix="memory-soak-"))
     port, metrics = free_port(), f"127.0.0.1:{free_port()}"
-    proc = start_supernode(work, port, metrics, args.task_ttl)
+    proc = start_supernode(work, port, metrics, args.task_ttl, args.max_tasks)
     workers: list[multiprocessing.process.BaseProcess] = []
     try:
         wait_ready(port, proc)
@@ -273,7 +277,7 @@ def main() -> None:
             workers[-1].start()
         print(
             f"supernode pid {proc.pid}: {tasks:,} tasks, {args.workers} workers x {args.concurrency} in flight, "
-            f"{args.pieces} pieces each, --task-ttl {args.task_ttl}",
+            f"{args.pieces} pieces each, --task-ttl {args.task_ttl} --max-tasks {args.max_tasks}",
             flush=True,
         )
         print(f"{'s':>6} {'tasks done':>11} {'RSS MB':>8} {'tasks known':>12}", flush=True)
@@ -299,7 +303,7 @@ def main() -> None:
         print(
             f"summary: {done.value:,} tasks in {elapsed:.0f}s = {done.value / elapsed:,.0f} tasks/s; supernode RSS "
             f"peak {peak:.1f} MB, at the start {rows[0][2]:.1f} MB, final {rows[-1][2]:.1f} MB; tasks known at the "
-            f"end {rows[-1][3]:,}",
+            f"end {rows[-1][3]:,}; {failed.value:,} tasks failed",
             flush=True,
         )
     finally:

@@ -6,13 +6,18 @@ task (swarm.py). Refusals and evictions are counted by resource, the limits expo
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import grpc
 
 from dfcommon.errors import DandelionError
 from dfcommon.metrics import LIMIT_EVICTIONS, LIMIT_REFUSALS, LIMITS
+from dfcommon.ratelog import RateLimitedLog
 from supernode.config import SupernodeConfig
+
+log = logging.getLogger(__name__)
+quiet = RateLimitedLog(log)  # a full supernode refuses many: one line per resource per 10 s
 
 TASKS, PEERS_PER_TASK, HOSTS = "tasks", "peers_per_task", "hosts"  # the resource label of the metrics
 FLAGS = {TASKS: "--max-tasks", PEERS_PER_TASK: "--max-peers-per-task", HOSTS: "--max-hosts"}
@@ -60,7 +65,9 @@ class Limits:
 def refused(resource: str, why: str) -> LimitReached:
     """Count a refusal and make its one-line error."""
     LIMIT_REFUSALS.labels(resource).inc()
-    return LimitReached(f"{why} ({FLAGS[resource]})")
+    error = LimitReached(f"{why} ({FLAGS[resource]})")
+    quiet.warning(f"limit:{resource}", f"registration refused, RESOURCE_EXHAUSTED: {error}")
+    return error
 
 
 def evicted(resource: str = TASKS) -> None:

@@ -96,7 +96,9 @@ async def test_max_tasks_forgets_the_oldest_idle_task_then_refuses(tmp_path: Pat
         assert await task_ids(running) == {c.task.task_id, e.task.task_id, f.task.task_id}
 
 
-async def test_max_peers_per_task_refuses_the_next_peer_until_one_leaves(tmp_path: Path) -> None:
+async def test_max_peers_per_task_refuses_the_next_peer_until_one_leaves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     metrics_port = free_port()
     async with started(
         make_config(tmp_path / "data", seed_peer=False, metrics=f"127.0.0.1:{metrics_port}", max_peers_per_task=2)
@@ -112,6 +114,7 @@ async def test_max_peers_per_task_refuses_the_next_peer_until_one_leaves(tmp_pat
         message = refused.value.details() or ""
         assert f"task {first.task.task_id[:12]} has 2 peers" in message, message
         assert "(--max-peers-per-task)" in message and "\n" not in message, message
+        assert f"registration refused, RESOURCE_EXHAUSTED: {message}" in caplog.text, "the operator is told"
         got = await running.scheduler.GetTask(scheduler_pb2.GetTaskRequest(task_id=first.task.task_id))
         assert len(got.peers) == 2, "the refused registration left nothing behind"
 

@@ -51,6 +51,17 @@ CACHE_USED = Gauge("dandelion_cache_used_bytes", "Bytes the dfdaemon's cache tak
 CACHE_QUOTA = Gauge("dandelion_cache_quota_bytes", "The dfdaemon's cache quota (--cache-quota)")
 SEED_PEERS = Gauge("dandelion_seed_peers", "Seed peers registered (dfdaemon --seed) (supernode)")
 SEED_ORDERS = Counter("dandelion_seed_orders", "Tasks ordered from seed peers (supernode)")
+LIMITS = Gauge(
+    "dandelion_limit",
+    "What the supernode remembers at most (--max-tasks, --max-peers-per-task, --max-hosts)",
+    ["resource"],
+)
+LIMIT_REFUSALS = Counter(
+    "dandelion_limit_refusals", "Registrations refused at a limit, RESOURCE_EXHAUSTED (supernode)", ["resource"]
+)
+LIMIT_EVICTIONS = Counter(
+    "dandelion_limit_evictions", "Idle tasks forgotten before their --task-ttl to make room (supernode)", ["resource"]
+)
 
 _COMMON = (
     "dandelion_build_info",
@@ -72,6 +83,9 @@ FAMILIES: dict[str, frozenset[str]] = {
             "dandelion_piece_reports",
             "dandelion_seed_peers",
             "dandelion_seed_orders",
+            "dandelion_limit",
+            "dandelion_limit_refusals",
+            "dandelion_limit_evictions",
         )
     ),
     "dfdaemon": frozenset(

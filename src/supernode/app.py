@@ -76,6 +76,7 @@ class Supernode:
             ACTIVE_PEERS.set_function(lambda: len(scheduler.peers))
             ACTIVE_HOSTS.set_function(lambda: len(scheduler.hosts))
             SEED_PEERS.set_function(lambda: len(swarm.seed_peers.seeds))
+            swarm.limits.export()
         if web_socket is not None:
             self.web = WebView(web_socket, swarm.scheduler, config.inspection(), config.tls)
             await self.web.start()

@@ -30,6 +30,10 @@ MIN_PIECE_SIZE = 64 << 10
 # Who reads content from its origin for the swarm (supernode.readers); see SupernodeConfig.origin_fetch.
 ORIGIN_FETCH_MODES = ("auto", "peer", "seed")
 DEFAULT_SEED_CN = "dandelion-seed"
+DEFAULT_MAX_TASKS = 100_000
+DEFAULT_MAX_PEERS_PER_TASK = 10_000
+DEFAULT_MAX_HOSTS = 10_000
+MAX_LIMIT = 10_000_000  # the largest value any --max-* flag takes
 EXAMPLES = """examples:
   supernode --data-dir /var/lib/dandelion/supernode                  # 0.0.0.0:8002
   supernode --listen 10.0.0.5:8002 --data-dir /srv/sn --metrics 0.0.0.0:8003
@@ -77,6 +81,12 @@ class SupernodeConfig:
     # A task no peer is left in is forgotten after this many seconds (seed peers keep their caches: a later
     # registration orders it again). Bounds the memory.
     task_ttl: float = 600.0
+    # What the supernode remembers at most (supernode.limits): a registration beyond refuses with RESOURCE_EXHAUSTED,
+    # after a new task first made room by forgetting the oldest idle task. Each task costs a few KiB, so the
+    # defaults bound the scheduler's state to some hundred MB while staying far above what a cluster uses today.
+    max_tasks: int = DEFAULT_MAX_TASKS
+    max_peers_per_task: int = DEFAULT_MAX_PEERS_PER_TASK
+    max_hosts: int = DEFAULT_MAX_HOSTS
     origin_ca: str | None = None  # extra CA bundle for origins with a private CA (a private registry)
     origin_insecure: bool = False  # skip origin TLS verification (test setups only)
     metrics: str = ""  # HOST:PORT of the Prometheus /metrics endpoint; empty: none
@@ -131,6 +141,13 @@ class SupernodeConfig:
             raise InvalidArgument(f"grant ttl must be between 1s and 1d, got {self.grant_ttl:g}s")
         if not 0.1 <= self.task_ttl <= 30 * 86400:
             raise InvalidArgument(f"task ttl must be between 0.1s and 30d, got {self.task_ttl}s")
+        for flag, value in (
+            ("--max-tasks", self.max_tasks),
+            ("--max-peers-per-task", self.max_peers_per_task),
+            ("--max-hosts", self.max_hosts),
+        ):
+            if not 1 <= value <= MAX_LIMIT:
+                raise InvalidArgument(f"{flag} must be between 1 and {MAX_LIMIT}, got {value}")
         if self.advertise_ip:
             parse_ip(self.advertise_ip)
         if self.origin_ca is not None and not os.access(self.origin_ca, os.R_OK):
@@ -247,6 +264,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="forget a task this long after its last peer left (90s, 10m, 1h; default 10m); seed peers keep their "
         "cached copy",
     )
+    parser.add_argument(
+        "--max-tasks",
+        default=str(DEFAULT_MAX_TASKS),
+        help=f"tasks the supernode remembers at most (default {DEFAULT_MAX_TASKS:,}: a few KiB each, some hundred MB "
+        "at most, far above the images and layers a cluster pulls within --task-ttl); a new task beyond it first "
+        "makes room by forgetting the oldest task no peer is in, else RegisterTask answers RESOURCE_EXHAUSTED and "
+        "the dfdaemon reads the origin",
+    )
+    parser.add_argument(
+        "--max-peers-per-task",
+        default=str(DEFAULT_MAX_PEERS_PER_TASK),
+        help=f"peers in one task at most (default {DEFAULT_MAX_PEERS_PER_TASK:,}: as many as --max-hosts, so only "
+        "a lower value refuses anyone); seed peers are never refused",
+    )
+    parser.add_argument(
+        "--max-hosts",
+        default=str(DEFAULT_MAX_HOSTS),
+        help=f"hosts registered at most (default {DEFAULT_MAX_HOSTS:,}, about ten times the largest cluster tested; "
+        "a host that re-registers at its address takes its old place; seed peers are never refused)",
+    )
     parser.add_argument("--origin-ca", default=None, help="extra CA bundle (PEM) trusted for origin HTTPS")
     parser.add_argument("--origin-insecure", action="store_true", help="skip origin TLS verification (tests only)")
     parser.add_argument("--metrics", default="", help="serve Prometheus /metrics on HOST:PORT (default: off)")
@@ -292,6 +329,11 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         task_ttl = parse_duration(args.task_ttl)
         seed_cache_ttl = parse_duration(args.seed_cache_ttl)
         grant_ttl = parse_duration(args.grant_ttl)
+        max_tasks, max_peers_per_task, max_hosts = (
+            int(args.max_tasks),
+            int(args.max_peers_per_task),
+            int(args.max_hosts),
+        )
     except ValueError as err:
         raise InvalidArgument(f"invalid number: {err}") from None
     return SupernodeConfig(
@@ -312,6 +354,9 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         seed_cache_quota=parse_size(args.seed_cache_quota),
         seed_cache_ttl=seed_cache_ttl,
         task_ttl=task_ttl,
+        max_tasks=max_tasks,
+        max_peers_per_task=max_peers_per_task,
+        max_hosts=max_hosts,
         origin_ca=args.origin_ca,
         origin_insecure=args.origin_insecure,
         metrics=args.metrics,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from dfcommon.errors import DandelionError, FailedPrecondition, NotFound
 from supernode.config import SupernodeConfig
+from supernode.limits import Limits
 from supernode.readers import Readers
 from supernode.resource.host import Host
 from supernode.scheduling.scheduler import Scheduler
@@ -53,6 +54,7 @@ class Hosts:
         self.readers = readers
         self.seed_peers = seed_peers
         self.clock = clock
+        self.limits = Limits.of(config)
 
     def register(self, spec: HostSpec) -> str:
         """Register a host (replacing one registered at the same address) and return its id."""
@@ -60,6 +62,8 @@ class Hosts:
             if old.ip == spec.ip and old.port == spec.port:
                 log.info("host re-registered host=%s addr=%s:%d", old.host_id[:12], spec.ip, spec.port)
                 self.drop(old, NotFound("host registered again"))
+        if not spec.seed:  # seed peers are few (a --seed-cn certificate) and the swarm's source: never refused
+            self.limits.check_host(len(self.scheduler.hosts))
         host = Host(uuid.uuid4().hex, spec.hostname, spec.ip, spec.port, spec.upload_slots, spec.location, self.clock())
         host.seed_peer = spec.seed
         self.scheduler.add_host(host)

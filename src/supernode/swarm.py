@@ -22,6 +22,7 @@ from dfcommon.metrics import PIECE_REPORTS
 from dfcommon.pieces import ranges_mask
 from supernode.config import SupernodeConfig
 from supernode.hosts import Hosts, HostSpec
+from supernode.limits import Limits, evicted
 from supernode.readers import MAX_PIECE_NUMBER, OriginAnswer, Readers
 from supernode.resource.host import Host
 from supernode.resource.peer import MAX_WINDOW, Peer, PeerState
@@ -48,6 +49,7 @@ class Swarm:
         self.seed_peers = SeedPeers(clock)
         self.readers = Readers(config, self.scheduler, self.streams, self.seed_peers)
         self.hosts = Hosts(config, self.scheduler, self.streams, self.readers, self.seed_peers, clock)
+        self.limits = Limits.of(config)
 
     # Hosts (supernode.hosts) --------------------------------------------------------
 
@@ -74,6 +76,8 @@ class Swarm:
         host = self.hosts.get(host_id)
         host.last_seen = self.clock()
         task = self._task_for(request)
+        if not host.seed_peer:  # seed peers are few (a --seed-cn certificate) and the swarm's source: never refused
+            self.limits.check_peer(len(task.peers), task.task_id)
         if task.state is TaskState.FAILED:
             self._reset(task)
         if host.seed_peer:
@@ -138,10 +142,13 @@ class Swarm:
         return host is not None
 
     def _task_for(self, request: ContentRequest) -> Task:
-        """The request's task, created on first sight."""
+        """The request's task, created on first sight (at --max-tasks, after forgetting the oldest idle task to make
+        room; LimitReached when every task has a peer or a preheat waiting)."""
         tid = task_id(request.url, request.digest, request.filtered_query_params, request.byte_range)
         task = self.scheduler.tasks.get(tid)
         if task is None:
+            if len(self.scheduler.tasks) >= self.limits.tasks:
+                self._make_room()
             digest = str(parse_digest(request.digest)) if request.digest else ""
             task = Task(tid, display_url(request.url, request.filtered_query_params), digest)
             self.scheduler.add_task(task)
@@ -159,6 +166,24 @@ class Swarm:
             raise NotFound(f"unknown task {tid[:80]}")
         return task
 
+    def _make_room(self) -> None:
+        """Forget the task idle the longest (no peer in it, no preheat waiting) before its --task-ttl is up."""
+        for task in self.scheduler.registry.oldest_idle():
+            if not task.waiting:
+                log.info(
+                    "task forgotten task=%s url=%s: room for a new task at --max-tasks", task.task_id[:12], task.url
+                )
+                self._forget(task)
+                evicted()
+                return
+        raise self.limits.task_refused(len(self.scheduler.tasks))
+
+    def _forget(self, task: Task) -> None:
+        """Forget a task (its peers, if any, are removed first)."""
+        self.streams.deliver(self.scheduler.remove_task(task))
+        self.readers.reading.discard(task.task_id)
+        self.seed_peers.drop(task.task_id)
+
     def forget_idle_tasks(self) -> int:
         """Forget tasks no peer has been in for task_ttl (seed peers keep their caches: a later registration orders
         the task again, and the seed peer offers its copy); returns how many. A task a preheat awaits is kept for
@@ -169,9 +194,7 @@ class Swarm:
             if task.waiting:
                 self.scheduler.registry.keep(task)
                 continue
-            self.streams.deliver(self.scheduler.remove_task(task))
-            self.readers.reading.discard(tid)
-            self.seed_peers.drop(tid)
+            self._forget(task)
             forgotten += 1
             log.debug("task forgotten task=%s url=%s: no peer for %.0fs", tid[:12], task.url, self.config.task_ttl)
         if forgotten:

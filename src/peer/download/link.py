@@ -18,6 +18,7 @@ from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon import piecedigest
 from dfcommon.content import ContentRequest
+from dfcommon.errors import DandelionError, Unavailable
 from dfcommon.urlmeta import to_url_meta
 from peer.piece.model import Parent, PieceOutcome, PieceSpec
 from peer.scheduler_client import SupernodeLink
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Grant = common_pb2.AccessGrant  # the supernode's permission to fetch the task's pieces, passed on as it came
+
+
+class SupernodeFull(Unavailable):
+    """The supernode refused the registration at one of its limits (RESOURCE_EXHAUSTED: --max-tasks,
+    --max-peers-per-task, --max-hosts): the download reads the origin, as when no supernode answers."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +152,8 @@ async def register(
     scheduler: SchedulerClient, who: Registrant, deadline_s: float
 ) -> tuple[str, TaskNews, Grant | None]:
     """RegisterTask at the task's supernode (its ring's owner, or who.prefer while that answers; each attempt
-    within deadline_s): (peer id, the task, its access grant or None from a supernode that issues none)."""
+    within deadline_s): (peer id, the task, its access grant or None from a supernode that issues none).
+    SupernodeFull when the supernode is at a limit (for this host or for the task)."""
     meta = to_url_meta(who.request)
     used = ""
 
@@ -157,7 +164,12 @@ async def register(
             scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=meta), timeout=deadline_s
         )
 
-    response, supernode = await scheduler.call(who.task_id, call, who.prefer)
+    try:
+        response, supernode = await scheduler.call(who.task_id, call, who.prefer)
+    except DandelionError as exc:
+        if exc.code != grpc.StatusCode.RESOURCE_EXHAUSTED:
+            raise
+        raise SupernodeFull(f"the supernode is at a limit: {exc}") from None
     who.registered_as(supernode, used)
     grant = response.grant if response.HasField("grant") else None
     return str(response.peer_id), task_news(response.task), grant

@@ -8,7 +8,7 @@ Costs are O(pieces held) big-integer operations per change, never O(peers).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState
@@ -77,6 +77,10 @@ class Registry:
                 break
             out.append(self.tasks[tid])
         return out
+
+    def oldest_idle(self) -> Iterator[Task]:
+        """Tasks with no peer, idle the longest first (stop iterating before forgetting one)."""
+        return (self.tasks[tid] for tid in self.idle)
 
     def keep(self, task: Task) -> None:
         """The idle task is still in use (a preheat awaits it): its idle time starts again."""

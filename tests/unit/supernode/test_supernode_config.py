@@ -31,6 +31,13 @@ def test_defaults() -> None:
     assert (config("--grant-ttl", "90s").grant_ttl, config("--no-require-grants").require_grants) == (90.0, False)
 
 
+def test_limits_default_and_flags() -> None:
+    c = config()
+    assert (c.max_tasks, c.max_peers_per_task, c.max_hosts) == (100_000, 10_000, 10_000)
+    c = config("--max-tasks", "5", "--max-peers-per-task", "3", "--max-hosts", "2")
+    assert (c.max_tasks, c.max_peers_per_task, c.max_hosts) == (5, 3, 2)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("127.0.0.1:0", ("127.0.0.1", 0)), ("0.0.0.0:8002", ("0.0.0.0", 8002)), ("[::1]:9", ("::1", 9))],
@@ -59,6 +66,10 @@ def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
         (["--grant-ttl", "0.5s"], "grant ttl must be between 1s and 1d"),
         (["--grant-ttl", "2d"], "grant ttl must be between 1s and 1d"),
         (["--grant-ttl", "soon"], "invalid duration"),
+        (["--max-tasks", "0"], "--max-tasks must be between 1 and 10000000, got 0"),
+        (["--max-tasks", "many"], "invalid number"),
+        (["--max-peers-per-task", "-3"], "--max-peers-per-task must be between 1 and 10000000, got -3"),
+        (["--max-hosts", "20000000"], "--max-hosts must be between 1 and 10000000, got 20000000"),
     ],
 )
 def test_invalid_values(args: list[str], fragment: str) -> None:

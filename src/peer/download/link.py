@@ -276,6 +276,10 @@ class SwarmLink:
         await asyncio.gather(self._reader, return_exceptions=True)
 
     async def _read(self) -> None:
+        with self._supernode.streaming():  # the open stream is this host's heartbeat at that supernode
+            await self._read_events()
+
+    async def _read_events(self) -> None:
         try:
             while isinstance(message := await self._call.read(), scheduler_pb2.SyncPiecesResponse):
                 if self._renewed is not None and message.HasField("grant"):

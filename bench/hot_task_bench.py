@@ -1,0 +1,399 @@
+"""One hot task at fleet scale (prints figures, not a test): N simulated hosts, every one a peer of the same task,
+over real gRPC against real supernode processes; piece reports per second, and whether any host was dropped while
+it was alive. With --supernodes 3 and --tasks T the same load is spread over a cluster of supernodes by rendezvous
+hashing on the task id, for reports per second with three supernodes against one.
+
+Usage: python bench/hot_task_bench.py [--hosts 10000] [--tasks 1] [--supernodes 1] [--pieces 32] [--window 8]
+                                      [--workers 2] [--hosts-per-channel 100] [--quick]
+
+Starts `python -m supernode` (this checkout's code, --no-seed-peer, the default 5 s heartbeat interval) on
+127.0.0.1, as many as --supernodes. The simulated hosts live in worker processes of their own (multiprocessing), so
+the load does not share the supernodes' event loops. Each host does what a dfdaemon does: RegisterHost with every
+supernode, RegisterTask at its task's owner (dfcommon.ring), a SyncPieces stream there that reports every assigned
+piece fetched, and HeartbeatHost to every supernode it has no open stream with (an open stream is the host's
+heartbeat where RegisterHostResponse.streams_keep_alive says so; a supernode that does not say so gets heartbeats
+throughout). A reader process registers one more host that offers every piece of every task with its digest, as
+the peer reading the origin for the swarm does, and keeps its streams open.
+
+Phases: all hosts register (their heartbeats start); then every stream opens at once and the clock runs until every
+peer holds every piece (each report is one piece a peer fetched); then 3 heartbeat intervals more, after which
+every supernode must still list every host. Printed: registration rate, reports/s, the supernodes' CPU seconds and
+peak RSS, peers sent to the origin, hosts dropped (NOT_FOUND seen by a host, and hosts missing from ListHosts).
+Everything started is stopped by PID at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc
+import uvloop
+from dandelion.common.v1 import common_pb2
+from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
+from memory_soak import PIECE, PYTHONPATH, Request, Stream, free_port, rss_mib, wait_ready
+
+from dfcommon import ring
+from dfcommon.identity import task_id
+
+if TYPE_CHECKING:
+    from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub as Stub
+CONCURRENCY = 64  # unary calls in flight per worker
+
+
+@dataclass(frozen=True)
+class Load:
+    """What every process of the run knows."""
+
+    targets: tuple[str, ...]
+    tasks: int
+    pieces: int
+    window: int
+    hosts_per_channel: int
+
+    def meta(self, task: int) -> common_pb2.UrlMeta:
+        digest = "sha256:" + hashlib.sha256(b"hot-%d" % task).hexdigest()
+        return common_pb2.UrlMeta(url=f"http://127.0.0.1:9/v2/hot/blobs/{digest}", digest=digest)
+
+    def owner(self, task: int) -> int:
+        """Index in targets of the supernode that owns the task (rendezvous hashing, as every dfdaemon computes)."""
+        meta = self.meta(task)
+        chosen = ring.owner(task_id(meta.url, meta.digest), self.targets)
+        assert chosen is not None
+        return self.targets.index(chosen)
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Shared between the processes."""
+
+    registered: Synchronized[int]
+    complete: Synchronized[int]
+    reports: Synchronized[int]
+    dropped: Synchronized[int]
+    to_source: Synchronized[int]
+    failed: Synchronized[int]
+
+    def add(self, name: str, n: int = 1) -> None:
+        counter: Synchronized[int] = getattr(self, name)
+        with counter.get_lock():
+            counter.value += n
+
+
+@dataclass(frozen=True)
+class Events:
+    """The run's phases, set by the reader (offered) and the parent (go, stop)."""
+
+    offered: Event
+    go: Event
+    stop: Event
+
+
+@dataclass
+class SimHost:
+    """One simulated host: its id at each supernode, its peer, and where its stream is open."""
+
+    index: int
+    task: int
+    owner: int
+    host_ids: list[str] = field(default_factory=list)
+    peer_id: str = ""
+    streaming: bool = False
+
+
+class Fleet:
+    """A worker's simulated hosts over a few channels per supernode."""
+
+    def __init__(self, load: Load, hosts: range, counters: Counters) -> None:
+        self.load = load
+        self.counters = counters
+        channels = max(1, -(-len(hosts) // load.hosts_per_channel))
+        # Each channel its own TCP connection (no subchannel sharing), as each dfdaemon has its own.
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        self.channels = [
+            [grpc.aio.insecure_channel(target, options=options) for _ in range(channels)] for target in load.targets
+        ]
+        self.hosts = [SimHost(i, i % load.tasks, load.owner(i % load.tasks)) for i in hosts]
+        self.sem = asyncio.Semaphore(CONCURRENCY)
+        self.keep_alive = [True] * len(load.targets)  # RegisterHostResponse.streams_keep_alive per supernode
+        self.interval = 5.0
+
+    def stub(self, supernode: int, host: SimHost) -> Stub:
+        chans = self.channels[supernode]
+        stub: Stub = scheduler_pb2_grpc.SchedulerServiceStub(chans[host.index % len(chans)])  # type: ignore[assignment]
+        return stub
+
+    async def register(self, host: SimHost) -> None:
+        async with self.sem:
+            for supernode in range(len(self.load.targets)):
+                info = scheduler_pb2.HostInfo(
+                    hostname=f"sim-{host.index}",
+                    ip=f"127.{1 + host.index // 62500}.{host.index // 250 % 250}.{host.index % 250 + 1}",
+                    port=40000 + host.index % 20000,
+                    upload_slots=8,
+                )
+                reply = await self.stub(supernode, host).RegisterHost(
+                    scheduler_pb2.RegisterHostRequest(host=info), timeout=60
+                )
+                host.host_ids.append(reply.host_id)
+                self.keep_alive[supernode] = reply.streams_keep_alive
+                self.interval = reply.heartbeat_interval_ms / 1000 or self.interval
+            request = scheduler_pb2.RegisterTaskRequest(
+                host_id=host.host_ids[host.owner], url_meta=self.load.meta(host.task)
+            )
+            host.peer_id = (await self.stub(host.owner, host).RegisterTask(request, timeout=60)).peer_id
+        self.counters.add("registered")
+
+    async def heartbeat_forever(self) -> None:
+        """Every interval, HeartbeatHost to each supernode a host has no open stream with (all of them, at a
+        supernode that does not count streams), spread over the interval."""
+        while True:
+            began = time.monotonic()
+            beats = [
+                (supernode, host)
+                for host in self.hosts
+                for supernode in range(len(host.host_ids))
+                if not (host.streaming and supernode == host.owner and self.keep_alive[supernode])
+            ]
+            await asyncio.gather(*(self._beat(supernode, host) for supernode, host in beats))
+            await asyncio.sleep(max(0.0, self.interval * 0.8 - (time.monotonic() - began)))
+
+    async def _beat(self, supernode: int, host: SimHost) -> None:
+        async with self.sem:
+            try:
+                request = scheduler_pb2.HeartbeatHostRequest(host_id=host.host_ids[supernode])
+                await self.stub(supernode, host).HeartbeatHost(request, timeout=30)
+            except grpc.aio.AioRpcError as err:
+                if err.code() == grpc.StatusCode.NOT_FOUND:
+                    self.counters.add("dropped")
+                    host.host_ids[supernode] = ""  # counted once; a real dfdaemon registers again
+                else:
+                    self.counters.add("failed")
+
+    async def sync(self, host: SimHost) -> None:
+        """The host's stream: report every assigned piece fetched, until the supernode ends it (complete)."""
+        host.streaming = True
+        stream = Stream(self.stub(host.owner, host), Request(peer_id=host.peer_id, window=self.load.window))
+        try:
+            while (event := await stream.read()) is not None:
+                kind = event.WhichOneof("event")
+                if kind == "assignments":
+                    results = [
+                        scheduler_pb2.PieceResult(
+                            piece_number=a.piece.number, parent_peer_id=a.parent.peer_id, success=True, duration_ms=1
+                        )
+                        for a in event.assignments.assignments
+                    ]
+                    stream.send(Request(results=results))
+                    self.counters.add("reports", len(results))
+                elif kind == "back_to_source":
+                    self.counters.add("to_source")
+                    break
+            else:
+                self.counters.add("complete")
+        except grpc.aio.AioRpcError as err:
+            self.counters.add("dropped" if err.code() == grpc.StatusCode.NOT_FOUND else "failed")
+        finally:
+            host.streaming = False
+            await stream.close()
+
+
+async def run_worker(load: Load, hosts: range, counters: Counters, events: Events) -> None:
+    await asyncio.to_thread(events.offered.wait)  # the reader's peer first: it is the one made to read the origin
+    fleet = Fleet(load, hosts, counters)
+    await asyncio.gather(*(fleet.register(h) for h in fleet.hosts))
+    beating = asyncio.create_task(fleet.heartbeat_forever())
+    await asyncio.to_thread(events.go.wait)
+    await asyncio.gather(*(fleet.sync(h) for h in fleet.hosts))
+    await asyncio.to_thread(events.stop.wait)
+    beating.cancel()
+
+
+async def run_reader(load: Load, counters: Counters, events: Events) -> None:
+    """One host that offers every piece of every task (as the peer reading the origin for the swarm) and keeps its
+    streams open; it heart-beats the supernodes where it has none."""
+    fleet = Fleet(load, range(0), counters)
+    reader = SimHost(-1, 0, 0)
+    streams: list[Stream] = []
+    for supernode in range(len(load.targets)):
+        info = scheduler_pb2.HostInfo(hostname="reader", ip="127.0.0.2", port=39999, upload_slots=64)
+        reply = await fleet.stub(supernode, reader).RegisterHost(scheduler_pb2.RegisterHostRequest(host=info))
+        reader.host_ids.append(reply.host_id)
+    for task in range(load.tasks):
+        owner = load.owner(task)
+        request = scheduler_pb2.RegisterTaskRequest(host_id=reader.host_ids[owner], url_meta=load.meta(task))
+        peer_id = (await fleet.stub(owner, reader).RegisterTask(request)).peer_id
+        answer = scheduler_pb2.OriginAnswer(content_length=load.pieces * PIECE, piece_size=PIECE)
+        stream = Stream(fleet.stub(owner, reader), Request(peer_id=peer_id, window=16, origin=answer))
+        while (event := await stream.read()) is not None and event.WhichOneof("event") != "back_to_source":
+            pass
+        offered = [
+            scheduler_pb2.PieceResult(
+                piece_number=i, success=True, digest=f"sha256:{hashlib.sha256(b'%d-%d' % (task, i)).hexdigest()}"
+            )
+            for i in range(load.pieces)
+        ]
+        stream.send(Request(results=offered))
+        streams.append(stream)
+    events.offered.set()
+    owners = {load.owner(task) for task in range(load.tasks)}
+    fleet.hosts = [
+        SimHost(-1, 0, supernode, host_ids=[h if s == supernode else "" for s, h in enumerate(reader.host_ids)])
+        for supernode in range(len(load.targets))
+        if supernode not in owners
+    ]
+    beating = asyncio.create_task(fleet.heartbeat_forever())
+    await asyncio.to_thread(events.stop.wait)
+    beating.cancel()
+    for stream in streams:
+        await stream.close()
+
+
+def process_main(kind: str, load: Load, hosts: range, counters: Counters, events: Events) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops its children by PID
+    if kind == "reader":
+        uvloop.run(run_reader(load, counters, events))
+    else:
+        uvloop.run(run_worker(load, hosts, counters, events))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def listed_hosts(target: str) -> int:
+    """Hosts the supernode lists (ListHosts, every page)."""
+    count, token = 0, ""
+    with grpc.insecure_channel(target) as chan:
+        stub = scheduler_pb2_grpc.SchedulerServiceStub(chan)  # type: ignore[no-untyped-call]
+        while True:
+            reply = stub.ListHosts(scheduler_pb2.ListHostsRequest(page_size=1000, page_token=token), timeout=60)
+            count += len(reply.hosts)
+            if not (token := reply.next_page_token):
+                return count
+
+
+def start_supernode(work: Path, port: int, hosts: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(PYTHONPATH)}
+    limit = str(max(hosts + 10, 10_000))
+    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(work / f"data-{port}"), "--no-seed-peer"]
+    args += ["--log-level", "warning", "--max-hosts", limit, "--max-peers-per-task", limit]
+    log = (work / f"supernode-{port}.log").open("wb")
+    return subprocess.Popen([sys.executable, "-m", "supernode", *args], env=env, stdout=log, stderr=log)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", type=int, default=10_000, help="simulated hosts (default 10000)")
+    parser.add_argument("--tasks", type=int, default=1, help="tasks the hosts are spread over (default 1: hot)")
+    parser.add_argument("--supernodes", type=int, default=1, help="supernode processes (default 1)")
+    parser.add_argument("--pieces", type=int, default=32, help="pieces per task (default 32)")
+    parser.add_argument("--window", type=int, default=8, help="each peer's window of unreported pieces (default 8)")
+    parser.add_argument("--workers", type=int, default=2, help="load generator processes (default 2)")
+    parser.add_argument("--hosts-per-channel", type=int, default=100, help="hosts sharing one TCP connection")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 500 hosts, 8 pieces")
+    args = parser.parse_args()
+    hosts, pieces = (500, 8) if args.quick else (args.hosts, args.pieces)
+    work = Path(tempfile.mkdtemp(prefix="hot-task-"))
+    ports = [free_port() for _ in range(args.supernodes)]
+    procs = [start_supernode(work, port, hosts) for port in ports]
+    children: list[multiprocessing.process.BaseProcess] = []
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            wait_ready(port, proc)
+        load = Load(tuple(f"127.0.0.1:{p}" for p in ports), args.tasks, pieces, args.window, args.hosts_per_channel)
+        ctx = multiprocessing.get_context("spawn")
+        counters = Counters(*(ctx.Value("q", 0) for _ in range(6)))
+        events = Events(ctx.Event(), ctx.Event(), ctx.Event())
+        children.append(ctx.Process(target=process_main, args=("reader", load, range(0), counters, events)))
+        share = -(-hosts // args.workers)
+        for w in range(args.workers):
+            part = range(w * share, min(hosts, (w + 1) * share))
+            children.append(ctx.Process(target=process_main, args=("worker", load, part, counters, events)))
+        print(
+            f"{hosts:,} hosts on {args.tasks} task(s) of {pieces} pieces, {args.supernodes} supernode(s), "
+            f"{args.workers} worker processes, window {args.window}, {args.hosts_per_channel} hosts per connection",
+            flush=True,
+        )
+        began = time.monotonic()
+        for child in children:
+            child.start()
+        while counters.registered.value < hosts:
+            time.sleep(0.5)
+            if not all(c.is_alive() for c in children):
+                raise SystemExit("a load process exited early")
+        registration = time.monotonic() - began
+        cpu_before = [cpu_seconds(p.pid) for p in procs]
+        print(f"registered in {registration:.1f} s ({(args.supernodes + 1) * hosts / registration:,.0f} calls/s); syncing", flush=True)
+        began = time.monotonic()
+        events.go.set()
+        last, last_at = -1, began
+        while counters.complete.value + counters.to_source.value + counters.failed.value < hosts:
+            time.sleep(0.2)
+            if counters.reports.value != last:
+                last, last_at = counters.reports.value, time.monotonic()
+            elif time.monotonic() - last_at > 60:
+                print("no report for 60 s: giving up", flush=True)
+                break
+            if not all(p.poll() is None for p in procs):
+                raise SystemExit("a supernode exited")
+        elapsed = time.monotonic() - began
+        cpu = [cpu_seconds(p.pid) - b for p, b in zip(procs, cpu_before, strict=True)]
+        reports = counters.reports.value
+        print(f"synced in {elapsed:.1f} s; 3 heartbeat intervals more before counting hosts", flush=True)
+        time.sleep(15.5)
+        listed = [listed_hosts(t) for t in load.targets]
+        rss = [rss_mib(p.pid) for p in procs]
+        events.stop.set()
+        for child in children:
+            child.join(10)
+        print()
+        print("| measure | value |")
+        print("|---|---|")
+        print(f"| piece reports/s ({reports:,} reports in {elapsed:.1f} s) | {reports / elapsed:,.0f}/s |")
+        print(
+            f"| peers complete / sent to the origin / failed | {counters.complete.value:,} / "
+            f"{counters.to_source.value:,} / {counters.failed.value:,} |"
+        )
+        print(f"| hosts dropped while alive (NOT_FOUND seen) | {counters.dropped.value:,} |")
+        counts = ", ".join(f"{n:,}" for n in listed)
+        print(f"| hosts listed by each supernode at the end (of {hosts + 1:,}) | {counts} |")
+        print(
+            f"| supernode CPU while syncing | {', '.join(f'{c:.1f} s' for c in cpu)} "
+            f"({sum(cpu) / max(1, reports) * 1e6:,.0f} µs per report) |"
+        )
+        print(f"| supernode RSS at the end | {', '.join(f'{r:.0f} MiB' for r in rss)} |")
+        print(f"| registration (RegisterHost x {args.supernodes} + RegisterTask per host) | {registration:.1f} s |")
+    finally:
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signal.SIGTERM)
+            child.join(10)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

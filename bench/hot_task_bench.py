@@ -339,7 +339,8 @@ def main() -> None:
                 raise SystemExit("a load process exited early")
         registration = time.monotonic() - began
         cpu_before = [cpu_seconds(p.pid) for p in procs]
-        print(f"registered in {registration:.1f} s ({(args.supernodes + 1) * hosts / registration:,.0f} calls/s); syncing", flush=True)
+        rate = (args.supernodes + 1) * hosts / registration
+        print(f"registered in {registration:.1f} s ({rate:,.0f} calls/s); syncing", flush=True)
         began = time.monotonic()
         events.go.set()
         last, last_at = -1, began

@@ -81,7 +81,7 @@ class Task:
     @property
     def seed_pieces(self) -> int:
         """Pieces the best-stocked seed peer of the task holds (one that served bad bytes holds none)."""
-        seeds = (peer for peer in self.peers.values() if peer.host.seed_peer and peer.peer_id not in self.bad_parents)
+        seeds = (self.peers[p] for p in self.seed_peer_ids if p not in self.bad_parents)  # a few, never every peer
         return max((peer.held_count for peer in seeds), default=0)
 
     @property

@@ -189,11 +189,13 @@ class SupernodeLink:
                 continue
             began = time.monotonic()
             try:
-                await self.call(
+                reply = await self.call(
                     lambda stub, host_id: stub.HeartbeatHost(
                         scheduler_pb2.HeartbeatHostRequest(host_id=host_id), timeout=CALL_TIMEOUT
                     )
                 )
+                if reply.heartbeat_interval_ms:  # it grows with the hosts the supernode holds
+                    self.heartbeat_interval = max(0.2, reply.heartbeat_interval_ms / 1000)
             except DandelionError as exc:
                 if self.up:
                     log.warning("heartbeat to supernode %s failed: %s", self.address, exc)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -207,9 +208,23 @@ async def report(supernode: SupernodeLink, peer_id: str, result: Result) -> None
         log.info("reporting peer=%s to the supernode failed: %s", peer_id[:12], exc.code().name)
 
 
+START_RETRIES = 3
+LOST_AT_START = (grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN)
+
+
+class _LostAtStart(Exception):
+    """The stream failed before the supernode's first message (SwarmLink opens it again)."""
+
+
 class SwarmLink:
     """One SyncPieces stream with the supernode the peer registered with: opened with what this peer holds, then
-    results out and events in (to deliver), and renewed access grants (to renewed, at once)."""
+    results out and events in (to deliver), and renewed access grants (to renewed, at once).
+
+    A stream that fails before the supernode's first message, with INTERNAL, CANCELLED or UNKNOWN, is opened again
+    with everything sent on it so far (at most START_RETRIES times): grpc.aio loses a few of the streams that start
+    at once by the thousand (INTERNAL "execute_batch" on the client's first write, reproduced with a bare grpc.aio
+    server), and such a loss would otherwise send the download to the origin. A supernode that saw the lost stream
+    takes the new one in its place."""
 
     def __init__(
         self,
@@ -225,6 +240,8 @@ class SwarmLink:
         self._outgoing: asyncio.Queue[scheduler_pb2.SyncPiecesRequest | None] = asyncio.Queue()
         self._call: grpc.aio.StreamStreamCall[scheduler_pb2.SyncPiecesRequest, scheduler_pb2.SyncPiecesResponse]
         self._reader: asyncio.Task[None] | None = None
+        self._unanswered: list[scheduler_pb2.SyncPiecesRequest] | None = []  # sent before the first answer
+        self.restarts = 0
 
     def open(self, window: int, held: Sequence[tuple[int, str]], answer: tuple[int, int] | None) -> None:
         """Open the stream: the window, the pieces held (number, digest or ""), and the origin's answer (length,
@@ -234,36 +251,54 @@ class SwarmLink:
             first.results.append(scheduler_pb2.PieceResult(piece_number=number, success=True, digest=digest))
         if answer is not None:
             first.origin.CopyFrom(scheduler_pb2.OriginAnswer(content_length=answer[0], piece_size=answer[1]))
-        self._outgoing.put_nowait(first)
+        self._send(first)
+        self._start()
+        self._reader = asyncio.create_task(self._read())
+
+    def _start(self) -> None:
+        outgoing = self._outgoing
 
         async def requests() -> AsyncIterator[scheduler_pb2.SyncPiecesRequest]:
-            while (message := await self._outgoing.get()) is not None:
+            while (message := await outgoing.get()) is not None:
                 yield message
 
         self._call = self._supernode.stub().SyncPieces(requests())
-        self._reader = asyncio.create_task(self._read())
+
+    def _restart(self) -> None:
+        """Open the stream again with what was sent on the lost one."""
+        self._outgoing.put_nowait(None)  # ends the lost call's request iterator
+        self._outgoing = asyncio.Queue()
+        for message in self._unanswered or []:
+            self._outgoing.put_nowait(message)
+        self.restarts += 1
+        self._start()
+
+    def _send(self, message: scheduler_pb2.SyncPiecesRequest) -> None:
+        if self._unanswered is not None:
+            self._unanswered.append(message)
+        self._outgoing.put_nowait(message)
 
     def report(self, outcomes: Sequence[PieceOutcome]) -> None:
         """Send the results of fetched pieces."""
         if outcomes:
             results = [_result(outcome) for outcome in outcomes]
-            self._outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, results=results))
+            self._send(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, results=results))
 
     def report_held(self, held: Sequence[tuple[int, str]]) -> None:
         """Pieces this peer holds, with their digests (a reader offering what it held before it was made one)."""
         if held:
             results = [scheduler_pb2.PieceResult(piece_number=n, success=True, digest=d) for n, d in held]
-            self._outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, results=results))
+            self._send(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, results=results))
 
     def offer(self, number: int, digest: str) -> None:
         """A piece this peer read from the origin for the swarm is stored: its number and digest."""
         result = scheduler_pb2.PieceResult(piece_number=number, success=True, digest=digest)
-        self._outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, results=[result]))
+        self._send(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, results=[result]))
 
     def answer(self, content_length: int, piece_size: int) -> None:
         """What the origin answered to this peer's read for the swarm."""
         origin = scheduler_pb2.OriginAnswer(content_length=content_length, piece_size=piece_size)
-        self._outgoing.put_nowait(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, origin=origin))
+        self._send(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, origin=origin))
 
     async def close(self) -> None:
         """End this side of the stream and cancel the call (its end was delivered already, or is not wanted)."""
@@ -277,17 +312,28 @@ class SwarmLink:
 
     async def _read(self) -> None:
         with self._supernode.streaming():  # the open stream is this host's heartbeat at that supernode
-            await self._read_events()
+            while True:
+                try:
+                    await self._read_events()
+                    return
+                except _LostAtStart:
+                    await asyncio.sleep(random.uniform(0.05, 0.2) * self.restarts)
+                    self._restart()
 
     async def _read_events(self) -> None:
         try:
             while isinstance(message := await self._call.read(), scheduler_pb2.SyncPiecesResponse):
+                self._unanswered = None  # the supernode has the stream: no reopening from here on
                 if self._renewed is not None and message.HasField("grant"):
                     self._renewed(message.grant)
                 if (event := _event(message)) is not None:
                     self._deliver(event)
             self._deliver(Ended("the supernode ended the piece stream", False))
         except grpc.aio.AioRpcError as exc:
+            if self._unanswered is not None and exc.code() in LOST_AT_START and self.restarts < START_RETRIES:
+                code = exc.code().name
+                log.info("peer=%s: piece stream lost at its start (%s); opening it again", self.peer_id[:12], code)
+                raise _LostAtStart from None
             # NOT_FOUND: the supernode forgot this peer; UNAVAILABLE: it went away (the next registration goes to the
             # next supernode on the task's ring, which rebuilds the task from what its peers report). Both register
             # again.

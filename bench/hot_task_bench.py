@@ -29,6 +29,7 @@ import asyncio
 import hashlib
 import multiprocessing
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -49,10 +50,12 @@ from memory_soak import PIECE, PYTHONPATH, Request, Stream, free_port, rss_mib, 
 
 from dfcommon import ring
 from dfcommon.identity import task_id
+from peer.download.link import LOST_AT_START, START_RETRIES
 
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub as Stub
 CONCURRENCY = 64  # unary calls in flight per worker
+OPEN_BATCH = int(os.environ.get("HOT_TASK_OPEN_BATCH", "50"))  # streams a worker opens per 10 ms
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,10 @@ class Counters:
     reports: Synchronized[int]
     dropped: Synchronized[int]
     to_source: Synchronized[int]
-    failed: Synchronized[int]
+    failed: Synchronized[int]  # streams that ended with another error
+    beats_failed: Synchronized[int]  # heartbeats that failed otherwise (timed out)
+    beats: Synchronized[int]  # heartbeats answered
+    restarts: Synchronized[int]  # streams lost at their start and opened again
 
     def add(self, name: str, n: int = 1) -> None:
         counter: Synchronized[int] = getattr(self, name)
@@ -131,6 +137,7 @@ class Fleet:
         self.sem = asyncio.Semaphore(CONCURRENCY)
         self.keep_alive = [True] * len(load.targets)  # RegisterHostResponse.streams_keep_alive per supernode
         self.interval = 5.0
+        self.errors = 0  # the first few are printed
 
     def stub(self, supernode: int, host: SimHost) -> Stub:
         chans = self.channels[supernode]
@@ -160,65 +167,97 @@ class Fleet:
 
     async def heartbeat_forever(self) -> None:
         """Every interval, HeartbeatHost to each supernode a host has no open stream with (all of them, at a
-        supernode that does not count streams), spread over the interval."""
+        supernode that does not count streams), spread evenly over the interval as a fleet's heartbeats are."""
+        running: set[asyncio.Task[None]] = set()
         while True:
             began = time.monotonic()
             beats = [
                 (supernode, host)
                 for host in self.hosts
-                for supernode in range(len(host.host_ids))
-                if not (host.streaming and supernode == host.owner and self.keep_alive[supernode])
+                for supernode, host_id in enumerate(host.host_ids)
+                if host_id and not (host.streaming and supernode == host.owner and self.keep_alive[supernode])
             ]
-            await asyncio.gather(*(self._beat(supernode, host) for supernode, host in beats))
-            await asyncio.sleep(max(0.0, self.interval * 0.8 - (time.monotonic() - began)))
+            rounds = max(1, int(self.interval / 0.01))  # one batch every 10 ms
+            batch = max(1, -(-len(beats) // rounds))
+            for start in range(0, len(beats), batch):
+                for supernode, host in beats[start : start + batch]:
+                    task = asyncio.create_task(self._beat(supernode, host))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - began)))
 
     async def _beat(self, supernode: int, host: SimHost) -> None:
         async with self.sem:
             try:
                 request = scheduler_pb2.HeartbeatHostRequest(host_id=host.host_ids[supernode])
-                await self.stub(supernode, host).HeartbeatHost(request, timeout=30)
+                reply = await self.stub(supernode, host).HeartbeatHost(request, timeout=30)
+                self.counters.add("beats")
+                self.interval = reply.heartbeat_interval_ms / 1000 or self.interval  # it grows with the hosts
             except grpc.aio.AioRpcError as err:
                 if err.code() == grpc.StatusCode.NOT_FOUND:
                     self.counters.add("dropped")
                     host.host_ids[supernode] = ""  # counted once; a real dfdaemon registers again
                 else:
-                    self.counters.add("failed")
+                    self.counters.add("beats_failed")
 
     async def sync(self, host: SimHost) -> None:
-        """The host's stream: report every assigned piece fetched, until the supernode ends it (complete)."""
+        """The host's stream: report every assigned piece fetched, until the supernode ends it (complete). A stream
+        lost before the supernode's first message is opened again, as peer.download.link.SwarmLink does."""
         host.streaming = True
-        stream = Stream(self.stub(host.owner, host), Request(peer_id=host.peer_id, window=self.load.window))
         try:
-            while (event := await stream.read()) is not None:
-                kind = event.WhichOneof("event")
-                if kind == "assignments":
-                    results = [
-                        scheduler_pb2.PieceResult(
-                            piece_number=a.piece.number, parent_peer_id=a.parent.peer_id, success=True, duration_ms=1
-                        )
-                        for a in event.assignments.assignments
-                    ]
-                    stream.send(Request(results=results))
-                    self.counters.add("reports", len(results))
-                elif kind == "back_to_source":
-                    self.counters.add("to_source")
-                    break
-            else:
-                self.counters.add("complete")
-        except grpc.aio.AioRpcError as err:
-            self.counters.add("dropped" if err.code() == grpc.StatusCode.NOT_FOUND else "failed")
+            for attempt in range(START_RETRIES + 1):
+                stream = Stream(self.stub(host.owner, host), Request(peer_id=host.peer_id, window=self.load.window))
+                try:
+                    await self._follow(stream)
+                    return
+                except grpc.aio.AioRpcError as err:
+                    if err.code() in LOST_AT_START and not stream.answered and attempt < START_RETRIES:
+                        self.counters.add("restarts")
+                        await asyncio.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+                        continue
+                    kind = "dropped" if err.code() == grpc.StatusCode.NOT_FOUND else "failed"
+                    self.counters.add(kind)
+                    self.errors += 1
+                    if self.errors <= 3:
+                        print(f"host {host.index}: stream {kind}: {err.code().name} {err.details()}", flush=True)
+                    return
+                finally:
+                    await stream.close()
         finally:
             host.streaming = False
-            await stream.close()
+
+    async def _follow(self, stream: Stream) -> None:
+        while (event := await stream.read()) is not None:
+            stream.answered = True
+            kind = event.WhichOneof("event")
+            if kind == "assignments":
+                results = [
+                    scheduler_pb2.PieceResult(
+                        piece_number=a.piece.number, parent_peer_id=a.parent.peer_id, success=True, duration_ms=1
+                    )
+                    for a in event.assignments.assignments
+                ]
+                stream.send(Request(results=results))
+                self.counters.add("reports", len(results))
+            elif kind == "back_to_source":
+                self.counters.add("to_source")
+                return
+        self.counters.add("complete")
 
 
 async def run_worker(load: Load, hosts: range, counters: Counters, events: Events) -> None:
     await asyncio.to_thread(events.offered.wait)  # the reader's peer first: it is the one made to read the origin
     fleet = Fleet(load, hosts, counters)
+    beating = asyncio.create_task(fleet.heartbeat_forever())  # each host from its registration on, as a dfdaemon
     await asyncio.gather(*(fleet.register(h) for h in fleet.hosts))
-    beating = asyncio.create_task(fleet.heartbeat_forever())
     await asyncio.to_thread(events.go.wait)
-    await asyncio.gather(*(fleet.sync(h) for h in fleet.hosts))
+    syncing = []
+    for n, host in enumerate(fleet.hosts):  # opened in batches, as a fleet's downloads start within moments
+        syncing.append(asyncio.create_task(fleet.sync(host)))
+        if n % OPEN_BATCH == OPEN_BATCH - 1:
+            await asyncio.sleep(0.01)
+    await asyncio.gather(*syncing)
     await asyncio.to_thread(events.stop.wait)
     beating.cancel()
 
@@ -292,7 +331,8 @@ def start_supernode(work: Path, port: int, hosts: int) -> subprocess.Popen[bytes
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(PYTHONPATH)}
     limit = str(max(hosts + 10, 10_000))
     args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(work / f"data-{port}"), "--no-seed-peer"]
-    args += ["--log-level", "warning", "--max-hosts", limit, "--max-peers-per-task", limit]
+    args += ["--log-level", os.environ.get("HOT_TASK_LOG_LEVEL", "warning")]  # info: a line per stream
+    args += ["--max-hosts", limit, "--max-peers-per-task", limit]
     log = (work / f"supernode-{port}.log").open("wb")
     return subprocess.Popen([sys.executable, "-m", "supernode", *args], env=env, stdout=log, stderr=log)
 
@@ -307,6 +347,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="load generator processes (default 2)")
     parser.add_argument("--hosts-per-channel", type=int, default=100, help="hosts sharing one TCP connection")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 500 hosts, 8 pieces")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the supernodes' logs (their path is printed)")
     args = parser.parse_args()
     hosts, pieces = (500, 8) if args.quick else (args.hosts, args.pieces)
     work = Path(tempfile.mkdtemp(prefix="hot-task-"))
@@ -318,7 +359,7 @@ def main() -> None:
             wait_ready(port, proc)
         load = Load(tuple(f"127.0.0.1:{p}" for p in ports), args.tasks, pieces, args.window, args.hosts_per_channel)
         ctx = multiprocessing.get_context("spawn")
-        counters = Counters(*(ctx.Value("q", 0) for _ in range(6)))
+        counters = Counters(*(ctx.Value("q", 0) for _ in range(9)))
         events = Events(ctx.Event(), ctx.Event(), ctx.Event())
         children.append(ctx.Process(target=process_main, args=("reader", load, range(0), counters, events)))
         share = -(-hosts // args.workers)
@@ -372,6 +413,11 @@ def main() -> None:
             f"{counters.to_source.value:,} / {counters.failed.value:,} |"
         )
         print(f"| hosts dropped while alive (NOT_FOUND seen) | {counters.dropped.value:,} |")
+        print(f"| streams lost at their start and opened again | {counters.restarts.value:,} |")
+        print(
+            f"| heartbeats answered / failed otherwise (timed out) | {counters.beats.value:,} / "
+            f"{counters.beats_failed.value:,} |"
+        )
         counts = ", ".join(f"{n:,}" for n in listed)
         print(f"| hosts listed by each supernode at the end (of {hosts + 1:,}) | {counts} |")
         print(
@@ -393,7 +439,10 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep_logs:
+            print(f"logs: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

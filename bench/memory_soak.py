@@ -81,6 +81,7 @@ class Stream:
         self.outgoing: asyncio.Queue[Request | None] = asyncio.Queue()
         self.outgoing.put_nowait(first)
         self.call = stub.SyncPieces(self._requests())
+        self.answered = False  # set by its reader once a message came
 
     async def _requests(self) -> AsyncIterator[Request]:
         while (message := await self.outgoing.get()) is not None:

@@ -21,6 +21,14 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # Calls that arrived but the server has not taken up yet. Beyond grpc's defaults (1,000; then up to 3,000 with
+    # a rising chance) new calls are refused "Too many pending requests", which a grpc.aio client reports as
+    # INTERNAL on its first write: 10,000 peers opening their SyncPieces streams at once lost half of them.
+    ("grpc.server.max_pending_requests", 20_000),
+    ("grpc.server.max_pending_requests_hard_limit", 40_000),
+    # A call not taken up within this many seconds is cancelled (grpc's default: 30): a busy server takes them up
+    # late rather than never.
+    ("grpc.server_max_unrequested_time_in_server", 120),
 ]
 
 

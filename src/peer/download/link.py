@@ -221,10 +221,10 @@ class SwarmLink:
     results out and events in (to deliver), and renewed access grants (to renewed, at once).
 
     A stream that fails before the supernode's first message, with INTERNAL, CANCELLED or UNKNOWN, is opened again
-    with everything sent on it so far (at most START_RETRIES times): grpc.aio loses a few of the streams that start
-    at once by the thousand (INTERNAL "execute_batch" on the client's first write, reproduced with a bare grpc.aio
-    server), and such a loss would otherwise send the download to the origin. A supernode that saw the lost stream
-    takes the new one in its place."""
+    with everything sent on it so far (at most START_RETRIES times), rather than sending the download to the origin:
+    a server over its pending-call limit refuses new calls, which grpc.aio reports as INTERNAL "execute_batch" on the
+    client's first write (dfcommon.grpcserver raises that limit; an older supernode has grpc's). A supernode that saw
+    the lost stream takes the new one in its place."""
 
     def __init__(
         self,

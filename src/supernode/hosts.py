@@ -110,7 +110,7 @@ class Hosts:
         heartbeat (RegisterHostResponse.streams_keep_alive: the host skips HeartbeatHost meanwhile, so 10,000 hosts
         in one hot task cost no 2,000 calls a second): gRPC keepalive ends the streams of a host that is gone (its
         connection reset at once, a silent one within keepalive time and timeout), and its heartbeats are due from
-        the last sweep on."""
+        the stream's end on."""
         limit = MISSED_HEARTBEATS * self.interval_ms() / 1000
         now = self.clock()
         for host in list(self.scheduler.hosts.values()):

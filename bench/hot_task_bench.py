@@ -119,6 +119,7 @@ class SimHost:
     host_ids: list[str] = field(default_factory=list)
     peer_id: str = ""
     streaming: bool = False
+    next_beat: float = 0.0
 
 
 class Fleet:
@@ -163,29 +164,25 @@ class Fleet:
                 host_id=host.host_ids[host.owner], url_meta=self.load.meta(host.task)
             )
             host.peer_id = (await self.stub(host.owner, host).RegisterTask(request, timeout=60)).peer_id
+        host.next_beat = time.monotonic() + self.interval
         self.counters.add("registered")
 
     async def heartbeat_forever(self) -> None:
-        """Every interval, HeartbeatHost to each supernode a host has no open stream with (all of them, at a
-        supernode that does not count streams), spread evenly over the interval as a fleet's heartbeats are."""
+        """Each host as a dfdaemon's SupernodeLink does: every interval from its registration, HeartbeatHost to each
+        supernode it has no open stream with (to all, at a supernode that does not count streams)."""
         running: set[asyncio.Task[None]] = set()
         while True:
-            began = time.monotonic()
-            beats = [
-                (supernode, host)
-                for host in self.hosts
-                for supernode, host_id in enumerate(host.host_ids)
-                if host_id and not (host.streaming and supernode == host.owner and self.keep_alive[supernode])
-            ]
-            rounds = max(1, int(self.interval / 0.01))  # one batch every 10 ms
-            batch = max(1, -(-len(beats) // rounds))
-            for start in range(0, len(beats), batch):
-                for supernode, host in beats[start : start + batch]:
-                    task = asyncio.create_task(self._beat(supernode, host))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - began)))
+            await asyncio.sleep(0.05)
+            now = time.monotonic()
+            for host in self.hosts:
+                if not host.host_ids or host.next_beat > now:
+                    continue
+                host.next_beat = now + self.interval
+                for supernode, host_id in enumerate(host.host_ids):
+                    if host_id and not (host.streaming and supernode == host.owner and self.keep_alive[supernode]):
+                        task = asyncio.create_task(self._beat(supernode, host))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
 
     async def _beat(self, supernode: int, host: SimHost) -> None:
         async with self.sem:
@@ -214,6 +211,9 @@ class Fleet:
                 except grpc.aio.AioRpcError as err:
                     if err.code() in LOST_AT_START and not stream.answered and attempt < START_RETRIES:
                         self.counters.add("restarts")
+                        self.errors += 1
+                        if self.errors <= 3:
+                            print(f"host {host.index}: stream lost at its start: {err.code().name} {err.details()}")
                         await asyncio.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
                         continue
                     kind = "dropped" if err.code() == grpc.StatusCode.NOT_FOUND else "failed"

@@ -240,7 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
         "each piece to the swarm as it stores it)",
     )
     add_logging_flags(parser)
-    parser.add_argument("--heartbeat-interval", default="5000", help="host heartbeat interval in ms")
+    parser.add_argument(
+        "--heartbeat-interval",
+        default="5000",
+        help="host heartbeat interval in ms (default 5000; longer when many hosts are registered: at most 500 "
+        "heartbeats a second in all; an open piece stream counts as its host's heartbeat)",
+    )
     parser.add_argument("--assignment-timeout", default="30", help="seconds before an assignment times out")
     parser.add_argument(
         "--no-seed-peer",

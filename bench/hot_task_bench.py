@@ -10,15 +10,15 @@ Starts `python -m supernode` (this checkout's code, --no-seed-peer, the default 
 127.0.0.1, as many as --supernodes. The simulated hosts live in worker processes of their own (multiprocessing), so
 the load does not share the supernodes' event loops. Each host does what a dfdaemon does: RegisterHost with every
 supernode, RegisterTask at its task's owner (dfcommon.ring), a SyncPieces stream there that reports every assigned
-piece fetched, and HeartbeatHost to every supernode it has no open stream with (an open stream is the host's
-heartbeat where RegisterHostResponse.streams_keep_alive says so; a supernode that does not say so gets heartbeats
-throughout). A reader process registers one more host that offers every piece of every task with its digest, as
-the peer reading the origin for the swarm does, and keeps its streams open.
+piece fetched, and HeartbeatHost to every supernode every interval from its registration, at the interval the
+supernode hands out (it grows with the hosts it holds); a stream lost before the supernode's first message is
+opened again. A reader process registers one more host that offers every piece of every task with its digest, as the
+peer reading the origin for the swarm does, and keeps its streams open.
 
-Phases: all hosts register (their heartbeats start); then every stream opens at once and the clock runs until every
-peer holds every piece (each report is one piece a peer fetched); then 3 heartbeat intervals more, after which
-every supernode must still list every host. Printed: registration rate, reports/s, the supernodes' CPU seconds and
-peak RSS, peers sent to the origin, hosts dropped (NOT_FOUND seen by a host, and hosts missing from ListHosts).
+Phases: all hosts register (their heartbeats start); then every stream opens (50 per 10 ms per worker) and the clock
+runs until every peer holds every piece (each report is one piece a peer fetched); then 3 heartbeat intervals more,
+after which every supernode must still list every host. Printed: registration rate, reports/s, the supernodes' CPU
+seconds and RSS, peers sent to the origin, hosts dropped (NOT_FOUND seen by a host, hosts missing from ListHosts).
 Everything started is stopped by PID at the end.
 """
 
@@ -136,7 +136,6 @@ class Fleet:
         ]
         self.hosts = [SimHost(i, i % load.tasks, load.owner(i % load.tasks)) for i in hosts]
         self.sem = asyncio.Semaphore(CONCURRENCY)
-        self.keep_alive = [True] * len(load.targets)  # RegisterHostResponse.streams_keep_alive per supernode
         self.interval = 5.0
         self.errors = 0  # the first few are printed
 
@@ -158,7 +157,6 @@ class Fleet:
                     scheduler_pb2.RegisterHostRequest(host=info), timeout=60
                 )
                 host.host_ids.append(reply.host_id)
-                self.keep_alive[supernode] = reply.streams_keep_alive
                 self.interval = reply.heartbeat_interval_ms / 1000 or self.interval
             request = scheduler_pb2.RegisterTaskRequest(
                 host_id=host.host_ids[host.owner], url_meta=self.load.meta(host.task)
@@ -169,7 +167,7 @@ class Fleet:
 
     async def heartbeat_forever(self) -> None:
         """Each host as a dfdaemon's SupernodeLink does: every interval from its registration, HeartbeatHost to each
-        supernode it has no open stream with (to all, at a supernode that does not count streams)."""
+        supernode."""
         running: set[asyncio.Task[None]] = set()
         while True:
             await asyncio.sleep(0.05)
@@ -179,7 +177,7 @@ class Fleet:
                     continue
                 host.next_beat = now + self.interval
                 for supernode, host_id in enumerate(host.host_ids):
-                    if host_id and not (host.streaming and supernode == host.owner and self.keep_alive[supernode]):
+                    if host_id:
                         task = asyncio.create_task(self._beat(supernode, host))
                         running.add(task)
                         task.add_done_callback(running.discard)

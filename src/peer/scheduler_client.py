@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import grpc
@@ -75,10 +74,6 @@ class SupernodeLink:
         self.grant_keys = grant_keys  # every supernode's grant key, kept across fail-overs (its PeerService checks)
         self.host_id = ""
         self.heartbeat_interval = 5.0
-        # The supernode counts an open SyncPieces stream as this host's heartbeat (RegisterHostResponse): while
-        # `open_streams` > 0 no HeartbeatHost is sent.
-        self.streams_keep_alive = False
-        self.open_streams = 0
         self.up = True  # until a call fails: a supernode never tried is worth trying (routing tries it first)
         self.down_since = 0.0
         self._channel: grpc.aio.Channel | None = None
@@ -117,7 +112,6 @@ class SupernodeLink:
             self.grant_keys.learn(response.grant_key_id, response.grant_public_key)
         if response.heartbeat_interval_ms:
             self.heartbeat_interval = max(0.2, response.heartbeat_interval_ms / 1000)
-        self.streams_keep_alive = response.streams_keep_alive
         log.info("registered host=%s with supernode %s", self.host_id, self.address)
 
     async def ensure_registered(self) -> str:
@@ -169,24 +163,9 @@ class SupernodeLink:
             return result
         raise SupernodeDown(f"supernode {self.address} forgot this host twice")
 
-    @contextlib.contextmanager
-    def streaming(self) -> Iterator[None]:
-        """A SyncPieces stream with this supernode is open within (it is the host's heartbeat there when the
-        supernode said so at registration)."""
-        self.open_streams += 1
-        try:
-            yield
-        finally:
-            self.open_streams -= 1
-
-    def _beat_needed(self) -> bool:
-        return not (self.streams_keep_alive and self.open_streams and self.host_id and self.up)
-
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            if not self._beat_needed():
-                continue
             began = time.monotonic()
             try:
                 reply = await self.call(

@@ -106,11 +106,10 @@ class Hosts:
         self.drop(host, NotFound("host left"))
 
     def sweep(self) -> None:
-        """Drop hosts that missed their heartbeats, with their peers. An open SyncPieces stream is its host's
-        heartbeat (RegisterHostResponse.streams_keep_alive: the host skips HeartbeatHost meanwhile, so 10,000 hosts
-        in one hot task cost no 2,000 calls a second): gRPC keepalive ends the streams of a host that is gone (its
-        connection reset at once, a silent one within keepalive time and timeout), and its heartbeats are due from
-        the stream's end on."""
+        """Drop hosts that missed their heartbeats, with their peers. A host with an open SyncPieces stream is alive
+        whatever its heartbeats do (on a supernode busy with 10,000 streams opening they may wait behind them): gRPC
+        keepalive ends the streams of a host that is gone (a killed one's connection resets at once, a silent one's
+        within keepalive time and timeout), and its heartbeats are due from the stream's end on."""
         limit = MISSED_HEARTBEATS * self.interval_ms() / 1000
         now = self.clock()
         for host in list(self.scheduler.hosts.values()):

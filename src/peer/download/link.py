@@ -311,14 +311,13 @@ class SwarmLink:
         await asyncio.gather(self._reader, return_exceptions=True)
 
     async def _read(self) -> None:
-        with self._supernode.streaming():  # the open stream is this host's heartbeat at that supernode
-            while True:
-                try:
-                    await self._read_events()
-                    return
-                except _LostAtStart:
-                    await asyncio.sleep(random.uniform(0.05, 0.2) * self.restarts)
-                    self._restart()
+        while True:
+            try:
+                await self._read_events()
+                return
+            except _LostAtStart:
+                await asyncio.sleep(random.uniform(0.05, 0.2) * self.restarts)
+                self._restart()
 
     async def _read_events(self) -> None:
         try:

@@ -45,7 +45,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             self._check_seed_role(context)
         host_id = self.swarm.register_host(spec)
         response = scheduler_pb2.RegisterHostResponse(
-            host_id=host_id, heartbeat_interval_ms=self.swarm.hosts.interval_ms(), streams_keep_alive=True
+            host_id=host_id, heartbeat_interval_ms=self.swarm.hosts.interval_ms()
         )
         if self.grants is not None:
             response.grant_public_key, response.grant_key_id = self.grants.public_key, self.grants.key_id

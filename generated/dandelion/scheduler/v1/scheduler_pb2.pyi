@@ -52,18 +52,16 @@ class RegisterHostRequest(_message.Message):
     def __init__(self, host: _Optional[_Union[HostInfo, _Mapping]] = ...) -> None: ...
 
 class RegisterHostResponse(_message.Message):
-    __slots__ = ("host_id", "heartbeat_interval_ms", "grant_public_key", "grant_key_id", "streams_keep_alive")
+    __slots__ = ("host_id", "heartbeat_interval_ms", "grant_public_key", "grant_key_id")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     GRANT_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     GRANT_KEY_ID_FIELD_NUMBER: _ClassVar[int]
-    STREAMS_KEEP_ALIVE_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     heartbeat_interval_ms: int
     grant_public_key: bytes
     grant_key_id: str
-    streams_keep_alive: bool
-    def __init__(self, host_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., grant_public_key: _Optional[bytes] = ..., grant_key_id: _Optional[str] = ..., streams_keep_alive: _Optional[bool] = ...) -> None: ...
+    def __init__(self, host_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., grant_public_key: _Optional[bytes] = ..., grant_key_id: _Optional[str] = ...) -> None: ...
 
 class HeartbeatHostRequest(_message.Message):
     __slots__ = ("host_id",)

@@ -46,7 +46,7 @@ import grpc
 import uvloop
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
-from memory_soak import PIECE, PYTHONPATH, Request, Stream, free_port, rss_mib, wait_ready
+from memory_soak import PIECE, PYTHONPATH, Request, Stream, fetched, free_port, rss_mib, wait_ready
 
 from dfcommon import ring
 from dfcommon.identity import task_id
@@ -230,12 +230,7 @@ class Fleet:
             stream.answered = True
             kind = event.WhichOneof("event")
             if kind == "assignments":
-                results = [
-                    scheduler_pb2.PieceResult(
-                        piece_number=a.piece.number, parent_peer_id=a.parent.peer_id, success=True, duration_ms=1
-                    )
-                    for a in event.assignments.assignments
-                ]
+                results = fetched(event)
                 stream.send(Request(results=results))
                 self.counters.add("reports", len(results))
             elif kind == "back_to_source":

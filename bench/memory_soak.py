@@ -105,6 +105,16 @@ class Stream:
             pass
 
 
+def fetched(event: scheduler_pb2.SyncPiecesResponse) -> list[scheduler_pb2.PieceResult]:
+    """Every piece of an assignments event, reported fetched from its parent."""
+    return [
+        scheduler_pb2.PieceResult(
+            piece_number=a.piece.number, parent_peer_id=a.parent.peer_id, success=True, duration_ms=1
+        )
+        for a in event.assignments.assignments
+    ]
+
+
 class Peers:
     """A worker's two hosts (the reader's and the fetcher's) and its tasks."""
 
@@ -150,13 +160,7 @@ class Peers:
         while (event := await fetch.read()) is not None:
             kind = event.WhichOneof("event")
             if kind == "assignments":
-                results = [
-                    scheduler_pb2.PieceResult(
-                        piece_number=a.piece.number, parent_peer_id=a.parent.peer_id, success=True, duration_ms=1
-                    )
-                    for a in event.assignments.assignments
-                ]
-                fetch.send(Request(results=results))
+                fetch.send(Request(results=fetched(event)))
             elif kind == "back_to_source":
                 self.to_source += 1
                 break

@@ -257,7 +257,7 @@ async def run_worker(load: Load, hosts: range, counters: Counters, events: Event
 
 async def run_reader(load: Load, counters: Counters, events: Events) -> None:
     """One host that offers every piece of every task (as the peer reading the origin for the swarm) and keeps its
-    streams open; it heart-beats the supernodes where it has none."""
+    streams open, heart-beating every supernode."""
     fleet = Fleet(load, range(0), counters)
     reader = SimHost(-1, 0, 0)
     streams: list[Stream] = []
@@ -282,12 +282,7 @@ async def run_reader(load: Load, counters: Counters, events: Events) -> None:
         stream.send(Request(results=offered))
         streams.append(stream)
     events.offered.set()
-    owners = {load.owner(task) for task in range(load.tasks)}
-    fleet.hosts = [
-        SimHost(-1, 0, supernode, host_ids=[h if s == supernode else "" for s, h in enumerate(reader.host_ids)])
-        for supernode in range(len(load.targets))
-        if supernode not in owners
-    ]
+    fleet.hosts = [reader]  # heart-beating every supernode, as any host
     beating = asyncio.create_task(fleet.heartbeat_forever())
     await asyncio.to_thread(events.stop.wait)
     beating.cancel()

@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--heartbeat-interval",
         default="5000",
         help="host heartbeat interval in ms (default 5000; longer when many hosts are registered: at most 500 "
-        "heartbeats a second in all; an open piece stream counts as its host's heartbeat)",
+        "heartbeats a second in all)",
     )
     parser.add_argument("--assignment-timeout", default="30", help="seconds before an assignment times out")
     parser.add_argument(

@@ -89,15 +89,9 @@ class Hosts:
 
     def heartbeat(self, host_id: str) -> None:
         """Keep a host alive (and choosable again as a parent if children could not reach it)."""
-        self._alive(self.get(host_id))
-
-    def _alive(self, host: Host) -> None:
+        host = self.get(host_id)
         host.last_seen = self.clock()
         self.streams.deliver(self.scheduler.host_alive(host))
-
-    def streaming(self, host: Host) -> bool:
-        """True while one of the host's peers has its SyncPieces stream open here."""
-        return any(peer_id in self.streams for peer_id in host.peer_ids)
 
     def leave(self, host_id: str) -> None:
         """Remove a host and its peers."""
@@ -106,16 +100,13 @@ class Hosts:
         self.drop(host, NotFound("host left"))
 
     def sweep(self) -> None:
-        """Drop hosts that missed their heartbeats, with their peers. A host with an open SyncPieces stream is alive
-        whatever its heartbeats do (on a supernode busy with 10,000 streams opening they may wait behind them): gRPC
-        keepalive ends the streams of a host that is gone (a killed one's connection resets at once, a silent one's
-        within keepalive time and timeout), and its heartbeats are due from the stream's end on."""
+        """Drop hosts that missed their heartbeats, with their peers. An open SyncPieces stream does not keep a host:
+        gRPC's keepalive did not end the stream of a SIGSTOPped client within 50 s here, so a frozen host with a stream
+        would never be dropped."""
         limit = MISSED_HEARTBEATS * self.interval_ms() / 1000
         now = self.clock()
         for host in list(self.scheduler.hosts.values()):
-            if self.streaming(host):
-                self._alive(host)
-            elif now - host.last_seen > limit:
+            if now - host.last_seen > limit:
                 log.warning("host dropped host=%s missed=%d heartbeats", host.host_id[:12], MISSED_HEARTBEATS)
                 self.drop(host, NotFound("host missed its heartbeats"))
 

@@ -279,8 +279,6 @@ class Swarm:
             return
         peer = self.scheduler.peers.get(peer_id)
         if peer is not None:
-            # The stream was the host's heartbeat until now: its heartbeats are due from here (Hosts.sweep).
-            peer.host.last_seen = max(peer.host.last_seen, self.clock())
             self.streams.deliver(self.scheduler.disconnect(peer))
             log.info("stream closed task=%s peer=%s held=%d", peer.task_id[:12], peer_id[:12], peer.held_count)
 

@@ -118,7 +118,6 @@ class SimHost:
     owner: int
     host_ids: list[str] = field(default_factory=list)
     peer_id: str = ""
-    streaming: bool = False
     next_beat: float = 0.0
 
 
@@ -199,31 +198,27 @@ class Fleet:
     async def sync(self, host: SimHost) -> None:
         """The host's stream: report every assigned piece fetched, until the supernode ends it (complete). A stream
         lost before the supernode's first message is opened again, as peer.download.link.SwarmLink does."""
-        host.streaming = True
-        try:
-            for attempt in range(START_RETRIES + 1):
-                stream = Stream(self.stub(host.owner, host), Request(peer_id=host.peer_id, window=self.load.window))
-                try:
-                    await self._follow(stream)
-                    return
-                except grpc.aio.AioRpcError as err:
-                    if err.code() in LOST_AT_START and not stream.answered and attempt < START_RETRIES:
-                        self.counters.add("restarts")
-                        self.errors += 1
-                        if self.errors <= 3:
-                            print(f"host {host.index}: stream lost at its start: {err.code().name} {err.details()}")
-                        await asyncio.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
-                        continue
-                    kind = "dropped" if err.code() == grpc.StatusCode.NOT_FOUND else "failed"
-                    self.counters.add(kind)
+        for attempt in range(START_RETRIES + 1):
+            stream = Stream(self.stub(host.owner, host), Request(peer_id=host.peer_id, window=self.load.window))
+            try:
+                await self._follow(stream)
+                return
+            except grpc.aio.AioRpcError as err:
+                if err.code() in LOST_AT_START and not stream.answered and attempt < START_RETRIES:
+                    self.counters.add("restarts")
                     self.errors += 1
                     if self.errors <= 3:
-                        print(f"host {host.index}: stream {kind}: {err.code().name} {err.details()}", flush=True)
-                    return
-                finally:
-                    await stream.close()
-        finally:
-            host.streaming = False
+                        print(f"host {host.index}: stream lost at its start: {err.code().name} {err.details()}")
+                    await asyncio.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+                    continue
+                kind = "dropped" if err.code() == grpc.StatusCode.NOT_FOUND else "failed"
+                self.counters.add(kind)
+                self.errors += 1
+                if self.errors <= 3:
+                    print(f"host {host.index}: stream {kind}: {err.code().name} {err.details()}", flush=True)
+                return
+            finally:
+                await stream.close()
 
     async def _follow(self, stream: Stream) -> None:
         while (event := await stream.read()) is not None:

@@ -46,7 +46,7 @@ import grpc
 import uvloop
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
-from memory_soak import PIECE, PYTHONPATH, Request, Stream, fetched, free_port, rss_mib, wait_ready
+from memory_soak import PYTHONPATH, Request, Stream, fetched, free_port, offer_all, rss_mib, stop_all, wait_ready
 
 from dfcommon import ring
 from dfcommon.identity import task_id
@@ -264,18 +264,7 @@ async def run_reader(load: Load, counters: Counters, events: Events) -> None:
         owner = load.owner(task)
         request = scheduler_pb2.RegisterTaskRequest(host_id=reader.host_ids[owner], url_meta=load.meta(task))
         peer_id = (await fleet.stub(owner, reader).RegisterTask(request)).peer_id
-        answer = scheduler_pb2.OriginAnswer(content_length=load.pieces * PIECE, piece_size=PIECE)
-        stream = Stream(fleet.stub(owner, reader), Request(peer_id=peer_id, window=16, origin=answer))
-        while (event := await stream.read()) is not None and event.WhichOneof("event") != "back_to_source":
-            pass
-        offered = [
-            scheduler_pb2.PieceResult(
-                piece_number=i, success=True, digest=f"sha256:{hashlib.sha256(b'%d-%d' % (task, i)).hexdigest()}"
-            )
-            for i in range(load.pieces)
-        ]
-        stream.send(Request(results=offered))
-        streams.append(stream)
+        streams.append(await offer_all(fleet.stub(owner, reader), peer_id, load.pieces, b"%d-" % task))
     events.offered.set()
     fleet.hosts = [reader]  # heart-beating every supernode, as any host
     beating = asyncio.create_task(fleet.heartbeat_forever())
@@ -410,18 +399,7 @@ def main() -> None:
         print(f"| supernode RSS at the end | {', '.join(f'{r:.0f} MiB' for r in rss)} |")
         print(f"| registration (RegisterHost x {args.supernodes} + RegisterTask per host) | {registration:.1f} s |")
     finally:
-        for child in children:
-            if child.is_alive() and child.pid is not None:
-                os.kill(child.pid, signal.SIGTERM)
-            child.join(10)
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        stop_all(children, procs)
         if args.keep_logs:
             print(f"logs: {work}")
         else:

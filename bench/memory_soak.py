@@ -115,6 +115,25 @@ def fetched(event: scheduler_pb2.SyncPiecesResponse) -> list[scheduler_pb2.Piece
     ]
 
 
+async def offer_all(
+    stub: scheduler_pb2_grpc.SchedulerServiceAsyncStub, peer_id: str, pieces: int, salt: bytes = b""
+) -> Stream:
+    """The peer made to read the origin for the swarm: its stream opened with the origin's answer (pieces of PIECE
+    bytes), and once told to read, every piece offered with a digest (of salt and its number). The stream, open."""
+    answer = scheduler_pb2.OriginAnswer(content_length=pieces * PIECE, piece_size=PIECE)
+    stream = Stream(stub, Request(peer_id=peer_id, window=16, origin=answer))
+    while (event := await stream.read()) is not None and event.WhichOneof("event") != "back_to_source":
+        pass
+    offered = [
+        scheduler_pb2.PieceResult(
+            piece_number=i, success=True, digest=f"sha256:{hashlib.sha256(salt + b'%d' % i).hexdigest()}"
+        )
+        for i in range(pieces)
+    ]
+    stream.send(Request(results=offered))
+    return stream
+
+
 class Peers:
     """A worker's two hosts (the reader's and the fetcher's) and its tasks."""
 
@@ -144,17 +163,7 @@ class Peers:
         meta = common_pb2.UrlMeta(url=f"http://127.0.0.1:9/soak/{n}", digest=digest)
         length = self.pieces * PIECE
         reader = await self._register(self.hosts[0], meta)
-        answer = scheduler_pb2.OriginAnswer(content_length=length, piece_size=PIECE)
-        read = Stream(self.stub, Request(peer_id=reader, window=16, origin=answer))
-        while (event := await read.read()) is not None and event.WhichOneof("event") != "back_to_source":
-            pass
-        offered = [
-            scheduler_pb2.PieceResult(
-                piece_number=i, success=True, digest=f"sha256:{hashlib.sha256(b'%d' % i).hexdigest()}"
-            )
-            for i in range(self.pieces)
-        ]
-        read.send(Request(results=offered))
+        read = await offer_all(self.stub, reader, self.pieces)
         fetcher = await self._register(self.hosts[1], meta)
         fetch = Stream(self.stub, Request(peer_id=fetcher, window=16))
         while (event := await fetch.read()) is not None:
@@ -226,6 +235,22 @@ def worker_main(
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers by PID
     uvloop.run(drive(target, worker, numbers, concurrency, pieces, done, failed))
+
+
+def stop_all(children: list[multiprocessing.process.BaseProcess], procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the load processes, then the supernodes, by PID (SIGTERM; SIGKILL after 20 s)."""
+    for child in children:
+        if child.is_alive() and child.pid is not None:
+            os.kill(child.pid, signal.SIGTERM)
+        child.join(10)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def start_supernode(work: Path, port: int, metrics: str, task_ttl: str, max_tasks: int) -> subprocess.Popen[bytes]:
@@ -312,17 +337,7 @@ def main() -> None:
             flush=True,
         )
     finally:
-        for w in workers:
-            if w.is_alive() and w.pid is not None:
-                os.kill(w.pid, signal.SIGTERM)
-            w.join(10)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(workers, [proc])
         shutil.rmtree(work, ignore_errors=True)
 
 

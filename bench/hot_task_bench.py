@@ -10,10 +10,11 @@ Starts `python -m supernode` (this checkout's code, --no-seed-peer, the default 
 127.0.0.1, as many as --supernodes. The simulated hosts live in worker processes of their own (multiprocessing), so
 the load does not share the supernodes' event loops. Each host does what a dfdaemon does: RegisterHost with every
 supernode, RegisterTask at its task's owner (dfcommon.ring), a SyncPieces stream there that reports every assigned
-piece fetched, and HeartbeatHost to every supernode every interval from its registration, at the interval the
-supernode hands out (it grows with the hosts it holds); a stream lost before the supernode's first message is
-opened again. A reader process registers one more host that offers every piece of every task with its digest, as the
-peer reading the origin for the swarm does, and keeps its streams open.
+piece fetched, and a heartbeat to every supernode every interval from its registration, at the interval the
+supernode hands out (it grows with the hosts it holds): on its open stream where it has one (an answer later than
+the dfdaemon's call timeout counts as failed), HeartbeatHost otherwise; a stream lost before the supernode's first
+message is opened again. A reader process registers one more host that offers every piece of every task with its
+digest, as the peer reading the origin for the swarm does, and keeps its streams open.
 
 Phases: all hosts register (their heartbeats start); then every stream opens (50 per 10 ms per worker) and the clock
 runs until every peer holds every piece (each report is one piece a peer fetched); then 3 heartbeat intervals more,
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
@@ -51,6 +53,7 @@ from memory_soak import PYTHONPATH, Request, Stream, fetched, free_port, offer_a
 from dfcommon import ring
 from dfcommon.identity import task_id
 from peer.download.link import LOST_AT_START, START_RETRIES
+from peer.scheduler_client import CALL_TIMEOUT
 
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub as Stub
@@ -93,11 +96,26 @@ class Counters:
     beats_failed: Synchronized[int]  # heartbeats that failed otherwise (timed out)
     beats: Synchronized[int]  # heartbeats answered
     restarts: Synchronized[int]  # streams lost at their start and opened again
+    worst_lag_ms: Synchronized[int]  # the longest a load process's event loop was late (it is then saturated)
 
     def add(self, name: str, n: int = 1) -> None:
         counter: Synchronized[int] = getattr(self, name)
         with counter.get_lock():
             counter.value += n
+
+    def most(self, name: str, n: int) -> None:
+        counter: Synchronized[int] = getattr(self, name)
+        with counter.get_lock():
+            counter.value = max(counter.value, n)
+
+
+async def watch_lag(counters: Counters) -> None:
+    """How late this process's event loop wakes from a 100 ms sleep: the load generator's own saturation, which
+    delays its hosts' heartbeats and reports as it would never delay a real dfdaemon's."""
+    while True:
+        began = time.monotonic()
+        await asyncio.sleep(0.1)
+        counters.most("worst_lag_ms", int((time.monotonic() - began - 0.1) * 1000))
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,8 @@ class SimHost:
     host_ids: list[str] = field(default_factory=list)
     peer_id: str = ""
     next_beat: float = 0.0
+    stream: Stream | None = None  # its SyncPieces stream, while open
+    beats_sent: deque[float] = field(default_factory=deque)  # when each heartbeat sent on the stream went out
 
 
 class Fleet:
@@ -136,6 +156,7 @@ class Fleet:
         self.hosts = [SimHost(i, i % load.tasks, load.owner(i % load.tasks)) for i in hosts]
         self.sem = asyncio.Semaphore(CONCURRENCY)
         self.interval = 5.0
+        self.stream_beats = False  # the supernodes take heartbeats on streams (RegisterHostResponse)
         self.errors = 0  # the first few are printed
 
     def stub(self, supernode: int, host: SimHost) -> Stub:
@@ -157,6 +178,7 @@ class Fleet:
                 )
                 host.host_ids.append(reply.host_id)
                 self.interval = reply.heartbeat_interval_ms / 1000 or self.interval
+                self.stream_beats = reply.stream_heartbeats
             request = scheduler_pb2.RegisterTaskRequest(
                 host_id=host.host_ids[host.owner], url_meta=self.load.meta(host.task)
             )
@@ -182,26 +204,32 @@ class Fleet:
                         task.add_done_callback(running.discard)
 
     async def _beat(self, supernode: int, host: SimHost) -> None:
-        async with self.sem:
-            try:
-                request = scheduler_pb2.HeartbeatHostRequest(host_id=host.host_ids[supernode])
-                reply = await self.stub(supernode, host).HeartbeatHost(request, timeout=30)
-                self.counters.add("beats")
-                self.interval = reply.heartbeat_interval_ms / 1000 or self.interval  # it grows with the hosts
-            except grpc.aio.AioRpcError as err:
-                if err.code() == grpc.StatusCode.NOT_FOUND:
-                    self.counters.add("dropped")
-                    host.host_ids[supernode] = ""  # counted once; a real dfdaemon registers again
-                else:
-                    self.counters.add("beats_failed")
+        stream = host.stream
+        if supernode == host.owner and self.stream_beats and stream is not None and stream.answered:
+            host.beats_sent.append(time.monotonic())  # on the open stream, as SupernodeLink does
+            stream.send(Request(heartbeat=True))
+            return
+        # Not behind the worker's semaphore: each host beats on its own, whatever the other hosts' calls.
+        try:
+            request = scheduler_pb2.HeartbeatHostRequest(host_id=host.host_ids[supernode])
+            reply = await self.stub(supernode, host).HeartbeatHost(request, timeout=CALL_TIMEOUT)
+            self.counters.add("beats")
+            self.interval = reply.heartbeat_interval_ms / 1000 or self.interval  # it grows with the hosts
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                self.counters.add("dropped")
+                host.host_ids[supernode] = ""  # counted once; a real dfdaemon registers again
+            else:
+                self.counters.add("beats_failed")
 
     async def sync(self, host: SimHost) -> None:
         """The host's stream: report every assigned piece fetched, until the supernode ends it (complete). A stream
         lost before the supernode's first message is opened again, as peer.download.link.SwarmLink does."""
         for attempt in range(START_RETRIES + 1):
             stream = Stream(self.stub(host.owner, host), Request(peer_id=host.peer_id, window=self.load.window))
+            host.stream = stream
             try:
-                await self._follow(stream)
+                await self._follow(host, stream)
                 return
             except grpc.aio.AioRpcError as err:
                 if err.code() in LOST_AT_START and not stream.answered and attempt < START_RETRIES:
@@ -218,11 +246,18 @@ class Fleet:
                     print(f"host {host.index}: stream {kind}: {err.code().name} {err.details()}", flush=True)
                 return
             finally:
+                host.stream = None
+                host.beats_sent.clear()
                 await stream.close()
 
-    async def _follow(self, stream: Stream) -> None:
+    async def _follow(self, host: SimHost, stream: Stream) -> None:
         while (event := await stream.read()) is not None:
             stream.answered = True
+            if event.heartbeat_interval_ms:  # a heartbeat's answer: late as a dfdaemon's timeout counts as failed
+                self.interval = event.heartbeat_interval_ms / 1000
+                sent = host.beats_sent.popleft() if host.beats_sent else time.monotonic()
+                self.counters.add("beats" if time.monotonic() - sent <= CALL_TIMEOUT else "beats_failed")
+                continue
             kind = event.WhichOneof("event")
             if kind == "assignments":
                 results = fetched(event)
@@ -237,6 +272,7 @@ class Fleet:
 async def run_worker(load: Load, hosts: range, counters: Counters, events: Events) -> None:
     await asyncio.to_thread(events.offered.wait)  # the reader's peer first: it is the one made to read the origin
     fleet = Fleet(load, hosts, counters)
+    lag = asyncio.create_task(watch_lag(counters))
     beating = asyncio.create_task(fleet.heartbeat_forever())  # each host from its registration on, as a dfdaemon
     await asyncio.gather(*(fleet.register(h) for h in fleet.hosts))
     await asyncio.to_thread(events.go.wait)
@@ -248,6 +284,7 @@ async def run_worker(load: Load, hosts: range, counters: Counters, events: Event
     await asyncio.gather(*syncing)
     await asyncio.to_thread(events.stop.wait)
     beating.cancel()
+    lag.cancel()
 
 
 async def run_reader(load: Load, counters: Counters, events: Events) -> None:
@@ -331,7 +368,7 @@ def main() -> None:
             wait_ready(port, proc)
         load = Load(tuple(f"127.0.0.1:{p}" for p in ports), args.tasks, pieces, args.window, args.hosts_per_channel)
         ctx = multiprocessing.get_context("spawn")
-        counters = Counters(*(ctx.Value("q", 0) for _ in range(9)))
+        counters = Counters(*(ctx.Value("q", 0) for _ in range(10)))
         events = Events(ctx.Event(), ctx.Event(), ctx.Event())
         children.append(ctx.Process(target=process_main, args=("reader", load, range(0), counters, events)))
         share = -(-hosts // args.workers)
@@ -352,6 +389,7 @@ def main() -> None:
                 raise SystemExit("a load process exited early")
         registration = time.monotonic() - began
         cpu_before = [cpu_seconds(p.pid) for p in procs]
+        load_before = sum(cpu_seconds(c.pid or 0) for c in children)
         rate = (args.supernodes + 1) * hosts / registration
         print(f"registered in {registration:.1f} s ({rate:,.0f} calls/s); syncing", flush=True)
         began = time.monotonic()
@@ -368,6 +406,7 @@ def main() -> None:
                 raise SystemExit("a supernode exited")
         elapsed = time.monotonic() - began
         cpu = [cpu_seconds(p.pid) - b for p, b in zip(procs, cpu_before, strict=True)]
+        load_cpu = sum(cpu_seconds(c.pid or 0) for c in children) - load_before
         reports = counters.reports.value
         print(f"synced in {elapsed:.1f} s; 3 heartbeat intervals more before counting hosts", flush=True)
         time.sleep(15.5)
@@ -389,6 +428,10 @@ def main() -> None:
         print(
             f"| heartbeats answered / failed otherwise (timed out) | {counters.beats.value:,} / "
             f"{counters.beats_failed.value:,} |"
+        )
+        print(
+            f"| load processes: CPU while syncing / worst event-loop lag | {load_cpu:.1f} s / "
+            f"{counters.worst_lag_ms.value / 1000:.1f} s |"
         )
         counts = ", ".join(f"{n:,}" for n in listed)
         print(f"| hosts listed by each supernode at the end (of {hosts + 1:,}) | {counts} |")

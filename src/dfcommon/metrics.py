@@ -62,6 +62,11 @@ LIMIT_REFUSALS = Counter(
 LIMIT_EVICTIONS = Counter(
     "dandelion_limit_evictions", "Idle tasks forgotten before their --task-ttl to make room (supernode)", ["resource"]
 )
+HEARTBEATS = Counter(
+    "dandelion_heartbeats",
+    "Host heartbeats taken, by how they came: a HeartbeatHost call or a stream (supernode)",
+    ["via"],
+)
 
 _COMMON = (
     "dandelion_build_info",
@@ -86,6 +91,7 @@ FAMILIES: dict[str, frozenset[str]] = {
             "dandelion_limit",
             "dandelion_limit_refusals",
             "dandelion_limit_evictions",
+            "dandelion_heartbeats",
         )
     ),
     "dfdaemon": frozenset(

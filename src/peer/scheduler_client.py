@@ -7,7 +7,7 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import grpc
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
@@ -56,10 +56,24 @@ class SupernodeDown(Unavailable):
     """This supernode does not answer (UNAVAILABLE, or a call that timed out): the task goes to the next owner."""
 
 
+class HeartbeatCarrier(Protocol):
+    """An open SyncPieces stream with the supernode, which can carry the host's heartbeat
+    (peer.download.link.SwarmLink)."""
+
+    async def beat(self) -> int | None:
+        """Send the host's heartbeat on the stream: the interval the supernode answered (ms), or None when the
+        stream ended first."""
+
+
 class SupernodeLink:
     """This host's link to one supernode: registration, re-registration when it forgot the host, heartbeats, and
     whether it answers (`up`). A failed call marks it down; a heartbeat or registration that succeeds marks it up
-    again. Which supernode a call goes to is the ring's choice (peer.scheduler_cluster)."""
+    again. Which supernode a call goes to is the ring's choice (peer.scheduler_cluster).
+
+    While the host holds a SyncPieces stream with a supernode that takes them (RegisterHostResponse.
+    stream_heartbeats), it beats on that stream rather than calling HeartbeatHost: a message on a stream the
+    supernode already serves costs it a fraction of a new call, which at fleet scale is what keeps heartbeats from
+    waiting behind the swarm's work. No answer in time marks the supernode down, as a failed HeartbeatHost does."""
 
     def __init__(
         self,
@@ -74,6 +88,8 @@ class SupernodeLink:
         self.grant_keys = grant_keys  # every supernode's grant key, kept across fail-overs (its PeerService checks)
         self.host_id = ""
         self.heartbeat_interval = 5.0
+        self.stream_heartbeats = False  # the supernode takes heartbeats on SyncPieces streams
+        self._carriers: dict[HeartbeatCarrier, str] = {}  # open streams here, with the host id they were opened under
         self.up = True  # until a call fails: a supernode never tried is worth trying (routing tries it first)
         self.down_since = 0.0
         self._channel: grpc.aio.Channel | None = None
@@ -112,6 +128,7 @@ class SupernodeLink:
             self.grant_keys.learn(response.grant_key_id, response.grant_public_key)
         if response.heartbeat_interval_ms:
             self.heartbeat_interval = max(0.2, response.heartbeat_interval_ms / 1000)
+        self.stream_heartbeats = response.stream_heartbeats
         log.info("registered host=%s with supernode %s", self.host_id, self.address)
 
     async def ensure_registered(self) -> str:
@@ -163,10 +180,44 @@ class SupernodeLink:
             return result
         raise SupernodeDown(f"supernode {self.address} forgot this host twice")
 
+    def carry(self, stream: HeartbeatCarrier) -> None:
+        """A SyncPieces stream with this supernode is open (the supernode answered on it): it may carry heartbeats."""
+        self._carriers[stream] = self.host_id
+
+    def uncarry(self, stream: HeartbeatCarrier) -> None:
+        """The stream ended."""
+        self._carriers.pop(stream, None)
+
+    def _carrier(self) -> HeartbeatCarrier | None:
+        """An open stream, opened under the host id this host has here now, when the supernode takes heartbeats on
+        streams."""
+        if not (self.stream_heartbeats and self.host_id):
+            return None
+        return next((stream for stream, host_id in self._carriers.items() if host_id == self.host_id), None)
+
+    async def _beat_on_stream(self) -> bool:
+        """Beat on an open stream; False when there is none, or it ended before the answer (beat with a call)."""
+        if (carrier := self._carrier()) is None:
+            return False
+        try:
+            interval_ms = await asyncio.wait_for(carrier.beat(), CALL_TIMEOUT)
+        except TimeoutError:
+            self.mark_down(f"no answer to a heartbeat on a piece stream within {CALL_TIMEOUT:.0f}s")
+            return True
+        if interval_ms is None:
+            return False
+        if interval_ms:
+            self.heartbeat_interval = max(0.2, interval_ms / 1000)
+        self._mark_up()
+        return True
+
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             began = time.monotonic()
+            if await self._beat_on_stream():
+                self._log_slow(began)
+                continue
             try:
                 reply = await self.call(
                     lambda stub, host_id: stub.HeartbeatHost(
@@ -178,9 +229,12 @@ class SupernodeLink:
             except DandelionError as exc:
                 if self.up:
                     log.warning("heartbeat to supernode %s failed: %s", self.address, exc)
-            took = time.monotonic() - began
-            if took > SLOW_HEARTBEAT_S:
-                log.warning("heartbeat to supernode %s took %.1fs", self.address, took)
+            self._log_slow(began)
+
+    def _log_slow(self, began: float) -> None:
+        took = time.monotonic() - began
+        if took > SLOW_HEARTBEAT_S:
+            log.warning("heartbeat to supernode %s took %.1fs", self.address, took)
 
     def start(self) -> None:
         """Start heart-beating (registers on the first beat unless registered before)."""

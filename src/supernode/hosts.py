@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dfcommon.errors import DandelionError, FailedPrecondition, NotFound
+from dfcommon.metrics import HEARTBEATS
 from supernode.config import SupernodeConfig
 from supernode.limits import Limits
 from supernode.readers import Readers
@@ -88,8 +89,13 @@ class Hosts:
         return max(self.config.heartbeat_interval_ms, -(-self.most_hosts * 1000 // HEARTBEATS_PER_SECOND))
 
     def heartbeat(self, host_id: str) -> None:
-        """Keep a host alive (and choosable again as a parent if children could not reach it)."""
-        host = self.get(host_id)
+        """A host's HeartbeatHost."""
+        self.seen(self.get(host_id))
+        HEARTBEATS.labels("call").inc()
+
+    def seen(self, host: Host) -> None:
+        """The host is alive: it beat, or sent a message on a stream (and is choosable again as a parent if
+        children could not reach it)."""
         host.last_seen = self.clock()
         self.streams.deliver(self.scheduler.host_alive(host))
 
@@ -100,9 +106,9 @@ class Hosts:
         self.drop(host, NotFound("host left"))
 
     def sweep(self) -> None:
-        """Drop hosts that missed their heartbeats, with their peers. An open SyncPieces stream does not keep a host:
-        gRPC's keepalive did not end the stream of a SIGSTOPped client within 50 s here, so a frozen host with a stream
-        would never be dropped."""
+        """Drop hosts that missed their heartbeats, with their peers. A message on a SyncPieces stream counts as a
+        heartbeat (a frozen host sends none), a stream merely open does not: gRPC's keepalive did not end the stream
+        of a SIGSTOPped client within 50 s here, so a frozen host with a stream would never be dropped."""
         limit = MISSED_HEARTBEATS * self.interval_ms() / 1000
         now = self.clock()
         for host in list(self.scheduler.hosts.values()):

@@ -52,7 +52,14 @@ class StreamEnd:
     error: DandelionError | None = None
 
 
-StreamEvent = TaskChanged | Assigned | GoToSource | StreamEnd
+@dataclass(frozen=True)
+class Beat:
+    """Answer a heartbeat the peer's host sent on the stream: the heartbeat interval from now on."""
+
+    interval_ms: int
+
+
+StreamEvent = TaskChanged | Assigned | GoToSource | Beat | StreamEnd
 
 
 class Outboxes:

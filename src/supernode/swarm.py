@@ -18,7 +18,7 @@ from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import InvalidArgument, NotFound, Unavailable
 from dfcommon.identity import display_url, task_id
-from dfcommon.metrics import PIECE_REPORTS
+from dfcommon.metrics import HEARTBEATS, PIECE_REPORTS
 from dfcommon.pieces import ranges_mask
 from supernode.config import SupernodeConfig
 from supernode.hosts import Hosts, HostSpec
@@ -31,7 +31,7 @@ from supernode.resource.states import move_peer, move_task
 from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Scheduler
 from supernode.seed_peers import SeedPeers
-from supernode.streams import Outboxes, StreamEvent, TaskChanged
+from supernode.streams import Beat, Outboxes, StreamEvent, TaskChanged
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,7 @@ class Swarm:
     ) -> asyncio.Queue[StreamEvent]:
         """A peer opened SyncPieces: returns the queue of what to send it."""
         peer = self._peer(peer_id)
+        self.hosts.seen(peer.host)
         task = self.scheduler.tasks[peer.task_id]
         self._check_reports(task, reports)
         outbox = self.streams.open(peer_id)
@@ -249,12 +250,20 @@ class Swarm:
         window: int,
         reports: list[PieceReport],
         origin: OriginAnswer | None = None,
+        heartbeat: bool = False,
     ) -> None:
         """A message on a peer's stream: results and maybe a new window (and, from the task's reader, what the
-        origin answered and the digests of the pieces it stored)."""
+        origin answered and the digests of the pieces it stored), or the heartbeat of the peer's host alone (answered
+        with the interval). Any message shows the host alive."""
         if not self.streams.is_current(peer_id, outbox):
             return
         peer = self._peer(peer_id)
+        self.hosts.seen(peer.host)
+        if heartbeat:
+            HEARTBEATS.labels("stream").inc()
+            outbox.put_nowait(Beat(self.hosts.interval_ms()))
+            if not (reports or window or origin):
+                return
         task = self.scheduler.tasks[peer.task_id]
         for report in reports:
             PIECE_REPORTS.labels("ok" if report.success else "failed").inc()

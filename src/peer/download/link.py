@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -224,7 +225,9 @@ class SwarmLink:
     with everything sent on it so far (at most START_RETRIES times), rather than sending the download to the origin:
     a server over its pending-call limit refuses new calls, which grpc.aio reports as INTERNAL "execute_batch" on the
     client's first write (dfcommon.grpcserver raises that limit; an older supernode has grpc's). A supernode that saw
-    the lost stream takes the new one in its place."""
+    the lost stream takes the new one in its place.
+
+    Once the supernode answered, the stream carries the host's heartbeats to it (SupernodeLink.carry, beat)."""
 
     def __init__(
         self,
@@ -241,6 +244,8 @@ class SwarmLink:
         self._call: grpc.aio.StreamStreamCall[scheduler_pb2.SyncPiecesRequest, scheduler_pb2.SyncPiecesResponse]
         self._reader: asyncio.Task[None] | None = None
         self._unanswered: list[scheduler_pb2.SyncPiecesRequest] | None = []  # sent before the first answer
+        self._beats: deque[asyncio.Future[int | None]] = deque()  # heartbeats sent, not answered yet
+        self._ended = False
         self.restarts = 0
 
     def open(self, window: int, held: Sequence[tuple[int, str]], answer: tuple[int, int] | None) -> None:
@@ -300,10 +305,35 @@ class SwarmLink:
         origin = scheduler_pb2.OriginAnswer(content_length=content_length, piece_size=piece_size)
         self._send(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, origin=origin))
 
+    async def beat(self) -> int | None:
+        """Send the host's heartbeat on this stream: the heartbeat interval the supernode answered (ms), or None
+        when the stream ended first."""
+        if self._ended:
+            return None
+        answered: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._beats.append(answered)
+        self._send(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, heartbeat=True))
+        return await answered
+
+    def _beat_answered(self, interval_ms: int | None) -> None:
+        while self._beats:
+            answered = self._beats.popleft()
+            if not answered.done():
+                answered.set_result(interval_ms)
+                return
+
+    def _end(self) -> None:
+        """The stream ended: it carries no more heartbeats, and those unanswered get None."""
+        self._ended = True
+        self._supernode.uncarry(self)
+        while self._beats:
+            self._beat_answered(None)
+
     async def close(self) -> None:
         """End this side of the stream and cancel the call (its end was delivered already, or is not wanted)."""
         self._outgoing.put_nowait(None)
         if self._reader is None:
+            self._end()
             return
         await asyncio.wait({self._reader}, timeout=1.0)  # its own end or failure was an event already
         self._call.cancel()
@@ -311,20 +341,27 @@ class SwarmLink:
         await asyncio.gather(self._reader, return_exceptions=True)
 
     async def _read(self) -> None:
-        while True:
-            try:
-                await self._read_events()
-                return
-            except _LostAtStart:
-                await asyncio.sleep(random.uniform(0.05, 0.2) * self.restarts)
-                self._restart()
+        try:
+            while True:
+                try:
+                    await self._read_events()
+                    return
+                except _LostAtStart:
+                    await asyncio.sleep(random.uniform(0.05, 0.2) * self.restarts)
+                    self._restart()
+        finally:
+            self._end()
 
     async def _read_events(self) -> None:
         try:
             while isinstance(message := await self._call.read(), scheduler_pb2.SyncPiecesResponse):
-                self._unanswered = None  # the supernode has the stream: no reopening from here on
+                if self._unanswered is not None:  # the supernode has the stream: no reopening from here on
+                    self._unanswered = None
+                    self._supernode.carry(self)
                 if self._renewed is not None and message.HasField("grant"):
                     self._renewed(message.grant)
+                if message.heartbeat_interval_ms:
+                    self._beat_answered(message.heartbeat_interval_ms)
                 if (event := _event(message)) is not None:
                     self._deliver(event)
             self._deliver(Ended("the supernode ended the piece stream", False))

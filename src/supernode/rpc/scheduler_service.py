@@ -18,7 +18,7 @@ from dfcommon.inspection import InspectionPolicy, common_names
 from dfcommon.urlmeta import to_url_meta
 from supernode.rpc import convert, pages, validate
 from supernode.rpc.errors import abort, mapped, quiet
-from supernode.streams import Assigned, GoToSource, StreamEnd, StreamEvent, TaskChanged
+from supernode.streams import Assigned, Beat, GoToSource, StreamEnd, StreamEvent, TaskChanged
 from supernode.swarm import Swarm
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -45,7 +45,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             self._check_seed_role(context)
         host_id = self.swarm.register_host(spec)
         response = scheduler_pb2.RegisterHostResponse(
-            host_id=host_id, heartbeat_interval_ms=self.swarm.hosts.interval_ms()
+            host_id=host_id, heartbeat_interval_ms=self.swarm.hosts.interval_ms(), stream_heartbeats=True
         )
         if self.grants is not None:
             response.grant_public_key, response.grant_key_id = self.grants.public_key, self.grants.key_id
@@ -123,6 +123,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             outbox = self.swarm.open_stream(
                 peer_id, first.window, convert.reports(list(first.results)), convert.origin_answer(first)
             )
+            if first.heartbeat:
+                self.swarm.stream_update(peer_id, outbox, 0, [], heartbeat=True)
         except StopAsyncIteration:
             return
         except (DandelionError, Exception) as err:
@@ -183,6 +185,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                     request.window,
                     convert.reports(list(request.results)),
                     convert.origin_answer(request),
+                    request.heartbeat,
                 )
         except DandelionError as err:
             outbox.put_nowait(StreamEnd(err))
@@ -304,6 +307,8 @@ def _messages(events: list[StreamEvent]) -> list[tuple[scheduler_pb2.SyncPiecesR
                 piece_size=event.piece_size,
             )
             out.append((scheduler_pb2.SyncPiecesResponse(back_to_source=reason), None))
+        elif isinstance(event, Beat):
+            out.append((scheduler_pb2.SyncPiecesResponse(heartbeat_interval_ms=event.interval_ms), None))
         else:
             out.append((None, event))
             return out

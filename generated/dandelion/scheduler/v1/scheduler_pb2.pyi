@@ -52,16 +52,18 @@ class RegisterHostRequest(_message.Message):
     def __init__(self, host: _Optional[_Union[HostInfo, _Mapping]] = ...) -> None: ...
 
 class RegisterHostResponse(_message.Message):
-    __slots__ = ("host_id", "heartbeat_interval_ms", "grant_public_key", "grant_key_id")
+    __slots__ = ("host_id", "heartbeat_interval_ms", "grant_public_key", "grant_key_id", "stream_heartbeats")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     GRANT_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     GRANT_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_HEARTBEATS_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     heartbeat_interval_ms: int
     grant_public_key: bytes
     grant_key_id: str
-    def __init__(self, host_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., grant_public_key: _Optional[bytes] = ..., grant_key_id: _Optional[str] = ...) -> None: ...
+    stream_heartbeats: bool
+    def __init__(self, host_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., grant_public_key: _Optional[bytes] = ..., grant_key_id: _Optional[str] = ..., stream_heartbeats: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatHostRequest(_message.Message):
     __slots__ = ("host_id",)
@@ -152,16 +154,18 @@ class OriginAnswer(_message.Message):
     def __init__(self, content_length: _Optional[int] = ..., piece_size: _Optional[int] = ...) -> None: ...
 
 class SyncPiecesRequest(_message.Message):
-    __slots__ = ("peer_id", "results", "window", "origin")
+    __slots__ = ("peer_id", "results", "window", "origin", "heartbeat")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     results: _containers.RepeatedCompositeFieldContainer[PieceResult]
     window: int
     origin: OriginAnswer
-    def __init__(self, peer_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[PieceResult, _Mapping]]] = ..., window: _Optional[int] = ..., origin: _Optional[_Union[OriginAnswer, _Mapping]] = ...) -> None: ...
+    heartbeat: bool
+    def __init__(self, peer_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[PieceResult, _Mapping]]] = ..., window: _Optional[int] = ..., origin: _Optional[_Union[OriginAnswer, _Mapping]] = ..., heartbeat: _Optional[bool] = ...) -> None: ...
 
 class PieceAssignment(_message.Message):
     __slots__ = ("piece", "parent")
@@ -200,16 +204,18 @@ class PieceRange(_message.Message):
     def __init__(self, first: _Optional[int] = ..., last: _Optional[int] = ...) -> None: ...
 
 class SyncPiecesResponse(_message.Message):
-    __slots__ = ("task", "assignments", "back_to_source", "grant")
+    __slots__ = ("task", "assignments", "back_to_source", "grant", "heartbeat_interval_ms")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     BACK_TO_SOURCE_FIELD_NUMBER: _ClassVar[int]
     GRANT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     task: TaskInfo
     assignments: PieceAssignments
     back_to_source: BackToSource
     grant: _common_pb2.AccessGrant
-    def __init__(self, task: _Optional[_Union[TaskInfo, _Mapping]] = ..., assignments: _Optional[_Union[PieceAssignments, _Mapping]] = ..., back_to_source: _Optional[_Union[BackToSource, _Mapping]] = ..., grant: _Optional[_Union[_common_pb2.AccessGrant, _Mapping]] = ...) -> None: ...
+    heartbeat_interval_ms: int
+    def __init__(self, task: _Optional[_Union[TaskInfo, _Mapping]] = ..., assignments: _Optional[_Union[PieceAssignments, _Mapping]] = ..., back_to_source: _Optional[_Union[BackToSource, _Mapping]] = ..., grant: _Optional[_Union[_common_pb2.AccessGrant, _Mapping]] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
 
 class ReportPeerResultRequest(_message.Message):
     __slots__ = ("peer_id", "success", "bytes_from_peers", "bytes_from_origin", "duration_ms", "error", "content_digest_mismatch")

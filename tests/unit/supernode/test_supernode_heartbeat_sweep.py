@@ -1,0 +1,93 @@
+"""The heartbeat sweep (supernode.hosts), with the clock injected and no network: a few silent hosts go after 3
+missed intervals; many at once are taken as the supernode being behind and go only after MASS_PATIENCE times as
+long, until few are overdue; a small fleet is never taken so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from supernode.config import SupernodeConfig
+from supernode.hosts import MASS_MIN_HOSTS, MASS_PATIENCE, HostSpec
+from supernode.swarm import Swarm
+
+INTERVAL = 1.0  # seconds: a host is overdue after 3
+
+
+class Clock:
+    """A hand-driven clock."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fleet(tmp_path: Path, size: int) -> tuple[Swarm, Clock, list[str]]:
+    clock = Clock()
+    config = SupernodeConfig(data_dir=tmp_path, advertise_ip="127.0.0.1", heartbeat_interval_ms=int(INTERVAL * 1000))
+    swarm = Swarm(config, clock)
+    specs = [HostSpec(f"h{n}", f"127.0.{n // 250}.{n % 250 + 1}", 9000, 4, "") for n in range(size)]
+    hosts = [swarm.register_host(spec) for spec in specs]
+    return swarm, clock, hosts
+
+
+def silence(swarm: Swarm, clock: Clock, hosts: list[str], seconds: float, silent: set[str]) -> None:
+    """Let seconds pass in steps of half an interval, every host but the silent ones beating, sweeping each step."""
+    for _ in range(int(seconds / (INTERVAL / 2))):
+        clock.now += INTERVAL / 2
+        for host_id in hosts:
+            if host_id not in silent and host_id in swarm.scheduler.hosts:
+                swarm.heartbeat(host_id)
+        swarm.hosts.sweep()
+
+
+def test_a_few_silent_hosts_go_after_three_intervals(tmp_path: Path) -> None:
+    swarm, clock, hosts = fleet(tmp_path, 100)
+    silent = set(hosts[:5])  # 5%
+    silence(swarm, clock, hosts, 3 * INTERVAL, silent)
+    assert silent <= set(swarm.scheduler.hosts)
+    silence(swarm, clock, hosts, INTERVAL, silent)
+    assert not silent & set(swarm.scheduler.hosts) and len(swarm.scheduler.hosts) == 95
+
+
+def test_many_silent_at_once_are_kept_until_the_supernode_must_be_caught_up(tmp_path: Path) -> None:
+    """A third of the hosts silent at once: not dropped after 3 intervals, nor 20; after 30 (MASS_PATIENCE x 3)."""
+    assert MASS_PATIENCE == 10
+    swarm, clock, hosts = fleet(tmp_path, 90)
+    silent = set(hosts[:30])
+    silence(swarm, clock, hosts, 20 * INTERVAL, silent)
+    assert len(swarm.scheduler.hosts) == 90
+    silence(swarm, clock, hosts, 10.5 * INTERVAL, silent)
+    assert set(swarm.scheduler.hosts) == set(hosts[30:])
+
+
+def test_a_late_host_of_many_late_ones_that_beats_again_stays(tmp_path: Path) -> None:
+    """The supernode behind: half the hosts' heartbeats wait 10 s; once they land, those hosts simply stay."""
+    swarm, clock, hosts = fleet(tmp_path, 60)
+    late = set(hosts[::2])
+    silence(swarm, clock, hosts, 10 * INTERVAL, late)
+    silence(swarm, clock, hosts, 2 * INTERVAL, set())
+    assert len(swarm.scheduler.hosts) == 60
+
+
+def test_the_supernode_is_behind_until_few_hosts_are_overdue(tmp_path: Path) -> None:
+    """100 of 400 hosts late: all kept; 97 catch up, 3 still silent (more than MASS_LEAVE, 0.5%): still behind, kept;
+    one more catches up: 2 left, the supernode keeps up again, and those 2 go at once."""
+    swarm, clock, hosts = fleet(tmp_path, 400)
+    silence(swarm, clock, hosts, 5 * INTERVAL, set(hosts[:100]))
+    assert len(swarm.scheduler.hosts) == 400 and swarm.hosts.behind
+    silence(swarm, clock, hosts, 2 * INTERVAL, set(hosts[:3]))
+    assert len(swarm.scheduler.hosts) == 400 and swarm.hosts.behind
+    silence(swarm, clock, hosts, INTERVAL / 2, set(hosts[:2]))
+    assert set(swarm.scheduler.hosts) == set(hosts[2:]) and not swarm.hosts.behind
+
+
+@pytest.mark.parametrize("size", [2, MASS_MIN_HOSTS - 1])
+def test_a_small_fleet_loses_its_silent_hosts_after_three_intervals_however_many(tmp_path: Path, size: int) -> None:
+    swarm, clock, hosts = fleet(tmp_path, size)
+    silent = set(hosts[: size // 2 + 1])
+    silence(swarm, clock, hosts, 3.5 * INTERVAL, silent)
+    assert set(swarm.scheduler.hosts) == set(hosts) - silent

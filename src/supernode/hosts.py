@@ -29,16 +29,15 @@ MISSED_HEARTBEATS = 3
 # hosts it has held (never shrinks, so no host beating at an interval handed out earlier is dropped). A unary call
 # costs this process about 0.3 ms, so 500 a second is some 15% of it; 10,000 hosts beat every 20 s.
 HEARTBEATS_PER_SECOND = 500
-# When more than MASS_ENTER of at least MASS_MIN_HOSTS hosts (and more than MASS_MIN_OVERDUE) are overdue in one
-# sweep, it is far likelier that this supernode is behind (their heartbeats wait in its queue of calls not yet taken
-# up, or time out there) than that they all died at once: dropping them would end their downloads and bring their
-# re-registrations on top of the backlog. Until no more than MASS_LEAVE are overdue, a host goes only once silent
+# When more than MASS_SHARE of at least MASS_MIN_HOSTS hosts (and more than MASS_MIN_LATE) have missed a heartbeat
+# at once, it is far likelier that this supernode is behind (their heartbeats wait in its queue of calls not yet
+# taken up, or time out there) than that they all died at once: dropping them would end their downloads and bring
+# their re-registrations on top of the backlog. Until no host is overdue, a host goes only once silent
 # MASS_PATIENCE times as long. Dead hosts kept meanwhile cost little: children that fail to reach them mark them
 # unreachable, and they are not chosen again.
 MASS_MIN_HOSTS = 50
-MASS_MIN_OVERDUE = 5
-MASS_ENTER = 0.02
-MASS_LEAVE = 0.005
+MASS_MIN_LATE = 5
+MASS_SHARE = 0.02
 MASS_PATIENCE = 10
 
 
@@ -74,7 +73,7 @@ class Hosts:
         self.clock = clock
         self.limits = Limits.of(config)
         self.most_hosts = 0  # the most hosts held at once since the start (the heartbeat interval follows it)
-        self.behind = False  # many hosts overdue at once: this supernode is taken to be behind (MASS_ENTER)
+        self.behind = False  # many hosts missed a heartbeat at once: this supernode is taken to be behind (MASS_SHARE)
 
     def register(self, spec: HostSpec) -> str:
         """Register a host (replacing one registered at the same address) and return its id."""
@@ -123,33 +122,36 @@ class Hosts:
         """Drop hosts that missed their heartbeats, with their peers. A message on a SyncPieces stream counts as a
         heartbeat (a frozen host sends none), a stream merely open does not: gRPC's keepalive did not end the stream
         of a SIGSTOPped client within 50 s here, so a frozen host with a stream would never be dropped. Many hosts
-        overdue at once are taken as this supernode being behind, and given longer (MASS_ENTER)."""
-        limit = MISSED_HEARTBEATS * self.interval_ms() / 1000
+        late at once are taken as this supernode being behind, and given longer (MASS_SHARE)."""
+        interval = self.interval_ms() / 1000
+        limit = MISSED_HEARTBEATS * interval
         now = self.clock()
         hosts = list(self.scheduler.hosts.values())
+        late = sum(1 for host in hosts if now - host.last_seen > (MISSED_HEARTBEATS - 1) * interval)
         overdue = [host for host in hosts if now - host.last_seen > limit]
-        self._judge_lateness(len(overdue), len(hosts), limit)
+        many = self._many_late(late, len(hosts), limit)
         if self.behind:
+            spared = sum(1 for host in overdue if now - host.last_seen <= MASS_PATIENCE * limit)
             overdue = [host for host in overdue if now - host.last_seen > MASS_PATIENCE * limit]
+            if not (many or spared):
+                log.warning("few hosts late, none overdue spared: this supernode keeps up with heartbeats again")
+                self.behind = False
         for host in overdue:
             log.warning("host dropped host=%s missed=%d heartbeats", host.host_id[:12], MISSED_HEARTBEATS)
             self.drop(host, NotFound("host missed its heartbeats"))
 
-    def _judge_lateness(self, overdue: int, hosts: int, limit: float) -> None:
-        """Whether this supernode is behind on its hosts' heartbeats: entered when many are overdue at once, left
-        when few are (MASS_ENTER, MASS_LEAVE)."""
-        many = hosts >= MASS_MIN_HOSTS and overdue > max(MASS_MIN_OVERDUE, MASS_ENTER * hosts)
-        if many:
-            quiet.warning(
-                "mass-overdue",
-                f"{overdue} of {hosts} hosts missed their heartbeats at once: taken as this supernode being behind, "
-                f"not as them all gone; each goes after {MASS_PATIENCE * limit:.0f}s of silence",
-            )
-        if many and not self.behind:
-            self.behind = True
-        elif self.behind and overdue <= MASS_LEAVE * hosts:
-            log.warning("%d of %d hosts overdue: this supernode keeps up again", overdue, hosts)
-            self.behind = False
+    def _many_late(self, late: int, hosts: int, limit: float) -> bool:
+        """Many hosts missed a heartbeat at once (late: one interval before they are overdue): this supernode is
+        behind from now, until few are late and no overdue host is spared (sweep)."""
+        if hosts < MASS_MIN_HOSTS or late <= max(MASS_MIN_LATE, MASS_SHARE * hosts):
+            return False
+        quiet.warning(
+            "mass-late",
+            f"{late} of {hosts} hosts missed a heartbeat at once: taken as this supernode being behind, not as them "
+            f"all gone; until none is overdue, a host goes after {MASS_PATIENCE * limit:.0f}s of silence",
+        )
+        self.behind = True
+        return True
 
     def pardon(self) -> None:
         """The supernode itself did not run for a while (paused, starved of CPU): the heartbeats it missed meanwhile

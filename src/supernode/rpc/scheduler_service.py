@@ -192,6 +192,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             return
         except asyncio.CancelledError:
             raise
+        except grpc.aio.AbortError:  # this side ended the call (its host dropped, say): nothing left to read
+            return
         except Exception as err:  # a broken stream: the writer side notices too
             quiet.log(
                 logging.ERROR, f"sync-read:{type(err).__name__}", f"SyncPieces request stream failed: {err!r}", err

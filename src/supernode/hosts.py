@@ -103,14 +103,19 @@ class Hosts:
 
     def heartbeat(self, host_id: str) -> None:
         """A host's HeartbeatHost."""
-        self.seen(self.get(host_id))
-        HEARTBEATS.labels("call").inc()
+        self.beat(self.get(host_id), "call")
+
+    def beat(self, host: Host, via: str) -> None:
+        """The host beat (a call, or on a stream): it is alive, and choosable again as a parent if children could
+        not reach it."""
+        HEARTBEATS.labels(via).inc()
+        self.seen(host)
+        self.streams.deliver(self.scheduler.host_alive(host))
 
     def seen(self, host: Host) -> None:
-        """The host is alive: it beat, or sent a message on a stream (and is choosable again as a parent if
-        children could not reach it)."""
+        """The host sent something: it is alive (a message on a stream does not make it choosable again as a parent
+        children could not reach: its heartbeat does, once an interval)."""
         host.last_seen = self.clock()
-        self.streams.deliver(self.scheduler.host_alive(host))
 
     def leave(self, host_id: str) -> None:
         """Remove a host and its peers."""

@@ -18,7 +18,7 @@ from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import InvalidArgument, NotFound, Unavailable
 from dfcommon.identity import display_url, task_id
-from dfcommon.metrics import HEARTBEATS, PIECE_REPORTS
+from dfcommon.metrics import PIECE_REPORTS
 from dfcommon.pieces import ranges_mask
 from supernode.config import SupernodeConfig
 from supernode.hosts import Hosts, HostSpec
@@ -260,7 +260,7 @@ class Swarm:
         peer = self._peer(peer_id)
         self.hosts.seen(peer.host)
         if heartbeat:
-            HEARTBEATS.labels("stream").inc()
+            self.hosts.beat(peer.host, "stream")
             outbox.put_nowait(Beat(self.hosts.interval_ms()))
             if not (reports or window or origin):
                 return

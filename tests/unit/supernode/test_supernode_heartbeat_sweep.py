@@ -1,18 +1,23 @@
 """The heartbeat sweep (supernode.hosts), with the clock injected and no network: a few silent hosts go after 3
 missed intervals; many at once are taken as the supernode being behind and go only after MASS_PATIENCE times as
-long, until none is overdue; a small fleet is never taken so."""
+long, until none is overdue; a small fleet is never taken so. A message on a host's stream keeps it; only a
+heartbeat offers it as a parent again."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
+from dfcommon.content import ContentRequest
 from supernode.config import SupernodeConfig
 from supernode.hosts import MASS_MIN_HOSTS, MASS_PATIENCE, HostSpec
+from supernode.streams import Beat
 from supernode.swarm import Swarm
 
 INTERVAL = 1.0  # seconds: a host is overdue after 3
+INTERVAL_MS = int(INTERVAL * 1000)
 
 
 class Clock:
@@ -91,3 +96,24 @@ def test_a_small_fleet_loses_its_silent_hosts_after_three_intervals_however_many
     silent = set(hosts[: size // 2 + 1])
     silence(swarm, clock, hosts, 3.5 * INTERVAL, silent)
     assert set(swarm.scheduler.hosts) == set(hosts) - silent
+
+
+async def test_a_stream_message_keeps_a_host_alive_but_only_a_heartbeat_makes_it_a_parent_again(tmp_path: Path) -> None:
+    """Children could not reach the host (unreachable): its reports on its stream keep it from being dropped, but
+    only its heartbeat (here on the stream, answered with the interval) offers it as a parent again."""
+    swarm, clock, (host_id,) = fleet(tmp_path, 1)
+    digest = "sha256:" + hashlib.sha256(b"layer").hexdigest()
+    _, peer = await swarm.register_task(host_id, ContentRequest(url=f"http://o/v2/a/blobs/{digest}", digest=digest))
+    outbox = swarm.open_stream(peer.peer_id, 4, [])
+    host = swarm.scheduler.hosts[host_id]
+    host.unreachable = True
+    clock.now += 2.5 * INTERVAL
+    swarm.stream_update(peer.peer_id, outbox, 4, [])
+    assert host.last_seen == clock.now and host.unreachable
+    clock.now += 2.5 * INTERVAL
+    swarm.hosts.sweep()
+    assert host_id in swarm.scheduler.hosts  # 2.5 intervals since its last message
+    swarm.stream_update(peer.peer_id, outbox, 0, [], heartbeat=True)
+    assert not host.unreachable
+    answers = [outbox.get_nowait() for _ in range(outbox.qsize())]
+    assert Beat(INTERVAL_MS) in answers

@@ -326,8 +326,10 @@ class SwarmLink:
         """The stream ended: it carries no more heartbeats, and those unanswered get None."""
         self._ended = True
         self._supernode.uncarry(self)
-        while self._beats:
-            self._beat_answered(None)
+        for answered in self._beats:
+            if not answered.done():
+                answered.set_result(None)
+        self._beats.clear()
 
     async def close(self) -> None:
         """End this side of the stream and cancel the call (its end was delivered already, or is not wanted)."""

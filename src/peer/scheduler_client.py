@@ -126,7 +126,8 @@ class SupernodeLink:
         self.host_id = response.host_id
         if self.grant_keys is not None and response.grant_public_key:
             self.grant_keys.learn(response.grant_key_id, response.grant_public_key)
-        self._adopt_interval(response.heartbeat_interval_ms)
+        if response.heartbeat_interval_ms:
+            self.heartbeat_interval = max(0.2, response.heartbeat_interval_ms / 1000)
         self.stream_heartbeats = response.stream_heartbeats
         log.info("registered host=%s with supernode %s", self.host_id, self.address)
 
@@ -205,7 +206,8 @@ class SupernodeLink:
             return True
         if interval_ms is None:
             return False
-        self._adopt_interval(interval_ms)
+        if interval_ms:
+            self.heartbeat_interval = max(0.2, interval_ms / 1000)
         self._mark_up()
         return True
 
@@ -222,16 +224,12 @@ class SupernodeLink:
                         scheduler_pb2.HeartbeatHostRequest(host_id=host_id), timeout=CALL_TIMEOUT
                     )
                 )
-                self._adopt_interval(reply.heartbeat_interval_ms)
+                if reply.heartbeat_interval_ms:  # it grows with the hosts the supernode holds
+                    self.heartbeat_interval = max(0.2, reply.heartbeat_interval_ms / 1000)
             except DandelionError as exc:
                 if self.up:
                     log.warning("heartbeat to supernode %s failed: %s", self.address, exc)
             self._log_slow(began)
-
-    def _adopt_interval(self, interval_ms: int) -> None:
-        """The heartbeat interval a supernode's answer gives (it grows with the hosts it holds; 0: keep ours)."""
-        if interval_ms:
-            self.heartbeat_interval = max(0.2, interval_ms / 1000)
 
     def _log_slow(self, began: float) -> None:
         took = time.monotonic() - began

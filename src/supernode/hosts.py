@@ -135,7 +135,6 @@ class Hosts:
         late = sum(1 for host in hosts if now - host.last_seen > (MISSED_HEARTBEATS - 1) * interval)
         overdue = [host for host in hosts if now - host.last_seen > limit]
         many = self._many_late(late, len(hosts), limit)
-        self.behind = self.behind or many
         if self.behind:
             spared = sum(1 for host in overdue if now - host.last_seen <= MASS_PATIENCE * limit)
             overdue = [host for host in overdue if now - host.last_seen > MASS_PATIENCE * limit]
@@ -147,8 +146,8 @@ class Hosts:
             self.drop(host, NotFound("host missed its heartbeats"))
 
     def _many_late(self, late: int, hosts: int, limit: float) -> bool:
-        """True (and logged) when many hosts missed a heartbeat at once (late: one interval before they are overdue):
-        this supernode is behind from now, until few are late and no overdue host is spared (sweep)."""
+        """Many hosts missed a heartbeat at once (late: one interval before they are overdue): this supernode is
+        behind from now, until few are late and no overdue host is spared (sweep)."""
         if hosts < MASS_MIN_HOSTS or late <= max(MASS_MIN_LATE, MASS_SHARE * hosts):
             return False
         quiet.warning(
@@ -156,6 +155,7 @@ class Hosts:
             f"{late} of {hosts} hosts missed a heartbeat at once: taken as this supernode being behind, not as them "
             f"all gone; until none is overdue, a host goes after {MASS_PATIENCE * limit:.0f}s of silence",
         )
+        self.behind = True
         return True
 
     def pardon(self) -> None:

@@ -258,9 +258,8 @@ class Swarm:
         if not self.streams.is_current(peer_id, outbox):
             return
         peer = self._peer(peer_id)
-        if not heartbeat:
-            self.hosts.seen(peer.host)
-        else:
+        self.hosts.seen(peer.host)
+        if heartbeat:
             self.hosts.beat(peer.host, "stream")
             outbox.put_nowait(Beat(self.hosts.interval_ms()))
             if not (reports or window or origin):

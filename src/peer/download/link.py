@@ -326,10 +326,8 @@ class SwarmLink:
         """The stream ended: it carries no more heartbeats, and those unanswered get None."""
         self._ended = True
         self._supernode.uncarry(self)
-        for answered in self._beats:
-            if not answered.done():
-                answered.set_result(None)
-        self._beats.clear()
+        while self._beats:
+            self._beat_answered(None)
 
     async def close(self) -> None:
         """End this side of the stream and cancel the call (its end was delivered already, or is not wanted)."""

@@ -11,10 +11,13 @@ Starts `python -m supernode` (this checkout's code, --no-seed-peer, the default 
 the load does not share the supernodes' event loops. Each host does what a dfdaemon does: RegisterHost with every
 supernode, RegisterTask at its task's owner (dfcommon.ring), a SyncPieces stream there that reports every assigned
 piece fetched, and a heartbeat to every supernode every interval from its registration, at the interval the
-supernode hands out (it grows with the hosts it holds): on its open stream where it has one (an answer later than
-the dfdaemon's call timeout counts as failed), HeartbeatHost otherwise; a stream lost before the supernode's first
-message is opened again. A reader process registers one more host that offers every piece of every task with its
-digest, as the peer reading the origin for the swarm does, and keeps its streams open.
+supernode hands out (it grows with the hosts it holds): on its open stream where it has one, HeartbeatHost
+otherwise; a stream lost before the supernode's first message is opened again. A heartbeat counts as failed where
+a dfdaemon would mark the supernode down: a call that failed or timed out (10 s), a heartbeat on a stream with
+neither its answer nor any other message on that stream within 10 s (answered later, with other messages in time:
+counted late; the supernode is behind, not gone). A reader process registers one more host that offers every
+piece of every task with its digest, as the peer reading the origin for the swarm does, and keeps its streams
+open.
 
 Phases: all hosts register (their heartbeats start); then every stream opens (50 per 10 ms per worker) and the clock
 runs until every peer holds every piece (each report is one piece a peer fetched); then 3 heartbeat intervals more,
@@ -38,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
@@ -93,8 +96,9 @@ class Counters:
     dropped: Synchronized[int]
     to_source: Synchronized[int]
     failed: Synchronized[int]  # streams that ended with another error
-    beats_failed: Synchronized[int]  # heartbeats that failed otherwise (timed out)
-    beats: Synchronized[int]  # heartbeats answered
+    beats_failed: Synchronized[int]  # heartbeats that failed otherwise (timed out): a dfdaemon marks it down
+    beats: Synchronized[int]  # heartbeats answered in time
+    beats_late: Synchronized[int]  # on a stream, answered late while the stream carried other messages in time
     restarts: Synchronized[int]  # streams lost at their start and opened again
     worst_lag_ms: Synchronized[int]  # the longest a load process's event loop was late (it is then saturated)
 
@@ -138,7 +142,9 @@ class SimHost:
     peer_id: str = ""
     next_beat: float = 0.0
     stream: Stream | None = None  # its SyncPieces stream, while open
-    beats_sent: deque[float] = field(default_factory=deque)  # when each heartbeat sent on the stream went out
+    # Each heartbeat sent on the stream and not answered yet: when it went out, and when the stream's next message
+    # came (0: none yet). A dfdaemon marks the supernode down only when neither came within CALL_TIMEOUT.
+    beats_sent: deque[list[float]] = field(default_factory=deque)
 
 
 class Fleet:
@@ -206,7 +212,7 @@ class Fleet:
     async def _beat(self, supernode: int, host: SimHost) -> None:
         stream = host.stream
         if supernode == host.owner and self.stream_beats and stream is not None and stream.answered:
-            host.beats_sent.append(time.monotonic())  # on the open stream, as SupernodeLink does
+            host.beats_sent.append([time.monotonic(), 0.0])  # on the open stream, as SupernodeLink does
             stream.send(Request(heartbeat=True))
             return
         # Not behind the worker's semaphore: each host beats on its own, whatever the other hosts' calls.
@@ -253,12 +259,19 @@ class Fleet:
     async def _follow(self, host: SimHost, stream: Stream) -> None:
         while (event := await stream.read()) is not None:
             stream.answered = True
-            if event.heartbeat_interval_ms:  # a heartbeat's answer: late as a dfdaemon's timeout counts as failed
+            now = time.monotonic()
+            for beat in host.beats_sent:
+                beat[1] = beat[1] or now
+            if event.heartbeat_interval_ms:  # a heartbeat's answer (alone, or on another message)
                 self.interval = event.heartbeat_interval_ms / 1000
-                sent = host.beats_sent.popleft() if host.beats_sent else time.monotonic()
-                self.counters.add("beats" if time.monotonic() - sent <= CALL_TIMEOUT else "beats_failed")
-                continue
+                sent, heard = host.beats_sent.popleft() if host.beats_sent else (now, now)
+                if now - sent <= CALL_TIMEOUT:
+                    self.counters.add("beats")
+                else:  # late: as SupernodeLink, failed only when the stream carried nothing else in time
+                    self.counters.add("beats_late" if heard - sent <= CALL_TIMEOUT else "beats_failed")
             kind = event.WhichOneof("event")
+            if kind is None:
+                continue
             if kind == "assignments":
                 results = fetched(event)
                 stream.send(Request(results=results))
@@ -368,7 +381,7 @@ def main() -> None:
             wait_ready(port, proc)
         load = Load(tuple(f"127.0.0.1:{p}" for p in ports), args.tasks, pieces, args.window, args.hosts_per_channel)
         ctx = multiprocessing.get_context("spawn")
-        counters = Counters(*(ctx.Value("q", 0) for _ in range(10)))
+        counters = Counters(*(ctx.Value("q", 0) for _ in range(len(fields(Counters)))))
         events = Events(ctx.Event(), ctx.Event(), ctx.Event())
         children.append(ctx.Process(target=process_main, args=("reader", load, range(0), counters, events)))
         share = -(-hosts // args.workers)
@@ -426,8 +439,8 @@ def main() -> None:
         print(f"| hosts dropped while alive (NOT_FOUND seen) | {counters.dropped.value:,} |")
         print(f"| streams lost at their start and opened again | {counters.restarts.value:,} |")
         print(
-            f"| heartbeats answered / failed otherwise (timed out) | {counters.beats.value:,} / "
-            f"{counters.beats_failed.value:,} |"
+            f"| heartbeats answered / late on a stream still sending / failed (timed out) | "
+            f"{counters.beats.value:,} / {counters.beats_late.value:,} / {counters.beats_failed.value:,} |"
         )
         print(
             f"| load processes: CPU while syncing / worst event-loop lag | {load_cpu:.1f} s / "

@@ -16,12 +16,14 @@ from dfcommon.backoff import Backoff, BackoffPolicy
 from dfcommon.channels import channel
 from dfcommon.errors import DandelionError, Unavailable
 from dfcommon.grants import GrantKeys
+from dfcommon.ratelog import RateLimitedLog
 from dfcommon.tls import TlsConfig
 
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
 
 log = logging.getLogger(__name__)
+quiet = RateLimitedLog(log)
 T = TypeVar("T")
 
 FAILOVER_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
@@ -63,6 +65,10 @@ class HeartbeatCarrier(Protocol):
     async def beat(self) -> int | None:
         """Send the host's heartbeat on the stream: the interval the supernode answered (ms), or None when the
         stream ended first."""
+
+    @property
+    def heard(self) -> float:
+        """When (event loop time) the supernode last sent a message on the stream."""
 
 
 class SupernodeLink:
@@ -202,6 +208,15 @@ class SupernodeLink:
         try:
             interval_ms = await asyncio.wait_for(carrier.beat(), CALL_TIMEOUT)
         except TimeoutError:
+            # Messages on a stream are read in order: a supernode behind its peers' reports answers late, but one
+            # that still sends on the stream is up (one that froze or died sends nothing).
+            if asyncio.get_running_loop().time() - carrier.heard < CALL_TIMEOUT:
+                quiet.warning(
+                    f"late-beat:{self.address}",
+                    f"supernode {self.address} is behind: a heartbeat on a piece stream unanswered for "
+                    f"{CALL_TIMEOUT:.0f}s while it still sends on the stream",
+                )
+                return True
             self.mark_down(f"no answer to a heartbeat on a piece stream within {CALL_TIMEOUT:.0f}s")
             return True
         if interval_ms is None:

@@ -59,7 +59,12 @@ class Beat:
     interval_ms: int
 
 
-StreamEvent = TaskChanged | Assigned | GoToSource | Beat | StreamEnd
+@dataclass(frozen=True)
+class RenewGrant:
+    """Send the peer a fresh access grant (its writer signs it; see SchedulerService.SyncPieces)."""
+
+
+StreamEvent = TaskChanged | Assigned | GoToSource | Beat | RenewGrant | StreamEnd
 
 
 class Outboxes:

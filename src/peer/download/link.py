@@ -247,6 +247,7 @@ class SwarmLink:
         self._beats: deque[asyncio.Future[int | None]] = deque()  # heartbeats sent, not answered yet
         self._ended = False
         self.restarts = 0
+        self.heard = 0.0  # event loop time of the supernode's last message on the stream
 
     def open(self, window: int, held: Sequence[tuple[int, str]], answer: tuple[int, int] | None) -> None:
         """Open the stream: the window, the pieces held (number, digest or ""), and the origin's answer (length,
@@ -354,7 +355,9 @@ class SwarmLink:
 
     async def _read_events(self) -> None:
         try:
+            loop = asyncio.get_running_loop()
             while isinstance(message := await self._call.read(), scheduler_pb2.SyncPiecesResponse):
+                self.heard = loop.time()
                 if self._unanswered is not None:  # the supernode has the stream: no reopening from here on
                     self._unanswered = None
                     self._supernode.carry(self)

@@ -18,7 +18,7 @@ from dfcommon.inspection import InspectionPolicy, common_names
 from dfcommon.urlmeta import to_url_meta
 from supernode.rpc import convert, pages, validate
 from supernode.rpc.errors import abort, mapped, quiet
-from supernode.streams import Assigned, Beat, GoToSource, StreamEnd, StreamEvent, TaskChanged
+from supernode.streams import Assigned, Beat, GoToSource, RenewGrant, StreamEnd, StreamEvent, TaskChanged
 from supernode.swarm import Swarm
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -131,22 +131,14 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             await abort(context, err)
             return
         reader = asyncio.create_task(self._read(peer_id, request_iterator, outbox))
-        loop = asyncio.get_running_loop()
-        every = self.grants.renew_every if self.grants is not None else None
-        renew_at = None if every is None else loop.time() + every
+        renewal = self._renewal(outbox)
         try:
             while True:
-                try:
-                    async with asyncio.timeout_at(renew_at):
-                        events = [await outbox.get()]
-                except TimeoutError:  # the peer's grant lives `ttl` from RegisterTask: a fresh one before it ends
-                    renew_at = loop.time() + (every or 0.0)
-                    if (grant := self._renewed_grant(peer_id)) is not None:
-                        yield scheduler_pb2.SyncPiecesResponse(grant=grant)
-                    continue
+                events = [await outbox.get()]
                 while not outbox.empty():
                     events.append(outbox.get_nowait())
-                for message, end in _messages(events):
+                grant = self._renewed_grant(peer_id) if any(isinstance(e, RenewGrant) for e in events) else None
+                for message, end in _messages(events, grant):
                     if end is not None:
                         if end.error is not None:
                             await abort(context, end.error)
@@ -156,10 +148,16 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         finally:
             # Closed before any await: a second cancellation while the reader winds down cannot skip it. The
             # reader, cancelled first, runs no more updates (it gets CancelledError at its next step).
+            if renewal is not None:
+                renewal.cancel()
             reader.cancel()
             self.swarm.close_stream(peer_id, outbox)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
+
+    def _renewal(self, outbox: asyncio.Queue[StreamEvent]) -> Renewal | None:
+        """The peer's grant lives `ttl` from RegisterTask: a fresh one on its stream every third of that."""
+        return Renewal(self.grants.renew_every, outbox) if self.grants is not None else None
 
     def _renewed_grant(self, peer_id: str) -> common_pb2.AccessGrant | None:
         """A fresh grant for the peer's host and task (None once the peer is gone or no grants are issued)."""
@@ -283,14 +281,39 @@ def task_id_from_prefix(tasks: Mapping[str, object], text: str) -> str:
     return matches[0] if matches else text
 
 
-def _messages(events: list[StreamEvent]) -> list[tuple[scheduler_pb2.SyncPiecesResponse | None, StreamEnd | None]]:
-    """Stream events as messages, adjacent assignment batches merged; stops at the first end."""
-    out: list[tuple[scheduler_pb2.SyncPiecesResponse | None, StreamEnd | None]] = []
+class Renewal:
+    """Puts RenewGrant into a stream's outbox every `every` seconds: one timer per stream, not one per message."""
+
+    def __init__(self, every: float, outbox: asyncio.Queue[StreamEvent]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._every = every
+        self._outbox = outbox
+        self._timer = self._loop.call_later(every, self._due)
+
+    def _due(self) -> None:
+        self._outbox.put_nowait(RenewGrant())
+        self._timer = self._loop.call_later(self._every, self._due)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+Message = scheduler_pb2.SyncPiecesResponse
+
+
+def _messages(
+    events: list[StreamEvent], grant: common_pb2.AccessGrant | None = None
+) -> list[tuple[Message | None, StreamEnd | None]]:
+    """Stream events as messages, adjacent assignment batches merged; stops at the first end. The answer to a
+    heartbeat and a renewed grant are fields of their own: they ride on the last message of the batch, and only
+    a batch with no other message costs a message of their own."""
+    out: list[tuple[Message | None, StreamEnd | None]] = []
     pending: list[Any] = []
+    interval_ms = 0
 
     def flush() -> None:
         if pending:
-            out.append((scheduler_pb2.SyncPiecesResponse(assignments=convert.assignments(list(pending))), None))
+            out.append((Message(assignments=convert.assignments(list(pending))), None))
             pending.clear()
 
     for event in events:
@@ -299,7 +322,7 @@ def _messages(events: list[StreamEvent]) -> list[tuple[scheduler_pb2.SyncPiecesR
             continue
         flush()
         if isinstance(event, TaskChanged):
-            out.append((scheduler_pb2.SyncPiecesResponse(task=convert.task_info(event.task)), None))
+            out.append((Message(task=convert.task_info(event.task)), None))
         elif isinstance(event, GoToSource):
             reason = scheduler_pb2.BackToSource(
                 reason=event.reason[:1000],
@@ -308,11 +331,22 @@ def _messages(events: list[StreamEvent]) -> list[tuple[scheduler_pb2.SyncPiecesR
                 read_ranges=[scheduler_pb2.PieceRange(first=a, last=b) for a, b in event.ranges],
                 piece_size=event.piece_size,
             )
-            out.append((scheduler_pb2.SyncPiecesResponse(back_to_source=reason), None))
+            out.append((Message(back_to_source=reason), None))
         elif isinstance(event, Beat):
-            out.append((scheduler_pb2.SyncPiecesResponse(heartbeat_interval_ms=event.interval_ms), None))
+            interval_ms = event.interval_ms
+        elif isinstance(event, RenewGrant):
+            continue
         else:
             out.append((None, event))
             return out
     flush()
+    if interval_ms or grant is not None:
+        if not out:
+            out.append((Message(), None))
+        last = out[-1][0]
+        assert last is not None
+        if interval_ms:
+            last.heartbeat_interval_ms = interval_ms
+        if grant is not None:
+            last.grant.CopyFrom(grant)
     return out

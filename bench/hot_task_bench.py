@@ -97,6 +97,7 @@ class Counters:
     to_source: Synchronized[int]
     failed: Synchronized[int]  # streams that ended with another error
     beats_failed: Synchronized[int]  # heartbeats that failed otherwise (timed out): a dfdaemon marks it down
+    beats_failed_registering: Synchronized[int]  # of those, sent while the hosts were still registering
     beats: Synchronized[int]  # heartbeats answered in time
     beats_late: Synchronized[int]  # on a stream, answered late while the stream carried other messages in time
     restarts: Synchronized[int]  # streams lost at their start and opened again
@@ -164,6 +165,7 @@ class Fleet:
         self.interval = 5.0
         self.stream_beats = False  # the supernodes take heartbeats on streams (RegisterHostResponse)
         self.errors = 0  # the first few are printed
+        self.registering = True  # until every host of the run registered (then the streams open)
 
     def stub(self, supernode: int, host: SimHost) -> Stub:
         chans = self.channels[supernode]
@@ -216,6 +218,7 @@ class Fleet:
             stream.send(Request(heartbeat=True))
             return
         # Not behind the worker's semaphore: each host beats on its own, whatever the other hosts' calls.
+        registering = self.registering
         try:
             request = scheduler_pb2.HeartbeatHostRequest(host_id=host.host_ids[supernode])
             reply = await self.stub(supernode, host).HeartbeatHost(request, timeout=CALL_TIMEOUT)
@@ -227,6 +230,8 @@ class Fleet:
                 host.host_ids[supernode] = ""  # counted once; a real dfdaemon registers again
             else:
                 self.counters.add("beats_failed")
+                if registering:
+                    self.counters.add("beats_failed_registering")
 
     async def sync(self, host: SimHost) -> None:
         """The host's stream: report every assigned piece fetched, until the supernode ends it (complete). A stream
@@ -289,6 +294,7 @@ async def run_worker(load: Load, hosts: range, counters: Counters, events: Event
     beating = asyncio.create_task(fleet.heartbeat_forever())  # each host from its registration on, as a dfdaemon
     await asyncio.gather(*(fleet.register(h) for h in fleet.hosts))
     await asyncio.to_thread(events.go.wait)
+    fleet.registering = False
     syncing = []
     for n, host in enumerate(fleet.hosts):  # opened in batches, as a fleet's downloads start within moments
         syncing.append(asyncio.create_task(fleet.sync(host)))
@@ -439,8 +445,9 @@ def main() -> None:
         print(f"| hosts dropped while alive (NOT_FOUND seen) | {counters.dropped.value:,} |")
         print(f"| streams lost at their start and opened again | {counters.restarts.value:,} |")
         print(
-            f"| heartbeats answered / late on a stream still sending / failed (timed out) | "
-            f"{counters.beats.value:,} / {counters.beats_late.value:,} / {counters.beats_failed.value:,} |"
+            f"| heartbeats answered / late on a stream still sending / failed (timed out; of them while the hosts "
+            f"registered) | {counters.beats.value:,} / {counters.beats_late.value:,} / "
+            f"{counters.beats_failed.value:,} ({counters.beats_failed_registering.value:,}) |"
         )
         print(
             f"| load processes: CPU while syncing / worst event-loop lag | {load_cpu:.1f} s / "

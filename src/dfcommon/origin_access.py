@@ -150,10 +150,8 @@ class AccessCheck:
         if credential and (grant := self._fresh(self._grants, (url, credential), self.grant_ttl)) is not None:
             return Admission(grant[1], CALLER_CACHED)
         if not credential or self._fresh(self._private, url, self.public_ttl) is None:
-            anonymous = await self._ask(url, {}, b"")
+            anonymous = await self._ask(url, url, {}, b"")
             if anonymous.allowed:
-                self._private.drop(url)
-                self._public.set(url, self.clock(), anonymous.length)
                 return Admission(anonymous.length, PUBLIC)
             if anonymous.undecided:
                 if (stale := self._public.get(url)) is not None:
@@ -164,25 +162,41 @@ class AccessCheck:
                     )
                     return Admission(stale[1], PUBLIC_STALE)
                 raise self._undecided(shown, anonymous)
-            self._public.drop(url)
-            self._private.set(url, self.clock(), -1)
             if not credential:
                 raise self._refused(shown, anonymous)
-        answer = await self._ask(request.url, caller_headers(request.headers), credential)
+        answer = await self._ask(url, request.url, caller_headers(request.headers), credential)
         if answer.allowed:
-            self._grants.set((url, credential), self.clock(), answer.length)
             return Admission(answer.length, CALLER)
         raise self._undecided(shown, answer) if answer.undecided else self._refused(shown, answer)
 
-    async def _ask(self, url: str, headers: Mapping[str, str], credential: bytes) -> ProbeAnswer:
-        """The origin's answer; callers asking the same question at once share one probe."""
+    async def _ask(self, url: str, asked: str, headers: Mapping[str, str], credential: bytes) -> ProbeAnswer:
+        """The origin's answer for asked (its access URL: url); callers asking the same question at once share one
+        probe, and its answer is remembered before any of them resumes (a caller arriving meanwhile finds the mark,
+        not a finished probe)."""
         key = (url, credential)
         asking = self._asking.get(key)
         if asking is None:
-            asking = asyncio.ensure_future(self.probe.ask(url, headers))
+            asking = asyncio.ensure_future(self._ask_and_remember(url, asked, headers, credential))
             self._asking[key] = asking
             asking.add_done_callback(lambda _: self._asking.pop(key, None))
         return await asyncio.shield(asking)
+
+    async def _ask_and_remember(
+        self, url: str, asked: str, headers: Mapping[str, str], credential: bytes
+    ) -> ProbeAnswer:
+        answer = await self.probe.ask(asked, headers)
+        if answer.undecided:
+            return answer
+        if credential:
+            if answer.allowed:
+                self._grants.set((url, credential), self.clock(), answer.length)
+        elif answer.allowed:
+            self._private.drop(url)
+            self._public.set(url, self.clock(), answer.length)
+        else:
+            self._public.drop(url)
+            self._private.set(url, self.clock(), -1)
+        return answer
 
     def refusal_code(self, status: int) -> grpc.StatusCode:
         """The gRPC code a refusal with this HTTP status carries."""

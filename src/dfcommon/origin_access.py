@@ -21,6 +21,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -106,8 +107,9 @@ class AccessCheck:
         clock: Callable[[], float] = time.monotonic,
         connect_timeout: float = CONNECT_TIMEOUT_S,
         read_timeout: float = READ_TIMEOUT_S,
+        executor: Executor | None = None,
     ) -> None:
-        self.probe = OriginProbe(http, connect_timeout, read_timeout)
+        self.probe = OriginProbe(http, connect_timeout, read_timeout, executor)
         self.public_ttl = public_ttl
         self.grant_ttl = grant_ttl
         self.clock = clock

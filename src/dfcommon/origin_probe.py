@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -66,8 +67,13 @@ class OriginProbe:
     """One question to the origin, in a worker thread: HEAD, or GET of byte 0 where HEAD is refused or doubted."""
 
     def __init__(
-        self, http: HttpClient, connect_timeout: float = CONNECT_TIMEOUT_S, read_timeout: float = READ_TIMEOUT_S
+        self,
+        http: HttpClient,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        read_timeout: float = READ_TIMEOUT_S,
+        executor: Executor | None = None,
     ) -> None:
+        """executor: the threads the questions wait in (None: the event loop's default executor)."""
         # The asker's client's TLS contexts and fetch policy, with timeouts of a question rather than a download.
         self.http = HttpClient(
             http.ssl_context,
@@ -78,11 +84,13 @@ class OriginProbe:
             origin_contexts=http.origin_contexts,
         )
         self._no_head: set[str] = set()  # scheme://host:port of origins that answered HEAD with 405 or 501
+        self.executor = executor
 
     async def ask(self, url: str, headers: Mapping[str, str]) -> ProbeAnswer:
         """The origin's answer for url with headers; cancelling stops the exchange at once."""
         cancel = Cancel()
-        asking = asyncio.ensure_future(asyncio.to_thread(self._ask, url, dict(headers), cancel))
+        loop = asyncio.get_running_loop()
+        asking = loop.run_in_executor(self.executor, self._ask, url, dict(headers), cancel)
         try:
             return await asyncio.shield(asking)
         except asyncio.CancelledError:

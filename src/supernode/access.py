@@ -25,6 +25,7 @@ URL; when the task's length is known, the URL must state the same length.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import PermissionDenied, Unavailable
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 3.0  # a registration waits for the answer: far less than a dfdaemon's RegisterTask deadline
 READ_TIMEOUT_S = 5.0
+PROBE_THREADS = 8  # questions asked at once (distinct ones: the same question is asked once however many wait)
 EXEMPT = "exempt"
 REFUSED, UNDECIDED = "refused", "undecided"
 NO_CHECK = " (the supernode cannot check access: read it from the origin)"
@@ -58,7 +60,12 @@ class RegistrationCheck:
 
     def __init__(self, policy: FetchPolicy, origin_ca: str | None = None, origin_insecure: bool = False) -> None:
         http = HttpClient(tls_context(origin_ca, origin_insecure), user_agent="dandelion-supernode", policy=policy)
-        self.check = AccessCheck(http, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S)
+        # Threads of their own: slow origins hold these, never the threads the in-process seed peer hashes and
+        # writes in (the loop's default executor).
+        self._threads = ThreadPoolExecutor(PROBE_THREADS, thread_name_prefix="access-probe")
+        self.check = AccessCheck(
+            http, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S, executor=self._threads
+        )
         self._log = RateLimitedLog(log)
 
     async def admit(self, request: ContentRequest, seed: bool, content_length: int = -1) -> None:
@@ -83,5 +90,6 @@ class RegistrationCheck:
         ACCESS_DECISIONS.labels(admission.how).inc()
 
     def close(self) -> None:
-        """Close the probe's idle connections."""
+        """Close the probe's idle connections; questions still waiting are dropped."""
         self.check.close()
+        self._threads.shutdown(wait=False, cancel_futures=True)

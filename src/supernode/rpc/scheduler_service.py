@@ -78,7 +78,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def RegisterTask(  # type: ignore[override]
         self, request: scheduler_pb2.RegisterTaskRequest, context: Context
     ) -> scheduler_pb2.RegisterTaskResponse:
-        """Register a host's download (answers at once: the task's length follows on its stream)."""
+        """Register a host's download once the origin let it read the URL (supernode.access; answers then at once:
+        the task's length follows on its stream)."""
         host_id = validate.ident(request.host_id, "host_id")
         if not request.HasField("url_meta"):
             raise InvalidArgument("url_meta is required")

@@ -23,6 +23,7 @@ READ_TIMEOUT_S = 10.0
 _DRAIN_LIMIT = 64 << 10  # a probe's body up to this size is read so its connection can be reused
 _HEAD_REFUSED = frozenset({405, 501})  # HEAD not implemented: ask with GET from now on
 _HEAD_DOUBTED = frozenset({403})  # signed URLs (S3 and the like) sign the method too: confirm with GET
+_ASK_LATER = frozenset({408, 429})  # timed out, rate-limited: no answer about the caller
 _NOT_SENT = frozenset({"range", "accept-encoding", "if-range"})  # the probe's own
 
 
@@ -43,8 +44,9 @@ class ProbeAnswer:
 
     @property
     def undecided(self) -> bool:
-        """The origin could not say: unreachable, refused by the fetch policy, or failing itself (5xx)."""
-        return self.status is None or self.status >= 500
+        """The origin could not say: unreachable, refused by the fetch policy, failing itself (5xx), or asking to
+        be asked later (408, 429)."""
+        return self.status is None or self.status >= 500 or self.status in _ASK_LATER
 
 
 def access_url(url: str) -> str:

@@ -35,6 +35,8 @@ class Origin:
         self.asked.append((url, auth))
         if not self.up:
             return ProbeAnswer(None, "cannot connect to origin.test:80: connection refused")
+        if url.endswith("?busy=1"):
+            return ProbeAnswer(429, "Too Many Requests")
         if url in self.public:
             return ProbeAnswer(200, "OK", self.public[url])
         if url in self.private:
@@ -117,3 +119,13 @@ async def test_a_digest_under_a_url_of_other_content_is_refused(setup: tuple[Reg
     await check.admit(layer, seed=False)  # the task's length not known yet
     with pytest.raises(PermissionDenied, match="serves 100 bytes, not the 5000 bytes of sha256:0"):
         await check.admit(layer, seed=False, content_length=5000)
+
+
+async def test_an_origin_asking_to_be_asked_later_decides_nothing(setup: tuple[RegistrationCheck, Origin]) -> None:
+    check, _ = setup
+    with pytest.raises(Unavailable) as caught:
+        await check.admit(ContentRequest(URL + "?busy=1"), seed=False)
+    assert str(caught.value) == (
+        f"origin answered HTTP 429 Too Many Requests for {URL}?busy=1 "
+        "(the supernode cannot check access: read it from the origin)"
+    )

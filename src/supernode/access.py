@@ -3,7 +3,7 @@ registration's headers let the requester read the URL it registered (dfcommon.or
 marks and caches as a dfdaemon's check of its local callers).
 
 The question goes through an HTTP client with the supernode's fetch policy and origin TLS settings (--origin-ca,
---origin-insecure, --origin-allow/--origin-deny), with the short timeouts of a question, in a worker thread.
+--origin-insecure, --origin-allow/--origin-deny), with the short timeouts of a question, in threads of its own.
 Content the origin serves to anyone is marked public for PUBLIC_TTL_S; a caller the origin let in is remembered
 for GRANT_TTL_S under a keyed hash of its headers; registrations asking the same question at once share one probe.
 The headers are never logged or stored.
@@ -11,7 +11,7 @@ The headers are never logged or stored.
 - The origin lets the requester in: the grant is issued.
 - It refuses (4xx): PERMISSION_DENIED, one line naming its status and the URL (without user info and filtered
   query parameters).
-- Nobody could ask it (unreachable, 5xx, refused by the fetch policy) and the URL was never seen public:
+- Nobody could ask it (unreachable, refused by the fetch policy, 5xx, 408, 429) and the URL was never seen public:
   UNAVAILABLE with a message starting "origin ", which a dfdaemon takes as "read the origin yourself" without
   marking this supernode down (peer.scheduler_client.is_origin_failure); a URL marked public, even past its mark's
   TTL, is granted.
@@ -49,7 +49,7 @@ NO_CHECK = " (the supernode cannot check access: read it from the origin)"
 def undecided(answer: ProbeAnswer, shown: str) -> Unavailable:
     """The error a requester gets when nobody could ask the origin: an origin without an HTTP answer is
     "unreachable or not allowed" whatever the reason (closed, filtered, not HTTP, refused by the fetch policy: the
-    reason is in the supernode's log only), one that answered 5xx is named with its status."""
+    reason is in the supernode's log only), one that answered (5xx, 408, 429) is named with its status."""
     if answer.status is None:
         return Unavailable(f"{unreachable(shown)}{NO_CHECK}")
     return Unavailable(f"origin answered HTTP {answer.status} {answer.reason} for {shown}{NO_CHECK}")

@@ -6,18 +6,18 @@ hashing on the task id, for reports per second with three supernodes against one
 Usage: python bench/hot_task_bench.py [--hosts 10000] [--tasks 1] [--supernodes 1] [--pieces 32] [--window 8]
                                       [--workers 2] [--hosts-per-channel 100] [--quick]
 
-Starts `python -m supernode` (this checkout's code, --no-seed-peer, the default 5 s heartbeat interval) on
-127.0.0.1, as many as --supernodes. The simulated hosts live in worker processes of their own (multiprocessing), so
-the load does not share the supernodes' event loops. Each host does what a dfdaemon does: RegisterHost with every
-supernode, RegisterTask at its task's owner (dfcommon.ring), a SyncPieces stream there that reports every assigned
-piece fetched, and a heartbeat to every supernode every interval from its registration, at the interval the
-supernode hands out (it grows with the hosts it holds): on its open stream where it has one, HeartbeatHost
-otherwise; a stream lost before the supernode's first message is opened again. A heartbeat counts as failed where
-a dfdaemon would mark the supernode down: a call that failed or timed out (10 s), a heartbeat on a stream with
-neither its answer nor any other message on that stream within 10 s (answered later, with other messages in time:
-counted late; the supernode is behind, not gone). A reader process registers one more host that offers every
-piece of every task with its digest, as the peer reading the origin for the swarm does, and keeps its streams
-open.
+Starts `python -m supernode` (this checkout's code, --no-seed-peer, --no-access-check: no origin serves the
+simulated content, the default 5 s heartbeat interval) on 127.0.0.1, as many as --supernodes. The simulated hosts
+live in worker processes of their own (multiprocessing), so the load does not share the supernodes' event loops.
+Each host does what a dfdaemon does: RegisterHost with every supernode, RegisterTask at its task's owner
+(dfcommon.ring), a SyncPieces stream there that reports every assigned piece fetched, and a heartbeat to every
+supernode every interval from its registration, at the interval the supernode hands out (it grows with the hosts it
+holds): on its open stream where it has one, HeartbeatHost otherwise; a stream lost before the supernode's first
+message is opened again. A heartbeat counts as failed where a dfdaemon would mark the supernode down: a call that
+failed or timed out (10 s), a heartbeat on a stream with neither its answer nor any other message on that stream
+within 10 s (answered later, with other messages in time: counted late; the supernode is behind, not gone). A reader
+process registers one more host that offers every piece of every task with its digest, as the peer reading the
+origin for the swarm does, and keeps its streams open.
 
 Phases: all hosts register (their heartbeats start); then every stream opens (50 per 10 ms per worker) and the clock
 runs until every peer holds every piece (each report is one piece a peer fetched); then 3 heartbeat intervals more,
@@ -359,6 +359,7 @@ def start_supernode(work: Path, port: int, hosts: int) -> subprocess.Popen[bytes
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(PYTHONPATH)}
     limit = str(max(hosts + 10, 10_000))
     args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(work / f"data-{port}"), "--no-seed-peer"]
+    args += ["--no-access-check"]  # the simulated hosts register content no origin serves
     args += ["--log-level", os.environ.get("HOT_TASK_LOG_LEVEL", "warning")]  # info: a line per stream
     args += ["--max-hosts", limit, "--max-peers-per-task", limit]
     log = (work / f"supernode-{port}.log").open("wb")

@@ -4,15 +4,15 @@ peers over real gRPC while the supernode's resident memory is sampled.
 Usage: python bench/memory_soak.py [--tasks 100000] [--quick] [--workers 2] [--concurrency 32] [--task-ttl 5s]
                                   [--max-tasks 100000] [--pieces 4] [--every 5]
 
-Starts `python -m supernode` (this checkout's code) on 127.0.0.1 with --no-seed-peer, a small --task-ttl and /metrics,
-its --data-dir in a temporary directory. Worker processes (multiprocessing, so the load does not starve the
-supernode's loop of this process's CPU) each register two hosts and heart-beat them; per task a first peer registers
-(it is made the reader of the origin for the swarm: the content has a digest and no seed peer is up), opens
-SyncPieces with the origin's answer and offers every piece with its digest; a second peer registers, is assigned the
-pieces from the first, reports them fetched and its stream ends complete; both report success and leave. Finished
-tasks are forgotten after --task-ttl. Every --every seconds a row: seconds, tasks done, the supernode's VmRSS, and
-the tasks it knows (dandelion_active_tasks on its /metrics); then a summary. Everything it started is stopped by PID
-at the end, on Ctrl-C too.
+Starts `python -m supernode` (this checkout's code) on 127.0.0.1 with --no-seed-peer, --no-access-check (no origin
+serves the simulated content), a small --task-ttl and /metrics, its --data-dir in a temporary directory. Worker
+processes (multiprocessing, so the load does not starve the supernode's loop of this process's CPU) each register two
+hosts and heart-beat them; per task a first peer registers (it is made the reader of the origin for the swarm: the
+content has a digest and no seed peer is up), opens SyncPieces with the origin's answer and offers every piece with its
+digest; a second peer registers, is assigned the pieces from the first, reports them fetched and its stream ends
+complete; both report success and leave. Finished tasks are forgotten after --task-ttl. Every --every seconds a row:
+seconds, tasks done, the supernode's VmRSS, and the tasks it knows (dandelion_active_tasks on its /metrics); then a
+summary. Everything it started is stopped by PID at the end, on Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -256,6 +256,7 @@ def stop_all(children: list[multiprocessing.process.BaseProcess], procs: list[su
 def start_supernode(work: Path, port: int, metrics: str, task_ttl: str, max_tasks: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(PYTHONPATH)}
     args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(work / "data"), "--no-seed-peer"]
+    args += ["--no-access-check"]  # the simulated peers register content no origin serves
     args += ["--task-ttl", task_ttl, "--metrics", metrics, "--log-level", "warning", "--max-tasks", str(max_tasks)]
     log = (work / "supernode.log").open("wb")
     return subprocess.Popen([sys.executable, "-m", "supernode", *args], env=env, stdout=log, stderr=log)

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 from urllib.parse import unquote, urljoin, urlsplit
 
+from dfcommon.errors import InvalidArgument
 from dfcommon.fetchpolicy import FetchPolicy, OriginRefused, connect_checked
 
 MAX_REDIRECTS = 20  # httpx's default
@@ -342,3 +343,17 @@ class HttpClient:
         for conns in idle.values():
             for conn in conns:
                 conn.close()
+
+
+def tls_context(ca_file: str | None = None, insecure: bool = False) -> ssl.SSLContext:
+    """The TLS context for origin HTTPS: the system CAs plus ca_file, or no verification at all when insecure."""
+    context = ssl.create_default_context()
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidArgument(f"cannot load CA bundle {ca_file}: {exc}") from None
+    return context

@@ -67,6 +67,12 @@ HEARTBEATS = Counter(
     "Host heartbeats taken, by how they came: a HeartbeatHost call or a stream (supernode)",
     ["via"],
 )
+ACCESS_DECISIONS = Counter(
+    "dandelion_access_decisions",
+    "RegisterTask access decisions by outcome: public, public-cached, public-stale, caller, caller-cached, exempt "
+    "(granted); refused, undecided (not granted) (supernode)",
+    ["outcome"],
+)
 
 _COMMON = (
     "dandelion_build_info",
@@ -92,6 +98,7 @@ FAMILIES: dict[str, frozenset[str]] = {
             "dandelion_limit_refusals",
             "dandelion_limit_evictions",
             "dandelion_heartbeats",
+            "dandelion_access_decisions",
         )
     ),
     "dfdaemon": frozenset(

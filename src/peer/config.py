@@ -8,9 +8,9 @@ from pathlib import Path
 
 from dfcommon.errors import InvalidArgument
 from dfcommon.fetchpolicy import ALLOW_FLAG, DENY_FLAG, FetchPolicy, parse_rules
+from dfcommon.origin_access import GRANT_TTL_S, PUBLIC_TTL_S
 from dfcommon.sizes import parse_duration, parse_hostport, parse_ip, parse_size
 from dfcommon.tls import TlsConfig
-from peer.access import GRANT_TTL_S, PUBLIC_TTL_S
 from peer.membership import dial_target, parse_entry
 from peer.origin import OriginTls
 

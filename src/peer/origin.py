@@ -17,7 +17,7 @@ from dfcommon.byterange import parse_byte_range
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument, OriginError
 from dfcommon.fetchpolicy import FetchPolicy
-from dfcommon.http_client import Cancel, HttpClient, HttpFailure
+from dfcommon.http_client import Cancel, HttpClient, HttpFailure, tls_context
 from dfcommon.identity import display_url
 from peer.origin_body import BodyReader, OriginCut
 from peer.origin_resume import Opened, ResumingBody
@@ -139,20 +139,6 @@ class OriginTls:
     port: int
     ca_file: str | None = None
     insecure: bool = False
-
-
-def tls_context(ca_file: str | None = None, insecure: bool = False) -> ssl.SSLContext:
-    """The TLS context for origin HTTPS: the system CAs plus ca_file, or no verification at all when insecure."""
-    context = ssl.create_default_context()
-    if insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif ca_file:
-        try:
-            context.load_verify_locations(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise InvalidArgument(f"cannot load CA bundle {ca_file}: {exc}") from None
-    return context
 
 
 def tls_verification(ca_file: str | None = None, insecure: bool = False) -> ssl.SSLContext | bool:

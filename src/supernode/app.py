@@ -17,6 +17,7 @@ from dfcommon.grants import GrantIssuer
 from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
 from dfcommon.metrics import ACTIVE_HOSTS, ACTIVE_PEERS, ACTIVE_TASKS, SEED_PEERS, start_metrics_server
 from dfcommon.tls import add_port, warn_if_plaintext_beyond_loopback
+from supernode.access import RegistrationCheck
 from supernode.config import SupernodeConfig
 from supernode.embedded_seed import EmbeddedSeedPeer
 from supernode.rpc.scheduler_service import SchedulerService
@@ -41,6 +42,7 @@ class Supernode:
         self._metrics: WSGIServer | None = None
         self.web: WebView | None = None
         self.seed_peer: EmbeddedSeedPeer | None = None
+        self.access: RegistrationCheck | None = None  # asks origins before RegisterTask grants (supernode.access)
 
     async def start(self) -> int:
         """Bind, serve and return the bound port."""
@@ -54,7 +56,11 @@ class Supernode:
             raise Unavailable(f"cannot listen on {host}:{config.listen_port}: {err}") from None
         warn_if_plaintext_beyond_loopback("supernode", config.listen_host, config.tls)
         swarm = Swarm(config)
-        service = SchedulerService(swarm, config.inspection(), GrantIssuer(config.grant_ttl))
+        if config.access_check:
+            self.access = RegistrationCheck(config.fetch_policy(self.port), config.origin_ca, config.origin_insecure)
+        else:
+            log.warning("--no-access-check: RegisterTask grants any host without asking the origin")
+        service = SchedulerService(swarm, config.inspection(), GrantIssuer(config.grant_ttl), self.access)
         scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(service, server)
         services = [SCHEDULER_SERVICE]
         if config.seed_peer:
@@ -110,6 +116,8 @@ class Supernode:
             self._timers.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timers
+        if self.access is not None:
+            self.access.close()
         if self._metrics is not None:
             self._metrics.shutdown()
             self._metrics.server_close()

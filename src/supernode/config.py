@@ -102,6 +102,7 @@ class SupernodeConfig:
     seed_cn: frozenset[str] = frozenset({DEFAULT_SEED_CN})
     grant_ttl: float = grants.DEFAULT_TTL  # seconds an access grant lives (renewed on the stream every third of it)
     require_grants: bool = True  # the in-process seed peer serves only callers with a grant (dfcommon.grants)
+    access_check: bool = True  # RegisterTask grants only what the origin lets the requester read (supernode.access)
 
     def inspection(self) -> InspectionPolicy:
         """Who may call ListTasks, GetTask and ListHosts."""
@@ -311,7 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the in-process seed peer serves pieces to callers without an access grant (only while older peers "
         "are in the cluster)",
     )
-    add_origin_policy_arguments(parser, "the in-process seed peer and preheat")
+    parser.add_argument(
+        "--no-access-check",
+        action="store_true",
+        help="RegisterTask grants any registered host without asking the origin whether the registration's headers "
+        "let it read the URL (for simulated hosts with no real origin; default: asked, public content once)",
+    )
+    add_origin_policy_arguments(parser, "the in-process seed peer, preheat and the access check")
     add_inspection_arguments(parser, "ListTasks, GetTask and ListHosts")
     add_tls_arguments(parser, "the gRPC port")
     parser.add_argument(
@@ -374,4 +381,5 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         seed_cn=frozenset(name.strip() for name in args.seed_cn.split(",") if name.strip()),
         grant_ttl=grant_ttl,
         require_grants=not args.no_require_grants,
+        access_check=not args.no_access_check,
     ).validated()

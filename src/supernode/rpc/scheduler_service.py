@@ -14,8 +14,10 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from dfcommon.errors import DandelionError, InvalidArgument, PermissionDenied
 from dfcommon.grants import GrantIssuer
+from dfcommon.identity import task_id
 from dfcommon.inspection import InspectionPolicy, common_names
 from dfcommon.urlmeta import to_url_meta
+from supernode.access import RegistrationCheck
 from supernode.rpc import convert, pages, validate
 from supernode.rpc.errors import abort, mapped, quiet
 from supernode.streams import Assigned, Beat, GoToSource, RenewGrant, StreamEnd, StreamEvent, TaskChanged
@@ -29,11 +31,16 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
     """The scheduler's RPCs; the inspection ones (ListTasks, GetTask, ListHosts) only for whom inspection allows."""
 
     def __init__(
-        self, swarm: Swarm, inspection: InspectionPolicy | None = None, grants: GrantIssuer | None = None
+        self,
+        swarm: Swarm,
+        inspection: InspectionPolicy | None = None,
+        grants: GrantIssuer | None = None,
+        access: RegistrationCheck | None = None,
     ) -> None:
         self.swarm = swarm
         self.inspection = inspection if inspection is not None else InspectionPolicy()
         self.grants = grants  # signs access grants; None: this supernode issues none
+        self.access = access  # asks the origin before a registration is granted; None: all are granted
 
     @mapped
     async def RegisterHost(  # type: ignore[override]
@@ -71,12 +78,20 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def RegisterTask(  # type: ignore[override]
         self, request: scheduler_pb2.RegisterTaskRequest, context: Context
     ) -> scheduler_pb2.RegisterTaskResponse:
-        """Register a host's download (answers at once: the task's length follows on its stream)."""
+        """Register a host's download once the origin let it read the URL (supernode.access; answers then at once:
+        the task's length follows on its stream)."""
         host_id = validate.ident(request.host_id, "host_id")
         if not request.HasField("url_meta"):
             raise InvalidArgument("url_meta is required")
         meta = validate.url_meta(request.url_meta)
-        task, peer = await self.swarm.register_task(host_id, convert.content_request(meta))
+        wanted = convert.content_request(meta)
+        if self.access is not None:  # before anything is registered: a refused host joins no swarm
+            known = self.swarm.scheduler.tasks.get(
+                task_id(wanted.url, wanted.digest, wanted.filtered_query_params, wanted.byte_range)
+            )
+            length = known.content_length if known is not None else -1
+            await self.access.admit(wanted, self.swarm.hosts.get(host_id).seed_peer, length)
+        task, peer = await self.swarm.register_task(host_id, wanted)
         grant = self.grants.issue(task.task_id, host_id) if self.grants is not None else None
         return scheduler_pb2.RegisterTaskResponse(task=convert.task_info(task), peer_id=peer.peer_id, grant=grant)
 

@@ -100,20 +100,29 @@ def test_another_hosts_private_file_needs_the_origins_yes(cluster: Cluster) -> N
         assert TOKEN not in daemon.proc.log() and "WRONG" not in daemon.proc.log()
 
 
-def test_without_the_check_the_swarm_hands_it_to_anyone(cluster: Cluster, module_process_group: ProcessGroup) -> None:
-    """The control: a dfdaemon started with --no-access-check gives the private file to a caller without the token,
-    from the swarm, and under a URL that does not exist with its digest (the tester's two attacks, as on a dfdaemon
-    without the check): the refusals in the other tests are the check's doing."""
+def test_a_dfdaemon_without_its_check_gets_no_grant_from_the_supernode(
+    cluster: Cluster, module_process_group: ProcessGroup
+) -> None:
+    """A dfdaemon started with --no-access-check (or modified software) asks the origin nothing for its caller, but
+    the supernode does, with the registration's headers: without the token the registration is refused, and so is
+    the private layer's digest under a URL that does not exist (the tester's two attacks); with the token the file
+    comes from the swarm. (The control, both checks off: test_register_access.py, supernode --no-access-check.)"""
     c = start_daemon(module_process_group, cluster.work, "host-c", "127.0.0.93", cluster.supernode, "--no-access-check")
     sent = cluster.origin.bytes_served(SECRET)
+    heads = cluster.heads(SECRET)
+    url = cluster.origin.url(SECRET)
     status, stderr, out = cluster.get(c, SECRET, "c-none")
-    assert status == 0, stderr + c.proc.tail()
-    assert out.read_bytes() == (cluster.origin.root / SECRET).read_bytes()
-    assert cluster.origin.bytes_served(SECRET) == sent
+    assert_refused(status, stderr, out, f"dfget: access refused: origin answered HTTP 401 Unauthorized for {url}")
+    assert f"url={url} failed: access refused: origin answered HTTP 401" in c.proc.log(), "the supernode's refusal"
+    assert cluster.heads(SECRET) == heads + 1, "the supernode asked the origin (the private mark then stands)"
     digest = ("--digest", f"sha256:{cluster.secret_sha}", "--no-back-source")
     status, stderr, out = cluster.get(c, "does-not-exist", "c-nx", *digest)
+    assert_refused(status, stderr, out, "access refused: origin answered HTTP 404 Not Found")
+    status, stderr, out = cluster.get(c, SECRET, "c-token", "--header", f"Authorization: Bearer {TOKEN}")
     assert status == 0, stderr + c.proc.tail()
     assert out.read_bytes() == (cluster.origin.root / SECRET).read_bytes()
+    assert cluster.origin.bytes_served(SECRET) == sent, "from the swarm"
+    assert TOKEN not in c.proc.log()
     c.proc.stop()
 
 
@@ -163,7 +172,9 @@ def test_public_content_flows_without_its_origin_private_does_not(process_group:
     for daemon, name in ((cluster.a, "a1"), (cluster.a, "a2"), (cluster.b, "b1")):
         status, stderr, _ = cluster.get(daemon, PUBLIC, name)
         assert status == 0, stderr
-    assert cluster.heads(PUBLIC) == 2, "each host asked once, anonymously; A's second download asked nothing"
+    # Each host asked once, anonymously, and the supernode once for both registrations (then public for it too);
+    # A's second download, from its cache, asked nothing.
+    assert cluster.heads(PUBLIC) == 3
     token = ("--header", f"Authorization: Bearer {TOKEN}")
     assert cluster.get(cluster.a, SECRET, "secret-a", *token)[0] == 0
     cluster.origin.process.stop()

@@ -16,7 +16,9 @@ class Origin:
         self.no_length: set[str] = set()
         self.cut: dict[str, float] = {}  # path -> seconds to wait before breaking the connection midway
         self.auth: dict[str, str] = {}  # path -> required Authorization value
-        self.hits: Counter[str] = Counter()
+        self.hits: Counter[str] = Counter()  # GETs
+        self.heads: Counter[str] = Counter()  # HEADs (the supernode's and dfdaemons' access probes)
+        self.keep_alive = True  # False: every answer closes its connection (stop() then leaves none answering)
         self.headers: dict[str, dict[str, str]] = {}
         origin = self
 
@@ -62,11 +64,32 @@ class Origin:
                     return
                 self._reply(200, body)
 
+            def do_HEAD(self) -> None:
+                path = self.path.split("?")[0]
+                origin.heads[path] += 1
+                if path in origin.auth and self.headers.get("Authorization") != origin.auth[path]:
+                    status, length = 401, len(b"unauthorized")
+                elif path not in origin.blobs:
+                    status, length = 404, len(b"not found")
+                else:
+                    status, length = 200, len(origin.blobs[path])
+                self.send_response(status)
+                if path not in origin.no_length or status != 200:
+                    self.send_header("Content-Length", str(length))
+                self._closing()
+                self.end_headers()
+
+            def _closing(self) -> None:
+                if not origin.keep_alive:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+
             def _reply(self, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 for name, value in (extra or {}).items():
                     self.send_header(name, value)
+                self._closing()
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -29,7 +29,7 @@ UNREACHABLE = "origin unreachable or not allowed: "
 
 
 class _Origin:
-    """An HTTP server on ip:0: /file is BODY, /redirect sends to `target`; every request is counted."""
+    """An HTTP server on ip:0: /file is BODY, /redirect sends to `target`; every request (GET, HEAD) is counted."""
 
     def __init__(self, ip: str, target: str = "") -> None:
         self.hits: Counter[str] = Counter()
@@ -42,6 +42,12 @@ class _Origin:
                 pass
 
             def do_GET(self) -> None:
+                self._answer(head=False)
+
+            def do_HEAD(self) -> None:  # the access probes of the supernode and the dfdaemons
+                self._answer(head=True)
+
+            def _answer(self, head: bool) -> None:
                 origin.hits[self.path] += 1
                 path = self.path.split("?")[0]
                 if path == "/redirect":
@@ -54,7 +60,8 @@ class _Origin:
                 body = BODY if path == "/file" else b"no"
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if not head:
+                    self.wfile.write(body)
 
         self.server = ThreadingHTTPServer((ip, 0), Handler)
         self.port = int(self.server.server_address[1])
@@ -219,30 +226,44 @@ def test_a_remote_caller_cannot_tell_refused_closed_and_open_ports_apart(cluster
 
 
 def test_register_task_tells_nothing_of_a_refused_origin(cluster: Cluster) -> None:
-    """RegisterTask answers at once (content without a digest: the seed peer reads it, and refuses); the task's error
-    in ListTasks and GetTask says nothing of why, and the origin is never asked."""
+    """The supernode cannot ask an origin its policy refuses whether the caller may read a URL: RegisterTask is
+    refused UNAVAILABLE (a dfdaemon then reads the origin itself) with the message of any origin that gives no HTTP
+    answer, whether refused by the policy, closed or not HTTP; no task is made, and the origin is never asked."""
     address, _, proc = cluster.default
-    url = f"http://127.0.0.1:{cluster.origin.port}/file?register=1"
+    not_http = _NotHttp("127.0.0.2")
+    urls = {
+        "refused": f"http://127.0.0.1:{cluster.origin.port}/file?register=1",
+        "closed": f"http://127.0.0.2:{free_port('127.0.0.2')}/x",
+        "open, not HTTP": f"http://127.0.0.2:{not_http.port}/x",
+    }
     host = scheduler_pb2.HostInfo(hostname="caller", ip="127.0.0.1", port=free_port("127.0.0.1"), upload_slots=1)
-    with grpc.insecure_channel(address) as chan:
-        stub = scheduler_pb2_grpc.SchedulerServiceStub(chan)
-        host_id = stub.RegisterHost(scheduler_pb2.RegisterHostRequest(host=host), timeout=10).host_id
-        request = scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=common_pb2.UrlMeta(url=url))
-        reply = stub.RegisterTask(request, timeout=30)
-        proc.wait_until(lambda: f"url={url} failed" in proc.log(), "the seed peer's refusal", timeout=30)
-        task = stub.GetTask(scheduler_pb2.GetTaskRequest(task_id=reply.task.task_id), timeout=10).task
-        tasks = stub.ListTasks(scheduler_pb2.ListTasksRequest(), timeout=10).tasks
-    assert reply.task.content_length == -1
-    for shown in (task.error, *[t.error for t in tasks if t.url == url]):
-        assert "loopback" not in shown and "not allowed" not in shown
+    try:
+        with grpc.insecure_channel(address) as chan:
+            stub = scheduler_pb2_grpc.SchedulerServiceStub(chan)
+            host_id = stub.RegisterHost(scheduler_pb2.RegisterHostRequest(host=host), timeout=10).host_id
+            for what, url in urls.items():
+                request = scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=common_pb2.UrlMeta(url=url))
+                with pytest.raises(grpc.RpcError) as caught:
+                    stub.RegisterTask(request, timeout=30)
+                error = caught.value
+                assert error.code() == grpc.StatusCode.UNAVAILABLE, what  # type: ignore[attr-defined]
+                assert error.details() == (  # type: ignore[attr-defined]
+                    f"{UNREACHABLE}{url} (the supernode cannot check access: read it from the origin)"
+                ), what
+            tasks = stub.ListTasks(scheduler_pb2.ListTasksRequest(), timeout=10).tasks
+    finally:
+        not_http.close()
+    assert not [t for t in tasks if t.url in urls.values()]
     assert cluster.origin.hits["/file?register=1"] == 0
+    assert f"registration refused: origin 127.0.0.1:{cluster.origin.port} not allowed: loopback" in proc.log()
 
 
 def test_dfdaemon_back_to_source_follows_the_policy(
     cluster: Cluster, module_process_group: ProcessGroup, tmp_path: Path
 ) -> None:
     """A dfdaemon listening beyond loopback refuses a loopback origin for its local user with one clear line, and
-    fetches it once the origin is allowed (the seed still refuses it: the daemon goes to the origin itself)."""
+    fetches it once the origin is allowed (the supernode's policy still refuses it, so the supernode cannot ask
+    whether the caller may read it and grants nothing: the daemon goes to the origin itself, and says why)."""
     address = cluster.default[0]
     url = f"http://127.0.0.1:{cluster.origin.port}/file?daemon=1"
     for name, extra in (("p-default", ()), ("p-allowed", ("--origin-allow", f"127.0.0.1:{cluster.origin.port}"))):
@@ -274,6 +295,7 @@ def test_dfdaemon_back_to_source_follows_the_policy(
         else:
             assert done.returncode == 0, done.stderr
             assert out.read_bytes() == BODY
-            # The access probe (a GET of byte 0: this origin has no HEAD) and the download.
+            # The dfdaemon's access probe (a HEAD) and its download (the supernode's policy refuses it: never asked).
             assert cluster.origin.hits["/file?daemon=1"] == before + 2
+            assert f"going back to source: {UNREACHABLE}{url} (the supernode cannot check access" in proc.log()
         proc.stop()

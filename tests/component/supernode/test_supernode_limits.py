@@ -31,7 +31,7 @@ async def scrape(port: int) -> dict[str, float]:
 
 
 def meta(n: int) -> common_pb2.UrlMeta:
-    """Content n, with a digest, at an origin nobody reads in these tests."""
+    """Content n, with a digest, at an origin nobody reads in these tests (the supernodes check no access)."""
     digest = "sha256:" + hashlib.sha256(b"%d" % n).hexdigest()
     return common_pb2.UrlMeta(url=f"http://127.0.0.1:9/v2/img/blobs/{digest}", digest=digest)
 
@@ -57,7 +57,9 @@ async def task_ids(running: Running) -> set[str]:
 async def test_max_tasks_forgets_the_oldest_idle_task_then_refuses(tmp_path: Path) -> None:
     metrics_port = free_port()
     async with started(
-        make_config(tmp_path / "data", seed_peer=False, metrics=f"127.0.0.1:{metrics_port}", max_tasks=3)
+        make_config(
+            tmp_path / "data", seed_peer=False, metrics=f"127.0.0.1:{metrics_port}", max_tasks=3, access_check=False
+        )
     ) as running:
         before = await scrape(metrics_port)
         assert before['dandelion_limit{component="supernode",resource="tasks"}'] == 3
@@ -101,7 +103,13 @@ async def test_max_peers_per_task_refuses_the_next_peer_until_one_leaves(
 ) -> None:
     metrics_port = free_port()
     async with started(
-        make_config(tmp_path / "data", seed_peer=False, metrics=f"127.0.0.1:{metrics_port}", max_peers_per_task=2)
+        make_config(
+            tmp_path / "data",
+            seed_peer=False,
+            metrics=f"127.0.0.1:{metrics_port}",
+            max_peers_per_task=2,
+            access_check=False,
+        )
     ) as running:
         before = await scrape(metrics_port)
         hosts = [await host(running, port) for port in (65001, 65002, 65003)]

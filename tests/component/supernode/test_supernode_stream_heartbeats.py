@@ -75,8 +75,12 @@ async def test_a_host_beating_on_its_stream_stays_and_a_silent_stream_does_not_k
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     metrics_port = free_port()
-    config = make_config(
-        tmp_path / "data", seed_peer=False, heartbeat_interval_ms=INTERVAL_MS, metrics=f"127.0.0.1:{metrics_port}"
+    config = make_config(  # simulated hosts of content no origin serves: no access check
+        tmp_path / "data",
+        seed_peer=False,
+        heartbeat_interval_ms=INTERVAL_MS,
+        metrics=f"127.0.0.1:{metrics_port}",
+        access_check=False,
     )
     digest = "sha256:" + hashlib.sha256(b"stream heartbeats").hexdigest()
     meta = common_pb2.UrlMeta(url=f"http://127.0.0.1:9/v2/img/blobs/{digest}", digest=digest)

@@ -291,26 +291,28 @@ async def test_byte_range(supernode: Running, origin: Origin) -> None:
 
 @pytest.mark.parametrize(("path", "status"), [("/missing", "404"), ("/secret", "401")])
 async def test_origin_errors_send_peers_to_source_and_fail_preheat(
-    supernode: Running, origin: Origin, path: str, status: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, origin: Origin, path: str, status: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """An origin error no longer fails RegisterTask: the seed peer's download fails, the peers of content without
-    a digest are sent to the origin themselves, and a preheat fails UNAVAILABLE with the seed peer's error (at
-    once: the seed peer takes the preheat's order though its failed download may still be winding down)."""
+    """An origin error does not fail RegisterTask when the access check is off (with it, the registration is
+    refused first: test_register_access): the seed peer's download fails, the peers of content without a digest are
+    sent to the origin themselves, and a preheat fails UNAVAILABLE with the seed peer's error (at once: the seed
+    peer takes the preheat's order though its failed download may still be winding down)."""
     caplog.set_level(logging.INFO)
     origin.auth["/secret"] = "Bearer right"
     origin.blobs["/secret"] = b"x"
-    host_id = await register_host(supernode)
-    url = f"http://user:pw@127.0.0.1:{origin.server.server_address[1]}{path}"
-    reply = await register_task(supernode, host_id, url)
-    assert reply.task.state == common_pb2.TASK_STATE_PENDING
-    events, reason = await asyncio.wait_for(back_to_source_reason(PeerStream(supernode, reply.peer_id)), 20)
-    assert events[0] == "task"
-    assert "no seed peer is left" in reason
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        # Well within the supernode's order timeout (10 s), which a lost order would wait out.
-        await supernode.scheduler.PreheatTask(
-            scheduler_pb2.PreheatTaskRequest(url_meta=common_pb2.UrlMeta(url=url)), timeout=5
-        )
+    async with started(make_config(tmp_path / "data", access_check=False)) as supernode:
+        host_id = await register_host(supernode)
+        url = f"http://user:pw@127.0.0.1:{origin.server.server_address[1]}{path}"
+        reply = await register_task(supernode, host_id, url)
+        assert reply.task.state == common_pb2.TASK_STATE_PENDING
+        events, reason = await asyncio.wait_for(back_to_source_reason(PeerStream(supernode, reply.peer_id)), 20)
+        assert events[0] == "task"
+        assert "no seed peer is left" in reason
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            # Well within the supernode's order timeout (10 s), which a lost order would wait out.
+            await supernode.scheduler.PreheatTask(
+                scheduler_pb2.PreheatTaskRequest(url_meta=common_pb2.UrlMeta(url=url)), timeout=5
+            )
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     details = caught.value.details() or ""
     assert status in details
@@ -319,18 +321,20 @@ async def test_origin_errors_send_peers_to_source_and_fail_preheat(
     assert "seed order task=" in caplog.text and "pw@" not in caplog.text
 
 
-async def test_unreachable_origin_sends_peers_to_source_and_fails_preheat(supernode: Running) -> None:
-    host_id = await register_host(supernode)
-    reply = await register_task(supernode, host_id, "http://127.0.0.1:9/x")
-    _, reason = await asyncio.wait_for(back_to_source_reason(PeerStream(supernode, reply.peer_id)), 20)
-    assert "no seed peer is left" in reason
-    meta = common_pb2.UrlMeta(url="http://127.0.0.1:9/x")
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await supernode.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta), timeout=20)
-    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert caught.value.details() == "origin unreachable or not allowed: http://127.0.0.1:9/x"
-    # The server keeps running.
-    assert [h.host_id for h in await plain_hosts(supernode)] == [host_id]
+async def test_unreachable_origin_sends_peers_to_source_and_fails_preheat(tmp_path: Path) -> None:
+    """With the access check off (with it, the registration is refused: test_register_access)."""
+    async with started(make_config(tmp_path / "data", access_check=False)) as supernode:
+        host_id = await register_host(supernode)
+        reply = await register_task(supernode, host_id, "http://127.0.0.1:9/x")
+        _, reason = await asyncio.wait_for(back_to_source_reason(PeerStream(supernode, reply.peer_id)), 20)
+        assert "no seed peer is left" in reason
+        meta = common_pb2.UrlMeta(url="http://127.0.0.1:9/x")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await supernode.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta), timeout=20)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert caught.value.details() == "origin unreachable or not allowed: http://127.0.0.1:9/x"
+        # The server keeps running.
+        assert [h.host_id for h in await plain_hosts(supernode)] == [host_id]
 
 
 async def test_digest_mismatch_fails_and_serves_nothing(supernode: Running, origin: Origin) -> None:

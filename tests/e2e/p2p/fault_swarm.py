@@ -108,14 +108,17 @@ def start_fault_swarm(
     return FaultSwarm(swarm, origin, peer, metrics, url, sha, task.task_id, task.piece_count, host_id, grant)
 
 
-def register_for_grant(swarm: Swarm, url: str, ip: str = "127.0.0.9") -> tuple[str, common_pb2.AccessGrant]:
-    """An access grant the honest way: a host registers with the supernode, then registers the task."""
+def register_for_grant(
+    swarm: Swarm, url: str, ip: str = "127.0.0.9", headers: dict[str, str] | None = None
+) -> tuple[str, common_pb2.AccessGrant]:
+    """An access grant the honest way: a host registers with the supernode, then registers the task (with the
+    headers the origin wants: the supernode asks it)."""
     assert swarm.supernode is not None
     host = scheduler_pb2.HostInfo(hostname="raw-client", ip=ip, port=1, upload_slots=1)
     with grpc.insecure_channel(swarm.supernode.target) as channel:
         stub = swarm.scheduler(channel)
         host_id = stub.RegisterHost(scheduler_pb2.RegisterHostRequest(host=host), timeout=10).host_id
-        meta = common_pb2.UrlMeta(url=url)
+        meta = common_pb2.UrlMeta(url=url, headers=headers or {})
         reply = stub.RegisterTask(scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=meta), timeout=30)
     assert reply.grant.signature, "the supernode gave no access grant"
     return str(host_id), reply.grant

@@ -86,8 +86,23 @@ def read_pieces(
 
 
 def fresh_grant(setup: Setup, swarm: Swarm | None = None, url: str | None = None) -> tuple[str, common_pb2.AccessGrant]:
-    """A host registers with the supernode (A unless swarm), then registers the task (the private one unless url)."""
-    return register_for_grant(swarm or setup.swarm, url or setup.url)
+    """A host registers with the supernode (A unless swarm), then registers the task (the private one, with the
+    credentials its origin wants, unless url)."""
+    name, _, value = AUTH.partition(": ")
+    return register_for_grant(swarm or setup.swarm, url or setup.url, headers={name: value})
+
+
+def test_no_grant_without_the_origins_yes(setup: Setup) -> None:
+    """The supernode asks the origin before it grants: a registration of the private task without its credentials,
+    or with wrong ones, is refused with one line naming the origin's answer, and no grant."""
+    for headers in (None, {"Authorization": "Basic " + base64.b64encode(b"grant-user:wrong").decode()}):
+        with pytest.raises(grpc.RpcError) as caught:
+            register_for_grant(setup.swarm, setup.url, headers=headers)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+        details = caught.value.details()  # type: ignore[attr-defined]
+        assert details == f"access refused: origin answered HTTP 401 Unauthorized for {setup.url}", details
+    assert setup.swarm.supernode is not None
+    assert PASSWORD not in setup.swarm.supernode.process.log()
 
 
 def refused(outcome: tuple[grpc.StatusCode | None, str, bytes], why: str) -> None:

@@ -29,6 +29,7 @@ def test_defaults() -> None:
     assert c.log_level == "info"
     assert (c.grant_ttl, c.require_grants) == (600.0, True)
     assert (config("--grant-ttl", "90s").grant_ttl, config("--no-require-grants").require_grants) == (90.0, False)
+    assert (c.access_check, config("--no-access-check").access_check) == (True, False)
 
 
 def test_limits_default_and_flags() -> None:

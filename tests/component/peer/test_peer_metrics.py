@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -46,7 +47,12 @@ def test_counters_follow_the_bytes(process_group: ProcessGroup, tmp_path: Path) 
         assert done.returncode == 0, done.stderr
 
     seed = scrape(f"127.0.0.1:{sn_metrics}")
-    first, second = scrape(f"127.0.0.1:{metrics[0]}"), scrape(f"127.0.0.1:{metrics[1]}")
+    first = scrape(f"127.0.0.1:{metrics[0]}")
+    # The dfdaemon observes a task's duration as it reports the task done, just after dfget has its last byte.
+    duration = 'dandelion_task_duration_seconds_count{component="dfdaemon",result="ok"}'
+    deadline = time.monotonic() + 10
+    while duration not in (second := scrape(f"127.0.0.1:{metrics[1]}")) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert seed['dandelion_origin_bytes_total{component="supernode"}'] == SIZE
     assert seed['dandelion_piece_reports_total{component="supernode",result="ok"}'] >= 6
     assert seed['dandelion_active_peers{component="supernode"}'] >= 2
@@ -56,7 +62,7 @@ def test_counters_follow_the_bytes(process_group: ProcessGroup, tmp_path: Path) 
     from_seed = seed['dandelion_peer_bytes_served_total{component="supernode"}']
     assert served + from_seed == 2 * SIZE  # every byte either peers or the seed served
     assert first['dandelion_pieces_total{component="dfdaemon",result="ok"}'] == 10
-    assert second['dandelion_task_duration_seconds_count{component="dfdaemon",result="ok"}'] == 1
+    assert second[duration] == 1
     assert 'dandelion_origin_bytes_total{component="dfdaemon"}' not in second  # no back-to-source
     # Each binary its own families, every sample labelled with its component, the version in build_info.
     version = metadata.version("dandelion")

@@ -14,7 +14,6 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from dfcommon.errors import DandelionError, InvalidArgument, PermissionDenied
 from dfcommon.grants import GrantIssuer
-from dfcommon.identity import task_id
 from dfcommon.inspection import InspectionPolicy, common_names
 from dfcommon.urlmeta import to_url_meta
 from supernode.access import RegistrationCheck
@@ -86,11 +85,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         meta = validate.url_meta(request.url_meta)
         wanted = convert.content_request(meta)
         if self.access is not None:  # before anything is registered: a refused host joins no swarm
-            known = self.swarm.scheduler.tasks.get(
-                task_id(wanted.url, wanted.digest, wanted.filtered_query_params, wanted.byte_range)
-            )
-            length = known.content_length if known is not None else -1
-            await self.access.admit(wanted, self.swarm.hosts.get(host_id).seed_peer, length)
+            seed = self.swarm.hosts.get(host_id).seed_peer
+            await self.access.admit(wanted, seed, self.swarm.known_length(wanted))
         task, peer = await self.swarm.register_task(host_id, wanted)
         grant = self.grants.issue(task.task_id, host_id) if self.grants is not None else None
         return scheduler_pb2.RegisterTaskResponse(task=convert.task_info(task), peer_id=peer.peer_id, grant=grant)

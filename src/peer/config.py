@@ -11,27 +11,12 @@ from dfcommon.fetchpolicy import ALLOW_FLAG, DENY_FLAG, FetchPolicy, parse_rules
 from dfcommon.origin_access import GRANT_TTL_S, PUBLIC_TTL_S
 from dfcommon.sizes import parse_duration, parse_hostport, parse_ip, parse_size
 from dfcommon.tls import TlsConfig
-from peer.membership import dial_target, parse_entry
+from peer.membership import dial_target, parse_supernodes
 from peer.origin import OriginTls
+from peer.paths import validate_endpoint
 
 DEFAULT_PORT = 65000
 DEFAULT_UPLOAD_LIMIT = 1 << 30  # bytes/s (see PeerConfig.upload_limit)
-
-
-def parse_supernodes(text: str) -> list[str]:
-    """ "ENTRY[,ENTRY...]" -> validated entries, each "HOST:PORT" (one supernode) or "dns:///NAME:PORT" (every
-    address NAME resolves to: peer.membership)."""
-    return [parse_entry(item) for item in text.split(",") if item.strip()]
-
-
-def validate_endpoint(text: str) -> str:
-    """ "unix:PATH" or "HOST:PORT"."""
-    if text.startswith("unix:"):
-        if len(text) <= len("unix:"):
-            raise InvalidArgument(f"invalid endpoint {text!r}: want unix:PATH or HOST:PORT")
-        return text
-    host, port = parse_hostport(text)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass

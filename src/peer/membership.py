@@ -46,6 +46,12 @@ def parse_entry(text: str) -> str:
     return hostport(host, port)
 
 
+def parse_supernodes(text: str) -> list[str]:
+    """ "ENTRY[,ENTRY...]" -> validated entries, each "HOST:PORT" (one supernode) or "dns:///NAME:PORT" (every
+    address NAME resolves to)."""
+    return [parse_entry(item) for item in text.split(",") if item.strip()]
+
+
 def is_dns(entry: str) -> bool:
     """True for a dns:///NAME:PORT entry."""
     return entry.startswith(DNS_SCHEME)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dfcommon.errors import InvalidArgument
+from dfcommon.sizes import parse_hostport
+
 
 def default_daemon_endpoint() -> str:
     """The local DaemonService endpoint: /run/dandelion for root, else the user's runtime dir."""
@@ -34,3 +37,13 @@ def endpoint_socket_path(endpoint: str) -> Path | None:
     if endpoint.startswith("unix:"):
         return Path(endpoint[len("unix:") :].removeprefix("//"))
     return None
+
+
+def validate_endpoint(text: str) -> str:
+    """ "unix:PATH" or "HOST:PORT"."""
+    if text.startswith("unix:"):
+        if len(text) <= len("unix:"):
+            raise InvalidArgument(f"invalid endpoint {text!r}: want unix:PATH or HOST:PORT")
+        return text
+    host, port = parse_hostport(text)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

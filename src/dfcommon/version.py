@@ -33,7 +33,8 @@ class _VersionAction(argparse.Action):
         values: object,
         option_string: str | None = None,
     ) -> None:
-        parser.exit(message=f"{parser.prog} {version()}\n")
+        print(f"{parser.prog} {version()}")  # on stdout, as argparse's own version action
+        parser.exit()
 
 
 def add_version_flag(parser: argparse.ArgumentParser) -> None:

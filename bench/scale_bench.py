@@ -2,7 +2,8 @@
 
 Usage: sudo python bench/scale_bench.py [--hosts 4,8,16] [--mib 32] [--host-mbit 50] [--origin-mbit 100]
            [--repeat 1] [--seed-peers K [--compare]] [--origin-fetch auto|peer|seed] [--uplink-queue fifo|fair]
-           [--piece-size SIZE] [--upload-slots N] [--timeline SECONDS] [--json OUT] [--work-dir DIR] [--quick]
+           [--piece-size SIZE] [--upload-slots N] [--timeline SECONDS] [--no-direct] [--json OUT] [--work-dir DIR]
+           [--quick]
 
 Needs root (`ip netns`, `tc`), nginx and curl. Namespaces dlscale-origin (nginx on 10.77.8.2:8080, uplink
 --origin-mbit), dlscale-sn (supernode and, without --seed-peers, its in-process seed peer; uplink --host-mbit),
@@ -166,15 +167,7 @@ def one_run(
             raise RuntimeError(f"dfget on {host.netns} wrote content that does not match sha256:{sha}")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    origin_before = tx_bytes(bed.origin)
-    curls = [(host, ["curl", "-sS", "--fail", "-o", str(out / host.netns), url]) for host in hosts]
-    direct = run_at_once(curls)
-    direct_origin = tx_bytes(bed.origin) - origin_before
-    _check(direct, "curl")
-    for host in hosts:
-        if (out / host.netns).stat().st_size != size:
-            raise RuntimeError(f"curl on {host.netns} got {(out / host.netns).stat().st_size} bytes, want {size}")
-    shutil.rmtree(out, ignore_errors=True)
+    direct_makespan, direct_origin = direct_curls(bed, hosts, url, size, out) if args.direct else (float("nan"), 0)
     (origin.root / name).unlink()
     times = [item.seconds for item in finished]
     path, hosts_read = who_read(bed, seeds, readers, size)
@@ -191,7 +184,7 @@ def one_run(
         per_host={item.netns: item.seconds for item in finished},
         uplink=uplink,
         origin_readers=readers,
-        direct_makespan=max(item.seconds for item in direct),
+        direct_makespan=direct_makespan,
         direct_origin=direct_origin,
         kumar_ross=kr,
         design=design,
@@ -203,6 +196,20 @@ def one_run(
         failed=failed,
         timeline=timeline.rates() if timeline else [],
     )
+
+
+def direct_curls(bed: Testbed, hosts: tuple[NetHost, ...], url: str, size: int, out: Path) -> tuple[float, int]:
+    """N curls of url at once, one per host: their makespan and the bytes the origin sent meanwhile."""
+    origin_before = tx_bytes(bed.origin)
+    curls = [(host, ["curl", "-sS", "--fail", "-o", str(out / host.netns), url]) for host in hosts]
+    direct = run_at_once(curls)
+    direct_origin = tx_bytes(bed.origin) - origin_before
+    _check(direct, "curl")
+    for host in hosts:
+        if (out / host.netns).stat().st_size != size:
+            raise RuntimeError(f"curl on {host.netns} got {(out / host.netns).stat().st_size} bytes, want {size}")
+    shutil.rmtree(out, ignore_errors=True)
+    return max(item.seconds for item in direct), direct_origin
 
 
 def parse_hosts(text: str) -> list[int]:
@@ -250,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--piece-size", default=None, help="supernode --piece-size (default: its own)")
     parser.add_argument(
         "--upload-slots", type=int, default=None, help="dfdaemon --upload-slots, supernode --seed-upload-slots"
+    )
+    parser.add_argument(
+        "--no-direct",
+        dest="direct",
+        action="store_false",
+        help="skip the N direct curls (printed as nan): for side-by-side runs of the swarm alone",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write every run's figures here")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep logs here (default: a temp dir, removed)")

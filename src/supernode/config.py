@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--piece-size",
         default="4MiB",
-        help="base piece size (64KiB-64MiB): content under 32 pieces of it gets pieces halved down to 1MiB, very "
+        help="base piece size (64KiB-64MiB): content under 64 pieces of it gets pieces halved down to 512KiB, very "
         "large content bigger pieces",
     )
     parser.add_argument(

@@ -11,7 +11,10 @@ from fixtures.origin import start_origin, write_random_file
 from fixtures.processes import ProcessGroup, console_script, free_port
 from peer_procs import dfget, start_daemon
 
-SIZE = 9 * (1 << 20) + 17  # ten 1 MiB pieces (small content: halved from the 4 MiB base)
+from dfcommon.pieces import piece_count, piece_size_for
+
+SIZE = 9 * (1 << 20) + 17  # small content: pieces halved from the 4 MiB base
+PIECES = piece_count(SIZE, piece_size_for(SIZE))
 
 
 def scrape(address: str) -> dict[str, float]:
@@ -61,7 +64,7 @@ def test_counters_follow_the_bytes(process_group: ProcessGroup, tmp_path: Path) 
     served = first.get('dandelion_peer_bytes_served_total{component="dfdaemon"}', 0.0)
     from_seed = seed['dandelion_peer_bytes_served_total{component="supernode"}']
     assert served + from_seed == 2 * SIZE  # every byte either peers or the seed served
-    assert first['dandelion_pieces_total{component="dfdaemon",result="ok"}'] == 10
+    assert first['dandelion_pieces_total{component="dfdaemon",result="ok"}'] == PIECES
     assert second[duration] == 1
     assert 'dandelion_origin_bytes_total{component="dfdaemon"}' not in second  # no back-to-source
     # Each binary its own families, every sample labelled with its component, the version in build_info.

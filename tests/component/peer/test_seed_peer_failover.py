@@ -43,7 +43,10 @@ def test_killing_the_supernode_of_a_running_swarm_keeps_the_swarm(
             for i, p in enumerate(peers)
         ]
         seed.proc.wait_until(lambda: "reading the origin for the swarm" in seed.proc.log(), "the seed peer reads")
-        time.sleep(3.0)  # a third of the file read and spread
+        deadline = time.monotonic() + 30
+        while origin.bytes_served("f.bin") < SIZE / 3:  # a third of the file read and spread (however many readers)
+            assert time.monotonic() < deadline, seed.proc.tail()
+            time.sleep(0.05)
         (owner,) = [address for address in procs if tasks_on(address)]  # the supernode scheduling the swarm
         (other,) = [address for address in procs if address != owner]
         killed_at = time.monotonic()

@@ -60,7 +60,7 @@ def test_config_file_environment_and_metrics(tmp_path: Path, origin: Origin) -> 
     port, metrics_port = free_port(), free_port()
     config = tmp_path / "supernode.yaml"
     config.write_text(
-        f"listen: 127.0.0.1:{port}\ndata-dir: {tmp_path / 'data'}\nadvertise_ip: 127.0.0.1\npiece-size: 1MiB\n"
+        f"listen: 127.0.0.1:{port}\ndata-dir: {tmp_path / 'data'}\nadvertise_ip: 127.0.0.1\npiece-size: 128KiB\n"
         "log-level: warning\n"
     )
     body = os.urandom(3 * (1 << 20) + 5)
@@ -73,8 +73,8 @@ def test_config_file_environment_and_metrics(tmp_path: Path, origin: Origin) -> 
             stub = scheduler_pb2_grpc.SchedulerServiceStub(chan)
             meta = common_pb2.UrlMeta(url=f"{origin.base}/metered")
             task = stub.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta), timeout=30).task
-        assert task.piece_size == 1 << 20  # from the file
-        assert task.piece_count == 4
+        assert task.piece_size == 128 << 10  # from the file (the default base cuts this content in 512 KiB)
+        assert task.piece_count == 25
         text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
         metrics = {
             line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line.startswith("dandelion_")

@@ -24,6 +24,7 @@ from origin_server import Origin
 
 from dfcommon import piecedigest
 from dfcommon.channels import channel
+from dfcommon.pieces import CHUNK_SIZE, piece_size_for
 from supernode.app import Supernode
 from supernode.resource.host import INITIAL_PIECES
 
@@ -517,6 +518,7 @@ async def test_seed_failing_midway_sends_peers_back_to_source(supernode: Running
 async def test_seed_upload_slots_are_bounded(tmp_path: Path, origin: Origin) -> None:
     body = os.urandom(8 << 20)
     origin.blobs["/big"] = body
+    piece = piece_size_for(len(body), 4 << 20)  # small content: pieces halved from the base
     node = Supernode(make_config(tmp_path / "d", seed_upload_slots=1, piece_size=4 << 20))
     port = await node.start()
     chan = channel(f"127.0.0.1:{port}")
@@ -526,19 +528,22 @@ async def test_seed_upload_slots_are_bounded(tmp_path: Path, origin: Origin) -> 
         reply = await running.scheduler.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta))
         access = await granted(running, meta.url)
         request = peer_pb2.DownloadPiecesRequest(
-            task_id=reply.task.task_id, piece_numbers=list(range(8)), requester_host_id=access[0], grant=access[1]
+            task_id=reply.task.task_id,
+            piece_numbers=list(range(len(body) // piece)),
+            requester_host_id=access[0],
+            grant=access[1],
         )  # 8 MiB asked for and not read: more than flow control lets the seed peer send, so its slot stays taken
         slow = running.peer.DownloadPieces(request)
         first = await slow.read()
         assert isinstance(first, peer_pb2.DownloadPiecesResponse)
-        assert first.piece_number == 0 and len(first.data) == 1 << 20
+        assert first.piece_number == 0 and len(first.data) == min(piece, CHUNK_SIZE)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await download(running, reply.task.task_id, [0], access)
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         slow.cancel()
         await asyncio.sleep(0.2)
         pieces = await download(running, reply.task.task_id, [1], access)
-        assert pieces[1] == body[1 << 20 : 2 << 20]  # 8 MiB of content is cut in 1 MiB pieces
+        assert pieces[1] == body[piece : 2 * piece]
     finally:
         await chan.close(None)
         await node.stop(grace=1)

@@ -26,6 +26,7 @@ from fixtures.processes import ManagedProcess, ProcessGroup, console_script, fre
 from peer_procs import Daemon, dfget, start_daemon
 
 from dfcommon.identity import task_id
+from dfcommon.pieces import piece_size_for
 from supernode.seed_peers import rendezvous_score
 
 SIZE = 6 * (4 << 20) + 321
@@ -156,7 +157,10 @@ def test_a_seed_peer_killed_mid_task_is_replaced_by_the_next_one(cluster: Cluste
             "the chosen seed peer reads",
             timeout=30,
         )
-        time.sleep(2.5)  # a few pieces read and offered
+        deadline = time.monotonic() + 30
+        while cluster.slow_origin.bytes_served(name) < SIZE / 4:  # a few pieces read and offered, by however many
+            assert time.monotonic() < deadline, cluster.logs()
+            time.sleep(0.05)
         killed_at = time.monotonic()
         chosen.proc.kill()
         results = [job.result() for job in jobs]
@@ -186,11 +190,14 @@ def test_a_restarted_supernode_gets_the_content_from_the_seed_peers_cache(cluste
     assert done_line(chosen)[1] == SIZE + 3, cluster.logs()
     cluster.supernode.stop()
     cluster.supernode = start_supernode(cluster.group, cluster.work, cluster.supernode_port)
-    for seed in cluster.seeds:  # the new supernode's log (appended to the old one) names both seed peers
-        line = f"seed peer takes orders host=\\S+ addr={re.escape(seed.ip)}:{seed.port}"
+    # The new supernode's log (appended to the old one) names both seed peers, and the plain peers that download
+    # next: a dfdaemon whose only supernode is still in its reconnect back-off reads the origin itself.
+    lines = [f"seed peer takes orders host=\\S+ addr={re.escape(seed.ip)}:{seed.port}" for seed in cluster.seeds]
+    lines += [f"host registered host=\\S+ name=\\S+ addr={re.escape(p.ip)}:{p.port} " for p in cluster.peers[1:]]
+    for line in lines:
         cluster.supernode.wait_until(
             lambda line=line: re.search(line, cluster.supernode.log().rsplit("start supernode", 1)[-1]) is not None,
-            "the seed peers take orders again",
+            "the seed peers take orders again and the peers are registered",
             30,
         )
     cluster.origin.reset()
@@ -224,23 +231,27 @@ def test_preheat_loads_a_seed_peers_cache(cluster: Cluster, tmp_path: Path) -> N
 def test_a_peer_reading_for_the_swarm_cuts_at_the_supernodes_piece_size(
     process_group: ProcessGroup, tmp_path: Path
 ) -> None:
-    """supernode --piece-size reaches the reader (BackToSource.piece_size): 1 MiB pieces, not the peer's 4 MiB."""
-    digest = "sha256:" + write_random_file(tmp_path / "origin" / "f.bin", 5 * (1 << 20) + 3, seed=5)
+    """supernode --piece-size reaches the reader (BackToSource.piece_size): pieces cut from a 128 KiB base, not from
+    the peer's own 4 MiB."""
+    length = 5 * (1 << 20) + 3
+    assert piece_size_for(length, 128 << 10) != piece_size_for(length)
+    digest = "sha256:" + write_random_file(tmp_path / "origin" / "f.bin", length, seed=5)
     origin = start_origin(process_group, tmp_path / "origin")
     port = free_port("127.0.0.1")
     supernode = process_group.start(
-        "sn-1mib",
+        "sn-128kib",
         [
             console_script("supernode"),
             *("--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "sn"), "--advertise-ip", "127.0.0.1"),
-            *("--piece-size", "1MiB"),
+            *("--piece-size", "128KiB"),
         ],
     )
     supernode.wait_for_tcp("127.0.0.1", port, timeout=30)
     daemon = start_daemon(process_group, tmp_path, "reader", "127.0.0.79", f"127.0.0.1:{port}")
     done = dfget(origin.url("f.bin"), "-o", str(tmp_path / "out"), "--daemon", daemon.endpoint, "--digest", digest)
     assert done.returncode == 0, done.stderr + daemon.proc.tail()
-    assert re.search(r"reader answered task=\w+ length=5242883 piece_size=1048576", supernode.log()), supernode.tail()
+    answered = rf"reader answered task=\w+ length={length} piece_size={piece_size_for(length, 128 << 10)}\b"
+    assert re.search(answered, supernode.log()), supernode.tail()
 
 
 def test_dfinspect_names_the_seed_peers(cluster: Cluster) -> None:

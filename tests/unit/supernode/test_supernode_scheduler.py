@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from swarm_builder import PIECE, Swarm, pairs
+from swarm_builder import FAST, PIECE, Swarm, pairs
 
 from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState
@@ -348,3 +348,28 @@ def test_a_child_whose_fetches_keep_failing_is_hopeless_until_a_piece_arrives() 
     assert swarm.scheduler.hopeless(child)
     swarm.scheduler.set_state(child, PeerState.BACK_TO_SOURCE)
     assert not swarm.scheduler.hopeless(child)  # the count ends with the download
+
+
+def test_a_seed_peer_completes_its_copy_only_from_parents_sending_nothing() -> None:
+    """The cluster's cache comes last: a seed peer takes a piece only from a parent host that sends nothing at the
+    moment, so completing its copy never slows the hosts still downloading; a plain child does not wait."""
+    swarm = Swarm(2)
+    swarm.add("a", held=[0, 1])
+    swarm.scheduler.remove_peer(swarm.seed)  # a is the only holder
+    b = swarm.add("b")
+    assert pairs(swarm.scheduler.connect(b, 1)) == [(0, "a")]  # a sends piece 0 to b now
+    cache_host = Host("cache-host", "cache", "127.0.0.3", 65000, 4, "", 0.0, seed_peer=True, rate=FAST)
+    swarm.scheduler.add_host(cache_host)
+    cache = Peer("cache", swarm.task.task_id, cache_host)
+    swarm.scheduler.add_peer(swarm.task, cache)
+    assert swarm.scheduler.connect(cache, 4) == [], "a is busy: the cache waits"
+    c = swarm.add("c")
+    assert pairs(swarm.scheduler.connect(c, 1)) == [(0, "a")], "a plain child takes a's free slot"
+    done = swarm.scheduler.report(b, [PieceReport(0, "a", True)])
+    # b holds piece 0 and sends nothing: the cache takes it from there, not piece 1 from a (still sending to c).
+    assert [(x.piece.number, x.parent.peer_id) for x in done if x.child_id == "cache"] == [(0, "b")]
+    assert [(x.piece.number, x.parent.peer_id) for x in done if x.child_id == "b"] == [(1, "a")]
+    assert pairs(swarm.scheduler.report(c, [PieceReport(0, "a", True)])) == [(1, "a")]  # a sends piece 1 to c
+    assert swarm.scheduler.report(b, [PieceReport(1, "a", True)]) == [], "b holds it now, but sends to the cache"
+    last = swarm.scheduler.report(cache, [PieceReport(0, "b", True)])  # b sends nothing now; a still sends
+    assert pairs(last) == [(1, "b")]

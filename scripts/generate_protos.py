@@ -45,9 +45,9 @@ def generate(out: Path) -> None:
 
 
 def differences(a: Path, b: Path) -> list[str]:
-    """Relative paths that differ between two trees."""
-    names = {p.relative_to(a) for p in a.rglob("*") if p.is_file()}
-    names |= {p.relative_to(b) for p in b.rglob("*") if p.is_file()}
+    """Relative paths that differ between two trees (bytecode caches left by imports are not protoc's output)."""
+    names = {p.relative_to(a) for p in a.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    names |= {p.relative_to(b) for p in b.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     return sorted(
         str(n)
         for n in names

@@ -256,15 +256,17 @@ class Scheduler:
         seed peer only while it sends this piece to fewer than SEED_FANOUT children.
 
         A seed peer's own copy comes last. It downloads the pieces other readers read (it is the cluster's cache and
-        keeps the whole content), but only from parent hosts sending nothing at the moment: uplinks that hosts still
-        downloading would use carry the cache's copy only when they have nothing else to do, at the latest once
-        those hosts are done. Measured (bench/scale_bench.py, 32 MiB, 50 Mbit/s uplinks): before, the seed peer drew
-        0.6-0.7 F from the hosts' uplinks while they downloaded, 0.8 s of every uplink at 4 hosts."""
+        keeps the whole content), but with one piece under way it takes more only from parent hosts sending nothing
+        at the moment: uplinks that hosts still downloading would use carry the cache's copy only when they have
+        nothing else to do, and the one piece keeps it moving where every parent stays busy (a seed peer that got
+        nothing for 30 s would read the origin itself). Measured (bench/scale_bench.py, 32 MiB, 50 Mbit/s uplinks):
+        before, the seed peer drew 0.6-0.7 F from the hosts' uplinks while they downloaded, 0.8 s of every uplink
+        at 4 hosts."""
         chosen: Peer | None = None
         chosen_key: tuple[int, float] | None = None
         looked = 0
         location = child.host.location
-        cache_fill = child.host.seed_peer
+        cache_fill = child.host.seed_peer and bool(child.outstanding)
         holders = task.holders[number]
         free = task.free_parents
         by_free = len(free) < len(holders)

@@ -137,6 +137,10 @@ class SupernodeLink:
         self.stream_heartbeats = response.stream_heartbeats
         log.info("registered host=%s with supernode %s", self.host_id, self.address)
 
+    def retry_in(self) -> float:
+        """Seconds until this host may try to register here again (0 when it is registered, or may try now)."""
+        return 0.0 if self.host_id else self._reconnect.remaining()
+
     async def ensure_registered(self) -> str:
         """This host's id at the supernode, registering first when it has none; SupernodeDown when it does not
         answer (registration is tried again after a jittered back-off, not on every call)."""

@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# A registration that finds every supernode in its reconnect back-off waits for the soonest retry when it is due
+# within this long, instead of reading the origin itself: a supernode that restarts (an upgrade) is back within
+# seconds, but the back-off its hosts built up while it was gone can have seconds to run. The back-off still
+# decides when a supernode is tried (no try is added, so no retry storm); a download waits at most this long more
+# before it reads the origin when no supernode answers.
+RETRY_WAIT_S = 2.0
+
 
 class SchedulerClient:
     """Routes each task's calls to its supernode, fails over along the task's ring, keeps the links in step with
@@ -91,17 +98,24 @@ class SchedulerClient:
         prefer: str = "",
     ) -> tuple[T, SupernodeLink]:
         """Run invoke(stub, host_id) at the task's owner, failing over along its ring; the answer and the
-        supernode that gave it. Unavailable when none answers."""
+        supernode that gave it. Unavailable when none answers (after waiting for a supernode whose reconnect back-off
+        ends within RETRY_WAIT_S)."""
         failures: list[str] = []
-        for link in self.route(task_id, prefer):
-            try:
-                return await link.call(invoke), link
-            except SupernodeDown as exc:
-                failures.append(str(exc))
+        for attempt in range(2):
+            for link in self.route(task_id, prefer):
+                try:
+                    return await link.call(invoke), link
+                except SupernodeDown as exc:
+                    failures.append(str(exc))
+                    self._refresh_soon()
+            if not self.links:
                 self._refresh_soon()
-        if not self.links:
-            self._refresh_soon()
-            raise Unavailable(f"no supernode known yet ({', '.join(self.membership.entries)})")
+                raise Unavailable(f"no supernode known yet ({', '.join(self.membership.entries)})")
+            wait = min(link.retry_in() for link in self.links.values())
+            if attempt or not 0 < wait <= RETRY_WAIT_S:
+                break
+            log.info("task=%s: every supernode is in its reconnect back-off; next try in %.1fs", task_id[:12], wait)
+            await asyncio.sleep(wait + 0.01)  # past the back-off's end, however the timer rounds
         raise Unavailable(f"no supernode reachable: {'; '.join(failures)[:400]}")
 
     async def ensure_registered(self) -> None:

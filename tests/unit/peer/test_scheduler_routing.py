@@ -1,12 +1,18 @@
 """Routing a task's calls over the supernode links (peer.scheduler_cluster): the task's ring over the members that
-answer, those marked down last, a seed peer's ordering supernode first while it answers."""
+answer, those marked down last, a seed peer's ordering supernode first while it answers; a registration that finds
+every supernode in its back-off waits for one that is due soon."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon import ring
-from peer.scheduler_cluster import SchedulerClient
+from dfcommon.errors import Unavailable
+from peer.scheduler_client import SupernodeDown, SupernodeLink
+from peer.scheduler_cluster import RETRY_WAIT_S, SchedulerClient
 
 MEMBERS = ["127.0.0.71:8002", "127.0.0.72:8002", "127.0.0.73:8002"]
 TASKS = [f"{n:064x}" for n in range(50)]
@@ -46,3 +52,39 @@ def test_the_preferred_supernode_comes_first_only_while_it_answers() -> None:
     assert addresses(cluster, task_id, prefer=last)[0] == last
     cluster.links[last].mark_down("test")
     assert addresses(cluster, task_id, prefer=last) == ring.ranked(task_id, MEMBERS)
+
+
+def lone_link_in_backoff(remaining: float) -> tuple[SchedulerClient, SupernodeLink, list[float]]:
+    """One member whose reconnect back-off has `remaining` seconds to run; its calls fail until it is over (as
+    ensure_registered does) and return "answer" after. The list gets the time of each call."""
+    cluster = SchedulerClient(MEMBERS[:1], scheduler_pb2.HostInfo(ip="127.0.0.9", port=1))
+    link = cluster.links[MEMBERS[0]]
+    link.mark_down("test")
+    link._reconnect.not_before = time.monotonic() + remaining
+    calls: list[float] = []
+
+    async def call(invoke: object) -> str:
+        calls.append(time.monotonic())
+        if link.retry_in() > 0:
+            raise SupernodeDown(f"supernode {link.address} unreachable; next try in {link.retry_in():.1f}s")
+        return "answer"
+
+    link.call = call  # type: ignore[method-assign,assignment]
+    return cluster, link, calls
+
+
+async def test_a_registration_waits_for_a_supernode_whose_back_off_ends_soon() -> None:
+    """A supernode that restarted is tried when its back-off ends, instead of the download reading the origin."""
+    cluster, link, calls = lone_link_in_backoff(0.3)
+    began = time.monotonic()
+    answer, used = await cluster.call(TASKS[0], lambda stub, host_id: None)  # type: ignore[arg-type,return-value]
+    assert (answer, used) == ("answer", link)
+    assert len(calls) == 2 and 0.3 <= calls[1] - began < RETRY_WAIT_S
+
+
+async def test_a_registration_does_not_wait_for_a_back_off_that_runs_longer() -> None:
+    cluster, _, calls = lone_link_in_backoff(RETRY_WAIT_S + 5)
+    began = time.monotonic()
+    with pytest.raises(Unavailable, match="no supernode reachable"):
+        await cluster.call(TASKS[0], lambda stub, host_id: None)  # type: ignore[arg-type,return-value]
+    assert len(calls) == 1 and time.monotonic() - began < 0.2

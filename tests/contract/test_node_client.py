@@ -11,8 +11,11 @@ import pytest
 from fixtures.origin import start_origin, write_random_file
 from fixtures.processes import ProcessGroup, console_script, free_port
 
+from dfcommon.pieces import piece_count, piece_size_for
+
 NODE_DIR = Path(__file__).parent / "node"
-SIZE = 9 * (1 << 20) + 123  # ten 1 MiB pieces (under 32 pieces of the 4 MiB base: halved), the last one short
+SIZE = 9 * (1 << 20) + 123  # small content: pieces halved from the 4 MiB base, the last one short
+PIECE = piece_size_for(SIZE)
 
 
 def node_ready() -> str | None:
@@ -55,14 +58,14 @@ def test_node_client_registers_host_and_task_and_reads_it_back_with_its_grant(
     read = json.loads(result.stdout)
     assert read["url"] == origin.url("blob.bin")
     assert read["content_length"] == SIZE
-    assert read["piece_size"] == 1 << 20
-    assert read["piece_count"] == 10
+    assert read["piece_size"] == PIECE
+    assert read["piece_count"] == piece_count(SIZE, PIECE)
     assert read["peer_id"] in {p["peer_id"] for p in read["peers"]}
     assert any(p["is_seed"] for p in read["peers"])
     assert "node-client" in read["hostnames"]
     assert read["unknown_task_status"] == "NOT_FOUND"
     # The access grant RegisterTask gave opens the seed peer's PeerService; without it nothing comes.
     assert len(read["grant_key_id"]) == 16
-    assert read["granted"] == {"bytes": SIZE - 9 * (1 << 20), "status": "OK"}  # the last piece: 123 bytes
+    assert read["granted"] == {"bytes": SIZE % PIECE, "status": "OK"}  # the last piece: 123 bytes
     assert read["ungranted"] == {"bytes": 0, "status": "PERMISSION_DENIED"}
     assert supernode.alive

@@ -15,10 +15,12 @@ from fixtures.origin import start_origin, write_random_file
 from fixtures.processes import ProcessGroup, free_port
 from p2p_cluster import PeerHandle, Swarm
 
+from dfcommon.pieces import piece_count, piece_size_for
+
 pytestmark = pytest.mark.e2e
 
 MiB = 1 << 20
-PIECES = 10  # 10 MiB in 1 MiB pieces
+PIECES = piece_count(10 * MiB, piece_size_for(10 * MiB, MiB))  # 10 MiB cut from a 1 MiB base
 PEER_IPS = ["127.0.0.2", "127.0.0.3"]
 
 
@@ -42,7 +44,7 @@ def dfinspect(target: str, *args: str) -> subprocess.CompletedProcess[str]:
 def inspected(module_process_group: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inspected]:
     """A supernode and two dfdaemons; both download one file, the first downloads another."""
     base = tmp_path_factory.mktemp("inspect")
-    write_random_file(base / "www" / "one.bin", PIECES * MiB, seed=21)
+    write_random_file(base / "www" / "one.bin", 10 * MiB, seed=21)
     write_random_file(base / "www" / "two.bin", 3 * MiB, seed=22)
     origin = start_origin(module_process_group, base / "www")
     swarm = Swarm(module_process_group, base)

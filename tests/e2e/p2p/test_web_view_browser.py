@@ -15,11 +15,13 @@ from fixtures.origin import sha256_file, start_origin, write_random_file
 from fixtures.processes import ProcessGroup, free_port
 from p2p_cluster import Swarm, finish
 
+from dfcommon.pieces import piece_count, piece_size_for
+
 pytestmark = pytest.mark.e2e
 
 MiB = 1 << 20
 SIZE = 24 * MiB
-PIECES = 24  # --piece-size 1MiB
+PIECES = piece_count(SIZE, piece_size_for(SIZE, MiB))  # --piece-size 1MiB
 ORIGIN_RATE = 4 * MiB  # bytes/s: the download takes about 6 s, long enough to see it under way
 PEER_IPS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 

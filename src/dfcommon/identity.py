@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from dfcommon.digest import parse_digest
 from dfcommon.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from dfcommon.content import ContentRequest
 
 SCHEMES = ("http", "https")
 MAX_URL_LENGTH = 8192
@@ -50,3 +54,8 @@ def task_id(url: str, digest: str = "", filtered_query_params: Iterable[str] = (
     if byte_range:
         key += f"#range={byte_range}"
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def request_task_id(request: ContentRequest) -> str:
+    """The task a content request names (task_id of its URL, digest, filtered query parameters and range)."""
+    return task_id(request.url, request.digest, request.filtered_query_params, request.byte_range)

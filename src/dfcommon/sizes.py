@@ -67,6 +67,11 @@ def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int
     return host, int(port_text)
 
 
+def hostport(host: str, port: int) -> str:
+    """ "HOST:PORT", "[v6]:PORT" for an IPv6 address (what parse_hostport reads back)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def parse_ip(text: str) -> str:
     """Validate an IPv4 or IPv6 address."""
     try:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from dfcommon.errors import InvalidArgument
-from dfcommon.sizes import parse_hostport
+from dfcommon.sizes import hostport, parse_hostport
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +25,6 @@ REFRESH_S = 30.0  # a headless Service's addresses change when pods come and go:
 MIN_REFRESH_GAP_S = 2.0  # a refresh asked for because a supernode stopped answering waits at least this long
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-
-
-def hostport(host: str, port: int) -> str:
-    """ "HOST:PORT", "[v6]:PORT" for an IPv6 address."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def parse_entry(text: str) -> str:

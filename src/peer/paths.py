@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from dfcommon.errors import InvalidArgument
-from dfcommon.sizes import parse_hostport
+from dfcommon.sizes import hostport, parse_hostport
 
 
 def default_daemon_endpoint() -> str:
@@ -45,5 +45,4 @@ def validate_endpoint(text: str) -> str:
         if len(text) <= len("unix:"):
             raise InvalidArgument(f"invalid endpoint {text!r}: want unix:PATH or HOST:PORT")
         return text
-    host, port = parse_hostport(text)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return hostport(*parse_hostport(text))

@@ -23,7 +23,7 @@ from dfcommon.channels import channel
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, InvalidArgument, Unavailable
-from dfcommon.identity import task_id, validate_url
+from dfcommon.identity import request_task_id, validate_url
 from dfcommon.malloc import tune_malloc
 from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
 from dfcommon.urlmeta import from_url_meta, to_url_meta
@@ -166,7 +166,7 @@ class PreheatRoute:
     async def preheat(self, meta: common_pb2.UrlMeta) -> tuple[scheduler_pb2.PreheatTaskResponse, str]:
         """PreheatTask at the blob's supernode: the answer and that supernode's address."""
         request = from_url_meta(meta)
-        tid = task_id(request.url, request.digest, request.filtered_query_params, request.byte_range)
+        tid = request_task_id(request)
         ranked = ring.ranked(tid, self.members)
         last: grpc.aio.AioRpcError | None = None
         for address in [a for a in ranked if a not in self.down] + [a for a in ranked if a in self.down]:

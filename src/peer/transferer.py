@@ -14,7 +14,7 @@ from dfcommon.byterange import parse_byte_range
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, InvalidArgument
-from dfcommon.identity import task_id, validate_url
+from dfcommon.identity import request_task_id, validate_url
 from dfcommon.pieces import CHUNK_SIZE
 from peer.conductor import Conductor
 from peer.context import PeerContext
@@ -278,7 +278,7 @@ class SwarmTransferer:
             parse_digest(request.digest)
         if request.byte_range:
             parse_byte_range(request.byte_range)
-        return task_id(request.url, request.digest, request.filtered_query_params, request.byte_range)
+        return request_task_id(request)
 
     async def prefetch(self, request: ContentRequest) -> bool:
         """Download the content into this host's cache in the background, as the mirror's first client request

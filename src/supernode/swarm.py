@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import InvalidArgument, NotFound, Unavailable
-from dfcommon.identity import display_url, task_id
+from dfcommon.identity import display_url, request_task_id
 from dfcommon.metrics import PIECE_REPORTS
 from dfcommon.pieces import ranges_mask
 from supernode.config import SupernodeConfig
@@ -146,7 +146,7 @@ class Swarm:
     def _task_for(self, request: ContentRequest) -> Task:
         """The request's task, created on first sight (at --max-tasks, after forgetting the oldest idle task to make
         room; LimitReached when every task has a peer or a preheat waiting)."""
-        tid = _task_id(request)
+        tid = request_task_id(request)
         task = self.scheduler.tasks.get(tid)
         if task is None:
             if len(self.scheduler.tasks) >= self.limits.tasks:
@@ -158,7 +158,7 @@ class Swarm:
 
     def known_length(self, request: ContentRequest) -> int:
         """The content length of the request's task as known now (-1: no such task yet, or its length unknown)."""
-        task = self.scheduler.tasks.get(_task_id(request))
+        task = self.scheduler.tasks.get(request_task_id(request))
         return task.content_length if task is not None else -1
 
     def _reset(self, task: Task) -> None:
@@ -381,8 +381,3 @@ class Swarm:
                     self.forget_idle_tasks()
             except Exception:
                 log.exception("timer failed")
-
-
-def _task_id(request: ContentRequest) -> str:
-    """The task a request names (dfcommon.identity)."""
-    return task_id(request.url, request.digest, request.filtered_query_params, request.byte_range)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from dfcommon import piecedigest
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument
-from dfcommon.pieces import MAX_PIECE_SIZE, mask_ranges, piece_count, piece_span, ranges_mask
+from dfcommon.pieces import MAX_PIECE_SIZE, mask_ranges, piece_count, piece_span, ranges_mask, split_point
 from supernode.config import SupernodeConfig
 from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState
@@ -170,7 +170,7 @@ class Readers:
         if newcomer is None or not self._can_read(task, newcomer) or task.source_peer_id == newcomer.peer_id:
             return
         now = self.scheduler.clock()
-        best: tuple[float, int, Peer, tuple[tuple[int, int], ...]] | None = None
+        best: tuple[float, int, Peer, tuple[tuple[int, int], ...]] | None = None  # (seconds left, cut, owner, ranges)
         whole = task.peers.get(task.source_peer_id) if task.source_peer_id else None
         readers: list[tuple[Peer | None, tuple[tuple[int, int], ...]]] = []
         if whole is not None and self.is_reading(task, whole):
@@ -183,14 +183,13 @@ class Readers:
             left = last - max(first, (peer.held & ranges_mask(((first, last),))).bit_length())
             seconds = left * (now - peer.read_since) / peer.read_pieces
             big = left >= SPLIT_MIN and left * task.piece_size >= SPLIT_MIN_BYTES
-            if big and seconds >= SPLIT_MIN_S and (best is None or seconds > best[0]):
-                best = (seconds, left, peer, ranges)
+            cut = split_point(last - left, last, task.piece_size)
+            if big and cut <= last and seconds >= SPLIT_MIN_S and (best is None or seconds > best[0]):
+                best = (seconds, cut, peer, ranges)
         if best is None:
             return
-        _, left, owner, ranges = best
-        first, last = ranges[-1]
-        reading_now = last - left
-        cut = (reading_now + last + 2) // 2  # the owner keeps reading_now..cut-1, the newcomer reads cut..last
+        _, cut, owner, ranges = best
+        first, last = ranges[-1]  # the owner keeps first..cut-1, the newcomer reads cut..last
         self._read_ranges(task, owner, (*ranges[:-1], (first, cut - 1)))
         self._read_ranges(task, newcomer, ((cut, last),))
 

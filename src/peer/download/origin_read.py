@@ -8,7 +8,7 @@ from typing import Protocol
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DigestMismatch, OriginError
-from dfcommon.pieces import DEFAULT_PIECE_SIZE, piece_size_for
+from dfcommon.pieces import DEFAULT_PIECE_SIZE, READ_WINDOW, piece_size_for, window_last
 from peer.origin import OriginClient, open_origin
 from peer.piece.assembler import PieceAssembler
 from peer.piece.model import PieceSpec
@@ -71,6 +71,7 @@ class OriginRead:
         self.algorithm = algorithm
         self.listener = listener
         self.allowed = allowed  # the pieces to read, a bitmask (None: every piece)
+        self.windowed = False  # ask in windows (dfcommon.pieces.READ_WINDOW): the supernode may split the read
         self._answered = False
         self._stopped = False  # the last body was left early: its remaining pieces are no longer wanted
 
@@ -90,14 +91,16 @@ class OriginRead:
         """Read into store what it lacks, or (None) all of the content into a store made for it; a read narrowed
         meanwhile goes on with the runs of pieces still its own (the supernode may have given it others since)."""
         if store is None:
-            store = await self._read_all()
-            if not self._stopped:
+            store, done = await self._read_all()
+            if done:
                 return
             self._stopped = False
         elif store.meta.content_length >= 0:
             self._answer(store)
         while wanted := [n for n in store.missing() if self._allows(n)]:
             first, last = missing_runs(wanted)[0]
+            if self.windowed:
+                last = min(last, window_last(first, store.meta.piece_size))
             start = store.span(first)[0]
             last_offset, last_size = store.span(last)
             end = last_offset + last_size - 1
@@ -109,17 +112,24 @@ class OriginRead:
             elif total != end - start + 1:
                 raise OriginError(f"origin sent {total} of {end - start + 1} bytes for {self.display_url}")
 
-    async def _read_all(self) -> TaskStore:
-        async with open_origin(self.http, self.request) as response:
-            length = response.length
+    async def _read_all(self) -> tuple[TaskStore, bool]:
+        """Read from the start into a store made for the content once its length is known: all of it, or (windowed)
+        the whole pieces of its first window; True when nothing is left to read."""
+        async with open_origin(self.http, self.request, window=READ_WINDOW if self.windowed else 0) as response:
+            length = response.total
             piece_size = piece_size_for(length, self.piece_base) if length >= 0 else self.piece_base
             store = self.listener.create_store(length, piece_size)
             response.cut_at(store.meta.piece_size)
             if length >= 0:
                 self._answer(store)
+            if response.length != length:  # the first window: the rest is asked for window by window
+                whole = response.length // store.meta.piece_size  # pieces; a last partial one is asked for again
+                if whole:
+                    await self._cut(store, response.body, 0, whole - 1)
+                return store, False
             total = await self._cut(store, response.body, 0, None)
         if self._stopped:
-            return store  # narrowed: other peers read the rest
+            return store, False  # narrowed: other peers read the rest
         if length < 0:
             store.set_length(total)
             self._answer(store)
@@ -129,14 +139,15 @@ class OriginRead:
                     self.listener.offer(number, digest)
         elif total != length:
             raise OriginError(f"origin sent {total} of {length} bytes for {self.display_url}")
-        return store
+        return store, True
 
     def _answer(self, store: TaskStore) -> None:
         self._answered = True
         self.listener.answered(store)
 
     async def _cut(self, store: TaskStore, body: AsyncIterator[memoryview], first: int, last: int | None) -> int:
-        """Cut an origin body into pieces first..last (None: to the end), verify where hashes are known, store."""
+        """Cut an origin body into pieces first..last (None: to the end), verify where hashes are known, store; the
+        body is left once piece last is stored."""
         number = first
         total = 0
 
@@ -152,8 +163,6 @@ class OriginRead:
             await acquire_all(self.buckets, len(data))
             view = memoryview(data)
             while view:
-                if last is not None and number > last:
-                    raise OriginError(f"origin sent more bytes than asked for {self.display_url}")
                 take = min(len(view), assembler.piece.size - assembler.received)
                 assembler.add(assembler.received, view[:take])
                 view = view[take:]
@@ -161,11 +170,9 @@ class OriginRead:
                 if assembler.full:
                     await self._store(store, assembler)
                     number += 1
-                    if (
-                        number < store.meta.piece_count
-                        and not self._allows(number)
-                        and (last is None or number <= last)
-                    ):
+                    if last is not None and number > last:
+                        return total  # what was asked for is in: the rest of the body, if any, is not read
+                    if self._left_to_others(store, number, last):
                         self._stopped = True  # another peer reads from here on: leave the body
                         return total
                     assembler = assembler_for(number)

@@ -123,14 +123,19 @@ def test_the_seed_peer_hashing_picks_reads_the_origin_once_for_the_swarm(
     cluster.origin.reset()
     fetch_all(cluster, cluster.origin, name, cluster.peers, tmp_path, digest)
     size = (cluster.origin.root / name).stat().st_size
-    assert cluster.origin.bytes_served(name) == size, cluster.logs()  # once, to the seed peer
-    for peer in cluster.peers:
-        assert done_line(peer) == (size, 0), "every plain peer got every piece from the swarm"
+    assert cluster.origin.bytes_served(name) == size, cluster.logs()  # once
     url = cluster.origin.url(name)
     chosen = cluster.chosen_seed(url, cluster.digests[name] if digest else "")
     tid = task_id(url, cluster.digests[name] if digest else "", (), "")
     assert f"seed order task={tid[:12]}" in chosen.proc.log(), cluster.logs()
-    assert done_line(chosen) == (0, size), "the chosen seed peer read it from the origin"
+    assert done_line(chosen)[1] > 0, "the chosen seed peer read the origin"
+    # A seed peer slower than the origin (a loaded machine) may have part of its read given to plain peers, for
+    # content with a digest only; the parts are disjoint, each byte read once.
+    lines = [done_line(daemon) for daemon in [chosen, *cluster.peers]]
+    assert all(sum(line) == size for line in lines), lines
+    assert sum(origin for _, origin in lines) == size, lines
+    if not digest:
+        assert all(done_line(peer) == (size, 0) for peer in cluster.peers), "plain peers read none without a digest"
     other = next(seed for seed in cluster.seeds if seed is not chosen)
     assert tid[:12] not in other.proc.log(), "the other seed peer was not asked"
     assert f"seed fetch task={tid[:12]}" not in cluster.supernode.log(), "the supernode itself read nothing"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dfcommon import pieces
 from dfcommon.content import ContentRequest
 from dfcommon.pieces import ranges_mask
 from peer.download import origin_read as module
@@ -29,8 +30,10 @@ class Origin:
 
     @contextlib.asynccontextmanager
     async def open(
-        self, _http: object, _request: ContentRequest, start: int = 0, end: int | None = None
+        self, _http: object, _request: ContentRequest, start: int = 0, end: int | None = None, window: int = 0
     ) -> AsyncIterator[OriginResponse]:
+        if window and start == 0 and end is None:
+            end = min(window, len(CONTENT)) - 1  # peer.origin.open_origin asks for the first window only
         self.requests.append((start, end))
         stop = len(CONTENT) if end is None else end + 1
 
@@ -40,7 +43,7 @@ class Origin:
                 self.sent += len(chunk)
                 yield memoryview(chunk)
 
-        yield OriginResponse(len(CONTENT) if end is None else stop - start, body())
+        yield OriginResponse(stop - start, body(), total=len(CONTENT))
 
 
 class Listener:
@@ -73,10 +76,11 @@ def origin(monkeypatch: pytest.MonkeyPatch) -> Origin:
     return served
 
 
-def reader(tmp_path: Path, listener: Listener, allowed: int | None) -> OriginRead:
+def reader(tmp_path: Path, listener: Listener, allowed: int | None, windowed: bool = False) -> OriginRead:
     read = OriginRead(
         object(), ContentRequest("http://o/f"), "http://o/f", [], tmp_path, {}, "blake3", listener, allowed
     )  # type: ignore[arg-type]
+    read.windowed = windowed
     listener.read = read
     return read
 
@@ -125,3 +129,32 @@ async def test_a_whole_read_narrowed_to_parts_further_on_reads_them_with_range(t
     assert origin.requests == [(0, None), (5 * PIECE, 7 * PIECE - 1)]
     assert sorted(listener.offered) == [0, 1, 2, 5, 6]
     assert store.read(5 * PIECE, 2 * PIECE) == CONTENT[5 * PIECE : 7 * PIECE]
+
+
+@pytest.fixture
+def two_piece_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pieces, "READ_WINDOW", 2 * PIECE)
+    monkeypatch.setattr(module, "READ_WINDOW", 2 * PIECE)
+
+
+@pytest.mark.usefixtures("two_piece_windows")
+async def test_a_read_for_the_swarm_asks_window_by_window(tmp_path: Path, origin: Origin) -> None:
+    """Each request ends at a window boundary: the content's length comes with the first window's answer."""
+    listener = Listener(Storage(tmp_path))
+    await reader(tmp_path, listener, None, windowed=True).run(None)
+    assert origin.requests == [(w * 2 * PIECE, (w + 1) * 2 * PIECE - 1) for w in range(4)]
+    assert listener.offered == list(range(8)) and origin.sent == len(CONTENT)
+    assert listener.store is not None and listener.store.read(0, len(CONTENT)) == CONTENT
+
+
+@pytest.mark.usefixtures("two_piece_windows")
+async def test_a_read_split_at_the_supernodes_point_sends_nothing_twice(tmp_path: Path, origin: Origin) -> None:
+    """Narrowed while at piece 1 to the pieces before dfcommon.pieces.split_point: the origin sent exactly the
+    pieces kept, as the reader's requests end where the other part begins."""
+    cut = pieces.split_point(1, 7, PIECE)
+    assert cut == 4, "the boundary past the window after the one read now"
+    listener = Listener(Storage(tmp_path))
+    listener.narrow_after = (1, ranges_mask(((0, cut - 1),)))
+    await reader(tmp_path, listener, None, windowed=True).run(None)
+    assert origin.requests == [(0, 2 * PIECE - 1), (2 * PIECE, 4 * PIECE - 1)]
+    assert origin.sent == cut * PIECE and listener.offered == list(range(cut))

@@ -9,6 +9,7 @@ from typing import Protocol
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DigestMismatch, OriginError
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, READ_WINDOW, piece_size_for, window_last
+from peer.download.origin_ahead import Ahead
 from peer.origin import OriginClient, open_origin
 from peer.piece.assembler import PieceAssembler
 from peer.piece.model import PieceSpec
@@ -73,6 +74,7 @@ class OriginRead:
         self.allowed = allowed  # the pieces to read, a bitmask (None: every piece)
         self.windowed = False  # ask in windows (dfcommon.pieces.READ_WINDOW): the supernode may split the read
         self._answered = False
+        self._ahead: Ahead | None = None  # the next window's request, sent while a window is read
         self._stopped = False  # the last body was left early: its remaining pieces are no longer wanted
 
     def narrow(self, allowed: int | None) -> None:
@@ -90,27 +92,59 @@ class OriginRead:
     async def run(self, store: TaskStore | None) -> None:
         """Read into store what it lacks, or (None) all of the content into a store made for it; a read narrowed
         meanwhile goes on with the runs of pieces still its own (the supernode may have given it others since)."""
-        if store is None:
-            store, done = await self._read_all()
-            if done:
-                return
-            self._stopped = False
-        elif store.meta.content_length >= 0:
-            self._answer(store)
-        while wanted := [n for n in store.missing() if self._allows(n)]:
-            first, last = missing_runs(wanted)[0]
-            if self.windowed:
-                last = min(last, window_last(first, store.meta.piece_size))
-            start = store.span(first)[0]
-            last_offset, last_size = store.span(last)
-            end = last_offset + last_size - 1
-            async with open_origin(self.http, self.request, start, end) as response:
-                response.cut_at(store.meta.piece_size)
-                total = await self._cut(store, response.body, first, last)
-            if self._stopped:
-                self._stopped = False  # narrowed: the pieces left in this run are others' now
-            elif total != end - start + 1:
-                raise OriginError(f"origin sent {total} of {end - start + 1} bytes for {self.display_url}")
+        try:
+            if store is None:
+                store, done = await self._read_all()
+                if done:
+                    return
+                self._stopped = False
+            elif store.meta.content_length >= 0:
+                self._answer(store)
+            while run := self._next_run(store, -1):
+                first, last = run
+                current = self._take_ahead(run) or self._request(store, first, last)
+                try:
+                    response = await current.response()
+                    response.cut_at(store.meta.piece_size)
+                    self._send_ahead(store, last)
+                    total = await self._cut(store, response.body, first, last)
+                finally:
+                    await current.close()
+                start, end = store.span(first)[0], sum(store.span(last)) - 1
+                if self._stopped:
+                    self._stopped = False  # narrowed: the pieces left in this run are others' now
+                elif total != end - start + 1:
+                    raise OriginError(f"origin sent {total} of {end - start + 1} bytes for {self.display_url}")
+        finally:
+            if self._ahead is not None:
+                await self._ahead.close()
+                self._ahead = None
+
+    def _next_run(self, store: TaskStore, after: int) -> tuple[int, int] | None:
+        """The next run of pieces past after that this read is to read and the store lacks (within one window)."""
+        wanted = [n for n in store.missing() if n > after and self._allows(n)]
+        if not wanted:
+            return None
+        first, last = missing_runs(wanted)[0]
+        return (first, min(last, window_last(first, store.meta.piece_size)) if self.windowed else last)
+
+    def _request(self, store: TaskStore, first: int, last: int) -> Ahead:
+        start, end = store.span(first)[0], sum(store.span(last)) - 1
+        return Ahead(first, last, open_origin(self.http, self.request, start, end))
+
+    def _send_ahead(self, store: TaskStore, after: int) -> None:
+        """A windowed read asks for its next window while it reads this one."""
+        if self.windowed and self._ahead is None and (run := self._next_run(store, after)) is not None:
+            self._ahead = self._request(store, *run)
+
+    def _take_ahead(self, run: tuple[int, int]) -> Ahead | None:
+        """The request sent ahead for run, if that is the one; another (the read was narrowed or grew) is left to
+        be closed."""
+        ahead = self._ahead
+        if ahead is None or (ahead.first, ahead.last) != run:
+            return None
+        self._ahead = None
+        return ahead
 
     async def _read_all(self) -> tuple[TaskStore, bool]:
         """Read from the start into a store made for the content once its length is known: all of it, or (windowed)
@@ -124,6 +158,7 @@ class OriginRead:
                 self._answer(store)
             if response.length != length:  # the first window: the rest is asked for window by window
                 whole = response.length // store.meta.piece_size  # pieces; a last partial one is asked for again
+                self._send_ahead(store, whole - 1)
                 if whole:
                     await self._cut(store, response.body, 0, whole - 1)
                 return store, False

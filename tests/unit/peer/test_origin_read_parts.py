@@ -150,11 +150,22 @@ async def test_a_read_for_the_swarm_asks_window_by_window(tmp_path: Path, origin
 @pytest.mark.usefixtures("two_piece_windows")
 async def test_a_read_split_at_the_supernodes_point_sends_nothing_twice(tmp_path: Path, origin: Origin) -> None:
     """Narrowed while at piece 1 to the pieces before dfcommon.pieces.split_point: the origin sent exactly the
-    pieces kept, as the reader's requests end where the other part begins."""
+    pieces kept, as the reader's requests (the one read and the one sent ahead) end where the other part begins."""
     cut = pieces.split_point(1, 7, PIECE)
-    assert cut == 4, "the boundary past the window after the one read now"
+    assert cut == 6, "the third window boundary from the window read now"
     listener = Listener(Storage(tmp_path))
     listener.narrow_after = (1, ranges_mask(((0, cut - 1),)))
     await reader(tmp_path, listener, None, windowed=True).run(None)
-    assert origin.requests == [(0, 2 * PIECE - 1), (2 * PIECE, 4 * PIECE - 1)]
+    assert origin.requests == [(w * 2 * PIECE, (w + 1) * 2 * PIECE - 1) for w in range(3)]
     assert origin.sent == cut * PIECE and listener.offered == list(range(cut))
+
+
+@pytest.mark.usefixtures("two_piece_windows")
+async def test_a_window_asked_for_ahead_and_no_longer_wanted_is_left_unread(tmp_path: Path, origin: Origin) -> None:
+    """Narrowed (against the supernode's rule) within the window read now: the request already sent for the next
+    window is closed without reading its body."""
+    listener = Listener(Storage(tmp_path))
+    listener.narrow_after = (2, ranges_mask(((0, 3),)))
+    await reader(tmp_path, listener, None, windowed=True).run(None)
+    assert origin.requests == [(w * 2 * PIECE, (w + 1) * 2 * PIECE - 1) for w in range(3)], "window 2 was asked for"
+    assert origin.sent == 4 * PIECE and listener.offered == [0, 1, 2, 3]

@@ -14,12 +14,6 @@ TARGET_MAX_PIECES = 2048
 # (bench/scale_bench.py); 256 KiB pieces were no faster.
 TARGET_MIN_PIECES = 64
 SMALL_PIECE_FLOOR = MIB // 2
-# A peer reading the origin for the swarm asks for it in windows of whole pieces, READ_WINDOW bytes each (one piece
-# when pieces are larger), aligned at multiples of window_pieces, the next one asked for while one is read: the
-# supernode gives part of a read to another peer only from a window boundary past those (split_point), so the origin
-# never sends a byte that is read twice. An open body left early wastes what both ends' TCP buffers hold: up to tens of
-# MiB with Linux's autotuning when the reader is slower than the origin.
-READ_WINDOW = 4 * MIB
 CHUNK_SIZE = MIB  # gRPC message size for piece data (docs/performance.md: ~1 MiB messages stream fastest)
 
 
@@ -69,24 +63,3 @@ def mask_ranges(mask: int) -> tuple[tuple[int, int], ...]:
         mask >>= 1
         number += 1
     return tuple(runs)
-
-
-def window_pieces(piece_size: int) -> int:
-    """Pieces in one window of a read for the swarm (READ_WINDOW)."""
-    return max(1, READ_WINDOW // piece_size) if piece_size > 0 else 1
-
-
-def window_last(number: int, piece_size: int) -> int:
-    """The last piece of the window that holds piece number."""
-    per = window_pieces(piece_size)
-    return (number // per + 1) * per - 1
-
-
-def split_point(reading_now: int, last: int, piece_size: int) -> int:
-    """Where a read for the swarm of pieces ..last, at piece reading_now now, is split: the window boundary nearest
-    the middle of what is left, but not before the third window from the one read now, so that no request of the
-    reader's reaches past it: it asks for the next window while it reads one, and may have moved on a window before
-    its report of the last piece arrived."""
-    per = window_pieces(piece_size)
-    middle = round((reading_now + last + 2) / 2 / per) * per
-    return max(middle, (reading_now // per + 3) * per)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from dfcommon import piecedigest
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument
-from dfcommon.pieces import MAX_PIECE_SIZE, mask_ranges, piece_count, piece_span, ranges_mask, split_point
+from dfcommon.pieces import MAX_PIECE_SIZE, mask_ranges, piece_count, piece_span, ranges_mask
+from dfcommon.read_windows import split_point
 from supernode.config import SupernodeConfig
 from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState

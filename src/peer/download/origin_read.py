@@ -8,7 +8,8 @@ from typing import Protocol
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DigestMismatch, OriginError
-from dfcommon.pieces import DEFAULT_PIECE_SIZE, READ_WINDOW, piece_size_for, window_last
+from dfcommon.pieces import DEFAULT_PIECE_SIZE, piece_size_for
+from dfcommon.read_windows import FIRST_WINDOW, window_last
 from peer.download.origin_ahead import Ahead
 from peer.origin import OriginClient, open_origin
 from peer.piece.assembler import PieceAssembler
@@ -72,7 +73,7 @@ class OriginRead:
         self.algorithm = algorithm
         self.listener = listener
         self.allowed = allowed  # the pieces to read, a bitmask (None: every piece)
-        self.windowed = False  # ask in windows (dfcommon.pieces.READ_WINDOW): the supernode may split the read
+        self.windowed = False  # ask in windows (dfcommon.read_windows): the supernode may split the read
         self._answered = False
         self._ahead: Ahead | None = None  # the next window's request, sent while a window is read
         self._stopped = False  # the last body was left early: its remaining pieces are no longer wanted
@@ -128,8 +129,9 @@ class OriginRead:
         first, last = missing_runs(wanted)[0]
         return (first, min(last, window_last(first, store.meta.piece_size)) if self.windowed else last)
 
-    def _request(self, store: TaskStore, first: int, last: int) -> Ahead:
-        start, end = store.span(first)[0], sum(store.span(last)) - 1
+    def _request(self, store: TaskStore, first: int, last: int, skip: int = 0) -> Ahead:
+        """A request for pieces first..last (but their first skip bytes)."""
+        start, end = store.span(first)[0] + skip, sum(store.span(last)) - 1
         return Ahead(first, last, open_origin(self.http, self.request, start, end))
 
     def _send_ahead(self, store: TaskStore, after: int) -> None:
@@ -149,18 +151,15 @@ class OriginRead:
     async def _read_all(self) -> tuple[TaskStore, bool]:
         """Read from the start into a store made for the content once its length is known: all of it, or (windowed)
         the whole pieces of its first window; True when nothing is left to read."""
-        async with open_origin(self.http, self.request, window=READ_WINDOW if self.windowed else 0) as response:
+        async with open_origin(self.http, self.request, window=FIRST_WINDOW if self.windowed else 0) as response:
             length = response.total
             piece_size = piece_size_for(length, self.piece_base) if length >= 0 else self.piece_base
             store = self.listener.create_store(length, piece_size)
             response.cut_at(store.meta.piece_size)
             if length >= 0:
                 self._answer(store)
-            if response.length != length:  # the first window: the rest is asked for window by window
-                whole = response.length // store.meta.piece_size  # pieces; a last partial one is asked for again
-                self._send_ahead(store, whole - 1)
-                if whole:
-                    await self._cut(store, response.body, 0, whole - 1)
+            if response.length != length:  # the first window's request: the rest is asked for window by window
+                await self._read_first_window(store, response.length, response.body)
                 return store, False
             total = await self._cut(store, response.body, 0, None)
         if self._stopped:
@@ -175,6 +174,19 @@ class OriginRead:
         elif total != length:
             raise OriginError(f"origin sent {total} of {length} bytes for {self.display_url}")
         return store, True
+
+    async def _read_first_window(self, store: TaskStore, asked: int, body: AsyncIterator[memoryview]) -> None:
+        """Read window 0 from the first request's body (asked bytes long) and, when its pieces are larger than that,
+        from a request for the rest of it; the next window is asked for meanwhile."""
+        last = window_last(0, store.meta.piece_size)
+        end = sum(store.span(last))
+        rest = self._request(store, 0, last, asked) if asked < end else None
+        self._send_ahead(store, last)
+        try:
+            await self._cut(store, _then(body, rest, store.meta.piece_size), 0, last)
+        finally:
+            if rest is not None:
+                await rest.close()
 
     def _answer(self, store: TaskStore) -> None:
         self._answered = True
@@ -230,3 +242,14 @@ class OriginRead:
         self.listener.stored(assembler.piece.number, assembler.piece.size, digest)
         if self._answered:
             self.listener.offer(assembler.piece.number, digest)
+
+
+async def _then(first: AsyncIterator[memoryview], rest: Ahead | None, piece_size: int) -> AsyncIterator[memoryview]:
+    """The chunks of a body, then (if any) those of the request for the rest, cut at piece_size."""
+    async for chunk in first:
+        yield chunk
+    if rest is not None:
+        response = await rest.response()
+        response.cut_at(piece_size)
+        async for chunk in response.body:
+            yield chunk

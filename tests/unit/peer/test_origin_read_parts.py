@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dfcommon import pieces
+from dfcommon import read_windows
 from dfcommon.content import ContentRequest
 from dfcommon.pieces import ranges_mask
 from peer.download import origin_read as module
@@ -133,8 +133,8 @@ async def test_a_whole_read_narrowed_to_parts_further_on_reads_them_with_range(t
 
 @pytest.fixture
 def two_piece_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pieces, "READ_WINDOW", 2 * PIECE)
-    monkeypatch.setattr(module, "READ_WINDOW", 2 * PIECE)
+    monkeypatch.setattr(read_windows, "FIRST_WINDOW", 2 * PIECE)
+    monkeypatch.setattr(module, "FIRST_WINDOW", 2 * PIECE)
 
 
 @pytest.mark.usefixtures("two_piece_windows")
@@ -149,9 +149,9 @@ async def test_a_read_for_the_swarm_asks_window_by_window(tmp_path: Path, origin
 
 @pytest.mark.usefixtures("two_piece_windows")
 async def test_a_read_split_at_the_supernodes_point_sends_nothing_twice(tmp_path: Path, origin: Origin) -> None:
-    """Narrowed while at piece 1 to the pieces before dfcommon.pieces.split_point: the origin sent exactly the
+    """Narrowed while at piece 1 to the pieces before dfcommon.read_windows.split_point: the origin sent exactly the
     pieces kept, as the reader's requests (the one read and the one sent ahead) end where the other part begins."""
-    cut = pieces.split_point(1, 7, PIECE)
+    cut = read_windows.split_point(1, 7, PIECE)
     assert cut == 6, "the third window boundary from the window read now"
     listener = Listener(Storage(tmp_path))
     listener.narrow_after = (1, ranges_mask(((0, cut - 1),)))
@@ -169,3 +169,18 @@ async def test_a_window_asked_for_ahead_and_no_longer_wanted_is_left_unread(tmp_
     await reader(tmp_path, listener, None, windowed=True).run(None)
     assert origin.requests == [(w * 2 * PIECE, (w + 1) * 2 * PIECE - 1) for w in range(3)], "window 2 was asked for"
     assert origin.sent == 4 * PIECE and listener.offered == [0, 1, 2, 3]
+
+
+async def test_pieces_larger_than_the_first_request_are_read_whole(
+    tmp_path: Path, origin: Origin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first request asks for less than a piece: the rest of the first window is asked for, then one piece a
+    window."""
+    monkeypatch.setattr(read_windows, "FIRST_WINDOW", PIECE // 2)
+    monkeypatch.setattr(module, "FIRST_WINDOW", PIECE // 2)
+    listener = Listener(Storage(tmp_path))
+    await reader(tmp_path, listener, None, windowed=True).run(None)
+    windows = [(n * PIECE, (n + 1) * PIECE - 1) for n in range(1, 8)]
+    assert origin.requests == [(0, PIECE // 2 - 1), (PIECE // 2, PIECE - 1), *windows]
+    assert listener.offered == list(range(8)) and origin.sent == len(CONTENT)
+    assert listener.store is not None and listener.store.read(0, len(CONTENT)) == CONTENT

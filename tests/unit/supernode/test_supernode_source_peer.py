@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from dfcommon import pieces
+from dfcommon import read_windows
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument
-from dfcommon.pieces import READ_WINDOW
 from supernode.config import SupernodeConfig
 from supernode.hosts import HostSpec
 from supernode.readers import OriginAnswer
@@ -284,10 +283,10 @@ async def test_a_peer_that_joins_a_long_read_reads_its_second_half(tmp_path: Pat
 
 
 async def test_a_read_of_small_pieces_is_split_where_the_readers_requests_end(tmp_path: Path) -> None:
-    """Readers ask for the origin in windows of dfcommon.pieces.READ_WINDOW: the joiner's half begins at the window
-    boundary nearest the middle, and never within the window the reader reads or the one after it."""
+    """Readers ask for the origin in windows (dfcommon.read_windows): the joiner's half begins at the window
+    boundary nearest the middle, and never within SPLIT_MARGIN windows of the one the reader reads."""
     small = MIB // 2
-    per_window = READ_WINDOW // small
+    per_window = read_windows.FIRST_WINDOW // small
     clock = Clock()
     swarm = new_swarm(tmp_path, clock)
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
@@ -298,11 +297,11 @@ async def test_a_read_of_small_pieces_is_split_where_the_readers_requests_end(tm
         swarm.stream_update(reader.peer_id, reader_box, 0, [offered(number)])
     _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
     swarm.open_stream(joiner.peer_id, 16, [])
-    cut = 4 * per_window  # the middle of 3..63 rounded to a window boundary
+    cut = 32  # the window boundary nearest the middle of 3..63
     assert task.range_readers == {reader.peer_id: ((0, cut - 1),), joiner.peer_id: ((cut, 63),)}
     # Near the end of window 1, the middle of what is left is boundary 3: too near (the reader may ask for window 3
     # already), the cut is boundary 4.
-    near_end = pieces.split_point(2 * per_window - 2, 4 * per_window, small)
+    near_end = read_windows.split_point(2 * per_window - 2, 4 * per_window, small)
     assert near_end == 4 * per_window, "not before the third window from the one read now"
 
 

@@ -40,8 +40,7 @@ MIN_AUTHOR_PIECE_SIZE = 64 * 1024
 # disjoint parts use the origin's bandwidth in full, each piece still read once.
 MAX_READERS = 4
 # Pieces a reader must have left after the one it reads now before another peer takes half of them over, and
-# the time they would take it at its rate so far: a fast origin is read before a split could gain anything, and
-# what is in flight when a reader leaves its body is read twice.
+# the time they would take it at its rate so far: a fast origin is read before a split could gain anything.
 SPLIT_MIN = 4
 SPLIT_MIN_S = 1.0
 SPLIT_MIN_BYTES = 8 << 20  # and at least this much of them: less is read before a second reader would gain much
@@ -161,7 +160,8 @@ class Readers:
     def split(self, task: Task, newcomer: Peer | None = None) -> None:
         """When a reader has at least SPLIT_MIN pieces left after the one it reads now, and at its rate so far they
         would take it SPLIT_MIN_S or more, a connected peer that reads nothing (newcomer, or any) reads the second
-        half of them: each piece is still read once, and the origin's bandwidth is used by two uplinks."""
+        half of them, from a window boundary past the reader's requests (dfcommon.read_windows.split_point): each
+        piece is still read once, by one request, and the origin's bandwidth is used by two uplinks."""
         if not task.length_known or not self.swarm_reads(task):
             return
         if len(task.range_readers) + (1 if task.source_peer_id else 0) >= MAX_READERS:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Protocol
@@ -17,6 +19,13 @@ from peer.piece.model import PieceSpec
 from peer.storage import TaskStore
 from peer.storage.space import disk_error
 from peer.tokenbucket import TokenBucket, acquire_all
+
+log = logging.getLogger(__name__)
+
+# The share of a window's read time an origin's answer must take before a read asks for each next window while it
+# reads one: below it, asking ahead would gain little and only leave a window unread when a read is cut short.
+AHEAD_WAIT_SHARE = 0.05
+AHEAD_MIN_WAIT_S = 0.005  # answers sooner than this are a near origin's, whatever the window's read time
 
 
 class OriginListener(Protocol):
@@ -76,6 +85,11 @@ class OriginRead:
         self.windowed = False  # ask in windows (dfcommon.read_windows): the supernode may split the read
         self._answered = False
         self._ahead: Ahead | None = None  # the next window's request, sent while a window is read
+        # Ask for the next window while reading one: set once an origin's answer took AHEAD_WAIT_SHARE of the time
+        # its window then took to read (a far origin, a redirect); a near one answers at once, and a read cut
+        # short (a failover, a kill) then leaves no window asked for and unread.
+        self.ask_ahead = False
+        self._requests = 0  # requests of the loop in run timed so far (the first is not judged)
         self._stopped = False  # the last body was left early: its remaining pieces are no longer wanted
 
     def narrow(self, allowed: int | None) -> None:
@@ -103,15 +117,19 @@ class OriginRead:
                 self._answer(store)
             while run := self._next_run(store, -1):
                 first, last = run
-                current = self._take_ahead(run) or self._request(store, first, last)
+                ahead = self._take_ahead(run)
+                current = ahead or self._request(store, first, last)
                 try:
+                    asked = time.monotonic()
                     response = await current.response()
+                    answered = time.monotonic()
                     response.cut_at(store.meta.piece_size)
-                    self._send_ahead(store, last)
-                    total = await self._cut(store, response.body, first, last)
+                    start, end = store.span(first)[0], sum(store.span(last)) - 1
+                    total = await self._cut(store, response.body, first, last, (end - start + 1) // 2)
+                    if ahead is None:
+                        self._timed(answered - asked, time.monotonic() - answered)
                 finally:
                     await current.close()
-                start, end = store.span(first)[0], sum(store.span(last)) - 1
                 if self._stopped:
                     self._stopped = False  # narrowed: the pieces left in this run are others' now
                 elif total != end - start + 1:
@@ -134,9 +152,26 @@ class OriginRead:
         start, end = store.span(first)[0] + skip, sum(store.span(last)) - 1
         return Ahead(first, last, open_origin(self.http, self.request, start, end))
 
+    def _timed(self, answer_s: float, read_s: float) -> None:
+        """A request's answer took answer_s, and its window read_s after it: ask ahead from now on if it matters.
+        A read's first request is not judged: it may open a connection (and a TLS session, a worker thread)."""
+        self._requests += 1
+        if self._requests == 1 or self.ask_ahead or not self.windowed:
+            return
+        if answer_s > max(AHEAD_MIN_WAIT_S, AHEAD_WAIT_SHARE * read_s):
+            self.ask_ahead = True
+            log.info(
+                "origin of %s answers in %.0f ms, its window read in %.0f ms: asking for each next window ahead",
+                self.display_url,
+                answer_s * 1000,
+                read_s * 1000,
+            )
+
     def _send_ahead(self, store: TaskStore, after: int) -> None:
-        """A windowed read asks for its next window while it reads this one."""
-        if self.windowed and self._ahead is None and (run := self._next_run(store, after)) is not None:
+        """A windowed read asks for its next window while it reads this one (see ask_ahead)."""
+        if not (self.windowed and self.ask_ahead) or self._ahead is not None:
+            return
+        if (run := self._next_run(store, after)) is not None:
             self._ahead = self._request(store, *run)
 
     def _take_ahead(self, run: tuple[int, int]) -> Ahead | None:
@@ -177,13 +212,12 @@ class OriginRead:
 
     async def _read_first_window(self, store: TaskStore, asked: int, body: AsyncIterator[memoryview]) -> None:
         """Read window 0 from the first request's body (asked bytes long) and, when its pieces are larger than that,
-        from a request for the rest of it; the next window is asked for meanwhile."""
+        from a request for the rest of it."""
         last = window_last(0, store.meta.piece_size)
         end = sum(store.span(last))
         rest = self._request(store, 0, last, asked) if asked < end else None
-        self._send_ahead(store, last)
         try:
-            await self._cut(store, _then(body, rest, store.meta.piece_size), 0, last)
+            await self._cut(store, _then(body, rest, store.meta.piece_size), 0, last, end // 2)
         finally:
             if rest is not None:
                 await rest.close()
@@ -192,9 +226,12 @@ class OriginRead:
         self._answered = True
         self.listener.answered(store)
 
-    async def _cut(self, store: TaskStore, body: AsyncIterator[memoryview], first: int, last: int | None) -> int:
+    async def _cut(
+        self, store: TaskStore, body: AsyncIterator[memoryview], first: int, last: int | None, ahead_at: int = -1
+    ) -> int:
         """Cut an origin body into pieces first..last (None: to the end), verify where hashes are known, store; the
-        body is left once piece last is stored."""
+        body is left once piece last is stored. A windowed read asks for its next window once ahead_at bytes are in
+        (half a window: its round trips are hidden, and a read cut short leaves at most that much of it unread)."""
         number = first
         total = 0
 
@@ -214,6 +251,9 @@ class OriginRead:
                 assembler.add(assembler.received, view[:take])
                 view = view[take:]
                 total += take
+                if 0 <= ahead_at <= total and last is not None:
+                    ahead_at = -1
+                    self._send_ahead(store, last)
                 if assembler.full:
                     await self._store(store, assembler)
                     number += 1

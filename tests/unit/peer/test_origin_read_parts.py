@@ -3,6 +3,7 @@ reads the runs of its missing pieces with Range requests, and reads more when it
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +28,7 @@ class Origin:
     def __init__(self) -> None:
         self.requests: list[tuple[int, int | None]] = []
         self.sent = 0
+        self.answer_delay = 0.0  # seconds before each answer (a far origin)
 
     @contextlib.asynccontextmanager
     async def open(
@@ -35,6 +37,7 @@ class Origin:
         if window and start == 0 and end is None:
             end = min(window, len(CONTENT)) - 1  # peer.origin.open_origin asks for the first window only
         self.requests.append((start, end))
+        await asyncio.sleep(self.answer_delay)
         stop = len(CONTENT) if end is None else end + 1
 
         async def body() -> AsyncIterator[memoryview]:
@@ -76,11 +79,13 @@ def origin(monkeypatch: pytest.MonkeyPatch) -> Origin:
     return served
 
 
-def reader(tmp_path: Path, listener: Listener, allowed: int | None, windowed: bool = False) -> OriginRead:
+def reader(
+    tmp_path: Path, listener: Listener, allowed: int | None, windowed: bool = False, ahead: bool = True
+) -> OriginRead:
     read = OriginRead(
         object(), ContentRequest("http://o/f"), "http://o/f", [], tmp_path, {}, "blake3", listener, allowed
     )  # type: ignore[arg-type]
-    read.windowed = windowed
+    read.windowed, read.ask_ahead = windowed, ahead  # as with a far origin
     listener.read = read
     return read
 
@@ -184,3 +189,25 @@ async def test_pieces_larger_than_the_first_request_are_read_whole(
     assert origin.requests == [(0, PIECE // 2 - 1), (PIECE // 2, PIECE - 1), *windows]
     assert listener.offered == list(range(8)) and origin.sent == len(CONTENT)
     assert listener.store is not None and listener.store.read(0, len(CONTENT)) == CONTENT
+
+
+@pytest.mark.usefixtures("two_piece_windows")
+async def test_a_near_origin_is_not_asked_ahead(tmp_path: Path, origin: Origin) -> None:
+    """The answers come at once: no window is asked for before the one before it is read, and the read goes on
+    without asking ahead."""
+    listener = Listener(Storage(tmp_path))
+    read = reader(tmp_path, listener, None, windowed=True, ahead=False)
+    listener.narrow_after = (2, ranges_mask(((0, 3),)))
+    await read.run(None)
+    assert origin.requests == [(0, 2 * PIECE - 1), (2 * PIECE, 4 * PIECE - 1)] and not read.ask_ahead
+
+
+@pytest.mark.usefixtures("two_piece_windows")
+async def test_a_far_origin_is_asked_ahead_from_its_third_request_on(tmp_path: Path, origin: Origin) -> None:
+    """Answers that take long against the windows' read (here: all of it) make the read ask for each next window
+    while it reads one; the first two requests (a new connection) are not judged."""
+    origin.answer_delay = 0.02
+    listener = Listener(Storage(tmp_path))
+    read = reader(tmp_path, listener, None, windowed=True, ahead=False)
+    await read.run(None)
+    assert read.ask_ahead and listener.offered == list(range(8)) and origin.sent == len(CONTENT)

@@ -1,7 +1,7 @@
 """The windows in which a peer reading the origin for the swarm asks for it, and where the supernode may split a read.
 
-A read for the swarm asks for the origin one window of whole pieces at a time, and for the next window while it
-reads one. The supernode gives part of a read to another peer only from a window boundary past the reader's
+A read for the swarm asks for the origin one window of whole pieces at a time, and (from an origin whose answers
+take long) for the next window while it reads one (peer.download.origin_read). The supernode gives part of a read to another peer only from a window boundary past the reader's
 requests (split_point), so the origin never sends a byte that is read twice: an open body left early wastes what
 both ends' TCP buffers hold, up to tens of MiB with Linux's autotuning when the reader is slower than the origin.
 
@@ -19,8 +19,8 @@ from dfcommon.pieces import MIB
 FIRST_WINDOW = 2 * MIB
 WINDOWS_PER_SIZE = 16
 MAX_WINDOW = 64 * MIB
-# Windows from the one a reader reads now to the first a split may begin at: the one it reads, the next one (asked
-# for already), and one more it may have moved on to before its report of the last piece reached the supernode.
+# Windows from the one a reader reads now to the first a split may begin at: the one it reads, the next one (maybe
+# asked for already), and one more it may have moved on to before its report of the last piece reached the supernode.
 SPLIT_MARGIN = 3
 
 

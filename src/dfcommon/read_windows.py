@@ -1,13 +1,14 @@
 """The windows in which a peer reading the origin for the swarm asks for it, and where the supernode may split a read.
 
 A read for the swarm asks for the origin one window of whole pieces at a time, and (from an origin whose answers
-take long) for the next window while it reads one (peer.download.origin_read). The supernode gives part of a read to another peer only from a window boundary past the reader's
-requests (split_point), so the origin never sends a byte that is read twice: an open body left early wastes what
-both ends' TCP buffers hold, up to tens of MiB with Linux's autotuning when the reader is slower than the origin.
+take long) for the next window while it reads one (peer.download.origin_read). The supernode gives part of a read
+to another peer only from a window boundary past the reader's requests (split_point), so the origin never sends a
+byte that is read twice: an open body left early wastes what both ends' TCP buffers hold, up to tens of MiB with
+Linux's autotuning when the reader is slower than the origin.
 
 Windows are FIRST_WINDOW bytes (one piece when pieces are larger), doubling after every WINDOWS_PER_SIZE of them up to
 MAX_WINDOW: small early on, where reads are split, and later large enough that a request's round trips (a redirect,
-a CDN's first byte) stay hidden behind the window read meanwhile, even from a fast origin far away.
+a CDN's first byte) are few against the bytes, even from a fast origin far away.
 """
 
 from __future__ import annotations

@@ -158,7 +158,7 @@ async def open_origin(
     def opener(offset: int, extra: Mapping[str, str]) -> Awaitable[Opened]:
         return _open(client, request, _headers(request, start + offset, end) | dict(extra), start + offset)
 
-    body = ResumingBody(request, first, opener, length)
+    body = ResumingBody(request, first, opener, length, start=start)
     chunks = body.chunks()
     try:
         yield OriginResponse(length, chunks, body.cut_at, total)

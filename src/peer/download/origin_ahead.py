@@ -17,13 +17,17 @@ class Ahead:
         self.first, self.last = first, last
         self._opener = opener
         self._opening: asyncio.Future[OriginResponse] = asyncio.ensure_future(opener.__aenter__())
+        self._closed = False
 
     async def response(self) -> OriginResponse:
         """The origin's answer (its error, if it failed)."""
         return await self._opening
 
     async def close(self) -> None:
-        """Release the request: cancelled while it is sent, its body's reader stopped once answered."""
+        """Release the request (once): cancelled while it is sent, its body's reader stopped once answered."""
+        if self._closed:
+            return
+        self._closed = True
         if not self._opening.done():
             self._opening.cancel()
         await asyncio.wait({self._opening})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -13,7 +14,8 @@ from dfcommon.errors import DigestMismatch, OriginError
 from dfcommon.pieces import DEFAULT_PIECE_SIZE, piece_size_for
 from dfcommon.read_windows import FIRST_WINDOW, window_last
 from peer.download.origin_ahead import Ahead
-from peer.origin import OriginClient, open_origin
+from peer.origin import OriginClient, OriginResponse, open_origin
+from peer.origin_resume import MAX_STALLED_RESUMES, RESUME_BACKOFF, retryable
 from peer.piece.assembler import PieceAssembler
 from peer.piece.model import PieceSpec
 from peer.storage import TaskStore
@@ -120,13 +122,13 @@ class OriginRead:
                 ahead = self._take_ahead(run)
                 current = ahead or self._request(store, first, last)
                 try:
-                    asked = time.monotonic()
-                    response = await current.response()
+                    asked, sent = time.monotonic(), current
+                    current, response = await self._answer_of(current, store)
                     answered = time.monotonic()
                     response.cut_at(store.meta.piece_size)
                     start, end = store.span(first)[0], sum(store.span(last)) - 1
                     total = await self._cut(store, response.body, first, last, (end - start + 1) // 2)
-                    if ahead is None:
+                    if ahead is None and current is sent:  # answered at once (not ahead, not after a retry)
                         self._timed(answered - asked, time.monotonic() - answered)
                 finally:
                     await current.close()
@@ -151,6 +153,30 @@ class OriginRead:
         """A request for pieces first..last (but their first skip bytes)."""
         start, end = store.span(first)[0] + skip, sum(store.span(last)) - 1
         return Ahead(first, last, open_origin(self.http, self.request, start, end))
+
+    async def _answer_of(self, current: Ahead, store: TaskStore) -> tuple[Ahead, OriginResponse]:
+        """The answer to a window's request; one that fails as a cut body may (the connection, an origin restarting)
+        is sent again with the resumes' back-off and bounds (peer.origin_resume), so that a window survives what a
+        body would. Returns the request answered (another than current after a retry)."""
+        stalled = 0
+        while True:
+            try:
+                return current, await current.response()
+            except OriginError as exc:
+                await current.close()
+                if not retryable(exc):
+                    raise
+                if stalled >= MAX_STALLED_RESUMES:
+                    raise OriginError(f"{exc} (gave up after {stalled} resumes)", exc.http_status) from None
+                stalled += 1
+                delay = RESUME_BACKOFF.delay(stalled)
+                at = store.span(current.first)[0]
+                log.info("%s; resuming at byte %d in %.1fs (resume %d)", exc, at, delay, stalled)
+                await asyncio.sleep(delay)
+                current = self._request(store, current.first, current.last)
+            except BaseException:
+                await current.close()  # cancelled: the caller closes the request it passed, not this one
+                raise
 
     def _timed(self, answer_s: float, read_s: float) -> None:
         """A request's answer took answer_s, and its window read_s after it: ask ahead from now on if it matters.

@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 
 from dfcommon import read_windows
+from dfcommon.backoff import BackoffPolicy
 from dfcommon.content import ContentRequest
+from dfcommon.errors import OriginError
 from dfcommon.pieces import ranges_mask
 from peer.download import origin_read as module
 from peer.download.origin_read import OriginRead
 from peer.origin import OriginResponse
+from peer.origin_body import OriginCut
 from peer.storage import Storage, TaskStore
 
 PIECE = 64 * 1024
@@ -211,3 +214,31 @@ async def test_a_far_origin_is_asked_ahead_from_its_third_request_on(tmp_path: P
     read = reader(tmp_path, listener, None, windowed=True, ahead=False)
     await read.run(None)
     assert read.ask_ahead and listener.offered == list(range(8)) and origin.sent == len(CONTENT)
+
+
+@pytest.mark.usefixtures("two_piece_windows")
+async def test_a_window_the_origin_refuses_for_a_while_is_asked_for_again(
+    tmp_path: Path, origin: Origin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The origin restarts between two windows: the next window's request is sent again, with the resumes'
+    back-off, as a cut body would be resumed; a refusal (401, here) is not retried."""
+    refusals = [OriginCut("cannot connect: connection refused")] * 2
+    real_open = origin.open
+
+    @contextlib.asynccontextmanager
+    async def flaky(http: object, request: ContentRequest, start: int = 0, end: int | None = None, window: int = 0):  # type: ignore[no-untyped-def]
+        if start == 2 * PIECE and refusals:
+            raise refusals.pop()
+        async with real_open(http, request, start, end, window) as response:
+            yield response
+
+    monkeypatch.setattr(module, "open_origin", flaky)
+    monkeypatch.setattr(module, "RESUME_BACKOFF", BackoffPolicy(base=0.001, cap=0.001, jitter=0.0))
+    listener = Listener(Storage(tmp_path))
+    await reader(tmp_path, listener, None, windowed=True, ahead=False).run(None)
+    assert listener.offered == list(range(8)) and not refusals
+
+    refusals.append(OriginError("origin returned HTTP 401 Unauthorized", 401))
+    listener = Listener(Storage(tmp_path / "2"))
+    with pytest.raises(OriginError, match="401"):
+        await reader(tmp_path / "2", listener, None, windowed=True, ahead=False).run(None)

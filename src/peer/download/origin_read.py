@@ -119,7 +119,7 @@ class OriginRead:
                 self._answer(store)
             while run := self._next_run(store, -1):
                 first, last = run
-                ahead = self._take_ahead(run)
+                ahead = await self._take_ahead(run)
                 current = ahead or self._request(store, first, last)
                 try:
                     asked, sent = time.monotonic(), current
@@ -200,13 +200,13 @@ class OriginRead:
         if (run := self._next_run(store, after)) is not None:
             self._ahead = self._request(store, *run)
 
-    def _take_ahead(self, run: tuple[int, int]) -> Ahead | None:
-        """The request sent ahead for run, if that is the one; another (the read was narrowed or grew) is left to
-        be closed."""
-        ahead = self._ahead
-        if ahead is None or (ahead.first, ahead.last) != run:
+    async def _take_ahead(self, run: tuple[int, int]) -> Ahead | None:
+        """The request sent ahead for run, if that is the one; another (the read was narrowed or grew since) is
+        closed."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and (ahead.first, ahead.last) != run:
+            await ahead.close()
             return None
-        self._ahead = None
         return ahead
 
     async def _read_all(self) -> tuple[TaskStore, bool]:

@@ -242,3 +242,14 @@ async def test_a_window_the_origin_refuses_for_a_while_is_asked_for_again(
     listener = Listener(Storage(tmp_path / "2"))
     with pytest.raises(OriginError, match="401"):
         await reader(tmp_path / "2", listener, None, windowed=True, ahead=False).run(None)
+
+
+@pytest.mark.usefixtures("two_piece_windows")
+async def test_a_window_asked_for_ahead_that_the_read_skips_is_closed_unread(tmp_path: Path, origin: Origin) -> None:
+    """Narrowed mid-read to skip the window asked for ahead: that request is closed without reading its body, and
+    the read goes on with the next window of its own."""
+    listener = Listener(Storage(tmp_path))
+    listener.narrow_after = (2, ranges_mask(((0, 3), (6, 7))))
+    await reader(tmp_path, listener, None, windowed=True).run(None)
+    assert origin.requests == [(w * 2 * PIECE, (w + 1) * 2 * PIECE - 1) for w in range(4)], "window 2 was asked for"
+    assert origin.sent == 6 * PIECE and listener.offered == [0, 1, 2, 3, 6, 7]

@@ -17,7 +17,7 @@ from dfcommon.byterange import parse_byte_range
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument, OriginError
 from dfcommon.fetchpolicy import FetchPolicy
-from dfcommon.http_client import Cancel, HttpClient, HttpFailure, Response, tls_context
+from dfcommon.http_client import Cancel, HttpClient, HttpFailure, tls_context
 from dfcommon.identity import display_url
 from peer.origin_body import BodyReader, OriginCut
 from peer.origin_resume import Opened, ResumingBody
@@ -38,7 +38,6 @@ class OriginResponse:
     length: int
     body: AsyncIterator[memoryview]
     cut_at: Callable[[int], None] = _no_pieces
-    total: int = -1  # the whole content's length when known: more than length for the first window of a read
 
 
 class OriginClient:
@@ -75,25 +74,9 @@ def _first_byte(content_range: str) -> int | None:
     return int(first) if unit.lower() == "bytes" and first.isdigit() and len(first) < 20 else None
 
 
-def _length(response: Response) -> int:
-    """The length of a response's body, -1 when not known."""
-    length_text = response.header("content-length")
-    if not length_text.isdigit() or response.header("content-encoding").lower() not in ("", "identity"):
-        return -1  # with an encoding, Content-Length counts the encoded bytes, which are what is stored
-    return int(length_text)
-
-
-def _total(content_range: str) -> int:
-    """The complete length of a Content-Range value ("bytes 5-9/10"), -1 when unknown ("/*") or malformed."""
-    total = content_range.rpartition("/")[2].strip()
-    return int(total) if total.isdigit() and len(total) < 20 else -1
-
-
-async def _open(
-    client: OriginClient, request: ContentRequest, headers: dict[str, str], at: int, whole_ok: bool = False
-) -> Opened:
-    """GET with headers; the response checked (error statuses, a Range answered as asked, or with the whole content
-    when whole_ok) and its body reader (at: the content offset of the body's first byte)."""
+async def _open(client: OriginClient, request: ContentRequest, headers: dict[str, str], at: int) -> Opened:
+    """GET with headers; the response checked (error statuses, a Range answered as asked) and its body reader
+    (at: the content offset of the body's first byte)."""
     cancel = Cancel()
     getting = asyncio.ensure_future(asyncio.to_thread(client.http.get, request.url, headers, cancel))
     try:
@@ -111,8 +94,6 @@ async def _open(
         if "Range" in headers:
             if response.status == 200 and "If-Range" in headers:
                 raise OriginError(f"the content of {display_url(request.url)} changed while it was fetched (If-Range)")
-            if response.status == 200 and whole_ok:
-                return Opened(response, BodyReader(request, response, cancel, at))
             if response.status != 206:
                 raise OriginError(f"origin ignored the Range request for {display_url(request.url)}", response.status)
             asked = int(headers["Range"].removeprefix("bytes=").partition("-")[0])
@@ -127,41 +108,24 @@ async def _open(
 
 @asynccontextmanager
 async def open_origin(
-    client: OriginClient, request: ContentRequest, start: int = 0, end: int | None = None, window: int = 0
+    client: OriginClient, request: ContentRequest, start: int = 0, end: int | None = None
 ) -> AsyncIterator[OriginResponse]:
     """Open content bytes [start, end] (inclusive, relative to the request's own range) at the origin; a body cut
-    on the way is resumed with Range requests (peer.origin_resume). window > 0 (from the start, without a range of
-    the request's own): ask for the first window bytes only; the answer's total is the content's length (-1 when
-    the origin does not say), and an origin that ignores Range sends it all (length == total)."""
-    windowed = window > 0 and start == 0 and end is None and not request.byte_range
-    if windowed:
-        end = window - 1
-    try:
-        first = await _open(client, request, _headers(request, start, end), start, whole_ok=windowed)
-    except OriginError as exc:
-        if not (windowed and exc.http_status == 416):
-            raise
-        end, windowed = None, False  # empty content has no first byte to ask for
-        first = await _open(client, request, _headers(request, start, end), start)
-    response = first.response
-    if windowed and response.status == 200:
-        end = None  # the origin ignored Range: this body is all of it
-    length = _length(response)
-    windowed = windowed and response.status == 206
-    total = _total(response.header("content-range")) if windowed and length >= 0 else length
-    if windowed and total < 0:
-        await first.close()  # a window of content whose length the origin does not tell: read it all at once
-        end = None
-        first = await _open(client, request, _headers(request, start, end), start)
-        length = total = _length(first.response)
+    on the way is resumed with Range requests (peer.origin_resume)."""
 
     def opener(offset: int, extra: Mapping[str, str]) -> Awaitable[Opened]:
         return _open(client, request, _headers(request, start + offset, end) | dict(extra), start + offset)
 
-    body = ResumingBody(request, first, opener, length, start=start)
+    first = await _open(client, request, _headers(request, start, end), start)
+    response = first.response
+    length_text = response.header("content-length")
+    length = int(length_text) if length_text.isdigit() else -1
+    if response.header("content-encoding").lower() not in ("", "identity"):
+        length = -1  # Content-Length counts the encoded bytes, which are what is stored
+    body = ResumingBody(request, first, opener, length)
     chunks = body.chunks()
     try:
-        yield OriginResponse(length, chunks, body.cut_at, total)
+        yield OriginResponse(length, chunks, body.cut_at)
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
         await body.close()

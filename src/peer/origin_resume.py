@@ -93,10 +93,8 @@ class ResumingBody:
         length: int,
         policy: BackoffPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        start: int = 0,
     ) -> None:
         self.request = request
-        self.start = start  # the content offset of the body's first byte (for the log)
         self.current = first
         self.opener = opener
         self.length = length  # of the whole body, -1 when not known
@@ -140,7 +138,7 @@ class ResumingBody:
                 raise OriginError(f"{why} (gave up after {self.resumes} resumes)")
             self.resumes += 1
             delay = self.policy.delay(stalled + 1)
-            log.info("%s; resuming at byte %d in %.1fs (resume %d)", why, self.start + offset, delay, self.resumes)
+            log.info("%s; resuming at byte %d in %.1fs (resume %d)", why, offset, delay, self.resumes)
             await self.current.close()
             await self.sleep(delay)
             try:

@@ -18,7 +18,6 @@ from dfcommon import piecedigest
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument
 from dfcommon.pieces import MAX_PIECE_SIZE, mask_ranges, piece_count, piece_span, ranges_mask
-from dfcommon.read_windows import split_point
 from supernode.config import SupernodeConfig
 from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState
@@ -40,7 +39,8 @@ MIN_AUTHOR_PIECE_SIZE = 64 * 1024
 # disjoint parts use the origin's bandwidth in full, each piece still read once.
 MAX_READERS = 4
 # Pieces a reader must have left after the one it reads now before another peer takes half of them over, and
-# the time they would take it at its rate so far: a fast origin is read before a split could gain anything.
+# the time they would take it at its rate so far: a fast origin is read before a split could gain anything, and
+# what is in flight when a reader leaves its body is read twice.
 SPLIT_MIN = 4
 SPLIT_MIN_S = 1.0
 SPLIT_MIN_BYTES = 8 << 20  # and at least this much of them: less is read before a second reader would gain much
@@ -160,8 +160,7 @@ class Readers:
     def split(self, task: Task, newcomer: Peer | None = None) -> None:
         """When a reader has at least SPLIT_MIN pieces left after the one it reads now, and at its rate so far they
         would take it SPLIT_MIN_S or more, a connected peer that reads nothing (newcomer, or any) reads the second
-        half of them, from a window boundary past the reader's requests (dfcommon.read_windows.split_point): each
-        piece is still read once, by one request, and the origin's bandwidth is used by two uplinks."""
+        half of them: each piece is still read once, and the origin's bandwidth is used by two uplinks."""
         if not task.length_known or not self.swarm_reads(task):
             return
         if len(task.range_readers) + (1 if task.source_peer_id else 0) >= MAX_READERS:
@@ -171,7 +170,7 @@ class Readers:
         if newcomer is None or not self._can_read(task, newcomer) or task.source_peer_id == newcomer.peer_id:
             return
         now = self.scheduler.clock()
-        best: tuple[float, int, Peer, tuple[tuple[int, int], ...]] | None = None  # (seconds left, cut, owner, ranges)
+        best: tuple[float, int, Peer, tuple[tuple[int, int], ...]] | None = None
         whole = task.peers.get(task.source_peer_id) if task.source_peer_id else None
         readers: list[tuple[Peer | None, tuple[tuple[int, int], ...]]] = []
         if whole is not None and self.is_reading(task, whole):
@@ -184,13 +183,14 @@ class Readers:
             left = last - max(first, (peer.held & ranges_mask(((first, last),))).bit_length())
             seconds = left * (now - peer.read_since) / peer.read_pieces
             big = left >= SPLIT_MIN and left * task.piece_size >= SPLIT_MIN_BYTES
-            cut = split_point(last - left, last, task.piece_size)
-            if big and cut <= last and seconds >= SPLIT_MIN_S and (best is None or seconds > best[0]):
-                best = (seconds, cut, peer, ranges)
+            if big and seconds >= SPLIT_MIN_S and (best is None or seconds > best[0]):
+                best = (seconds, left, peer, ranges)
         if best is None:
             return
-        _, cut, owner, ranges = best
-        first, last = ranges[-1]  # the owner keeps first..cut-1, the newcomer reads cut..last
+        _, left, owner, ranges = best
+        first, last = ranges[-1]
+        reading_now = last - left
+        cut = (reading_now + last + 2) // 2  # the owner keeps reading_now..cut-1, the newcomer reads cut..last
         self._read_ranges(task, owner, (*ranges[:-1], (first, cut - 1)))
         self._read_ranges(task, newcomer, ((cut, last),))
 

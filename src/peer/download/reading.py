@@ -49,7 +49,6 @@ class SwarmRead:
         if self.running:
             return False
         self._origin = make(self.algorithm)
-        self._origin.windowed = True  # the supernode may give part of a read for the swarm to another peer
         task = asyncio.ensure_future(self._origin.run(store))
         task.add_done_callback(self._ended)
         self.task = task

@@ -92,6 +92,11 @@ def cluster(module_process_group: ProcessGroup, tmp_path_factory: pytest.TempPat
     yield Cluster(origin, slow_origin, supernode, port, seeds, peers, digests, work, module_process_group)
 
 
+# What a reader's body may have had in flight when it stopped at a split's cut: its read-ahead (4 chunks) and the
+# socket buffers of both ends, which loopback autotunes to several MiB.
+IN_FLIGHT = 16 << 20
+
+
 def done_line(daemon: Daemon) -> tuple[int, int]:
     """(bytes from peers, bytes from origin) of the daemon's last finished download."""
     found = re.findall(r"done: (\d+) bytes, (\d+) from peers, (\d+) from origin", daemon.proc.log())
@@ -123,19 +128,24 @@ def test_the_seed_peer_hashing_picks_reads_the_origin_once_for_the_swarm(
     cluster.origin.reset()
     fetch_all(cluster, cluster.origin, name, cluster.peers, tmp_path, digest)
     size = (cluster.origin.root / name).stat().st_size
-    assert cluster.origin.bytes_served(name) == size, cluster.logs()  # once
     url = cluster.origin.url(name)
     chosen = cluster.chosen_seed(url, cluster.digests[name] if digest else "")
     tid = task_id(url, cluster.digests[name] if digest else "", (), "")
     assert f"seed order task={tid[:12]}" in chosen.proc.log(), cluster.logs()
-    assert done_line(chosen)[1] > 0, "the chosen seed peer read the origin"
-    # A seed peer slower than the origin (a loaded machine) may have part of its read given to plain peers, for
-    # content with a digest only; the parts are disjoint, each byte read once.
     lines = [done_line(daemon) for daemon in [chosen, *cluster.peers]]
     assert all(sum(line) == size for line in lines), lines
-    assert sum(origin for _, origin in lines) == size, lines
-    if not digest:
-        assert all(done_line(peer) == (size, 0) for peer in cluster.peers), "plain peers read none without a digest"
+    assert lines[0][1] > 0, "the chosen seed peer read the origin"
+    if lines[0] == (0, size):  # it read all of it: once, and every plain peer got every piece from the swarm
+        assert cluster.origin.bytes_served(name) == size, cluster.logs()
+        assert all(line == (size, 0) for line in lines[1:]), lines
+    else:
+        # A seed peer slower than the origin (a loaded machine) had the rest of its read given to plain peers, for
+        # content with a digest only: each piece was stored from the origin once, and what the seed peer's body
+        # had in flight past the cut (its read-ahead and both ends' socket buffers) was sent twice
+        # (docs/protocol.md, "Several readers").
+        assert digest, lines
+        assert sum(origin for _, origin in lines) == size, lines
+        assert cluster.origin.bytes_served(name) <= size + IN_FLIGHT, cluster.logs()
     other = next(seed for seed in cluster.seeds if seed is not chosen)
     assert tid[:12] not in other.proc.log(), "the other seed peer was not asked"
     assert f"seed fetch task={tid[:12]}" not in cluster.supernode.log(), "the supernode itself read nothing"

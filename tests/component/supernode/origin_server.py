@@ -39,29 +39,20 @@ class Origin:
                     self._reply(404, b"not found")
                     return
                 body = origin.blobs[path]
-                status, headers, total = 200, {}, len(body)
                 wanted = self.headers.get("Range")
                 if wanted and wanted.startswith("bytes="):
                     start, end = (int(x) for x in wanted[6:].split("-"))
                     end = min(end, len(body) - 1)
-                    status, headers, body = (
-                        206,
-                        {"Content-Range": f"bytes {start}-{end}/{total}"},
-                        body[start : end + 1],
-                    )
+                    self._reply(206, body[start : end + 1], extra={"Content-Range": f"bytes {start}-{end}/{len(body)}"})
+                    return
                 if path in origin.cut:
-                    self.send_response(status)
+                    self.send_response(200)
                     self.send_header("Content-Length", str(len(body)))
-                    for name, value in headers.items():
-                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     time.sleep(origin.cut[path])
                     self.close_connection = True
-                    return
-                if status == 206:
-                    self._reply(206, body, extra=headers)
                     return
                 if path in origin.no_length:
                     self.send_response(200)

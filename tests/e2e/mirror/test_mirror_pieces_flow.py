@@ -67,11 +67,11 @@ def test_later_hosts_receive_a_layer_while_the_first_host_still_reads_it(
             one, rest = reading.result(), [o.result() for o in others]
         assert one.digest == layer and all(p.digest == layer for p in rest)
         size = open_registry.blob_path(layer).stat().st_size
-        # Each piece is read once (readers ask window by window, and a read is split where a window ends), plus
-        # manifests and headers.
+        # Each piece is read once (a reader leaves its body where another reader's part begins: what was in flight
+        # then, at most a chunk of the shaped uplink, is the only excess), plus manifests and headers.
         assert registry_uplink.sent <= size * 1.02, f"the registry sent {registry_uplink.sent / size:.3f}x the layer"
         gets = [r for r in open_registry.records_since(mark) if r.method == "GET" and r.blob_digest == layer]
-        assert sum(r.size for r in gets) == size, gets
+        assert len(gets) <= 4, gets
         # Three readers on disjoint parts at most: even then the registry uplink takes this long.
         assert one.finished - one.started > LAYER / RATE / 3, "the registry uplink is slow"
         for other in rest:

@@ -10,7 +10,7 @@ from fixtures.clients import dir_blob_digests, skopeo_copy_to_dir
 from fixtures.images import build_and_push
 from fixtures.processes import console_script
 from fixtures.registry import Registry
-from mirror_support import PASSWORD, USER, assert_layers_fetched_once
+from mirror_support import PASSWORD, USER
 from mirror_swarm import MirrorSwarm
 
 MiB = 1 << 20
@@ -38,9 +38,7 @@ def test_preheated_image_is_pulled_through_two_nodes_without_registry_blob_fetch
     done = preheat(swarm, image.reference, "--username", USER, "--password-stdin", password=PASSWORD)
     assert done.returncode == 0, done.stderr + swarm.logs()
     assert PASSWORD not in done.stderr + swarm.logs()
-    gets = token_registry.blob_gets()
-    assert set(gets) == set(image.blob_digests) and gets[image.config_digest] == 1
-    assert_layers_fetched_once(token_registry, image)  # in windows: a GET for every 2 MiB of a layer
+    assert token_registry.blob_gets() == dict.fromkeys(image.blob_digests, 1)
 
     mark = token_registry.log_mark()
     for node in swarm.nodes:
@@ -62,7 +60,7 @@ def test_preheat_url_with_digest_and_bad_references(
 
     done = preheat(swarm, url, "--digest", layer)
     assert done.returncode == 0, done.stderr + swarm.logs()
-    assert open_registry.blob_gets()[layer] == 1  # one window
+    assert open_registry.blob_gets()[layer] == 1
 
     for bad, words in [
         (f"{open_registry.addr}/ns/missing:latest", "manifest"),

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from dfcommon import read_windows
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument
 from supernode.config import SupernodeConfig
@@ -280,29 +279,6 @@ async def test_a_peer_that_joins_a_long_read_reads_its_second_half(tmp_path: Pat
     swarm.stream_update(joiner.peer_id, joiner_box, 0, [PieceReport(5, "", True, digest=piece_digest(99))])
     assert 5 not in task.pieces
     assert not any(n in range(18, 32) for n, _, _ in assigned(drain(joiner_box))), "never assigned what it reads"
-
-
-async def test_a_read_of_small_pieces_is_split_where_the_readers_requests_end(tmp_path: Path) -> None:
-    """Readers ask for the origin in windows (dfcommon.read_windows): the joiner's half begins at the window
-    boundary nearest the middle, and never within SPLIT_MARGIN windows of the one the reader reads."""
-    small = MIB // 2
-    per_window = read_windows.FIRST_WINDOW // small
-    clock = Clock()
-    swarm = new_swarm(tmp_path, clock)
-    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
-    reader_box = swarm.open_stream(reader.peer_id, 16, [])
-    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(0)], OriginAnswer(64 * small, small))
-    for number in range(1, 3):
-        clock.now += 1
-        swarm.stream_update(reader.peer_id, reader_box, 0, [offered(number)])
-    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
-    swarm.open_stream(joiner.peer_id, 16, [])
-    cut = 32  # the window boundary nearest the middle of 3..63
-    assert task.range_readers == {reader.peer_id: ((0, cut - 1),), joiner.peer_id: ((cut, 63),)}
-    # Near the end of window 1, the middle of what is left is boundary 3: too near (the reader may ask for window 3
-    # already), the cut is boundary 4.
-    near_end = read_windows.split_point(2 * per_window - 2, 4 * per_window, small)
-    assert near_end == 4 * per_window, "not before the third window from the one read now"
 
 
 async def test_a_read_is_split_only_while_enough_is_left_and_among_few_readers(tmp_path: Path) -> None:

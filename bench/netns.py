@@ -30,7 +30,6 @@ class NetHost:
     netns: str
     ip: str
     uplink_mbit: int | None = None
-    delay_ms: int = 0  # added to every packet it sends (netem), as a far host's round trip
 
     def argv(self, command: Sequence[str]) -> list[str]:
         """command run inside this namespace (`ip netns exec` execs it, so the PID stays the command's)."""
@@ -87,15 +86,11 @@ def bridged_hosts(bridge_netns: str, hosts: Sequence[NetHost], prefix_len: int =
             _run([IP_BIN, "-n", bridge_netns, "link", "set", port, "master", BRIDGE_DEVICE, "up"])
             _run([IP_BIN, "-n", host.netns, "addr", "add", f"{host.ip}/{prefix_len}", "dev", "eth0"])
             _run([IP_BIN, "-n", host.netns, "link", "set", "eth0", "up"])
-            if host.delay_ms:
-                delay = f"{host.delay_ms}ms"
-                netem = (TC_BIN, "-n", host.netns, "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "netem")
-                _run([*netem, "delay", delay, "limit", "100000"])
             if host.uplink_mbit is not None:
-                rate, where = f"{host.uplink_mbit}mbit", ("parent", "1:1") if host.delay_ms else ("root",)
+                rate = f"{host.uplink_mbit}mbit"
                 _run(
                     [
-                        *(TC_BIN, "-n", host.netns, "qdisc", "add", "dev", "eth0", *where, "tbf"),
+                        *(TC_BIN, "-n", host.netns, "qdisc", "add", "dev", "eth0", "root", "tbf"),
                         *("rate", rate, "burst", "256kb", "latency", "50ms"),
                     ]
                 )

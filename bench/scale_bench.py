@@ -230,12 +230,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mib", type=int, default=32, help="file size in MiB (default 32)")
     parser.add_argument("--host-mbit", type=int, default=50, help="host and seed uplinks, Mbit/s (default 50)")
     parser.add_argument("--origin-mbit", type=int, default=100, help="origin uplink, Mbit/s (default 100)")
-    parser.add_argument(
-        "--origin-delay-ms",
-        type=int,
-        default=0,
-        help="delay on every packet the origin sends: a far origin (default 0)",
-    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per N, each with a new file (default 1)")
     parser.add_argument(
         "--origin-fetch",
@@ -289,7 +283,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def measure(args: argparse.Namespace, workdir: Path) -> list[RunResult]:
     """Every N, every run; the namespaces and processes are gone when it returns or raises."""
-    bed = make_testbed(max(args.hosts), args.origin_mbit, args.host_mbit, args.seed_peers, args.origin_delay_ms)
+    bed = make_testbed(max(args.hosts), args.origin_mbit, args.host_mbit, args.seed_peers)
     configs = [args.seed_peers, 0] if args.compare and args.seed_peers else [args.seed_peers]
     results: list[RunResult] = []
     with ExitStack() as stack:
@@ -316,8 +310,6 @@ def flag_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the flags, in one line, or None."""
     if args.mib < 1 or args.repeat < 1 or args.host_mbit < 1 or args.origin_mbit < 1:
         return "--mib, --repeat, --host-mbit and --origin-mbit must be at least 1"
-    if not 0 <= args.origin_delay_ms <= 1000:
-        return "--origin-delay-ms must be 0..1000"
     if args.timeline < 0 or 0 < args.timeline < 0.1:
         return f"--timeline wants 0 (off) or at least 0.1 seconds, got {args.timeline}"
     if not 0 <= args.seed_peers <= MAX_SEED_PEERS:

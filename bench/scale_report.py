@@ -104,8 +104,7 @@ def print_summary(args: argparse.Namespace, results: list[RunResult]) -> None:
     print()
     print(
         f"shaped swarm: host, seed peer and supernode uplinks {args.host_mbit} Mbit/s, origin {args.origin_mbit} "
-        f"Mbit/s (its packets delayed {args.origin_delay_ms} ms), {args.uplink_queue} uplink queues, downlinks "
-        f"unshaped; supernode --origin-fetch {args.origin_fetch}, "
+        f"Mbit/s, {args.uplink_queue} uplink queues, downlinks unshaped; supernode --origin-fetch {args.origin_fetch}, "
         f"piece size {args.piece_size or 'default'}, upload slots {args.upload_slots or 'default'}; dfget --digest; "
         f"medians of {args.repeat} run(s); seconds"
     )

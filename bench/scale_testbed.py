@@ -49,13 +49,13 @@ class Testbed:
         return [self.origin, self.supernode, *self.seeds, *self.hosts]
 
 
-def make_testbed(n_hosts: int, origin_mbit: int, host_mbit: int, n_seeds: int = 0, origin_delay_ms: int = 0) -> Testbed:
-    """Names, addresses and uplinks: the origin at origin_mbit (its packets delayed origin_delay_ms: a far origin),
-    the supernode, every seed peer and every host at host_mbit."""
+def make_testbed(n_hosts: int, origin_mbit: int, host_mbit: int, n_seeds: int = 0) -> Testbed:
+    """Names, addresses and uplinks: the origin at origin_mbit, the supernode, every seed peer and every host at
+    host_mbit."""
     if not 0 <= n_seeds <= MAX_SEED_PEERS:
         raise ValueError(f"0..{MAX_SEED_PEERS} seed peers, got {n_seeds}")
     return Testbed(
-        origin=NetHost(PREFIX + "origin", f"{SUBNET}.2", origin_mbit, origin_delay_ms),
+        origin=NetHost(PREFIX + "origin", f"{SUBNET}.2", origin_mbit),
         supernode=NetHost(PREFIX + "sn", f"{SUBNET}.3", host_mbit),
         hosts=tuple(NetHost(f"{PREFIX}h{i}", f"{SUBNET}.{10 + i}", host_mbit) for i in range(1, n_hosts + 1)),
         seeds=tuple(NetHost(f"{PREFIX}s{i}", f"{SUBNET}.{200 + i}", host_mbit) for i in range(1, n_seeds + 1)),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dfcommon.sizes import hostport
+
 
 @dataclass(frozen=True)
 class PeerAddress:
@@ -16,4 +18,4 @@ class PeerAddress:
     @property
     def target(self) -> str:
         """gRPC target of its PeerService."""
-        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+        return hostport(self.ip, self.port)

@@ -10,7 +10,7 @@ from dfcommon.advertise import choose_advertise_ip
 from dfcommon.errors import InvalidArgument
 from dfcommon.fetchpolicy import add_origin_policy_arguments, split_entries
 from dfcommon.logs import add_logging_flags
-from dfcommon.sizes import parse_hostport, parse_ip, parse_size
+from dfcommon.sizes import hostport, parse_hostport, parse_ip, parse_size
 from dfcommon.tls import add_tls_arguments, tls_from_args
 from dfcommon.version import add_version_flag
 from mirror.config import MirrorConfig, add_mirror_arguments, mirror_config_from_args, registry_ca_entries
@@ -188,7 +188,7 @@ def _registry_entries(registries: RegistryMap | None) -> tuple[str, ...]:
     entries = []
     for base in sorted(registries.targets()):
         origin = origin_of(base)
-        entries.append(f"[{origin.host}]:{origin.port}" if ":" in origin.host else f"{origin.host}:{origin.port}")
+        entries.append(hostport(origin.host, origin.port))
     return tuple(entries)
 
 

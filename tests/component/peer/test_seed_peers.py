@@ -21,7 +21,7 @@ import grpc
 import pytest
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
-from fixtures.origin import OriginServer, start_origin, write_random_file
+from fixtures.origin import IN_FLIGHT, OriginServer, start_origin, write_random_file
 from fixtures.processes import ManagedProcess, ProcessGroup, console_script, free_port
 from peer_procs import Daemon, dfget, start_daemon
 
@@ -90,11 +90,6 @@ def cluster(module_process_group: ProcessGroup, tmp_path_factory: pytest.TempPat
     for seed in seeds:
         seed.proc.wait_until(lambda s=seed: "seed peer taking orders" in s.proc.log(), "seed peer's order stream")
     yield Cluster(origin, slow_origin, supernode, port, seeds, peers, digests, work, module_process_group)
-
-
-# What a reader's body may have had in flight when it stopped at a split's cut: its read-ahead (4 chunks) and the
-# socket buffers of both ends, which loopback autotunes to several MiB.
-IN_FLIGHT = 16 << 20
 
 
 def done_line(daemon: Daemon) -> tuple[int, int]:

@@ -7,17 +7,12 @@ import secrets
 import pytest
 from fixtures.clients import missing_binaries
 from fixtures.images import PushedImage
+from fixtures.origin import IN_FLIGHT
 from fixtures.registry import Registry
 
 USER = "alice"
 # A fresh password per run: nothing may depend on (or leak) a fixed secret.
 PASSWORD = secrets.token_urlsafe(12)
-
-
-# Bytes a split reader may have had in flight past its cut, read again by the reader of the part after it: the body
-# reader's read-ahead (4 MiB, peer.origin_body.READ_AHEAD) and the socket buffers of both ends (loopback autotunes
-# them to ~6 MiB and ~4 MiB). Measured: 12.5 MB on a 64 MiB layer read by a seed peer and split with one dfdaemon.
-IN_FLIGHT = 16 << 20
 
 
 def assert_layers_fetched_once(registry: Registry, *images: PushedImage) -> None:

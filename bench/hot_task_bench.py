@@ -14,8 +14,12 @@ Each host does what a dfdaemon does: RegisterHost with every supernode, Register
 supernode every interval from its registration, at the interval the supernode hands out (it grows with the hosts it
 holds): on its open stream where it has one, HeartbeatHost otherwise; a stream lost before the supernode's first
 message is opened again. A heartbeat counts as failed where a dfdaemon would mark the supernode down: a call that
-failed or timed out (10 s), a heartbeat on a stream with neither its answer nor any other message on that stream
-within 10 s (answered later, with other messages in time: counted late; the supernode is behind, not gone). A reader
+failed, or timed out (10 s) unless the supernode is behind (peer.scheduler_client.is_behind: the host's connection,
+with a dfdaemon's keepalive, is up and the supernode answered the host within 10 heartbeat intervals; counted as
+kept), a heartbeat on a stream with neither its answer nor any other message on that stream within 10 s and not
+behind (answered later, with other messages in time: counted late; the supernode is behind, not gone). A heartbeat
+call refused with another status (CANCELLED when the supernode's queue of calls not yet taken up is full) is counted
+apart: a dfdaemon logs it and keeps the supernode. A reader
 process registers one more host that offers every piece of every task with its digest, as the peer reading the
 origin for the swarm does, and keeps its streams open.
 
@@ -54,9 +58,10 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from memory_soak import PYTHONPATH, Request, Stream, fetched, free_port, offer_all, rss_mib, stop_all, wait_ready
 
 from dfcommon import ring
+from dfcommon.channels import channel
 from dfcommon.identity import task_id
 from peer.download.link import LOST_AT_START, START_RETRIES
-from peer.scheduler_client import CALL_TIMEOUT
+from peer.scheduler_client import CALL_TIMEOUT, FAILOVER_CODES, LINK_KEEPALIVE_MS, is_behind
 
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub as Stub
@@ -93,6 +98,7 @@ class Counters:
     registered: Synchronized[int]
     complete: Synchronized[int]
     reports: Synchronized[int]
+    messages: Synchronized[int]  # messages the supernodes sent on the hosts' streams
     dropped: Synchronized[int]
     to_source: Synchronized[int]
     failed: Synchronized[int]  # streams that ended with another error
@@ -100,6 +106,8 @@ class Counters:
     beats_failed_registering: Synchronized[int]  # of those, sent while the hosts were still registering
     beats: Synchronized[int]  # heartbeats answered in time
     beats_late: Synchronized[int]  # on a stream, answered late while the stream carried other messages in time
+    beats_behind: Synchronized[int]  # timed out at a supernode behind (peer.scheduler_client.is_behind): kept
+    beats_refused: Synchronized[int]  # ended with another status (not FAILOVER_CODES): a dfdaemon keeps the supernode
     restarts: Synchronized[int]  # streams lost at their start and opened again
     worst_lag_ms: Synchronized[int]  # the longest a load process's event loop was late (it is then saturated)
 
@@ -142,9 +150,11 @@ class SimHost:
     host_ids: list[str] = field(default_factory=list)
     peer_id: str = ""
     next_beat: float = 0.0
+    heard: float = 0.0  # when a supernode last answered this host (a call, or a message on its stream)
     stream: Stream | None = None  # its SyncPieces stream, while open
-    # Each heartbeat sent on the stream and not answered yet: when it went out, and when the stream's next message
-    # came (0: none yet). A dfdaemon marks the supernode down only when neither came within CALL_TIMEOUT.
+    # Each heartbeat sent on the stream and not answered yet: when it went out, when the stream's next message came
+    # (0: none yet), and when the supernode had last answered the host then. A dfdaemon marks the supernode down
+    # only when neither the answer nor another message came within CALL_TIMEOUT and the supernode is not behind.
     beats_sent: deque[list[float]] = field(default_factory=deque)
 
 
@@ -155,10 +165,11 @@ class Fleet:
         self.load = load
         self.counters = counters
         channels = max(1, -(-len(hosts) // load.hosts_per_channel))
-        # Each channel its own TCP connection (no subchannel sharing), as each dfdaemon has its own.
-        options = [("grpc.use_local_subchannel_pool", 1)]
+        # Each channel its own TCP connection (no subchannel sharing) with the keepalive of a dfdaemon's link to a
+        # supernode, as each dfdaemon has its own.
         self.channels = [
-            [grpc.aio.insecure_channel(target, options=options) for _ in range(channels)] for target in load.targets
+            [channel(target, own_connection=True, keepalive_ms=LINK_KEEPALIVE_MS) for _ in range(channels)]
+            for target in load.targets
         ]
         self.hosts = [SimHost(i, i % load.tasks, load.owner(i % load.tasks)) for i in hosts]
         self.sem = asyncio.Semaphore(CONCURRENCY)
@@ -167,9 +178,12 @@ class Fleet:
         self.errors = 0  # the first few are printed
         self.registering = True  # until every host of the run registered (then the streams open)
 
-    def stub(self, supernode: int, host: SimHost) -> Stub:
+    def channel(self, supernode: int, host: SimHost) -> grpc.aio.Channel:
         chans = self.channels[supernode]
-        stub: Stub = scheduler_pb2_grpc.SchedulerServiceStub(chans[host.index % len(chans)])  # type: ignore[assignment]
+        return chans[host.index % len(chans)]
+
+    def stub(self, supernode: int, host: SimHost) -> Stub:
+        stub: Stub = scheduler_pb2_grpc.SchedulerServiceStub(self.channel(supernode, host))  # type: ignore[assignment]
         return stub
 
     async def register(self, host: SimHost) -> None:
@@ -191,7 +205,8 @@ class Fleet:
                 host_id=host.host_ids[host.owner], url_meta=self.load.meta(host.task)
             )
             host.peer_id = (await self.stub(host.owner, host).RegisterTask(request, timeout=60)).peer_id
-        host.next_beat = time.monotonic() + self.interval
+        host.heard = time.monotonic()
+        host.next_beat = host.heard + self.interval
         self.counters.add("registered")
 
     async def heartbeat_forever(self) -> None:
@@ -214,7 +229,7 @@ class Fleet:
     async def _beat(self, supernode: int, host: SimHost) -> None:
         stream = host.stream
         if supernode == host.owner and self.stream_beats and stream is not None and stream.answered:
-            host.beats_sent.append([time.monotonic(), 0.0])  # on the open stream, as SupernodeLink does
+            host.beats_sent.append([time.monotonic(), 0.0, host.heard])  # on the open stream, as SupernodeLink does
             stream.send(Request(heartbeat=True))
             return
         # Not behind the worker's semaphore: each host beats on its own, whatever the other hosts' calls.
@@ -222,16 +237,26 @@ class Fleet:
         try:
             request = scheduler_pb2.HeartbeatHostRequest(host_id=host.host_ids[supernode])
             reply = await self.stub(supernode, host).HeartbeatHost(request, timeout=CALL_TIMEOUT)
+            host.heard = time.monotonic()
             self.counters.add("beats")
             self.interval = reply.heartbeat_interval_ms / 1000 or self.interval  # it grows with the hosts
         except grpc.aio.AioRpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:
                 self.counters.add("dropped")
                 host.host_ids[supernode] = ""  # counted once; a real dfdaemon registers again
+            elif err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and self.behind(supernode, host):
+                self.counters.add("beats_behind")  # a dfdaemon keeps the supernode (SupernodeLink.behind)
+            elif err.code() not in FAILOVER_CODES:  # refused (CANCELLED: its queue of calls is full): a dfdaemon
+                self.counters.add("beats_refused")  # logs it and keeps the supernode (SupernodeLink.call)
             else:
                 self.counters.add("beats_failed")
                 if registering:
                     self.counters.add("beats_failed_registering")
+
+    def behind(self, supernode: int, host: SimHost) -> bool:
+        """As SupernodeLink.behind: the host's connection is up and the supernode answered it lately."""
+        state = self.channel(supernode, host).get_state(try_to_connect=False)
+        return is_behind(state is grpc.ChannelConnectivity.READY, host.heard, time.monotonic(), self.interval)
 
     async def sync(self, host: SimHost) -> None:
         """The host's stream: report every assigned piece fetched, until the supernode ends it (complete). A stream
@@ -264,16 +289,22 @@ class Fleet:
     async def _follow(self, host: SimHost, stream: Stream) -> None:
         while (event := await stream.read()) is not None:
             stream.answered = True
-            now = time.monotonic()
+            self.counters.add("messages")
+            now = host.heard = time.monotonic()
             for beat in host.beats_sent:
                 beat[1] = beat[1] or now
             if event.heartbeat_interval_ms:  # a heartbeat's answer (alone, or on another message)
                 self.interval = event.heartbeat_interval_ms / 1000
-                sent, heard = host.beats_sent.popleft() if host.beats_sent else (now, now)
+                sent, heard, before = host.beats_sent.popleft() if host.beats_sent else (now, now, now)
                 if now - sent <= CALL_TIMEOUT:
                     self.counters.add("beats")
-                else:  # late: as SupernodeLink, failed only when the stream carried nothing else in time
-                    self.counters.add("beats_late" if heard - sent <= CALL_TIMEOUT else "beats_failed")
+                elif heard - sent <= CALL_TIMEOUT:  # late: as SupernodeLink, the stream carried other messages
+                    self.counters.add("beats_late")
+                else:  # nothing on the stream in time: late only at a supernode behind (SupernodeLink.behind)
+                    state = self.channel(host.owner, host).get_state(try_to_connect=False)
+                    ready = state is grpc.ChannelConnectivity.READY
+                    kept = is_behind(ready, before, sent + CALL_TIMEOUT, self.interval)
+                    self.counters.add("beats_behind" if kept else "beats_failed")
             kind = event.WhichOneof("event")
             if kind is None:
                 continue
@@ -443,12 +474,18 @@ def main() -> None:
             f"| peers complete / sent to the origin / failed | {counters.complete.value:,} / "
             f"{counters.to_source.value:,} / {counters.failed.value:,} |"
         )
+        print(
+            f"| stream messages from the supernodes, per report | {counters.messages.value:,} "
+            f"({counters.messages.value / max(1, reports):.2f}) |"
+        )
         print(f"| hosts dropped while alive (NOT_FOUND seen) | {counters.dropped.value:,} |")
         print(f"| streams lost at their start and opened again | {counters.restarts.value:,} |")
         print(
-            f"| heartbeats answered / late on a stream still sending / failed (timed out; of them while the hosts "
-            f"registered) | {counters.beats.value:,} / {counters.beats_late.value:,} / "
-            f"{counters.beats_failed.value:,} ({counters.beats_failed_registering.value:,}) |"
+            f"| heartbeats answered / late on a stream still sending / timed out at a supernode behind (kept) / "
+            f"refused, as CANCELLED (kept) / failed: the supernode marked down (of them while the hosts registered) | "
+            f"{counters.beats.value:,} / {counters.beats_late.value:,} / {counters.beats_behind.value:,} / "
+            f"{counters.beats_refused.value:,} / {counters.beats_failed.value:,} "
+            f"({counters.beats_failed_registering.value:,}) |"
         )
         print(
             f"| load processes: CPU while syncing / worst event-loop lag | {load_cpu:.1f} s / "

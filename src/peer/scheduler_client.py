@@ -34,6 +34,24 @@ CHANNEL_GRACE = 30.0  # seconds a left supernode's channel stays open for the ca
 # (jittered): meanwhile tasks go to the next supernode on their ring (or, when none answers, back to source at
 # once) instead of each download dialling it again.
 RECONNECT_BACKOFF = BackoffPolicy(base=0.5, cap=10.0, jitter=0.5)
+# A supernode that is behind is not a supernode that is gone. At fleet scale its heartbeat calls wait in its queue
+# of calls not yet taken up (grpc.aio takes up one call of a method at a time; 10,000 hosts opening their streams at
+# once kept HeartbeatHost calls waiting over 30 s while other methods answered in milliseconds), and marking it down
+# then sends every download there to the next supernode or to the origin. gRPC's keepalive pings are answered by
+# the transport whatever the event loop does: a process that froze or a link that broke stops answering them, and
+# the connection closes within LINK_KEEPALIVE_MS's sum. So a heartbeat that timed out on a connection that is still
+# up (READY) is late, as long as the supernode answered this host within BEHIND_INTERVALS heartbeat intervals (at
+# least BEHIND_MIN_S): as long as a supernode that is behind keeps its hosts (supernode.hosts.MASS_PATIENCE). A
+# supernode whose event loop hangs with its transport alive is left after that.
+LINK_KEEPALIVE_MS = (10_000, 10_000)  # ping every 10 s (the supernodes allow 5 s), close unanswered after 10 s
+BEHIND_INTERVALS = 10
+BEHIND_MIN_S = 60.0
+
+
+def is_behind(connected: bool, heard: float, now: float, interval: float) -> bool:
+    """A call to a supernode timed out: True when it is behind rather than gone (its connection is up and it
+    answered this host within BEHIND_INTERVALS heartbeat intervals, at least BEHIND_MIN_S; heard 0: never)."""
+    return connected and heard > 0 and now - heard < max(BEHIND_MIN_S, BEHIND_INTERVALS * interval)
 
 
 def status_error(exc: grpc.aio.AioRpcError) -> DandelionError:
@@ -56,6 +74,12 @@ def is_origin_failure(exc: grpc.aio.AioRpcError) -> bool:
 
 class SupernodeDown(Unavailable):
     """This supernode does not answer (UNAVAILABLE, or a call that timed out): the task goes to the next owner."""
+
+
+class SupernodeBehind(DandelionError):
+    """A call timed out at a supernode that is behind (is_behind): it stays up."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 class HeartbeatCarrier(Protocol):
@@ -97,6 +121,7 @@ class SupernodeLink:
         self.stream_heartbeats = False  # the supernode takes heartbeats on SyncPieces streams
         self._carriers: dict[HeartbeatCarrier, str] = {}  # open streams here, with the host id they were opened under
         self.up = True  # until a call fails: a supernode never tried is worth trying (routing tries it first)
+        self.heard = 0.0  # event loop time of its last answer to a call or a heartbeat (0: none yet)
         self.down_since = 0.0
         self._channel: grpc.aio.Channel | None = None
         self._lock = asyncio.Lock()
@@ -107,7 +132,7 @@ class SupernodeLink:
     def stub(self) -> SchedulerServiceAsyncStub:
         """A stub on this supernode's channel."""
         if self._channel is None:
-            self._channel = channel(self.address, own_connection=True, tls=self.tls)
+            self._channel = channel(self.address, own_connection=True, tls=self.tls, keepalive_ms=LINK_KEEPALIVE_MS)
         stub: SchedulerServiceAsyncStub = scheduler_pb2_grpc.SchedulerServiceStub(self._channel)  # type: ignore[assignment]
         return stub
 
@@ -121,6 +146,7 @@ class SupernodeLink:
             self.up, self.down_since = False, time.monotonic()
 
     def _mark_up(self) -> None:
+        self.heard = asyncio.get_running_loop().time()
         if not self.up:
             log.info("supernode %s answers again (down %.1fs)", self.address, time.monotonic() - self.down_since)
             self.up = True
@@ -163,9 +189,20 @@ class SupernodeLink:
             self._mark_up()
             return self.host_id
 
-    async def call(self, invoke: Callable[[SchedulerServiceAsyncStub, str], Awaitable[T]]) -> T:
+    def behind(self) -> bool:
+        """A call here timed out: True when the supernode is behind rather than gone (is_behind), counting what it
+        last sent on this host's piece streams as an answer too."""
+        connected = (
+            self._channel is not None
+            and self._channel.get_state(try_to_connect=False) is grpc.ChannelConnectivity.READY
+        )
+        heard = max([self.heard, *(carrier.heard for carrier in self._carriers)])
+        return is_behind(connected, heard, asyncio.get_running_loop().time(), self.heartbeat_interval)
+
+    async def call(self, invoke: Callable[[SchedulerServiceAsyncStub, str], Awaitable[T]], patient: bool = False) -> T:
         """Run invoke(stub, host_id) here, registering again once when the supernode forgot this host;
-        SupernodeDown when it does not answer."""
+        SupernodeDown when it does not answer. patient: a call that timed out at a supernode that is behind
+        (`behind`) raises SupernodeBehind and leaves it up."""
         for attempt in range(2):
             host_id = await self.ensure_registered()
             try:
@@ -183,6 +220,8 @@ class SupernodeLink:
                         self.host_id = ""
                     continue
                 if exc.code() in FAILOVER_CODES and not is_origin_failure(exc):
+                    if patient and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and self.behind():
+                        raise SupernodeBehind(f"supernode {self.address} is behind: {exc.details()}") from None
                     self.mark_down(exc.details() or exc.code().name)
                     raise SupernodeDown(f"supernode {self.address}: {exc.details()}") from None
                 raise status_error(exc) from None
@@ -213,8 +252,9 @@ class SupernodeLink:
             interval_ms = await asyncio.wait_for(carrier.beat(), CALL_TIMEOUT)
         except TimeoutError:
             # Messages on a stream are read in order: a supernode behind its peers' reports answers late, but one
-            # that still sends on the stream is up (one that froze or died sends nothing).
-            if asyncio.get_running_loop().time() - carrier.heard < CALL_TIMEOUT:
+            # that still sends on the stream is up (one that froze or died sends nothing), as is one behind whose
+            # connection is up (`behind`).
+            if asyncio.get_running_loop().time() - carrier.heard < CALL_TIMEOUT or self.behind():
                 quiet.warning(
                     f"late-beat:{self.address}",
                     f"supernode {self.address} is behind: a heartbeat on a piece stream unanswered for "
@@ -241,10 +281,17 @@ class SupernodeLink:
                 reply = await self.call(
                     lambda stub, host_id: stub.HeartbeatHost(
                         scheduler_pb2.HeartbeatHostRequest(host_id=host_id), timeout=CALL_TIMEOUT
-                    )
+                    ),
+                    patient=True,
                 )
                 if reply.heartbeat_interval_ms:  # it grows with the hosts the supernode holds
                     self.heartbeat_interval = max(0.2, reply.heartbeat_interval_ms / 1000)
+            except SupernodeBehind:
+                quiet.warning(
+                    f"behind:{self.address}",
+                    f"supernode {self.address} is behind: a heartbeat unanswered for {CALL_TIMEOUT:.0f}s on a "
+                    "connection that is up; kept",
+                )
             except DandelionError as exc:
                 if self.up:
                     log.warning("heartbeat to supernode %s failed: %s", self.address, exc)

@@ -39,10 +39,10 @@ RECONNECT_BACKOFF = BackoffPolicy(base=0.5, cap=10.0, jitter=0.5)
 # once kept HeartbeatHost calls waiting over 30 s while other methods answered in milliseconds), and marking it down
 # then sends every download there to the next supernode or to the origin. gRPC's keepalive pings are answered by
 # the transport whatever the event loop does: a process that froze or a link that broke stops answering them, and
-# the connection closes within LINK_KEEPALIVE_MS's sum. So a heartbeat that timed out on a connection that is still
-# up (READY) is late, as long as the supernode answered this host within BEHIND_INTERVALS heartbeat intervals (at
-# least BEHIND_MIN_S): as long as a supernode that is behind keeps its hosts (supernode.hosts.MASS_PATIENCE). A
-# supernode whose event loop hangs with its transport alive is left after that.
+# the connection closes within LINK_KEEPALIVE_MS's sum (dfcommon.channels). So a heartbeat that timed out on a
+# connection that is still up (READY) is late, as long as the supernode answered this host within BEHIND_INTERVALS
+# heartbeat intervals (at least BEHIND_MIN_S): as long as a supernode that is behind keeps its hosts
+# (supernode.hosts.MASS_PATIENCE). A supernode whose event loop hangs with its transport alive is left after that.
 LINK_KEEPALIVE_MS = (10_000, 10_000)  # ping every 10 s (the supernodes allow 5 s), close unanswered after 10 s
 BEHIND_INTERVALS = 10
 BEHIND_MIN_S = 60.0

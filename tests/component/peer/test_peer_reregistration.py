@@ -24,10 +24,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 SIZE = 24 * (1 << 20) + 99
-# Longer than the dfdaemon takes to find a frozen supernode: its pings (keepalive every 10 s, 10 s to answer any ping)
-# go unanswered and the connection closes; the next heartbeat fails, and the peer registers again. (A heartbeat that
-# merely times out on a connection still up is a supernode behind its calls, and keeps it.)
-STALL_S = 25.0
+# Longer than the dfdaemon takes to find a frozen supernode (some 20 s): its pings (keepalive every 10 s, 10 s to
+# answer any ping) go unanswered and the connection closes; the next heartbeat fails, and the peer registers again.
+# (A heartbeat that merely times out on a connection still up is a supernode behind its calls, and keeps it.)
+STALL_S = 30.0
 
 
 def start_supernode(group: ProcessGroup, workdir: Path, *extra: str, name: str = "sn") -> tuple[str, ManagedProcess]:

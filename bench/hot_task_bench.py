@@ -244,7 +244,7 @@ class Fleet:
             if err.code() == grpc.StatusCode.NOT_FOUND:
                 self.counters.add("dropped")
                 host.host_ids[supernode] = ""  # counted once; a real dfdaemon registers again
-            elif err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and self.behind(supernode, host):
+            elif err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and self.behind(supernode, host, host.heard):
                 self.counters.add("beats_behind")  # a dfdaemon keeps the supernode (SupernodeLink.behind)
             elif err.code() not in FAILOVER_CODES:  # refused (CANCELLED: its queue of calls is full): a dfdaemon
                 self.counters.add("beats_refused")  # logs it and keeps the supernode (SupernodeLink.call)
@@ -253,10 +253,12 @@ class Fleet:
                 if registering:
                     self.counters.add("beats_failed_registering")
 
-    def behind(self, supernode: int, host: SimHost) -> bool:
-        """As SupernodeLink.behind: the host's connection is up and the supernode answered it lately."""
+    def behind(self, supernode: int, host: SimHost, heard: float, at: float | None = None) -> bool:
+        """As SupernodeLink.behind, for a call that timed out at `at` (now when None): the host's connection is up
+        and the supernode had answered it (last at `heard`) lately."""
         state = self.channel(supernode, host).get_state(try_to_connect=False)
-        return is_behind(state is grpc.ChannelConnectivity.READY, host.heard, time.monotonic(), self.interval)
+        at = time.monotonic() if at is None else at
+        return is_behind(state is grpc.ChannelConnectivity.READY, heard, at, self.interval)
 
     async def sync(self, host: SimHost) -> None:
         """The host's stream: report every assigned piece fetched, until the supernode ends it (complete). A stream
@@ -301,9 +303,7 @@ class Fleet:
                 elif heard - sent <= CALL_TIMEOUT:  # late: as SupernodeLink, the stream carried other messages
                     self.counters.add("beats_late")
                 else:  # nothing on the stream in time: late only at a supernode behind (SupernodeLink.behind)
-                    state = self.channel(host.owner, host).get_state(try_to_connect=False)
-                    ready = state is grpc.ChannelConnectivity.READY
-                    kept = is_behind(ready, before, sent + CALL_TIMEOUT, self.interval)
+                    kept = self.behind(host.owner, host, before, sent + CALL_TIMEOUT)
                     self.counters.add("beats_behind" if kept else "beats_failed")
             kind = event.WhichOneof("event")
             if kind is None:

@@ -1,7 +1,7 @@
 """The registry of the swarm: hosts, tasks and peers by id, and the indexes kept in step with them.
 
 Indexes: which peers hold which piece (Task.holders, counts, buckets), which trusted peers have a free upload slot
-(Task.free_parents) and the pieces they can serve (Task.free_counts, peer_servable), the peers of each host, and
+(Task.free_parents) and, per piece, those that hold it (Task.free_holders, peer_servable), the peers of each host, and
 the tasks no peer is in (idle, oldest first). No policy here: who fetches what from whom is the scheduler's.
 Costs are O(pieces held) big-integer operations per change, never O(peers).
 """
@@ -106,19 +106,21 @@ class Registry:
             task.free_parents.discard(peer.peer_id)
         if peer.host.seed_peer:
             self._seed_changed(task)
-            return  # a seed peer's pieces are not in free_counts (see servable)
-        counts = task.free_counts
-        delta = 1 if free else -1
+            return  # a seed peer's pieces are not in free_holders (see servable)
+        free_holders = task.free_holders
+        peer_id = peer.peer_id
         held = peer.held
         while held:
             low = held & -held
             held ^= low
-            number = low.bit_length() - 1
-            counts[number] += delta
-            if counts[number] == 0:
-                task.peer_servable &= ~low
-            elif free and counts[number] == 1:
+            holders = free_holders[low.bit_length() - 1]
+            if free:
+                holders[peer_id] = None
                 task.peer_servable |= low
+            else:
+                holders.pop(peer_id, None)
+                if not holders:
+                    task.peer_servable &= ~low
 
     def refresh_host(self, host: Host) -> list[Task]:
         """Re-evaluate whether each of the host's peers can serve; returns their tasks."""
@@ -163,8 +165,10 @@ class Registry:
             self.update_free(task, peer)
         elif peer.host.seed_peer:
             task.seed_servable |= 1 << number
-        else:
-            task.free_counts[number] += 1
+        if peer.peer_id in task.free_parents and not peer.host.seed_peer:
+            holders = task.free_holders[number]  # looked at first for this piece: it sends it to no one yet
+            holders[peer.peer_id] = None
+            holders.move_to_end(peer.peer_id, last=False)
             task.peer_servable |= 1 << number
         return True
 
@@ -181,8 +185,9 @@ class Registry:
         if peer.host.seed_peer:
             self._seed_changed(task)
         elif peer.peer_id in task.free_parents:
-            task.free_counts[number] -= 1
-            if task.free_counts[number] == 0:
+            holders = task.free_holders[number]
+            holders.pop(peer.peer_id, None)
+            if not holders:
                 task.peer_servable &= ~bit
         if peer.held_count == 0:
             self.update_free(task, peer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from supernode.resource.peer import Peer
@@ -47,7 +48,7 @@ class Task:
     buckets: dict[int, int] = field(default_factory=dict)
     sorted_counts: list[int] = field(default_factory=list)
     bad_parents: set[str] = field(default_factory=set)
-    # Seed peers are parents of last resort, kept apart from free_counts: the pieces free seed peers hold, and per
+    # Seed peers are parents of last resort, kept apart from free_holders: the pieces free seed peers hold, and per
     # piece the children fetching it from a seed peer right now (see scheduler.SEED_FANOUT); pieces at the fan-out
     # are not servable from there until one of those uploads ends.
     seed_servable: int = 0
@@ -57,8 +58,9 @@ class Task:
     starved: dict[str, None] = field(default_factory=dict)
     # Peers that hold something, are trusted and whose host has a free upload slot.
     free_parents: set[str] = field(default_factory=set)
-    # Per piece, how many free parents other than seed peers hold it; and the pieces where that is > 0.
-    free_counts: list[int] = field(default_factory=list)
+    # Per piece, the free parents other than seed peers that hold it, in the order to look at them: new holders
+    # first, then the one chosen least lately (see offered); and the pieces where there is one.
+    free_holders: list[OrderedDict[str, None]] = field(default_factory=list)
     peer_servable: int = 0
     # The peer reading all of the content from its origin for the swarm (a seed peer, or a plain peer for content
     # with a digest); "" when none (yet), or only range readers read.
@@ -115,7 +117,7 @@ class Task:
         while len(self.holders) <= number:
             self.holders.append(set())
             self.counts.append(0)
-            self.free_counts.append(0)
+            self.free_holders.append(OrderedDict())
         holders = self.holders[number]
         if peer_id in holders:
             return False
@@ -124,6 +126,13 @@ class Task:
         self.counts[number] = old + 1
         self._move(number, old, old + 1)
         return True
+
+    def offered(self, number: int, peer_id: str) -> None:
+        """The free holder was chosen to send the piece: it goes to the back of the piece's free holders, so that
+        the next choice for this piece looks at others first (they are less likely to be sending it)."""
+        holders = self.free_holders[number]
+        if peer_id in holders:
+            holders.move_to_end(peer_id)
 
     def remove_holders(self, held: int, peer_id: str) -> None:
         """Forget that a peer holds the pieces of the bitmask held."""

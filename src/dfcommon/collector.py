@@ -4,7 +4,8 @@ With the default thresholds (700, 10, 10) a supernode scheduling one task of 10,
 the collector: ~2,000 young collections of 0.7 ms, ~180 middle ones of 6 ms and 15 full ones of 180 ms (each a pause
 of the event loop) in 70 s. Most objects it makes live for one message or one assignment; a larger first
 generation lets them die before any collection looks at them, and the full collections that walk every peer,
-host and stream come far less often. What the imports made is frozen: it lives as long as the process.
+host and stream come far less often: 3% of its CPU with these, 53 young collections of ~46 ms, 3 middle and 2 full.
+What the imports made is frozen: it lives as long as the process.
 """
 
 from __future__ import annotations

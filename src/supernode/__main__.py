@@ -12,7 +12,6 @@ from typing import NoReturn
 
 import uvloop
 
-from dfcommon.collector import tune_collector
 from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import DandelionError
 from dfcommon.logs import setup_logging
@@ -67,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("supernode", config.log_level, config.log_format)
     logging.getLogger("grpc._cython.cygrpc").addFilter(_one_line)
     preload_http_client()
-    tune_collector()
     try:
         uvloop.run(serve(config))
     except DandelionError as err:

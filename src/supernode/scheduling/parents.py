@@ -16,7 +16,8 @@ from supernode.scheduling import evaluator
 
 # Holders compared once one of them is not sending the piece already; and the most looked at in all. In a hot task
 # the first few free holders of a piece either include one not sending it or are all sending it, and so are the
-# rest: 10,000 peers on one task, where choices that looked at every free holder took 70% of the scheduler's time.
+# rest. Looking at every free holder instead: 2,000 peers on one task cost 890 µs of scheduler CPU per report,
+# most of it in such choices (158 µs with these bounds; in-process, every report answered in turn).
 PARENT_SAMPLE = 8
 PARENT_SCAN = 2 * PARENT_SAMPLE
 

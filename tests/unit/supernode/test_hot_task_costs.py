@@ -41,11 +41,11 @@ def test_children_of_one_piece_spread_over_its_holders_looking_at_a_few_each(ran
     swarm = peers_only(2)
     for n in range(HOLDERS):
         swarm.add(f"h{n}", [0], slots=8)
-    parents = []
+    chosen = []
     for n in range(HOLDERS):
         (assignment,) = swarm.scheduler.connect(swarm.add(f"c{n}"), 1)
-        parents.append(assignment.parent.peer_id)
-    assert sorted(parents) == sorted(f"h{n}" for n in range(HOLDERS))
+        chosen.append(assignment.parent.peer_id)
+    assert sorted(chosen) == sorted(f"h{n}" for n in range(HOLDERS))
     assert len(ranked) <= HOLDERS * PARENT_SAMPLE
 
 

@@ -77,10 +77,10 @@ class Hosts:
 
     def register(self, spec: HostSpec) -> str:
         """Register a host (replacing one registered at the same address) and return its id."""
-        for old in list(self.scheduler.hosts.values()):
-            if old.ip == spec.ip and old.port == spec.port:
-                log.info("host re-registered host=%s addr=%s:%d", old.host_id[:12], spec.ip, spec.port)
-                self.drop(old, NotFound("host registered again"))
+        old = self.scheduler.registry.host_at(spec.ip, spec.port)
+        if old is not None:
+            log.info("host re-registered host=%s addr=%s:%d", old.host_id[:12], spec.ip, spec.port)
+            self.drop(old, NotFound("host registered again"))
         if not spec.seed:  # seed peers are few (a --seed-cn certificate) and the swarm's source: never refused
             self.limits.check_host(len(self.scheduler.hosts))
         host = Host(uuid.uuid4().hex, spec.hostname, spec.ip, spec.port, spec.upload_slots, spec.location, self.clock())

@@ -1,9 +1,9 @@
 """The registry of the swarm: hosts, tasks and peers by id, and the indexes kept in step with them.
 
 Indexes: which peers hold which piece (Task.holders, counts, buckets), which trusted peers have a free upload slot
-(Task.free_parents) and, per piece, those that hold it (Task.free_holders, peer_servable), the peers of each host, and
-the tasks no peer is in (idle, oldest first). No policy here: who fetches what from whom is the scheduler's.
-Costs are O(pieces held) big-integer operations per change, never O(peers).
+(Task.free_parents) and, per piece, those that hold it (Task.free_holders, peer_servable), the peers of each host,
+the tasks no peer is in (idle, oldest first) and the host at each address. No policy here: who fetches what from
+whom is the scheduler's. Costs are O(pieces held) big-integer operations per change, never O(peers) or O(hosts).
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ class Registry:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.hosts: dict[str, Host] = {}
+        # The host registered at each (ip, port): a host that registers again replaces the one there, and 10,000
+        # hosts registering at once would otherwise each compare every host held (0.9 ms at 10,000).
+        self.by_address: dict[tuple[str, int], Host] = {}
         self.tasks: dict[str, Task] = {}
         self.peers: dict[str, Peer] = {}
         # Tasks with no peer -> since when, oldest first (a task that gets idle again moves to the end).
@@ -29,8 +32,19 @@ class Registry:
     # Adding and removing ------------------------------------------------------------
 
     def add_host(self, host: Host) -> None:
-        """Register a host."""
+        """Register a host (the caller dropped any other host at its address first)."""
         self.hosts[host.host_id] = host
+        self.by_address[(host.ip, host.port)] = host
+
+    def remove_host(self, host: Host) -> None:
+        """Forget a host (its peers are gone already)."""
+        self.hosts.pop(host.host_id, None)
+        if self.by_address.get((host.ip, host.port)) is host:
+            del self.by_address[(host.ip, host.port)]
+
+    def host_at(self, ip: str, port: int) -> Host | None:
+        """The host registered at ip:port, if any."""
+        return self.by_address.get((ip, port))
 
     def add_task(self, task: Task) -> None:
         """Register a task (idle until a peer joins)."""

@@ -187,7 +187,7 @@ class Scheduler:
             peer = self.peers.get(peer_id)
             if peer is not None:
                 out.extend(self.remove_peer(peer))
-        self.hosts.pop(host.host_id, None)
+        self.registry.remove_host(host)
         return [a for a in out if a.child_id in self.peers]
 
     def remove_task(self, task: Task) -> list[Assignment]:

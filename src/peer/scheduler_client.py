@@ -46,6 +46,9 @@ RECONNECT_BACKOFF = BackoffPolicy(base=0.5, cap=10.0, jitter=0.5)
 LINK_KEEPALIVE_MS = (10_000, 10_000)  # ping every 10 s (the supernodes allow 5 s), close unanswered after 10 s
 BEHIND_INTERVALS = 10
 BEHIND_MIN_S = 60.0
+# A connection up, or being set up (a supernode taking up thousands of new connections at once sets each up late;
+# one that froze, or whose link broke, fails it within grpc's connect timeout, 20 s).
+REACHING = (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.CONNECTING)
 
 
 def is_behind(connected: bool, heard: float, now: float, interval: float) -> bool:
@@ -152,9 +155,25 @@ class SupernodeLink:
             self.up = True
 
     async def _register_here(self) -> None:
-        response = await self.stub().RegisterHost(
-            scheduler_pb2.RegisterHostRequest(host=self.host), timeout=CALL_TIMEOUT
-        )
+        request = scheduler_pb2.RegisterHostRequest(host=self.host)
+        began = asyncio.get_running_loop().time()
+        try:
+            response = await self.stub().RegisterHost(request, timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED or self._state() not in REACHING:
+                raise
+            # A fleet that starts at once registers at once, and a host that took a supernode slow to answer for a
+            # dead one would send its downloads to the origin: 16,000 hosts, one connection each, registering with
+            # one supernode at once (bench/README.md): 2,111 were answered within 10 s. A call that timed out while
+            # the connection is up or still being set up waited at a supernode that is behind: it is asked again,
+            # until BEHIND_MIN_S from the first try, as long as the connection neither fails nor closes.
+            quiet.warning(
+                f"register-behind:{self.address}",
+                f"supernode {self.address} is behind: registering unanswered for {CALL_TIMEOUT:.0f}s on a connection "
+                f"that is up or being set up; waiting up to {BEHIND_MIN_S:.0f}s",
+            )
+            left = BEHIND_MIN_S - (asyncio.get_running_loop().time() - began)
+            response = await self._while_reaching(self.stub().RegisterHost(request, timeout=left), exc)
         self.host_id = response.host_id
         if self.grant_keys is not None and response.grant_public_key:
             self.grant_keys.learn(response.grant_key_id, response.grant_public_key)
@@ -162,6 +181,38 @@ class SupernodeLink:
             self.heartbeat_interval = max(0.2, response.heartbeat_interval_ms / 1000)
         self.stream_heartbeats = response.stream_heartbeats
         log.info("registered host=%s with supernode %s", self.host_id, self.address)
+
+    def _state(self) -> grpc.ChannelConnectivity:
+        """The state of the connection to the supernode (IDLE before any)."""
+        if self._channel is None:
+            return grpc.ChannelConnectivity.IDLE
+        return self._channel.get_state(try_to_connect=False)
+
+    def _connected(self) -> bool:
+        """The connection to the supernode is up (READY): grpc's core answers its keepalive pings whatever the
+        supernode's event loop does, and a frozen or unreachable supernode's connection closes within
+        LINK_KEEPALIVE_MS's sum."""
+        return self._state() is grpc.ChannelConnectivity.READY
+
+    async def _while_reaching(self, call: Awaitable[T], timed_out: grpc.aio.AioRpcError) -> T:
+        """call's result; timed_out raised again as soon as the connection is neither up nor being set up (it failed
+        or closed: a supernode that froze or whose link broke), the call then cancelled."""
+        channel = self._channel
+        assert channel is not None
+        answer = asyncio.ensure_future(call)
+        try:
+            while not answer.done():
+                state = channel.get_state(try_to_connect=False)
+                if state not in REACHING:
+                    raise timed_out
+                change = asyncio.ensure_future(channel.wait_for_state_change(state))
+                try:
+                    await asyncio.wait((answer, change), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    change.cancel()
+        finally:
+            answer.cancel()
+        return answer.result()
 
     def retry_in(self) -> float:
         """Seconds until this host may try to register here again (0 when it is registered, or may try now)."""
@@ -192,12 +243,8 @@ class SupernodeLink:
     def behind(self) -> bool:
         """A call here timed out: True when the supernode is behind rather than gone (is_behind), counting what it
         last sent on this host's piece streams as an answer too."""
-        connected = (
-            self._channel is not None
-            and self._channel.get_state(try_to_connect=False) is grpc.ChannelConnectivity.READY
-        )
         heard = max([self.heard, *(carrier.heard for carrier in self._carriers)])
-        return is_behind(connected, heard, asyncio.get_running_loop().time(), self.heartbeat_interval)
+        return is_behind(self._connected(), heard, asyncio.get_running_loop().time(), self.heartbeat_interval)
 
     async def call(self, invoke: Callable[[SchedulerServiceAsyncStub, str], Awaitable[T]], patient: bool = False) -> T:
         """Run invoke(stub, host_id) here, registering again once when the supernode forgot this host;

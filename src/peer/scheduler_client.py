@@ -49,6 +49,11 @@ BEHIND_MIN_S = 60.0
 # A connection up, or being set up (a supernode taking up thousands of new connections at once sets each up late;
 # one that froze, or whose link broke, fails it within grpc's connect timeout, 20 s).
 REACHING = (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.CONNECTING)
+# A registration that timed out, or that the supernode refused because its queue of calls not yet taken up was
+# full (CANCELLED, "Too many pending requests"), on such a connection is asked again; a refused one after a pause
+# (full jitter, so that hosts refused together do not come back together).
+BEHIND_CODES = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
+REFUSED_BACKOFF = BackoffPolicy(base=1.0, cap=8.0, jitter=1.0)
 
 
 def is_behind(connected: bool, heard: float, now: float, interval: float) -> bool:
@@ -156,24 +161,33 @@ class SupernodeLink:
 
     async def _register_here(self) -> None:
         request = scheduler_pb2.RegisterHostRequest(host=self.host)
-        began = asyncio.get_running_loop().time()
-        try:
-            response = await self.stub().RegisterHost(request, timeout=CALL_TIMEOUT)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED or self._state() not in REACHING:
-                raise
-            # A fleet that starts at once registers at once, and a host that took a supernode slow to answer for a
-            # dead one would send its downloads to the origin: 16,000 hosts, one connection each, registering with
-            # one supernode at once (bench/README.md): 2,111 were answered within 10 s. A call that timed out while
-            # the connection is up or still being set up waited at a supernode that is behind: it is asked again,
-            # until BEHIND_MIN_S from the first try, as long as the connection neither fails nor closes.
-            quiet.warning(
-                f"register-behind:{self.address}",
-                f"supernode {self.address} is behind: registering unanswered for {CALL_TIMEOUT:.0f}s on a connection "
-                f"that is up or being set up; waiting up to {BEHIND_MIN_S:.0f}s",
-            )
-            left = BEHIND_MIN_S - (asyncio.get_running_loop().time() - began)
-            response = await self._while_reaching(self.stub().RegisterHost(request, timeout=left), exc)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + BEHIND_MIN_S
+        refused = Backoff(REFUSED_BACKOFF)
+        call: Awaitable[scheduler_pb2.RegisterHostResponse] = self.stub().RegisterHost(request, timeout=CALL_TIMEOUT)
+        while True:
+            try:
+                response = await call
+                break
+            except grpc.aio.AioRpcError as exc:
+                # A fleet that starts at once registers at once, and a host that took a supernode slow to answer for
+                # a dead one would send its downloads to the origin: 16,000 hosts, one connection each, registering
+                # with one supernode at once (bench/README.md): 2,111 were answered within 10 s. A call that timed
+                # out, or that the supernode refused because its queue of calls not yet taken up was full, while the
+                # connection is up or still being set up, met a supernode that is behind: it is asked again (a
+                # refused one after a jittered pause), until BEHIND_MIN_S from the first try, as long as the
+                # connection neither fails nor closes.
+                left = give_up - loop.time()
+                if exc.code() not in BEHIND_CODES or self._state() not in REACHING or left <= 1.0:
+                    raise
+                quiet.warning(
+                    f"register-behind:{self.address}",
+                    f"supernode {self.address} is behind: registering {exc.code().name} on a connection that is up or "
+                    f"being set up; asking again for up to {BEHIND_MIN_S:.0f}s",
+                )
+                if exc.code() is grpc.StatusCode.CANCELLED:
+                    await asyncio.sleep(min(refused.fail(), left / 2))
+                call = self._while_reaching(self.stub().RegisterHost(request, timeout=give_up - loop.time()), exc)
         self.host_id = response.host_id
         if self.grant_keys is not None and response.grant_public_key:
             self.grant_keys.learn(response.grant_key_id, response.grant_public_key)

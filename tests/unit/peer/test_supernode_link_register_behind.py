@@ -13,6 +13,7 @@ import grpc
 import pytest
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
+from dfcommon.backoff import BackoffPolicy
 from peer import scheduler_client
 from peer.scheduler_client import SupernodeDown, SupernodeLink
 
@@ -21,14 +22,18 @@ BEHIND_MIN_S = 4.0
 
 
 class LateScheduler(scheduler_pb2_grpc.SchedulerServiceServicer):
-    """Answers the RegisterHost calls numbered in `answers` (1 = the first) at once; the others never."""
+    """Answers the RegisterHost calls numbered in `answers` (1 = the first) at once, refuses those in `refuses` as a
+    grpc server whose queue of calls not yet taken up is full does (CANCELLED); the others never."""
 
-    def __init__(self, answers: set[int]) -> None:
+    def __init__(self, answers: set[int], refuses: frozenset[int] = frozenset()) -> None:
         self.answers = answers
+        self.refuses = refuses
         self.calls = 0
 
     async def RegisterHost(self, request: Any, context: Any) -> scheduler_pb2.RegisterHostResponse:
         self.calls += 1
+        if self.calls in self.refuses:
+            await context.abort(grpc.StatusCode.CANCELLED, "Too many pending requests")
         if self.calls not in self.answers:
             await asyncio.sleep(3600)
         return scheduler_pb2.RegisterHostResponse(host_id=f"host-{self.calls}", heartbeat_interval_ms=5000)
@@ -70,6 +75,23 @@ async def test_a_registration_unanswered_at_a_supernode_behind_is_asked_again(li
     link_and_servers += [link, server]
     assert await link.ensure_registered() == "host-2"
     assert link.up and scheduler.calls == 2
+
+
+async def test_a_registration_refused_by_a_supernode_behind_is_asked_again_after_a_pause(
+    link_and_servers: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        scheduler_client, "REFUSED_BACKOFF", BackoffPolicy(base=0.2, cap=0.4, jitter=0.0), raising=False
+    )
+    scheduler = LateScheduler(answers={3}, refuses=frozenset({1, 2}))
+    server, address = await serve(scheduler)
+    link = new_link(address)
+    link_and_servers += [link, server]
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert await link.ensure_registered() == "host-3"
+    assert link.up and scheduler.calls == 3
+    assert loop.time() - began >= 0.2 + 0.4  # paused before each new try: 0.2 s, then 0.4
 
 
 async def test_the_wait_ends_when_the_connection_is_lost(link_and_servers: list[Any]) -> None:

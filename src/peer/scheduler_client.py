@@ -18,6 +18,7 @@ from dfcommon.errors import DandelionError, Unavailable
 from dfcommon.grants import GrantKeys
 from dfcommon.ratelog import RateLimitedLog
 from dfcommon.tls import TlsConfig
+from peer.reaching import REACHING, channel_state, while_reaching
 
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
@@ -46,9 +47,6 @@ RECONNECT_BACKOFF = BackoffPolicy(base=0.5, cap=10.0, jitter=0.5)
 LINK_KEEPALIVE_MS = (10_000, 10_000)  # ping every 10 s (the supernodes allow 5 s), close unanswered after 10 s
 BEHIND_INTERVALS = 10
 BEHIND_MIN_S = 60.0
-# A connection up, or being set up (a supernode taking up thousands of new connections at once sets each up late;
-# one that froze, or whose link broke, fails it within grpc's connect timeout, 20 s).
-REACHING = (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.CONNECTING)
 # A registration that timed out, or that the supernode refused because its queue of calls not yet taken up was
 # full (CANCELLED, "Too many pending requests"), on such a connection is asked again; a refused one after a pause
 # (full jitter, so that hosts refused together do not come back together).
@@ -187,7 +185,8 @@ class SupernodeLink:
                 )
                 if exc.code() is grpc.StatusCode.CANCELLED:
                     await asyncio.sleep(min(refused.fail(), left / 2))
-                call = self._while_reaching(self.stub().RegisterHost(request, timeout=give_up - loop.time()), exc)
+                again = self.stub().RegisterHost(request, timeout=give_up - loop.time())
+                call = while_reaching(self._channel, again, exc)
         self.host_id = response.host_id
         if self.grant_keys is not None and response.grant_public_key:
             self.grant_keys.learn(response.grant_key_id, response.grant_public_key)
@@ -197,36 +196,14 @@ class SupernodeLink:
         log.info("registered host=%s with supernode %s", self.host_id, self.address)
 
     def _state(self) -> grpc.ChannelConnectivity:
-        """The state of the connection to the supernode (IDLE before any)."""
-        if self._channel is None:
-            return grpc.ChannelConnectivity.IDLE
-        return self._channel.get_state(try_to_connect=False)
+        """The state of the connection to the supernode."""
+        return channel_state(self._channel)
 
     def _connected(self) -> bool:
         """The connection to the supernode is up (READY): grpc's core answers its keepalive pings whatever the
         supernode's event loop does, and a frozen or unreachable supernode's connection closes within
         LINK_KEEPALIVE_MS's sum."""
         return self._state() is grpc.ChannelConnectivity.READY
-
-    async def _while_reaching(self, call: Awaitable[T], timed_out: grpc.aio.AioRpcError) -> T:
-        """call's result; timed_out raised again as soon as the connection is neither up nor being set up (it failed
-        or closed: a supernode that froze or whose link broke), the call then cancelled."""
-        channel = self._channel
-        assert channel is not None
-        answer = asyncio.ensure_future(call)
-        try:
-            while not answer.done():
-                state = channel.get_state(try_to_connect=False)
-                if state not in REACHING:
-                    raise timed_out
-                change = asyncio.ensure_future(channel.wait_for_state_change(state))
-                try:
-                    await asyncio.wait((answer, change), return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    change.cancel()
-        finally:
-            answer.cancel()
-        return answer.result()
 
     def retry_in(self) -> float:
         """Seconds until this host may try to register here again (0 when it is registered, or may try now)."""

@@ -1,0 +1,42 @@
+"""Whether a host's connection to a supernode is up or being set up: while it is, a call that got no answer in
+time met a supernode that is behind, not one that is gone (peer.scheduler_client)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import grpc
+
+T = TypeVar("T")
+
+# A connection up, or being set up (a supernode taking up thousands of new connections at once sets each up late;
+# one that froze, or whose link broke, fails it within grpc's connect timeout, 20 s, or its keepalive, 20 s).
+REACHING = (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.CONNECTING)
+
+
+def channel_state(channel: grpc.aio.Channel | None) -> grpc.ChannelConnectivity:
+    """The channel's connectivity (IDLE before there is a channel), without trying to connect."""
+    if channel is None:
+        return grpc.ChannelConnectivity.IDLE
+    return channel.get_state(try_to_connect=False)
+
+
+async def while_reaching(channel: grpc.aio.Channel | None, call: Awaitable[T], lost: BaseException) -> T:
+    """call's result; lost raised as soon as the connection is neither up nor being set up (it failed or closed: a
+    supernode that froze, or whose link broke), the call then cancelled."""
+    answer = asyncio.ensure_future(call)
+    try:
+        while not answer.done():
+            state = channel_state(channel)
+            if channel is None or state not in REACHING:
+                raise lost
+            change = asyncio.ensure_future(channel.wait_for_state_change(state))
+            try:
+                await asyncio.wait((answer, change), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                change.cancel()
+    finally:
+        answer.cancel()
+    return answer.result()

@@ -1,7 +1,7 @@
 """A fleet that starts at once (prints figures, not a test): N dfdaemon host links register with one supernode at
 the same moment, each on a connection of its own, as N dfdaemons would.
 
-Usage: python bench/mass_register_bench.py [--hosts 16000] [--workers 2] [--compare] [--keep-logs]
+Usage: python bench/mass_register_bench.py [--hosts 16000] [--workers 2] [--compare] [--task] [--keep-logs]
 
 Starts this checkout's supernode (`--no-seed-peer`, `--max-hosts` above `--hosts`, logging at info as deployed) on
 127.0.0.1 and `--workers` load processes, each holding its share of the hosts as `peer.scheduler_client.SupernodeLink`
@@ -9,10 +9,12 @@ objects (the dfdaemon's own code: one connection per host, RegisterHost with its
 when that deadline passes). Every link calls `ensure_registered()` at the same moment. Printed per run: how many
 registered and how many marked the supernode down instead (a dfdaemon then sends its downloads to the next
 supernode, or with one supernode to the origin), the time each took to register (p50, p90, max), and the
-supernode's CPU seconds. `--compare` runs a second time against a new supernode with the links impatient: a
-registration that timed out marks the supernode down at once, as before 2026-12-04 (the code's `REACHING` emptied
-in the load processes). Each process opens one file descriptor per host: the run raises its own limit to the hard
-limit and refuses more hosts than that allows. Everything started is stopped by PID at the end.
+supernode's CPU seconds. `--task`: each host then registers one hot task (all the same URL) as a download does
+(`SupernodeLink.call`, RegisterTask with a 10 s deadline, the supernode marked down when it times out), and counts
+as registered only when both succeeded. `--compare` runs a second time against a new supernode with the links
+impatient: a registration that timed out marks the supernode down at once, as before 2026-12-04 (the code's
+`REACHING` emptied in the load processes). Each process opens one file descriptor per host: the run raises its own
+limit to the hard limit and refuses more hosts than that allows. Everything started is stopped by PID at the end.
 """
 
 from __future__ import annotations
@@ -38,13 +40,18 @@ FDS_PER_HOST = 1
 SPARE_FDS = 500
 
 
-def register_all(port: int, first: int, count: int, go_at: float, impatient: bool, out: Queue) -> None:  # type: ignore[type-arg]
-    """A load process: count host links registering at go_at; puts (outcome, seconds) per host."""
+def register_all(port: int, first: int, count: int, go_at: float, mode: tuple[bool, bool], out: Queue) -> None:  # type: ignore[type-arg]
+    """A load process: count host links registering at go_at (and, with mode's task, registering one task each);
+    puts (outcome, seconds) per host."""
     import uvloop
+    from dandelion.common.v1 import common_pb2
+    from dandelion.scheduler.v1 import scheduler_pb2
 
     from peer import scheduler_client
     from peer.scheduler_client import SupernodeLink, host_info
 
+    impatient, task = mode
+    meta = common_pb2.UrlMeta(url="http://127.0.0.1:9/hot-layer", digest="sha256:" + "ab" * 32)
     logging.basicConfig(level=logging.ERROR)
     if impatient:
         scheduler_client.REACHING = ()  # type: ignore[misc]  # a registration that timed out marks it down
@@ -60,6 +67,12 @@ def register_all(port: int, first: int, count: int, go_at: float, impatient: boo
             began = time.time()
             try:
                 await link.ensure_registered()
+                if task:  # as peer.download.link.register does: at the task's owner, within 10 s
+                    await link.call(
+                        lambda stub, host_id: stub.RegisterTask(
+                            scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=meta), timeout=10
+                        )
+                    )
             except Exception as exc:  # each outcome is counted by its kind
                 return type(exc).__name__, time.time() - began
             return "registered", time.time() - began
@@ -79,7 +92,7 @@ def one_run(args: argparse.Namespace, work: Path, impatient: bool) -> str:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(PYTHONPATH)}
     argv = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(work / f"data-{port}"), "--no-seed-peer"]
-    argv += ["--no-access-check", "--max-hosts", str(args.hosts + 10)]
+    argv += ["--no-access-check", "--max-hosts", str(args.hosts + 10), "--max-peers-per-task", str(args.hosts + 10)]
     log = (work / f"supernode-{port}.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "supernode", *argv], env=env, stdout=log, stderr=log)
     children: list[multiprocessing.process.BaseProcess] = []
@@ -90,7 +103,8 @@ def one_run(args: argparse.Namespace, work: Path, impatient: bool) -> str:
         go_at = time.time() + 2 + share / 4000  # every link made before the start
         for n in range(args.workers):
             count = share if n < args.workers - 1 else args.hosts - share * (args.workers - 1)
-            child = multiprocessing.Process(target=register_all, args=(port, n * share, count, go_at, impatient, out))
+            mode = (impatient, args.task)
+            child = multiprocessing.Process(target=register_all, args=(port, n * share, count, go_at, mode, out))
             child.start()
             children.append(child)
         cpu_before = cpu_seconds(proc.pid)
@@ -117,6 +131,7 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=16_000, help="hosts registering at once (default 16000)")
     parser.add_argument("--workers", type=int, default=2, help="load processes (default 2)")
     parser.add_argument("--compare", action="store_true", help="also run with the links impatient, as before")
+    parser.add_argument("--task", action="store_true", help="then RegisterTask one hot task per host, as a download")
     parser.add_argument("--keep-logs", action="store_true", help="keep the supernode's logs (their path is printed)")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -127,7 +142,8 @@ def main() -> None:
     rows = [one_run(args, work, impatient=False)]
     if args.compare:
         rows.append(one_run(args, work, impatient=True))
-    print("| links | hosts | registered | marked the supernode down | time to register | supernode CPU-s | outcomes |")
+    what = "registered (host and task)" if args.task else "registered"
+    print(f"| links | hosts | {what} | did not | time to register | supernode CPU-s | outcomes |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     if args.keep_logs:

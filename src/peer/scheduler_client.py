@@ -205,6 +205,17 @@ class SupernodeLink:
         LINK_KEEPALIVE_MS's sum."""
         return self._state() is grpc.ChannelConnectivity.READY
 
+    async def connection_lost(self, within: float) -> bool:
+        """True when the connection to the supernode is not up, or goes down within `within` seconds."""
+        channel = self._channel
+        if channel is None or not self._connected():
+            return True
+        try:
+            await asyncio.wait_for(channel.wait_for_state_change(grpc.ChannelConnectivity.READY), within)
+        except TimeoutError:
+            return False
+        return not self._connected()
+
     def retry_in(self) -> float:
         """Seconds until this host may try to register here again (0 when it is registered, or may try now)."""
         return 0.0 if self.host_id else self._reconnect.remaining()

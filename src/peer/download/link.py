@@ -210,6 +210,8 @@ async def report(supernode: SupernodeLink, peer_id: str, result: Result) -> None
 
 
 START_RETRIES = 3
+CORE_ERROR = "Internal error from Core"
+CONNECTION_LOST_S = 1.0  # how long a stream that ended CORE_ERROR waits to see its connection go down
 LOST_AT_START = (grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN)
 
 
@@ -377,6 +379,11 @@ class SwarmLink:
             # next supernode on the task's ring, which rebuilds the task from what its peers report). Both register
             # again.
             gone = exc.code() == grpc.StatusCode.UNAVAILABLE
+            if exc.code() == grpc.StatusCode.INTERNAL and exc.details() == CORE_ERROR:
+                # grpc.aio ends a call whose connection broke while one of its writes was in flight INTERNAL
+                # "Internal error from Core" (grpc/grpc#36066), not UNAVAILABLE: a killed supernode, seen by its
+                # connection going down.
+                gone = await self._supernode.connection_lost(CONNECTION_LOST_S)
             forgotten = gone or exc.code() == grpc.StatusCode.NOT_FOUND
             if gone:  # the task goes to the next owner on its ring until this one answers a heartbeat again
                 self._supernode.mark_down(f"piece stream: {exc.details()}")

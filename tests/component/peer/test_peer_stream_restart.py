@@ -99,3 +99,56 @@ async def test_a_stream_lost_at_every_start_gives_up() -> None:
     assert len(supernode.received) == START_RETRIES + 1
     assert [type(e) for e in events] == [Ended]
     assert "INTERNAL" in events[-1].reason  # type: ignore[union-attr]
+
+
+class AnswersOnce(scheduler_pb2_grpc.SchedulerServiceServicer):
+    """Answers a stream's first message with the task, then reads whatever comes."""
+
+    async def RegisterHost(  # type: ignore[override]
+        self, request: scheduler_pb2.RegisterHostRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.RegisterHostResponse:
+        return scheduler_pb2.RegisterHostResponse(host_id="host-1", heartbeat_interval_ms=60_000)
+
+    async def SyncPieces(  # type: ignore[override]
+        self, request_iterator: AsyncIterator[scheduler_pb2.SyncPiecesRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[scheduler_pb2.SyncPiecesResponse]:
+        await anext(request_iterator)
+        yield scheduler_pb2.SyncPiecesResponse(task=scheduler_pb2.TaskInfo(task_id="t", content_length=1))
+        async for _ in request_iterator:
+            pass
+
+
+async def test_a_stream_whose_supernode_went_away_while_it_wrote_registers_elsewhere() -> None:
+    """However grpc.aio ends the call (UNAVAILABLE, or INTERNAL "Internal error from Core" when one of its writes
+    was in flight: grpc/grpc#36066), the supernode is gone: the download registers the task again, at the next
+    supernode, rather than reading the origin."""
+    server = grpc.aio.server()
+    scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(AnswersOnce(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    link = SupernodeLink(f"127.0.0.1:{port}", scheduler_pb2.HostInfo(hostname="h", ip="127.0.0.1", port=1))
+    events: list[LinkEvent] = []
+    stream = SwarmLink(link, "peer-1", events.append)
+    stopped = False
+    try:
+        stream.open(window=4, held=[], answer=None)
+        await until(lambda: any(isinstance(e, TaskNews) for e in events))
+        for number in range(200):  # writes in flight when the server goes
+            stream.offer(number, "blake3:" + "00" * 32)
+            await asyncio.sleep(0.001)
+        await server.stop(None)
+        stopped = True
+        for number in range(200, 5000):
+            if any(isinstance(e, Ended) for e in events):
+                break
+            stream.offer(number, "blake3:" + "00" * 32)
+            await asyncio.sleep(0.001)
+        await until(lambda: any(isinstance(e, Ended) for e in events))
+        await stream.close()
+    finally:
+        await link.close(leave=False)
+        if not stopped:
+            await server.stop(None)
+    (ended,) = [e for e in events if isinstance(e, Ended)]
+    assert ended.gone and ended.forgotten, ended.reason
+    assert not link.up

@@ -14,7 +14,16 @@ from peer.download.link import START_RETRIES, Ended, LinkEvent, SwarmLink, TaskN
 from peer.scheduler_client import SupernodeLink
 
 
-class FlakySupernode(scheduler_pb2_grpc.SchedulerServiceServicer):
+class Registers(scheduler_pb2_grpc.SchedulerServiceServicer):
+    """Registers any host as host-1 (heartbeats a minute apart)."""
+
+    async def RegisterHost(  # type: ignore[override]
+        self, request: scheduler_pb2.RegisterHostRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.RegisterHostResponse:
+        return scheduler_pb2.RegisterHostResponse(host_id="host-1", heartbeat_interval_ms=60_000)
+
+
+class FlakySupernode(Registers):
     """Aborts the first `lose` streams before answering (or, with `late`, after one message); then answers one
     task message and ends the stream. Records what each stream received."""
 
@@ -22,11 +31,6 @@ class FlakySupernode(scheduler_pb2_grpc.SchedulerServiceServicer):
         self.lose = lose
         self.late = late
         self.received: list[list[scheduler_pb2.SyncPiecesRequest]] = []
-
-    async def RegisterHost(  # type: ignore[override]
-        self, request: scheduler_pb2.RegisterHostRequest, context: grpc.aio.ServicerContext
-    ) -> scheduler_pb2.RegisterHostResponse:
-        return scheduler_pb2.RegisterHostResponse(host_id="host-1", heartbeat_interval_ms=60_000)
 
     async def SyncPieces(  # type: ignore[override]
         self, request_iterator: AsyncIterator[scheduler_pb2.SyncPiecesRequest], context: grpc.aio.ServicerContext
@@ -101,13 +105,8 @@ async def test_a_stream_lost_at_every_start_gives_up() -> None:
     assert "INTERNAL" in events[-1].reason  # type: ignore[union-attr]
 
 
-class AnswersOnce(scheduler_pb2_grpc.SchedulerServiceServicer):
+class AnswersOnce(Registers):
     """Answers a stream's first message with the task, then reads whatever comes."""
-
-    async def RegisterHost(  # type: ignore[override]
-        self, request: scheduler_pb2.RegisterHostRequest, context: grpc.aio.ServicerContext
-    ) -> scheduler_pb2.RegisterHostResponse:
-        return scheduler_pb2.RegisterHostResponse(host_id="host-1", heartbeat_interval_ms=60_000)
 
     async def SyncPieces(  # type: ignore[override]
         self, request_iterator: AsyncIterator[scheduler_pb2.SyncPiecesRequest], context: grpc.aio.ServicerContext

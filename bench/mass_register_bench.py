@@ -10,7 +10,7 @@ when that deadline passes). Every link calls `ensure_registered()` at the same m
 registered and how many marked the supernode down instead (a dfdaemon then sends its downloads to the next
 supernode, or with one supernode to the origin), the time each took to register (p50, p90, max), and the
 supernode's CPU seconds. `--task`: each host then registers one hot task (all the same URL) as a download does
-(`SupernodeLink.call`, RegisterTask with a 10 s deadline, the supernode marked down when it times out), and counts
+(`SupernodeLink.call`, RegisterTask with the dfdaemon's deadline, `peer.context.REGISTER_TIMEOUT_S`), and counts
 as registered only when both succeeded. `--compare` runs a second time against a new supernode with the links
 impatient: a registration that timed out marks the supernode down at once, as before 2026-12-04 (the code's
 `REACHING` emptied in the load processes). Each process opens one file descriptor per host: the run raises its own
@@ -48,6 +48,7 @@ def register_all(port: int, first: int, count: int, go_at: float, mode: tuple[bo
     from dandelion.scheduler.v1 import scheduler_pb2
 
     from peer import scheduler_client
+    from peer.context import REGISTER_TIMEOUT_S
     from peer.scheduler_client import SupernodeLink, host_info
 
     impatient, task = mode
@@ -67,10 +68,11 @@ def register_all(port: int, first: int, count: int, go_at: float, mode: tuple[bo
             began = time.time()
             try:
                 await link.ensure_registered()
-                if task:  # as peer.download.link.register does: at the task's owner, within 10 s
+                if task:  # as peer.download.link.register does: at the task's owner
                     await link.call(
                         lambda stub, host_id: stub.RegisterTask(
-                            scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=meta), timeout=10
+                            scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=meta),
+                            timeout=REGISTER_TIMEOUT_S,
                         )
                     )
             except Exception as exc:  # each outcome is counted by its kind

@@ -13,6 +13,11 @@ from peer.scheduler_cluster import SchedulerClient
 from peer.storage import Storage
 from peer.tokenbucket import TokenBucket
 
+# RegisterTask's deadline. The supernode answers at once when it keeps up; a fleet starting at once can leave it
+# seconds or minutes behind, and a download that took it for gone would fail over, with one supernode to the origin.
+# One that froze, or whose link broke, fails the call sooner: its connection closes within grpc's keepalive (20 s).
+REGISTER_TIMEOUT_S = 180.0
+
 
 class ChannelPool:
     """One gRPC channel per parent address, reused across pieces and tasks (mutual TLS when tls is given)."""
@@ -51,6 +56,6 @@ class PeerContext:
     max_streams: int = 3  # concurrent DownloadPieces calls per task
     group_size: int = 4  # at most this many pieces per DownloadPieces call
     stall_timeout: float = 30.0  # seconds without any progress before giving up on the swarm
-    register_timeout: float = 180.0  # RegisterTask waits for the origin's answer
+    register_timeout: float = REGISTER_TIMEOUT_S
     # task id -> (the supernode it is registered with, our peer id there), for LeaveTask on eviction
     peer_ids: dict[str, tuple[str, str]] = field(default_factory=dict)

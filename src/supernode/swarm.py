@@ -32,6 +32,7 @@ from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Scheduler
 from supernode.seed_peers import SeedPeers
 from supernode.streams import Beat, Outboxes, StreamEvent, TaskChanged
+from supernode.unopened import Unopened
 
 log = logging.getLogger(__name__)
 # Resolved once: labels() costs four times what inc() does, and every piece report counts.
@@ -52,6 +53,7 @@ class Swarm:
         self.readers = Readers(config, self.scheduler, self.streams, self.seed_peers)
         self.hosts = Hosts(config, self.scheduler, self.streams, self.readers, self.seed_peers, clock)
         self.limits = Limits.of(config)
+        self.unopened = Unopened(self.scheduler, self.readers, self.leave_task)
 
     # Hosts (supernode.hosts) --------------------------------------------------------
 
@@ -101,6 +103,7 @@ class Swarm:
         if host.address in task.bad_hosts:
             task.bad_parents.add(peer.peer_id)  # its host gave content that did not match the digest
         self.scheduler.add_peer(task, peer)
+        self.unopened.registered(peer.peer_id, self.clock())
         tid, pid, hid = task.task_id[:12], peer.peer_id[:12], host.host_id[:12]
         log.info("peer registered task=%s peer=%s host=%s url=%s%s", tid, pid, hid, task.url, note)
         return peer
@@ -225,6 +228,7 @@ class Swarm:
         task = self.scheduler.tasks[peer.task_id]
         self._check_reports(task, reports)
         outbox = self.streams.open(peer_id)
+        self.unopened.opened(peer_id)
         if self.readers.is_reading(task, peer):
             self.readers.take_authored(task, peer, reports, origin)
             outbox.put_nowait(TaskChanged(task))
@@ -359,7 +363,8 @@ class Swarm:
             self.streams.end(peer_id, Unavailable("supernode is shutting down"))
 
     async def run_timers(self) -> None:
-        """Expire assignments, drop silent hosts and forget idle tasks, forever."""
+        """Expire assignments, drop silent hosts, replace readers whose stream never opened and forget idle tasks,
+        forever."""
         tick = min(0.5, self.config.heartbeat_interval_ms / 1000)
         last_sweep = last_tick = self.clock()
         while True:
@@ -378,6 +383,7 @@ class Swarm:
                     for tid in self.seed_peers.overdue():
                         self.readers.replace(tid)
                     self.readers.tell_waiters()
+                    self.unopened.sweep(self.clock())
                     self.forget_idle_tasks()
             except Exception:
                 log.exception("timer failed")

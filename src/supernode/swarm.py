@@ -31,8 +31,8 @@ from supernode.resource.states import move_peer, move_task
 from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Scheduler
 from supernode.seed_peers import SeedPeers
+from supernode.streamless import Streamless
 from supernode.streams import Beat, Outboxes, StreamEvent, TaskChanged
-from supernode.unopened import Unopened
 
 log = logging.getLogger(__name__)
 # Resolved once: labels() costs four times what inc() does, and every piece report counts.
@@ -53,7 +53,7 @@ class Swarm:
         self.readers = Readers(config, self.scheduler, self.streams, self.seed_peers)
         self.hosts = Hosts(config, self.scheduler, self.streams, self.readers, self.seed_peers, clock)
         self.limits = Limits.of(config)
-        self.unopened = Unopened(self.scheduler, self.readers, self.leave_task)
+        self.streamless = Streamless(self.scheduler, self.readers, self.leave_task)
 
     # Hosts (supernode.hosts) --------------------------------------------------------
 
@@ -103,7 +103,7 @@ class Swarm:
         if host.address in task.bad_hosts:
             task.bad_parents.add(peer.peer_id)  # its host gave content that did not match the digest
         self.scheduler.add_peer(task, peer)
-        self.unopened.registered(peer.peer_id, self.clock())
+        self.streamless.registered(peer.peer_id, self.clock())
         tid, pid, hid = task.task_id[:12], peer.peer_id[:12], host.host_id[:12]
         log.info("peer registered task=%s peer=%s host=%s url=%s%s", tid, pid, hid, task.url, note)
         return peer
@@ -228,7 +228,7 @@ class Swarm:
         task = self.scheduler.tasks[peer.task_id]
         self._check_reports(task, reports)
         outbox = self.streams.open(peer_id)
-        self.unopened.opened(peer_id)
+        self.streamless.opened(peer_id)
         if self.readers.is_reading(task, peer):
             self.readers.take_authored(task, peer, reports, origin)
             outbox.put_nowait(TaskChanged(task))
@@ -303,6 +303,7 @@ class Swarm:
             return
         peer = self.scheduler.peers.get(peer_id)
         if peer is not None:
+            self.streamless.stream_closed(peer, self.clock())
             self.streams.deliver(self.scheduler.disconnect(peer))
             log.info("stream closed task=%s peer=%s held=%d", peer.task_id[:12], peer_id[:12], peer.held_count)
 
@@ -363,7 +364,7 @@ class Swarm:
             self.streams.end(peer_id, Unavailable("supernode is shutting down"))
 
     async def run_timers(self) -> None:
-        """Expire assignments, drop silent hosts, replace readers whose stream never opened and forget idle tasks,
+        """Expire assignments, drop silent hosts, replace readers without a stream and forget idle tasks,
         forever."""
         tick = min(0.5, self.config.heartbeat_interval_ms / 1000)
         last_sweep = last_tick = self.clock()
@@ -383,7 +384,7 @@ class Swarm:
                     for tid in self.seed_peers.overdue():
                         self.readers.replace(tid)
                     self.readers.tell_waiters()
-                    self.unopened.sweep(self.clock())
+                    self.streamless.sweep(self.clock())
                     self.forget_idle_tasks()
             except Exception:
                 log.exception("timer failed")

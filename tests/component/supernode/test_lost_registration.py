@@ -15,13 +15,13 @@ from dandelion.scheduler.v1 import scheduler_pb2
 from origin_server import Origin
 from test_supernode_swarm import PeerStream, register_host, register_task
 
-from supernode import unopened
+from supernode import streamless
 
 
 async def test_the_reader_of_a_lost_registration_is_replaced_by_a_peer_with_a_stream(
     tmp_path: Path, origin: Origin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(unopened, "READER_OPEN_S", 0.5)
+    monkeypatch.setattr(streamless, "READER_STREAMLESS_S", 0.5)
     body = os.urandom(3 * (64 << 10))
     origin.blobs["/layer"] = body
     digest = "sha256:" + hashlib.sha256(body).hexdigest()
@@ -54,7 +54,7 @@ async def test_the_reader_of_a_lost_registration_is_replaced_by_a_peer_with_a_st
         swarm = node.node.swarm
         assert swarm is not None
         assert swarm.scheduler.tasks[reply.task.task_id].source_peer_id == reply.peer_id
-        assert lost.peer_id in swarm.scheduler.peers, "a plain peer until PEER_OPEN_S"
+        assert lost.peer_id in swarm.scheduler.peers, "a plain peer until PEER_UNOPENED_S"
 
 
 async def told_to_read(stream: PeerStream) -> scheduler_pb2.BackToSource:

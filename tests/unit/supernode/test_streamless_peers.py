@@ -1,5 +1,6 @@
-"""A peer whose stream never opens (its registration's answer was lost): as the task's reader it is replaced
-before the others give up on the swarm, and it is forgotten in the end. Driven by hand (no network)."""
+"""Peers without a stream: one whose stream never opens (its registration's answer was lost) no longer reads for
+the swarm after a while and is forgotten in the end; a reader whose stream closed and stays closed no longer reads
+either. Driven by hand (no network)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from test_supernode_source_peer import (
 from dfcommon.errors import NotFound
 from supernode.readers import OriginAnswer
 from supernode.resource.peer import PeerState
+from supernode.resource.piece import PieceReport
+from supernode.streamless import PEER_UNOPENED_S, READER_STREAMLESS_S
 from supernode.streams import GoToSource
-from supernode.unopened import PEER_OPEN_S, READER_OPEN_S
 
 
 async def test_a_reader_whose_stream_never_opens_is_replaced_by_a_connected_peer(tmp_path: Path) -> None:
@@ -36,12 +38,12 @@ async def test_a_reader_whose_stream_never_opens_is_replaced_by_a_connected_peer
     box = swarm.open_stream(waiting.peer_id, 16, [])
     drain(box)
 
-    clock.now += READER_OPEN_S - 1
-    swarm.unopened.sweep(clock())
+    clock.now += READER_STREAMLESS_S - 1
+    swarm.streamless.sweep(clock())
     assert task.source_peer_id == lost.peer_id and not drain(box), "a stream may still be on its way"
 
     clock.now += 1
-    swarm.unopened.sweep(clock())
+    swarm.streamless.sweep(clock())
     assert task.source_peer_id == waiting.peer_id
     assert drain(box) == [reads_for_swarm(())], "the connected peer reads the origin for the swarm"
     swarm.stream_update(waiting.peer_id, box, 0, [offered(0)], OriginAnswer(LENGTH, PIECE))
@@ -57,8 +59,8 @@ async def test_a_reader_without_a_stream_is_read_for_by_the_next_peer_when_none_
     clock = Clock()
     swarm = new_swarm(tmp_path, clock)
     task, _ = await swarm.register_task(host(swarm, 2), REQUEST)
-    clock.now += READER_OPEN_S
-    swarm.unopened.sweep(clock())
+    clock.now += READER_STREAMLESS_S
+    swarm.streamless.sweep(clock())
     assert not task.source_peer_id
     _, next_peer = await swarm.register_task(host(swarm, 3), REQUEST)
     assert task.source_peer_id == next_peer.peer_id and next_peer.state is PeerState.BACK_TO_SOURCE
@@ -70,14 +72,14 @@ async def test_a_peer_whose_stream_never_opens_is_forgotten_and_one_that_opened_
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     swarm.open_stream(reader.peer_id, 16, [])
     _, lost = await swarm.register_task(host(swarm, 3), REQUEST)
-    clock.now += PEER_OPEN_S - 1
-    swarm.unopened.sweep(clock())
+    clock.now += PEER_UNOPENED_S - 1
+    swarm.streamless.sweep(clock())
     assert lost.peer_id in task.peers and task.source_peer_id == reader.peer_id, "a reader with a stream stays"
 
     clock.now += 1
-    swarm.unopened.sweep(clock())
+    swarm.streamless.sweep(clock())
     assert lost.peer_id not in task.peers and reader.peer_id in task.peers
-    assert not swarm.unopened.since
+    assert not swarm.streamless.unopened
     with pytest.raises(NotFound):  # a stream hopelessly late: its host registers the task again
         swarm.open_stream(lost.peer_id, 16, [])
 
@@ -87,6 +89,48 @@ async def test_peers_that_left_before_opening_are_no_longer_awaited(tmp_path: Pa
     swarm = new_swarm(tmp_path, clock)
     _, peer = await swarm.register_task(host(swarm, 2), REQUEST)
     swarm.leave_task(peer.peer_id)
-    clock.now += READER_OPEN_S
-    swarm.unopened.sweep(clock())
-    assert not swarm.unopened.since
+    clock.now += READER_STREAMLESS_S
+    swarm.streamless.sweep(clock())
+    assert not swarm.streamless.unopened
+
+
+async def test_a_reader_whose_stream_closed_hands_what_is_unread_to_a_connected_peer(tmp_path: Path) -> None:
+    clock = Clock()
+    swarm = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(0)], OriginAnswer(LENGTH, PIECE))
+    _, waiting = await swarm.register_task(host(swarm, 3), REQUEST)
+    box = swarm.open_stream(waiting.peer_id, 16, [])
+    swarm.stream_update(waiting.peer_id, box, 0, [PieceReport(0, reader.peer_id, True)])
+    drain(box)
+
+    swarm.close_stream(reader.peer_id, reader_box)  # its host lives on
+    clock.now += READER_STREAMLESS_S - 1
+    swarm.streamless.sweep(clock())
+    assert task.source_peer_id == reader.peer_id, "a stream may be opened again at once"
+    clock.now += 1
+    swarm.streamless.sweep(clock())
+    assert not task.source_peer_id and task.range_readers == {waiting.peer_id: ((1, 2),)}
+    assert reads_for_swarm(((1, 2),)) in drain(box)
+    assert reader.peer_id in task.peers, "it still serves the piece it holds"
+
+
+async def test_a_reader_that_opens_its_stream_again_or_finished_keeps_its_part(tmp_path: Path) -> None:
+    clock = Clock()
+    swarm = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    box = swarm.open_stream(reader.peer_id, 16, [])
+    swarm.close_stream(reader.peer_id, box)
+    box = swarm.open_stream(reader.peer_id, 16, [])  # the stream was opened again in time
+    clock.now += READER_STREAMLESS_S
+    swarm.streamless.sweep(clock())
+    assert task.source_peer_id == reader.peer_id
+
+    swarm.stream_update(reader.peer_id, box, 0, [offered(0), offered(1), offered(2)], OriginAnswer(LENGTH, PIECE))
+    swarm.report_result(reader.peer_id, True, "", 0, LENGTH, 1)
+    swarm.close_stream(reader.peer_id, box)
+    clock.now += READER_STREAMLESS_S
+    swarm.streamless.sweep(clock())
+    assert task.source_peer_id == reader.peer_id and reader.state is PeerState.SUCCEEDED
+    assert not swarm.streamless.closed

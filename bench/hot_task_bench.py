@@ -41,7 +41,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections import deque
@@ -55,7 +54,17 @@ import grpc
 import uvloop
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
-from memory_soak import PYTHONPATH, Request, Stream, fetched, free_port, offer_all, rss_mib, stop_all, wait_ready
+from memory_soak import (
+    Request,
+    Stream,
+    fetched,
+    free_port,
+    offer_all,
+    rss_mib,
+    start_supernode,
+    stop_all,
+    wait_ready,
+)
 
 from dfcommon import ring
 from dfcommon.channels import channel
@@ -395,15 +404,10 @@ def listed_hosts(target: str) -> int:
                 return count
 
 
-def start_supernode(work: Path, port: int, hosts: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(PYTHONPATH)}
+def start_supernode_for(work: Path, port: int, hosts: int) -> subprocess.Popen[bytes]:
     limit = str(max(hosts + 10, 10_000))
-    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(work / f"data-{port}"), "--no-seed-peer"]
-    args += ["--no-access-check"]  # the simulated hosts register content no origin serves
-    args += ["--log-level", os.environ.get("HOT_TASK_LOG_LEVEL", "warning")]  # info: a line per stream
-    args += ["--max-hosts", limit, "--max-peers-per-task", limit]
-    log = (work / f"supernode-{port}.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "supernode", *args], env=env, stdout=log, stderr=log)
+    level = os.environ.get("HOT_TASK_LOG_LEVEL", "warning")  # info: a line per stream
+    return start_supernode(work, port, "--max-hosts", limit, "--max-peers-per-task", limit, log_level=level)
 
 
 def main() -> None:
@@ -421,7 +425,7 @@ def main() -> None:
     hosts, pieces = (500, 8) if args.quick else (args.hosts, args.pieces)
     work = Path(tempfile.mkdtemp(prefix="hot-task-"))
     ports = [free_port() for _ in range(args.supernodes)]
-    procs = [start_supernode(work, port, hosts) for port in ports]
+    procs = [start_supernode_for(work, port, hosts) for port in ports]
     children: list[multiprocessing.process.BaseProcess] = []
     try:
         for port, proc in zip(ports, procs, strict=True):

@@ -23,18 +23,15 @@ import argparse
 import asyncio
 import logging
 import multiprocessing
-import os
 import resource
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from multiprocessing.queues import Queue
 from pathlib import Path
 
-from memory_soak import PYTHONPATH, free_port, stop_all, wait_ready
+from memory_soak import free_port, start_supernode, stop_all, wait_ready
 
 FDS_PER_HOST = 1
 SPARE_FDS = 500
@@ -92,11 +89,8 @@ def cpu_seconds(pid: int) -> float:
 
 def one_run(args: argparse.Namespace, work: Path, impatient: bool) -> str:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(PYTHONPATH)}
-    argv = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(work / f"data-{port}"), "--no-seed-peer"]
-    argv += ["--no-access-check", "--max-hosts", str(args.hosts + 10), "--max-peers-per-task", str(args.hosts + 10)]
-    log = (work / f"supernode-{port}.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "supernode", *argv], env=env, stdout=log, stderr=log)
+    limit = str(args.hosts + 10)
+    proc = start_supernode(work, port, "--max-hosts", limit, "--max-peers-per-task", limit, log_level="info")
     children: list[multiprocessing.process.BaseProcess] = []
     try:
         wait_ready(port, proc)

@@ -253,12 +253,14 @@ def stop_all(children: list[multiprocessing.process.BaseProcess], procs: list[su
                 proc.wait()
 
 
-def start_supernode(work: Path, port: int, metrics: str, task_ttl: str, max_tasks: int) -> subprocess.Popen[bytes]:
+def start_supernode(work: Path, port: int, *flags: str, log_level: str = "warning") -> subprocess.Popen[bytes]:
+    """This checkout's supernode for simulated peers on 127.0.0.1:port (no seed peer, no access check: they
+    register content no origin serves), with flags, logging to WORK/supernode-PORT.log (the benches of simulated
+    load share it: memory_soak, hot_task_bench, mass_register_bench)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(PYTHONPATH)}
-    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(work / "data"), "--no-seed-peer"]
-    args += ["--no-access-check"]  # the simulated peers register content no origin serves
-    args += ["--task-ttl", task_ttl, "--metrics", metrics, "--log-level", "warning", "--max-tasks", str(max_tasks)]
-    log = (work / "supernode.log").open("wb")
+    args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(work / f"data-{port}"), "--no-seed-peer"]
+    args += ["--no-access-check", "--log-level", log_level, *flags]
+    log = (work / f"supernode-{port}.log").open("wb")
     return subprocess.Popen([sys.executable, "-m", "supernode", *args], env=env, stdout=log, stderr=log)
 
 
@@ -290,7 +292,8 @@ def main() -> None:
     tasks = 2000 if args.quick else args.tasks
     work = Path(tempfile.mkdtemp(prefix="memory-soak-"))
     port, metrics = free_port(), f"127.0.0.1:{free_port()}"
-    proc = start_supernode(work, port, metrics, args.task_ttl, args.max_tasks)
+    flags = ("--task-ttl", args.task_ttl, "--metrics", metrics, "--max-tasks", str(args.max_tasks))
+    proc = start_supernode(work, port, *flags)
     workers: list[multiprocessing.process.BaseProcess] = []
     try:
         wait_ready(port, proc)
@@ -323,7 +326,7 @@ def main() -> None:
         while any(w.is_alive() for w in workers):
             time.sleep(args.every)
             if proc.poll() is not None:
-                raise SystemExit(f"supernode exited with {proc.returncode} (log: {work / 'supernode.log'})")
+                raise SystemExit(f"supernode exited with {proc.returncode} (log: {work / f'supernode-{port}.log'})")
             sample()
         elapsed = time.monotonic() - began
         drained = time.monotonic() + 60

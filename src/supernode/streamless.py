@@ -26,7 +26,7 @@ from supernode.scheduling.scheduler import Scheduler
 log = logging.getLogger(__name__)
 
 READER_STREAMLESS_S = 10.0  # the others wait this long at most (a dfdaemon opens its stream as soon as it is answered)
-PEER_UNOPENED_S = 120.0  # a peer is forgotten: its registration's answer was lost, or the stream is hopelessly late
+PEER_UNOPENED_S = 300.0  # a peer is forgotten: its registration's answer was lost, or the stream is hopelessly late
 
 
 class Streamless:
@@ -69,7 +69,7 @@ class Streamless:
                 del self.unopened[peer_id]
             elif now - since >= PEER_UNOPENED_S:
                 del self.unopened[peer_id]
-                log.info("peer forgotten task=%s peer=%s: its stream never opened", peer.task_id[:12], peer_id[:12])
+                log.warning("peer forgotten task=%s peer=%s: its stream never opened", peer.task_id[:12], peer_id[:12])
                 self._leave(peer_id)
             else:
                 self._stop_reading(peer_id, "its stream never opened")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -124,6 +125,8 @@ class SupernodeLink:
         self.grant_keys = grant_keys  # every supernode's grant key, kept across fail-overs (its PeerService checks)
         self.host_id = ""
         self.heartbeat_interval = 5.0
+        self.usual_interval = 5.0  # the interval while this host has peers there (supernode.hosts.IDLE_FACTOR)
+        self._beat_now = asyncio.Event()
         self.stream_heartbeats = False  # the supernode takes heartbeats on SyncPieces streams
         self._carriers: dict[HeartbeatCarrier, str] = {}  # open streams here, with the host id they were opened under
         self.up = True  # until a call fails: a supernode never tried is worth trying (routing tries it first)
@@ -191,7 +194,7 @@ class SupernodeLink:
         if self.grant_keys is not None and response.grant_public_key:
             self.grant_keys.learn(response.grant_key_id, response.grant_public_key)
         if response.heartbeat_interval_ms:
-            self.heartbeat_interval = max(0.2, response.heartbeat_interval_ms / 1000)
+            self.heartbeat_interval = self.usual_interval = max(0.2, response.heartbeat_interval_ms / 1000)
         self.stream_heartbeats = response.stream_heartbeats
         log.info("registered host=%s with supernode %s", self.host_id, self.address)
 
@@ -281,6 +284,8 @@ class SupernodeLink:
     def carry(self, stream: HeartbeatCarrier) -> None:
         """A SyncPieces stream with this supernode is open (the supernode answered on it): it may carry heartbeats."""
         self._carriers[stream] = self.host_id
+        if self.heartbeat_interval > self.usual_interval:  # told to beat seldom while idle there: beat now instead
+            self._beat_now.set()
 
     def uncarry(self, stream: HeartbeatCarrier) -> None:
         """The stream ended."""
@@ -314,14 +319,16 @@ class SupernodeLink:
             return True
         if interval_ms is None:
             return False
-        if interval_ms:
-            self.heartbeat_interval = max(0.2, interval_ms / 1000)
+        if interval_ms:  # answered on a stream, so the host has a peer there: the usual interval
+            self.heartbeat_interval = self.usual_interval = max(0.2, interval_ms / 1000)
         self._mark_up()
         return True
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat_now.wait(), self.heartbeat_interval)
+            self._beat_now.clear()
             began = time.monotonic()
             if await self._beat_on_stream():
                 self._log_slow(began)

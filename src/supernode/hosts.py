@@ -29,6 +29,14 @@ MISSED_HEARTBEATS = 3
 # hosts it has held (never shrinks, so no host beating at an interval handed out earlier is dropped). A unary call
 # costs this process about 0.3 ms, so 500 a second is some 15% of it; 10,000 hosts beat every 20 s.
 HEARTBEATS_PER_SECOND = 500
+# A host with no peer here (no download this supernode schedules, nothing it serves for one) is told to beat
+# IDLE_FACTOR times as seldom, at most IDLE_CAP_S apart unless everyone's interval is longer: with several supernodes
+# a host beats every one of them, and is idle at all but the owners of its current tasks, so their heartbeats are
+# mostly of idle hosts. Its liveness matters only once it has a peer here; from then on its next answer (on its
+# stream, or to its call) hands it the usual interval. Until it beats at that, it is dropped only after missing
+# three of the interval it was told (sweep), whatever client it is.
+IDLE_FACTOR = 6
+IDLE_CAP_S = 60.0
 # When more than MASS_SHARE of at least MASS_MIN_HOSTS hosts (and more than MASS_MIN_LATE) have missed a heartbeat
 # at once, it is far likelier that this supernode is behind (their heartbeats wait in its queue of calls not yet
 # taken up, or time out there) than that they all died at once: dropping them would end their downloads and bring
@@ -101,9 +109,24 @@ class Hosts:
         most HEARTBEATS_PER_SECOND times a second in all."""
         return max(self.config.heartbeat_interval_ms, -(-self.most_hosts * 1000 // HEARTBEATS_PER_SECOND))
 
-    def heartbeat(self, host_id: str) -> None:
-        """A host's HeartbeatHost."""
-        self.beat(self.get(host_id), "call")
+    def idle_interval_ms(self) -> int:
+        """The heartbeat interval of a host with no peer here (IDLE_FACTOR)."""
+        usual = self.interval_ms()
+        return max(usual, min(IDLE_FACTOR * usual, int(IDLE_CAP_S * 1000)))
+
+    def answer(self, host: Host) -> int:
+        """The heartbeat interval to hand this host now (ms): the idle one while it has no peer here and is not a
+        seed peer, else everyone's. Remembered, so that the sweep gives it three of those."""
+        idle = not host.peer_ids and not host.seed_peer
+        interval = self.idle_interval_ms() if idle else self.interval_ms()
+        host.beat_every = interval / 1000 if idle else 0.0
+        return interval
+
+    def heartbeat(self, host_id: str) -> int:
+        """A host's HeartbeatHost: the interval to answer with (ms)."""
+        host = self.get(host_id)
+        self.beat(host, "call")
+        return self.answer(host)
 
     def beat(self, host: Host, via: str) -> None:
         """The host beat (a call, or on a stream): it is alive, and choosable again as a parent if children could
@@ -128,16 +151,18 @@ class Hosts:
         heartbeat (a frozen host sends none), a stream merely open does not: gRPC's keepalive did not end the stream
         of a SIGSTOPped client within 50 s here, so a frozen host with a stream would never be dropped. Many hosts
         late at once are taken as this supernode being behind, and given longer (MASS_SHARE)."""
-        interval = self.interval_ms() / 1000
-        limit = MISSED_HEARTBEATS * interval
+        usual = self.interval_ms() / 1000
         now = self.clock()
         hosts = list(self.scheduler.hosts.values())
-        late = sum(1 for host in hosts if now - host.last_seen > (MISSED_HEARTBEATS - 1) * interval)
-        overdue = [host for host in hosts if now - host.last_seen > limit]
-        many = self._many_late(late, len(hosts), limit)
+        # each host's silence in its own intervals: the usual one, or the idle one it was told last (answer)
+        missed = {host: (now - host.last_seen) / max(usual, host.beat_every) for host in hosts}
+        late = sum(1 for m in missed.values() if m > MISSED_HEARTBEATS - 1)
+        overdue = [host for host in hosts if missed[host] > MISSED_HEARTBEATS]
+        many = self._many_late(late, len(hosts), MISSED_HEARTBEATS * usual)
         if self.behind:
-            spared = sum(1 for host in overdue if now - host.last_seen <= MASS_PATIENCE * limit)
-            overdue = [host for host in overdue if now - host.last_seen > MASS_PATIENCE * limit]
+            patience = MASS_PATIENCE * MISSED_HEARTBEATS
+            spared = sum(1 for host in overdue if missed[host] <= patience)
+            overdue = [host for host in overdue if missed[host] > patience]
             if not (many or spared):
                 log.warning("few hosts late, none overdue spared: this supernode keeps up with heartbeats again")
                 self.behind = False

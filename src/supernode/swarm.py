@@ -61,9 +61,9 @@ class Swarm:
         """Register a host (replacing one registered at the same address) and return its id."""
         return self.hosts.register(spec)
 
-    def heartbeat(self, host_id: str) -> None:
-        """Keep a host alive."""
-        self.hosts.heartbeat(host_id)
+    def heartbeat(self, host_id: str) -> int:
+        """Keep a host alive; the heartbeat interval to answer with (ms)."""
+        return self.hosts.heartbeat(host_id)
 
     def leave_host(self, host_id: str) -> None:
         """Remove a host and its peers."""
@@ -272,7 +272,7 @@ class Swarm:
         self.hosts.seen(peer.host)
         if heartbeat:
             self.hosts.beat(peer.host, "stream")
-            outbox.put_nowait(Beat(self.hosts.interval_ms()))
+            outbox.put_nowait(Beat(self.hosts.answer(peer.host)))
             if not (reports or window or origin):
                 return
         task = self.scheduler.tasks[peer.task_id]

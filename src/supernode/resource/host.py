@@ -35,6 +35,7 @@ class Host:
     location: str
     last_seen: float
     seed_peer: bool = False  # a dfdaemon in the seed role (HostInfo.seed): reads the origin first, serves last
+    beat_every: float = 0.0  # the heartbeat interval (s) last handed to it when longer than everyone's (idle), else 0
     inflight: int = 0
     inflight_bytes: int = 0
     peer_ids: set[str] = field(default_factory=set)

@@ -62,8 +62,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         self, request: scheduler_pb2.HeartbeatHostRequest, context: Context
     ) -> scheduler_pb2.HeartbeatHostResponse:
         """Keep a host alive."""
-        self.swarm.heartbeat(validate.ident(request.host_id, "host_id"))
-        return scheduler_pb2.HeartbeatHostResponse(heartbeat_interval_ms=self.swarm.hosts.interval_ms())
+        interval_ms = self.swarm.heartbeat(validate.ident(request.host_id, "host_id"))
+        return scheduler_pb2.HeartbeatHostResponse(heartbeat_interval_ms=interval_ms)
 
     @mapped
     async def LeaveHost(  # type: ignore[override]

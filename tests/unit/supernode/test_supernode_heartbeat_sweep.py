@@ -1,7 +1,8 @@
 """The heartbeat sweep (supernode.hosts), with the clock injected and no network: a few silent hosts go after 3
 missed intervals; many at once are taken as the supernode being behind and go only after MASS_PATIENCE times as
 long, until none is overdue; a small fleet is never taken so. A message on a host's stream keeps it; only a
-heartbeat offers it as a parent again."""
+heartbeat offers it as a parent again. A host with no peer is told to beat IDLE_FACTOR times as seldom, and given
+three of those."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from dfcommon.content import ContentRequest
 from supernode.config import SupernodeConfig
-from supernode.hosts import MASS_MIN_HOSTS, MASS_PATIENCE, HostSpec
+from supernode.hosts import IDLE_CAP_S, IDLE_FACTOR, MASS_MIN_HOSTS, MASS_PATIENCE, HostSpec
 from supernode.streams import Beat
 from supernode.swarm import Swarm
 
@@ -117,3 +118,55 @@ async def test_a_stream_message_keeps_a_host_alive_but_only_a_heartbeat_makes_it
     assert not host.unreachable
     answers = [outbox.get_nowait() for _ in range(outbox.qsize())]
     assert Beat(INTERVAL_MS) in answers
+
+
+def test_an_idle_host_is_told_to_beat_seldom_and_given_three_of_its_intervals(tmp_path: Path) -> None:
+    """Its heartbeat is answered with IDLE_FACTOR intervals; silent after that, it stays for three of them (not three
+    usual intervals) and then goes."""
+    swarm, clock, (host_id,) = fleet(tmp_path, 1)
+    assert swarm.heartbeat(host_id) == IDLE_FACTOR * INTERVAL_MS
+    idle = IDLE_FACTOR * INTERVAL
+    clock.now += 3 * idle - INTERVAL / 2
+    swarm.hosts.sweep()
+    assert host_id in swarm.scheduler.hosts
+    clock.now += INTERVAL
+    swarm.hosts.sweep()
+    assert host_id not in swarm.scheduler.hosts
+
+
+async def test_a_host_with_a_peer_is_told_the_usual_interval_once_it_beats(tmp_path: Path) -> None:
+    """Told the idle interval, then a download here: it keeps the three idle intervals it was told until it beats;
+    its heartbeat (on its stream) is answered with the usual interval, and from then three of those are what it has."""
+    swarm, clock, (host_id,) = fleet(tmp_path, 1)
+    assert swarm.heartbeat(host_id) == IDLE_FACTOR * INTERVAL_MS
+    digest = "sha256:" + hashlib.sha256(b"layer").hexdigest()
+    _, peer = await swarm.register_task(host_id, ContentRequest(url=f"http://o/v2/a/blobs/{digest}", digest=digest))
+    outbox = swarm.open_stream(peer.peer_id, 4, [])
+    clock.now += 3 * IDLE_FACTOR * INTERVAL - INTERVAL / 2
+    swarm.hosts.sweep()
+    assert host_id in swarm.scheduler.hosts
+    swarm.stream_update(peer.peer_id, outbox, 0, [], heartbeat=True)
+    assert Beat(INTERVAL_MS) in [outbox.get_nowait() for _ in range(outbox.qsize())]
+    assert swarm.heartbeat(host_id) == INTERVAL_MS  # a call as well: it has a peer here
+    clock.now += 3.5 * INTERVAL
+    swarm.hosts.sweep()
+    assert host_id not in swarm.scheduler.hosts
+
+
+@pytest.mark.parametrize(("usual_s", "idle_s"), [(1.0, IDLE_FACTOR * 1.0), (20.0, IDLE_CAP_S), (100.0, 100.0)])
+def test_the_idle_interval_is_capped_but_never_below_the_usual_one(
+    tmp_path: Path, usual_s: float, idle_s: float
+) -> None:
+    config = SupernodeConfig(data_dir=tmp_path, advertise_ip="127.0.0.1", heartbeat_interval_ms=int(usual_s * 1000))
+    assert Swarm(config, Clock()).hosts.idle_interval_ms() == int(idle_s * 1000)
+
+
+def test_many_idle_hosts_silent_for_three_usual_intervals_are_not_late(tmp_path: Path) -> None:
+    """Idle hosts beat seldom by design: their silence between beats does not make the supernode think itself
+    behind, and none is dropped."""
+    swarm, clock, hosts = fleet(tmp_path, 100)
+    for host_id in hosts:
+        swarm.heartbeat(host_id)
+    clock.now += 2 * IDLE_FACTOR * INTERVAL
+    swarm.hosts.sweep()
+    assert len(swarm.scheduler.hosts) == 100 and not swarm.hosts.behind

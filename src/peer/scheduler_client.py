@@ -327,7 +327,10 @@ class SupernodeLink:
     async def _heartbeat_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._beat_now.wait(), self.heartbeat_interval)
+                # down: asked again at the usual interval, whatever the idle one it was told
+                await asyncio.wait_for(
+                    self._beat_now.wait(), self.heartbeat_interval if self.up else self.usual_interval
+                )
             self._beat_now.clear()
             began = time.monotonic()
             if await self._beat_on_stream():

@@ -249,7 +249,7 @@ class SupernodeLink:
         """A call here timed out: True when the supernode is behind rather than gone (is_behind), counting what it
         last sent on this host's piece streams as an answer too."""
         heard = max([self.heard, *(carrier.heard for carrier in self._carriers)])
-        return is_behind(self._connected(), heard, asyncio.get_running_loop().time(), self.heartbeat_interval)
+        return is_behind(self._connected(), heard, asyncio.get_running_loop().time(), self.usual_interval)
 
     async def call(self, invoke: Callable[[SchedulerServiceAsyncStub, str], Awaitable[T]], patient: bool = False) -> T:
         """Run invoke(stub, host_id) here, registering again once when the supernode forgot this host;

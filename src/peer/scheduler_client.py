@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
@@ -19,6 +18,7 @@ from dfcommon.errors import DandelionError, Unavailable
 from dfcommon.grants import GrantKeys
 from dfcommon.ratelog import RateLimitedLog
 from dfcommon.tls import TlsConfig
+from peer.heartbeat_schedule import HeartbeatSchedule
 from peer.reaching import REACHING, channel_state, while_reaching
 
 if TYPE_CHECKING:
@@ -124,9 +124,7 @@ class SupernodeLink:
         self.tls = tls
         self.grant_keys = grant_keys  # every supernode's grant key, kept across fail-overs (its PeerService checks)
         self.host_id = ""
-        self.heartbeat_interval = 5.0
-        self.usual_interval = 5.0  # the interval while this host has peers there (supernode.hosts.IDLE_FACTOR)
-        self._beat_now = asyncio.Event()
+        self.beats = HeartbeatSchedule()
         self.stream_heartbeats = False  # the supernode takes heartbeats on SyncPieces streams
         self._carriers: dict[HeartbeatCarrier, str] = {}  # open streams here, with the host id they were opened under
         self.up = True  # until a call fails: a supernode never tried is worth trying (routing tries it first)
@@ -153,6 +151,7 @@ class SupernodeLink:
         if self.up:
             log.warning("supernode %s unavailable: %s", self.address, why)
             self.up, self.down_since = False, time.monotonic()
+            self.beats.replan()
 
     def _mark_up(self) -> None:
         self.heard = asyncio.get_running_loop().time()
@@ -193,8 +192,7 @@ class SupernodeLink:
         self.host_id = response.host_id
         if self.grant_keys is not None and response.grant_public_key:
             self.grant_keys.learn(response.grant_key_id, response.grant_public_key)
-        if response.heartbeat_interval_ms:
-            self.heartbeat_interval = self.usual_interval = max(0.2, response.heartbeat_interval_ms / 1000)
+        self.beats.answered(response.heartbeat_interval_ms, usual=True)
         self.stream_heartbeats = response.stream_heartbeats
         log.info("registered host=%s with supernode %s", self.host_id, self.address)
 
@@ -249,7 +247,7 @@ class SupernodeLink:
         """A call here timed out: True when the supernode is behind rather than gone (is_behind), counting what it
         last sent on this host's piece streams as an answer too."""
         heard = max([self.heard, *(carrier.heard for carrier in self._carriers)])
-        return is_behind(self._connected(), heard, asyncio.get_running_loop().time(), self.usual_interval)
+        return is_behind(self._connected(), heard, asyncio.get_running_loop().time(), self.beats.usual)
 
     async def call(self, invoke: Callable[[SchedulerServiceAsyncStub, str], Awaitable[T]], patient: bool = False) -> T:
         """Run invoke(stub, host_id) here, registering again once when the supernode forgot this host;
@@ -284,8 +282,7 @@ class SupernodeLink:
     def carry(self, stream: HeartbeatCarrier) -> None:
         """A SyncPieces stream with this supernode is open (the supernode answered on it): it may carry heartbeats."""
         self._carriers[stream] = self.host_id
-        if self.heartbeat_interval > self.usual_interval:  # told to beat seldom while idle there: beat now instead
-            self._beat_now.set()
+        self.beats.stream_opened()
 
     def uncarry(self, stream: HeartbeatCarrier) -> None:
         """The stream ended."""
@@ -319,19 +316,14 @@ class SupernodeLink:
             return True
         if interval_ms is None:
             return False
-        if interval_ms:  # answered on a stream, so the host has a peer there: the usual interval
-            self.heartbeat_interval = self.usual_interval = max(0.2, interval_ms / 1000)
+        self.beats.answered(interval_ms, usual=True)  # on a stream: the host has a peer there
         self._mark_up()
         return True
 
     async def _heartbeat_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            with contextlib.suppress(TimeoutError):
-                # down: asked again at the usual interval, whatever the idle one it was told
-                await asyncio.wait_for(
-                    self._beat_now.wait(), self.heartbeat_interval if self.up else self.usual_interval
-                )
-            self._beat_now.clear()
+            await self.beats.wait(loop.time(), lambda: self.up)
             began = time.monotonic()
             if await self._beat_on_stream():
                 self._log_slow(began)
@@ -343,8 +335,7 @@ class SupernodeLink:
                     ),
                     patient=True,
                 )
-                if reply.heartbeat_interval_ms:  # it grows with the hosts the supernode holds
-                    self.heartbeat_interval = max(0.2, reply.heartbeat_interval_ms / 1000)
+                self.beats.answered(reply.heartbeat_interval_ms, usual=False)  # longer while this host is idle there
             except SupernodeBehind:
                 quiet.warning(
                     f"behind:{self.address}",

@@ -23,7 +23,7 @@ PARENT_SCAN = 2 * PARENT_SAMPLE
 
 
 def choose(task: Task, child: Peer, number: int, seed_fanout: int) -> Peer | None:
-    """The best free, trusted holder of the piece (evaluator.rank): seed peers first, then the holders in the order
+    """The best free, trusted holder of the piece (evaluator.rank_of): seed peers first, then the holders in the order
     the task keeps, comparing PARENT_SAMPLE of them once one is not sending the piece, and looking at PARENT_SCAN
     at most; a seed peer only while it sends this piece to fewer than seed_fanout children. The holder chosen goes
     to the back of the piece's order.
@@ -50,16 +50,16 @@ def choose(task: Task, child: Peer, number: int, seed_fanout: int) -> Peer | Non
         host = parent.host
         if host is child.host or (cache_fill and host.inflight):
             continue
-        candidate = evaluator.Candidate(
+        key = evaluator.rank_of(
             host.free_slots,
             host.capacity,
             parent.uploads_ok,
             parent.uploads_failed,
             host.location,
             host.seed_peer,
-            sending_piece=number in parent.serving,
+            number in parent.serving,
+            location,
         )
-        key = evaluator.rank(candidate, location)
         if chosen_key is None or key > chosen_key:
             chosen, chosen_key = parent, key
         looked += 1

@@ -332,16 +332,18 @@ class Scheduler:
         Peers that lack nothing a free parent holds are moved to the back without a fill.
         """
         out: list[Assignment] = []
-        if budget <= 0 or not task.starved:
+        starved, peers = task.starved, task.peers
+        if budget <= 0 or not starved:
             return out
         servable = self.registry.servable(task)
-        for peer_id in list(itertools.islice(task.starved, budget + WAKE_SKIPS)):
-            peer = task.peers.get(peer_id)
-            task.starved.pop(peer_id, None)
+        # The loop's skips are most of a hot task's scheduling work: kept to a pop and a store each.
+        for peer_id in list(itertools.islice(starved, budget + WAKE_SKIPS)):
+            starved.pop(peer_id, None)
+            peer = peers.get(peer_id)
             if peer is None:
                 continue
             if not servable & ~(peer.held | peer.pending):
-                self._starve(task, peer_id)
+                starved[peer_id] = None  # to the back (the task is among the hungry already)
                 continue
             got = self.fill(peer)
             if got:

@@ -3,6 +3,8 @@ sending it first, and never more than PARENT_SCAN of them (no network)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from swarm_builder import PIECE, Swarm
 
@@ -23,15 +25,15 @@ def peers_only(pieces: int) -> Swarm:
 
 @pytest.fixture
 def ranked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the parents the scheduler ranks (one entry per call of evaluator.rank)."""
+    """Counts the parents the scheduler ranks (one entry per call of evaluator.rank_of)."""
     calls: list[int] = []
-    rank = evaluator.rank
+    rank_of = evaluator.rank_of
 
-    def counted(candidate: evaluator.Candidate, location: str) -> tuple[int, float]:
+    def counted(*parts: Any) -> tuple[int, float]:
         calls.append(1)
-        return rank(candidate, location)
+        return rank_of(*parts)
 
-    monkeypatch.setattr(parents.evaluator, "rank", counted)
+    monkeypatch.setattr(parents.evaluator, "rank_of", counted)
     return calls
 
 

@@ -61,12 +61,6 @@ def score_of(free_slots: int, capacity: int, ok: int, failed: int, location: str
     )
 
 
-def score(candidate: Candidate, child_location: str) -> float:
-    """Weighted score of an eligible parent for a child at child_location."""
-    c = candidate
-    return score_of(c.free_slots, c.capacity, c.uploads_ok, c.uploads_failed, c.location, child_location)
-
-
 def rank(candidate: Candidate, child_location: str) -> tuple[int, float]:
     """Sort key (larger is better): peers, then the seed, then peers already sending this piece; then by score.
 

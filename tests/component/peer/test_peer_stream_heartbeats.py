@@ -63,15 +63,8 @@ class Swarm:
         return heartbeats(self.metrics_port)
 
     def dfget(self) -> subprocess.Popen[str]:
-        argv = [
-            console_script("dfget"),
-            self.origin.url("f.bin"),
-            "-o",
-            str(self.out),
-            "--daemon",
-            self.daemon.endpoint,
-        ]
-        argv += ["--digest", self.digest]
+        argv = [console_script("dfget"), self.origin.url("f.bin"), "-o", str(self.out)]
+        argv += ["--daemon", self.daemon.endpoint, "--digest", self.digest]
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def wait_for_the_origin_read(self) -> None:

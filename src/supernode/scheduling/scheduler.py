@@ -125,14 +125,19 @@ class Scheduler:
         digest known already stays: every consumer checks the whole content anyway)."""
         task.pieces.setdefault(piece.number, piece)
         task.authors.add(author.peer_id)
-        return self._hold(task, author, piece.number)
+        return self._wake(task, self._hold(task, author, piece.number))
 
     def report(self, peer: Peer, reports: Iterable[PieceReport]) -> list[Assignment]:
-        """Apply a batch of piece results from a peer, then top up its window."""
+        """Apply a batch of piece results from a peer, wake the starved peers they may help, then top up the
+        reporter's window. One wake for the batch (each wake also looks at up to WAKE_SKIPS peers it passes over):
+        as many peers as the reporter's host has free slots if it holds a new piece, and one per slot freed."""
         task = self.tasks[peer.task_id]
         out: list[Assignment] = []
+        holder = freed = 0
         for report in reports:
-            out.extend(self._apply(task, peer, report))
+            held, slots = self._apply(task, peer, report, out)
+            holder, freed = max(holder, held), freed + slots
+        out.extend(self._wake(task, min(WAKE_LIMIT, holder + freed)))
         out.extend(self.fill(peer))
         out.extend(self._wake_unblocked())
         return out
@@ -144,7 +149,8 @@ class Scheduler:
         out: list[Assignment] = []
         for child, number, parent_id in self.book.due(now):
             task = self.tasks[child.task_id]
-            out.extend(self._apply(task, child, PieceReport(number, parent_id, False, Failure.TIMEOUT)))
+            _, freed = self._apply(task, child, PieceReport(number, parent_id, False, Failure.TIMEOUT), out)
+            out.extend(self._wake(task, freed))
             touched[child.peer_id] = child
         for child in touched.values():
             out.extend(self.fill(child))
@@ -254,15 +260,17 @@ class Scheduler:
             task.starved.pop(peer.peer_id, None)
         return out
 
-    def _hold(self, task: Task, peer: Peer, number: int) -> list[Assignment]:
-        """The peer holds a piece now; starved peers may fetch it from there."""
+    def _hold(self, task: Task, peer: Peer, number: int) -> int:
+        """The peer holds a piece now; starved peers may fetch it from there: how many to wake (0 when it held it)."""
         if not self.registry.hold(task, peer, number):
-            return []
-        return self._wake(task, min(WAKE_LIMIT, peer.host.free_slots))
+            return 0
+        return min(WAKE_LIMIT, peer.host.free_slots)
 
-    def _apply(self, task: Task, peer: Peer, report: PieceReport) -> list[Assignment]:
+    def _apply(self, task: Task, peer: Peer, report: PieceReport, out: list[Assignment]) -> tuple[int, int]:
+        """Apply one piece result (assignments it makes at once go to out). Returns the starved peers it may help,
+        for the caller to wake: (the new holder's free slots, or 0 when it holds nothing new; parent slots freed)."""
         current = peer.outstanding.get(report.number)
-        out: list[Assignment] = []
+        held = 0
         freed = 0
         if current is not None and (report.success or current.parent_id == report.parent_id):
             delivered = report.success and current.parent_id == report.parent_id
@@ -272,7 +280,7 @@ class Scheduler:
             self.health.served(peer.peer_id)
             if parent is not None:
                 parent.uploads_ok += 1
-            out.extend(self._hold(task, peer, report.number))
+            held = self._hold(task, peer, report.number)
         elif report.failure in _PARENT_FAULTS or report.failure is Failure.PARENT_BUSY:
             self.health.failed(peer.peer_id, report.number)
         if not report.success and parent is not None and report.failure in _PARENT_FAULTS:
@@ -284,9 +292,7 @@ class Scheduler:
                 self.registry.refresh_host(parent.host)
             elif report.failure is Failure.PARENT_MISSING_PIECE:
                 self.registry.unhold(task, parent, report.number)
-        if freed:
-            out.extend(self._wake(task, freed))
-        return out
+        return held, freed
 
     def hopeless(self, peer: Peer) -> bool:
         """True when the peer failed to fetch a piece HOPELESS_FAILURES times since its last piece: the swarm cannot

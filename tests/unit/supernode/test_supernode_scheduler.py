@@ -9,7 +9,7 @@ from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import Failure, PieceMeta, PieceReport
 from supernode.resource.task import Task, TaskState
-from supernode.scheduling.scheduler import HOPELESS_FAILURES
+from supernode.scheduling.scheduler import HOPELESS_FAILURES, WAKE_SKIPS
 
 
 @pytest.mark.parametrize(
@@ -95,6 +95,30 @@ def test_written_pieces_are_assigned_to_waiting_peers_at_once() -> None:
     assert child.peer_id in swarm.task.starved
     assert pairs(swarm.write(0)) == [(0, "seed")]
     assert pairs(swarm.write(1)) == [(1, "seed")]
+
+
+def test_a_batch_of_reports_passes_over_the_peers_it_cannot_help_once() -> None:
+    """A SyncPieces message carries several reports; the starved peers they may help are woken once for the message,
+    so peers that lack only pieces nobody can send yet are passed over once per message, not once per report (in a
+    hot task that passing over was most of the scheduler's work)."""
+    swarm = Swarm(4, seed_pieces=2)
+    for n in range(50):
+        swarm.add(f"w{n}", [0, 1], connect=True)  # they lack only 2 and 3
+    reporter = swarm.add("r")
+    fetches = pairs(swarm.scheduler.connect(reporter, 2))
+    assert [number for number, _ in fetches] == [0, 1]
+    waiting = list(swarm.task.starved)
+    assert sorted(waiting) == sorted(f"w{n}" for n in range(50))
+    assigned = swarm.scheduler.report(reporter, [PieceReport(number, parent, True) for number, parent in fetches])
+    assert assigned == []  # nobody can send 2 or 3
+    # One wake: as many peers as the reporter's host has free slots (it holds new pieces), one per slot the reports
+    # freed at their parents, and WAKE_SKIPS more.
+    passed_over = reporter.host.free_slots + 2 + WAKE_SKIPS
+    assert passed_over < len(waiting)
+    assert list(swarm.task.starved) == waiting[passed_over:] + waiting[:passed_over] + ["r"]
+    # They are still woken when what they lack exists.
+    woken = {a.child_id for a in swarm.write(2)}
+    assert woken and woken <= set(waiting) | {"r"}
 
 
 def test_window_is_respected_and_refilled_on_report() -> None:
@@ -233,8 +257,9 @@ def test_deadline_heap_is_compacted() -> None:
     assert len(swarm.scheduler.expire()) == 4  # the live ones still time out
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["one-report-per-message", "batched"])
 @pytest.mark.parametrize("seed_pieces", [8, 0])
-def test_random_swarm_with_failures_completes_without_leaks(seed_pieces: int) -> None:
+def test_random_swarm_with_failures_completes_without_leaks(seed_pieces: int, batched: bool) -> None:
     import random
     from collections import deque
 
@@ -243,19 +268,28 @@ def test_random_swarm_with_failures_completes_without_leaks(seed_pieces: int) ->
     peers = [swarm.add(f"p{i}", slots=1, location=f"r{i % 2}") for i in range(30)]
     queue = deque(a for p in peers for a in swarm.scheduler.connect(p, 4))
     written = seed_pieces
-    while queue or written < 8:
+    for _ in range(10_000):
+        if not queue and written == 8:  # every host heart-beats: parents marked unreachable are offered again
+            queue.extend(a for host in list(swarm.scheduler.hosts.values()) for a in swarm.scheduler.host_alive(host))
+            if not queue:
+                break
         if written < 8 and (not queue or rng.random() < 0.05):
             queue.extend(swarm.write(written))
             written += 1
             continue
         a = queue.popleft()
-        ok = rng.random() > 0.1
-        failure = Failure.NONE if ok else rng.choice([Failure.TIMEOUT, Failure.PARENT_BUSY, Failure.PARENT_UNAVAILABLE])
-        queue.extend(
-            swarm.scheduler.report(
-                swarm.peers[a.child_id], [PieceReport(a.piece.number, a.parent.peer_id, ok, failure)]
+        batch = [a]
+        if batched:  # every assignment of that child still queued, in one message
+            batch += [b for b in queue if b.child_id == a.child_id]
+            queue = deque(b for b in queue if b.child_id != a.child_id)
+        reports = []
+        for b in batch:
+            ok = rng.random() > 0.1
+            failure = (
+                Failure.NONE if ok else rng.choice([Failure.TIMEOUT, Failure.PARENT_BUSY, Failure.PARENT_UNAVAILABLE])
             )
-        )
+            reports.append(PieceReport(b.piece.number, b.parent.peer_id, ok, failure))
+        queue.extend(swarm.scheduler.report(swarm.peers[a.child_id], reports))
     assert all(p.held_count == 8 for p in peers)
     assert all(h.inflight == 0 for h in swarm.scheduler.hosts.values()) and swarm.seed_host.inflight == 0
     assert swarm.task.starved == {}

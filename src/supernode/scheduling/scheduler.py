@@ -28,11 +28,11 @@ from supernode.scheduling.health import HOPELESS_FAILURES, Health
 
 __all__ = ["HOPELESS_FAILURES", "Assignment", "Scheduler"]
 
-# Starved peers re-tried per event that may have helped them (a freed slot, a new holder); and how many more a
-# wake looks at, for those that lack only pieces no free parent holds (they go to the back). A starved peer is
-# looked at again within moments in a busy swarm, and a wake that found the oldest ones wanting what nobody can
-# send yet seldom finds better further on: 10,000 peers on one task had 2,600 starved, and wakes that looked at
-# up to 4 per budget + 8 passed over 25 each to fill 0.5.
+# Starved peers re-tried per event that may have helped them (a freed slot, a new holder; one wake for all the
+# reports of a message); and how many more a wake looks at, for those that lack only pieces no free parent holds
+# (they go to the back). A starved peer is looked at again within moments in a busy swarm, and a wake that found
+# the oldest ones wanting what nobody can send yet seldom finds better further on: 10,000 peers on one task had
+# 2,600 starved, and wakes that looked at up to 4 per budget + 8 passed over 25 each to fill 0.5.
 WAKE_LIMIT = 64
 WAKE_SKIPS = 8
 # Candidate pieces skipped (no eligible parent) before a fill gives up for now.

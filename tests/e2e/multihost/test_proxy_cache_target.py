@@ -82,10 +82,11 @@ def test_docker_io_mapped_to_a_pull_through_cache(tmp_path: Path) -> None:
     # flight at the cut, never a whole second copy).
     assert all(1.0 <= sent < 2.0 for _, sent in from_cache.values()), from_cache
     # distribution's proxy fetches a whole blob it lacks for a HEAD too, and again (without keeping it) for each
-    # request that comes while that fetch runs. The mirror HEADs a layer twice on the first pull (its prefetch, and
-    # its answer to docker's GET) while the seed peer GETs it: on a cold cache the remote sends a layer up to three
-    # times (measured 2-3x; docs/registries.md). What the fleet reads from the cache stays once.
-    assert all(1.0 <= sent <= 3.0 for _, sent in from_remote.values()), from_remote
+    # request that comes while that fetch runs. The first pull sends the cache two HEADs and one GET per layer, and
+    # the second host's HEAD can still come before the cache has stored its copy on a loaded machine: on a cold
+    # cache the remote sends a layer up to four times (measured 2-4x; docs/registries.md). What the fleet reads
+    # from the cache stays once.
+    assert all(1.0 <= sent <= 4.0 for _, sent in from_remote.values()), from_remote
     assert all(cache.blob_path(digest).exists() for digest in sizes)  # the cache kept what it fetched
 
 

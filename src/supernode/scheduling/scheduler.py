@@ -342,7 +342,7 @@ class Scheduler:
         if budget <= 0 or not starved:
             return out
         servable = self.registry.servable(task)
-        # The loop's skips are most of a hot task's scheduling work: kept to a pop and a store each.
+        # A hot task passes over many starved peers here: each skip is kept to a pop and a store.
         for peer_id in list(itertools.islice(starved, budget + WAKE_SKIPS)):
             starved.pop(peer_id, None)
             peer = peers.get(peer_id)

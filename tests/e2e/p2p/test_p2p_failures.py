@@ -17,7 +17,7 @@ MiB = 1 << 20
 
 def test_parent_killed_mid_transfer(process_group: ProcessGroup, tmp_path: Path) -> None:
     """A peer holding the content is SIGKILLed while two peers fetch from it (and from the seed: a parent sends a
-    piece to one child at a time, the seed takes another child, see evaluator.rank). The children download at 8 MB/s,
+    piece to one child at a time, the seed takes another child, see evaluator.rank_of). The children download at 8 MB/s,
     so they are mid-transfer when it dies."""
     size = 64 * MiB
     sha = write_random_file(tmp_path / "content" / "f.bin", size, seed=11)

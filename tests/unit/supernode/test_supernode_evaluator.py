@@ -1,23 +1,33 @@
-"""Parent scoring as tables: free slots, success rate, locality, seed after idle peers, busy peers last."""
+"""Parent choice as tables: free slots, success rate, locality, seed after idle peers, busy peers last, and parents
+that cannot serve left out. Each row builds the holders of one piece on a real Scheduler and asks parents.choose,
+the function the scheduler calls, which holder sends the piece to a new child."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
+from swarm_builder import PIECE, Swarm
 
-from supernode.scheduling.evaluator import Candidate, best, locality, success_rate
+from supernode.resource.piece import PieceMeta
+from supernode.scheduling import parents
+from supernode.scheduling.evaluator import locality, success_rate
+from supernode.scheduling.scheduler import SEED_FANOUT
+
+SLOTS = 2  # upload slots per holder's host: 8 pieces at once (PIECES_PER_SLOT 4)
 
 
-def cand(
-    free: int = 4,
-    cap: int = 8,
-    ok: int = 0,
-    failed: int = 0,
-    loc: str = "",
-    seed: bool = False,
-    bad: bool = False,
-    sending: bool = False,
-) -> Candidate:
-    return Candidate(free, cap, ok, failed, loc, seed, bad, sending)
+@dataclass(frozen=True)
+class Holder:
+    """A holder of piece 0 and what the scheduler knows of it."""
+
+    free: int = 4  # pieces its host can take on now, of 8
+    ok: int = 0
+    failed: int = 0
+    loc: str = ""
+    seed: bool = False  # the task's seed peer
+    bad: bool = False  # served bytes that did not match
+    sending: bool = False  # sends piece 0 to another child now
 
 
 @pytest.mark.parametrize(
@@ -40,23 +50,51 @@ def test_success_rate(ok: int, failed: int, expected: float) -> None:
     assert success_rate(ok, failed) == pytest.approx(expected)
 
 
+def chosen(holders: list[Holder], child_location: str) -> int | None:
+    """Index of the holder parents.choose picks for a new child at child_location, or None."""
+    swarm = Swarm(1, seed_pieces=0, seed_slots=SLOTS)
+    task = swarm.task
+    task.pieces[0] = PieceMeta(0, 0, PIECE, f"sha256:{0:064x}")
+    names = []
+    for index, holder in enumerate(holders):
+        if holder.seed:
+            swarm.write(0)
+            peer = swarm.seed
+        else:
+            peer = swarm.add(f"h{index}", [0], slots=SLOTS, location=holder.loc)
+        names.append(peer.peer_id)
+        peer.uploads_ok, peer.uploads_failed = holder.ok, holder.failed
+        host = peer.host
+        for _ in range(host.capacity - holder.free):
+            host.started(PIECE, swarm.clock.now)
+        swarm.scheduler.registry.refresh_host(host)
+        if holder.sending:
+            peer.serving[0] = 1
+        if holder.bad:
+            swarm.scheduler.distrust(task, peer)
+    child = swarm.add("child", location=child_location)
+    parent = parents.choose(task, child, 0, SEED_FANOUT)
+    return None if parent is None else names.index(parent.peer_id)
+
+
 @pytest.mark.parametrize(
-    ("candidates", "child_location", "winner"),
+    ("holders", "child_location", "winner"),
     [
-        pytest.param([cand(free=1), cand(free=7)], "", 1, id="more-free-slots"),
-        pytest.param([cand(ok=0, failed=9), cand(ok=9, failed=0)], "", 1, id="higher-success-rate"),
-        pytest.param([cand(loc="r2|z1"), cand(loc="r1|z1")], "r1|z1|k1", 1, id="closer-location"),
-        pytest.param([cand(seed=True, free=8), cand(free=1, failed=5)], "", 1, id="seed-last-resort"),
-        pytest.param([cand(seed=True), cand(bad=True, free=8, ok=99)], "", 0, id="bad-parent-excluded"),
-        pytest.param([cand(free=0, ok=99), cand(free=1)], "", 1, id="no-free-slot-excluded"),
-        pytest.param([cand(free=0), cand(bad=True)], "", None, id="nobody-eligible"),
-        pytest.param([], "", None, id="no-candidates"),
-        pytest.param([cand(seed=True)], "", 0, id="only-seed"),
+        pytest.param([Holder(free=1), Holder(free=7)], "", 1, id="more-free-slots"),
+        pytest.param([Holder(ok=0, failed=9), Holder(ok=9, failed=0)], "", 1, id="higher-success-rate"),
+        pytest.param([Holder(loc="r2|z1"), Holder(loc="r1|z1")], "r1|z1|k1", 1, id="closer-location"),
+        pytest.param([Holder(seed=True, free=8), Holder(free=1, failed=5)], "", 1, id="seed-last-resort"),
+        pytest.param([Holder(seed=True), Holder(bad=True, free=8, ok=99)], "", 0, id="bad-parent-excluded"),
+        pytest.param([Holder(free=0, ok=99), Holder(free=1)], "", 1, id="no-free-slot-excluded"),
+        pytest.param([Holder(free=0), Holder(bad=True)], "", None, id="nobody-can-serve"),
+        pytest.param([Holder(seed=True)], "", 0, id="only-seed"),
         # A peer already sending this piece to another child comes after the seed, but before nobody.
-        pytest.param([cand(sending=True, free=8, ok=99), cand(seed=True, free=1)], "", 1, id="seed-before-busy-peer"),
-        pytest.param([cand(sending=True), cand(free=1, failed=5)], "", 1, id="idle-peer-before-busy-peer"),
-        pytest.param([cand(sending=True)], "", 0, id="busy-peer-rather-than-nobody"),
+        pytest.param(
+            [Holder(sending=True, free=8, ok=99), Holder(seed=True, free=1)], "", 1, id="seed-before-busy-peer"
+        ),
+        pytest.param([Holder(sending=True), Holder(free=1, failed=5)], "", 1, id="idle-peer-before-busy-peer"),
+        pytest.param([Holder(sending=True)], "", 0, id="busy-peer-rather-than-nobody"),
     ],
 )
-def test_best(candidates: list[Candidate], child_location: str, winner: int | None) -> None:
-    assert best(candidates, child_location) == winner
+def test_choose(holders: list[Holder], child_location: str, winner: int | None) -> None:
+    assert chosen(holders, child_location) == winner

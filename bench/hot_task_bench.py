@@ -10,9 +10,10 @@ Starts `python -m supernode` (this checkout's code, --no-seed-peer, --no-access-
 simulated content, the default 5 s heartbeat interval) on 127.0.0.1, as many as --supernodes. The simulated hosts
 live in worker processes of their own (multiprocessing), so the load does not share the supernodes' event loops.
 Each host does what a dfdaemon does: RegisterHost with every supernode, RegisterTask at its task's owner
-(dfcommon.ring), a SyncPieces stream there that reports every assigned piece fetched, and a heartbeat to every
-supernode every interval from its registration, at the interval the supernode hands out (it grows with the hosts it
-holds): on its open stream where it has one, HeartbeatHost otherwise; a stream lost before the supernode's first
+(dfcommon.ring), a SyncPieces stream there that reports every assigned piece fetched, and a heartbeat to each
+supernode from its registration on, every interval that supernode handed this host last (it grows with the hosts the
+supernode holds, and is longer where the host has no peer): on its open stream where it has one, HeartbeatHost
+otherwise; a stream lost before the supernode's first
 message is opened again. A heartbeat counts as failed where a dfdaemon would mark the supernode down: a call that
 failed, or timed out (10 s) unless the supernode is behind (peer.scheduler_client.is_behind: the host's connection,
 with a dfdaemon's keepalive, is up and the supernode answered the host within 10 heartbeat intervals; counted as
@@ -75,6 +76,7 @@ from peer.scheduler_client import CALL_TIMEOUT, FAILOVER_CODES, LINK_KEEPALIVE_M
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub as Stub
 CONCURRENCY = 64  # unary calls in flight per worker
+DEFAULT_INTERVAL_S = 5.0  # a heartbeat interval until a supernode hands one out (a dfdaemon's too)
 OPEN_BATCH = int(os.environ.get("HOT_TASK_OPEN_BATCH", "50"))  # streams a worker opens per 10 ms
 
 
@@ -161,7 +163,10 @@ class SimHost:
     owner: int
     host_ids: list[str] = field(default_factory=list)
     peer_id: str = ""
-    next_beat: float = 0.0
+    # Per supernode, as a dfdaemon's link to each: when it beats next, and the interval that supernode handed it
+    # last (a supernode where the host has no peer hands it a longer one: supernode.hosts.IDLE_FACTOR).
+    next_beats: list[float] = field(default_factory=list)
+    intervals: list[float] = field(default_factory=list)
     heard: float = 0.0  # when a supernode last answered this host (a call, or a message on its stream)
     stream: Stream | None = None  # its SyncPieces stream, while open
     reported: int = 0  # pieces reported fetched on its stream
@@ -186,7 +191,6 @@ class Fleet:
         ]
         self.hosts = [SimHost(i, i % load.tasks, load.owner(i % load.tasks)) for i in hosts]
         self.sem = asyncio.Semaphore(CONCURRENCY)
-        self.interval = 5.0
         self.stream_beats = False  # the supernodes take heartbeats on streams (RegisterHostResponse)
         self.errors = 0  # the first few are printed
         self.registering = True  # until every host of the run registered (then the streams open)
@@ -212,32 +216,32 @@ class Fleet:
                     scheduler_pb2.RegisterHostRequest(host=info), timeout=60
                 )
                 host.host_ids.append(reply.host_id)
-                self.interval = reply.heartbeat_interval_ms / 1000 or self.interval
+                host.intervals.append(reply.heartbeat_interval_ms / 1000 or DEFAULT_INTERVAL_S)
                 self.stream_beats = reply.stream_heartbeats
             request = scheduler_pb2.RegisterTaskRequest(
                 host_id=host.host_ids[host.owner], url_meta=self.load.meta(host.task)
             )
             host.peer_id = (await self.stub(host.owner, host).RegisterTask(request, timeout=60)).peer_id
         host.heard = time.monotonic()
-        host.next_beat = host.heard + self.interval
+        host.next_beats = [host.heard + interval for interval in host.intervals]
         self.counters.add("registered")
 
     async def heartbeat_forever(self) -> None:
-        """Each host as a dfdaemon's SupernodeLink does: every interval from its registration, HeartbeatHost to each
-        supernode."""
+        """Each host as a dfdaemon's SupernodeLink does: to each supernode every interval that supernode handed it,
+        from its registration on."""
         running: set[asyncio.Task[None]] = set()
         while True:
             await asyncio.sleep(0.05)
             now = time.monotonic()
             for host in self.hosts:
-                if not host.host_ids or host.next_beat > now:
-                    continue
-                host.next_beat = now + self.interval
-                for supernode, host_id in enumerate(host.host_ids):
-                    if host_id:
-                        task = asyncio.create_task(self._beat(supernode, host))
-                        running.add(task)
-                        task.add_done_callback(running.discard)
+                beats = host.next_beats
+                for supernode, host_id in enumerate(host.host_ids if beats else ()):
+                    if not host_id or beats[supernode] > now:
+                        continue
+                    beats[supernode] = now + host.intervals[supernode]
+                    task = asyncio.create_task(self._beat(supernode, host))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
 
     async def _beat(self, supernode: int, host: SimHost) -> None:
         stream = host.stream
@@ -252,7 +256,8 @@ class Fleet:
             reply = await self.stub(supernode, host).HeartbeatHost(request, timeout=CALL_TIMEOUT)
             host.heard = time.monotonic()
             self.counters.add("beats")
-            self.interval = reply.heartbeat_interval_ms / 1000 or self.interval  # it grows with the hosts
+            # it grows with the hosts, and is longer where this host has no peer
+            host.intervals[supernode] = reply.heartbeat_interval_ms / 1000 or host.intervals[supernode]
         except grpc.aio.AioRpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:
                 self.counters.add("dropped")
@@ -271,7 +276,7 @@ class Fleet:
         and the supernode had answered it (last at `heard`) lately."""
         state = self.channel(supernode, host).get_state(try_to_connect=False)
         at = time.monotonic() if at is None else at
-        return is_behind(state is grpc.ChannelConnectivity.READY, heard, at, self.interval)
+        return is_behind(state is grpc.ChannelConnectivity.READY, heard, at, host.intervals[supernode])
 
     async def sync(self, host: SimHost) -> None:
         """The host's stream: report every assigned piece fetched, until the supernode ends it (complete). A stream
@@ -313,7 +318,7 @@ class Fleet:
             for beat in host.beats_sent:
                 beat[1] = beat[1] or now
             if event.heartbeat_interval_ms:  # a heartbeat's answer (alone, or on another message)
-                self.interval = event.heartbeat_interval_ms / 1000
+                host.intervals[host.owner] = event.heartbeat_interval_ms / 1000
                 sent, heard, before = host.beats_sent.popleft() if host.beats_sent else (now, now, now)
                 if now - sent <= CALL_TIMEOUT:
                     self.counters.add("beats")
@@ -365,6 +370,8 @@ async def run_reader(load: Load, counters: Counters, events: Events) -> None:
         info = scheduler_pb2.HostInfo(hostname="reader", ip="127.0.0.2", port=39999, upload_slots=64)
         reply = await fleet.stub(supernode, reader).RegisterHost(scheduler_pb2.RegisterHostRequest(host=info))
         reader.host_ids.append(reply.host_id)
+        reader.intervals.append(reply.heartbeat_interval_ms / 1000 or DEFAULT_INTERVAL_S)
+    reader.next_beats = [time.monotonic() + interval for interval in reader.intervals]
     for task in range(load.tasks):
         owner = load.owner(task)
         request = scheduler_pb2.RegisterTaskRequest(host_id=reader.host_ids[owner], url_meta=load.meta(task))

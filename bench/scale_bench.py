@@ -151,12 +151,14 @@ def one_run(
     everyone = [bed.origin, bed.supernode, *bed.seeds[:seeds], *hosts]
     chosen_before = readers_chosen(sn_log)
     sent_before = {host.netns: tx_bytes(host) for host in everyone}
-    cpu_before, swarm_before = cpu_busy(), process_cpu(pids) + children_cpu()
+    cpu_before, daemons_before, dfgets_before = cpu_busy(), process_cpu(pids), children_cpu()
+    supernode_before = process_cpu(pids[:1])
     wall_start = time.time()
     with ExitStack() as sampling:
         timeline = sampling.enter_context(UplinkTimeline(everyone, args.timeline)) if args.timeline else None
         finished = run_at_once(commands)
-    cpu_after, swarm_cpu = cpu_busy(), process_cpu(pids) + children_cpu() - swarm_before
+    cpu_after, daemons_cpu, dfget_cpu = cpu_busy(), process_cpu(pids) - daemons_before, children_cpu() - dfgets_before
+    supernode_cpu = process_cpu(pids[:1]) - supernode_before
     uplink = {host.netns: tx_bytes(host) - sent_before[host.netns] for host in everyone}
     readers = origin.bytes_by_reader(name)
     joined = [stamp - wall_start for stamp in registrations(sn_log, url)] or [float("nan")]
@@ -190,7 +192,9 @@ def one_run(
         design=design,
         design_path=path,
         cpu_busy=busy,
-        swarm_cpu=swarm_cpu,
+        swarm_cpu=daemons_cpu + dfget_cpu,
+        dfget_cpu=dfget_cpu,
+        supernode_cpu=supernode_cpu,
         readers=readers_chosen(sn_log) - chosen_before,
         registered=(min(joined), max(joined)),
         failed=failed,

@@ -51,6 +51,8 @@ class RunResult:
     design_path: str  # who read the origin (from nginx's log): "seed peer" (its own or the supernode's) or "peers"
     cpu_busy: float  # share of all cores busy during the swarm run (every process on the machine)
     swarm_cpu: float  # CPU seconds of the supernode, the dfdaemons and the dfgets during the swarm run
+    dfget_cpu: float  # of which the dfgets' (their start-up included)
+    supernode_cpu: float  # and the supernode's (its in-process seed peer included)
     readers: int  # peers the supernode chose to read the origin for the swarm during the run
     registered: tuple[float, float]  # seconds after the start when the first and the last peer registered
     failed: dict[str, str]  # hosts whose dfget failed: exit status and the end of its stderr
@@ -87,7 +89,8 @@ def print_run(result: RunResult, bed: Testbed) -> None:
         + f"  uplink bytes / F: {shares}\n"
         f"  origin read by (nginx bytes / F): {readers or 'nobody'}; readers chosen {result.readers}; "
         f"machine CPU busy {result.cpu_busy:.0%} of {os.cpu_count()} cores, the swarm's processes "
-        f"{result.swarm_cpu:.1f} CPU-s ({result.swarm_cpu / result.makespan:.2f} cores)",
+        f"{result.swarm_cpu:.1f} CPU-s ({result.swarm_cpu / result.makespan:.2f} cores; "
+        f"the dfgets {result.dfget_cpu:.1f}, the supernode {result.supernode_cpu:.1f})",
         flush=True,
     )
     if result.timeline:

@@ -132,7 +132,7 @@ class Readers:
         why, config = "this peer reads the origin for the swarm", self.config
         return GoToSource(why, True, config.piece_digest, ranges, config.piece_size)
 
-    def _read_ranges(self, task: Task, peer: Peer, ranges: tuple[tuple[int, int], ...]) -> None:
+    def read_ranges(self, task: Task, peer: Peer, ranges: tuple[tuple[int, int], ...]) -> None:
         """The peer reads ranges of the origin for the swarm and fetches the other pieces from the swarm."""
         if task.source_peer_id == peer.peer_id:
             task.source_peer_id = ""
@@ -191,8 +191,8 @@ class Readers:
         first, last = ranges[-1]
         reading_now = last - left
         cut = (reading_now + last + 2) // 2  # the owner keeps reading_now..cut-1, the newcomer reads cut..last
-        self._read_ranges(task, owner, (*ranges[:-1], (first, cut - 1)))
-        self._read_ranges(task, newcomer, ((cut, last),))
+        self.read_ranges(task, owner, (*ranges[:-1], (first, cut - 1)))
+        self.read_ranges(task, newcomer, ((cut, last),))
 
     def replace(self, tid: str) -> None:
         """A reader of the task is gone or failed: a seed peer (connected, else ordered now) or else the connected
@@ -201,7 +201,7 @@ class Readers:
         task = self.scheduler.tasks.get(tid)
         if task is None or not self.swarm_reads(task) or self.source(task) is not None:
             return  # nobody reads it for the swarm, or somebody reads (or read) all of it
-        if task.length_known and not self._unread(task, ""):
+        if task.length_known and not self.unread(task, ""):
             return  # every piece is held, or some reader reads it
         candidates = [
             peer
@@ -230,11 +230,11 @@ class Readers:
                 self.make(task, chosen)
             return
         mine = ranges_mask(task.range_readers.get(chosen.peer_id, ()))
-        if unread := self._unread(task, chosen.peer_id):
-            self._read_ranges(task, chosen, mask_ranges(unread | mine))
+        if unread := self.unread(task, chosen.peer_id):
+            self.read_ranges(task, chosen, mask_ranges(unread | mine))
 
     @staticmethod
-    def _unread(task: Task, reader_id: str) -> int:
+    def unread(task: Task, reader_id: str) -> int:
         """The pieces of a task of known length that nobody holds and no reader but reader_id reads (a bitmask)."""
         unread = ranges_mask(((0, task.piece_count - 1),)) if task.piece_count else 0
         for number in range(task.piece_count):

@@ -20,6 +20,7 @@ from dfcommon.errors import InvalidArgument, NotFound, Unavailable
 from dfcommon.identity import display_url, request_task_id
 from dfcommon.metrics import PIECE_REPORTS
 from dfcommon.pieces import ranges_mask
+from supernode import carried
 from supernode.config import SupernodeConfig
 from supernode.hosts import Hosts, HostSpec
 from supernode.limits import Limits, evicted
@@ -238,6 +239,7 @@ class Swarm:
         outbox.put_nowait(TaskChanged(task))
         if peer.state in (PeerState.FAILED, PeerState.BACK_TO_SOURCE):
             move_peer(peer, PeerState.RUNNING)
+        reports = carried.adopt(self.readers, task, peer, reports)
         self.streams.deliver(self.scheduler.report(peer, reports))
         log.info(
             "stream opened task=%s peer=%s window=%d held=%d", task.task_id[:12], peer_id[:12], window, peer.held_count

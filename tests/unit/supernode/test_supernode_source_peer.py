@@ -123,14 +123,18 @@ async def test_a_piece_reported_before_the_origin_answer_waits_for_it_and_bad_re
         swarm.stream_update(reader.peer_id, box, 0, [PieceReport(0, "", True, digest="md5:abc")])
 
 
-async def test_digests_from_a_peer_that_is_not_the_reader_are_ignored(tmp_path: Path) -> None:
+async def test_digests_from_a_peer_that_is_not_the_reader_never_replace_the_readers(tmp_path: Path) -> None:
+    """A peer that is no reader gives digests only for pieces it carries in when it opens its stream (see
+    test_carried_pieces.py), and only for pieces with no digest here; later reports' digests are ignored."""
     swarm = new_swarm(tmp_path)
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     reader_box = swarm.open_stream(reader.peer_id, 16, [])
-    swarm.stream_update(reader.peer_id, reader_box, 0, [], OriginAnswer(LENGTH, PIECE))
+    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(1)], OriginAnswer(LENGTH, PIECE))
     _, liar = await swarm.register_task(host(swarm, 3), REQUEST)
-    swarm.open_stream(liar.peer_id, 16, [PieceReport(1, "", True, digest=piece_digest(9))])
-    assert 1 not in task.pieces and not task.authors
+    liar_box = swarm.open_stream(liar.peer_id, 16, [PieceReport(1, "", True, digest=piece_digest(9))])
+    assert task.pieces[1].digest == piece_digest(1) and task.authors == {reader.peer_id}
+    swarm.stream_update(liar.peer_id, liar_box, 0, [PieceReport(2, "", True, digest=piece_digest(9))])
+    assert 2 not in task.pieces and task.authors == {reader.peer_id}
 
 
 async def test_a_reader_that_leaves_is_replaced_by_the_peer_that_lacks_the_fewest_pieces(tmp_path: Path) -> None:

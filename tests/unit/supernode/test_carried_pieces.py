@@ -8,6 +8,8 @@ import asyncio
 import hashlib
 from pathlib import Path
 
+from swarm_builder import Clock
+
 from dfcommon.content import ContentRequest
 from supernode.config import SupernodeConfig
 from supernode.hosts import HostSpec
@@ -21,14 +23,6 @@ DIGEST = "sha256:" + hashlib.sha256(b"layer").hexdigest()
 REQUEST = ContentRequest(url="http://registry/v2/ns/img/blobs/" + DIGEST, digest=DIGEST)
 PIECE = 4 << 20
 LENGTH = 8 * PIECE
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def piece_digest(number: int, author: str = "reader") -> str:

@@ -14,7 +14,7 @@ import logging
 from dfcommon import piecedigest
 from dfcommon.pieces import mask_ranges, piece_span, ranges_mask
 from supernode.readers import Readers
-from supernode.resource.peer import Peer
+from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import PieceMeta, PieceReport
 from supernode.resource.task import Task
 
@@ -25,13 +25,15 @@ def adopt(readers: Readers, task: Task, peer: Peer, reports: list[PieceReport]) 
     """Offer the peer's held pieces that have no digest here as authored by it, then narrow the readers' reads;
     returns the reports left for the scheduler (all of them when the peer may not author)."""
     trusted = (
-        task.length_known
-        and task.piece_size > 0
-        and readers.may_read(task, peer.host)
+        readers.may_read(task, peer.host)
         and peer.host.address not in task.bad_hosts
         and peer.peer_id not in task.bad_parents
     )
     if not trusted:
+        return reports
+    if not task.length_known or task.piece_size <= 0:  # kept until the reader's answer gives the content's shape
+        if kept := [r for r in reports if r.success and not r.parent_id and r.digest]:
+            task.carried[peer.peer_id] = kept
         return reports
     scheduler = readers.scheduler
     offered = []
@@ -62,6 +64,18 @@ def adopt(readers: Readers, task: Task, peer: Peer, reports: list[PieceReport]) 
         readers.streams.deliver(offered)
         narrow(readers, task, adopted)
     return others
+
+
+def shaped(readers: Readers, task: Task) -> None:
+    """The task's length is known now: the pieces peers carried in before (and still hold) are offered as theirs.
+    They are held already, so this wakes no starved peer; the reader's own pieces, offered with its answer, do."""
+    if not task.length_known:
+        return
+    pending, task.carried = task.carried, {}
+    for peer_id, reports in pending.items():
+        peer = task.peers.get(peer_id)
+        if peer is not None and peer.state is PeerState.RUNNING:
+            adopt(readers, task, peer, [report for report in reports if peer.holds(report.number)])
 
 
 def narrow(readers: Readers, task: Task, held: int) -> None:

@@ -232,6 +232,7 @@ class Swarm:
         self.streamless.opened(peer_id)
         if self.readers.is_reading(task, peer):
             self.readers.take_authored(task, peer, reports, origin)
+            carried.shaped(self.readers, task)
             outbox.put_nowait(TaskChanged(task))
             outbox.put_nowait(self.readers.read_for_swarm())
             log.info("stream opened task=%s peer=%s: reads the origin for the swarm", task.task_id[:12], peer_id[:12])
@@ -289,6 +290,8 @@ class Swarm:
             peer.window = min(window, MAX_WINDOW)
         if self.readers.is_reading(task, peer):
             self.readers.take_authored(task, peer, reports, origin)
+            if task.carried:
+                carried.shaped(self.readers, task)
             return
         if ranges := self.readers.reads_ranges(task, peer):  # it reads these, and fetches the rest
             reports = self.readers.take_authored(task, peer, reports, origin, ranges_mask(ranges))

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from supernode.resource.peer import Peer
-from supernode.resource.piece import PieceMeta
+from supernode.resource.piece import PieceMeta, PieceReport
 
 
 class TaskState(enum.IntEnum):
@@ -74,6 +74,9 @@ class Task:
     bad_hosts: set[str] = field(default_factory=set)
     # Preheats awaiting a seed peer's copy: the task is not forgotten while there are any.
     waiting: int = 0
+    # Pieces with digests that peers carried in while the length was not known here (supernode.carried): offered as
+    # theirs once it is, then empty for good.
+    carried: dict[str, list[PieceReport]] = field(default_factory=dict)
 
     @property
     def length_known(self) -> bool:

@@ -97,3 +97,16 @@ async def test_a_distrusted_host_carries_nothing_in(tmp_path: Path) -> None:
     await join(swarm, 3, [4, 5])
     assert 4 not in task.pieces and 5 not in task.pieces
     assert not told_ranges(drain(reader_box)), "the reader still reads all it lacks"
+
+
+async def test_pieces_carried_in_before_the_length_is_known_are_offered_once_it_is(tmp_path: Path) -> None:
+    swarm = Swarm(SupernodeConfig(data_dir=tmp_path, advertise_ip="127.0.0.1"), Clock())
+    host = swarm.register_host(HostSpec("reader", "127.0.0.2", 65002, 4, ""))
+    task, reader = await asyncio.wait_for(swarm.register_task(host, REQUEST), 1)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    moved, _ = await join(swarm, 3, [4, 5])  # here before the reader's answer: the length is not known yet
+    assert not task.pieces and task.authors == set()
+    swarm.stream_update(reader.peer_id, reader_box, 0, held([0, 1], "reader"), OriginAnswer(LENGTH, PIECE))
+    assert {n: task.pieces[n].digest for n in (4, 5)} == {4: piece_digest(4, "h3"), 5: piece_digest(5, "h3")}
+    assert task.authors == {reader.peer_id, moved} and not task.carried
+    assert told_ranges(drain(reader_box))[-1] == ((2, 3), (6, 7))

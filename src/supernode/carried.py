@@ -4,7 +4,8 @@ are the swarm's; without them the reader here would read them from the origin ag
 
 For content with a digest (every consumer checks it whole, and a mismatch distrusts the authors, this peer among
 them), or from a seed peer, those pieces are offered as the peer's own, and whoever reads the origin for the swarm
-here reads only what nobody holds from then on.
+here reads only what nobody holds from then on. A peer that comes before the content's length is known here (the
+reader's answer) has its pieces kept on the task (Task.carried) until it is.
 """
 
 from __future__ import annotations

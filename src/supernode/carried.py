@@ -21,6 +21,10 @@ from supernode.resource.task import Task
 
 log = logging.getLogger(__name__)
 
+# Pieces kept per peer until the length is known: content is cut into at most a few thousand pieces
+# (dfcommon.pieces.TARGET_MAX_PIECES), so a peer claiming more gives nothing worth keeping in memory.
+KEPT_MAX = 4096
+
 
 def adopt(readers: Readers, task: Task, peer: Peer, reports: list[PieceReport]) -> list[PieceReport]:
     """Offer the peer's held pieces that have no digest here as authored by it, then narrow the readers' reads;
@@ -33,7 +37,8 @@ def adopt(readers: Readers, task: Task, peer: Peer, reports: list[PieceReport]) 
     if not trusted:
         return reports
     if not task.length_known or task.piece_size <= 0:  # kept until the reader's answer gives the content's shape
-        if kept := [r for r in reports if r.success and not r.parent_id and r.digest]:
+        kept = [r for r in reports if r.success and not r.parent_id and r.digest]
+        if 0 < len(kept) <= KEPT_MAX:
             task.carried[peer.peer_id] = kept
         return reports
     scheduler = readers.scheduler

@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 
 from dfcommon import piecedigest
-from dfcommon.pieces import mask_ranges, piece_span, ranges_mask
+from dfcommon.pieces import mask_ranges, ranges_mask
 from supernode.readers import Readers
 from supernode.resource.peer import Peer, PeerState
-from supernode.resource.piece import PieceMeta, PieceReport
+from supernode.resource.piece import PieceReport
 from supernode.resource.task import Task
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,7 @@ def adopt(readers: Readers, task: Task, peer: Peer, reports: list[PieceReport]) 
         ):
             others.append(report)
             continue
-        offset, size = piece_span(number, task.content_length, task.piece_size)
-        offered.extend(scheduler.piece_authored(task, peer, PieceMeta(number, offset, size, report.digest)))
+        offered.extend(scheduler.piece_authored(task, peer, task.piece_meta(number, report.digest)))
         adopted |= 1 << number
     if adopted:
         log.info(

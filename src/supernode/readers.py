@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from dfcommon import piecedigest
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument
-from dfcommon.pieces import MAX_PIECE_SIZE, mask_ranges, piece_count, piece_span, ranges_mask
+from dfcommon.pieces import MAX_PIECE_SIZE, mask_ranges, piece_count, ranges_mask
 from supernode.config import SupernodeConfig
 from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState
-from supernode.resource.piece import PieceMeta, PieceReport
+from supernode.resource.piece import PieceReport
 from supernode.resource.states import move_task
 from supernode.resource.task import Task, TaskState
 from supernode.scheduling.scheduler import Scheduler
@@ -292,9 +292,7 @@ class Readers:
                 continue
             if report.number >= task.piece_count:
                 raise InvalidArgument(f"piece {report.number} out of range: task has {task.piece_count} pieces")
-            offset, size = piece_span(report.number, task.content_length, task.piece_size)
-            piece = PieceMeta(report.number, offset, size, report.digest)
-            offered.extend(self.scheduler.piece_authored(task, reader, piece))
+            offered.extend(self.scheduler.piece_authored(task, reader, task.piece_meta(report.number, report.digest)))
             counted += 1
         if counted and not reader.read_since:
             reader.read_since = self.scheduler.clock()  # the rate is timed from the first offer on

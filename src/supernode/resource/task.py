@@ -7,6 +7,7 @@ import enum
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from dfcommon.pieces import piece_span
 from supernode.resource.peer import Peer
 from supernode.resource.piece import PieceMeta, PieceReport
 
@@ -94,6 +95,11 @@ class Task:
         """True when some piece digests come from a peer that read the origin (every consumer of content with a
         digest checks the whole of it itself)."""
         return bool(self.authors)
+
+    def piece_meta(self, number: int, digest: str) -> PieceMeta:
+        """Piece `number` of this task (its length known) with the digest its author gave."""
+        offset, size = piece_span(number, self.content_length, self.piece_size)
+        return PieceMeta(number, offset, size, digest)
 
     def is_complete(self, peer: Peer) -> bool:
         """True when the peer holds every piece of a task whose length is known."""

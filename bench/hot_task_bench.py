@@ -10,19 +10,17 @@ Starts `python -m supernode` (this checkout's code, --no-seed-peer, --no-access-
 simulated content, the default 5 s heartbeat interval) on 127.0.0.1, as many as --supernodes. The simulated hosts
 live in worker processes of their own (multiprocessing), so the load does not share the supernodes' event loops.
 Each host does what a dfdaemon does: RegisterHost with every supernode, RegisterTask at its task's owner
-(dfcommon.ring), a SyncPieces stream there that reports every assigned piece fetched, and a heartbeat to each
-supernode from its registration on, every interval that supernode handed this host last (it grows with the hosts the
-supernode holds, and is longer where the host has no peer): on its open stream where it has one, HeartbeatHost
-otherwise; a stream lost before the supernode's first
-message is opened again. A heartbeat counts as failed where a dfdaemon would mark the supernode down: a call that
-failed, or timed out (10 s) unless the supernode is behind (peer.scheduler_client.is_behind: the host's connection,
-with a dfdaemon's keepalive, is up and the supernode answered the host within 10 heartbeat intervals; counted as
-kept), a heartbeat on a stream with neither its answer nor any other message on that stream within 10 s and not
-behind (answered later, with other messages in time: counted late; the supernode is behind, not gone). A heartbeat
-call refused with another status (CANCELLED when the supernode's queue of calls not yet taken up is full) is counted
-apart: a dfdaemon logs it and keeps the supernode. A reader
-process registers one more host that offers every piece of every task with its digest, as the peer reading the
-origin for the swarm does, and keeps its streams open.
+(dfcommon.ring), a SyncPieces stream there that reports every assigned piece fetched, and a heartbeat to each supernode
+from its registration on, every interval that supernode handed this host last (it grows with the hosts the supernode
+holds, and is longer where the host has no peer): on its open stream where it has one, HeartbeatHost otherwise; a stream
+lost before the supernode's first message is opened again. A heartbeat counts as failed where a dfdaemon would mark the
+supernode down: a call that failed, or timed out (10 s) unless the supernode is behind (peer.scheduler_client.is_behind:
+the host's connection, with a dfdaemon's keepalive, is up and the supernode answered the host within 10 heartbeat
+intervals; counted as kept), a heartbeat on a stream with neither its answer nor any other message on that stream within
+10 s and not behind (answered later, with other messages in time: counted late; the supernode is behind, not gone). A
+heartbeat call refused with another status (CANCELLED when the supernode's queue of calls not yet taken up is full) is
+counted apart: a dfdaemon logs it and keeps the supernode. A reader process registers one more host that offers every
+piece of every task with its digest, as the peer reading the origin for the swarm does, and keeps its streams open.
 
 Phases: all hosts register (their heartbeats start); then every stream opens (50 per 10 ms per worker) and the clock
 runs until every peer holds every piece (each report is one piece a peer fetched); then 3 heartbeat intervals more,

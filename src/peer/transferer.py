@@ -29,6 +29,14 @@ ABANDON_GRACE_S = 2.0
 MAX_PREFETCHES = 64  # the mirror's layer prefetches waiting at once on this daemon
 
 
+def _past_stopping(conductor: Conductor) -> bool:
+    """True when leaving would lose the download, not spare it: someone else wants it, it ended, or its content
+    verified. A dfget that got the last byte leaves at once, while the cache still flushes the data to disk (seconds
+    for a large file on a slow disk); stopping then would throw the verified copy away and take this host out of the
+    swarm as a parent."""
+    return conductor.kept or conductor.verified or conductor.finished.is_set()
+
+
 class TaskStream:
     """Verified bytes of one task from an offset, in order, as pieces arrive (a mirror.transfer.BlobStream)."""
 
@@ -242,11 +250,11 @@ class SwarmTransferer:
 
     def _reader_gone(self, conductor: Conductor) -> None:
         """A dfget reader left: stop the download after ABANDON_GRACE_S if nobody else wants it by then."""
-        if conductor.readers == 0 and not conductor.kept and not conductor.finished.is_set():
+        if conductor.readers == 0 and not _past_stopping(conductor):
             asyncio.get_running_loop().call_later(ABANDON_GRACE_S, self._stop_if_abandoned, conductor)
 
     def _stop_if_abandoned(self, conductor: Conductor) -> None:
-        if conductor.readers or conductor.kept or conductor.finished.is_set():
+        if conductor.readers or _past_stopping(conductor):
             return
         log.info("task=%s: every dfget waiting for it left; stopping the download", conductor.task_id)
         task = asyncio.create_task(self._stop(conductor))

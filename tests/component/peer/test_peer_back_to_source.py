@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError, DigestMismatch, InvalidArgument, OriginError
 from dfcommon.identity import task_id
 from dfcommon.pieces import CHUNK_SIZE, piece_size_for
+from peer import transferer as transferer_module
 from peer.context import PeerContext
 from peer.origin import new_client
-from peer.storage import Storage
+from peer.storage import Storage, TaskStore
 from peer.transferer import SwarmTransferer, TaskStream
 
 SIZE = 9 * (4 << 20) + 777  # ten pieces, a short last one
@@ -129,3 +131,24 @@ async def test_no_back_source_without_supernode(origin: OriginServer, transferer
         await transferer.open(ContentRequest(origin.url("blob.bin")), no_back_source=True)
     assert info.value.code == grpc.StatusCode.UNAVAILABLE
     assert "back-to-source is off" in str(info.value)
+
+
+async def test_a_dfget_leaving_after_the_last_byte_does_not_stop_the_flush(
+    origin: OriginServer, transferer: SwarmTransferer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dfget exits once it has the last byte, while the cache may still be flushing a large file to disk: the
+    verified copy is kept (and the peer stays in the swarm as a parent), not stopped as an abandoned download."""
+    monkeypatch.setattr(transferer_module, "ABANDON_GRACE_S", 0.05)
+    flush = TaskStore.mark_complete
+
+    def slow_flush(store: TaskStore) -> None:
+        time.sleep(0.5)  # a slow disk's fsync: well past the grace
+        flush(store)
+
+    monkeypatch.setattr(TaskStore, "mark_complete", slow_flush)
+    request = ContentRequest(origin.url("blob.bin"))
+    stream = await transferer.open(request, stop_when_abandoned=True)
+    assert await read_all(stream) == expected(origin, "blob.bin")
+    await stream.aclose()
+    await asyncio.sleep(0.8)
+    assert transferer.ctx.storage.get_complete(transferer.task_id_of(request)) is not None

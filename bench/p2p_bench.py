@@ -249,7 +249,11 @@ def main() -> None:
                 rows.append((label, f"{ratio:.3f} (all done in {seconds:.1f} s)"))
         if "transfer" in parts:
             print(f"peer-to-peer transfer of {big // MiB} MiB, {args.repeat} runs:", flush=True)
-            p2p, curl, rss_rx, rss_tx = bench_one_gib(swarm, origin, group, work, big, args.repeat)
+            # One parent, as the figure says: a supernode of its own without a seed peer, so the sender reads the
+            # origin itself and is the only holder (with one, the seed peer would send part of every run).
+            pair = Swarm(group, work / "transfer")
+            pair.start_supernode(["--no-seed-peer"])
+            p2p, curl, rss_rx, rss_tx = bench_one_gib(pair, origin, group, work, big, args.repeat)
             rows.append((f"peer→peer {big // MiB} MiB (dfget: verify + write), median", f"{p2p:,.0f} MB/s"))
             rows.append(("nginx → curl same file (loopback), median", f"{curl:,.0f} MB/s"))
             rows.append(("peer→peer / nginx→curl", f"{p2p / curl:.2f}x"))

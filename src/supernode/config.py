@@ -20,7 +20,7 @@ from dfcommon.fetchpolicy import (
 )
 from dfcommon.inspection import DEFAULT_ADMIN_CN, InspectionPolicy, add_inspection_arguments, parse_admin_names
 from dfcommon.logs import LOG_FORMATS, LOG_LEVELS, add_logging_flags
-from dfcommon.pieces import DEFAULT_PIECE_SIZE, MAX_PIECE_SIZE
+from dfcommon.pieces import MAX_PIECE_SIZE
 from dfcommon.sizes import parse_duration, parse_hostport, parse_ip, parse_size
 from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
 from dfcommon.version import add_version_flag
@@ -60,7 +60,7 @@ class SupernodeConfig:
     listen_host: str = "0.0.0.0"
     listen_port: int = DEFAULT_PORT
     advertise_ip: str = ""  # empty: the listen host, else found (dfcommon.advertise)
-    piece_size: int = DEFAULT_PIECE_SIZE  # base piece size; grows for very large content
+    piece_size: int = 0  # base piece size (grows for very large content); 0: by the fleet's size (base_for_fleet)
     piece_digest: str = piecedigest.DEFAULT_ALGORITHM  # what the reader of the origin hashes each piece with
     # Who reads content from its origin for the swarm (supernode.readers): "auto" a seed peer when one is up, else
     # the first peer for content with a digest; "peer" the first peer for content with a digest (seed peers only for
@@ -110,7 +110,7 @@ class SupernodeConfig:
 
     def validated(self) -> SupernodeConfig:
         """Check every value; returns self. Raises InvalidArgument with one line."""
-        if not MIN_PIECE_SIZE <= self.piece_size <= MAX_PIECE_SIZE:
+        if self.piece_size != 0 and not MIN_PIECE_SIZE <= self.piece_size <= MAX_PIECE_SIZE:
             raise InvalidArgument(f"piece size must be between 64KiB and 64MiB, got {self.piece_size}")
         if self.piece_digest not in piecedigest.ALGORITHMS:
             raise InvalidArgument(
@@ -217,9 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--piece-size",
-        default="4MiB",
+        default="",
         help="base piece size (64KiB-64MiB): content under 64 pieces of it gets pieces halved down to 512KiB, very "
-        "large content bigger pieces",
+        "large content bigger pieces (default: 512KiB for up to 16 hosts, doubled per doubling of the hosts, up to "
+        "4MiB beyond 64)",
     )
     parser.add_argument(
         "--piece-digest",
@@ -333,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
 def from_args(args: argparse.Namespace) -> SupernodeConfig:
     """Config from parsed flags; InvalidArgument on a bad value."""
     host, port = parse_listen(args.listen)
+    if args.piece_size and parse_size(args.piece_size) == 0:  # unset is 0: by the fleet's size
+        raise InvalidArgument("piece size must be between 64KiB and 64MiB, got 0")
     try:
         heartbeat = int(args.heartbeat_interval)
         timeout = float(args.assignment_timeout)
@@ -353,7 +356,7 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         listen_host=host,
         listen_port=port,
         advertise_ip=parse_ip(args.advertise_ip) if args.advertise_ip else "",
-        piece_size=parse_size(args.piece_size),
+        piece_size=parse_size(args.piece_size) if args.piece_size else 0,
         piece_digest=args.piece_digest,
         origin_fetch=args.origin_fetch,
         seed_copy_delay=copy_delay,

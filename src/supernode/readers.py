@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from dfcommon import piecedigest
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument
-from dfcommon.pieces import MAX_PIECE_SIZE, mask_ranges, piece_count, ranges_mask
+from dfcommon.pieces import MAX_PIECE_SIZE, base_for_fleet, mask_ranges, piece_count, ranges_mask
 from supernode.config import SupernodeConfig
 from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState
@@ -124,13 +124,19 @@ class Readers:
         if peer.peer_id in self.streams:
             if peer.state is not PeerState.BACK_TO_SOURCE:
                 self.streams.deliver(self.scheduler.set_state(peer, PeerState.BACK_TO_SOURCE))
-            self.streams.send(peer.peer_id, self.read_for_swarm())
+            self.streams.send(peer.peer_id, self.read_for_swarm(task))
             log.info("reader task=%s peer=%s: reads the origin for the swarm", task.task_id[:12], peer.peer_id[:12])
 
-    def read_for_swarm(self, ranges: tuple[tuple[int, int], ...] = ()) -> GoToSource:
-        """What a reader is told on its stream (ranges: the parts it reads; none: all it lacks)."""
+    def read_for_swarm(self, task: Task, ranges: tuple[tuple[int, int], ...] = ()) -> GoToSource:
+        """What a reader is told on its stream (ranges: the parts it reads; none: all it lacks), with the base piece
+        size: the task's piece size once a reader answered (a reader that takes over cuts the content alike), else
+        --piece-size, else the one for the fleet this supernode knows."""
         why, config = "this peer reads the origin for the swarm", self.config
-        return GoToSource(why, True, config.piece_digest, ranges, config.piece_size)
+        if task.length_known and task.piece_size:
+            base = task.piece_size  # piece_size_for(length, its own result) is that result
+        else:
+            base = config.piece_size or base_for_fleet(len(self.scheduler.registry.hosts) - len(self.seed_peers.seeds))
+        return GoToSource(why, True, config.piece_digest, ranges, base)
 
     def read_ranges(self, task: Task, peer: Peer, ranges: tuple[tuple[int, int], ...]) -> None:
         """The peer reads ranges of the origin for the swarm and fetches the other pieces from the swarm."""
@@ -141,7 +147,7 @@ class Readers:
         task.range_readers[peer.peer_id] = ranges
         peer.read_mask = ranges_mask(ranges)
         self.reading.add(task.task_id)
-        self.streams.send(peer.peer_id, self.read_for_swarm(ranges))  # before any assignment of the other pieces
+        self.streams.send(peer.peer_id, self.read_for_swarm(task, ranges))  # before any assignment of the other pieces
         if peer.state is PeerState.BACK_TO_SOURCE:  # it read all of it: now it fetches the rest too
             self.streams.deliver(self.scheduler.set_state(peer, PeerState.RUNNING))
             self.streams.deliver(self.scheduler.connect(peer, peer.window))

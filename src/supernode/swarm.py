@@ -234,7 +234,7 @@ class Swarm:
             self.readers.take_authored(task, peer, reports, origin)
             carried.shaped(self.readers, task)
             outbox.put_nowait(TaskChanged(task))
-            outbox.put_nowait(self.readers.read_for_swarm())
+            outbox.put_nowait(self.readers.read_for_swarm(task))
             log.info("stream opened task=%s peer=%s: reads the origin for the swarm", task.task_id[:12], peer_id[:12])
             return outbox
         outbox.put_nowait(TaskChanged(task))

@@ -45,7 +45,8 @@ async def test_a_reader_whose_stream_never_opens_is_replaced_by_a_connected_peer
     clock.now += 1
     swarm.streamless.sweep(clock())
     assert task.source_peer_id == waiting.peer_id
-    assert drain(box) == [reads_for_swarm(())], "the connected peer reads the origin for the swarm"
+    two_hosts = 512 << 10  # no reader answered yet: the base for a fleet of two hosts (base_for_fleet)
+    assert drain(box) == [reads_for_swarm((), two_hosts)], "the connected peer reads the origin for the swarm"
     swarm.stream_update(waiting.peer_id, box, 0, [offered(0)], OriginAnswer(LENGTH, PIECE))
 
     # The lost peer's stream opens after all: a plain peer, given the piece the new reader stored.

@@ -17,7 +17,8 @@ def config(*args: str) -> SupernodeConfig:
 def test_defaults() -> None:
     c = config()
     assert (c.listen_host, c.listen_port) == ("0.0.0.0", 8002)
-    assert c.piece_size == 4 << 20
+    assert c.piece_size == 0  # by the fleet's size
+    assert config("--piece-size", "4MiB").piece_size == 4 << 20
     assert c.piece_digest == "blake3"
     assert config("--piece-digest", "sha256").piece_digest == "sha256"
     assert (c.origin_fetch, c.seed_copy_delay) == ("auto", 5.0)
@@ -54,6 +55,7 @@ def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
         (["--listen", "127.0.0.1:70000"], "port"),
         (["--piece-size", "1KiB"], "piece size"),
         (["--piece-size", "128MiB"], "piece size"),
+        (["--piece-size", "0"], "piece size"),
         (["--piece-size", "big"], "invalid size"),
         (["--advertise-ip", "host.example"], "invalid IP"),
         (["--heartbeat-interval", "x"], "invalid number"),

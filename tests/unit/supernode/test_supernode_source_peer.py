@@ -30,9 +30,10 @@ MIB = 1 << 20
 LENGTH, PIECE = 10 * MIB, 4 * MIB  # three pieces
 
 
-def reads_for_swarm(ranges: tuple[tuple[int, int], ...]) -> GoToSource:
-    """What a reader is told: read the origin for the swarm (ranges; none: all it lacks), cut at the base piece size."""
-    return GoToSource("this peer reads the origin for the swarm", True, "blake3", ranges, 4 << 20)
+def reads_for_swarm(ranges: tuple[tuple[int, int], ...], base: int = 4 * MIB) -> GoToSource:
+    """What a reader is told: read the origin for the swarm (ranges; none: all it lacks), cut at the base piece size
+    (default: a fleet of one host, base_for_fleet)."""
+    return GoToSource("this peer reads the origin for the swarm", True, "blake3", ranges, base)
 
 
 def piece_digest(number: int) -> str:
@@ -339,3 +340,29 @@ async def test_a_range_reader_that_leaves_hands_what_nobody_holds_to_another_rea
     # Its pieces went with it, and nobody reads 17..31: the other reader reads them too.
     assert task.range_readers == {reader.peer_id: ((0, 31),)}
     assert reads_for_swarm(((0, 31),)) in drain(reader_box)
+
+
+@pytest.mark.parametrize(
+    ("hosts", "flag", "base"),
+    [
+        (2, 0, MIB // 2),
+        (16, 0, MIB // 2),
+        (17, 0, MIB),
+        (33, 0, 2 * MIB),
+        (64, 0, 2 * MIB),
+        (65, 0, 4 * MIB),
+        (300, 0, 4 * MIB),
+        (2, 4 * MIB, 4 * MIB),
+        (300, MIB, MIB),
+    ],
+)
+async def test_the_reader_cuts_at_a_base_that_grows_with_the_fleet_unless_piece_size_is_set(
+    tmp_path: Path, hosts: int, flag: int, base: int
+) -> None:
+    swarm = new_swarm(tmp_path, piece_size=flag, max_hosts=1000)
+    for n in range(hosts - 1):  # the fleet beside the reader's host
+        swarm.register_host(HostSpec(f"f{n}", f"127.1.{n // 250}.{n % 250 + 1}", 65000, 4, ""))
+    _, reader = await asyncio.wait_for(swarm.register_task(host(swarm, 2), REQUEST), 1)
+    assert len(swarm.scheduler.registry.hosts) == hosts
+    told = drain(swarm.open_stream(reader.peer_id, 16, []))
+    assert told[1] == reads_for_swarm((), base)

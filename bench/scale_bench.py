@@ -62,7 +62,7 @@ from scale_testbed import (  # noqa: E402
 from swarm_bounds import Bound, kumar_ross, mbit, reader_design, seed_peer_design  # noqa: E402
 from uplink_timeline import UplinkTimeline  # noqa: E402
 
-from supernode.readers import MAX_READERS  # noqa: E402
+from supernode.read_split import MAX_READERS  # noqa: E402
 
 MiB = 1 << 20
 

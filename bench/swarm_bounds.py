@@ -16,7 +16,7 @@ the origin has one reader, the seed, and every host gets every piece from the se
 With a seed uplink below the origin's, the first term caps small swarms (1 host: F/u_seed, not F/u_s).
 
 With peers reading the origin (`--origin-fetch peer`, the default for content with a digest) ("reader design"):
-up to k hosts (supernode.readers.MAX_READERS = 4) read disjoint parts of the origin, each piece once, and offer
+up to k hosts (supernode.read_split.MAX_READERS = 4) read disjoint parts of the origin, each piece once, and offer
 each piece as they write it; the seed holds nothing. Every byte enters through the origin's uplink once and leaves
 some reader's uplink at least once, and the other (N-1)*F bytes the hosts need come from the hosts' uplinks:
     max(F/min(u_s, u_1 + ... + u_k), (N-1)*F/sum u_hosts, F/d_min)

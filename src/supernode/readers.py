@@ -18,6 +18,7 @@ from dfcommon import piecedigest
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument
 from dfcommon.pieces import MAX_PIECE_SIZE, base_for_fleet, mask_ranges, piece_count, ranges_mask
+from supernode import read_split
 from supernode.config import SupernodeConfig
 from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState
@@ -34,19 +35,6 @@ log = logging.getLogger(__name__)
 MAX_PIECE_NUMBER = 1 << 20
 # Piece sizes a peer reading the origin for the swarm may cut the content into.
 MIN_AUTHOR_PIECE_SIZE = 64 * 1024
-# Peers reading one task's origin at once, each its own part: one reader's uplink carries every piece at least
-# once, so with hosts slower than the origin one reader bounds the swarm (bench/swarm_bounds.py); a few readers of
-# disjoint parts use the origin's bandwidth in full, each piece still read once.
-MAX_READERS = 4
-# Pieces a reader must have left after the one it reads now before another peer takes half of them over, and
-# the time they would take it at its rate so far: a fast origin is read before a split could gain anything, and
-# what is in flight when a reader leaves its body is read twice.
-SPLIT_MIN = 4
-SPLIT_MIN_S = 1.0
-SPLIT_MIN_BYTES = 8 << 20  # and at least this much of them: less is read before a second reader would gain much
-# Pieces a reader must have offered after its first offer before its rate is judged: the first pieces include the
-# origin's answer and arrive in one batch, which would make a fast origin look slow.
-SPLIT_RATE_PIECES = 2
 
 
 @dataclass(frozen=True)
@@ -142,7 +130,7 @@ class Readers:
         """The peer reads ranges of the origin for the swarm and fetches the other pieces from the swarm."""
         if task.source_peer_id == peer.peer_id:
             task.source_peer_id = ""
-        if peer.peer_id not in task.range_readers and task.source_peer_id != peer.peer_id:
+        if not read_split.left_to_read(task, peer):  # a new reader, or one done with its part: timed anew
             peer.read_since, peer.read_pieces = 0.0, 0
         task.range_readers[peer.peer_id] = ranges
         peer.read_mask = ranges_mask(ranges)
@@ -153,52 +141,9 @@ class Readers:
             self.streams.deliver(self.scheduler.connect(peer, peer.window))
         log.info("reader task=%s peer=%s: reads pieces %s", task.task_id[:12], peer.peer_id[:12], _shown(ranges))
 
-    def _can_read(self, task: Task, peer: Peer) -> bool:
-        return (
-            peer.state is PeerState.RUNNING
-            and peer.peer_id not in task.range_readers
-            and peer.peer_id in self.streams
-            and peer.host.address not in task.bad_hosts
-            and not peer.host.unreachable
-            and self.may_read(task, peer.host)
-        )
-
     def split(self, task: Task, newcomer: Peer | None = None) -> None:
-        """When a reader has at least SPLIT_MIN pieces left after the one it reads now, and at its rate so far they
-        would take it SPLIT_MIN_S or more, a connected peer that reads nothing (newcomer, or any) reads the second
-        half of them: each piece is still read once, and the origin's bandwidth is used by two uplinks."""
-        if not task.length_known or not self.swarm_reads(task):
-            return
-        if len(task.range_readers) + (1 if task.source_peer_id else 0) >= MAX_READERS:
-            return
-        if newcomer is None:
-            newcomer = next((p for p in task.peers.values() if self._can_read(task, p)), None)
-        if newcomer is None or not self._can_read(task, newcomer) or task.source_peer_id == newcomer.peer_id:
-            return
-        now = self.scheduler.clock()
-        best: tuple[float, int, Peer, tuple[tuple[int, int], ...]] | None = None
-        whole = task.peers.get(task.source_peer_id) if task.source_peer_id else None
-        readers: list[tuple[Peer | None, tuple[tuple[int, int], ...]]] = []
-        if whole is not None and self.is_reading(task, whole):
-            readers.append((whole, ((0, task.piece_count - 1),)))
-        readers += [(task.peers.get(peer_id), ranges) for peer_id, ranges in task.range_readers.items() if ranges]
-        for peer, ranges in readers:
-            if peer is None or not peer.read_since or peer.read_pieces < SPLIT_RATE_PIECES or now <= peer.read_since:
-                continue  # no rate yet
-            first, last = ranges[-1]
-            left = last - max(first, (peer.held & ranges_mask(((first, last),))).bit_length())
-            seconds = left * (now - peer.read_since) / peer.read_pieces
-            big = left >= SPLIT_MIN and left * task.piece_size >= SPLIT_MIN_BYTES
-            if big and seconds >= SPLIT_MIN_S and (best is None or seconds > best[0]):
-                best = (seconds, left, peer, ranges)
-        if best is None:
-            return
-        _, left, owner, ranges = best
-        first, last = ranges[-1]
-        reading_now = last - left
-        cut = (reading_now + last + 2) // 2  # the owner keeps reading_now..cut-1, the newcomer reads cut..last
-        self.read_ranges(task, owner, (*ranges[:-1], (first, cut - 1)))
-        self.read_ranges(task, newcomer, ((cut, last),))
+        """A reader with much left hands half of it to a peer that reads nothing now (supernode.read_split)."""
+        read_split.split(self, task, newcomer)
 
     def replace(self, tid: str) -> None:
         """A reader of the task is gone or failed: a seed peer (connected, else ordered now) or else the connected

@@ -366,3 +366,26 @@ async def test_the_reader_cuts_at_a_base_that_grows_with_the_fleet_unless_piece_
     assert len(swarm.scheduler.registry.hosts) == hosts
     told = drain(swarm.open_stream(reader.peer_id, 16, []))
     assert told[1] == reads_for_swarm((), base)
+
+
+async def test_a_reader_that_read_its_part_takes_over_half_of_what_a_slower_reader_has_left(tmp_path: Path) -> None:
+    clock = Clock()
+    swarm = new_swarm(tmp_path, clock)
+    task, first = await swarm.register_task(host(swarm, 2), REQUEST)
+    first_box = swarm.open_stream(first.peer_id, 16, [])
+    swarm.stream_update(first.peer_id, first_box, 0, [], OriginAnswer(BIG, PIECE))
+    _, second = await swarm.register_task(host(swarm, 3), REQUEST)
+    second_box = swarm.open_stream(second.peer_id, 16, [])
+    for n in range(3):  # one piece a second: the rest would take 29 s
+        swarm.stream_update(first.peer_id, first_box, 0, [offered(n)])
+        clock.now += 1
+    assert task.range_readers == {first.peer_id: ((0, 17),), second.peer_id: ((18, 31),)}
+    drain(first_box)
+
+    swarm.stream_update(first.peer_id, first_box, 0, [offered(n) for n in range(3, 18)])  # read all of its part
+    for n in (18, 19, 20):  # the second reads its part slowly, the only one reading, 10 pieces left
+        swarm.stream_update(second.peer_id, second_box, 0, [offered(n)])
+        clock.now += 1
+    assert task.range_readers[second.peer_id] == ((18, 26),)
+    assert task.range_readers[first.peer_id] == ((27, 31),), "the reader that was done reads the second half"
+    assert reads_for_swarm(((27, 31),)) in drain(first_box)

@@ -1,0 +1,97 @@
+"""When a read of the origin for the swarm is split, and who reads the second half (Readers.split calls split).
+
+A reader with much left hands the second half of it to a peer that reads nothing now: each piece is still read
+once, and the origin's bandwidth is used by more uplinks. A reader that is done with its part may take over half
+of another's: a reader left alone reads faster than its uplink alone can pass the pieces on (8 hosts on 50 Mbit/s
+uplinks, 256 MiB: one host read half of it alone at the end, and from then on its uplink was the swarm's).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dfcommon.pieces import ranges_mask
+from supernode.resource.peer import Peer, PeerState
+from supernode.resource.task import Task
+
+if TYPE_CHECKING:
+    from supernode.readers import Readers
+
+# Peers reading one task's origin at once, each its own part: one reader's uplink carries every piece at least
+# once, so with hosts slower than the origin one reader bounds the swarm (bench/swarm_bounds.py); a few readers of
+# disjoint parts use the origin's bandwidth in full, each piece still read once.
+MAX_READERS = 4
+# Pieces a reader must have left after the one it reads now before another peer takes half of them over, and
+# the time they would take it at its rate so far: a fast origin is read before a split could gain anything, and
+# what is in flight when a reader leaves its body is read twice.
+SPLIT_MIN = 4
+SPLIT_MIN_S = 1.0
+SPLIT_MIN_BYTES = 8 << 20  # and at least this much of them: less is read before a second reader would gain much
+# Pieces a reader must have offered after its first offer before its rate is judged: the first pieces include the
+# origin's answer and arrive in one batch, which would make a fast origin look slow.
+SPLIT_RATE_PIECES = 2
+
+
+def left_to_read(task: Task, peer: Peer) -> int:
+    """The pieces of the peer's ranges it does not hold yet (a bitmask; 0: it reads no ranges, or read them)."""
+    return ranges_mask(task.range_readers.get(peer.peer_id, ())) & ~peer.held
+
+
+def can_read(readers: Readers, task: Task, peer: Peer) -> bool:
+    """True when the peer may take over part of the task's read now: connected, running, reading no part."""
+    return (
+        peer.state is PeerState.RUNNING
+        and not left_to_read(task, peer)
+        and peer.peer_id in readers.streams
+        and peer.host.address not in task.bad_hosts
+        and not peer.host.unreachable
+        and readers.may_read(task, peer.host)
+    )
+
+
+def split(readers: Readers, task: Task, newcomer: Peer | None = None) -> None:
+    """When a reader has at least SPLIT_MIN pieces left after the one it reads now, taking it SPLIT_MIN_S or more at
+    its rate so far, a connected peer reading nothing now (newcomer, else a reader done with its part, else any)
+    reads the second half; at most MAX_READERS read at once."""
+    if not task.length_known or not readers.swarm_reads(task):
+        return
+    busy = sum(1 for peer_id in task.range_readers if (p := task.peers.get(peer_id)) and left_to_read(task, p))
+    if busy + (1 if task.source_peer_id else 0) >= MAX_READERS:
+        return
+    best = _slowest(readers, task)
+    if best is None:
+        return
+    if newcomer is None:
+        done = (task.peers.get(peer_id) for peer_id in task.range_readers)
+        newcomer = next((p for p in done if p is not None and can_read(readers, task, p)), None)
+    if newcomer is None:
+        newcomer = next((p for p in task.peers.values() if can_read(readers, task, p)), None)
+    if newcomer is None or not can_read(readers, task, newcomer) or task.source_peer_id == newcomer.peer_id:
+        return
+    left, owner, ranges = best
+    first, last = ranges[-1]
+    reading_now = last - left
+    cut = (reading_now + last + 2) // 2  # the owner keeps reading_now..cut-1, the newcomer reads cut..last
+    readers.read_ranges(task, owner, (*ranges[:-1], (first, cut - 1)))
+    readers.read_ranges(task, newcomer, ((cut, last),))
+
+
+def _slowest(readers: Readers, task: Task) -> tuple[int, Peer, tuple[tuple[int, int], ...]] | None:
+    """(pieces left, reader, its ranges) of the reader whose part would take longest, if worth splitting."""
+    now = readers.scheduler.clock()
+    best: tuple[float, int, Peer, tuple[tuple[int, int], ...]] | None = None
+    whole = task.peers.get(task.source_peer_id) if task.source_peer_id else None
+    reading: list[tuple[Peer | None, tuple[tuple[int, int], ...]]] = []
+    if whole is not None and readers.is_reading(task, whole):
+        reading.append((whole, ((0, task.piece_count - 1),)))
+    reading += [(task.peers.get(peer_id), ranges) for peer_id, ranges in task.range_readers.items() if ranges]
+    for peer, ranges in reading:
+        if peer is None or not peer.read_since or peer.read_pieces < SPLIT_RATE_PIECES or now <= peer.read_since:
+            continue  # no rate yet
+        first, last = ranges[-1]
+        left = last - max(first, (peer.held & ranges_mask(((first, last),))).bit_length())
+        seconds = left * (now - peer.read_since) / peer.read_pieces
+        big = left >= SPLIT_MIN and left * task.piece_size >= SPLIT_MIN_BYTES
+        if big and seconds >= SPLIT_MIN_S and (best is None or seconds > best[0]):
+            best = (seconds, left, peer, ranges)
+    return None if best is None else best[1:]

@@ -111,14 +111,15 @@ def test_corrupted_parent_is_detected_and_penalised(cluster: Cluster, tmp_path: 
     first = cluster.swarm.dfget(url, tmp_path / "first.bin", bad)
     assert first.returncode == 0, first.stderr
     task = cluster.swarm.task_for_url(url)
-    # Corrupt every byte the bad peer holds for this task, in place (same size, so it still "has" the pieces).
+    # Corrupt every piece the bad peer holds for this task, in place (same size, so it still "has" the pieces): the
+    # first 4 KiB of each (the piece size is the supernode's choice, by the fleet's size).
     data_files = [p for p in bad.data_files() if p.stat().st_size == size]
     assert data_files, f"no {size}-byte data file under {bad.data_dir}"
     for path in data_files:
         before = path.stat()
         fd = os.open(path, os.O_WRONLY)
         try:
-            for offset in range(0, size, MiB):
+            for offset in range(0, size, task.piece_size):
                 os.pwrite(fd, b"\xa5" * 4096, offset)
         finally:
             os.close(fd)

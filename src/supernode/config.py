@@ -219,8 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--piece-size",
         default="",
         help="base piece size (64KiB-64MiB): content under 64 pieces of it gets pieces halved down to 512KiB, very "
-        "large content bigger pieces (default: 512KiB for up to 16 hosts, doubled per doubling of the hosts, up to "
-        "4MiB beyond 64)",
+        "large content bigger pieces (default: by the plain hosts registered: 4MiB for one, 512KiB for 2-16, "
+        "doubled per doubling of the hosts, 4MiB beyond 64)",
     )
     parser.add_argument(
         "--piece-digest",

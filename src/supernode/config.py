@@ -334,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
 def from_args(args: argparse.Namespace) -> SupernodeConfig:
     """Config from parsed flags; InvalidArgument on a bad value."""
     host, port = parse_listen(args.listen)
-    if args.piece_size and parse_size(args.piece_size) == 0:  # unset is 0: by the fleet's size
+    piece_size = parse_size(args.piece_size) if args.piece_size else 0  # unset: 0, by the fleet's size
+    if args.piece_size and piece_size == 0:
         raise InvalidArgument("piece size must be between 64KiB and 64MiB, got 0")
     try:
         heartbeat = int(args.heartbeat_interval)
@@ -356,7 +357,7 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         listen_host=host,
         listen_port=port,
         advertise_ip=parse_ip(args.advertise_ip) if args.advertise_ip else "",
-        piece_size=parse_size(args.piece_size) if args.piece_size else 0,
+        piece_size=piece_size,
         piece_digest=args.piece_digest,
         origin_fetch=args.origin_fetch,
         seed_copy_delay=copy_delay,

@@ -37,18 +37,21 @@ def new_server() -> grpc.aio.Server:
     return grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=None, interceptors=[GuardInterceptor()])
 
 
-def add_health_and_reflection(server: grpc.aio.Server, service_names: Iterable[str]) -> health_aio.HealthServicer:
-    """Serve grpc.health.v1 (all SERVING) and server reflection for the given full service names."""
+async def add_health_and_reflection(server: grpc.aio.Server, service_names: Iterable[str]) -> health_aio.HealthServicer:
+    """Serve grpc.health.v1 and server reflection for the given full service names. The overall health is
+    NOT_SERVING and the services unknown until mark_serving (grpc's servicer starts with the overall SERVING, which
+    told a probe the server was ready before its services were)."""
     names = list(service_names)
     servicer = health_aio.HealthServicer()
+    await servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     return servicer
 
 
 async def mark_serving(servicer: health_aio.HealthServicer, service_names: Iterable[str]) -> None:
-    """Set the overall health and each service's to SERVING."""
-    for name in ["", *service_names]:
+    """Set each service's health and then the overall health to SERVING: overall SERVING means every service is."""
+    for name in [*service_names, ""]:
         await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
 

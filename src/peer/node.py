@@ -148,7 +148,7 @@ class PeerNode:
         config = self.config
         peer_server = new_server()
         add_upload_service(self.upload, peer_server)
-        health = add_health_and_reflection(peer_server, [PEER_SERVICE])
+        health = await add_health_and_reflection(peer_server, [PEER_SERVICE])
         host = f"[{config.listen_ip}]" if ":" in config.listen_ip else config.listen_ip
         self.port = add_port(peer_server, f"{host}:{config.port}", config.tls)
         if self.port == 0:
@@ -167,7 +167,7 @@ class PeerNode:
         else:
             log.warning("--no-access-check: local callers get cached and swarm content the origin may refuse them")
         add_daemon_service(DaemonServicer(transferer, self.storage, inspection, self.access), server)
-        health = add_health_and_reflection(server, [DAEMON_SERVICE])
+        health = await add_health_and_reflection(server, [DAEMON_SERVICE])
         path = endpoint_socket_path(endpoint)
         if path is not None and unix_socket_in_use(path):
             if not self.config.daemon_listen_is_default:

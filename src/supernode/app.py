@@ -67,7 +67,7 @@ class Supernode:
             self.seed_peer = EmbeddedSeedPeer(config)
             self.seed_peer.add_to(server, self.port)
             services.append(PEER_SERVICE)
-        health = add_health_and_reflection(server, services)
+        health = await add_health_and_reflection(server, services)
         await server.start()
         self.swarm = swarm
         self._server = server

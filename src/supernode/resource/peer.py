@@ -53,6 +53,12 @@ class Peer:
     read_pieces: int = 0
     uploads_ok: int = 0
     uploads_failed: int = 0
+    # Whether its held pieces are in the task's free_holders (Registry.update_free): from when it is first a free
+    # parent until it cannot serve at all (left, distrusted, unreachable, holding nothing). While its host has no
+    # free slot its entries stay there, and a choice that meets one moves it out and the piece here
+    # (Task.evict_busy); those and the pieces it got meanwhile go back in when a slot frees.
+    indexed: bool = False
+    evicted: list[int] = field(default_factory=list)
 
     def holds(self, number: int) -> bool:
         """True when the peer holds the piece."""

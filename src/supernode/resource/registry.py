@@ -1,9 +1,10 @@
 """The registry of the swarm: hosts, tasks and peers by id, and the indexes kept in step with them.
 
 Indexes: which peers hold which piece (Task.holders, counts, buckets), which trusted peers have a free upload slot
-(Task.free_parents) and, per piece, those that hold it (Task.free_holders, peer_servable), the peers of each host,
+(Task.free_parents) and, per piece, those that hold it (Task.free_holders, free_counts), the peers of each host,
 the tasks no peer is in (idle, oldest first) and the host at each address. No policy here: who fetches what from
-whom is the scheduler's. Costs are O(pieces held) big-integer operations per change, never O(peers) or O(hosts).
+whom is the scheduler's. Costs are O(pieces held) big-integer operations per change, never O(peers) or O(hosts), and
+a few when a host's upload slots fill or free (see update_free).
 """
 
 from __future__ import annotations
@@ -104,37 +105,67 @@ class Registry:
     # Who can serve ------------------------------------------------------------------
 
     def update_free(self, task: Task, peer: Peer) -> None:
-        """Keep task.free_parents (and the pieces free parents can serve) in step with the peer."""
-        free = (
+        """Keep task.free_parents, free_counts and free_holders in step with the peer.
+
+        A host's upload slots fill and free around nearly every piece it sends, and that costs a few big-integer
+        operations (Task.free_counts), not a walk over the pieces the peer holds: such walks were 48% of the
+        scheduler's CPU with 512 pieces a task (bench/scheduler_cpu_bench.py). A busy peer keeps its entries in
+        free_holders (see Task.evict_busy); one that cannot serve at all (left, distrusted, unreachable, holding
+        nothing) leaves them at once."""
+        can_serve = (
             peer.held_count > 0
-            and peer.host.free_slots > 0
             and peer.state is not PeerState.LEFT
             and peer.peer_id not in task.bad_parents
             and not peer.host.unreachable
         )
-        if free == (peer.peer_id in task.free_parents):
-            return
-        if free:
-            task.free_parents.add(peer.peer_id)
+        free = can_serve and peer.host.free_slots > 0
+        if free != (peer.peer_id in task.free_parents):
+            if free:
+                task.free_parents.add(peer.peer_id)
+            else:
+                task.free_parents.discard(peer.peer_id)
+            if peer.host.seed_peer:
+                self._seed_changed(task)
+                return  # a seed peer's pieces are not in free_holders (see servable)
+            if free:
+                task.free_counts.add(peer.held)
+                self._index(task, peer)
+            else:
+                task.free_counts.sub(peer.held)
+        if not can_serve and peer.indexed:
+            self._unindex(task, peer)
+
+    @staticmethod
+    def _index(task: Task, peer: Peer) -> None:
+        """The peer is a free parent: its held pieces into free_holders, at the back (when it was there already,
+        only those a choice moved out meanwhile and those it got meanwhile)."""
+        free_holders = task.free_holders
+        peer_id = peer.peer_id
+        if peer.indexed:
+            for number in peer.evicted:
+                if peer.held >> number & 1:
+                    free_holders[number][peer_id] = None
         else:
-            task.free_parents.discard(peer.peer_id)
-        if peer.host.seed_peer:
-            self._seed_changed(task)
-            return  # a seed peer's pieces are not in free_holders (see servable)
+            held = peer.held
+            while held:
+                low = held & -held
+                held ^= low
+                free_holders[low.bit_length() - 1][peer_id] = None
+        peer.indexed = True
+        peer.evicted = []
+
+    @staticmethod
+    def _unindex(task: Task, peer: Peer) -> None:
+        """The peer can serve nothing: out of the free_holders of every piece it holds."""
         free_holders = task.free_holders
         peer_id = peer.peer_id
         held = peer.held
         while held:
             low = held & -held
             held ^= low
-            holders = free_holders[low.bit_length() - 1]
-            if free:
-                holders[peer_id] = None
-                task.peer_servable |= low
-            else:
-                holders.pop(peer_id, None)
-                if not holders:
-                    task.peer_servable &= ~low
+            free_holders[low.bit_length() - 1].pop(peer_id, None)
+        peer.indexed = False
+        peer.evicted = []
 
     def refresh_host(self, host: Host) -> list[Task]:
         """Re-evaluate whether each of the host's peers can serve; returns their tasks."""
@@ -162,7 +193,7 @@ class Registry:
     @staticmethod
     def servable(task: Task) -> int:
         """Pieces that some free, trusted parent holds (a seed peer: while it sends it to fewer than the fan-out)."""
-        return task.peer_servable | (task.seed_servable & ~task.seed_saturated)
+        return task.free_counts.nonzero | (task.seed_servable & ~task.seed_saturated)
 
     # Who holds what -----------------------------------------------------------------
 
@@ -175,15 +206,19 @@ class Registry:
         if peer.peer_id in task.bad_parents:
             return False
         task.add_holder(number, peer.peer_id)
-        if peer.peer_id not in task.free_parents:
+        was_free = peer.peer_id in task.free_parents
+        if not was_free:
             self.update_free(task, peer)
         elif peer.host.seed_peer:
             task.seed_servable |= 1 << number
         if peer.peer_id in task.free_parents and not peer.host.seed_peer:
+            if was_free:
+                task.free_counts.add(1 << number)  # else update_free just counted all it holds
             holders = task.free_holders[number]  # looked at first for this piece: it sends it to no one yet
             holders[peer.peer_id] = None
             holders.move_to_end(peer.peer_id, last=False)
-            task.peer_servable |= 1 << number
+        elif peer.indexed:
+            peer.evicted.append(number)  # its host is busy: into free_holders when a slot frees
         return True
 
     def unhold(self, task: Task, peer: Peer, number: int) -> None:
@@ -198,11 +233,11 @@ class Registry:
         task.remove_holder(number, peer.peer_id)
         if peer.host.seed_peer:
             self._seed_changed(task)
-        elif peer.peer_id in task.free_parents:
-            holders = task.free_holders[number]
-            holders.pop(peer.peer_id, None)
-            if not holders:
-                task.peer_servable &= ~bit
+        else:
+            if peer.peer_id in task.free_parents:
+                task.free_counts.sub(bit)
+            if peer.indexed:
+                task.free_holders[number].pop(peer.peer_id, None)
         if peer.held_count == 0:
             self.update_free(task, peer)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from dfcommon.pieces import piece_span
 from supernode.resource.peer import Peer
 from supernode.resource.piece import PieceMeta, PieceReport
+from supernode.resource.piece_counts import PieceCounts
 
 
 class TaskState(enum.IntEnum):
@@ -59,10 +60,13 @@ class Task:
     starved: dict[str, None] = field(default_factory=dict)
     # Peers that hold something, are trusted and whose host has a free upload slot.
     free_parents: set[str] = field(default_factory=set)
-    # Per piece, the free parents other than seed peers that hold it, in the order to look at them: new holders
-    # first, then the one chosen least lately (see offered); and the pieces where there is one.
+    # Per piece, the parents other than seed peers that hold it and were free when last looked at, in the order to
+    # look at them: new holders first, then the one chosen least lately (see offered). A parent whose host has no
+    # free slot stays until a choice meets it (evict_busy), so a host's slots filling and freeing around every
+    # piece it sends costs no walk over the pieces it holds. How many free parents other than seed peers hold
+    # each piece: free_counts (its nonzero: the pieces they can serve).
     free_holders: list[OrderedDict[str, None]] = field(default_factory=list)
-    peer_servable: int = 0
+    free_counts: PieceCounts = field(default_factory=PieceCounts)
     # The peer reading all of the content from its origin for the swarm (a seed peer, or a plain peer for content
     # with a digest); "" when none (yet), or only range readers read.
     source_peer_id: str = ""
@@ -142,6 +146,16 @@ class Task:
         holders = self.free_holders[number]
         if peer_id in holders:
             holders.move_to_end(peer_id)
+
+    def evict_busy(self, number: int, peer_ids: list[str]) -> None:
+        """A choice for the piece met these holders busy (not free parents): out of its free holders until a slot
+        of theirs frees (Registry.update_free puts them back)."""
+        holders = self.free_holders[number]
+        for peer_id in peer_ids:
+            holders.pop(peer_id, None)
+            peer = self.peers.get(peer_id)
+            if peer is not None:
+                peer.evicted.append(number)
 
     def remove_holders(self, held: int, peer_id: str) -> None:
         """Forget that a peer holds the pieces of the bitmask held."""

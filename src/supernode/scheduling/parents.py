@@ -3,7 +3,9 @@ one not sending the piece yet among the first.
 
 The registry keeps each piece's free holders new ones first, then the one chosen least lately (Task.free_holders,
 Task.offered): a holder just chosen for a piece goes to the back, so that the next choice for it looks at others.
-Costs are bounded whatever the swarm's size: PARENT_SCAN holders at most.
+Costs are bounded whatever the swarm's size: PARENT_SCAN free holders at most; a busy one met on the way is moved
+out of the piece's holders (Task.evict_busy) until its host has a free slot again, so it is met once per time its
+slots fill.
 """
 
 from __future__ import annotations
@@ -41,9 +43,16 @@ def choose(task: Task, child: Peer, number: int, seed_fanout: int) -> Peer | Non
     location = child.host.location
     cache_fill = child.host.seed_peer and bool(child.outstanding)
     seeds = [] if task.seed_inflight.get(number, 0) >= seed_fanout else free_seeds(task, number)
-    for scanned, parent_id in enumerate(itertools.chain(seeds, task.free_holders[number])):
+    free = task.free_parents
+    busy: list[str] = []
+    scanned = 0
+    for parent_id in itertools.chain(seeds, task.free_holders[number]):
+        if parent_id not in free:
+            busy.append(parent_id)  # its host has no free slot: moved out, once per time its slots fill
+            continue
         if scanned >= PARENT_SCAN:
             break
+        scanned += 1
         if parent_id == child.peer_id:
             continue
         parent = task.peers[parent_id]
@@ -65,6 +74,8 @@ def choose(task: Task, child: Peer, number: int, seed_fanout: int) -> Peer | Non
         looked += 1
         if looked >= PARENT_SAMPLE and chosen_key[0] == evaluator.IDLE_PEER:
             break
+    if busy:
+        task.evict_busy(number, busy)
     if chosen is not None and not chosen.host.seed_peer:
         task.offered(number, chosen.peer_id)
     return chosen

@@ -101,6 +101,43 @@ def test_keys_of_every_supernode_are_kept_and_bounded() -> None:
     assert "unknown supernode key" in refusal(keys, first.issue(TASK, HOST))  # the oldest went first
 
 
+class CountedKey:
+    """A public key that counts its signature checks."""
+
+    def __init__(self, key: object) -> None:
+        self.key = key
+        self.checks = 0
+
+    def verify(self, signature: bytes, data: bytes) -> None:
+        self.checks += 1
+        self.key.verify(signature, data)  # type: ignore[attr-defined]
+
+
+def test_a_grant_presented_again_is_not_checked_again_but_still_expires_and_is_bound() -> None:
+    """A child presents its grant with every DownloadPieces call: its signature is checked once, and what it may
+    read (task, host, expiry, a key still known) is checked every time."""
+    clock = Clock()
+    issuer = GrantIssuer(ttl=60, clock=clock)
+    keys = keys_knowing(issuer, clock=clock)
+    counted = CountedKey(keys._keys[issuer.key_id])
+    keys._keys[issuer.key_id] = counted  # type: ignore[assignment]
+    grant = issuer.issue(TASK, HOST)
+    for _ in range(5):
+        keys.check(grant, TASK, HOST)
+    assert counted.checks == 1
+    assert "another task" in refusal(keys, grant, task_id="b" * 64)
+    assert "another host" in refusal(keys, grant, host_id="host-2")
+    forged = common_pb2.AccessGrant(claims=grant.claims, signature=bytes(64))  # same claims, not its signature
+    assert "signature is invalid" in refusal(keys, forged)
+    clock.now += 60.1
+    assert refusal(keys, grant).startswith("access grant expired")
+    clock.now = NOW
+    for _ in range(grants.MAX_KEYS):  # the issuer's key is forgotten: its grants with it
+        other = GrantIssuer()
+        keys.learn(other.key_id, other.public_key)
+    assert "unknown supernode key" in refusal(keys, grant)
+
+
 def test_malformed_keys_are_not_learned() -> None:
     issuer = GrantIssuer()
     keys = GrantKeys()

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -68,6 +69,12 @@ def bench_offload(
     return ratios
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_nginx(group: ProcessGroup, work: Path, root: Path) -> int:
     """Our own nginx on 127.0.0.1:<free port> serving root (own config, pid and temp dirs)."""
     port = free_port()
@@ -110,7 +117,10 @@ def bench_one_gib(
     sha = write_random_file(origin.root / name, size, seed=7)
     url = origin.url(name)
     sender = swarm.start_peer("127.0.0.19", ["--upload-limit", "0"], name="sender")
-    warm = swarm.dfget(url, work / "out" / "sender.bin", sender, timeout=900)
+    # With the digest the sender reads the origin for the swarm and the receiver is sent to it. Without one, and no
+    # seed peer up, each peer reads the origin for itself (nobody could check a plain peer's pieces): no transfer.
+    digest = f"sha256:{sha}"
+    warm = swarm.dfget(url, work / "out" / "sender.bin", sender, "--digest", digest, timeout=900)
     if warm.returncode != 0:
         raise RuntimeError(f"seeding the sender failed: {warm.stderr.strip()}")
     (work / "out" / "sender.bin").unlink()
@@ -122,11 +132,22 @@ def bench_one_gib(
         receiver = swarm.start_peer(f"127.0.0.{20 + run}", ["--upload-limit", "0"], name=f"receiver-{run}")
         out = work / "out" / "receiver.bin"
         warm_free_memory(work, 2 * size)
+        read_before = origin.bytes_served(name)
+        cpu_before = cpu_seconds(receiver.process.pid), cpu_seconds(sender.process.pid)
+        dfget_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.monotonic()
-        result = swarm.dfget(url, out, receiver, timeout=900)
+        result = swarm.dfget(url, out, receiver, "--digest", digest, timeout=900)
         elapsed = time.monotonic() - began
         if result.returncode != 0:
             raise RuntimeError(f"p2p transfer failed: {result.stderr.strip()}")
+        if (read := origin.bytes_served(name) - read_before) > size // 100:
+            raise RuntimeError(f"the receiver read {read} bytes from the origin: not a peer-to-peer transfer")
+        dfget_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (
+            cpu_seconds(receiver.process.pid) - cpu_before[0],
+            cpu_seconds(sender.process.pid) - cpu_before[1],
+            dfget_after.ru_utime + dfget_after.ru_stime - dfget_before.ru_utime - dfget_before.ru_stime,
+        )
         if sha256_file(out) != sha:
             raise RuntimeError("p2p transfer produced wrong content")
         out.unlink()
@@ -143,7 +164,11 @@ def bench_one_gib(
         )
         curl.append(size / (time.monotonic() - began) / 1e6)
         curl_out.unlink()
-        print(f"  run {run + 1}: peer→peer {p2p[-1]:,.0f} MB/s, nginx→curl {curl[-1]:,.0f} MB/s", flush=True)
+        print(
+            f"  run {run + 1}: peer→peer {p2p[-1]:,.0f} MB/s (CPU-s: receiving dfdaemon {cpu[0]:.2f}, sending"
+            f" {cpu[1]:.2f}, dfget {cpu[2]:.2f}), nginx→curl {curl[-1]:,.0f} MB/s",
+            flush=True,
+        )
     return statistics.median(p2p), statistics.median(curl), receiver_rss, vm_hwm_mib(sender.process.pid)
 
 

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from dfcommon.digest import parse_digest
+from dfcommon.pieces import CHUNK_SIZE
 from peer.storage import TaskStore
 
 
@@ -59,6 +60,9 @@ class ContentCheck:
     async def _follow(self, store: TaskStore) -> str:
         digest = parse_digest(self.digest)
         hasher = digest.hasher()
+        # One buffer, read into chunk by chunk: no new piece-sized bytes per piece (a 4 MiB allocation each, whose
+        # fresh pages the kernel must fault in and zero, on top of what the piece's own chunks hold meanwhile).
+        buffer = memoryview(bytearray(CHUNK_SIZE))
         number = 0
         while True:
             count = store.meta.piece_count
@@ -68,7 +72,13 @@ class ContentCheck:
                 offset, size = store.span(number)
 
                 def update(offset: int = offset, size: int = size) -> None:
-                    hasher.update(store.read(offset, size))
+                    end = offset + size
+                    while offset < end:
+                        read = store.read_into(offset, buffer[: min(CHUNK_SIZE, end - offset)])
+                        if read <= 0:  # shorter than held: the digest will not match
+                            return
+                        hasher.update(buffer[:read])
+                        offset += read
 
                 await asyncio.to_thread(update)
                 number += 1

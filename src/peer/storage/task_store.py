@@ -188,6 +188,10 @@ class TaskStore:
         """Bytes of held content (blocking: pread)."""
         return os.pread(self._fd, size, offset)
 
+    def read_into(self, offset: int, buffer: memoryview) -> int:
+        """Held content from offset into buffer (blocking: preadv, no allocation); the bytes read, 0 at the end."""
+        return os.preadv(self._fd, [buffer], offset)
+
     def reshape(self, content_length: int, piece_size: int) -> None:
         """Take another length and piece size, while no piece is held (otherwise nothing changes), or in a partial
         task kept from before a restart: the pieces it holds are dropped then (the swarm cuts the content otherwise

@@ -60,8 +60,8 @@ class ContentCheck:
     async def _follow(self, store: TaskStore) -> str:
         digest = parse_digest(self.digest)
         hasher = digest.hasher()
-        # One buffer, read into chunk by chunk: no new piece-sized bytes per piece (a 4 MiB allocation each, whose
-        # fresh pages the kernel must fault in and zero, on top of what the piece's own chunks hold meanwhile).
+        # One buffer, read into chunk by chunk, instead of a new piece-sized bytes per piece: with 4 MiB pieces those
+        # came on top of the pieces being received and stored, and raised the peak RSS (bench/README.md).
         buffer = memoryview(bytearray(CHUNK_SIZE))
         number = 0
         while True:

@@ -47,6 +47,13 @@ def _process_times() -> dict[int, tuple[str, float]]:
     return times
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one running process so far (its own, without its children's)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
 def _machine_busy() -> float:
     """CPU seconds all cores spent outside idle and iowait since boot."""
     with open("/proc/stat") as stat:

@@ -20,10 +20,10 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 import uvloop
+from cpu_account import process_cpu_seconds
 
 from dfcommon.channels import channel
 from dfcommon.grpcserver import new_server
@@ -73,12 +73,6 @@ async def receive(port: int, mib: int, streams: int, channels: int) -> tuple[flo
     return total / elapsed / 1e6, cpu * 1000 / (total / MIB)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a running process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -114,9 +108,9 @@ def main() -> None:
                 time.sleep(0.1)
         rates, client_ms, server_ms = [], [], []
         for run in range(args.repeat):
-            before = cpu_seconds(server.pid)
+            before = process_cpu_seconds(server.pid)
             rate, ms = uvloop.run(receive(port, args.mib, args.streams, args.channels))
-            server_ms.append((cpu_seconds(server.pid) - before) * 1000 / args.mib)
+            server_ms.append((process_cpu_seconds(server.pid) - before) * 1000 / args.mib)
             rates.append(rate)
             client_ms.append(ms)
             print(

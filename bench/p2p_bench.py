@@ -25,6 +25,7 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "e2e" / "p2p"), str(RE
 
 import grpc  # noqa: E402
 import uvloop  # noqa: E402
+from cpu_account import process_cpu_seconds  # noqa: E402
 from dandelion.common.v1 import common_pb2  # noqa: E402
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc  # noqa: E402
 from fixtures.origin import OriginServer, sha256_file, start_origin, write_random_file  # noqa: E402
@@ -67,12 +68,6 @@ def bench_offload(
         ratios[n] = (origin_url.bytes_served(name) / size, time.monotonic() - began)
         print(f"  N={n}: origin bytes / size = {ratios[n][0]:.3f} in {ratios[n][1]:.1f} s", flush=True)
     return ratios
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a running process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_nginx(group: ProcessGroup, work: Path, root: Path) -> int:
@@ -133,7 +128,7 @@ def bench_one_gib(
         out = work / "out" / "receiver.bin"
         warm_free_memory(work, 2 * size)
         read_before = origin.bytes_served(name)
-        cpu_before = cpu_seconds(receiver.process.pid), cpu_seconds(sender.process.pid)
+        cpu_before = process_cpu_seconds(receiver.process.pid), process_cpu_seconds(sender.process.pid)
         dfget_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.monotonic()
         result = swarm.dfget(url, out, receiver, "--digest", digest, timeout=900)
@@ -144,8 +139,8 @@ def bench_one_gib(
             raise RuntimeError(f"the receiver read {read} bytes from the origin: not a peer-to-peer transfer")
         dfget_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (
-            cpu_seconds(receiver.process.pid) - cpu_before[0],
-            cpu_seconds(sender.process.pid) - cpu_before[1],
+            process_cpu_seconds(receiver.process.pid) - cpu_before[0],
+            process_cpu_seconds(sender.process.pid) - cpu_before[1],
             dfget_after.ru_utime + dfget_after.ru_stime - dfget_before.ru_utime - dfget_before.ru_stime,
         )
         if sha256_file(out) != sha:

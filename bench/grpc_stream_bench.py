@@ -20,15 +20,19 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-import grpc
-import uvloop
-from cpu_account import process_cpu_seconds
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "tests")]
 
-from dfcommon.channels import channel
-from dfcommon.grpcserver import new_server
-from dfcommon.malloc import tune_malloc
-from dfcommon.pieces import CHUNK_SIZE, MIB
+import grpc  # noqa: E402
+import uvloop  # noqa: E402
+from cpu_account import process_cpu_seconds  # noqa: E402
+from fixtures.processes import free_port  # noqa: E402
+
+from dfcommon.channels import channel  # noqa: E402
+from dfcommon.grpcserver import new_server  # noqa: E402
+from dfcommon.malloc import tune_malloc  # noqa: E402
+from dfcommon.pieces import CHUNK_SIZE, MIB  # noqa: E402
 
 SERVICE = "dandelion.bench.v1.Stream"
 METHOD = f"/{SERVICE}/Chunks"
@@ -71,13 +75,6 @@ async def receive(port: int, mib: int, streams: int, channels: int) -> tuple[flo
         for ch in pool:
             await ch.close(None)
     return total / elapsed / 1e6, cpu * 1000 / (total / MIB)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def main() -> None:

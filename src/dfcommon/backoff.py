@@ -59,6 +59,10 @@ class Backoff:
         self.failures = 0
         self.not_before = 0.0
 
+    def try_now(self) -> None:
+        """It was seen to be back: the next try may come now (a failure then still backs off longer)."""
+        self.not_before = 0.0
+
     def remaining(self) -> float:
         """Seconds until the next try is allowed (0 when it is)."""
         return max(0.0, self.not_before - self.clock())

@@ -40,3 +40,24 @@ async def while_reaching(channel: grpc.aio.Channel | None, call: Awaitable[T], l
     finally:
         answer.cancel()
     return answer.result()
+
+
+async def connects_within(channel: grpc.aio.Channel, within: float) -> bool:
+    """True when the channel's connection is up, or comes up within `within` seconds: asks gRPC to connect (a TCP
+    and TLS handshake, no call; gRPC paces its attempts, dfcommon.channels). False as soon as an attempt made
+    meanwhile failed, or the channel closed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    state = first = channel.get_state(try_to_connect=True)
+    changed = False
+    while state is not grpc.ChannelConnectivity.READY:
+        failed = state is grpc.ChannelConnectivity.TRANSIENT_FAILURE and (changed or first is not state)
+        left = deadline - loop.time()
+        if failed or state is grpc.ChannelConnectivity.SHUTDOWN or left <= 0:
+            return False
+        try:
+            await asyncio.wait_for(channel.wait_for_state_change(state), left)
+        except TimeoutError:
+            return False
+        state, changed = channel.get_state(try_to_connect=True), True
+    return True

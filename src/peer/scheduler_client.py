@@ -19,7 +19,7 @@ from dfcommon.grants import GrantKeys
 from dfcommon.ratelog import RateLimitedLog
 from dfcommon.tls import TlsConfig
 from peer.heartbeat_schedule import HeartbeatSchedule
-from peer.reaching import REACHING, channel_state, while_reaching
+from peer.reaching import REACHING, channel_state, connects_within, while_reaching
 
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
@@ -220,6 +220,18 @@ class SupernodeLink:
     def retry_in(self) -> float:
         """Seconds until this host may try to register here again (0 when it is registered, or may try now)."""
         return 0.0 if self.host_id else self._reconnect.remaining()
+
+    async def back_within(self, within: float) -> bool:
+        """A call here just failed: True, with the reconnect back-off ended, when a connection to the supernode is
+        up or comes up within `within` seconds (it is back: a download registers now instead of reading the
+        origin); False when it is still unreachable."""
+        self.stub()  # the channel
+        assert self._channel is not None
+        if not await connects_within(self._channel, within):
+            return False
+        log.info("supernode %s accepts connections again; registering now", self.address)
+        self._reconnect.try_now()
+        return True
 
     async def ensure_registered(self) -> str:
         """This host's id at the supernode, registering first when it has none; SupernodeDown when it does not

@@ -29,11 +29,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# A registration that finds every supernode in its reconnect back-off waits for the soonest retry when it is due
-# within this long, instead of reading the origin itself: a supernode that restarts (an upgrade) is back within
-# seconds, but the back-off its hosts built up while it was gone can have seconds to run. The back-off still
-# decides when a supernode is tried (no try is added, so no retry storm); a download waits at most this long more
-# before it reads the origin when no supernode answers.
+# A download whose supernodes all failed to answer (or are in their reconnect back-off) asks gRPC for a connection
+# to each (no call: gRPC paces its connection attempts, dfcommon.channels) and, when one accepts within this long,
+# ends that one's back-off and registers there, instead of reading the origin itself: a supernode that restarts (an
+# upgrade) is back within seconds, but the back-off its hosts built up while it was gone can run for seconds more
+# (up to 10 s): a host whose supernode was gone for 6 s read the origin for a download started after it was back.
+# A supernode that stays unreachable is called no more often; a download waits at most this long more before it
+# reads the origin when no supernode answers.
 RETRY_WAIT_S = 2.0
 
 
@@ -98,8 +100,8 @@ class SchedulerClient:
         prefer: str = "",
     ) -> tuple[T, SupernodeLink]:
         """Run invoke(stub, host_id) at the task's owner, failing over along its ring; the answer and the
-        supernode that gave it. Unavailable when none answers (after waiting for a supernode whose reconnect back-off
-        ends within RETRY_WAIT_S)."""
+        supernode that gave it. Unavailable when none answers (after waiting up to RETRY_WAIT_S for one to accept a
+        connection again)."""
         failures: list[str] = []
         for attempt in range(2):
             for link in self.route(task_id, prefer):
@@ -111,12 +113,22 @@ class SchedulerClient:
             if not self.links:
                 self._refresh_soon()
                 raise Unavailable(f"no supernode known yet ({', '.join(self.membership.entries)})")
-            wait = min(link.retry_in() for link in self.links.values())
-            if attempt or not 0 < wait <= RETRY_WAIT_S:
+            if attempt or not await self._one_back(RETRY_WAIT_S):
                 break
-            log.info("task=%s: every supernode is in its reconnect back-off; next try in %.1fs", task_id[:12], wait)
-            await asyncio.sleep(wait + 0.01)  # past the back-off's end, however the timer rounds
         raise Unavailable(f"no supernode reachable: {'; '.join(failures)[:400]}")
+
+    async def _one_back(self, within: float) -> bool:
+        """Every supernode just failed to answer: True as soon as one accepts a connection within `within` seconds
+        (its reconnect back-off then ends); False when none does."""
+        probes = [asyncio.ensure_future(link.back_within(within)) for link in self.links.values()]
+        try:
+            for probe in asyncio.as_completed(probes):
+                if await probe:
+                    return True
+            return False
+        finally:
+            for probe in probes:
+                probe.cancel()
 
     async def ensure_registered(self) -> None:
         """Resolve the members and register with each (at once); Unavailable when none answered."""

@@ -1,13 +1,16 @@
 """Routing a task's calls over the supernode links (peer.scheduler_cluster): the task's ring over the members that
 answer, those marked down last, a seed peer's ordering supernode first while it answers; a registration that finds
-every supernode in its back-off waits for one that is due soon."""
+every supernode failing or in its back-off registers at once with one that accepts connections again."""
 
 from __future__ import annotations
 
+import socket
 import time
 
+import grpc
 import pytest
 from dandelion.scheduler.v1 import scheduler_pb2
+from fixtures.processes import free_port
 
 from dfcommon import ring
 from dfcommon.errors import Unavailable
@@ -54,11 +57,11 @@ def test_the_preferred_supernode_comes_first_only_while_it_answers() -> None:
     assert addresses(cluster, task_id, prefer=last) == ring.ranked(task_id, MEMBERS)
 
 
-def lone_link_in_backoff(remaining: float) -> tuple[SchedulerClient, SupernodeLink, list[float]]:
+def lone_link_in_backoff(address: str, remaining: float) -> tuple[SchedulerClient, SupernodeLink, list[float]]:
     """One member whose reconnect back-off has `remaining` seconds to run; its calls fail until it is over (as
     ensure_registered does) and return "answer" after. The list gets the time of each call."""
-    cluster = SchedulerClient(MEMBERS[:1], scheduler_pb2.HostInfo(ip="127.0.0.9", port=1))
-    link = cluster.links[MEMBERS[0]]
+    cluster = SchedulerClient([address], scheduler_pb2.HostInfo(ip="127.0.0.9", port=1))
+    link = cluster.links[address]
     link.mark_down("test")
     link._reconnect.not_before = time.monotonic() + remaining
     calls: list[float] = []
@@ -73,18 +76,44 @@ def lone_link_in_backoff(remaining: float) -> tuple[SchedulerClient, SupernodeLi
     return cluster, link, calls
 
 
-async def test_a_registration_waits_for_a_supernode_whose_back_off_ends_soon() -> None:
-    """A supernode that restarted is tried when its back-off ends, instead of the download reading the origin."""
-    cluster, link, calls = lone_link_in_backoff(0.3)
-    began = time.monotonic()
-    answer, used = await cluster.call(TASKS[0], lambda stub, host_id: None)  # type: ignore[arg-type,return-value]
-    assert (answer, used) == ("answer", link)
-    assert len(calls) == 2 and 0.3 <= calls[1] - began < RETRY_WAIT_S
+async def test_a_download_registers_at_once_with_a_supernode_in_its_back_off_that_is_back() -> None:
+    """A supernode that restarted accepts connections while its hosts' back-off runs on: the download registers
+    there now instead of reading the origin."""
+    port = free_port("127.0.0.71")
+    server = grpc.aio.server()  # any gRPC server: only the connection counts
+    server.add_insecure_port(f"127.0.0.71:{port}")
+    await server.start()
+    try:
+        cluster, link, calls = lone_link_in_backoff(f"127.0.0.71:{port}", 30)
+        began = time.monotonic()
+        answer, used = await cluster.call(TASKS[0], lambda stub, host_id: None)  # type: ignore[arg-type,return-value]
+        assert (answer, used) == ("answer", link)
+        assert len(calls) == 2 and time.monotonic() - began < RETRY_WAIT_S
+        await cluster.close(leave=False)
+    finally:
+        await server.stop(None)
 
 
-async def test_a_registration_does_not_wait_for_a_back_off_that_runs_longer() -> None:
-    cluster, _, calls = lone_link_in_backoff(RETRY_WAIT_S + 5)
+async def test_a_download_does_not_wait_for_a_supernode_that_refuses_connections() -> None:
+    cluster, link, calls = lone_link_in_backoff(f"127.0.0.71:{free_port('127.0.0.71')}", 30)
     began = time.monotonic()
     with pytest.raises(Unavailable, match="no supernode reachable"):
         await cluster.call(TASKS[0], lambda stub, host_id: None)  # type: ignore[arg-type,return-value]
-    assert len(calls) == 1 and time.monotonic() - began < 0.2
+    assert len(calls) == 1 and time.monotonic() - began < 0.5
+    assert link.retry_in() > 20  # its back-off runs on
+    await cluster.close(leave=False)
+
+
+async def test_a_download_waits_at_most_retry_wait_for_a_connection() -> None:
+    """A listener that takes the TCP connection but never speaks HTTP/2 (a frozen supernode): the download reads the
+    origin after RETRY_WAIT_S, not after gRPC's 20 s connect timeout."""
+    mute = socket.create_server(("127.0.0.71", 0))
+    try:
+        cluster, _, calls = lone_link_in_backoff(f"127.0.0.71:{mute.getsockname()[1]}", 30)
+        began = time.monotonic()
+        with pytest.raises(Unavailable, match="no supernode reachable"):
+            await cluster.call(TASKS[0], lambda stub, host_id: None)  # type: ignore[arg-type,return-value]
+        assert len(calls) == 1 and RETRY_WAIT_S <= time.monotonic() - began < RETRY_WAIT_S + 1
+        await cluster.close(leave=False)
+    finally:
+        mute.close()

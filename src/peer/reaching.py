@@ -42,16 +42,16 @@ async def while_reaching(channel: grpc.aio.Channel | None, call: Awaitable[T], l
     return answer.result()
 
 
-async def connects_within(channel: grpc.aio.Channel, within: float) -> bool:
+async def connects_within(channel: grpc.aio.Channel, within: float, patient: bool = False) -> bool:
     """True when the channel's connection is up, or comes up within `within` seconds: asks gRPC to connect (a TCP
-    and TLS handshake, no call; gRPC paces its attempts, dfcommon.channels). False as soon as an attempt made
-    meanwhile failed, or the channel closed."""
+    and TLS handshake, no call; gRPC paces its attempts, dfcommon.channels). False when it does not, or the channel
+    closed; unless patient, as soon as an attempt made meanwhile failed."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     state = first = channel.get_state(try_to_connect=True)
     changed = False
     while state is not grpc.ChannelConnectivity.READY:
-        failed = state is grpc.ChannelConnectivity.TRANSIENT_FAILURE and (changed or first is not state)
+        failed = not patient and state is grpc.ChannelConnectivity.TRANSIENT_FAILURE and (changed or first is not state)
         left = deadline - loop.time()
         if failed or state is grpc.ChannelConnectivity.SHUTDOWN or left <= 0:
             return False

@@ -200,7 +200,7 @@ class SupernodeLink:
         """The state of the connection to the supernode."""
         return channel_state(self._channel)
 
-    def _connected(self) -> bool:
+    def connection_up(self) -> bool:
         """The connection to the supernode is up (READY): grpc's core answers its keepalive pings whatever the
         supernode's event loop does, and a frozen or unreachable supernode's connection closes within
         LINK_KEEPALIVE_MS's sum."""
@@ -209,25 +209,25 @@ class SupernodeLink:
     async def connection_lost(self, within: float) -> bool:
         """True when the connection to the supernode is not up, or goes down within `within` seconds."""
         channel = self._channel
-        if channel is None or not self._connected():
+        if channel is None or not self.connection_up():
             return True
         try:
             await asyncio.wait_for(channel.wait_for_state_change(grpc.ChannelConnectivity.READY), within)
         except TimeoutError:
             return False
-        return not self._connected()
+        return not self.connection_up()
 
     def retry_in(self) -> float:
         """Seconds until this host may try to register here again (0 when it is registered, or may try now)."""
         return 0.0 if self.host_id else self._reconnect.remaining()
 
-    async def back_within(self, within: float) -> bool:
+    async def back_within(self, within: float, patient: bool = False) -> bool:
         """A call here just failed: True, with the reconnect back-off ended, when a connection to the supernode is
         up or comes up within `within` seconds (it is back: a download registers now instead of reading the
-        origin); False when it is still unreachable."""
+        origin); False when it does not (unless patient, as soon as an attempt to connect failed)."""
         self.stub()  # the channel
         assert self._channel is not None
-        if not await connects_within(self._channel, within):
+        if not await connects_within(self._channel, within, patient):
             return False
         log.info("supernode %s accepts connections again; registering now", self.address)
         self._reconnect.try_now()
@@ -259,7 +259,7 @@ class SupernodeLink:
         """A call here timed out: True when the supernode is behind rather than gone (is_behind), counting what it
         last sent on this host's piece streams as an answer too."""
         heard = max([self.heard, *(carrier.heard for carrier in self._carriers)])
-        return is_behind(self._connected(), heard, asyncio.get_running_loop().time(), self.beats.usual)
+        return is_behind(self.connection_up(), heard, asyncio.get_running_loop().time(), self.beats.usual)
 
     async def call(self, invoke: Callable[[SchedulerServiceAsyncStub, str], Awaitable[T]], patient: bool = False) -> T:
         """Run invoke(stub, host_id) here, registering again once when the supernode forgot this host;

@@ -4,7 +4,8 @@ the swarm into this host's cache, as a peer like any other (the supernode tells 
 One order stream per supernode of the cluster (a task's owner orders it from its seed peers, and every supernode
 knows every seed peer); an ordered task is registered with the supernode that ordered it while that one answers.
 Each stream stays open while the dfdaemon runs; when it breaks, it is opened again (registering the host again when
-the supernode forgot it) after a jittered, capped back-off. Streams follow the membership (peer.membership).
+the supernode forgot it) after a jittered, capped back-off, or as soon as a lost connection is up again. Streams
+follow the membership (peer.membership).
 """
 
 from __future__ import annotations
@@ -90,7 +91,12 @@ class SeedRole:
             except DandelionError as exc:
                 log.warning("seed order stream from %s: %s", link.address, exc)
             backoff.fail()
-            await backoff.wait()
+            # A supernode whose connection was lost (it restarted) gets its seed peers back once it accepts one again,
+            # within gRPC's pause between connection attempts (dfcommon.channels), not the back-off's up to 10 s:
+            # while it has none, it sends the downloads of content without a digest to the origin. A stream that
+            # ends while the connection stays up waits the back-off.
+            if link.connection_up() or not await link.back_within(backoff.remaining(), patient=True):
+                await backoff.wait()
 
     def _take(self, order: scheduler_pb2.SeedTasksResponse, supernode: str) -> None:
         if order.task_id in self._running:

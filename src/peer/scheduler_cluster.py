@@ -118,9 +118,11 @@ class SchedulerClient:
         raise Unavailable(f"no supernode reachable: {'; '.join(failures)[:400]}")
 
     async def _one_back(self, within: float) -> bool:
-        """Every supernode just failed to answer: True as soon as one accepts a connection within `within` seconds
-        (its reconnect back-off then ends); False when none does."""
-        probes = [asyncio.ensure_future(link.back_within(within)) for link in self.links.values()]
+        """Every supernode just failed to answer: True as soon as one whose connection was down accepts one within
+        `within` seconds (its reconnect back-off then ends); False when none does. One whose connection is up did
+        not answer on it (frozen, or behind): it is not asked again."""
+        links = [link for link in self.links.values() if not link.connection_up()]
+        probes = [asyncio.ensure_future(link.back_within(within)) for link in links]
         try:
             for probe in asyncio.as_completed(probes):
                 if await probe:

@@ -14,6 +14,7 @@ from fixtures.processes import free_port
 
 from dfcommon import ring
 from dfcommon.errors import Unavailable
+from peer.reaching import connects_within
 from peer.scheduler_client import SupernodeDown, SupernodeLink
 from peer.scheduler_cluster import RETRY_WAIT_S, SchedulerClient
 
@@ -89,6 +90,25 @@ async def test_a_download_registers_at_once_with_a_supernode_in_its_back_off_tha
         answer, used = await cluster.call(TASKS[0], lambda stub, host_id: None)  # type: ignore[arg-type,return-value]
         assert (answer, used) == ("answer", link)
         assert len(calls) == 2 and time.monotonic() - began < RETRY_WAIT_S
+        await cluster.close(leave=False)
+    finally:
+        await server.stop(None)
+
+
+async def test_a_supernode_that_did_not_answer_on_a_connection_that_is_up_is_not_asked_again() -> None:
+    """Frozen or behind: its connection is up, its calls time out. The download reads the origin after the first
+    failure instead of calling again (the back-off is not ended)."""
+    port = free_port("127.0.0.71")
+    server = grpc.aio.server()
+    server.add_insecure_port(f"127.0.0.71:{port}")
+    await server.start()
+    try:
+        cluster, link, calls = lone_link_in_backoff(f"127.0.0.71:{port}", 30)
+        link.stub()
+        assert link._channel is not None and await connects_within(link._channel, 2.0)
+        with pytest.raises(Unavailable, match="no supernode reachable"):
+            await cluster.call(TASKS[0], lambda stub, host_id: None)  # type: ignore[arg-type,return-value]
+        assert len(calls) == 1 and link.retry_in() > 20
         await cluster.close(leave=False)
     finally:
         await server.stop(None)

@@ -4,10 +4,14 @@ time met a supernode that is behind, not one that is gone (peer.scheduler_client
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
 import grpc
+
+from dfcommon.errors import DandelionError
+from dfcommon.sizes import parse_hostport
 
 T = TypeVar("T")
 
@@ -60,4 +64,18 @@ async def connects_within(channel: grpc.aio.Channel, within: float, patient: boo
         except TimeoutError:
             return False
         state, changed = channel.get_state(try_to_connect=True), True
+    return True
+
+
+async def accepts_tcp(address: str, within: float) -> bool:
+    """True when something at "HOST:PORT" accepts a TCP connection within `within` seconds (closed at once): whether
+    a server whose last connection attempt failed is back, without waiting for gRPC's next attempt."""
+    try:
+        host, port = parse_hostport(address)
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), within)
+    except (OSError, TimeoutError, DandelionError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
     return True

@@ -19,7 +19,7 @@ from dfcommon.grants import GrantKeys
 from dfcommon.ratelog import RateLimitedLog
 from dfcommon.tls import TlsConfig
 from peer.heartbeat_schedule import HeartbeatSchedule
-from peer.reaching import REACHING, channel_state, connects_within, while_reaching
+from peer.reaching import REACHING, accepts_tcp, channel_state, connects_within, while_reaching
 
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
@@ -227,6 +227,11 @@ class SupernodeLink:
         origin); False when it does not (unless patient, as soon as an attempt to connect failed)."""
         self.stub()  # the channel
         assert self._channel is not None
+        # After a failed attempt gRPC tells of no other until one succeeds: while the supernode still refuses
+        # connections, a download does not wait for gRPC's next attempt (up to 2 s) to learn it.
+        failed = self._state() is grpc.ChannelConnectivity.TRANSIENT_FAILURE
+        if failed and not patient and not await accepts_tcp(self.address, within):
+            return False
         if not await connects_within(self._channel, within, patient):
             return False
         log.info("supernode %s accepts connections again; registering now", self.address)

@@ -124,6 +124,20 @@ async def test_a_download_does_not_wait_for_a_supernode_that_refuses_connections
     await cluster.close(leave=False)
 
 
+async def test_a_download_does_not_wait_for_grpcs_next_attempt_while_the_supernode_refuses() -> None:
+    """A long outage: gRPC's last connection attempt failed, and it tells of its next one only when that succeeds.
+    A TCP connection refused now sends the download to the origin at once."""
+    cluster, link, calls = lone_link_in_backoff(f"127.0.0.71:{free_port('127.0.0.71')}", 30)
+    link.stub()
+    assert link._channel is not None and not await connects_within(link._channel, 2.0)
+    assert link._channel.get_state() is grpc.ChannelConnectivity.TRANSIENT_FAILURE
+    began = time.monotonic()
+    with pytest.raises(Unavailable, match="no supernode reachable"):
+        await cluster.call(TASKS[0], lambda stub, host_id: None)  # type: ignore[arg-type,return-value]
+    assert len(calls) == 1 and time.monotonic() - began < 0.5
+    await cluster.close(leave=False)
+
+
 async def test_a_download_waits_at_most_retry_wait_for_a_connection() -> None:
     """A listener that takes the TCP connection but never speaks HTTP/2 (a frozen supernode): the download reads the
     origin after RETRY_WAIT_S, not after gRPC's 20 s connect timeout."""

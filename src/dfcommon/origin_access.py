@@ -4,8 +4,8 @@ What the origin serves without any credentials is marked public for `public_ttl`
 it refuses to anyone is marked private for as long, and then only the caller's own question is asked. A caller the
 origin let in is remembered for `grant_ttl` under a keyed hash of its headers and the URL's user info (HMAC with a
 key drawn at start and held in memory only): no header value is stored or logged. Callers asking the same question
-at once share one probe. When the origin cannot answer, content whose last word was "public" still flows; anything
-else is refused.
+at once share one probe; one that answered with a server error (5xx) is asked once more. When the origin cannot
+answer, content whose last word was "public" still flows; anything else is refused.
 
 Used by a dfdaemon for its local callers (peer.access) and by the supernode before it grants a registration
 (supernode.access); each maps the refusals to its own messages and codes.
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 PUBLIC_TTL_S = 600.0  # a URL the origin served to anyone is not asked about again for this long
 GRANT_TTL_S = 60.0  # a caller the origin let in is not asked about again for this long (per URL and headers)
 MAX_ENTRIES = 4096  # marks and grants remembered, each; the oldest are forgotten first
+SERVER_ERROR_PAUSE_S = 0.2  # an origin that answered 5xx is asked once more after this pause
 
 # How a caller was let in (Admission.how): the origin serves the URL to anyone (asked now, remembered, or only
 # remembered while the origin cannot answer), or lets this caller in (asked now, or remembered).
@@ -187,6 +188,12 @@ class AccessCheck:
         self, url: str, asked: str, headers: Mapping[str, str], credential: bytes
     ) -> ProbeAnswer:
         answer = await self.probe.ask(asked, headers)
+        if answer.undecided and answer.status is not None and answer.status >= 500:
+            # A server error is no access decision, and often one request's: distribution's pull-through cache
+            # answered a HEAD that met its own first fetch of the blob with 500 "invalid checksum digest format"
+            # (seen in CI), and the peer then read the layer itself, outside the swarm. Asked once more.
+            await asyncio.sleep(SERVER_ERROR_PAUSE_S)
+            answer = await self.probe.ask(asked, headers)
         if answer.undecided:
             return answer
         if credential:

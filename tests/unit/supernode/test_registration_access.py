@@ -37,6 +37,10 @@ class Origin:
             return ProbeAnswer(None, "cannot connect to origin.test:80: connection refused")
         if url.endswith("?busy=1"):
             return ProbeAnswer(429, "Too Many Requests")
+        if url.endswith("?failing=1") or (url.endswith("?hiccup=1") and len(self.asked) == 1):
+            return ProbeAnswer(500, "Internal Server Error")
+        if url.endswith("?hiccup=1"):
+            return ProbeAnswer(200, "OK", 100)
         if url in self.public:
             return ProbeAnswer(200, "OK", self.public[url])
         if url in self.private:
@@ -129,3 +133,20 @@ async def test_an_origin_asking_to_be_asked_later_decides_nothing(setup: tuple[R
         f"origin answered HTTP 429 Too Many Requests for {URL}?busy=1 "
         "(the supernode cannot check access: read it from the origin)"
     )
+
+
+async def test_an_origin_that_failed_once_is_asked_again(setup: tuple[RegistrationCheck, Origin]) -> None:
+    """A server error is no access decision (a pull-through cache answered 500 to a HEAD that met its own fetch of
+    the blob): asked once more, the answer decides."""
+    check, origin = setup
+    await check.admit(ContentRequest(URL + "?hiccup=1"), seed=False)
+    assert len(origin.asked) == 2
+
+
+async def test_an_origin_that_keeps_failing_is_asked_twice_then_decides_nothing(
+    setup: tuple[RegistrationCheck, Origin],
+) -> None:
+    check, origin = setup
+    with pytest.raises(Unavailable, match="origin answered HTTP 500 Internal Server Error"):
+        await check.admit(ContentRequest(URL + "?failing=1"), seed=False)
+    assert len(origin.asked) == 2

@@ -8,6 +8,7 @@ import socket
 import time
 
 import grpc
+from fixtures.grpc_listener import start_bare_server
 from fixtures.processes import free_port
 
 from dfcommon.channels import channel
@@ -18,10 +19,7 @@ HOST = "127.0.0.74"
 
 async def serve_after(port: int, delay: float) -> grpc.aio.Server:
     await asyncio.sleep(delay)
-    server = grpc.aio.server()  # any gRPC server: only the connection counts
-    server.add_insecure_port(f"{HOST}:{port}")
-    await server.start()
-    return server
+    return await start_bare_server(HOST, port)
 
 
 async def test_a_server_that_is_up_connects_at_once() -> None:

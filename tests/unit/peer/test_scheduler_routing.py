@@ -10,6 +10,7 @@ import time
 import grpc
 import pytest
 from dandelion.scheduler.v1 import scheduler_pb2
+from fixtures.grpc_listener import start_bare_server
 from fixtures.processes import free_port
 
 from dfcommon import ring
@@ -81,9 +82,7 @@ async def test_a_download_registers_at_once_with_a_supernode_in_its_back_off_tha
     """A supernode that restarted accepts connections while its hosts' back-off runs on: the download registers
     there now instead of reading the origin."""
     port = free_port("127.0.0.71")
-    server = grpc.aio.server()  # any gRPC server: only the connection counts
-    server.add_insecure_port(f"127.0.0.71:{port}")
-    await server.start()
+    server = await start_bare_server("127.0.0.71", port)
     try:
         cluster, link, calls = lone_link_in_backoff(f"127.0.0.71:{port}", 30)
         began = time.monotonic()
@@ -99,9 +98,7 @@ async def test_a_supernode_that_did_not_answer_on_a_connection_that_is_up_is_not
     """Frozen or behind: its connection is up, its calls time out. The download reads the origin after the first
     failure instead of calling again (the back-off is not ended)."""
     port = free_port("127.0.0.71")
-    server = grpc.aio.server()
-    server.add_insecure_port(f"127.0.0.71:{port}")
-    await server.start()
+    server = await start_bare_server("127.0.0.71", port)
     try:
         cluster, link, calls = lone_link_in_backoff(f"127.0.0.71:{port}", 30)
         link.stub()

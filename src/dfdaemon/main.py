@@ -13,14 +13,13 @@ import uvloop
 from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import DandelionError
 from dfcommon.logs import setup_logging
-from dfcommon.malloc import tune_malloc
+from dfcommon.malloc import limit_malloc_arenas, tune_malloc
 from dfcommon.metrics import ACTIVE_TASKS, CACHE_QUOTA, CACHE_USED, start_metrics_server
 from dfcommon.preload import preload_http_client
 from dfdaemon.flags import build_parser, config_from_args, mirror_config
 from mirror.config import MirrorConfig
 from mirror.server import serve_mirror
 from peer.config import PeerConfig
-from peer.memory import limit_malloc_arenas
 from peer.node import PeerNode
 
 log = logging.getLogger(__name__)

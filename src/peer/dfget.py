@@ -25,7 +25,7 @@ from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, InvalidArgument, Unavailable
 from dfcommon.identity import validate_url
 from dfcommon.logs import add_logging_flags, setup_logging
-from dfcommon.malloc import tune_malloc
+from dfcommon.malloc import limit_malloc_arenas, tune_malloc
 from dfcommon.sizes import parse_duration, parse_size
 from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
 from dfcommon.urlmeta import to_url_meta
@@ -33,7 +33,6 @@ from dfcommon.version import add_version_flag
 from peer.deadline import BASE_S, FLOOR_RATE, Deadline
 from peer.grpcutil import content_chunks, daemon_stub
 from peer.membership import parse_supernodes
-from peer.memory import limit_malloc_arenas
 from peer.output import Job, OutputFile, Progress
 from peer.paths import daemon_endpoints, default_daemon_endpoint, endpoint_socket_path, validate_endpoint
 

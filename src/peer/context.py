@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from dfcommon.channels import channel
+from dfcommon.channels import PIECE_RECEIVE_WINDOW, channel
 from dfcommon.tls import TlsConfig
 from peer.origin import OriginClient
 from peer.scheduler_cluster import SchedulerClient
@@ -30,7 +30,7 @@ class ChannelPool:
         """The channel to target, created on first use."""
         ch = self._channels.get(target)
         if ch is None:
-            ch = self._channels[target] = channel(target, tls=self.tls)
+            ch = self._channels[target] = channel(target, tls=self.tls, receive_window=PIECE_RECEIVE_WINDOW)
         return ch
 
     async def close(self) -> None:

@@ -14,12 +14,20 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from dfcommon.backoff import Backoff, BackoffPolicy
 from dfcommon.channels import channel
-from dfcommon.errors import DandelionError, Unavailable
+from dfcommon.errors import DandelionError
 from dfcommon.grants import GrantKeys
 from dfcommon.ratelog import RateLimitedLog
 from dfcommon.tls import TlsConfig
 from peer.heartbeat_schedule import HeartbeatSchedule
 from peer.reaching import REACHING, accepts_tcp, channel_state, connects_within, while_reaching
+from peer.supernode_answers import (
+    FAILOVER_CODES,
+    SupernodeBehind,
+    SupernodeDown,
+    is_host_not_found,
+    is_origin_failure,
+    status_error,
+)
 
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub
@@ -28,7 +36,6 @@ log = logging.getLogger(__name__)
 quiet = RateLimitedLog(log)
 T = TypeVar("T")
 
-FAILOVER_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 CALL_TIMEOUT = 10.0
 SLOW_HEARTBEAT_S = 2.0  # a heartbeat slower than this is logged (the supernode's link or the host is overloaded)
 CHANNEL_GRACE = 30.0  # seconds a left supernode's channel stays open for the calls still running on it
@@ -59,34 +66,6 @@ def is_behind(connected: bool, heard: float, now: float, interval: float) -> boo
     """A call to a supernode timed out: True when it is behind rather than gone (its connection is up and it
     answered this host within BEHIND_INTERVALS heartbeat intervals, at least BEHIND_MIN_S; heard 0: never)."""
     return connected and heard > 0 and now - heard < max(BEHIND_MIN_S, BEHIND_INTERVALS * interval)
-
-
-def status_error(exc: grpc.aio.AioRpcError) -> DandelionError:
-    """A supernode's status as a DandelionError carrying the same code and its one-line message."""
-    return DandelionError(exc.details() or str(exc.code()), exc.code())
-
-
-def is_host_not_found(exc: grpc.aio.AioRpcError) -> bool:
-    """True when the supernode does not know our host (it restarted or dropped us)."""
-    details = (exc.details() or "").lower()
-    return exc.code() == grpc.StatusCode.NOT_FOUND and "host" in details and not details.startswith("origin")
-
-
-def is_origin_failure(exc: grpc.aio.AioRpcError) -> bool:
-    """True when the supernode answered that the origin (or its seed's fetch) failed: it is reachable, and moving
-    to another supernode or registering again would only drop this host's running downloads from the swarm."""
-    details = (exc.details() or "").lower()
-    return details.startswith(("origin ", "seed fetch "))
-
-
-class SupernodeDown(Unavailable):
-    """This supernode does not answer (UNAVAILABLE, or a call that timed out): the task goes to the next owner."""
-
-
-class SupernodeBehind(DandelionError):
-    """A call timed out at a supernode that is behind (is_behind): it stays up."""
-
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 class HeartbeatCarrier(Protocol):

@@ -21,7 +21,8 @@ from dfcommon.errors import Unavailable
 from dfcommon.grants import GrantKeys
 from dfcommon.tls import TlsConfig
 from peer.membership import REFRESH_S, Membership, Resolver, resolve
-from peer.scheduler_client import SupernodeDown, SupernodeLink
+from peer.scheduler_client import SupernodeLink
+from peer.supernode_answers import SupernodeDown
 
 if TYPE_CHECKING:
     from dandelion.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub

@@ -20,8 +20,9 @@ from dfcommon.backoff import Backoff, BackoffPolicy
 from dfcommon.errors import DandelionError
 from dfcommon.identity import display_url
 from dfcommon.urlmeta import from_url_meta
-from peer.scheduler_client import SupernodeLink, is_host_not_found
+from peer.scheduler_client import SupernodeLink
 from peer.scheduler_cluster import SchedulerClient
+from peer.supernode_answers import is_host_not_found
 from peer.transferer import SwarmTransferer
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ The headers are never logged or stored.
   query parameters).
 - Nobody could ask it (unreachable, refused by the fetch policy, 5xx, 408, 429) and the URL was never seen public:
   UNAVAILABLE with a message starting "origin ", which a dfdaemon takes as "read the origin yourself" without
-  marking this supernode down (peer.scheduler_client.is_origin_failure); a URL marked public, even past its mark's
+  marking this supernode down (peer.supernode_answers.is_origin_failure); a URL marked public, even past its mark's
   TTL, is granted.
 
 Seed peers (HostInfo.seed; with TLS only a --seed-cn certificate registers one) are not asked about: they read

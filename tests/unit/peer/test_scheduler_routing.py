@@ -16,8 +16,9 @@ from fixtures.processes import free_port
 from dfcommon import ring
 from dfcommon.errors import Unavailable
 from peer.reaching import connects_within
-from peer.scheduler_client import SupernodeDown, SupernodeLink
+from peer.scheduler_client import SupernodeLink
 from peer.scheduler_cluster import RETRY_WAIT_S, SchedulerClient
+from peer.supernode_answers import SupernodeDown
 
 MEMBERS = ["127.0.0.71:8002", "127.0.0.72:8002", "127.0.0.73:8002"]
 TASKS = [f"{n:064x}" for n in range(50)]

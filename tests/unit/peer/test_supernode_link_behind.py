@@ -12,14 +12,8 @@ import pytest
 from dandelion.scheduler.v1 import scheduler_pb2
 
 from peer import scheduler_client
-from peer.scheduler_client import (
-    BEHIND_INTERVALS,
-    BEHIND_MIN_S,
-    SupernodeBehind,
-    SupernodeDown,
-    SupernodeLink,
-    is_behind,
-)
+from peer.scheduler_client import BEHIND_INTERVALS, BEHIND_MIN_S, SupernodeLink, is_behind
+from peer.supernode_answers import SupernodeBehind, SupernodeDown
 
 
 @pytest.mark.parametrize(

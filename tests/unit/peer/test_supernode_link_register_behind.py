@@ -15,7 +15,8 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from dfcommon.backoff import BackoffPolicy
 from peer import scheduler_client
-from peer.scheduler_client import SupernodeDown, SupernodeLink
+from peer.scheduler_client import SupernodeLink
+from peer.supernode_answers import SupernodeDown
 
 CALL_TIMEOUT = 0.3
 BEHIND_MIN_S = 4.0

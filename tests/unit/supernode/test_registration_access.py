@@ -14,7 +14,7 @@ from dfcommon.errors import PermissionDenied, Unavailable
 from dfcommon.fetchpolicy import FetchPolicy
 from dfcommon.origin_access import GRANT_TTL_S, PUBLIC_TTL_S
 from dfcommon.origin_probe import ProbeAnswer
-from peer.scheduler_client import FAILOVER_CODES, is_origin_failure
+from peer.supernode_answers import FAILOVER_CODES, is_origin_failure
 from supernode.access import RegistrationCheck
 
 URL = "http://origin.test/v2/app/blobs/sha256:ab"

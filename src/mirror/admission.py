@@ -98,7 +98,8 @@ class DownloadGate:
         try:
             while not turn.done():
                 try:
-                    await asyncio.wait_for(asyncio.shield(turn), self.interval)
+                    async with asyncio.timeout(self.interval):
+                        await asyncio.shield(turn)
                 except TimeoutError:
                     if not turn.done() and min(self._waiting, key=_rank) is entry and self._all_slow():
                         self._waiting.remove(entry)

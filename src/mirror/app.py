@@ -215,7 +215,8 @@ class MirrorApp:
     async def _open(self, content: ContentRequest, start: int, base: str, digest: str, length: int) -> BlobStream:
         """The swarm's stream of a blob from start, its length checked against the upstream's."""
         try:
-            stream = await asyncio.wait_for(self.transferer.open(content, start), self.config.blob_open_timeout_s)
+            async with asyncio.timeout(self.config.blob_open_timeout_s):
+                stream = await self.transferer.open(content, start)
         except DandelionError as exc:
             raise transfer_error(exc, base) from None
         except TimeoutError:

@@ -60,7 +60,8 @@ async def connects_within(channel: grpc.aio.Channel, within: float, patient: boo
         if failed or state is grpc.ChannelConnectivity.SHUTDOWN or left <= 0:
             return False
         try:
-            await asyncio.wait_for(channel.wait_for_state_change(state), left)
+            async with asyncio.timeout(left):
+                await channel.wait_for_state_change(state)
         except TimeoutError:
             return False
         state, changed = channel.get_state(try_to_connect=True), True
@@ -72,7 +73,8 @@ async def accepts_tcp(address: str, within: float) -> bool:
     a server whose last connection attempt failed is back, without waiting for gRPC's next attempt."""
     try:
         host, port = parse_hostport(address)
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), within)
+        async with asyncio.timeout(within):
+            _, writer = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError, DandelionError):
         return False
     writer.close()

@@ -191,7 +191,8 @@ class SupernodeLink:
         if channel is None or not self.connection_up():
             return True
         try:
-            await asyncio.wait_for(channel.wait_for_state_change(grpc.ChannelConnectivity.READY), within)
+            async with asyncio.timeout(within):
+                await channel.wait_for_state_change(grpc.ChannelConnectivity.READY)
         except TimeoutError:
             return False
         return not self.connection_up()
@@ -296,7 +297,8 @@ class SupernodeLink:
         if (carrier := self._carrier()) is None:
             return False
         try:
-            interval_ms = await asyncio.wait_for(carrier.beat(), CALL_TIMEOUT)
+            async with asyncio.timeout(CALL_TIMEOUT):
+                interval_ms = await carrier.beat()
         except TimeoutError:
             # Messages on a stream are read in order: a supernode behind its peers' reports answers late, but one
             # that still sends on the stream is up (one that froze or died sends nothing), as is one behind whose

@@ -49,7 +49,8 @@ def build_app(
             while not closing.is_set() and not await request.is_disconnected():
                 yield f"data: {json.dumps(view(), separators=(',', ':'))}\n\n"
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(closing.wait(), EVENT_INTERVAL_S)
+                    async with asyncio.timeout(EVENT_INTERVAL_S):
+                        await closing.wait()
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers=NO_STORE)
 

@@ -101,5 +101,6 @@ class WebView:
             if task.get_name() == "web-sampler":
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, SHUTDOWN_GRACE_S + 5)
+                async with asyncio.timeout(SHUTDOWN_GRACE_S + 5):
+                    await task
         self.sock.close()

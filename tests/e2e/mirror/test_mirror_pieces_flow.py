@@ -19,7 +19,7 @@ from throttle_proxy import ThrottleProxy
 
 MiB = 1 << 20
 LAYER = 48 * MiB
-RATE = 4_000_000  # bytes/s out of the registry per connection: ~12.6 s for the layer on one, ~4.2 s on three
+RATE = 4_000_000  # bytes/s out of the registry per connection: ~12.6 s for the layer on one, ~3.1 s on four
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,9 @@ def test_later_hosts_receive_a_layer_while_the_first_host_still_reads_it(
         assert registry_uplink.sent <= size * 1.02, f"the registry sent {registry_uplink.sent / size:.3f}x the layer"
         gets = [r for r in open_registry.records_since(mark) if r.method == "GET" and r.blob_digest == layer]
         assert len(gets) <= 4, gets
-        # Three readers on disjoint parts at most: even then the registry uplink takes this long.
-        assert one.finished - one.started > LAYER / RATE / 3, "the registry uplink is slow"
+        # Four readers on disjoint parts at most (the GETs counted above): even then the registry uplink takes this
+        # long. (A third of the one-connection time failed once: 4.16 s against 4.19, which takes a fourth reader.)
+        assert one.finished - one.started > LAYER / RATE / 4, "the registry uplink is slow"
         for other in rest:
             # Store-and-forward would give them no byte before the first host has the whole layer.
             assert other.first_byte < one.finished - 2, (one, other, swarm.supernode.tail(30))

@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
+from fixtures.scripted_channel import ScriptedChannel
 
 from dfcommon.backoff import BackoffPolicy
 from peer import scheduler_client
@@ -126,26 +127,6 @@ async def test_a_supernode_behind_past_the_limit_is_marked_down(link_and_servers
         await link.ensure_registered()
     assert BEHIND_MIN_S - 0.5 < loop.time() - began < BEHIND_MIN_S + 2
     assert not link.up and scheduler.calls == 2
-
-
-class ScriptedChannel:
-    """A channel whose state the test moves."""
-
-    def __init__(self, state: grpc.ChannelConnectivity) -> None:
-        self.state = state
-        self.changed = asyncio.Event()
-
-    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
-        return self.state
-
-    async def wait_for_state_change(self, last: grpc.ChannelConnectivity) -> None:
-        while self.state is last:
-            await self.changed.wait()
-            self.changed.clear()
-
-    def move(self, state: grpc.ChannelConnectivity) -> None:
-        self.state = state
-        self.changed.set()
 
 
 class FirstCallTimesOut:

@@ -10,35 +10,17 @@ from typing import Any, cast
 
 import grpc
 import pytest
+from fixtures.scripted_channel import ScriptedChannel
 
 from peer.reaching import connects_within
 from peer.scheduler_client import SupernodeLink, host_info
 
 
-class ChangingChannel:
-    """A channel whose connectivity changes when the test says so (wait_for_state_change then returns)."""
-
-    def __init__(self, state: grpc.ChannelConnectivity) -> None:
-        self.state = state
-        self.changed = asyncio.Event()
-
-    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
-        return self.state
-
-    async def wait_for_state_change(self, last: grpc.ChannelConnectivity) -> None:
-        await self.changed.wait()
-        self.changed.clear()
-
-    def change(self, state: grpc.ChannelConnectivity) -> None:
-        self.state = state
-        self.changed.set()
-
-
 async def cancel_as_it_changes(
-    waiting: asyncio.Task[Any], channel: ChangingChannel, to: grpc.ChannelConnectivity
+    waiting: asyncio.Task[Any], channel: ScriptedChannel, to: grpc.ChannelConnectivity
 ) -> None:
     await asyncio.sleep(0.05)  # the task waits for a state change
-    channel.change(to)  # the wait ends ...
+    channel.move(to)  # the wait ends ...
     waiting.cancel()  # ... and the task is cancelled in the same turn of the loop
     with pytest.raises(asyncio.CancelledError):
         async with asyncio.timeout(5):
@@ -46,14 +28,14 @@ async def cancel_as_it_changes(
 
 
 async def test_a_connection_probe_cancelled_as_the_state_changes_is_cancelled() -> None:
-    channel = ChangingChannel(grpc.ChannelConnectivity.CONNECTING)
+    channel = ScriptedChannel(grpc.ChannelConnectivity.CONNECTING)
     probe = asyncio.create_task(connects_within(cast(grpc.aio.Channel, channel), 30.0, patient=True))
     await cancel_as_it_changes(probe, channel, grpc.ChannelConnectivity.TRANSIENT_FAILURE)
 
 
 async def test_a_wait_for_a_lost_connection_cancelled_as_it_is_lost_is_cancelled() -> None:
     link = SupernodeLink("127.0.0.75:1", host_info("127.0.0.75", 1, 1))
-    channel = ChangingChannel(grpc.ChannelConnectivity.READY)
+    channel = ScriptedChannel(grpc.ChannelConnectivity.READY)
     link._channel = cast(grpc.aio.Channel, channel)
     waiting = asyncio.create_task(link.connection_lost(30.0))
     await cancel_as_it_changes(waiting, channel, grpc.ChannelConnectivity.IDLE)

@@ -91,6 +91,7 @@ class Sim:
         self.task = Task("t" * 64, "http://origin/f", "", state=TaskState.RUNNING)
         self.task.content_length, self.task.piece_size, self.task.piece_count = self.size, self.piece_size, self.count
         self.seed = Peer("seed-peer", self.task.task_id, self.scheduler.hosts["seed"], state=PeerState.BACK_TO_SOURCE)
+        self.task.source_peer_id = self.seed.peer_id  # it reads all of the origin for the swarm
         self.scheduler.add_task(self.task)
         self.scheduler.add_peer(self.task, self.seed)
         self.peer_host["seed-peer"] = seed_host
@@ -188,7 +189,10 @@ class Sim:
             digest = f"blake3:{self.written:064x}"
             piece = PieceMeta(self.written, offset, size, digest)
             self.pending.extend(self.scheduler.piece_authored(self.task, self.seed, piece))
+            self.seed.count_read(1, self.piece_size, self.now)  # as Readers.take_authored does
             self.written += 1
+            if self.written == self.count:  # its read is done, as its SyncPieces stream says
+                self.pending.extend(self.scheduler.set_state(self.seed, PeerState.SUCCEEDED))
         while self.later and self.later[0][0] <= self.now + EPS:
             _, _, child, reports = heapq.heappop(self.later)
             self.report(child, reports)

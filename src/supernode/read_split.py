@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dfcommon.pieces import ranges_mask
-from supernode.resource.peer import Peer, PeerState
+from supernode.resource.peer import READ_RATE_PIECES, Peer, PeerState
 from supernode.resource.task import Task
 
 if TYPE_CHECKING:
@@ -27,9 +27,6 @@ MAX_READERS = 4
 SPLIT_MIN = 4
 SPLIT_MIN_S = 1.0
 SPLIT_MIN_BYTES = 8 << 20  # and at least this much of them: less is read before a second reader would gain much
-# Pieces a reader must have offered after its first offer before its rate is judged: the first pieces include the
-# origin's answer and arrive in one batch, which would make a fast origin look slow.
-SPLIT_RATE_PIECES = 2
 
 
 def left_to_read(task: Task, peer: Peer) -> int:
@@ -86,7 +83,7 @@ def _slowest(readers: Readers, task: Task) -> tuple[int, Peer, tuple[tuple[int, 
         reading.append((whole, ((0, task.piece_count - 1),)))
     reading += [(task.peers.get(peer_id), ranges) for peer_id, ranges in task.range_readers.items() if ranges]
     for peer, ranges in reading:
-        if peer is None or not peer.read_since or peer.read_pieces < SPLIT_RATE_PIECES or now <= peer.read_since:
+        if peer is None or not peer.read_since or peer.read_pieces < READ_RATE_PIECES or now <= peer.read_since:
             continue  # no rate yet
         first, last = ranges[-1]
         left = last - max(first, (peer.held & ranges_mask(((first, last),))).bit_length())

@@ -107,7 +107,7 @@ class Readers:
     def make(self, task: Task, peer: Peer) -> None:
         """The peer reads the origin for the swarm from now on (it is told so on its stream)."""
         task.source_peer_id = peer.peer_id
-        peer.read_since, peer.read_pieces = 0.0, 0
+        peer.restart_read()
         self.reading.add(task.task_id)
         if peer.peer_id in self.streams:
             if peer.state is not PeerState.BACK_TO_SOURCE:
@@ -131,7 +131,7 @@ class Readers:
         if task.source_peer_id == peer.peer_id:
             task.source_peer_id = ""
         if not read_split.left_to_read(task, peer):  # a new reader, or one done with its part: timed anew
-            peer.read_since, peer.read_pieces = 0.0, 0
+            peer.restart_read()
         task.range_readers[peer.peer_id] = ranges
         peer.read_mask = ranges_mask(ranges)
         self.reading.add(task.task_id)
@@ -245,10 +245,7 @@ class Readers:
                 raise InvalidArgument(f"piece {report.number} out of range: task has {task.piece_count} pieces")
             offered.extend(self.scheduler.piece_authored(task, reader, task.piece_meta(report.number, report.digest)))
             counted += 1
-        if counted and not reader.read_since:
-            reader.read_since = self.scheduler.clock()  # the rate is timed from the first offer on
-        else:
-            reader.read_pieces += counted
+        reader.count_read(counted, task.piece_size, self.scheduler.clock())
         self.streams.deliver(offered)
         if offered or reader.read_pieces:
             self.split(task)

@@ -9,6 +9,9 @@ from supernode.resource.host import Host
 
 DEFAULT_WINDOW = 16
 MAX_WINDOW = 256
+# Pieces a reader must have offered after its first offer before its read rate is known: the first pieces include
+# the origin's answer and arrive in one batch, which would make a fast origin look slow.
+READ_RATE_PIECES = 2
 
 
 class PeerState(enum.IntEnum):
@@ -48,9 +51,11 @@ class Peer:
     serving: dict[int, int] = field(default_factory=dict)  # piece number -> children fetching it from this peer now
     read_mask: int = 0  # pieces it reads from the origin for the swarm (never assigned to it from parents)
     # Its rate reading the origin for the swarm: when its first offer arrived (0.0: none yet) and the pieces it
-    # offered after that one (the wait for the origin's answer and the first batch are not a rate).
+    # offered after that one (the wait for the origin's answer and the first batch are not a rate); read_rate is
+    # that rate in bytes/s once READ_RATE_PIECES were counted (0.0 before).
     read_since: float = 0.0
     read_pieces: int = 0
+    read_rate: float = 0.0
     uploads_ok: int = 0
     uploads_failed: int = 0
     # Whether its held pieces are in the task's free_holders (Registry.update_free): from when it is first a free
@@ -59,6 +64,22 @@ class Peer:
     # (Task.evict_busy); those and the pieces it got meanwhile go back in when a slot frees.
     indexed: bool = False
     evicted: list[int] = field(default_factory=list)
+
+    def count_read(self, pieces: int, piece_size: int, now: float) -> None:
+        """It offered pieces it read from the origin for the swarm: the first offer starts the clock, later ones
+        count towards read_rate."""
+        if not pieces:
+            return
+        if not self.read_since:
+            self.read_since = now
+            return
+        self.read_pieces += pieces
+        if self.read_pieces >= READ_RATE_PIECES and now > self.read_since:
+            self.read_rate = self.read_pieces * piece_size / (now - self.read_since)
+
+    def restart_read(self) -> None:
+        """It reads anew (a new reader, or a new part): its rate is timed from its next offer on."""
+        self.read_since, self.read_pieces, self.read_rate = 0.0, 0, 0.0
 
     def holds(self, number: int) -> bool:
         """True when the peer holds the piece."""

@@ -57,7 +57,8 @@ def rank_of(
 
     The seed is the parent of last resort, but a parent that sends one piece to several children gives each a
     share of its uplink, and they all finish together with nothing to relay yet; the seed's own uplink is the
-    better second source. When every child wants the newest piece, it then spreads from the seed and from each
+    better second source (unless it reads the origin about as fast as its uplink sends: parents.first_copies_only).
+    When every child wants the newest piece, it then spreads from the seed and from each
     new holder to one child at a time, by doubling, and no child waits while a parent is free. Plain arguments,
     not an object: a frozen dataclass costs some 3 µs to build, several times the ranking itself."""
     tier = SEED if is_seed else BUSY_PEER if sending_piece else IDLE_PEER

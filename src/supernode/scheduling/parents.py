@@ -47,8 +47,12 @@ def choose(task: Task, child: Peer, number: int, seed_fanout: int) -> Peer | Non
     location = child.host.location
     cache_fill = child.host.seed_peer and bool(child.outstanding)
     seeds = [] if task.seed_inflight.get(number, 0) >= seed_fanout else free_seeds(task, number)
-    if seeds and any(holder not in task.seed_peer_ids for holder in task.holders[number]):
-        seeds = [seed_id for seed_id in seeds if not first_copies_only(task, task.peers[seed_id])]
+    if (
+        seeds
+        and (reading := [s for s in seeds if first_copies_only(task, task.peers[s])])
+        and plain_holder(task, number)
+    ):
+        seeds = [seed_id for seed_id in seeds if seed_id not in reading]
     free = task.free_parents
     busy: list[str] = []
     scanned = 0
@@ -103,6 +107,13 @@ def first_copies_only(task: Task, seed: Peer) -> bool:
     if task.source_peer_id == seed.peer_id:
         return seed.state is PeerState.BACK_TO_SOURCE
     return bool(ranges_mask(task.range_readers.get(seed.peer_id, ())) & ~seed.held)
+
+
+def plain_holder(task: Task, number: int) -> bool:
+    """True when a peer other than a seed peer holds the piece and can serve it, now or once its host has a free
+    slot (Peer.indexed: not left, distrusted or unreachable)."""
+    peers, seeds = task.peers, task.seed_peer_ids
+    return any(h not in seeds and (p := peers.get(h)) is not None and p.indexed for h in task.holders[number])
 
 
 def free_seeds(task: Task, number: int) -> list[str]:

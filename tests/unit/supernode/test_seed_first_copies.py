@@ -25,7 +25,7 @@ class Row:
     read_rate: float = UPLINK  # the seed peer's rate reading the origin (0: not known yet)
     reads: str = "all"  # "all": the task's reader of all of it; "part": a range reader of pieces 0-3; "done"
     holder: str = "busy"  # host h1 holding piece 0: "busy" (sending it to another child), "full" (no free slot),
-    # "none" (no plain host holds it)
+    # "unreachable" (a child could not reach it), "distrusted" (it served bad bytes), "none" (no plain host holds it)
 
 
 def chosen(row: Row) -> str | None:
@@ -43,10 +43,15 @@ def chosen(row: Row) -> str | None:
         holder = swarm.add("h1", [0], slots=SLOTS)
         if row.holder == "busy":
             holder.serving[0] = 1
-        else:
+        elif row.holder == "full":
             for _ in range(holder.host.capacity):
                 holder.host.started(PIECE, swarm.clock.now)
             swarm.scheduler.registry.refresh_host(holder.host)
+        elif row.holder == "unreachable":
+            swarm.scheduler.health.unreachable(holder.host)
+            swarm.scheduler.registry.refresh_host(holder.host)
+        else:
+            swarm.scheduler.distrust(task, holder)
     child = swarm.add("child")
     parent = parents.choose(task, child, 0, SEED_FANOUT)
     return None if parent is None else parent.peer_id
@@ -63,6 +68,9 @@ def chosen(row: Row) -> str | None:
         pytest.param(Row(reads="part"), "h1", id="range-reader-with-pieces-left"),
         # The first copy of a piece only the seed peer holds comes from the seed peer.
         pytest.param(Row(holder="none"), "seed", id="first-copy-from-seed"),
+        # A holder that cannot serve at all does not count: the child does not wait for it.
+        pytest.param(Row(holder="unreachable"), "seed", id="holder-unreachable"),
+        pytest.param(Row(holder="distrusted"), "seed", id="holder-distrusted"),
         # A seed peer reading well below its uplink's rate has uplink to spare: it is the second source as before.
         pytest.param(Row(read_rate=UPLINK / 2), "seed", id="slow-reader-seed-before-busy-holder"),
         pytest.param(Row(read_rate=UPLINK / 2, holder="full"), "seed", id="slow-reader-serves-when-holder-full"),

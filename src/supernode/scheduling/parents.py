@@ -93,8 +93,9 @@ def choose(task: Task, child: Peer, number: int, seed_fanout: int) -> Peer | Non
 
 def first_copies_only(task: Task, seed: Peer) -> bool:
     """True while the seed peer reads the task's origin (all of it, or parts it does not hold yet) at
-    FIRST_COPIES_SHARE of its host's upload rate or more: its uplink is then needed for the first copy of every
-    piece it reads, and a piece a plain peer holds comes from such a holder (free now, or later). Without the rule a
+    FIRST_COPIES_SHARE of its host's upload rate or more, or before that upload rate is measured: its uplink is then
+    needed for the first copy of every piece it reads, and a piece a plain peer holds comes from such a holder (free
+    now, or later). False until its read rate is known (READ_RATE_PIECES offered after its first). Without the rule a
     holder already sending the piece ranks below the seed peer, and the child after it took the piece from the seed
     peer: 3 hosts pulling 3 x 16 MiB through their mirrors, with registry, seed peer and hosts at 200 Mbit/s, took
     4.14 and 4.15 s with the seed peer sending 1.8 F; with the rule 3.49 and 3.77 s and 1.4-1.5 F (bench/README.md).

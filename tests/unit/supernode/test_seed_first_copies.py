@@ -23,13 +23,14 @@ class Row:
     """What the scheduler knows when a new child asks for piece 0."""
 
     read_rate: float = UPLINK  # the seed peer's rate reading the origin (0: not known yet)
+    uplink: float = UPLINK  # its host's measured upload rate (0: not measured yet)
     reads: str = "all"  # "all": the task's reader of all of it; "part": a range reader of pieces 0-3; "done"
     holder: str = "busy"  # host h1 holding piece 0: "busy" (sending it to another child), "full" (no free slot),
     # "unreachable" (a child could not reach it), "distrusted" (it served bad bytes), "none" (no plain host holds it)
 
 
 def chosen(row: Row) -> str | None:
-    swarm = Swarm(4, seed_pieces=1, rate=UPLINK)
+    swarm = Swarm(4, seed_pieces=1, rate=row.uplink)
     task, seed = swarm.task, swarm.seed
     if row.reads == "all":
         task.source_peer_id = seed.peer_id
@@ -66,6 +67,7 @@ def chosen(row: Row) -> str | None:
         pytest.param(Row(holder="full"), None, id="reads-at-uplink-rate-child-waits"),
         pytest.param(Row(read_rate=2 * UPLINK), "h1", id="reads-faster-than-uplink"),
         pytest.param(Row(reads="part"), "h1", id="range-reader-with-pieces-left"),
+        pytest.param(Row(uplink=0.0), "h1", id="uplink-not-measured-yet"),
         # The first copy of a piece only the seed peer holds comes from the seed peer.
         pytest.param(Row(holder="none"), "seed", id="first-copy-from-seed"),
         # A holder that cannot serve at all does not count: the child does not wait for it.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 
-from dfcommon.pieces import ranges_mask
+from supernode.read_split import left_to_read
 from supernode.resource.peer import Peer, PeerState
 from supernode.resource.task import Task
 from supernode.scheduling import evaluator
@@ -107,7 +107,7 @@ def first_copies_only(task: Task, seed: Peer) -> bool:
         return False
     if task.source_peer_id == seed.peer_id:
         return seed.state is PeerState.BACK_TO_SOURCE
-    return bool(ranges_mask(task.range_readers.get(seed.peer_id, ())) & ~seed.held)
+    return bool(left_to_read(task, seed))
 
 
 def plain_holder(task: Task, number: int) -> bool:

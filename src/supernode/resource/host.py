@@ -17,9 +17,13 @@ PIECES_PER_SLOT = 4
 UPLOAD_BUDGET_S = 0.3
 # Pieces a host may send at once before any of its uploads finished (the rate is not known yet).
 INITIAL_PIECES = 2
-# The upload rate is sampled once the host has been sending for this long, and smoothed over samples.
+# The upload rate is sampled once the host has been sending for this long, and smoothed over samples. Sending time
+# is the union of its pieces' sending times, each from when its child asked for it (PieceResult.duration_ms; the
+# assignment when not reported) to its report: the time an assignment and a report take on their way is not part
+# of it, or the rate would settle below the link by their share of the budget.
 RATE_SAMPLE_S = 0.5
 RATE_SMOOTHING = 0.5  # weight of the newest sample
+SAMPLE_SPANS = 64  # a sample also ends at this many disjoint spans of sending (many short pieces, idle between)
 
 
 @dataclass(eq=False)
@@ -44,9 +48,9 @@ class Host:
     unreachable: bool = False
     rate: float = 0.0
     piece_bytes: int = MIB  # size of the last piece assigned from it: budgets are counted in such pieces
-    _changed_at: float = 0.0  # when inflight last changed
-    _busy_time: float = 0.0  # sending time of the current sample
+    _sending: list[list[float]] = field(default_factory=list)  # the current sample's sending time: disjoint spans
     _sent: int = 0  # bytes delivered in the current sample
+    _sampled_until: float = 0.0  # the end of the last sample: sending time before it was counted there
 
     @property
     def address(self) -> str:
@@ -71,27 +75,40 @@ class Host:
             return 1 if self.inflight == 0 else 0
         return min(free, max(1, math.ceil(budget / max(1, self.piece_bytes) - 1e-9)))
 
-    def started(self, size: int, now: float) -> None:
+    def started(self, size: int) -> None:
         """A piece of size bytes was assigned with this host as parent."""
-        self._account(now)
         self.inflight += 1
         self.inflight_bytes += size
         self.piece_bytes = size
 
-    def ended(self, size: int, delivered: bool, now: float) -> None:
-        """That assignment ended: delivered, or failed / given back."""
-        self._account(now)
+    def ended(self, size: int, delivered: bool, since: float, now: float) -> None:
+        """That assignment ended: delivered, or failed / given back; the host was sending it from since to now."""
         self.inflight = max(0, self.inflight - 1)
         self.inflight_bytes = max(0, self.inflight_bytes - size)
         if delivered:
             self._sent += size
-        if self._busy_time >= RATE_SAMPLE_S or (self.inflight == 0 and self._sent and self._busy_time > 0):
-            sample = self._sent / self._busy_time
+        busy = _add_span(self._sending, max(since, self._sampled_until), now)
+        if busy > 0 and (
+            busy >= RATE_SAMPLE_S or len(self._sending) >= SAMPLE_SPANS or (self.inflight == 0 and self._sent)
+        ):
+            sample = self._sent / busy
             self.rate = sample if self.rate <= 0 else RATE_SMOOTHING * sample + (1 - RATE_SMOOTHING) * self.rate
-            self._sent, self._busy_time = 0, 0.0
+            self._sent = 0
+            self._sampled_until = max(now, self._sampled_until)
+            self._sending.clear()
 
-    def _account(self, now: float) -> None:
-        """Count the time since the last change as sending time if anything was in flight."""
-        if self.inflight > 0:
-            self._busy_time += max(0.0, now - self._changed_at)
-        self._changed_at = now
+
+def _add_span(spans: list[list[float]], start: float, end: float) -> float:
+    """Add [start, end] to spans (sorted, disjoint, merged in place); returns their total length."""
+    if end > start:
+        merged = [start, end]
+        kept = []
+        for span in spans:
+            if span[1] < merged[0] or span[0] > merged[1]:
+                kept.append(span)
+            else:
+                merged = [min(span[0], merged[0]), max(span[1], merged[1])]
+        kept.append(merged)
+        kept.sort()
+        spans[:] = kept
+    return sum(b - a for a, b in spans)

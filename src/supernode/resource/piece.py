@@ -38,3 +38,4 @@ class PieceReport:
     success: bool
     failure: Failure = Failure.NONE
     digest: str = ""  # the piece's digest, from a peer that read it from the origin for the swarm
+    sending_s: float = 0.0  # the child's time from asking its parent for the piece to storing it (0: not reported)

@@ -95,7 +95,14 @@ def reports(results: list[scheduler_pb2.PieceResult]) -> list[PieceReport]:
     for r in results:
         failure = Failure(r.failure) if r.failure in Failure._value2member_map_ else Failure.LOCAL
         out.append(
-            PieceReport(r.piece_number, r.parent_peer_id, r.success, Failure.NONE if r.success else failure, r.digest)
+            PieceReport(
+                r.piece_number,
+                r.parent_peer_id,
+                r.success,
+                Failure.NONE if r.success else failure,
+                r.digest,
+                r.duration_ms / 1000,
+            )
         )
     return out
 

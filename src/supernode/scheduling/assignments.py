@@ -44,22 +44,24 @@ class AssignmentBook:
 
     def assign(self, child: Peer, parent: Peer, piece: PieceMeta) -> Assignment:
         """Record that child fetches piece from parent from now on."""
-        deadline = self.clock() + self.timeout
-        child.outstanding[piece.number] = Outstanding(parent.peer_id, deadline, piece.size)
+        now = self.clock()
+        deadline = now + self.timeout
+        child.outstanding[piece.number] = Outstanding(parent.peer_id, deadline, piece.size, now)
         child.pending |= 1 << piece.number
         parent.uploading.add((child.peer_id, piece.number))
         parent.serving[piece.number] = parent.serving.get(piece.number, 0) + 1
         if parent.host.seed_peer:
             self._seed_started(self.registry.tasks[child.task_id], piece.number)
         was_free = parent.host.free_slots > 0
-        parent.host.started(piece.size, self.clock())
+        parent.host.started(piece.size)
         self._upload_changed(parent.host, was_free)
         heapq.heappush(self.deadlines, (deadline, child.peer_id, piece.number, parent.peer_id))
         self.live += 1
         return Assignment(child.peer_id, piece, parent)
 
-    def release(self, child: Peer, number: int, delivered: bool = False) -> Peer | None:
-        """Forget an outstanding assignment (delivered: the parent sent the piece); returns its parent if known."""
+    def release(self, child: Peer, number: int, delivered: bool = False, sending_s: float = 0.0) -> Peer | None:
+        """Forget an outstanding assignment (delivered: the parent sent the piece, in sending_s seconds as the child
+        timed it, 0 when it did not say); returns its parent if known."""
         current = child.outstanding.pop(number, None)
         if current is None:
             return None
@@ -76,7 +78,9 @@ class AssignmentBook:
             if parent.host.seed_peer:
                 self._seed_ended(self.registry.tasks.get(child.task_id), number)
             was_free = parent.host.free_slots > 0
-            parent.host.ended(current.size, delivered, self.clock())
+            now = self.clock()
+            since = max(current.assigned_at, now - sending_s) if delivered and sending_s > 0 else current.assigned_at
+            parent.host.ended(current.size, delivered, since, now)
             self._upload_changed(parent.host, was_free)
         return parent
 

@@ -274,7 +274,7 @@ class Scheduler:
         freed = 0
         if current is not None and (report.success or current.parent_id == report.parent_id):
             delivered = report.success and current.parent_id == report.parent_id
-            freed = 1 if self.book.release(peer, report.number, delivered) is not None else 0
+            freed = 1 if self.book.release(peer, report.number, delivered, report.sending_s) is not None else 0
         parent = task.peers.get(report.parent_id) if report.parent_id else None
         if report.success:
             self.health.served(peer.peer_id)

@@ -102,10 +102,10 @@ def test_the_index_stays_exact_through_random_events() -> None:
             registry.unhold(task, peer, rng.randrange(PIECES))
         elif event < 0.53:
             if host.inflight < host.capacity:
-                host.started(PIECE, now[0])  # an upload from the host: its slots fill
+                host.started(PIECE)  # an upload from the host: its slots fill
                 registry.refresh_host(host)
         elif event < 0.67:
-            host.ended(PIECE, True, now[0])
+            host.ended(PIECE, True, now[0] - 0.1, now[0])
             registry.refresh_host(host)
         elif event < 0.69:
             host.unreachable = not host.unreachable
@@ -153,14 +153,14 @@ def test_a_parents_slots_filling_and_freeing_does_not_walk_the_pieces_it_holds()
     host = parent.host
     for turn in range(100):
         for _ in range(host.capacity):
-            host.started(PIECE, swarm.clock.now)
+            host.started(PIECE)
         registry.refresh_host(host)
         assert parent.peer_id not in task.free_parents
         assert not registry.servable(task)
         if turn % 10 == 0:  # a choice meets it busy: moved out of that piece's holders until it is free again
             assert parents.choose(task, child, turn, SEED_FANOUT) is None
         for _ in range(host.capacity):
-            host.ended(PIECE, True, swarm.clock.now)
+            host.ended(PIECE, True, swarm.clock.now, swarm.clock.now)
         registry.refresh_host(host)
         assert parents.choose(task, child, turn, SEED_FANOUT) is parent
     assert registry.servable(task) == (1 << pieces) - 1

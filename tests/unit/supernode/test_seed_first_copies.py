@@ -46,7 +46,7 @@ def chosen(row: Row) -> str | None:
             holder.serving[0] = 1
         elif row.holder == "full":
             for _ in range(holder.host.capacity):
-                holder.host.started(PIECE, swarm.clock.now)
+                holder.host.started(PIECE)
             swarm.scheduler.registry.refresh_host(holder.host)
         elif row.holder == "unreachable":
             swarm.scheduler.health.unreachable(holder.host)

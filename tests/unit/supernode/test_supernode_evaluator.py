@@ -66,7 +66,7 @@ def chosen(holders: list[Holder], child_location: str) -> int | None:
         peer.uploads_ok, peer.uploads_failed = holder.ok, holder.failed
         host = peer.host
         for _ in range(host.capacity - holder.free):
-            host.started(PIECE, swarm.clock.now)
+            host.started(PIECE)
         swarm.scheduler.registry.refresh_host(host)
         if holder.sending:
             peer.serving[0] = 1

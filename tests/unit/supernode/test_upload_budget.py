@@ -29,27 +29,52 @@ def host(slots: int = 8, rate: float = 0.0) -> Host:
 def test_free_slots(slots: int, rate: float, inflight: int, expected: int) -> None:
     h = host(slots, rate)
     for _ in range(inflight):
-        h.started(PIECE, 0.0)
+        h.started(PIECE)
     assert h.free_slots == expected
 
 
 def test_rate_is_bytes_delivered_per_second_of_sending() -> None:
     h = host()
-    h.started(PIECE, 10.0)
-    h.started(PIECE, 10.0)
-    h.ended(PIECE, True, 10.5)
-    h.ended(PIECE, True, 11.0)  # two pieces in 1 s of sending
+    h.started(PIECE)
+    h.started(PIECE)
+    h.ended(PIECE, True, 10.0, 10.5)
+    h.ended(PIECE, True, 10.0, 11.0)  # two pieces in 1 s of sending
     assert h.rate == pytest.approx(2 * PIECE)
-    h.started(PIECE, 50.0)  # idle time between does not count
-    h.ended(PIECE, True, 50.0 + RATE_SAMPLE_S)
+    h.started(PIECE)  # idle time between does not count
+    h.ended(PIECE, True, 50.0, 50.0 + RATE_SAMPLE_S)
     assert h.rate == pytest.approx((2 * PIECE + PIECE / RATE_SAMPLE_S) / 2)
+
+
+def test_overlapping_and_separate_sends_count_once() -> None:
+    h = host()
+    for _ in range(4):
+        h.started(PIECE)
+    h.ended(PIECE, True, 1.0, 1.1)
+    h.ended(PIECE, True, 1.05, 1.2)  # overlaps the first: [1.0, 1.2]
+    h.ended(PIECE, True, 1.3, 1.4)  # a gap of 0.1 s that is not sending
+    h.ended(PIECE, True, 0.95, 1.45)  # covers the gap and more: [0.95, 1.45]
+    assert h.rate == pytest.approx(4 * PIECE / 0.5)
 
 
 def test_failed_uploads_lower_the_rate() -> None:
     h = host(rate=100 * PIECE)
-    h.started(PIECE, 0.0)
-    h.ended(PIECE, False, 30.0)  # timed out: 30 s of sending, nothing delivered
+    h.started(PIECE)
+    h.ended(PIECE, False, 0.0, 30.0)  # timed out: 30 s of sending, nothing delivered
     assert h.rate == pytest.approx(50 * PIECE)
+
+
+def test_the_rate_leaves_out_the_time_assignments_and_reports_spend_on_the_way() -> None:
+    """A child reports how long it took from asking for the piece to storing it: the time before (the assignment on
+    its way to the child) and after (the report on its way back) is not the parent's sending time."""
+    swarm = Swarm(2)  # its seed peer still reads: it sends no piece a plain peer holds
+    swarm.add("a", [0, 1], rate=0.0)  # not measured yet: INITIAL_PIECES at once
+    child = swarm.add("c")
+    parent = swarm.peers["a"].host
+    assert sorted(pairs(swarm.scheduler.connect(child, 2))) == [(0, "a"), (1, "a")]
+    assert parent.inflight == 2
+    swarm.clock.now += 0.5  # 0.1 s of latency, 0.4 s of sending both pieces one after the other
+    swarm.scheduler.report(child, [PieceReport(0, "a", True, sending_s=0.2), PieceReport(1, "a", True, sending_s=0.4)])
+    assert parent.rate == pytest.approx(2 * PIECE / 0.4)
 
 
 def test_a_slow_parent_serves_one_child_at_a_time_and_the_others_go_elsewhere() -> None:

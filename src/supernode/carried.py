@@ -88,7 +88,7 @@ def narrow(readers: Readers, task: Task, held: int) -> None:
     all it lacks reads what is unread; a reader of ranges, its ranges without them). A reader left with nothing
     to read goes on as it was (ranges of none would mean all it lacks)."""
     whole = readers.source(task)
-    if whole is not None and readers.is_reading(task, whole):
+    if whole is not None and task.reads_all(whole):
         lacking = ranges_mask(((0, task.piece_count - 1),)) & ~whole.held
         if (unread := readers.unread(task, whole.peer_id)) and unread != lacking:
             readers.read_ranges(task, whole, mask_ranges(unread))

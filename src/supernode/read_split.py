@@ -79,7 +79,7 @@ def _slowest(readers: Readers, task: Task) -> tuple[int, Peer, tuple[tuple[int, 
     best: tuple[float, int, Peer, tuple[tuple[int, int], ...]] | None = None
     whole = task.peers.get(task.source_peer_id) if task.source_peer_id else None
     reading: list[tuple[Peer | None, tuple[tuple[int, int], ...]]] = []
-    if whole is not None and readers.is_reading(task, whole):
+    if whole is not None and task.reads_all(whole):
         reading.append((whole, ((0, task.piece_count - 1),)))
     reading += [(task.peers.get(peer_id), ranges) for peer_id, ranges in task.range_readers.items() if ranges]
     for peer, ranges in reading:

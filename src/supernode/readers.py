@@ -96,10 +96,6 @@ class Readers:
             return None  # done, but not every piece was offered (its stream broke): others read the rest
         return peer
 
-    def is_reading(self, task: Task, peer: Peer) -> bool:
-        """True when the peer reads all of the task's origin for the swarm right now."""
-        return task.source_peer_id == peer.peer_id and peer.state is PeerState.BACK_TO_SOURCE
-
     def reads_ranges(self, task: Task, peer: Peer) -> tuple[tuple[int, int], ...]:
         """The parts of the origin the peer reads for the swarm while it fetches the rest (none: not such a reader)."""
         return task.range_readers.get(peer.peer_id, ())
@@ -324,7 +320,7 @@ class Readers:
         for tid in list(self.reading):
             task = self.scheduler.tasks.get(tid)
             whole = task.peers.get(task.source_peer_id) if task is not None and task.source_peer_id else None
-            if task is None or not (task.range_readers or (whole is not None and self.is_reading(task, whole))):
+            if task is None or not (task.range_readers or (whole is not None and task.reads_all(whole))):
                 self.reading.discard(tid)
             else:
                 self.streams.broadcast(task)

@@ -77,9 +77,7 @@ class Streamless:
     def _reads(self, peer: Peer) -> bool:
         """True while the peer reads the origin for the swarm (all of it, or parts)."""
         task = self._scheduler.tasks.get(peer.task_id)
-        return task is not None and (
-            self._readers.is_reading(task, peer) or bool(self._readers.reads_ranges(task, peer))
-        )
+        return task is not None and (task.reads_all(peer) or bool(self._readers.reads_ranges(task, peer)))
 
     def _stop_reading(self, peer_id: str, why: str) -> None:
         """The peer, if it still reads without a stream, no longer does: another one reads what is unread."""

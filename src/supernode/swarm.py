@@ -230,7 +230,7 @@ class Swarm:
         self._check_reports(task, reports)
         outbox = self.streams.open(peer_id)
         self.streamless.opened(peer_id)
-        if self.readers.is_reading(task, peer):
+        if task.reads_all(peer):
             self.readers.take_authored(task, peer, reports, origin)
             carried.shaped(self.readers, task)
             outbox.put_nowait(TaskChanged(task))
@@ -288,7 +288,7 @@ class Swarm:
         self._check_reports(task, reports)
         if window:
             peer.window = min(window, MAX_WINDOW)
-        if self.readers.is_reading(task, peer):
+        if task.reads_all(peer):
             self.readers.take_authored(task, peer, reports, origin)
             if task.carried:
                 carried.shaped(self.readers, task)

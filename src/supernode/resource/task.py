@@ -8,7 +8,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from dfcommon.pieces import piece_span
-from supernode.resource.peer import Peer
+from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import PieceMeta, PieceReport
 from supernode.resource.piece_counts import PieceCounts
 
@@ -104,6 +104,10 @@ class Task:
         """Piece `number` of this task (its length known) with the digest its author gave."""
         offset, size = piece_span(number, self.content_length, self.piece_size)
         return PieceMeta(number, offset, size, digest)
+
+    def reads_all(self, peer: Peer) -> bool:
+        """True when the peer reads all of the origin for the swarm right now."""
+        return self.source_peer_id == peer.peer_id and peer.state is PeerState.BACK_TO_SOURCE
 
     def is_complete(self, peer: Peer) -> bool:
         """True when the peer holds every piece of a task whose length is known."""

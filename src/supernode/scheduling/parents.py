@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 
 from supernode.read_split import left_to_read
-from supernode.resource.peer import Peer, PeerState
+from supernode.resource.peer import Peer
 from supernode.resource.task import Task
 from supernode.scheduling import evaluator
 
@@ -105,8 +105,8 @@ def first_copies_only(task: Task, seed: Peer) -> bool:
     host = seed.host
     if seed.read_rate <= 0 or (host.rate > 0 and seed.read_rate < FIRST_COPIES_SHARE * host.rate):
         return False
-    if task.source_peer_id == seed.peer_id:
-        return seed.state is PeerState.BACK_TO_SOURCE
+    if task.reads_all(seed):
+        return True
     return bool(left_to_read(task, seed))
 
 

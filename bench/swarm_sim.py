@@ -49,7 +49,7 @@ class Stream:
     parent_id: str
     pieces: list[PieceSpec]
     left: float  # bytes of the current piece still to send
-    started: float
+    started: float  # when the current piece began to be sent (the child's request of it: PieceResult.duration_ms)
 
 
 @dataclass
@@ -173,11 +173,12 @@ class Sim:
         for host, s in finished:
             piece = s.pieces.pop(0)
             s.child.held.add(piece.number)
-            self.report(s.child, [PieceReport(piece.number, s.parent_id, True)])
+            self.report(s.child, [PieceReport(piece.number, s.parent_id, True, sending_s=self.now - s.started)])
             if len(s.child.held) == self.count and s.child.done_at < 0:
                 s.child.done_at = self.now
             if s.pieces:
                 s.left = s.pieces[0].size
+                s.started = self.now
             else:
                 host.streams.remove(s)
                 s.child.queue.release()

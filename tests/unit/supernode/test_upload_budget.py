@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from swarm_builder import PIECE, Swarm, pairs
 
-from supernode.resource.host import INITIAL_PIECES, RATE_SAMPLE_S, UPLOAD_BUDGET_S, Host
+from supernode.resource.host import INITIAL_PIECES, RATE_SAMPLE_S, SAMPLE_SPANS, UPLOAD_BUDGET_S, Host
 from supernode.resource.piece import PieceReport
 
 
@@ -54,6 +54,18 @@ def test_overlapping_and_separate_sends_count_once() -> None:
     h.ended(PIECE, True, 1.3, 1.4)  # a gap of 0.1 s that is not sending
     h.ended(PIECE, True, 0.95, 1.45)  # covers the gap and more: [0.95, 1.45]
     assert h.rate == pytest.approx(4 * PIECE / 0.5)
+
+
+def test_many_short_sends_with_idle_time_between_end_a_sample() -> None:
+    """Short pieces with idle time between (one piece at a time, 5 ms each) give a rate once SAMPLE_SPANS of them
+    were sent, long before RATE_SAMPLE_S of sending, and the idle time is not part of it."""
+    h = host()
+    h.started(PIECE)  # one more stays in flight throughout
+    for n in range(SAMPLE_SPANS):
+        h.started(PIECE)
+        assert h.rate == 0
+        h.ended(PIECE, True, n * 1.0, n * 1.0 + 0.005)
+    assert h.rate == pytest.approx(PIECE / 0.005)
 
 
 def test_failed_uploads_lower_the_rate() -> None:

@@ -142,8 +142,10 @@ def swarm(
     piece_size: str | None,
     seeds: Sequence[NetHost] = (),
     upload_slots: int | None = None,
+    in_process_seed: bool = True,
 ) -> Iterator[tuple[dict[str, Path], list[int]]]:
-    """A new supernode, one new seed peer (`dfdaemon --seed`) per seed and one new dfdaemon per host (empty caches).
+    """A new supernode, one new seed peer (`dfdaemon --seed`) per seed and one new dfdaemon per host (empty caches);
+    the supernode runs a seed peer of its own unless there are seeds or in_process_seed is False.
 
     Yields once every seed peer takes the supernode's orders: each host's dfget socket by netns and the PIDs of the
     supernode and the dfdaemons (seed peers included).
@@ -158,7 +160,7 @@ def swarm(
             *("--listen", supernode_addr, "--advertise-ip", sn.ip, "--data-dir", str(workdir / "supernode")),
             *("--origin-fetch", origin_fetch),
             *(("--piece-size", piece_size) if piece_size else ()),
-            *(("--no-seed-peer",) if seeds else ()),  # with seed peers of their own, none in the supernode
+            *(("--no-seed-peer",) if seeds or not in_process_seed else ()),  # seed peers of their own: none in it
             *(("--seed-upload-slots", str(upload_slots)) if upload_slots else ()),
         ]
         proc = start_in(sn, "supernode", argv, workdir / "supernode.log", sn.ip, SUPERNODE_PORT)

@@ -33,19 +33,9 @@ from fixtures.processes import console_script  # noqa: E402
 from netns import NetHost, NetnsError, bridged_hosts  # noqa: E402
 from scale_bench import MiB, compile_bytecode, sha256_hex, write_random  # noqa: E402
 from scale_testbed import BRIDGE_NETNS, Origin, children_cpu, make_testbed, process_cpu, run_at_once, swarm  # noqa: E402
+from vm_memory import warm_free_memory  # noqa: E402
 
 MB = 1e6
-
-
-def scratch(workdir: Path, size: int) -> None:
-    """Write and delete size bytes under workdir: the VM gives freed memory back to its host, and the first touch
-    of such memory is slow, so each timed transfer starts on memory touched alike (bench/README.md)."""
-    path = workdir / "scratch"
-    with path.open("wb") as out:
-        block = b"\0" * (8 * MiB)
-        for _ in range(size // len(block)):
-            out.write(block)
-    path.unlink()
 
 
 def timed(host: NetHost, argv: list[str], what: str) -> float:
@@ -79,7 +69,7 @@ def one_run(
     figures: dict[str, float] = {}
     for what in ("p2p", "curl") if run % 2 == 0 else ("curl", "p2p"):
         target = out / f"b-{what}"
-        scratch(args.work_dir, 2 * size)
+        warm_free_memory(args.work_dir, 2 * size)  # each timed transfer starts on memory touched alike
         if what == "curl":
             figures["curl_s"] = timed(b, ["curl", "-sS", "--fail", "-o", str(target), origin.url(name)], "curl on B")
         else:

@@ -31,7 +31,6 @@ class Outstanding:
     parent_id: str
     deadline: float
     size: int = 0  # the piece's bytes (the parent host's upload budget counts them)
-    assigned_at: float = 0.0
 
 
 @dataclass(eq=False)

@@ -44,9 +44,8 @@ class AssignmentBook:
 
     def assign(self, child: Peer, parent: Peer, piece: PieceMeta) -> Assignment:
         """Record that child fetches piece from parent from now on."""
-        now = self.clock()
-        deadline = now + self.timeout
-        child.outstanding[piece.number] = Outstanding(parent.peer_id, deadline, piece.size, now)
+        deadline = self.clock() + self.timeout
+        child.outstanding[piece.number] = Outstanding(parent.peer_id, deadline, piece.size)
         child.pending |= 1 << piece.number
         parent.uploading.add((child.peer_id, piece.number))
         parent.serving[piece.number] = parent.serving.get(piece.number, 0) + 1
@@ -79,7 +78,8 @@ class AssignmentBook:
                 self._seed_ended(self.registry.tasks.get(child.task_id), number)
             was_free = parent.host.free_slots > 0
             now = self.clock()
-            since = max(current.assigned_at, now - sending_s) if delivered and sending_s > 0 else current.assigned_at
+            assigned_at = current.deadline - self.timeout
+            since = max(assigned_at, now - sending_s) if delivered and sending_s > 0 else assigned_at
             parent.host.ended(current.size, delivered, since, now)
             self._upload_changed(parent.host, was_free)
         return parent

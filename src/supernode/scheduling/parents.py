@@ -105,9 +105,7 @@ def first_copies_only(task: Task, seed: Peer) -> bool:
     host = seed.host
     if seed.read_rate <= 0 or (host.rate > 0 and seed.read_rate < FIRST_COPIES_SHARE * host.rate):
         return False
-    if task.reads_all(seed):
-        return True
-    return bool(left_to_read(task, seed))
+    return task.reads_all(seed) or bool(left_to_read(task, seed))
 
 
 def plain_holder(task: Task, number: int) -> bool:

@@ -102,6 +102,7 @@ class Scheduler:
     def connect(self, peer: Peer, window: int) -> list[Assignment]:
         """The peer opened its stream."""
         peer.connected = True
+        peer.last_piece_at = self.clock()
         return self.set_window(peer, window)
 
     def disconnect(self, peer: Peer) -> list[Assignment]:
@@ -125,6 +126,7 @@ class Scheduler:
         digest known already stays: every consumer checks the whole content anyway)."""
         task.pieces.setdefault(piece.number, piece)
         task.authors.add(author.peer_id)
+        author.last_piece_at = self.clock()
         return self._wake(task, self._hold(task, author, piece.number))
 
     def report(self, peer: Peer, reports: Iterable[PieceReport]) -> list[Assignment]:
@@ -229,6 +231,9 @@ class Scheduler:
         if free <= 0 or task.is_complete(peer):
             task.starved.pop(peer.peer_id, None)
             return []
+        if parents.copy_waits(task, peer, self.clock()):
+            self._starve(task, peer.peer_id)  # woken by the reports of the plain peers it waits for
+            return []
         exclude = peer.held | peer.pending | peer.read_mask
         servable = self.registry.servable(task) & ~exclude
         if not servable:
@@ -278,6 +283,7 @@ class Scheduler:
         parent = task.peers.get(report.parent_id) if report.parent_id else None
         if report.success:
             self.health.served(peer.peer_id)
+            peer.last_piece_at = self.clock()
             if parent is not None:
                 parent.uploads_ok += 1
             held = self._hold(task, peer, report.number)

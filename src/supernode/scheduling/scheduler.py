@@ -231,11 +231,11 @@ class Scheduler:
         if free <= 0 or task.is_complete(peer):
             task.starved.pop(peer.peer_id, None)
             return []
-        if parents.copy_waits(task, peer, self.clock()):
-            self._starve(task, peer.peer_id)  # woken by the reports of the plain peers it waits for
-            return []
         exclude = peer.held | peer.pending | peer.read_mask
         servable = self.registry.servable(task) & ~exclude
+        copy_waits = parents.copy_waits(task, peer, self.clock())
+        if copy_waits:
+            servable &= task.buckets.get(1, 0)  # only pieces one peer holds (woken when others hold more)
         if not servable:
             self._starve(task, peer.peer_id)
             return []
@@ -251,7 +251,7 @@ class Scheduler:
                 piece = task.pieces.get(number)
                 if piece is None:
                     continue  # held by peers, but no digest to give for it (yet)
-                parent = parents.choose(task, peer, number, fanout)
+                parent = parents.choose(task, peer, number, fanout, copy_waits)
                 if parent is None or (parent.host.seed_peer and task.seed_inflight.get(number, 0) >= fanout):
                     misses += 1
                     continue
@@ -339,7 +339,8 @@ class Scheduler:
         return out
 
     def _wake(self, task: Task, budget: int) -> list[Assignment]:
-        """Give up to budget starved peers of the task something to fetch, oldest first.
+        """Give up to budget starved peers of the task something to fetch: of the oldest budget + WAKE_SKIPS, those
+        furthest from done first (peers that finish together finish soonest: a slot that freed goes to the laggard).
 
         Peers that lack nothing a free parent holds are moved to the back without a fill.
         """
@@ -365,3 +366,8 @@ class Scheduler:
                 if budget <= 0 or not servable:
                     break
         return out
+
+
+def _progress(peer: Peer | None) -> int:
+    """Pieces the peer holds or has under way (a peer gone sorts first and is dropped)."""
+    return -1 if peer is None else peer.held_count + len(peer.outstanding)

@@ -414,19 +414,35 @@ def test_a_seed_peers_copy_waits_until_the_plain_peers_hold_everything() -> None
 def test_a_seed_peers_copy_waits_only_for_the_plain_peers_still_in_the_task() -> None:
     """A host that lacks pieces holds the copy back while it is in the task; once it leaves, its pieces no longer
     count, and the copy goes on (Task.plain_held follows holds, losses and departures)."""
-    swarm = Swarm(2)
-    a = swarm.add("a", held=[0, 1])
+    swarm = Swarm(3)
+    a = swarm.add("a", held=[0, 1, 2])
+    swarm.add("b", held=[0, 1, 2])
     swarm.scheduler.remove_peer(swarm.seed)
     c = swarm.add("c", held=[0])
     cache = _cache_peer(swarm)
-    assert swarm.scheduler.connect(cache, 2) == []
-    assert swarm.task.plain_held == 3
-    swarm.scheduler.registry.unhold(swarm.task, a, 1)  # a's cache lost piece 1
-    assert swarm.task.plain_held == 2
-    swarm.scheduler.report(a, [PieceReport(1, "", True)])
-    got = swarm.scheduler.remove_peer(c)  # c leaves with piece 1 missing
-    assert swarm.task.plain_held == 2
-    assert pairs(got) == [(0, "a")], "a sends nothing now: the cache copies"
+    assert swarm.scheduler.connect(cache, 2) == [], "every piece has two holders: nothing at risk"
+    assert swarm.task.plain_held == 7
+    swarm.scheduler.registry.unhold(swarm.task, a, 2)  # a's cache lost piece 2
+    assert swarm.task.plain_held == 6
+    swarm.scheduler.report(a, [PieceReport(2, "", True)])
+    assert swarm.task.plain_held == 7
+    got = swarm.scheduler.remove_peer(c)  # c leaves with pieces 1 and 2 missing
+    assert swarm.task.plain_held == 6
+    assert sorted(x.piece.number for x in got if x.child_id == "cache") == [0, 1], "a and b send nothing: it copies"
+
+
+def test_a_waiting_seed_peer_copies_a_piece_only_one_peer_holds_from_a_parent_sending_nothing() -> None:
+    """The cache keeps a copy of what exists once: were its only holder lost, the origin would be read again. It
+    takes such a piece only from a parent sending nothing, so the hosts' downloads do not wait for it."""
+    swarm = Swarm(2)
+    swarm.add("a", held=[0, 1])
+    swarm.scheduler.remove_peer(swarm.seed)  # a is the only holder of both
+    b = swarm.add("b")
+    assert pairs(swarm.scheduler.connect(b, 1)) == [(0, "a")]
+    cache = _cache_peer(swarm)
+    assert swarm.scheduler.connect(cache, 2) == [], "a is sending"
+    got = swarm.scheduler.report(b, [PieceReport(0, "a", True)])  # a is idle; piece 0 has two holders now
+    assert [(x.piece.number, x.parent.peer_id) for x in got if x.child_id == "cache"] == [(1, "a")]
 
 
 def test_a_waiting_seed_peer_takes_one_piece_from_a_busy_parent_after_its_patience() -> None:

@@ -235,7 +235,7 @@ class Scheduler:
         servable = self.registry.servable(task) & ~exclude
         copy_waits = parents.copy_waits(task, peer, self.clock())
         if copy_waits:
-            servable &= task.buckets.get(1, 0)  # only pieces one peer holds (woken when others hold more)
+            servable &= task.buckets.get(1, 0)  # while it waits: only pieces one peer alone holds
         if not servable:
             self._starve(task, peer.peer_id)
             return []
@@ -339,8 +339,7 @@ class Scheduler:
         return out
 
     def _wake(self, task: Task, budget: int) -> list[Assignment]:
-        """Give up to budget starved peers of the task something to fetch: of the oldest budget + WAKE_SKIPS, those
-        furthest from done first (peers that finish together finish soonest: a slot that freed goes to the laggard).
+        """Give up to budget starved peers of the task something to fetch, oldest first.
 
         Peers that lack nothing a free parent holds are moved to the back without a fill.
         """
@@ -366,8 +365,3 @@ class Scheduler:
                 if budget <= 0 or not servable:
                     break
         return out
-
-
-def _progress(peer: Peer | None) -> int:
-    """Pieces the peer holds or has under way (a peer gone sorts first and is dropped)."""
-    return -1 if peer is None else peer.held_count + len(peer.outstanding)

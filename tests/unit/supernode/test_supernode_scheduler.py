@@ -394,9 +394,9 @@ def _cache_peer(swarm: Swarm) -> Peer:
 
 
 def test_a_seed_peers_copy_waits_until_the_plain_peers_hold_everything() -> None:
-    """The cluster's cache comes last: while a host still lacks a piece, a seed peer copies nothing from the hosts'
-    uplinks; the report that completes the last host wakes it, and it copies from the parents, idle by then (one
-    piece under way from each: choose)."""
+    """The cluster's cache comes last: while a host still lacks a piece, a seed peer takes nothing from a parent
+    that is sending; the report that completes the last host wakes it, and it copies from the parents, idle by then
+    (one piece under way from each: choose)."""
     swarm = Swarm(4)
     swarm.add("a", held=[0, 1, 2, 3])
     swarm.scheduler.remove_peer(swarm.seed)  # a is the only holder

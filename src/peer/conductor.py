@@ -301,10 +301,9 @@ class Conductor:
             self.phase.move(Phase.READING)
         allowed = ranges_mask(ranges) if ranges else None
         if self.swarm_read.running:
-            self.swarm_read.narrow(allowed)
+            self.swarm_read.narrow(allowed, ranges)
             return
-        self.swarm_read.part = allowed is not None
-        if self.swarm_read.start(algorithm, lambda chosen: self._origin_read(chosen, allowed, piece_size), self.store):
+        if self.swarm_read.start(algorithm, lambda a: self._origin_read(a, allowed, piece_size), self.store, ranges):
             log.info("task=%s reading the origin for the swarm", self.task_id[:12])
 
     async def stop_reading(self) -> None:

@@ -4,15 +4,19 @@ A reader with much left hands the second half of it to a peer that reads nothing
 once, and the origin's bandwidth is used by more uplinks. A reader that is done with its part may take over half
 of another's: a reader left alone reads faster than its uplink alone can pass the pieces on (8 hosts on 50 Mbit/s
 uplinks, 256 MiB: one host read half of it alone at the end, and from then on its uplink was the swarm's).
+
+The reader is told first; the other peer gets the part (a Handoff) once the reader says it keeps to the rest, less
+the pieces it read meanwhile. The pieces a reader reports lag behind its read, most on a loaded host, and a part
+handed on at once was read twice (a seed peer cut at piece 25 of 49 had read 43 by the time it heard).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dfcommon.pieces import ranges_mask
+from dfcommon.pieces import mask_ranges, ranges_mask
 from supernode.resource.peer import READ_RATE_PIECES, Peer, PeerState
-from supernode.resource.task import Task
+from supernode.resource.task import Handoff, Task
 
 if TYPE_CHECKING:
     from supernode.readers import Readers
@@ -27,6 +31,9 @@ MAX_READERS = 4
 SPLIT_MIN = 4
 SPLIT_MIN_S = 1.0
 SPLIT_MIN_BYTES = 8 << 20  # and at least this much of them: less is read before a second reader would gain much
+# How long a part taken from a reader waits for the reader's word before it is handed on anyway (a dfdaemon older
+# than read_ranges_applied never says; one whose stream broke says on its next stream, or is replaced).
+HANDOFF_WAIT_S = 2.0
 
 
 def left_to_read(task: Task, peer: Peer) -> int:
@@ -43,6 +50,7 @@ def can_read(readers: Readers, task: Task, peer: Peer) -> bool:
         and peer.host.address not in task.bad_hosts
         and not peer.host.unreachable
         and readers.may_read(task, peer.host)
+        and not any(handoff.newcomer_id == peer.peer_id for handoff in task.handoffs)
     )
 
 
@@ -53,7 +61,7 @@ def split(readers: Readers, task: Task, newcomer: Peer | None = None) -> None:
     if not task.length_known or not readers.swarm_reads(task):
         return
     busy = sum(1 for peer_id in task.range_readers if (p := task.peers.get(peer_id)) and left_to_read(task, p))
-    if busy + (1 if task.source_peer_id else 0) >= MAX_READERS:
+    if busy + len(task.handoffs) + (1 if task.source_peer_id else 0) >= MAX_READERS:
         return
     best = _slowest(readers, task)
     if best is None:
@@ -69,8 +77,37 @@ def split(readers: Readers, task: Task, newcomer: Peer | None = None) -> None:
     first, last = ranges[-1]
     reading_now = last - left
     cut = (reading_now + last + 2) // 2  # the owner keeps reading_now..cut-1, the newcomer reads cut..last
+    task.handoffs.append(Handoff(owner.peer_id, newcomer.peer_id, cut, last, readers.scheduler.clock()))
     readers.read_ranges(task, owner, (*ranges[:-1], (first, cut - 1)))
-    readers.read_ranges(task, newcomer, ((cut, last),))
+
+
+def applied(readers: Readers, task: Task, owner: Peer, mask: int) -> None:
+    """The owner keeps to the pieces in mask now, and reported every piece it stored: the parts taken from it that
+    lie outside mask go on."""
+    for handoff in [h for h in task.handoffs if h.owner_id == owner.peer_id]:
+        if not mask & ranges_mask(((handoff.first, handoff.last),)):
+            hand_on(readers, task, handoff)
+
+
+def hand_on(readers: Readers, task: Task, handoff: Handoff) -> None:
+    """The part goes to its newcomer (else to whoever Readers.replace chooses), less the pieces its owner holds."""
+    task.handoffs.remove(handoff)
+    owner = task.peers.get(handoff.owner_id)
+    part = ranges_mask(((handoff.first, handoff.last),)) & ~(owner.held if owner is not None else 0)
+    if not part:
+        return
+    newcomer = task.peers.get(handoff.newcomer_id)
+    if newcomer is not None and can_read(readers, task, newcomer):
+        readers.read_ranges(task, newcomer, mask_ranges(part))
+    else:
+        readers.replace(task.task_id)
+
+
+def overdue(readers: Readers, task: Task) -> None:
+    """Parts whose owner has not said for HANDOFF_WAIT_S go on."""
+    now = readers.scheduler.clock()
+    for handoff in [h for h in task.handoffs if now - h.since >= HANDOFF_WAIT_S]:
+        hand_on(readers, task, handoff)
 
 
 def _slowest(readers: Readers, task: Task) -> tuple[int, Peer, tuple[tuple[int, int], ...]] | None:

@@ -100,6 +100,15 @@ class Readers:
         """The parts of the origin the peer reads for the swarm while it fetches the rest (none: not such a reader)."""
         return task.range_readers.get(peer.peer_id, ())
 
+    def own_pieces(self, task: Task, peer: Peer) -> int:
+        """The pieces a range reader's digests count for (a bitmask): its ranges, and the parts taken from it that
+        are not handed on yet (it may have read into them before it heard: read_split)."""
+        mask = ranges_mask(task.range_readers.get(peer.peer_id, ()))
+        for handoff in task.handoffs:
+            if handoff.owner_id == peer.peer_id:
+                mask |= ranges_mask(((handoff.first, handoff.last),))
+        return mask
+
     def make(self, task: Task, peer: Peer) -> None:
         """The peer reads the origin for the swarm from now on (it is told so on its stream)."""
         task.source_peer_id = peer.peer_id
@@ -140,6 +149,16 @@ class Readers:
     def split(self, task: Task, newcomer: Peer | None = None) -> None:
         """A reader with much left hands half of it to a peer that reads nothing now (supernode.read_split)."""
         read_split.split(self, task, newcomer)
+
+    def applied(self, task: Task, peer: Peer, mask: int) -> None:
+        """The reader keeps to the pieces in mask now: the parts taken from it go on (supernode.read_split)."""
+        read_split.applied(self, task, peer, mask)
+
+    def hand_on_overdue(self) -> None:
+        """Parts taken from readers that did not say they keep to the rest go on (supernode.read_split)."""
+        for tid in list(self.reading):
+            if (task := self.scheduler.tasks.get(tid)) is not None and task.handoffs:
+                read_split.overdue(self, task)
 
     def replace(self, tid: str) -> None:
         """A reader of the task is gone or failed: a seed peer (connected, else ordered now) or else the connected
@@ -190,6 +209,8 @@ class Readers:
         for peer_id, ranges in task.range_readers.items():
             if peer_id != reader_id:
                 unread &= ~ranges_mask(ranges)
+        for handoff in task.handoffs:  # read by its newcomer soon
+            unread &= ~ranges_mask(((handoff.first, handoff.last),))
         return unread & ~ranges_mask(task.range_readers.get(reader_id, ()))
 
     def _no_seed_left(self, task: Task) -> None:
@@ -209,6 +230,7 @@ class Readers:
             return False
         if task.range_readers.pop(peer.peer_id, None) is not None:
             peer.read_mask = 0
+            task.handoffs = [h for h in task.handoffs if h.owner_id != peer.peer_id]  # unread now: replace()
             return True
         if task.source_peer_id != peer.peer_id:
             return False
@@ -276,6 +298,7 @@ class Readers:
                 self.forget(peer)
             else:
                 task.range_readers.pop(peer.peer_id, None)
+                read_split.applied(self, task, peer, 0)  # it holds every piece: nothing taken from it is left
         if digest_mismatch and not success and peer.peer_id in task.authors:
             self.scheduler.forget_pieces(task)
             log.warning(
@@ -307,6 +330,7 @@ class Readers:
             if (reader := task.peers.get(peer_id)) is not None:
                 reader.read_mask = 0
         task.range_readers.clear()
+        task.handoffs.clear()
         move_task(task, TaskState.FAILED)
         task.error = "its content did not match the digest; the peer that read the origin is no longer trusted"
         self.streams.broadcast(task)

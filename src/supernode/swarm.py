@@ -19,7 +19,6 @@ from dfcommon.digest import parse_digest
 from dfcommon.errors import InvalidArgument, NotFound, Unavailable
 from dfcommon.identity import display_url, request_task_id
 from dfcommon.metrics import PIECE_REPORTS
-from dfcommon.pieces import ranges_mask
 from supernode import carried
 from supernode.config import SupernodeConfig
 from supernode.hosts import Hosts, HostSpec
@@ -265,10 +264,11 @@ class Swarm:
         reports: list[PieceReport],
         origin: OriginAnswer | None = None,
         heartbeat: bool = False,
+        applied: int | None = None,
     ) -> None:
         """A message on a peer's stream: results and maybe a new window (and, from the task's reader, what the
-        origin answered and the digests of the pieces it stored), or the heartbeat of the peer's host alone (answered
-        with the interval). Any message shows the host alive."""
+        origin answered, the digests of the pieces it stored and the pieces it keeps to when told fewer: applied),
+        or the heartbeat of the peer's host alone (answered with the interval). Any message shows the host alive."""
         if not self.streams.is_current(peer_id, outbox):
             return
         peer = self._peer(peer_id)
@@ -276,7 +276,7 @@ class Swarm:
         if heartbeat:
             self.hosts.beat(peer.host, "stream")
             outbox.put_nowait(Beat(self.hosts.answer(peer.host)))
-            if not (reports or window or origin):
+            if not (reports or window or origin or applied is not None):
                 return
         task = self.scheduler.tasks[peer.task_id]
         if reports:
@@ -293,10 +293,12 @@ class Swarm:
             if task.carried:
                 carried.shaped(self.readers, task)
             return
-        if ranges := self.readers.reads_ranges(task, peer):  # it reads these, and fetches the rest
-            reports = self.readers.take_authored(task, peer, reports, origin, ranges_mask(ranges))
+        if self.readers.reads_ranges(task, peer):  # it reads these (and what was taken from it, until it heard)
+            reports = self.readers.take_authored(task, peer, reports, origin, self.readers.own_pieces(task, peer))
         self.streams.deliver(self.scheduler.report(peer, reports))
         self._replace_bad_readers(task, reports)
+        if applied is not None:
+            self.readers.applied(task, peer, applied)
         if peer.state is PeerState.RUNNING and self.scheduler.hopeless(peer):
             self.streams.to_source(task, peer, "its piece fetches keep failing: no parent can serve it")
             return
@@ -388,6 +390,7 @@ class Swarm:
                     self.hosts.sweep()
                     for tid in self.seed_peers.overdue():
                         self.readers.replace(tid)
+                    self.readers.hand_on_overdue()
                     self.readers.tell_waiters()
                     self.streamless.sweep(self.clock())
                     self.forget_idle_tasks()

@@ -300,13 +300,17 @@ class SwarmLink:
 
     def offer(self, number: int, digest: str) -> None:
         """A piece this peer read from the origin for the swarm is stored: its number and digest."""
-        result = scheduler_pb2.PieceResult(piece_number=number, success=True, digest=digest)
-        self._send(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, results=[result]))
+        self.report_held([(number, digest)])
 
     def answer(self, content_length: int, piece_size: int) -> None:
         """What the origin answered to this peer's read for the swarm."""
         origin = scheduler_pb2.OriginAnswer(content_length=content_length, piece_size=piece_size)
         self._send(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, origin=origin))
+
+    def read_applied(self, ranges: Sequence[tuple[int, int]]) -> None:
+        """This peer's read for the swarm keeps to ranges now; every piece it stored outside them was offered."""
+        applied = [scheduler_pb2.PieceRange(first=first, last=last) for first, last in ranges]
+        self._send(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, read_ranges_applied=applied))
 
     async def beat(self) -> int | None:
         """Send the host's heartbeat on this stream: the heartbeat interval the supernode answered (ms), or None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -73,11 +73,22 @@ class OriginRead:
         self.allowed = allowed  # the pieces to read, a bitmask (None: every piece)
         self._answered = False
         self._stopped = False  # the last body was left early: its remaining pieces are no longer wanted
+        self._storing = False  # a piece is being written and offered
+        self._applied: list[Callable[[], None]] = []  # to call once that is done
 
-    def narrow(self, allowed: int | None) -> None:
+    def narrow(self, allowed: int | None, applied: Callable[[], None] | None = None) -> None:
         """Read the pieces in allowed from now on (another peer reads the others; or more, when a reader left): a
-        body that reaches a piece outside them is left there."""
+        body that reaches a piece outside them is left there, and a piece outside them that was arriving is not
+        stored. applied is called once no piece outside them can be stored any more: at once, or when the piece
+        being written now has been offered (the supernode then hands what was taken from this read to another
+        peer, less what this read stored meanwhile)."""
         self.allowed = allowed
+        if applied is None:
+            return
+        if self._storing:
+            self._applied.append(applied)
+        else:
+            applied()
 
     def _allows(self, number: int) -> bool:
         return self.allowed is None or bool(self.allowed >> number & 1)
@@ -159,13 +170,12 @@ class OriginRead:
                 view = view[take:]
                 total += take
                 if assembler.full:
+                    if not self._allows(number):  # narrowed while it arrived: another peer reads it
+                        self._stopped = True
+                        return total
                     await self._store(store, assembler)
                     number += 1
-                    if (
-                        number < store.meta.piece_count
-                        and not self._allows(number)
-                        and (last is None or number <= last)
-                    ):
+                    if self._left_to_others(store, number, last):
                         self._stopped = True  # another peer reads from here on: leave the body
                         return total
                     assembler = assembler_for(number)
@@ -178,6 +188,16 @@ class OriginRead:
         return total
 
     async def _store(self, store: TaskStore, assembler: PieceAssembler) -> None:
+        self._storing = True
+        try:
+            await self._write(store, assembler)
+        finally:
+            self._storing = False
+            applied, self._applied = self._applied, []
+            for callback in applied:
+                callback()
+
+    async def _write(self, store: TaskStore, assembler: PieceAssembler) -> None:
         try:
             digest = await assembler.store(store, self.algorithm)
         except DigestMismatch as exc:

@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Callable
 
 from peer.download.origin_read import OriginRead
-from peer.download.session import Answered, Offered, OwnReadSink, ReadEnded
+from peer.download.session import Answered, Offered, OwnReadSink, ReadApplied, ReadEnded
 from peer.storage import TaskStore
 
 ALGORITHMS = ("blake3", "sha256")
+Ranges = tuple[tuple[int, int], ...]
 
 
 class SwarmRead:
@@ -42,23 +43,36 @@ class SwarmRead:
         if notify is None or self._notify is notify:
             self._notify = None
 
-    def start(self, algorithm: str, make: Callable[[str], OriginRead], store: TaskStore | None) -> bool:
+    def start(
+        self, algorithm: str, make: Callable[[str], OriginRead], store: TaskStore | None, ranges: Ranges = ()
+    ) -> bool:
         """Read with make(algorithm) into store unless a read runs already (a new stream after registering again);
-        True when this started one (a finished read is followed by a new one: more pieces were given to it)."""
+        True when this started one (a finished read is followed by a new one: more pieces were given to it). The
+        supernode hears that ranges (the pieces make reads; none: all) apply."""
         self.algorithm = algorithm if algorithm in ALGORITHMS else ALGORITHMS[0]
         if self.running:
             return False
+        self.part = bool(ranges)
         self._origin = make(self.algorithm)
         task = asyncio.ensure_future(self._origin.run(store))
         task.add_done_callback(self._ended)
         self.task = task
+        self.applied(ranges)
         return True
 
-    def narrow(self, allowed: int | None) -> None:
-        """Read only the pieces in allowed (a bitmask; None: all) from now on: another peer reads the others."""
+    def narrow(self, allowed: int | None, ranges: Ranges = ()) -> None:
+        """Read only the pieces in allowed (a bitmask; None: all) from now on: another peer reads the others. The
+        supernode hears that ranges apply once no piece outside them can be stored any more."""
         self.part = allowed is not None
         if self._origin is not None:
-            self._origin.narrow(allowed)
+            self._origin.narrow(allowed, lambda: self.applied(ranges))
+        else:
+            self.applied(ranges)
+
+    def applied(self, ranges: Ranges) -> None:
+        """The read keeps to ranges (the read_ranges the supernode sent; none: nothing to tell)."""
+        if self._notify is not None and ranges:
+            self._notify(ReadApplied(ranges))
 
     def _ended(self, task: asyncio.Future[None]) -> None:
         if self._notify is not None:

@@ -68,6 +68,14 @@ class ReadEnded:
 
 
 @dataclass(frozen=True)
+class ReadApplied:
+    """This peer's read for the swarm keeps to these ranges now (the supernode's read_ranges): every piece it
+    stored outside them was offered before this."""
+
+    ranges: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
 class _Fetched:
     outcome: PieceOutcome
 
@@ -77,7 +85,7 @@ class _SlotFree:
     pass
 
 
-OwnRead = Answered | Offered | ReadEnded
+OwnRead = Answered | Offered | ReadApplied | ReadEnded
 _Event = LinkEvent | OwnRead | _Fetched | _SlotFree
 
 
@@ -203,7 +211,7 @@ class SwarmSession:
             self.owner.fetched(event.outcome, self.health)
             if len(self._results) >= BATCH_SIZE:
                 self._flush()
-        elif isinstance(event, Answered | Offered | ReadEnded):
+        elif isinstance(event, OwnRead):
             return self._own_read(event)
         elif isinstance(event, Ended):
             if event.forgotten or self._supernode.host_id != self.owner.host_id:
@@ -247,6 +255,9 @@ class SwarmSession:
         elif isinstance(event, Offered):
             self._flush()
             self._link.offer(event.number, event.digest)  # at once: other peers wait for it
+        elif isinstance(event, ReadApplied):
+            self._flush()
+            self._link.read_applied(event.ranges)  # after every piece it stored: the supernode hands the rest on
         else:
             return event.error is None
         return True
@@ -324,7 +335,7 @@ class SwarmSession:
         if isinstance(event, _Fetched):
             self._results.append(event.outcome)
             self.owner.fetched(event.outcome, self.health)
-        elif isinstance(event, Answered | Offered | ReadEnded):
+        elif isinstance(event, OwnRead):
             self._own_read(event)
         elif isinstance(event, TaskNews):
             self.owner.task_news(event)

@@ -24,6 +24,19 @@ class TaskState(enum.IntEnum):
     FAILED = 4
 
 
+@dataclass(frozen=True)
+class Handoff:
+    """Pieces first..last taken from a reader's part for another peer (supernode.read_split): handed to it once the
+    reader said it keeps to its narrowed part (SyncPiecesRequest.read_ranges_applied), less the pieces it stored
+    meanwhile, or after read_split.HANDOFF_WAIT_S without a word."""
+
+    owner_id: str
+    newcomer_id: str
+    first: int
+    last: int
+    since: float
+
+
 @dataclass(eq=False)
 class Task:
     """A task and its swarm.
@@ -76,6 +89,7 @@ class Task:
     # Peers that read parts of the content from the origin for the swarm, and the piece ranges each reads (they
     # fetch the other pieces from the swarm); next to, or instead of, the reader of all of it (source_peer_id).
     range_readers: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    handoffs: list[Handoff] = field(default_factory=list)  # parts taken from a range reader, not handed on yet
     bad_hosts: set[str] = field(default_factory=set)
     # Preheats awaiting a seed peer's copy: the task is not forgotten while there are any.
     waiting: int = 0

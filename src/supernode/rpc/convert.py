@@ -7,6 +7,7 @@ from dandelion.scheduler.v1 import scheduler_pb2
 
 from dfcommon.content import ContentRequest
 from dfcommon.piecedigest import legacy_sha256
+from dfcommon.pieces import ranges_mask
 from dfcommon.urlmeta import from_url_meta
 from supernode.readers import OriginAnswer
 from supernode.resource.host import Host
@@ -112,3 +113,10 @@ def origin_answer(request: scheduler_pb2.SyncPiecesRequest) -> OriginAnswer | No
     if not request.HasField("origin"):
         return None
     return OriginAnswer(request.origin.content_length, request.origin.piece_size)
+
+
+def read_ranges_applied(request: scheduler_pb2.SyncPiecesRequest) -> int | None:
+    """The pieces a reader keeps to now, as a bitmask, when the message says (validate.sync_request bounds them)."""
+    if not request.read_ranges_applied:
+        return None
+    return ranges_mask(tuple((r.first, r.last) for r in request.read_ranges_applied))

@@ -195,6 +195,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                     convert.reports(list(request.results)),
                     convert.origin_answer(request),
                     request.heartbeat,
+                    convert.read_ranges_applied(request),
                 )
         except DandelionError as err:
             outbox.put_nowait(StreamEnd(err))

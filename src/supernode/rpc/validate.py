@@ -14,6 +14,7 @@ from dfcommon.errors import InvalidArgument
 from dfcommon.identity import validate_url
 from dfcommon.sizes import parse_ip
 from supernode.hosts import HostSpec
+from supernode.readers import MAX_PIECE_NUMBER
 from supernode.resource.peer import MAX_WINDOW
 
 MAX_ID = 128
@@ -24,6 +25,7 @@ MAX_NAME = 256
 MAX_RESULTS = 8192
 MAX_UPLOAD_SLOTS = 1024
 MAX_DIGEST = 100  # "<algorithm>:<hex>" of a piece
+MAX_APPLIED_RANGES = 1024  # read_ranges_applied: as many as a supernode sends (it splits a read a few times)
 DEFAULT_UPLOAD_SLOTS = 8
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
@@ -101,3 +103,8 @@ def sync_request(request: scheduler_pb2.SyncPiecesRequest) -> None:
             raise InvalidArgument(f"parent_peer_id is longer than {MAX_ID} characters")
         if len(result.digest) > MAX_DIGEST:
             raise InvalidArgument(f"a piece digest is longer than {MAX_DIGEST} characters")
+    if len(request.read_ranges_applied) > MAX_APPLIED_RANGES:
+        raise InvalidArgument(f"too many read_ranges_applied in one message: > {MAX_APPLIED_RANGES}")
+    for applied in request.read_ranges_applied:
+        if not applied.first <= applied.last < MAX_PIECE_NUMBER:
+            raise InvalidArgument(f"read_ranges_applied {applied.first}-{applied.last} is not a range of pieces")

@@ -4,7 +4,7 @@ reads the runs of its missing pieces with Range requests, and reads more when it
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ class Origin:
     def __init__(self) -> None:
         self.requests: list[tuple[int, int | None]] = []
         self.sent = 0
+        self.on_sent: Callable[[int], None] = lambda sent: None  # called after each chunk with the bytes sent
 
     @contextlib.asynccontextmanager
     async def open(
@@ -39,6 +40,7 @@ class Origin:
                 chunk = CONTENT[offset : min(stop, offset + PIECE // 4)]
                 self.sent += len(chunk)
                 yield memoryview(chunk)
+                self.on_sent(self.sent)
 
         yield OriginResponse(len(CONTENT) if end is None else stop - start, body())
 
@@ -50,6 +52,7 @@ class Listener:
         self.offered: list[int] = []
         self.read: OriginRead | None = None
         self.narrow_after: tuple[int, int | None] | None = None  # (piece, new allowed mask)
+        self.applied: list[list[int]] = []  # what was offered when each narrowing was applied
 
     def create_store(self, content_length: int, piece_size: int) -> TaskStore:
         self.store = self.storage.create("t" * 64, "http://o/f", "", content_length, PIECE)
@@ -60,7 +63,10 @@ class Listener:
 
     def stored(self, number: int, size: int, digest: str) -> None:
         if self.narrow_after is not None and number == self.narrow_after[0] and self.read is not None:
-            self.read.narrow(self.narrow_after[1])
+            self.read.narrow(self.narrow_after[1], self.say_applied)
+
+    def say_applied(self) -> None:
+        self.applied.append(list(self.offered))
 
     def offer(self, number: int, digest: str) -> None:
         self.offered.append(number)
@@ -125,3 +131,32 @@ async def test_a_whole_read_narrowed_to_parts_further_on_reads_them_with_range(t
     assert origin.requests == [(0, None), (5 * PIECE, 7 * PIECE - 1)]
     assert sorted(listener.offered) == [0, 1, 2, 5, 6]
     assert store.read(5 * PIECE, 2 * PIECE) == CONTENT[5 * PIECE : 7 * PIECE]
+
+
+async def test_a_narrowing_while_a_piece_is_written_is_said_once_that_piece_is_offered(
+    tmp_path: Path, origin: Origin
+) -> None:
+    """The supernode hands the part taken away to another peer only once every piece stored before was offered."""
+    listener = Listener(Storage(tmp_path))
+    listener.narrow_after = (1, ranges_mask(((0, 1),)))  # while piece 1 is written, 2..7 go to another reader
+    await reader(tmp_path, listener, None).run(None)
+    assert listener.offered == [0, 1]
+    assert listener.applied == [[0, 1]], "said after piece 1 was offered, not before"
+
+
+async def test_a_piece_arriving_when_its_part_is_taken_is_not_stored(tmp_path: Path, origin: Origin) -> None:
+    """Narrowed halfway through piece 2: the piece is left to the peer that reads 2..7 now, and that is said at once
+    (nothing is being written)."""
+    listener = Listener(Storage(tmp_path))
+    read = reader(tmp_path, listener, None)
+
+    def narrow_in_piece_two(sent: int) -> None:
+        if sent == 2 * PIECE + PIECE // 2:
+            read.narrow(ranges_mask(((0, 1),)), listener.say_applied)
+
+    origin.on_sent = narrow_in_piece_two
+    await read.run(None)
+    store = listener.store
+    assert store is not None
+    assert listener.offered == [0, 1] and not store.has(2)
+    assert listener.applied == [[0, 1]]

@@ -154,18 +154,20 @@ class OriginAnswer(_message.Message):
     def __init__(self, content_length: _Optional[int] = ..., piece_size: _Optional[int] = ...) -> None: ...
 
 class SyncPiecesRequest(_message.Message):
-    __slots__ = ("peer_id", "results", "window", "origin", "heartbeat")
+    __slots__ = ("peer_id", "results", "window", "origin", "heartbeat", "read_ranges_applied")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    READ_RANGES_APPLIED_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     results: _containers.RepeatedCompositeFieldContainer[PieceResult]
     window: int
     origin: OriginAnswer
     heartbeat: bool
-    def __init__(self, peer_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[PieceResult, _Mapping]]] = ..., window: _Optional[int] = ..., origin: _Optional[_Union[OriginAnswer, _Mapping]] = ..., heartbeat: _Optional[bool] = ...) -> None: ...
+    read_ranges_applied: _containers.RepeatedCompositeFieldContainer[PieceRange]
+    def __init__(self, peer_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[PieceResult, _Mapping]]] = ..., window: _Optional[int] = ..., origin: _Optional[_Union[OriginAnswer, _Mapping]] = ..., heartbeat: _Optional[bool] = ..., read_ranges_applied: _Optional[_Iterable[_Union[PieceRange, _Mapping]]] = ...) -> None: ...
 
 class PieceAssignment(_message.Message):
     __slots__ = ("piece", "parent")

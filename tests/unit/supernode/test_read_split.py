@@ -1,0 +1,216 @@
+"""A read of the origin for the swarm split between peers (supernode.read_split): a reader with much left hands the
+second half to a peer that reads nothing, once the reader said it keeps to the first half, less what it read
+meanwhile; each piece is read once. Driven by hand (no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from test_supernode_source_peer import (
+    PIECE,
+    REQUEST,
+    Clock,
+    assigned,
+    drain,
+    host,
+    new_swarm,
+    offered,
+    piece_digest,
+    reads_for_swarm,
+)
+
+from dfcommon.pieces import ranges_mask
+from supernode.read_split import HANDOFF_WAIT_S
+from supernode.readers import OriginAnswer
+from supernode.resource.peer import PeerState
+from supernode.resource.piece import PieceReport
+from supernode.resource.task import Task
+from supernode.streams import GoToSource
+from supernode.swarm import Swarm
+
+BIG = 32 * PIECE  # 32 pieces
+
+
+def read_at_one_piece_a_second(swarm: Swarm, clock: Clock, peer_id: str, box: Any, count: int) -> None:
+    """The reader answers (BIG) and offers pieces 0..count-1, one a second: its rate is timed from the first."""
+    swarm.stream_update(peer_id, box, 0, [offered(0)], OriginAnswer(BIG, PIECE))
+    for number in range(1, count):
+        clock.now += 1
+        swarm.stream_update(peer_id, box, 0, [offered(number)])
+
+
+def readers_say(swarm: Swarm, task: Task) -> None:
+    """Every reader a part was taken from says it keeps to the rest (SyncPiecesRequest.read_ranges_applied)."""
+    for owner_id in {handoff.owner_id for handoff in task.handoffs}:
+        box = swarm.streams.queues[owner_id]
+        swarm.stream_update(owner_id, box, 0, [], applied=ranges_mask(task.range_readers[owner_id]))
+
+
+async def test_a_peer_that_joins_a_long_read_reads_its_second_half(tmp_path: Path) -> None:
+    """One reader's uplink carries every piece at least once: a second peer that joins while most of the content is
+    still to be read takes half of what is left (each piece still read once), and both fetch the rest from the
+    swarm."""
+    clock = Clock()
+    swarm = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)  # 28 more would take 28 s
+    drain(reader_box)
+    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
+    joiner_box = swarm.open_stream(joiner.peer_id, 16, [])
+    # The reader reads piece 3 now; 28 are left after it: it keeps 3..17, the joiner is to read 18..31 once the
+    # reader says it keeps to 0..17 (having reported every piece it stored before).
+    assert task.range_readers == {reader.peer_id: ((0, 17),)}
+    assert task.source_peer_id == "" and reader.state is PeerState.RUNNING and joiner.state is PeerState.RUNNING
+    told = drain(reader_box)
+    assert reads_for_swarm(((0, 17),)) in told
+    assert not any(isinstance(e, GoToSource) for e in drain(joiner_box)), "not before the reader said"
+    swarm.stream_update(reader.peer_id, reader_box, 0, [], applied=ranges_mask(((0, 17),)))
+    assert task.range_readers == {reader.peer_id: ((0, 17),), joiner.peer_id: ((18, 31),)}
+    assert reads_for_swarm(((18, 31),)) in drain(joiner_box)
+
+    # A piece each reads is its own: offered from there, with its digest.
+    swarm.stream_update(joiner.peer_id, joiner_box, 0, [offered(18)])
+    assert (18, joiner.peer_id, piece_digest(18)) in assigned(drain(reader_box)), "the reader fetches the joiner's"
+    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(3)])
+    assert {n for n, _, _ in assigned(drain(joiner_box))} <= {0, 1, 2, 3}
+    # Outside its range a reader's digest counts for nothing: it is a plain result.
+    swarm.stream_update(joiner.peer_id, joiner_box, 0, [PieceReport(5, "", True, digest=piece_digest(99))])
+    assert 5 not in task.pieces
+    assert not any(n in range(18, 32) for n, _, _ in assigned(drain(joiner_box))), "never assigned what it reads"
+
+
+async def test_a_part_taken_from_a_reader_goes_on_less_what_the_reader_had_read_by_then(tmp_path: Path) -> None:
+    """A reader's reports lag behind its read: cut at 18, it had stored 18..21 before it heard. The joiner reads
+    22..31 only, so no piece is read twice."""
+    clock = Clock()
+    swarm = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)
+    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
+    joiner_box = swarm.open_stream(joiner.peer_id, 16, [])
+    assert task.range_readers == {reader.peer_id: ((0, 17),)}
+    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(n) for n in range(3, 22)])
+    swarm.stream_update(reader.peer_id, reader_box, 0, [], applied=ranges_mask(((0, 17),)))
+    assert task.range_readers[joiner.peer_id] == ((22, 31),)
+    assert reads_for_swarm(((22, 31),)) in drain(joiner_box)
+    assert all(reader.holds(n) and task.pieces[n].digest == piece_digest(n) for n in range(18, 22)), (
+        "what it read past the cut is offered with its digests: the others fetch it from the reader"
+    )
+
+
+async def test_a_part_goes_on_without_the_readers_word_after_a_while(tmp_path: Path) -> None:
+    """A dfdaemon that never says (older than read_ranges_applied): the part goes on after HANDOFF_WAIT_S."""
+    clock = Clock()
+    swarm = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)
+    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
+    swarm.open_stream(joiner.peer_id, 16, [])
+    swarm.readers.hand_on_overdue()
+    assert joiner.peer_id not in task.range_readers
+    clock.now += HANDOFF_WAIT_S
+    swarm.readers.hand_on_overdue()
+    assert task.range_readers[joiner.peer_id] == ((18, 31),) and not task.handoffs
+
+
+async def test_a_part_whose_reader_leaves_before_it_said_is_read_by_another(tmp_path: Path) -> None:
+    clock = Clock()
+    swarm = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)
+    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
+    swarm.open_stream(joiner.peer_id, 16, [])
+    swarm.leave_task(reader.peer_id)
+    assert not task.handoffs
+    assert task.range_readers == {joiner.peer_id: ((0, 31),)}, "every piece nobody holds now, by the one left"
+
+
+async def test_a_read_is_split_only_while_enough_is_left_and_among_few_readers(tmp_path: Path) -> None:
+    clock = Clock()
+    swarm = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    clock.now += 28
+    done = [offered(n) for n in range(28)]
+    swarm.stream_update(reader.peer_id, reader_box, 0, done, OriginAnswer(BIG, PIECE))
+    _, late = await swarm.register_task(host(swarm, 3), REQUEST)
+    swarm.open_stream(late.peer_id, 16, [])
+    assert task.source_peer_id == reader.peer_id and not task.range_readers, "3 pieces left after 28: not split"
+
+    clock2 = Clock()
+    swarm2 = new_swarm(tmp_path / "2", clock2)
+    task2, first = await swarm2.register_task(host(swarm2, 2), REQUEST)
+    box = swarm2.open_stream(first.peer_id, 16, [])
+    swarm2.stream_update(first.peer_id, box, 0, [], OriginAnswer(BIG, PIECE))
+    for n in range(3, 9):
+        _, peer = await swarm2.register_task(host(swarm2, n), REQUEST)
+        swarm2.open_stream(peer.peer_id, 16, [])
+    assert not task2.range_readers, "no split before the reader's rate is known"
+    swarm2.stream_update(first.peer_id, box, 0, [offered(0)])  # the first offer starts the clock
+    clock2.now += 1
+    swarm2.stream_update(first.peer_id, box, 0, [offered(1)])
+    assert not task2.range_readers, "no split before the reader's rate is known (from two pieces after the first)"
+    clock2.now += 1
+    swarm2.stream_update(first.peer_id, box, 0, [offered(2)])  # one piece a second: the rest would take 29 s
+    readers_say(swarm2, task2)
+    assert len(task2.range_readers) == 2
+    for _ in range(12):  # each reader offers a piece a second: the one with most left is split, up to 4 readers
+        clock2.now += 1
+        for peer_id, ranges in list(task2.range_readers.items()):
+            missing = (n for a, b in ranges for n in range(a, b + 1) if not task2.peers[peer_id].holds(n))
+            if (first_missing := next(missing, None)) is not None:
+                swarm2.stream_update(peer_id, swarm2.streams.queues[peer_id], 0, [offered(first_missing)])
+                readers_say(swarm2, task2)
+    assert len(task2.range_readers) == 4, "at most MAX_READERS read at once"
+    covered = sorted(p for ranges in task2.range_readers.values() for a, b in ranges for p in range(a, b + 1))
+    held = {n for n in range(32) if any(peer.holds(n) for peer in task2.peers.values())}
+    assert len(set(covered)) == len(covered), "no piece is read by two readers"
+    assert set(covered) | held == set(range(32)), "every piece is read (a reader done with its part took another)"
+
+
+async def test_a_range_reader_that_leaves_hands_what_nobody_holds_to_another_reader(tmp_path: Path) -> None:
+    clock = Clock()
+    swarm = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)
+    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
+    joiner_box = swarm.open_stream(joiner.peer_id, 16, [])
+    readers_say(swarm, task)
+    assert task.range_readers[joiner.peer_id] == ((18, 31),)
+    swarm.stream_update(joiner.peer_id, joiner_box, 0, [offered(18), offered(19)])
+    drain(reader_box)
+    swarm.leave_task(joiner.peer_id)
+    # Its pieces went with it, and nobody reads 17..31: the other reader reads them too.
+    assert task.range_readers == {reader.peer_id: ((0, 31),)}
+    assert reads_for_swarm(((0, 31),)) in drain(reader_box)
+
+
+async def test_a_reader_that_read_its_part_takes_over_half_of_what_a_slower_reader_has_left(tmp_path: Path) -> None:
+    clock = Clock()
+    swarm = new_swarm(tmp_path, clock)
+    task, first = await swarm.register_task(host(swarm, 2), REQUEST)
+    first_box = swarm.open_stream(first.peer_id, 16, [])
+    swarm.stream_update(first.peer_id, first_box, 0, [], OriginAnswer(BIG, PIECE))
+    _, second = await swarm.register_task(host(swarm, 3), REQUEST)
+    second_box = swarm.open_stream(second.peer_id, 16, [])
+    for n in range(3):  # one piece a second: the rest would take 29 s
+        swarm.stream_update(first.peer_id, first_box, 0, [offered(n)])
+        clock.now += 1
+    readers_say(swarm, task)
+    assert task.range_readers == {first.peer_id: ((0, 17),), second.peer_id: ((18, 31),)}
+    drain(first_box)
+
+    swarm.stream_update(first.peer_id, first_box, 0, [offered(n) for n in range(3, 18)])  # read all of its part
+    for n in (18, 19, 20):  # the second reads its part slowly, the only one reading, 10 pieces left
+        swarm.stream_update(second.peer_id, second_box, 0, [offered(n)])
+        clock.now += 1
+    readers_say(swarm, task)
+    assert task.range_readers[second.peer_id] == ((18, 26),)
+    assert task.range_readers[first.peer_id] == ((27, 31),), "the reader that was done reads the second half"
+    assert reads_for_swarm(((27, 31),)) in drain(first_box)

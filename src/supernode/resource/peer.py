@@ -58,6 +58,9 @@ class Peer:
     read_rate: float = 0.0
     uploads_ok: int = 0
     uploads_failed: int = 0
+    # When it last stored a piece (from a parent, or read from the origin for the swarm), or connected: how long a
+    # seed peer's own copy has waited (parents.copy_waits).
+    last_piece_at: float = 0.0
     # Whether its held pieces are in the task's free_holders (Registry.update_free): from when it is first a free
     # parent until it cannot serve at all (left, distrusted, unreachable, holding nothing). While its host has no
     # free slot its entries stay there, and a choice that meets one moves it out and the piece here

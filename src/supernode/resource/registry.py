@@ -69,6 +69,8 @@ class Registry:
         """Remove a (LEFT) peer that serves and fetches nothing any more from every index."""
         self.update_free(task, peer)
         task.remove_holders(peer.held, peer.peer_id)
+        if not peer.host.seed_peer:
+            task.plain_held -= peer.held_count
         del task.peers[peer.peer_id]
         task.seed_peer_ids.discard(peer.peer_id)
         task.starved.pop(peer.peer_id, None)
@@ -203,6 +205,8 @@ class Registry:
             return False
         peer.held |= 1 << number
         peer.held_count += 1
+        if not peer.host.seed_peer:
+            task.plain_held += 1
         if peer.peer_id in task.bad_parents:
             return False
         task.add_holder(number, peer.peer_id)
@@ -228,6 +232,8 @@ class Registry:
         bit = 1 << number
         peer.held &= ~bit
         peer.held_count -= 1
+        if not peer.host.seed_peer:
+            task.plain_held -= 1
         if peer.peer_id in task.bad_parents:
             return
         task.remove_holder(number, peer.peer_id)

@@ -63,6 +63,8 @@ class Task:
     buckets: dict[int, int] = field(default_factory=dict)
     sorted_counts: list[int] = field(default_factory=list)
     bad_parents: set[str] = field(default_factory=set)
+    # Pieces held by its peers other than seed peers, summed over those peers (Peer.held_count; trusted or not).
+    plain_held: int = 0
     # Seed peers are parents of last resort, kept apart from free_holders: the pieces free seed peers hold, and per
     # piece the children fetching it from a seed peer right now (see scheduler.SEED_FANOUT); pieces at the fan-out
     # are not servable from there until one of those uploads ends.
@@ -122,6 +124,11 @@ class Task:
     def reads_all(self, peer: Peer) -> bool:
         """True when the peer reads all of the origin for the swarm right now."""
         return self.source_peer_id == peer.peer_id and peer.state is PeerState.BACK_TO_SOURCE
+
+    def plain_peers_lack_pieces(self) -> bool:
+        """True when a peer of the task other than its seed peers lacks a piece (the length known)."""
+        plain = len(self.peers) - len(self.seed_peer_ids)
+        return self.length_known and self.plain_held < plain * self.piece_count
 
     def is_complete(self, peer: Peer) -> bool:
         """True when the peer holds every piece of a task whose length is known."""

@@ -102,6 +102,7 @@ class Scheduler:
     def connect(self, peer: Peer, window: int) -> list[Assignment]:
         """The peer opened its stream."""
         peer.connected = True
+        peer.last_piece_at = self.clock()
         return self.set_window(peer, window)
 
     def disconnect(self, peer: Peer) -> list[Assignment]:
@@ -125,6 +126,7 @@ class Scheduler:
         digest known already stays: every consumer checks the whole content anyway)."""
         task.pieces.setdefault(piece.number, piece)
         task.authors.add(author.peer_id)
+        author.last_piece_at = self.clock()
         return self._wake(task, self._hold(task, author, piece.number))
 
     def report(self, peer: Peer, reports: Iterable[PieceReport]) -> list[Assignment]:
@@ -231,6 +233,9 @@ class Scheduler:
             return []
         exclude = peer.held | peer.pending | peer.read_mask
         servable = self.registry.servable(task) & ~exclude
+        copy_waits = parents.copy_waits(task, peer, self.clock())
+        if copy_waits:
+            servable &= task.buckets.get(1, 0)  # while it waits: only pieces one peer alone holds
         if not servable:
             self._starve(task, peer.peer_id)
             return []
@@ -246,7 +251,7 @@ class Scheduler:
                 piece = task.pieces.get(number)
                 if piece is None:
                     continue  # held by peers, but no digest to give for it (yet)
-                parent = parents.choose(task, peer, number, fanout)
+                parent = parents.choose(task, peer, number, fanout, copy_waits)
                 if parent is None or (parent.host.seed_peer and task.seed_inflight.get(number, 0) >= fanout):
                     misses += 1
                     continue
@@ -278,6 +283,7 @@ class Scheduler:
         parent = task.peers.get(report.parent_id) if report.parent_id else None
         if report.success:
             self.health.served(peer.peer_id)
+            peer.last_piece_at = self.clock()
             if parent is not None:
                 parent.uploads_ok += 1
             held = self._hold(task, peer, report.number)

@@ -9,6 +9,7 @@ from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import Failure, PieceMeta, PieceReport
 from supernode.resource.task import Task, TaskState
+from supernode.scheduling import parents
 from supernode.scheduling.scheduler import HOPELESS_FAILURES, WAKE_SKIPS
 
 
@@ -384,20 +385,79 @@ def test_a_child_whose_fetches_keep_failing_is_hopeless_until_a_piece_arrives() 
     assert not swarm.scheduler.hopeless(child)  # the count ends with the download
 
 
-def test_a_seed_peer_completes_its_copy_from_busy_parents_one_piece_at_a_time() -> None:
-    """The cluster's cache comes last: with a piece under way, a seed peer takes more only from parent hosts that
-    send nothing at the moment, so completing its copy hardly slows the hosts still downloading; the one piece
-    keeps it moving while every parent is busy. A plain child takes what a busy parent's slots allow."""
+def _cache_peer(swarm: Swarm) -> Peer:
+    cache_host = Host("cache-host", "cache", "127.0.0.3", 65000, 4, "", 0.0, seed_peer=True, rate=FAST)
+    swarm.scheduler.add_host(cache_host)
+    cache = Peer("cache", swarm.task.task_id, cache_host)
+    swarm.scheduler.add_peer(swarm.task, cache)
+    return cache
+
+
+def test_a_seed_peers_copy_waits_until_the_plain_peers_hold_everything() -> None:
+    """The cluster's cache comes last: while a host still lacks a piece, a seed peer takes nothing from a parent
+    that is sending; the report that completes the last host wakes it, and it copies from the parents, idle by then
+    (one piece under way from each: choose)."""
+    swarm = Swarm(4)
+    swarm.add("a", held=[0, 1, 2, 3])
+    swarm.scheduler.remove_peer(swarm.seed)  # a is the only holder
+    b = swarm.add("b")
+    assert pairs(swarm.scheduler.connect(b, 4)) == [(0, "a"), (1, "a"), (2, "a"), (3, "a")]
+    cache = _cache_peer(swarm)
+    assert swarm.scheduler.connect(cache, 4) == [], "b lacks pieces: the cache waits"
+    assert swarm.scheduler.report(b, [PieceReport(n, "a", True) for n in (0, 1, 2)]) == []
+    swarm.clock.now += parents.SEED_COPY_PATIENCE_S - 1
+    got = swarm.scheduler.report(b, [PieceReport(3, "a", True)])  # b is complete
+    assert pairs(got) == [(0, "a"), (1, "b")], "one piece from each parent, both idle now"
+    assert {a.child_id for a in got} == {"cache"}
+
+
+def test_a_seed_peers_copy_waits_only_for_the_plain_peers_still_in_the_task() -> None:
+    """A host that lacks pieces holds the copy back while it is in the task; once it leaves, its pieces no longer
+    count, and the copy goes on (Task.plain_held follows holds, losses and departures)."""
+    swarm = Swarm(3)
+    a = swarm.add("a", held=[0, 1, 2])
+    swarm.add("b", held=[0, 1, 2])
+    swarm.scheduler.remove_peer(swarm.seed)
+    c = swarm.add("c", held=[0])
+    cache = _cache_peer(swarm)
+    assert swarm.scheduler.connect(cache, 2) == [], "every piece has two holders: nothing at risk"
+    assert swarm.task.plain_held == 7
+    swarm.scheduler.registry.unhold(swarm.task, a, 2)  # a's cache lost piece 2
+    assert swarm.task.plain_held == 6
+    swarm.scheduler.report(a, [PieceReport(2, "", True)])
+    assert swarm.task.plain_held == 7
+    got = swarm.scheduler.remove_peer(c)  # c leaves with pieces 1 and 2 missing
+    assert swarm.task.plain_held == 6
+    assert sorted(x.piece.number for x in got if x.child_id == "cache") == [0, 1], "a and b send nothing: it copies"
+
+
+def test_a_waiting_seed_peer_copies_a_piece_only_one_peer_holds_from_a_parent_sending_nothing() -> None:
+    """The cache keeps a copy of what exists once: were its only holder lost, the origin would be read again. It
+    takes such a piece only from a parent sending nothing, so the hosts' downloads do not wait for it."""
+    swarm = Swarm(2)
+    swarm.add("a", held=[0, 1])
+    swarm.scheduler.remove_peer(swarm.seed)  # a is the only holder of both
+    b = swarm.add("b")
+    assert pairs(swarm.scheduler.connect(b, 1)) == [(0, "a")]
+    cache = _cache_peer(swarm)
+    assert swarm.scheduler.connect(cache, 2) == [], "a is sending"
+    got = swarm.scheduler.report(b, [PieceReport(0, "a", True)])  # a is idle; piece 0 has two holders now
+    assert [(x.piece.number, x.parent.peer_id) for x in got if x.child_id == "cache"] == [(1, "a")]
+
+
+def test_a_waiting_seed_peer_takes_one_piece_from_a_busy_parent_after_its_patience() -> None:
+    """A seed peer that has waited SEED_COPY_PATIENCE_S without a piece (hosts keep arriving, or one stopped short)
+    takes one piece from a busy parent, and more only from parent hosts that send nothing at the moment, so it
+    keeps moving long before it would give up on the swarm. A plain child takes what a busy parent's slots allow."""
     swarm = Swarm(4)
     swarm.add("a", held=[0, 1, 2, 3])
     swarm.scheduler.remove_peer(swarm.seed)  # a is the only holder
     b = swarm.add("b")
     assert pairs(swarm.scheduler.connect(b, 1)) == [(0, "a")]  # a sends piece 0 to b now
-    cache_host = Host("cache-host", "cache", "127.0.0.3", 65000, 4, "", 0.0, seed_peer=True, rate=FAST)
-    swarm.scheduler.add_host(cache_host)
-    cache = Peer("cache", swarm.task.task_id, cache_host)
-    swarm.scheduler.add_peer(swarm.task, cache)
-    assert pairs(swarm.scheduler.connect(cache, 4)) == [(0, "a")], "one piece from the busy parent, not four"
+    cache = _cache_peer(swarm)
+    assert swarm.scheduler.connect(cache, 4) == []
+    swarm.clock.now += parents.SEED_COPY_PATIENCE_S
+    assert pairs(swarm.scheduler.set_window(cache, 4)) == [(0, "a")], "one piece from the busy parent, not four"
     c = swarm.add("c")
     assert pairs(swarm.scheduler.connect(c, 3)) == [(0, "a"), (1, "a"), (2, "a")], "a plain child is not held back"
     d = swarm.add("d")

@@ -85,7 +85,7 @@ def applied(readers: Readers, task: Task, owner: Peer, mask: int) -> None:
     """The owner keeps to the pieces in mask now, and reported every piece it stored: the parts taken from it that
     lie outside mask go on."""
     for handoff in [h for h in task.handoffs if h.owner_id == owner.peer_id]:
-        if not mask & ranges_mask(((handoff.first, handoff.last),)):
+        if not mask & handoff.mask:
             hand_on(readers, task, handoff)
 
 
@@ -93,7 +93,7 @@ def hand_on(readers: Readers, task: Task, handoff: Handoff) -> None:
     """The part goes to its newcomer (else to whoever Readers.replace chooses), less the pieces its owner holds."""
     task.handoffs.remove(handoff)
     owner = task.peers.get(handoff.owner_id)
-    part = ranges_mask(((handoff.first, handoff.last),)) & ~(owner.held if owner is not None else 0)
+    part = handoff.mask & ~(owner.held if owner is not None else 0)
     if not part:
         return
     newcomer = task.peers.get(handoff.newcomer_id)

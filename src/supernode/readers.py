@@ -106,7 +106,7 @@ class Readers:
         mask = ranges_mask(task.range_readers.get(peer.peer_id, ()))
         for handoff in task.handoffs:
             if handoff.owner_id == peer.peer_id:
-                mask |= ranges_mask(((handoff.first, handoff.last),))
+                mask |= handoff.mask
         return mask
 
     def make(self, task: Task, peer: Peer) -> None:
@@ -210,7 +210,7 @@ class Readers:
             if peer_id != reader_id:
                 unread &= ~ranges_mask(ranges)
         for handoff in task.handoffs:  # read by its newcomer soon
-            unread &= ~ranges_mask(((handoff.first, handoff.last),))
+            unread &= ~handoff.mask
         return unread & ~ranges_mask(task.range_readers.get(reader_id, ()))
 
     def _no_seed_left(self, task: Task) -> None:

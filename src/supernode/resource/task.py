@@ -7,7 +7,7 @@ import enum
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from dfcommon.pieces import piece_span
+from dfcommon.pieces import piece_span, ranges_mask
 from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import PieceMeta, PieceReport
 from supernode.resource.piece_counts import PieceCounts
@@ -35,6 +35,11 @@ class Handoff:
     first: int
     last: int
     since: float
+
+    @property
+    def mask(self) -> int:
+        """Its pieces as a bitmask."""
+        return ranges_mask(((self.first, self.last),))
 
 
 @dataclass(eq=False)

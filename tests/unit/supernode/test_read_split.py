@@ -4,6 +4,7 @@ meanwhile; each piece is read once. Driven by hand (no network)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,14 @@ from test_supernode_source_peer import (
 from dfcommon.pieces import ranges_mask
 from supernode.read_split import HANDOFF_WAIT_S
 from supernode.readers import OriginAnswer
-from supernode.resource.peer import PeerState
+from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import PieceReport
 from supernode.resource.task import Task
-from supernode.streams import GoToSource
+from supernode.streams import GoToSource, StreamEvent
 from supernode.swarm import Swarm
 
 BIG = 32 * PIECE  # 32 pieces
+Outbox = asyncio.Queue[StreamEvent]
 
 
 def read_at_one_piece_a_second(swarm: Swarm, clock: Clock, peer_id: str, box: Any, count: int) -> None:
@@ -38,6 +40,20 @@ def read_at_one_piece_a_second(swarm: Swarm, clock: Clock, peer_id: str, box: An
     for number in range(1, count):
         clock.now += 1
         swarm.stream_update(peer_id, box, 0, [offered(number)])
+
+
+async def joined(tmp_path: Path) -> tuple[Clock, Swarm, Task, Peer, Outbox, Peer, Outbox]:
+    """A reader that offered pieces 0..2 one a second (28 more would take it 28 s; what it was told so far is
+    drained), and a joiner whose stream opened: the second half was taken from the reader for the joiner. Returns
+    the clock, the swarm, the task, the reader and its outbox, the joiner and its outbox."""
+    clock = Clock()
+    swarm = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)
+    drain(reader_box)
+    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
+    return clock, swarm, task, reader, reader_box, joiner, swarm.open_stream(joiner.peer_id, 16, [])
 
 
 def readers_say(swarm: Swarm, task: Task) -> None:
@@ -51,14 +67,7 @@ async def test_a_peer_that_joins_a_long_read_reads_its_second_half(tmp_path: Pat
     """One reader's uplink carries every piece at least once: a second peer that joins while most of the content is
     still to be read takes half of what is left (each piece still read once), and both fetch the rest from the
     swarm."""
-    clock = Clock()
-    swarm = new_swarm(tmp_path, clock)
-    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
-    reader_box = swarm.open_stream(reader.peer_id, 16, [])
-    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)  # 28 more would take 28 s
-    drain(reader_box)
-    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
-    joiner_box = swarm.open_stream(joiner.peer_id, 16, [])
+    _clock, swarm, task, reader, reader_box, joiner, joiner_box = await joined(tmp_path)
     # The reader reads piece 3 now; 28 are left after it: it keeps 3..17, the joiner is to read 18..31 once the
     # reader says it keeps to 0..17 (having reported every piece it stored before).
     assert task.range_readers == {reader.peer_id: ((0, 17),)}
@@ -84,13 +93,7 @@ async def test_a_peer_that_joins_a_long_read_reads_its_second_half(tmp_path: Pat
 async def test_a_part_taken_from_a_reader_goes_on_less_what_the_reader_had_read_by_then(tmp_path: Path) -> None:
     """A reader's reports lag behind its read: cut at 18, it had stored 18..21 before it heard. The joiner reads
     22..31 only, so no piece is read twice."""
-    clock = Clock()
-    swarm = new_swarm(tmp_path, clock)
-    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
-    reader_box = swarm.open_stream(reader.peer_id, 16, [])
-    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)
-    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
-    joiner_box = swarm.open_stream(joiner.peer_id, 16, [])
+    _clock, swarm, task, reader, reader_box, joiner, joiner_box = await joined(tmp_path)
     assert task.range_readers == {reader.peer_id: ((0, 17),)}
     swarm.stream_update(reader.peer_id, reader_box, 0, [offered(n) for n in range(3, 22)])
     swarm.stream_update(reader.peer_id, reader_box, 0, [], applied=ranges_mask(((0, 17),)))
@@ -103,13 +106,7 @@ async def test_a_part_taken_from_a_reader_goes_on_less_what_the_reader_had_read_
 
 async def test_a_part_goes_on_without_the_readers_word_after_a_while(tmp_path: Path) -> None:
     """A dfdaemon that never says (older than read_ranges_applied): the part goes on after HANDOFF_WAIT_S."""
-    clock = Clock()
-    swarm = new_swarm(tmp_path, clock)
-    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
-    reader_box = swarm.open_stream(reader.peer_id, 16, [])
-    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)
-    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
-    swarm.open_stream(joiner.peer_id, 16, [])
+    clock, swarm, task, _reader, _reader_box, joiner, _joiner_box = await joined(tmp_path)
     swarm.readers.hand_on_overdue()
     assert joiner.peer_id not in task.range_readers
     clock.now += HANDOFF_WAIT_S
@@ -118,13 +115,7 @@ async def test_a_part_goes_on_without_the_readers_word_after_a_while(tmp_path: P
 
 
 async def test_a_part_whose_reader_leaves_before_it_said_is_read_by_another(tmp_path: Path) -> None:
-    clock = Clock()
-    swarm = new_swarm(tmp_path, clock)
-    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
-    reader_box = swarm.open_stream(reader.peer_id, 16, [])
-    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)
-    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
-    swarm.open_stream(joiner.peer_id, 16, [])
+    _clock, swarm, task, reader, _reader_box, joiner, _joiner_box = await joined(tmp_path)
     swarm.leave_task(reader.peer_id)
     assert not task.handoffs
     assert task.range_readers == {joiner.peer_id: ((0, 31),)}, "every piece nobody holds now, by the one left"
@@ -174,13 +165,7 @@ async def test_a_read_is_split_only_while_enough_is_left_and_among_few_readers(t
 
 
 async def test_a_range_reader_that_leaves_hands_what_nobody_holds_to_another_reader(tmp_path: Path) -> None:
-    clock = Clock()
-    swarm = new_swarm(tmp_path, clock)
-    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
-    reader_box = swarm.open_stream(reader.peer_id, 16, [])
-    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)
-    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
-    joiner_box = swarm.open_stream(joiner.peer_id, 16, [])
+    _clock, swarm, task, reader, reader_box, joiner, joiner_box = await joined(tmp_path)
     readers_say(swarm, task)
     assert task.range_readers[joiner.peer_id] == ((18, 31),)
     swarm.stream_update(joiner.peer_id, joiner_box, 0, [offered(18), offered(19)])

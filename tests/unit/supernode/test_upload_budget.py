@@ -3,10 +3,13 @@ children saw; before any upload finished, INITIAL_PIECES."""
 
 from __future__ import annotations
 
+import itertools
+import random
+
 import pytest
 from swarm_builder import PIECE, Swarm, pairs
 
-from supernode.resource.host import INITIAL_PIECES, RATE_SAMPLE_S, SAMPLE_SPANS, UPLOAD_BUDGET_S, Host
+from supernode.resource.host import INITIAL_PIECES, RATE_SAMPLE_S, SAMPLE_SPANS, UPLOAD_BUDGET_S, Host, _add_span
 from supernode.resource.piece import PieceReport
 
 
@@ -102,3 +105,42 @@ def test_a_slow_parent_serves_one_child_at_a_time_and_the_others_go_elsewhere() 
     assert pairs(swarm.scheduler.report(first, [PieceReport(0, "a", True)])) == [(0, "c1")]  # to the third
     assert swarm.peers["a"].host.inflight == 0
     assert swarm.peers["c3"].outstanding[0].parent_id == "c1"
+
+
+def test_free_slots_follow_every_start_and_end() -> None:
+    """free_slots is kept, not computed when read: after any mix of starts and ends it is what a host built with the
+    same slots, pieces in flight and rate has."""
+    rng = random.Random(7)
+    h = host(slots=2)
+    started: list[float] = []
+    now = 0.0
+    for _ in range(2_000):
+        now += rng.uniform(0.0, 0.05)
+        if started and (rng.random() < 0.5 or len(started) >= h.capacity):
+            h.ended(PIECE, rng.random() < 0.9, started.pop(rng.randrange(len(started))), now)
+        else:
+            h.started(PIECE)
+            started.append(now)
+        fresh = Host(
+            "f", "f", "127.0.0.3", 65000, h.upload_slots, "", 0.0,
+            inflight=h.inflight, inflight_bytes=h.inflight_bytes, rate=h.rate, piece_bytes=h.piece_bytes,
+        )  # fmt: skip
+        assert h.free_slots == fresh.free_slots
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_sending_time_is_the_union_of_the_spans(seed: int) -> None:
+    """_add_span's running total is the length of the union of all spans added, however they overlap."""
+    rng = random.Random(seed)
+    spans: list[list[float]] = []
+    total = 0.0
+    covered: set[int] = set()
+    clock = 0
+    for _ in range(200):
+        clock += rng.randrange(0, 4)
+        start = max(0, clock - rng.randrange(0, 12))
+        end = start + rng.randrange(0, 10)
+        total += _add_span(spans, float(start), float(end))
+        covered.update(range(start, end))
+        assert total == pytest.approx(len(covered))
+        assert all(a[1] < b[0] for a, b in itertools.pairwise(spans))

@@ -94,18 +94,13 @@ def reports(results: list[scheduler_pb2.PieceResult]) -> list[PieceReport]:
     """Piece results as domain reports (failure codes beyond the known ones count as LOCAL)."""
     out = []
     for r in results:
-        failure = Failure(r.failure) if r.failure in Failure._value2member_map_ else Failure.LOCAL
-        out.append(
-            PieceReport(
-                r.piece_number,
-                r.parent_peer_id,
-                r.success,
-                Failure.NONE if r.success else failure,
-                r.digest,
-                r.duration_ms / 1000,
-            )
-        )
+        success = r.success
+        failure = Failure.NONE if success else _FAILURES.get(r.failure, Failure.LOCAL)
+        out.append(PieceReport(r.piece_number, r.parent_peer_id, success, failure, r.digest, r.duration_ms / 1000))
     return out
+
+
+_FAILURES = {int(f): f for f in Failure}
 
 
 def origin_answer(request: scheduler_pb2.SyncPiecesRequest) -> OriginAnswer | None:

@@ -10,7 +10,8 @@ Model (what the real peers do, simplified where it does not change who sends wha
 - a child works as peer.conductor does: a window of assigned pieces, a FetchQueue of at most --streams streams
   of at most --group pieces each, pieces of one stream sent one after another; a parent already serving
   --upload-slots streams refuses the call (PARENT_BUSY), as PeerService's slot counter does;
-- every piece result is reported at once (the real peer batches for up to 20 ms).
+- every piece result is reported at once (the real peer does so for a result that arrives alone, and sends
+  results that arrive faster at most one message per 20 ms).
 """
 
 from __future__ import annotations

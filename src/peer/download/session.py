@@ -15,6 +15,7 @@ from typing import Protocol
 
 from peer.context import PeerContext
 from peer.download.link import Assigned, Ended, Grant, LinkEvent, SwarmLink, TaskNews, ToSource
+from peer.download.report_batch import ReportBatch
 from peer.download.verify import ContentCheck
 from peer.piece import failures
 from peer.piece.fetcher import fetch_group
@@ -26,9 +27,6 @@ from peer.storage import TaskStore
 from peer.tokenbucket import TokenBucket
 
 log = logging.getLogger(__name__)
-
-BATCH_SIZE = 8  # piece results per SyncPieces message
-BATCH_DELAY = 0.02  # seconds a result may wait for company
 
 
 class SwarmGaveUp(Exception):
@@ -153,7 +151,7 @@ class SwarmSession:
         self._queue = FetchQueue(ctx.max_streams, ctx.group_size)
         self._fetches: set[asyncio.Task[None]] = set()
         self.health = SwarmHealth()
-        self._results: list[PieceOutcome] = []
+        self._results = ReportBatch()
         self._offering = False  # the supernode asked this peer to read the origin for the swarm, on this stream
         self._link = SwarmLink(self._supernode, peer_id, self._events.put_nowait, self._renewed)
 
@@ -185,7 +183,8 @@ class SwarmSession:
                 if not owner.reading and (reason := self.health.give_up_reason(owner.ctx.stall_timeout)):
                     raise SwarmGaveUp(reason)
                 try:
-                    wait = BATCH_DELAY if self._results else min(1.0, self.health.next_ready_in() or 1.0)
+                    now = asyncio.get_running_loop().time()
+                    wait = self._results.due_in(now) if self._results else min(1.0, self.health.next_ready_in() or 1.0)
                     async with asyncio.timeout(wait):
                         event = await self._events.get()
                 except TimeoutError:
@@ -207,9 +206,9 @@ class SwarmSession:
         if isinstance(event, _SlotFree):
             self._dispatch()
         elif isinstance(event, _Fetched):
-            self._results.append(event.outcome)
+            due = self._results.add(event.outcome, asyncio.get_running_loop().time())
             self.owner.fetched(event.outcome, self.health)
-            if len(self._results) >= BATCH_SIZE:
+            if due:
                 self._flush()
         elif isinstance(event, OwnRead):
             return self._own_read(event)
@@ -318,8 +317,7 @@ class SwarmSession:
                     report(PieceOutcome(piece.number, parent.peer_id, False, failures.PARENT_UNAVAILABLE))
 
     def _flush(self) -> None:
-        self._link.report(self._results)
-        self._results = []
+        self._link.report(self._results.take(asyncio.get_running_loop().time()))
 
     async def _wind_down(self) -> None:
         """Every piece is held (or this peer's read failed): report the last outcomes."""
@@ -333,7 +331,7 @@ class SwarmSession:
     def _after_last_piece(self, event: _Event) -> None:
         """Handle an event that arrives once every piece is held."""
         if isinstance(event, _Fetched):
-            self._results.append(event.outcome)
+            self._results.add(event.outcome, asyncio.get_running_loop().time())
             self.owner.fetched(event.outcome, self.health)
         elif isinstance(event, OwnRead):
             self._own_read(event)

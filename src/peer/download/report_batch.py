@@ -3,8 +3,9 @@
 A piece's report is what lets the supernode pass the piece on, so a result that arrives alone goes at once; while
 results arrive faster than one per BATCH_DELAY they go together, at most one message per BATCH_DELAY (or when
 BATCH_SIZE wait), which keeps a busy peer's messages to the supernode few. Measured (bench/scale_bench.py, 8 hosts,
-32 MiB, 50 Mbit/s uplinks, alternating runs): with every result waiting up to 20 ms for company, and that wait
-starting again at each event of the download, makespans 6.32-6.99 s (and one 10.20 s); with this, 6.44-6.64 s.
+32 MiB, 50 Mbit/s uplinks, 12 alternating runs each): with every result waiting up to 20 ms for company, and that
+wait starting again at each event of the download, makespans 6.32-7.03 s (median 6.81) and two of 9.37 and 10.20 s;
+with this, 6.44-6.87 s (median 6.57).
 """
 
 from __future__ import annotations

@@ -54,16 +54,13 @@ class Host:
     _sent: int = 0  # bytes delivered in the current sample
     _sampled_until: float = 0.0  # the end of the last sample: sending time before it was counted there
     _free: int = field(init=False, default=0)  # free_slots, computed when what it depends on changes
+    # Pieces this host may be serving at once by its upload slots (fixed: a host that registers again is a new Host).
+    capacity: int = field(init=False, default=0)
 
     @property
     def address(self) -> str:
         """Where its peers serve pieces, "ip:port" (stays the same when the host registers again)."""
         return f"{self.ip}:{self.port}"
-
-    @property
-    def capacity(self) -> int:
-        """Pieces this host may be serving at once by its upload slots."""
-        return self.upload_slots * PIECES_PER_SLOT
 
     @property
     def free_slots(self) -> int:
@@ -73,6 +70,7 @@ class Host:
         return self._free
 
     def __post_init__(self) -> None:
+        self.capacity = self.upload_slots * PIECES_PER_SLOT
         self._free = self._free_now()
 
     def _free_now(self) -> int:

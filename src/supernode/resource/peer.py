@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from supernode.resource.host import Host
 
@@ -24,9 +25,9 @@ class PeerState(enum.IntEnum):
     LEFT = 5
 
 
-@dataclass(frozen=True)
-class Outstanding:
-    """An assigned, not yet reported piece: who serves it and when it times out."""
+class Outstanding(NamedTuple):
+    """An assigned, not yet reported piece: who serves it and when it times out (a named tuple: one is built per
+    assignment, see PieceReport)."""
 
     parent_id: str
     deadline: float

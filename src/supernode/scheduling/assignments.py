@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from supernode.resource.host import Host
 from supernode.resource.peer import Outstanding, Peer
@@ -19,9 +19,9 @@ from supernode.resource.registry import Registry
 from supernode.resource.task import Task
 
 
-@dataclass(frozen=True)
-class Assignment:
-    """A piece for a child peer to fetch from a parent peer."""
+class Assignment(NamedTuple):
+    """A piece for a child peer to fetch from a parent peer (a named tuple: one is built per assignment, see
+    PieceReport)."""
 
     child_id: str
     piece: PieceMeta

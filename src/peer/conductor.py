@@ -27,6 +27,7 @@ from peer.download.origin_read import OriginRead
 from peer.download.phase import DownloadPhase, Phase
 from peer.download.reading import SwarmRead
 from peer.download.session import Forgotten, OwnReadSink, SwarmGaveUp, SwarmSession
+from peer.download.stream_events import TaskNews
 from peer.download.verify import ContentCheck
 from peer.piece.health import SwarmHealth, local_fault
 from peer.piece.model import PieceOutcome
@@ -276,7 +277,7 @@ class Conductor:
             return None
         return store.meta.content_length, store.meta.piece_size
 
-    def task_news(self, news: link.TaskNews) -> None:
+    def task_news(self, news: TaskNews) -> None:
         """The task from the supernode: a store once the content's shape is known."""
         if not news.shaped or self.swarm_read.started:
             pass

@@ -1,7 +1,7 @@
 """A download's calls to the supernode: RegisterTask, the SyncPieces stream, ReportPeerResult and LeaveTask.
 
-The only place in the download that touches their protobuf messages: what the supernode says arrives as plain
-events (LinkEvent), what the download reports leaves as plain data.
+With stream_events, the only place in the download that touches their protobuf messages: what the supernode says
+arrives as plain events (LinkEvent), what the download reports leaves as plain data.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import grpc
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
 
-from dfcommon import piecedigest
 from dfcommon.content import ContentRequest
 from dfcommon.errors import DandelionError, Unavailable
 from dfcommon.urlmeta import to_url_meta
-from peer.piece.model import Parent, PieceOutcome, PieceSpec
+from peer.download.stream_events import Ended, LinkEvent, TaskNews, event_of, task_news
+from peer.piece.model import PieceOutcome
 from peer.scheduler_client import SupernodeLink
 from peer.scheduler_cluster import SchedulerClient
 
@@ -38,97 +38,8 @@ class SupernodeFull(Unavailable):
     --max-peers-per-task, --max-hosts): the download reads the origin, as when no supernode answers."""
 
 
-@dataclass(frozen=True)
-class TaskNews:
-    """The task as the supernode sees it (TaskInfo)."""
-
-    content_length: int  # -1 while unknown
-    piece_size: int  # 0 while unknown
-    failed: bool
-    error: str
-
-    @property
-    def shaped(self) -> bool:
-        """True when the length and piece size are known."""
-        return self.content_length >= 0 and self.piece_size > 0
-
-
-@dataclass(frozen=True)
-class Assigned:
-    """Pieces to fetch, each from a parent, with the digest the supernode gave for it ("" none usable)."""
-
-    pieces: list[tuple[Parent, PieceSpec]]
-
-
-@dataclass(frozen=True)
-class ToSource:
-    """Fetch from the origin: for this peer alone, or (offer) for the swarm, reporting each piece with its digest
-    (algorithm): the pieces in ranges while fetching the others from the swarm, or (no ranges) all it lacks."""
-
-    reason: str
-    offer: bool
-    algorithm: str
-    ranges: tuple[tuple[int, int], ...] = ()  # with offer: read these pieces, fetch the others (none: all it lacks)
-    piece_size: int = 0  # with offer: the base piece size to cut the content into (0: the default)
-
-
-@dataclass(frozen=True)
-class Ended:
-    """The stream ended; forgotten: the supernode no longer knows this peer (register again); gone: the supernode
-    went away (UNAVAILABLE: the next registration goes to the next supernode)."""
-
-    reason: str
-    forgotten: bool
-    gone: bool = False
-
-
-LinkEvent = TaskNews | Assigned | ToSource | Ended
-
-
-def task_news(info: scheduler_pb2.TaskInfo) -> TaskNews:
-    """TaskInfo as plain news."""
-    return TaskNews(
-        content_length=info.content_length,
-        piece_size=info.piece_size,
-        failed=info.state == common_pb2.TASK_STATE_FAILED,
-        error=info.error,
-    )
-
-
-def piece_digest(piece: common_pb2.PieceInfo) -> str:
-    """The piece's digest as "<algorithm>:<hex>" ("" when it has none we can check: the content is then hashed
-    here); a seed that only fills the deprecated sha256 field counts as a sha256 digest."""
-    text = piece.digest or (f"sha256:{piece.sha256}" if piece.sha256 else "")
-    if not text:
-        return ""
-    parsed = piecedigest.parse(text)
-    if parsed is None:
-        log.warning("piece %d has a digest this peer cannot check: %.80r", piece.number, text)
-        return ""
-    return f"{parsed[0]}:{parsed[1]}"
-
-
-def _event(message: scheduler_pb2.SyncPiecesResponse) -> LinkEvent | None:
-    which = message.WhichOneof("event")
-    if which == "task":
-        return task_news(message.task)
-    if which == "back_to_source":
-        order = message.back_to_source
-        ranges = tuple((r.first, r.last) for r in order.read_ranges if r.first <= r.last)
-        return ToSource(order.reason, order.offer_pieces, order.piece_digest, ranges, order.piece_size)
-    if which == "assignments":
-        pieces = [
-            (
-                Parent(a.parent.peer_id, a.parent.ip, a.parent.port),
-                PieceSpec(a.piece.number, a.piece.offset, a.piece.size, piece_digest(a.piece)),
-            )
-            for a in message.assignments.assignments
-        ]
-        return Assigned(pieces)
-    return None  # a newer supernode's event this peer does not know
-
-
-def _result(outcome: PieceOutcome) -> scheduler_pb2.PieceResult:
+def piece_result(outcome: PieceOutcome) -> scheduler_pb2.PieceResult:
+    """A piece's outcome as the supernode reads it."""
     return scheduler_pb2.PieceResult(
         piece_number=outcome.number,
         parent_peer_id=outcome.parent_peer_id,
@@ -289,7 +200,7 @@ class SwarmLink:
     def report(self, outcomes: Sequence[PieceOutcome]) -> None:
         """Send the results of fetched pieces."""
         if outcomes:
-            results = [_result(outcome) for outcome in outcomes]
+            results = [piece_result(outcome) for outcome in outcomes]
             self._send(scheduler_pb2.SyncPiecesRequest(peer_id=self.peer_id, results=results))
 
     def report_held(self, held: Sequence[tuple[int, str]]) -> None:
@@ -371,7 +282,7 @@ class SwarmLink:
                     self._renewed(message.grant)
                 if message.heartbeat_interval_ms:
                     self._beat_answered(message.heartbeat_interval_ms)
-                if (event := _event(message)) is not None:
+                if (event := event_of(message)) is not None:
                     self._deliver(event)
             self._deliver(Ended("the supernode ended the piece stream", False))
         except grpc.aio.AioRpcError as exc:

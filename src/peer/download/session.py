@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from peer.context import PeerContext
-from peer.download.link import Assigned, Ended, Grant, LinkEvent, SwarmLink, TaskNews, ToSource
+from peer.download.link import Grant, SwarmLink
 from peer.download.report_batch import ReportBatch
+from peer.download.stream_events import Assigned, Ended, LinkEvent, TaskNews, ToSource
 from peer.download.verify import ContentCheck
 from peer.piece import failures
 from peer.piece.fetcher import fetch_group

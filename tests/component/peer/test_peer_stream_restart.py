@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
-from peer.download.link import START_RETRIES, Ended, LinkEvent, SwarmLink, TaskNews
+from peer.download.link import START_RETRIES, SwarmLink
+from peer.download.stream_events import Ended, LinkEvent, TaskNews
 from peer.scheduler_client import SupernodeLink
 
 

@@ -9,7 +9,7 @@ from blake3 import blake3
 from dandelion.common.v1 import common_pb2
 
 from dfcommon import piecedigest
-from peer.download.link import piece_digest as _piece_digest
+from peer.download.stream_events import piece_digest as _piece_digest
 
 DATA = b"piece bytes"
 BLAKE3 = blake3(DATA).hexdigest()

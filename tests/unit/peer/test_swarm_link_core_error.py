@@ -14,7 +14,8 @@ import pytest
 from dandelion.scheduler.v1 import scheduler_pb2
 
 from peer.download import link as link_module
-from peer.download.link import Ended, LinkEvent, SwarmLink, TaskNews
+from peer.download.link import SwarmLink
+from peer.download.stream_events import Ended, LinkEvent, TaskNews
 from peer.scheduler_client import SupernodeLink
 
 CORE_ERROR = "Internal error from Core"  # grpc.aio's words

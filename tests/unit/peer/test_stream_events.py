@@ -1,11 +1,11 @@
-"""The supernode link turns SyncPieces messages into plain events (and only it touches them)."""
+"""SyncPieces messages become plain events (peer.download.stream_events; only it and the link touch them)."""
 
 from __future__ import annotations
 
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
 
-from peer.download.link import Assigned, TaskNews, ToSource, _event, task_news
+from peer.download.stream_events import Assigned, TaskNews, ToSource, event_of, task_news
 from peer.piece.model import Parent, PieceSpec
 
 DIGEST = "blake3:" + "ab" * 32
@@ -15,9 +15,9 @@ def test_a_reader_order_carries_the_digest_algorithm() -> None:
     message = scheduler_pb2.SyncPiecesResponse(
         back_to_source=scheduler_pb2.BackToSource(reason="r", offer_pieces=True, piece_digest="sha256")
     )
-    assert _event(message) == ToSource("r", True, "sha256")
+    assert event_of(message) == ToSource("r", True, "sha256")
     plain = scheduler_pb2.SyncPiecesResponse(back_to_source=scheduler_pb2.BackToSource(reason="gone"))
-    assert _event(plain) == ToSource("gone", False, "")
+    assert event_of(plain) == ToSource("gone", False, "")
 
 
 def test_assignments_become_parents_and_piece_specs_with_usable_digests_only() -> None:
@@ -31,7 +31,7 @@ def test_assignments_become_parents_and_piece_specs_with_usable_digests_only() -
     )
     message = scheduler_pb2.SyncPiecesResponse(assignments=scheduler_pb2.PieceAssignments(assignments=[good, odd]))
     parent = Parent("p", "127.0.0.2", 9)
-    assert _event(message) == Assigned([(parent, PieceSpec(1, 4, 4, DIGEST)), (parent, PieceSpec(2, 8, 4, ""))])
+    assert event_of(message) == Assigned([(parent, PieceSpec(1, 4, 4, DIGEST)), (parent, PieceSpec(2, 8, 4, ""))])
 
 
 def test_task_news_says_the_shape_and_whether_the_task_failed() -> None:

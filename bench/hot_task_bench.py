@@ -4,7 +4,7 @@ it was alive. With --supernodes 3 and --tasks T the same load is spread over a c
 hashing on the task id, for reports per second with three supernodes against one.
 
 Usage: python bench/hot_task_bench.py [--hosts 10000] [--tasks 1] [--supernodes 1] [--pieces 32] [--window 8]
-                                      [--workers 2] [--hosts-per-channel 100] [--quick]
+                                      [--workers 2] [--hosts-per-channel 100] [--piece-ms MS] [--quick]
 
 Starts `python -m supernode` (this checkout's code, --no-seed-peer, --no-access-check: no origin serves the
 simulated content, the default 5 s heartbeat interval) on 127.0.0.1, as many as --supernodes. The simulated hosts
@@ -21,6 +21,12 @@ intervals; counted as kept), a heartbeat on a stream with neither its answer nor
 heartbeat call refused with another status (CANCELLED when the supernode's queue of calls not yet taken up is full) is
 counted apart: a dfdaemon logs it and keeps the supernode. A reader process registers one more host that offers every
 piece of every task with its digest, as the peer reading the origin for the swarm does, and keeps its streams open.
+
+Reports: by default a host reports the pieces of each assignments message fetched at once, in one message: each
+message carries several results, and so does each answer. With --piece-ms MS each assigned piece arrives MS after it
+was assigned, and the results go as a dfdaemon's do (peer.download.report_batch: a lone result at once, else at most
+one message per 20 ms or when 8 wait): a fleet whose pieces take MS each to arrive, with about as many messages as
+results.
 
 Phases: all hosts register (their heartbeats start); then every stream opens (50 per 10 ms per worker) and the clock
 runs until every peer holds every piece (each report is one piece a peer fetched); then 3 heartbeat intervals more,
@@ -68,7 +74,10 @@ from memory_soak import (
 from dfcommon import ring
 from dfcommon.channels import channel
 from dfcommon.identity import task_id
+from peer.download import link
 from peer.download.link import LOST_AT_START, START_RETRIES
+from peer.download.report_batch import ReportBatch
+from peer.piece.model import PieceOutcome
 from peer.scheduler_client import CALL_TIMEOUT, FAILOVER_CODES, LINK_KEEPALIVE_MS, is_behind
 
 if TYPE_CHECKING:
@@ -87,6 +96,7 @@ class Load:
     pieces: int
     window: int
     hosts_per_channel: int
+    piece_ms: int = 0  # each assigned piece arrives this long after it was assigned (0: reported at once)
 
     def meta(self, task: int) -> common_pb2.UrlMeta:
         digest = "sha256:" + hashlib.sha256(b"hot-%d" % task).hexdigest()
@@ -111,6 +121,7 @@ class Counters:
     complete_hidden: Synchronized[int]
     reports: Synchronized[int]
     messages: Synchronized[int]  # messages the supernodes sent on the hosts' streams
+    result_messages: Synchronized[int]  # messages of results the hosts sent
     dropped: Synchronized[int]
     to_source: Synchronized[int]
     failed: Synchronized[int]  # streams that ended with another error
@@ -172,6 +183,8 @@ class SimHost:
     # (0: none yet), and when the supernode had last answered the host then. A dfdaemon marks the supernode down
     # only when neither the answer nor another message came within CALL_TIMEOUT and the supernode is not behind.
     beats_sent: deque[list[float]] = field(default_factory=deque)
+    batch: ReportBatch = field(default_factory=ReportBatch)  # with Load.piece_ms: results arrived, not yet sent
+    flush_at: asyncio.TimerHandle | None = None  # when they go
 
 
 class Fleet:
@@ -328,15 +341,42 @@ class Fleet:
             kind = event.WhichOneof("event")
             if kind is None:
                 continue
-            if kind == "assignments":
-                results = fetched(event)
-                stream.send(Request(results=results))
-                host.reported += len(results)
-                self.counters.add("reports", len(results))
+            if kind == "assignments" and self.load.piece_ms:
+                loop = asyncio.get_running_loop()
+                for result in fetched(event):
+                    loop.call_later(self.load.piece_ms / 1000, self._fetched, host, stream, result)
+            elif kind == "assignments":
+                self._send(host, stream, fetched(event))
             elif kind == "back_to_source":
                 self.counters.add("to_source")
                 return
         self.counters.add("complete")
+
+    def _fetched(self, host: SimHost, stream: Stream, result: scheduler_pb2.PieceResult) -> None:
+        """A piece arrived (Load.piece_ms): its result goes as a dfdaemon's would."""
+        if host.stream is not stream:
+            return
+        now = asyncio.get_running_loop().time()
+        outcome = PieceOutcome(result.piece_number, result.parent_peer_id, True, duration_ms=self.load.piece_ms)
+        if host.batch.add(outcome, now):
+            self._flush(host, stream)
+        elif host.flush_at is None:
+            due = max(0.0, host.batch.due_in(now))
+            host.flush_at = asyncio.get_running_loop().call_later(due, self._flush, host, stream)
+
+    def _flush(self, host: SimHost, stream: Stream) -> None:
+        if host.flush_at is not None:
+            host.flush_at.cancel()
+            host.flush_at = None
+        outcomes = host.batch.take(asyncio.get_running_loop().time())
+        if outcomes and host.stream is stream:
+            self._send(host, stream, [link.piece_result(o) for o in outcomes])
+
+    def _send(self, host: SimHost, stream: Stream, results: list[scheduler_pb2.PieceResult]) -> None:
+        stream.send(Request(results=results))
+        host.reported += len(results)
+        self.counters.add("reports", len(results))
+        self.counters.add("result_messages")
 
 
 async def run_worker(load: Load, hosts: range, counters: Counters, events: Events) -> None:
@@ -424,6 +464,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=8, help="each peer's window of unreported pieces (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="load generator processes (default 2)")
     parser.add_argument("--hosts-per-channel", type=int, default=100, help="hosts sharing one TCP connection")
+    parser.add_argument("--piece-ms", type=int, default=0, help="each piece arrives this long after it was assigned")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 500 hosts, 8 pieces")
     parser.add_argument("--keep-logs", action="store_true", help="keep the supernodes' logs (their path is printed)")
     args = parser.parse_args()
@@ -435,7 +476,8 @@ def main() -> None:
     try:
         for port, proc in zip(ports, procs, strict=True):
             wait_ready(port, proc)
-        load = Load(tuple(f"127.0.0.1:{p}" for p in ports), args.tasks, pieces, args.window, args.hosts_per_channel)
+        targets = tuple(f"127.0.0.1:{p}" for p in ports)
+        load = Load(targets, args.tasks, pieces, args.window, args.hosts_per_channel, args.piece_ms)
         ctx = multiprocessing.get_context("spawn")
         counters = Counters(*(ctx.Value("q", 0) for _ in range(len(fields(Counters)))))
         events = Events(ctx.Event(), ctx.Event(), ctx.Event())
@@ -444,9 +486,11 @@ def main() -> None:
         for w in range(args.workers):
             part = range(w * share, min(hosts, (w + 1) * share))
             children.append(ctx.Process(target=process_main, args=("worker", load, part, counters, events)))
+        timing = f", pieces arrive {args.piece_ms} ms after assigned" if args.piece_ms else ""
         print(
             f"{hosts:,} hosts on {args.tasks} task(s) of {pieces} pieces, {args.supernodes} supernode(s), "
-            f"{args.workers} worker processes, window {args.window}, {args.hosts_per_channel} hosts per connection",
+            f"{args.workers} worker processes, window {args.window}, {args.hosts_per_channel} hosts per connection"
+            f"{timing}",
             flush=True,
         )
         began = time.monotonic()
@@ -496,6 +540,10 @@ def main() -> None:
         print(
             f"| stream messages from the supernodes, per report | {counters.messages.value:,} "
             f"({counters.messages.value / max(1, reports):.2f}) |"
+        )
+        print(
+            f"| messages of results from the hosts, per report | "
+            f"{counters.result_messages.value:,} ({counters.result_messages.value / max(1, reports):.2f}) |"
         )
         print(f"| hosts dropped while alive (NOT_FOUND seen) | {counters.dropped.value:,} |")
         print(f"| streams lost at their start and opened again | {counters.restarts.value:,} |")

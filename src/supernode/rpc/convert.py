@@ -42,7 +42,12 @@ def task_info(task: Task) -> scheduler_pb2.TaskInfo:
 
 def address(peer: Peer) -> common_pb2.PeerAddress:
     """Where a peer serves pieces."""
-    return common_pb2.PeerAddress(peer_id=peer.peer_id, host_id=peer.host.host_id, ip=peer.host.ip, port=peer.host.port)
+    host = peer.host
+    return _address(peer.peer_id, host.host_id, host.ip, host.port)
+
+
+def _address(peer_id: str, host_id: str, ip: str, port: int) -> common_pb2.PeerAddress:
+    return common_pb2.PeerAddress(peer_id=peer_id, host_id=host_id, ip=ip, port=port)
 
 
 def peer_info(task: Task, peer: Peer) -> scheduler_pb2.PeerInfo:
@@ -99,10 +104,8 @@ def _piece_info(piece: PieceMeta) -> common_pb2.PieceInfo:
     )
 
 
-@functools.lru_cache(maxsize=8192)
-def _parent_address(peer_id: str, host_id: str, ip: str, port: int) -> common_pb2.PeerAddress:
-    """A parent's address as assignments give it (shared: only ever copied from)."""
-    return common_pb2.PeerAddress(peer_id=peer_id, host_id=host_id, ip=ip, port=port)
+# A parent's address as assignments give it (shared: only ever copied from).
+_parent_address = functools.lru_cache(maxsize=8192)(_address)
 
 
 def reports(results: list[scheduler_pb2.PieceResult]) -> list[PieceReport]:

@@ -11,7 +11,10 @@ Model (what the real peers do, simplified where it does not change who sends wha
   of at most --group pieces each, pieces of one stream sent one after another; a parent already serving
   --upload-slots streams refuses the call (PARENT_BUSY), as PeerService's slot counter does;
 - every piece result is reported at once (the real peer does so for a result that arrives alone, and sends
-  results that arrive faster at most one message per 20 ms).
+  results that arrive faster at most one message per 20 ms);
+- with --zones Z the hosts are spread over Z zones of one region (HostInfo.location "r1|zK", the seed in z1) and
+  the bytes sent between zones are counted; --parent-policy picks how the scheduler ranks parents (default,
+  nearest). Links between zones are not slower here: the figure is the traffic between zones each policy causes.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import Failure, PieceMeta, PieceReport
 from supernode.resource.task import Task, TaskState
+from supernode.scheduling.evaluator import POLICIES
 from supernode.scheduling.scheduler import Assignment, Scheduler
 
 EPS = 1e-9
@@ -60,6 +64,7 @@ class SimHost:
     name: str
     uplink: float  # bytes/s
     slots: int
+    location: str = ""
     streams: list[Stream] = field(default_factory=list)
     sent: float = 0.0
 
@@ -84,11 +89,12 @@ class Sim:
         self.size = int(args.mib * MIB)
         self.piece_size = int(args.piece_mib * MIB) or piece_size_for(self.size)
         self.count = piece_count(self.size, self.piece_size)
-        self.scheduler = Scheduler(args.assignment_timeout, lambda: self.now)
+        self.scheduler = Scheduler(args.assignment_timeout, lambda: self.now, POLICIES[args.parent_policy])
         self.hosts: dict[str, SimHost] = {}
         self.peer_host: dict[str, SimHost] = {}
         self.children: dict[str, Child] = {}
-        seed_host = self._host("seed", args.seed_mbit, args.seed_slots, seed_peer=True)
+        self.cross_zone = 0.0  # bytes sent to a child in another zone
+        seed_host = self._host("seed", args.seed_mbit, args.seed_slots, seed_peer=True, location=self._zone(0))
         self.task = Task("t" * 64, "http://origin/f", "", state=TaskState.RUNNING)
         self.task.content_length, self.task.piece_size, self.task.piece_count = self.size, self.piece_size, self.count
         self.seed = Peer("seed-peer", self.task.task_id, self.scheduler.hosts["seed"], state=PeerState.BACK_TO_SOURCE)
@@ -103,7 +109,7 @@ class Sim:
         self.seq = itertools.count()
         self.refusals = 0
         for n in range(args.hosts):
-            host = self._host(f"h{n + 1}", args.host_mbit, args.upload_slots)
+            host = self._host(f"h{n + 1}", args.host_mbit, args.upload_slots, location=self._zone(n))
             peer = Peer(f"p{n + 1}", self.task.task_id, self.scheduler.hosts[host.name])
             self.scheduler.add_peer(self.task, peer)
             self.peer_host[peer.peer_id] = host
@@ -111,9 +117,12 @@ class Sim:
         for child in self.children.values():
             self.pending.extend(self.scheduler.connect(child.peer, args.window))
 
-    def _host(self, name: str, mbit: float, slots: int, seed_peer: bool = False) -> SimHost:
-        self.scheduler.add_host(Host(name, name, name, 1, slots, "", 0.0, seed_peer=seed_peer))
-        host = SimHost(name, mbit * 1e6 / 8, slots)
+    def _zone(self, n: int) -> str:
+        return f"r1|z{n % self.args.zones + 1}" if self.args.zones else ""
+
+    def _host(self, name: str, mbit: float, slots: int, seed_peer: bool = False, location: str = "") -> SimHost:
+        self.scheduler.add_host(Host(name, name, name, 1, slots, location, 0.0, seed_peer=seed_peer))
+        host = SimHost(name, mbit * 1e6 / 8, slots, location)
         self.hosts[name] = host
         return host
 
@@ -169,6 +178,8 @@ class Sim:
                 sent = rates[id(s)] * horizon
                 s.left -= sent
                 host.sent += sent
+                if host.location != s.child.host.location:
+                    self.cross_zone += sent
                 if s.left <= EPS * host.uplink:
                     finished.append((host, s))
         for host, s in finished:
@@ -231,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pieces-per-slot", type=int, default=0, help="override resource.host.PIECES_PER_SLOT")
     p.add_argument("--initial-pieces", type=int, default=0, help="override resource.host.INITIAL_PIECES")
     p.add_argument("--seed-fanout", type=int, default=0, help="override scheduler.SEED_FANOUT")
+    p.add_argument("--zones", type=int, default=0, help="spread the hosts over this many zones (0: no locations)")
+    p.add_argument("--parent-policy", choices=sorted(POLICIES), default="default")
     args = p.parse_args(argv)
     if args.pieces_per_slot:
         host_module.PIECES_PER_SLOT = args.pieces_per_slot
@@ -256,6 +269,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     sent = " ".join(f"{h.name}={h.sent / size:.2f}" for h in sim.hosts.values())
     print(f"sent/F: {sent}  refusals={sim.refusals}")
+    if args.zones:
+        policy = f"--parent-policy {args.parent_policy}"
+        print(f"between zones / F: {sim.cross_zone / size:.2f} ({args.zones} zones, {policy})")
 
 
 if __name__ == "__main__":

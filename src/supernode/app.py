@@ -88,11 +88,12 @@ class Supernode:
             await self.web.start()
         seed = f"{config.resolved_advertise_ip()}:{self.port}" if self.seed_peer is not None else "none in-process"
         log.info(
-            "supernode serving on %s:%d (%s) seed=%s data_dir=%s",
+            "supernode serving on %s:%d (%s) seed=%s parent_policy=%s data_dir=%s",
             config.listen_host,
             self.port,
             "mutual TLS" if config.tls else "plaintext",
             seed,
+            config.parent_policy,
             config.data_dir,
         )
         return self.port

@@ -24,6 +24,7 @@ from dfcommon.pieces import MAX_PIECE_SIZE
 from dfcommon.sizes import parse_duration, parse_hostport, parse_ip, parse_size
 from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
 from dfcommon.version import add_version_flag
+from supernode.scheduling.evaluator import POLICIES
 
 DEFAULT_PORT = 8002
 MIN_PIECE_SIZE = 64 << 10
@@ -67,6 +68,7 @@ class SupernodeConfig:
     # content without one); "seed" as auto (kept for old command lines). Content without a digest that no seed peer
     # reads: each of its peers reads the origin for itself.
     origin_fetch: str = "auto"
+    parent_policy: str = "default"  # how the scheduler ranks a piece's holders (scheduling.evaluator.POLICIES)
     seed_copy_delay: float = 5.0  # deprecated, ignored: the seed no longer copies content a peer read
     log_level: str = "info"
     log_format: str = "text"  # or json
@@ -120,6 +122,8 @@ class SupernodeConfig:
             raise InvalidArgument(
                 f"origin fetch must be one of {', '.join(ORIGIN_FETCH_MODES)}, got {self.origin_fetch!r}"
             )
+        if self.parent_policy not in POLICIES:
+            raise InvalidArgument(f"parent policy must be one of {', '.join(POLICIES)}, got {self.parent_policy!r}")
         if not 0 <= self.seed_copy_delay <= 86400:
             raise InvalidArgument(f"seed copy delay must be between 0s and 86400s, got {self.seed_copy_delay}")
         if not 0 <= self.listen_port < 65536:
@@ -234,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
         "seed peer, this supernode's own or dfdaemon --seed; when none is up, the first peer that asks, for content "
         "with a digest, which each peer checks; content without one each peer then reads for itself), peer (the "
         "first peer for content with a digest, even when seed peers are up) or seed (as auto)",
+    )
+    parser.add_argument(
+        "--parent-policy",
+        default="default",
+        help="how the scheduler picks which holder sends a piece: "
+        + "; ".join(f"{name}: {policy.summary}" for name, policy in POLICIES.items()),
     )
     parser.add_argument(
         "--seed-copy-delay",
@@ -360,6 +370,7 @@ def from_args(args: argparse.Namespace) -> SupernodeConfig:
         piece_size=piece_size,
         piece_digest=args.piece_digest,
         origin_fetch=args.origin_fetch,
+        parent_policy=args.parent_policy,
         seed_copy_delay=copy_delay,
         log_level=args.log_level,
         log_format=args.log_format,

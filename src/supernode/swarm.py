@@ -29,6 +29,7 @@ from supernode.resource.peer import MAX_WINDOW, Peer, PeerState
 from supernode.resource.piece import Failure, PieceReport
 from supernode.resource.states import move_peer, move_task
 from supernode.resource.task import Task, TaskState
+from supernode.scheduling.evaluator import POLICIES
 from supernode.scheduling.scheduler import Scheduler
 from supernode.seed_peers import SeedPeers
 from supernode.streamless import Streamless
@@ -47,7 +48,7 @@ class Swarm:
     def __init__(self, config: SupernodeConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.clock = clock
-        self.scheduler = Scheduler(config.assignment_timeout, clock)
+        self.scheduler = Scheduler(config.assignment_timeout, clock, POLICIES[config.parent_policy])
         self.streams = Outboxes(self.scheduler)
         self.seed_peers = SeedPeers(clock)
         self.readers = Readers(config, self.scheduler, self.streams, self.seed_peers)

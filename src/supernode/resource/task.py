@@ -77,6 +77,9 @@ class Task:
     seed_peer_ids: set[str] = field(default_factory=set)  # the task's peers on seed peer hosts
     seed_inflight: dict[int, int] = field(default_factory=dict)
     seed_saturated: int = 0
+    # Under a policy that keeps pieces in a zone (evaluator.ParentPolicy.keep_in_zone): per (zone, piece), the
+    # children in that zone fetching the piece from a parent in another zone right now.
+    crossing: dict[tuple[str, int], int] = field(default_factory=dict)
     starved: dict[str, None] = field(default_factory=dict)
     # Peers that hold something, are trusted and whose host has a free upload slot.
     free_parents: set[str] = field(default_factory=set)

@@ -17,6 +17,7 @@ from supernode.resource.peer import Outstanding, Peer
 from supernode.resource.piece import PieceMeta
 from supernode.resource.registry import Registry
 from supernode.resource.task import Task
+from supernode.scheduling.evaluator import zone_of
 
 
 class Assignment(NamedTuple):
@@ -41,6 +42,7 @@ class AssignmentBook:
         # Hosts whose upload slots went from all busy to some free since the scheduler last looked: their other
         # tasks' starved peers are woken too, not only the task whose report freed the slot.
         self.unblocked: dict[str, Host] = {}
+        self.keep_in_zone = False  # count the pieces fetched into a zone from another (Task.crossing)
 
     def assign(self, child: Peer, parent: Peer, piece: PieceMeta) -> Assignment:
         """Record that child fetches piece from parent from now on."""
@@ -51,6 +53,8 @@ class AssignmentBook:
         parent.serving[piece.number] = parent.serving.get(piece.number, 0) + 1
         if parent.host.seed_peer:
             self._seed_started(self.registry.tasks[child.task_id], piece.number)
+        if self.keep_in_zone:
+            self._crossing(child, parent, piece.number, 1)
         was_free = parent.host.free_slots > 0
         parent.host.started(piece.size)
         self._upload_changed(parent.host, was_free)
@@ -76,6 +80,8 @@ class AssignmentBook:
                 parent.serving.pop(number, None)
             if parent.host.seed_peer:
                 self._seed_ended(self.registry.tasks.get(child.task_id), number)
+            if self.keep_in_zone:
+                self._crossing(child, parent, number, -1)
             was_free = parent.host.free_slots > 0
             now = self.clock()
             assigned_at = current.deadline - self.timeout
@@ -130,6 +136,19 @@ class AssignmentBook:
             self.registry.refresh_host(host)
             if not was_free:
                 self.unblocked[host.host_id] = host
+
+    def _crossing(self, child: Peer, parent: Peer, number: int, change: int) -> None:
+        """One child more (or fewer) fetches the piece into its zone from a parent in another zone."""
+        zone = zone_of(child.host.location)
+        task = self.registry.tasks.get(child.task_id)
+        if task is None or not zone or zone_of(parent.host.location) == zone:
+            return
+        key = (zone, number)
+        count = task.crossing.get(key, 0) + change
+        if count > 0:
+            task.crossing[key] = count
+        else:
+            task.crossing.pop(key, None)
 
     def _seed_started(self, task: Task, number: int) -> None:
         """One child more fetches the piece from a seed peer."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 
 from supernode.read_split import left_to_read
-from supernode.resource.peer import Peer
+from supernode.resource.peer import Peer, PeerState
 from supernode.resource.task import Task
 from supernode.scheduling import evaluator
 
@@ -23,6 +23,8 @@ from supernode.scheduling import evaluator
 # most of it in such choices (158 µs with these bounds; in-process, every report answered in turn).
 PARENT_SAMPLE = 8
 PARENT_SCAN = 2 * PARENT_SAMPLE
+# Holders of a piece looked at, at most, for one in the child's zone (the `nearest` policy, zone_holds).
+ZONE_LOOK = 32
 # A seed peer reading a task's origin at this share of its upload rate or more keeps its uplink for the first copies
 # of the pieces it reads (first_copies_only).
 FIRST_COPIES_SHARE = 0.8
@@ -31,11 +33,19 @@ FIRST_COPIES_SHARE = 0.8
 SEED_COPY_PATIENCE_S = 10.0
 
 
-def choose(task: Task, child: Peer, number: int, seed_fanout: int, copy_waits: bool = False) -> Peer | None:
-    """The best free, trusted holder of the piece (evaluator.rank_of): seed peers first, then the holders in the order
-    the task keeps, comparing PARENT_SAMPLE of them once one is not sending the piece, and looking at PARENT_SCAN
-    at most; a seed peer only while it sends this piece to fewer than seed_fanout children. The holder chosen goes
-    to the back of the piece's order.
+def choose(
+    task: Task,
+    child: Peer,
+    number: int,
+    seed_fanout: int,
+    copy_waits: bool = False,
+    policy: evaluator.ParentPolicy = evaluator.DEFAULT,
+) -> Peer | None:
+    """The best free, trusted holder of the piece by the policy's rank (evaluator.rank_of by default): seed peers
+    first, then the holders in the order the task keeps, comparing PARENT_SAMPLE of them once one has the best
+    rank a holder can have for this child (policy.top: for default, one not sending the piece), and looking at
+    PARENT_SCAN at most; a seed peer only while it sends this piece to fewer than seed_fanout children. The holder
+    chosen goes to the back of the piece's order.
 
     A seed peer's own copy comes last. It downloads the pieces other readers read (it is the cluster's cache and
     keeps the whole content). While copy_waits it takes them only from parent hosts sending nothing; otherwise,
@@ -48,6 +58,7 @@ def choose(task: Task, child: Peer, number: int, seed_fanout: int, copy_waits: b
     chosen_key: tuple[int, float] | None = None
     looked = 0
     location = child.host.location
+    rank = policy.rank
     cache_fill = child.host.seed_peer and (copy_waits or bool(child.outstanding))
     seeds = [] if task.seed_inflight.get(number, 0) >= seed_fanout else free_seeds(task, number)
     if (
@@ -72,7 +83,7 @@ def choose(task: Task, child: Peer, number: int, seed_fanout: int, copy_waits: b
         host = parent.host
         if host is child.host or (cache_fill and host.inflight):
             continue
-        key = evaluator.rank_of(
+        key = rank(
             host.free_slots,
             host.capacity,
             parent.uploads_ok,
@@ -85,13 +96,45 @@ def choose(task: Task, child: Peer, number: int, seed_fanout: int, copy_waits: b
         if chosen_key is None or key > chosen_key:
             chosen, chosen_key = parent, key
         looked += 1
-        if looked >= PARENT_SAMPLE and chosen_key[0] == evaluator.IDLE_PEER:
+        if looked >= PARENT_SAMPLE and chosen_key[0] == policy.top(location):
             break
     if busy:
         task.evict_busy(number, busy)
+    if (
+        chosen is not None
+        and policy.keep_in_zone
+        and (zone := evaluator.zone_of(location))
+        and evaluator.zone_of(chosen.host.location) != zone
+        and zone_holds(task, number, child, zone)
+    ):
+        return None  # a holder in the child's zone has it: its slot, not another zone's uplink
     if chosen is not None and not chosen.host.seed_peer:
         task.offered(number, chosen.peer_id)
     return chosen
+
+
+def zone_holds(task: Task, number: int, child: Peer, zone: str) -> bool:
+    """True when the piece is in the child's zone or on its way there: a peer there (evaluator.zone_of) that can
+    serve it (not a seed peer, the parent of last resort; not left, distrusted or unreachable) holds it, free or
+    busy, or a child there fetches it from another zone now (Task.crossing). Looks at ZONE_LOOK of its holders at
+    most, so the cost stays bounded: when a hot piece's holders are spread over 4 zones, 32 of them miss the child's
+    zone once in 10,000 choices."""
+    if task.crossing.get((zone, number)):
+        return True
+    peers = task.peers
+    for holder_id in itertools.islice(task.holders[number], ZONE_LOOK):
+        holder = peers.get(holder_id)
+        if (
+            holder is not None
+            and holder is not child
+            and evaluator.zone_of(holder.host.location) == zone
+            and not holder.host.seed_peer
+            and holder.state is not PeerState.LEFT
+            and holder_id not in task.bad_parents
+            and not holder.host.unreachable
+        ):
+            return True
+    return False
 
 
 def first_copies_only(task: Task, seed: Peer) -> bool:

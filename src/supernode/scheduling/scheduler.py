@@ -22,8 +22,9 @@ from supernode.resource.piece import Failure, PieceMeta, PieceReport
 from supernode.resource.registry import Registry
 from supernode.resource.states import move_peer
 from supernode.resource.task import Task
-from supernode.scheduling import parents
+from supernode.scheduling import evaluator, parents
 from supernode.scheduling.assignments import Assignment, AssignmentBook
+from supernode.scheduling.evaluator import ParentPolicy
 from supernode.scheduling.health import HOPELESS_FAILURES, Health
 
 __all__ = ["HOPELESS_FAILURES", "Assignment", "Scheduler"]
@@ -56,11 +57,14 @@ class Scheduler:
         self,
         assignment_timeout: float = 30.0,
         clock: Callable[[], float] | None = None,
+        policy: ParentPolicy | None = None,
     ) -> None:
         self.assignment_timeout = assignment_timeout
+        self.policy = policy or evaluator.DEFAULT  # how parents are ranked (supernode --parent-policy)
         self.clock = clock or time.monotonic
         self.registry = Registry(self.clock)
         self.book = AssignmentBook(self.registry, assignment_timeout, self.clock, SEED_FANOUT)
+        self.book.keep_in_zone = self.policy.keep_in_zone
         self.health = Health(self.clock)
         self.seed_fanout = SEED_FANOUT
         # The registry's tables, under the names callers know (the same dicts, never replaced).
@@ -241,7 +245,7 @@ class Scheduler:
             return []
         out: list[Assignment] = []
         misses = 0
-        fanout = self.seed_fanout
+        fanout, policy = self.seed_fanout, self.policy
         for count in task.sorted_counts:
             part = task.buckets[count] & servable
             while part and free > 0 and misses < MISS_LIMIT:
@@ -251,7 +255,7 @@ class Scheduler:
                 piece = task.pieces.get(number)
                 if piece is None:
                     continue  # held by peers, but no digest to give for it (yet)
-                parent = parents.choose(task, peer, number, fanout, copy_waits)
+                parent = parents.choose(task, peer, number, fanout, copy_waits, policy)
                 if parent is None or (parent.host.seed_peer and task.seed_inflight.get(number, 0) >= fanout):
                     misses += 1
                     continue

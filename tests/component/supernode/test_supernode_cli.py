@@ -42,6 +42,7 @@ def test_help() -> None:
         ["--data-dir", "d", "--piece-size", "lots"],
         ["--data-dir", "d", "--advertise-ip", "not-an-ip"],
         ["--data-dir", "d", "--log-level", "loud"],
+        ["--data-dir", "d", "--parent-policy", "closest"],
     ],
 )
 def test_bad_flags_exit_2_with_one_line(args: list[str], tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from supernode.resource.host import Host
 from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import PieceMeta, PieceReport
 from supernode.resource.task import Task, TaskState
+from supernode.scheduling.evaluator import ParentPolicy
 from supernode.scheduling.scheduler import Assignment, Scheduler
 
 PIECE = 1024
@@ -30,9 +31,16 @@ class Clock:
 class Swarm:
     """One task on a Scheduler with a seed peer ("seed", the task's reader of the origin) and named peers."""
 
-    def __init__(self, pieces: int, seed_pieces: int | None = None, seed_slots: int = 64, rate: float = FAST) -> None:
+    def __init__(
+        self,
+        pieces: int,
+        seed_pieces: int | None = None,
+        seed_slots: int = 64,
+        rate: float = FAST,
+        policy: ParentPolicy | None = None,
+    ) -> None:
         self.clock = Clock()
-        self.scheduler = Scheduler(assignment_timeout=30.0, clock=self.clock)
+        self.scheduler = Scheduler(assignment_timeout=30.0, clock=self.clock, policy=policy)
         self.task = Task(
             "t" * 64,
             "http://o/x",

@@ -9,7 +9,7 @@ import pytest
 from swarm_builder import PIECE, Swarm
 
 from supernode.resource.piece import PieceMeta
-from supernode.scheduling import evaluator, parents
+from supernode.scheduling import evaluator
 from supernode.scheduling.parents import PARENT_SAMPLE, PARENT_SCAN
 
 HOLDERS = 40
@@ -25,15 +25,15 @@ def peers_only(pieces: int) -> Swarm:
 
 @pytest.fixture
 def ranked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the parents the scheduler ranks (one entry per call of evaluator.rank_of)."""
+    """Counts the parents the scheduler ranks (one entry per call of its parent policy's rank, the default one)."""
     calls: list[int] = []
-    rank_of = evaluator.rank_of
+    rank = evaluator.DEFAULT.rank
 
     def counted(*parts: Any) -> tuple[int, float]:
         calls.append(1)
-        return rank_of(*parts)
+        return rank(*parts)
 
-    monkeypatch.setattr(parents.evaluator, "rank_of", counted)
+    monkeypatch.setattr(evaluator, "DEFAULT", evaluator.DEFAULT._replace(rank=counted))
     return calls
 
 

@@ -24,6 +24,7 @@ def test_defaults() -> None:
     assert (c.origin_fetch, c.seed_copy_delay) == ("auto", 5.0)
     assert config("--origin-fetch", "seed", "--seed-copy-delay", "0").origin_fetch == "seed"
     assert config("--origin-fetch", "peer").origin_fetch == "peer"
+    assert (c.parent_policy, config("--parent-policy", "nearest").parent_policy) == ("default", "nearest")
     assert c.seed_cn == frozenset({"dandelion-seed"})
     assert config("--seed-cn", "a, b").seed_cn == frozenset({"a", "b"})
     assert c.data_dir == Path("d")
@@ -63,6 +64,7 @@ def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
         (["--seed-upload-slots", "0"], "upload slots"),
         (["--piece-digest", "md5"], "piece digest must be one of blake3, sha256"),
         (["--origin-fetch", "client"], "origin fetch must be one of auto, peer, seed"),
+        (["--parent-policy", "closest"], "parent policy must be one of default, nearest, got 'closest'"),
         (["--seed-copy-delay", "-1"], "seed copy delay"),
         (["--seed-copy-delay", "nan"], "seed copy delay"),
         (["--seed-copy-delay", "soon"], "invalid number"),

@@ -1,17 +1,20 @@
 """Parent choice as tables: free slots, success rate, locality, seed after idle peers, busy peers last, and parents
-that cannot serve left out. Each row builds the holders of one piece on a real Scheduler and asks parents.choose,
-the function the scheduler calls, which holder sends the piece to a new child."""
+that cannot serve left out; and the `nearest` policy, where the holders nearest the child come first. Each row builds
+the holders of one piece on a real Scheduler and asks parents.choose, the function the scheduler calls, which holder
+sends the piece to a new child."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from swarm_builder import PIECE, Swarm
 
 from supernode.resource.piece import PieceMeta
 from supernode.scheduling import parents
-from supernode.scheduling.evaluator import locality, success_rate
+from supernode.scheduling.evaluator import DEFAULT, NEAREST, POLICIES, ParentPolicy, locality, success_rate
+from supernode.scheduling.parents import PARENT_SAMPLE, PARENT_SCAN
 from supernode.scheduling.scheduler import SEED_FANOUT
 
 SLOTS = 2  # upload slots per holder's host: 8 pieces at once (PIECES_PER_SLOT 4)
@@ -50,9 +53,10 @@ def test_success_rate(ok: int, failed: int, expected: float) -> None:
     assert success_rate(ok, failed) == pytest.approx(expected)
 
 
-def chosen(holders: list[Holder], child_location: str) -> int | None:
-    """Index of the holder parents.choose picks for a new child at child_location, or None."""
-    swarm = Swarm(1, seed_pieces=0, seed_slots=SLOTS)
+def chosen(holders: list[Holder], child_location: str, policy: ParentPolicy = DEFAULT) -> int | None:
+    """Index of the holder parents.choose picks for a new child at child_location, or None (holders listed later are
+    looked at first: a new holder goes to the front of the piece's order)."""
+    swarm = Swarm(1, seed_pieces=0, seed_slots=SLOTS, policy=policy)
     task = swarm.task
     task.pieces[0] = PieceMeta(0, 0, PIECE, f"sha256:{0:064x}")
     names = []
@@ -73,7 +77,7 @@ def chosen(holders: list[Holder], child_location: str) -> int | None:
         if holder.bad:
             swarm.scheduler.distrust(task, peer)
     child = swarm.add("child", location=child_location)
-    parent = parents.choose(task, child, 0, SEED_FANOUT)
+    parent = parents.choose(task, child, 0, SEED_FANOUT, policy=swarm.scheduler.policy)
     return None if parent is None else names.index(parent.peer_id)
 
 
@@ -98,3 +102,58 @@ def chosen(holders: list[Holder], child_location: str) -> int | None:
 )
 def test_choose(holders: list[Holder], child_location: str, winner: int | None) -> None:
     assert chosen(holders, child_location) == winner
+
+
+ELSEWHERE = [Holder(loc="r1|z2")] * (PARENT_SAMPLE + 2)  # idle, in the child's region but another zone
+
+
+@pytest.mark.parametrize(
+    ("holders", "child_location", "by_default", "nearest"),
+    [
+        # The holder in the child's zone sends the piece to another child already: default takes the idle one
+        # elsewhere, nearest the one in the zone.
+        pytest.param(
+            [Holder(loc="r1|z2", free=8, ok=9), Holder(loc="r1|z1", sending=True)], "r1|z1|k1", 0, 1, id="zone"
+        ),
+        # The same region beats another region, however free and reliable the holder there.
+        pytest.param(
+            [Holder(loc="r2|z1|k1", free=8, ok=99), Holder(loc="r1|z3", free=1, failed=5)],
+            "r1|z1|k1",
+            0,
+            1,
+            id="region",
+        ),
+        # Among holders equally near, default's order: an idle peer before one sending the piece already.
+        pytest.param(
+            [Holder(loc="r1|z1", sending=True), Holder(loc="r1|z1", free=1, failed=5)], "r1|z1", 1, 1, id="tie"
+        ),
+        # A child that says nowhere: every holder is as near as any other.
+        pytest.param([Holder(loc="r1|z1", sending=True), Holder(loc="r2|z9")], "", 1, 1, id="child-nowhere"),
+        # After PARENT_SAMPLE idle holders elsewhere, default stops looking; nearest looks on (up to PARENT_SCAN)
+        # for one in the child's zone.
+        pytest.param([Holder(loc="r1|z1"), *ELSEWHERE], "r1|z1", len(ELSEWHERE), 0, id="looks-past-the-sample"),
+    ],
+)
+def test_nearest(holders: list[Holder], child_location: str, by_default: int, nearest: int) -> None:
+    assert len(holders) <= PARENT_SCAN
+    assert chosen(holders, child_location, DEFAULT) == by_default
+    assert chosen(holders, child_location, NEAREST) == nearest
+
+
+def test_policies_by_name() -> None:
+    assert {name: policy.name for name, policy in POLICIES.items()} == {"default": "default", "nearest": "nearest"}
+
+
+@pytest.mark.parametrize("policy", [DEFAULT, NEAREST], ids=lambda p: p.name)
+def test_stops_at_the_sample_once_a_holder_has_the_best_rank_there_is(policy: ParentPolicy) -> None:
+    """Idle holders in the child's own rack: none can rank higher, so PARENT_SAMPLE of them are compared, not every
+    one up to PARENT_SCAN (each choice of a hot task's scheduler stays this cheap with either policy)."""
+    ranked: list[tuple[int, float]] = []
+
+    def counted(*parts: Any) -> tuple[int, float]:
+        ranked.append(key := policy.rank(*parts))
+        return key
+
+    holders = [Holder(loc="r1|z1|k1")] * PARENT_SCAN
+    assert chosen(holders, "r1|z1|k1", policy._replace(rank=counted)) is not None
+    assert len(ranked) == PARENT_SAMPLE

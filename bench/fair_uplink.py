@@ -10,6 +10,7 @@ same download took 11.2 s while the uploads kept the uplink full).
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Sequence
 
@@ -31,7 +32,7 @@ def fair_uplinks(hosts: Sequence[NetHost]) -> None:
         if host.uplink_mbit is None:
             continue
         rate = f"{host.uplink_mbit}mbit"
-        others = [other for other in hosts if other.netns != host.netns]
+        others = _others(host, hosts)
         share = f"{max(1, host.uplink_mbit * 1000 // (len(others) + 1))}kbit"
         _tc(host, "qdisc", "del", "dev", "eth0", "root")
         _tc(host, "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "ffff")
@@ -40,7 +41,7 @@ def fair_uplinks(hosts: Sequence[NetHost]) -> None:
             *("class", "add", "dev", "eth0", "parent", "1:", "classid", "1:1", "htb"),
             *("rate", rate, "ceil", rate, "burst", BURST, "cburst", BURST),
         )
-        leaves: list[tuple[str, NetHost | None]] = [(f"1:{10 + index:x}", other) for index, other in enumerate(others)]
+        leaves: list[tuple[str, NetHost | None]] = [(_leaf(index), other) for index, other in enumerate(others)]
         leaves.append(("1:ffff", None))  # anything else (ARP and the like)
         for classid, other in leaves:
             _tc(
@@ -55,3 +56,29 @@ def fair_uplinks(hosts: Sequence[NetHost]) -> None:
                     *("filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1", "u32"),
                     *("match", "ip", "dst", f"{other.ip}/32", "flowid", classid),
                 )
+
+
+def _others(host: NetHost, hosts: Sequence[NetHost]) -> list[NetHost]:
+    return [other for other in hosts if other.netns != host.netns]
+
+
+def _leaf(index: int) -> str:
+    return f"1:{10 + index:x}"
+
+
+def sent_to(host: NetHost, hosts: Sequence[NetHost]) -> dict[str, int]:
+    """Bytes host sent so far to each other host (by netns), read from the byte counters of its per-destination
+    classes; hosts as given to fair_uplinks."""
+    argv = [TC_BIN, "-n", host.netns, "-s", "class", "show", "dev", "eth0"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        raise NetnsError(f"tc -n {host.netns} -s class show: {result.stderr.strip()}")
+    sent = class_bytes(result.stdout)
+    return {other.netns: sent.get(_leaf(index), 0) for index, other in enumerate(_others(host, hosts))}
+
+
+def class_bytes(shown: str) -> dict[str, int]:
+    """Bytes sent by class id, from `tc -s class show` ("class htb 1:10 parent 1:1 ...", then " Sent 123 bytes ...";
+    this tc prints no JSON for classes)."""
+    pattern = r"^class htb (\S+) .*\n\s*Sent (\d+) bytes"
+    return {match[1]: int(match[2]) for match in re.finditer(pattern, shown, re.MULTILINE)}

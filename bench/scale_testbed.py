@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -143,9 +143,12 @@ def swarm(
     seeds: Sequence[NetHost] = (),
     upload_slots: int | None = None,
     in_process_seed: bool = True,
+    supernode_args: Sequence[str] = (),
+    locations: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[dict[str, Path], list[int]]]:
     """A new supernode, one new seed peer (`dfdaemon --seed`) per seed and one new dfdaemon per host (empty caches);
-    the supernode runs a seed peer of its own unless there are seeds or in_process_seed is False.
+    the supernode runs a seed peer of its own unless there are seeds or in_process_seed is False. supernode_args go
+    on its command line; locations gives a dfdaemon `--location` by netns.
 
     Yields once every seed peer takes the supernode's orders: each host's dfget socket by netns and the PIDs of the
     supernode and the dfdaemons (seed peers included).
@@ -162,6 +165,7 @@ def swarm(
             *(("--piece-size", piece_size) if piece_size else ()),
             *(("--no-seed-peer",) if seeds or not in_process_seed else ()),  # seed peers of their own: none in it
             *(("--seed-upload-slots", str(upload_slots)) if upload_slots else ()),
+            *supernode_args,
         ]
         proc = start_in(sn, "supernode", argv, workdir / "supernode.log", sn.ip, SUPERNODE_PORT)
         stack.callback(proc.stop)
@@ -179,6 +183,7 @@ def swarm(
                 *("--daemon-listen", f"unix:{sockets_by_host[host.netns]}"),
                 *(("--seed",) if host.netns in seed_set else ()),
                 *(("--upload-slots", str(upload_slots)) if upload_slots else ()),
+                *(("--location", locations[host.netns]) if locations and host.netns in locations else ()),
             ]
             proc = start_process(f"dfdaemon-{name}", host.argv(argv), workdir / f"dfdaemon-{name}.log", loopback_env())
             stack.callback(proc.stop)

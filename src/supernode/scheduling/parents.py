@@ -126,7 +126,7 @@ def zone_holds(task: Task, number: int, child: Peer, zone: str) -> bool:
         holder = peers.get(holder_id)
         if (
             holder is not None
-            and holder is not child
+            and holder.host is not child.host  # never its parent (choose), so never worth a wait
             and evaluator.zone_of(holder.host.location) == zone
             and not holder.host.seed_peer
             and holder.state is not PeerState.LEFT

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from swarm_builder import PIECE, Swarm, pairs
 
+from supernode.resource.peer import Peer
 from supernode.resource.piece import Failure, PieceMeta, PieceReport
 from supernode.scheduling.evaluator import DEFAULT, NEAREST, ParentPolicy
 
@@ -61,3 +62,13 @@ def test_a_child_without_a_zone_is_never_kept_waiting(location: str) -> None:
     swarm = across(NEAREST)
     swarm.scheduler.connect(swarm.add("c1", location=location), 1)
     assert pairs(swarm.scheduler.connect(swarm.add("c2", location=location), 1)) == [(0, "far")]
+
+
+def test_a_holder_on_the_childs_own_host_keeps_it_from_nothing() -> None:
+    """Another peer of the task on the child's host holds the piece: it is never the child's parent, so the child
+    takes the piece from the other zone rather than wait for it."""
+    swarm = across(NEAREST)
+    twin = swarm.add("twin", [0], location="r1|z1")
+    child = Peer("child", swarm.task.task_id, twin.host)
+    swarm.scheduler.add_peer(swarm.task, child)
+    assert pairs(swarm.scheduler.connect(child, 1)) == [(0, "far")]

@@ -10,6 +10,7 @@ from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import Failure, PieceMeta, PieceReport
 from supernode.resource.task import Task, TaskState
 from supernode.scheduling import parents
+from supernode.scheduling.evaluator import NEAREST
 from supernode.scheduling.scheduler import HOPELESS_FAILURES, WAKE_SKIPS
 
 
@@ -258,15 +259,18 @@ def test_deadline_heap_is_compacted() -> None:
     assert len(swarm.scheduler.expire()) == 4  # the live ones still time out
 
 
+@pytest.mark.parametrize("zones", [0, 3], ids=["default-policy", "nearest-in-3-zones"])
 @pytest.mark.parametrize("batched", [False, True], ids=["one-report-per-message", "batched"])
 @pytest.mark.parametrize("seed_pieces", [8, 0])
-def test_random_swarm_with_failures_completes_without_leaks(seed_pieces: int, batched: bool) -> None:
+def test_random_swarm_with_failures_completes_without_leaks(seed_pieces: int, batched: bool, zones: int) -> None:
+    """With the nearest policy too: children kept waiting for a holder in their zone, or for a piece crossing into
+    it, all complete, and no crossing stays counted."""
     import random
     from collections import deque
 
-    swarm = Swarm(8, seed_pieces=seed_pieces, seed_slots=1)
+    swarm = Swarm(8, seed_pieces=seed_pieces, seed_slots=1, policy=NEAREST if zones else None)
     rng = random.Random(seed_pieces)
-    peers = [swarm.add(f"p{i}", slots=1, location=f"r{i % 2}") for i in range(30)]
+    peers = [swarm.add(f"p{i}", slots=1, location=f"r1|z{i % zones}" if zones else f"r{i % 2}") for i in range(30)]
     queue = deque(a for p in peers for a in swarm.scheduler.connect(p, 4))
     written = seed_pieces
     for _ in range(10_000):
@@ -294,6 +298,7 @@ def test_random_swarm_with_failures_completes_without_leaks(seed_pieces: int, ba
     assert all(p.held_count == 8 for p in peers)
     assert all(h.inflight == 0 for h in swarm.scheduler.hosts.values()) and swarm.seed_host.inflight == 0
     assert swarm.task.starved == {}
+    assert swarm.task.crossing == {}
     assert swarm.seed.uploads_ok < 30 * 8 / 2  # peers served most pieces
 
 

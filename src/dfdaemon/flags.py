@@ -90,7 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cache-ttl", default="6h", help="drop cached content unused this long (default 6h)")
     parser.add_argument("--cache-quota", default="20GiB", help="cache size before LRU eviction (default 20GiB)")
-    parser.add_argument("--location", default="", help='"region|zone|rack" for parent locality')
+    parser.add_argument(
+        "--location",
+        default="",
+        help='where this host is, "region|zone|rack": the supernode prefers parents near it, and with --parent-policy '
+        "nearest takes a piece from another zone only when nobody in this zone has it",
+    )
     add_logging_flags(parser)
     parser.add_argument("--metrics", default="", help="serve Prometheus /metrics on HOST:PORT (default: off)")
     parser.add_argument(

@@ -108,10 +108,12 @@ def test_module_entry_point() -> None:
 
 def test_environment_log_level_and_json_format(tmp_path: Path) -> None:
     """DANDELION_LOG_LEVEL/FORMAT (compose.yaml's variables) reach the process: at warning the start line is
-    gone, the malformed request's warning comes as a JSON line with a UTC offset; never grpc's per-call flood."""
+    gone, the malformed request's warning comes as a JSON line with a UTC offset; never grpc's per-call flood, nor
+    the C core's own INFO lines (a GOAWAY at shutdown once broke the JSON here; GRPC_TRACE makes them certain)."""
     port = free_port()
     args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data")]
-    env = {**os.environ, "DANDELION_LOG_LEVEL": "warning", "DANDELION_LOG_FORMAT": "json"}
+    env = {**os.environ, "DANDELION_LOG_LEVEL": "warning", "DANDELION_LOG_FORMAT": "json", "GRPC_TRACE": "api"}
+    env.pop("GRPC_VERBOSITY", None)
     proc = subprocess.Popen([*COMMAND, *args], stderr=subprocess.PIPE, text=True, env=env)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as chan:

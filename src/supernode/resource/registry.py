@@ -114,13 +114,8 @@ class Registry:
         scheduler's CPU with 512 pieces a task (bench/scheduler_cpu_bench.py). A busy peer keeps its entries in
         free_holders (see Task.evict_busy); one that cannot serve at all (left, distrusted, unreachable, holding
         nothing) leaves them at once."""
-        can_serve = (
-            peer.held_count > 0
-            and peer.state is not PeerState.LEFT
-            and peer.peer_id not in task.bad_parents
-            and not peer.host.unreachable
-        )
-        free = can_serve and peer.host.free_slots > 0
+        serves = can_serve(task, peer)
+        free = serves and peer.host.free_slots > 0
         if free != (peer.peer_id in task.free_parents):
             if free:
                 task.free_parents.add(peer.peer_id)
@@ -134,7 +129,7 @@ class Registry:
                 self._index(task, peer)
             else:
                 task.free_counts.sub(peer.held)
-        if not can_serve and peer.indexed:
+        if not serves and peer.indexed:
             self._unindex(task, peer)
 
     @staticmethod
@@ -264,3 +259,14 @@ class Registry:
         self.update_free(task, peer)
         task.remove_holders(peer.held, peer.peer_id)
         return True
+
+
+def can_serve(task: Task, peer: Peer) -> bool:
+    """True when the peer may be chosen as a parent of the task, free slot or not: it holds something, has not
+    left, is trusted, and its host is reachable."""
+    return (
+        peer.held_count > 0
+        and peer.state is not PeerState.LEFT
+        and peer.peer_id not in task.bad_parents
+        and not peer.host.unreachable
+    )

@@ -13,7 +13,8 @@ from __future__ import annotations
 import itertools
 
 from supernode.read_split import left_to_read
-from supernode.resource.peer import Peer, PeerState
+from supernode.resource.peer import Peer
+from supernode.resource.registry import can_serve
 from supernode.resource.task import Task
 from supernode.scheduling import evaluator
 
@@ -115,10 +116,10 @@ def choose(
 
 def zone_holds(task: Task, number: int, child: Peer, zone: str) -> bool:
     """True when the piece is in the child's zone or on its way there: a peer there (evaluator.zone_of) that can
-    serve it (not a seed peer, the parent of last resort; not left, distrusted or unreachable) holds it, free or
-    busy, or a child there fetches it from another zone now (Task.crossing). Looks at ZONE_LOOK of its holders at
-    most, so the cost stays bounded: when a hot piece's holders are spread over 4 zones, 32 of them miss the child's
-    zone once in 10,000 choices."""
+    serve (registry.can_serve; not a seed peer, the parent of last resort) holds it, free or busy, or a child there
+    fetches it from another zone now (Task.crossing). Looks at ZONE_LOOK of its holders at most, so the cost stays
+    bounded: when a hot piece's holders are spread over 4 zones, 32 of them miss the child's zone once in 10,000
+    choices."""
     if task.crossing.get((zone, number)):
         return True
     peers = task.peers
@@ -129,9 +130,7 @@ def zone_holds(task: Task, number: int, child: Peer, zone: str) -> bool:
             and holder.host is not child.host  # never its parent (choose), so never worth a wait
             and evaluator.zone_of(holder.host.location) == zone
             and not holder.host.seed_peer
-            and holder.state is not PeerState.LEFT
-            and holder_id not in task.bad_parents
-            and not holder.host.unreachable
+            and can_serve(task, holder)
         ):
             return True
     return False

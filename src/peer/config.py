@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dfcommon.errors import InvalidArgument
 from dfcommon.fetchpolicy import ALLOW_FLAG, DENY_FLAG, FetchPolicy, parse_rules
+from dfcommon.location import check_location
 from dfcommon.origin_access import GRANT_TTL_S, PUBLIC_TTL_S
 from dfcommon.sizes import parse_duration, parse_hostport, parse_ip, parse_size
 from dfcommon.tls import TlsConfig
@@ -73,6 +74,7 @@ class PeerConfig:
             raise InvalidArgument(f"invalid port {self.port}")
         if self.upload_slots < 1:
             raise InvalidArgument("--upload-slots must be at least 1")
+        check_location(self.location)
         if self.upload_limit < 0 or self.download_limit < 0 or self.cache_quota < 0:
             raise InvalidArgument("limits must not be negative")
         if self.access_public_ttl < 0 or self.access_grant_ttl < 0:

@@ -18,7 +18,8 @@ from dfcommon.logs import setup_logging
 from dfcommon.malloc import tune_malloc
 from dfcommon.preload import preload_http_client
 from supernode.app import Supernode
-from supernode.config import SupernodeConfig, build_parser, from_args
+from supernode.config import SupernodeConfig
+from supernode.flags import build_parser, from_args
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -62,7 +62,7 @@ class EmbeddedSeedPeer:
             component="supernode",
             cache_ttl=config.seed_cache_ttl,
             cache_quota=config.seed_cache_quota,
-            location="",
+            location=config.location,
             origin_ca_file=config.origin_ca,
             origin_insecure=config.origin_insecure,
             origin_allow=config.origin_allow,

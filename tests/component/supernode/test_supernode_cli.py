@@ -43,6 +43,7 @@ def test_help() -> None:
         ["--data-dir", "d", "--advertise-ip", "not-an-ip"],
         ["--data-dir", "d", "--log-level", "loud"],
         ["--data-dir", "d", "--parent-policy", "closest"],
+        ["--data-dir", "d", "--location", "eu|" + "z" * 300],
     ],
 )
 def test_bad_flags_exit_2_with_one_line(args: list[str], tmp_path: Path) -> None:
@@ -63,7 +64,7 @@ def free_port() -> int:
 def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     args = ["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data"), "--advertise-ip", "127.0.0.1"]
-    proc = subprocess.Popen([*COMMAND, *args], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*COMMAND, *args, "--location", "eu|eu-1a"], stderr=subprocess.PIPE, text=True)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as chan:
             deadline = time.monotonic() + 30
@@ -82,6 +83,9 @@ def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
             stub = scheduler_pb2_grpc.SchedulerServiceStub(chan)
             assert list(stub.ListTasks(scheduler_pb2.ListTasksRequest(), timeout=5).tasks) == []
+            hosts = stub.ListHosts(scheduler_pb2.ListHostsRequest(), timeout=5).hosts
+            # the in-process seed peer, registered where --location says it is
+            assert [(h.seed, h.ip, h.port, h.location) for h in hosts] == [(True, "127.0.0.1", port, "eu|eu-1a")]
             garbage = chan.unary_unary("/dandelion.scheduler.v1.SchedulerService/RegisterTask", None, None)
             with pytest.raises(grpc.RpcError) as refused:
                 garbage(b"\xff\xff\xff\xff", timeout=5)

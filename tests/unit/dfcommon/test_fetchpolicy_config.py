@@ -11,7 +11,8 @@ from dfcommon.configfile import parse_args_with_config
 from dfcommon.errors import InvalidArgument
 from dfcommon.fetchpolicy import FetchPolicy
 from dfdaemon import flags as daemon
-from supernode.config import SupernodeConfig, build_parser, from_args
+from supernode.config import SupernodeConfig
+from supernode.flags import build_parser, from_args
 
 
 def supernode_config(argv: list[str], env: dict[str, str]) -> SupernodeConfig:

@@ -14,8 +14,8 @@ from dfcommon.errors import InvalidArgument
 from dfcommon.logs import setup_logging
 from dfdaemon import flags as daemon
 from peer import dfget
-from supernode.config import build_parser as supernode_parser
-from supernode.config import from_args
+from supernode.flags import build_parser as supernode_parser
+from supernode.flags import from_args
 
 ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
 

@@ -18,8 +18,8 @@ from dfcommon.inspection import InspectionPolicy, InspectionRefused, peer_is_loc
 from dfcommon.tls import TlsConfig, tls_config, warn_if_plaintext_beyond_loopback
 from dfdaemon.flags import build_parser as dfdaemon_parser
 from dfdaemon.flags import config_from_args
-from supernode.config import build_parser as supernode_parser
-from supernode.config import from_args
+from supernode.flags import build_parser as supernode_parser
+from supernode.flags import from_args
 
 MAKE_CERTS = Path(__file__).resolve().parents[3] / "scripts" / "make_certs.sh"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from dfcommon.errors import InvalidArgument
-from supernode.config import SupernodeConfig, build_parser, from_args, parse_listen
+from supernode.config import SupernodeConfig
+from supernode.flags import build_parser, from_args, parse_listen
 
 
 def config(*args: str) -> SupernodeConfig:
@@ -25,6 +26,7 @@ def test_defaults() -> None:
     assert config("--origin-fetch", "seed", "--seed-copy-delay", "0").origin_fetch == "seed"
     assert config("--origin-fetch", "peer").origin_fetch == "peer"
     assert (c.parent_policy, config("--parent-policy", "nearest").parent_policy) == ("default", "nearest")
+    assert (c.location, config("--location", "eu|eu-1a|r7").location) == ("", "eu|eu-1a|r7")
     assert c.seed_cn == frozenset({"dandelion-seed"})
     assert config("--seed-cn", "a, b").seed_cn == frozenset({"a", "b"})
     assert c.data_dir == Path("d")
@@ -65,6 +67,8 @@ def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
         (["--piece-digest", "md5"], "piece digest must be one of blake3, sha256"),
         (["--origin-fetch", "client"], "origin fetch must be one of auto, peer, seed"),
         (["--parent-policy", "closest"], "parent policy must be one of default, nearest, got 'closest'"),
+        (["--location", "r|" + "z" * 300], "--location must be at most 256 characters, got 302"),
+        (["--location", "r|z\n"], "--location must be printable text like region|zone|rack"),
         (["--seed-copy-delay", "-1"], "seed copy delay"),
         (["--seed-copy-delay", "nan"], "seed copy delay"),
         (["--seed-copy-delay", "soon"], "invalid number"),

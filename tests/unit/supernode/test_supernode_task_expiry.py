@@ -15,7 +15,8 @@ import pytest
 
 from dfcommon.content import ContentRequest
 from dfcommon.errors import InvalidArgument
-from supernode.config import SupernodeConfig, build_parser, from_args
+from supernode.config import SupernodeConfig
+from supernode.flags import build_parser, from_args
 from supernode.hosts import HostSpec
 from supernode.swarm import Swarm
 

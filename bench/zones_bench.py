@@ -12,15 +12,18 @@ new dfdaemons, then --repeat runs of N dfgets at once of a new random file (each
 Per run: the makespan and, as multiples of the file's size F, the bytes the hosts and the seed peer sent to hosts in
 another zone and to hosts in their own zone, what the seed peer sent in all, and what the origin sent to the hosts
 (the seed peer reads it, hosts may read parts). The floor between zones is Z - 1: every other zone gets each piece
-once.
+once. Beside the wire's figures, what the supernode's /metrics counted meanwhile (dandelion_piece_bytes_delivered,
+piece bytes without the packets' headers): `sn across`, `sn within`.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import secrets
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -45,6 +48,17 @@ def locations(bed: Testbed, zones: int) -> dict[str, str]:
     return {**{seed.netns: "r1|z1" for seed in bed.seeds}, **spread}
 
 
+METRICS = "127.0.0.1:8003"  # the supernode's /metrics, inside its namespace
+_DELIVERED = re.compile(r'^dandelion_piece_bytes_delivered_total\{component="supernode",path="(\w+)"\} (\S+)$', re.M)
+
+
+def delivered(bed: Testbed) -> dict[str, float]:
+    """dandelion_piece_bytes_delivered_total by path, scraped from the supernode's /metrics."""
+    argv = bed.supernode.argv(["curl", "-sf", "--max-time", "10", f"http://{METRICS}/metrics"])
+    text = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout
+    return {path: float(value) for path, value in _DELIVERED.findall(text)}
+
+
 def one_run(args: argparse.Namespace, bed: Testbed, origin: Origin, sockets: dict[str, Path], out: Path) -> dict:
     """N dfgets at once of a new file: the makespan and the bytes by kind of link, / F."""
     size = args.mib * MiB
@@ -62,8 +76,10 @@ def one_run(args: argparse.Namespace, bed: Testbed, origin: Origin, sockets: dic
     everyone = bed.everyone()
     peers = [*bed.seeds, *bed.hosts]
     before = {host.netns: sent_to(host, everyone) for host in everyone}
+    counted = delivered(bed)
     finished = run_at_once(commands)
     after = {host.netns: sent_to(host, everyone) for host in everyone}
+    counted = {path: value - counted.get(path, 0.0) for path, value in delivered(bed).items()}
     failed = [f"{item.netns}: {item.stderr[-200:]}" for item in finished if item.status != 0]
     if failed:
         raise RuntimeError("dfget failed: " + "; ".join(failed))
@@ -80,6 +96,7 @@ def one_run(args: argparse.Namespace, bed: Testbed, origin: Origin, sockets: dic
                 sent = after[src.netns][dst.netns] - before[src.netns][dst.netns]
                 tally["within" if zones[src.netns] == zones[dst.netns] else "across"] += sent
                 tally["seed peer"] += sent if src in bed.seeds else 0
+    tally["sn across"], tally["sn within"] = counted["between_zones"], counted["within_zone"]
     return {"makespan": max(item.seconds for item in finished), **{k: v / size for k, v in tally.items()}}
 
 
@@ -110,7 +127,7 @@ def main() -> None:
             origin = stack.enter_context(Origin(bed.origin, workdir / "origin").running())
             for policy in [args.parent_policy] if args.parent_policy else sorted(POLICIES):
                 logs = workdir / f"swarm-{policy}"
-                extra = ("--parent-policy", policy)
+                extra = ("--parent-policy", policy, "--metrics", METRICS)
                 where = locations(bed, args.zones)
                 with swarm(
                     bed, bed.hosts, logs, "auto", None, bed.seeds, supernode_args=extra, locations=where
@@ -120,19 +137,21 @@ def main() -> None:
                         results.setdefault(policy, []).append(figures)
                         shown = "  ".join(f"{k} {v:.2f}" for k, v in figures.items() if k != "makespan")
                         print(f"{policy} run {run + 1}: makespan {figures['makespan']:.2f} s; / F: {shown}", flush=True)
-    except (NetnsError, RuntimeError) as exc:
+    except (NetnsError, RuntimeError, subprocess.SubprocessError) as exc:
         sys.exit(f"zones_bench: {exc}")
     finally:
         shutil.rmtree(workdir if args.work_dir is None else workdir / "out", ignore_errors=True)
     print(f"\n{args.hosts} hosts in {args.zones} zones, {args.mib} MiB, uplinks {args.host_mbit} Mbit/s (fair queues),")
     print(f"origin {args.origin_mbit} Mbit/s; medians of {args.repeat} runs; bytes sent to the hosts / F")
-    print("| policy | makespan | to another zone | within the zone | the seed peer's part | origin |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| policy | makespan | to another zone | within the zone | the seed peer's part | origin | sn: across, within |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for policy, runs in results.items():
         med = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
         print(
             f"| {policy} | {med['makespan']:.2f} s | {med['across']:.2f} | {med['within']:.2f} | "
-            f"{med['seed peer']:.2f} | {med['origin']:.2f} |"
+            f"{med['seed peer']:.2f} | {med['origin']:.2f} | {med['sn across']:.2f}, {med['sn within']:.2f} |"
         )
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import socket
 import socketserver
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from dfcommon.sizes import parse_hostport
@@ -74,6 +74,37 @@ ACCESS_DECISIONS = Counter(
     ["outcome"],
 )
 
+
+class CountedElsewhere(Collector):
+    """A counter family whose values the code that counts keeps as plain integers (the supernode's scheduler does no
+    I/O and imports no metrics), read at each scrape from set_function's mapping of label value to count."""
+
+    def __init__(self, name: str, documentation: str, label: str) -> None:
+        self.name, self.documentation, self.label = name, documentation, label
+        self._read: Callable[[], Mapping[str, int]] | None = None
+        REGISTRY.register(self)
+
+    def set_function(self, read: Callable[[], Mapping[str, int]]) -> None:
+        """Where the counts are read from at each scrape (a mapping whose keys never change: read from the metrics
+        server's thread)."""
+        self._read = read
+
+    def collect(self) -> Iterable[Metric]:
+        """The family, with one sample per label value once set_function was called."""
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        if self._read is not None:
+            for value, count in list(self._read().items()):
+                family.add_metric([value], count)
+        yield family
+
+
+PIECE_BYTES_DELIVERED = CountedElsewhere(
+    "dandelion_piece_bytes_delivered",
+    "Piece bytes of assignments their child reported received, by where the parent was: within_zone, "
+    "between_zones (both gave a region|zone, dfdaemon --location), no_zone (supernode)",
+    "path",
+)
+
 _COMMON = (
     "dandelion_build_info",
     "dandelion_origin_bytes",
@@ -99,6 +130,7 @@ FAMILIES: dict[str, frozenset[str]] = {
             "dandelion_limit_evictions",
             "dandelion_heartbeats",
             "dandelion_access_decisions",
+            "dandelion_piece_bytes_delivered",
         )
     ),
     "dfdaemon": frozenset(

@@ -15,7 +15,14 @@ from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from dfcommon.errors import Unavailable
 from dfcommon.grants import GrantIssuer
 from dfcommon.grpcserver import add_health_and_reflection, mark_serving, new_server
-from dfcommon.metrics import ACTIVE_HOSTS, ACTIVE_PEERS, ACTIVE_TASKS, SEED_PEERS, start_metrics_server
+from dfcommon.metrics import (
+    ACTIVE_HOSTS,
+    ACTIVE_PEERS,
+    ACTIVE_TASKS,
+    PIECE_BYTES_DELIVERED,
+    SEED_PEERS,
+    start_metrics_server,
+)
 from dfcommon.tls import add_port, warn_if_plaintext_beyond_loopback
 from supernode.access import RegistrationCheck
 from supernode.config import SupernodeConfig
@@ -82,6 +89,7 @@ class Supernode:
             ACTIVE_PEERS.set_function(lambda: len(scheduler.peers))
             ACTIVE_HOSTS.set_function(lambda: len(scheduler.hosts))
             SEED_PEERS.set_function(lambda: len(swarm.seed_peers.seeds))
+            PIECE_BYTES_DELIVERED.set_function(lambda: scheduler.book.delivered_bytes)
             swarm.limits.export()
         if web_socket is not None:
             self.web = WebView(web_socket, swarm.scheduler, config.inspection(), config.tls)

@@ -17,7 +17,7 @@ from supernode.resource.peer import Outstanding, Peer
 from supernode.resource.piece import PieceMeta
 from supernode.resource.registry import Registry
 from supernode.resource.task import Task
-from supernode.scheduling.evaluator import zone_of
+from supernode.scheduling.evaluator import ZONE_PATHS, zone_of, zone_path
 
 
 class Assignment(NamedTuple):
@@ -43,6 +43,8 @@ class AssignmentBook:
         # tasks' starved peers are woken too, not only the task whose report freed the slot.
         self.unblocked: dict[str, Host] = {}
         self.keep_in_zone = False  # count the pieces fetched into a zone from another (Task.crossing)
+        # Piece bytes delivered, by where the parent was (evaluator.zone_path): what --parent-policy nearest saves.
+        self.delivered_bytes = dict.fromkeys(ZONE_PATHS, 0)
 
     def assign(self, child: Peer, parent: Peer, piece: PieceMeta) -> Assignment:
         """Record that child fetches piece from parent from now on."""
@@ -71,6 +73,8 @@ class AssignmentBook:
         self.live -= 1
         child.pending &= ~(1 << number)
         parent = self.registry.peers.get(current.parent_id)
+        if delivered and parent is not None:
+            self.delivered_bytes[zone_path(child.host.location, parent.host.location)] += current.size
         if parent is not None and (child.peer_id, number) in parent.uploading:
             parent.uploading.discard((child.peer_id, number))
             serving = parent.serving.get(number, 0) - 1

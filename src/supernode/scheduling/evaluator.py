@@ -103,6 +103,20 @@ def zone_of(location: str) -> str:
     return "|".join(levels[:ZONE_LEVELS]) if len(levels) >= ZONE_LEVELS and all(levels[:ZONE_LEVELS]) else ""
 
 
+# Where a delivered piece came from, seen from its child (AssignmentBook.delivered_bytes, the supernode's
+# dandelion_piece_bytes_delivered{path}): both in one zone, in two zones, or either without a zone.
+WITHIN_ZONE, BETWEEN_ZONES, NO_ZONE = "within_zone", "between_zones", "no_zone"
+ZONE_PATHS = (WITHIN_ZONE, BETWEEN_ZONES, NO_ZONE)
+
+
+def zone_path(child_location: str, parent_location: str) -> str:
+    """WITHIN_ZONE, BETWEEN_ZONES or NO_ZONE for a piece sent from parent_location to child_location."""
+    child_zone, parent_zone = zone_of(child_location), zone_of(parent_location)
+    if not child_zone or not parent_zone:
+        return NO_ZONE
+    return WITHIN_ZONE if child_zone == parent_zone else BETWEEN_ZONES
+
+
 def nearest_top(child_location: str) -> int:
     """The best first part of a nearest_rank key for a child there: an idle peer sharing every level it gives."""
     levels = min(LOCATION_LEVELS, len(child_location.split("|"))) if child_location else 0

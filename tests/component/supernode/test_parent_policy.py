@@ -4,12 +4,15 @@ they are (HostInfo.location) and follow the protocol on their SyncPieces streams
 A reader in zone z2 offers four pieces; a peer in zone z1 fetches them all from it, which makes the reader the more
 reliable parent (four uploads done) with its upload rate known. A new child in z1 then asks for one piece: `default`
 ranks the reader first (free slots and success rate outweigh the shared zone), `nearest` the peer in the child's
-zone."""
+zone. The supernode's /metrics counts the bytes each child received by where its parent was.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import pytest
 from conftest import Running, make_config, started
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
+from fixtures.processes import free_port
 
 PIECE = 64 << 10
 PIECES = 4
@@ -71,7 +75,8 @@ def parents_of(message: scheduler_pb2.SyncPiecesResponse) -> list[str]:
 
 @pytest.mark.parametrize(("policy", "from_zone"), [("default", False), ("nearest", True)])
 async def test_a_childs_parent_by_policy(tmp_path: Path, policy: str, from_zone: bool) -> None:
-    config = make_config(tmp_path / "data", seed_peer=False, access_check=False, parent_policy=policy)
+    metrics = f"127.0.0.1:{free_port()}"
+    config = make_config(tmp_path / "data", seed_peer=False, access_check=False, parent_policy=policy, metrics=metrics)
     async with started(config) as node:
         assert node.node.swarm.scheduler.policy.name == policy
         origin = scheduler_pb2.OriginAnswer(content_length=len(BODY), piece_size=PIECE)
@@ -95,9 +100,21 @@ async def test_a_childs_parent_by_policy(tmp_path: Path, policy: str, from_zone:
             ]
         )
         await asyncio.sleep(0.2)  # the reports applied
+        crossed = len(assigned) * PIECE  # what was assigned of the four (the others are not counted)
+        assert await delivered(metrics) == {"within_zone": 0, "between_zones": crossed, "no_zone": 0}
 
         child = await join(node, 9003, "r1|z1", window=1)
         (parent,) = parents_of(await child.next_event("assignments"))
         assert parent == (peer.peer_id if from_zone else reader.peer_id)
         for stream in (child, peer, reader):
             stream.close()
+
+
+async def delivered(metrics: str) -> dict[str, int]:
+    """dandelion_piece_bytes_delivered_total by path, scraped from the supernode's /metrics."""
+    with await asyncio.to_thread(urllib.request.urlopen, f"http://{metrics}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found = re.findall(
+        r'^dandelion_piece_bytes_delivered_total\{component="supernode",path="(\w+)"\} (\S+)$', text, re.M
+    )
+    return {path: int(float(value)) for path, value in found}

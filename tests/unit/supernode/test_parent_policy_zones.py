@@ -33,6 +33,9 @@ def test_nearest_sends_a_piece_across_once_then_passes_it_on_within_the_zone() -
     assert pairs(woken) == [(0, "c1")]  # from the zone's new holder
     assert woken[0].child_id == "c2"
     assert swarm.task.crossing == {}
+    swarm.scheduler.report(second, [PieceReport(0, "c1", True)])
+    delivered = swarm.scheduler.book.delivered_bytes  # the supernode's dandelion_piece_bytes_delivered
+    assert delivered == {"within_zone": PIECE, "between_zones": PIECE, "no_zone": 0}
 
 
 def test_nearest_lets_the_next_child_cross_when_a_crossing_fails() -> None:
@@ -60,8 +63,11 @@ def test_nearest_waits_for_a_busy_holder_in_the_zone_and_default_does_not() -> N
 @pytest.mark.parametrize("location", ["", "r1"])
 def test_a_child_without_a_zone_is_never_kept_waiting(location: str) -> None:
     swarm = across(NEAREST)
-    swarm.scheduler.connect(swarm.add("c1", location=location), 1)
+    first = swarm.add("c1", location=location)
+    swarm.scheduler.connect(first, 1)
     assert pairs(swarm.scheduler.connect(swarm.add("c2", location=location), 1)) == [(0, "far")]
+    swarm.scheduler.report(first, [PieceReport(0, "far", True)])
+    assert swarm.scheduler.book.delivered_bytes == {"within_zone": 0, "between_zones": 0, "no_zone": PIECE}
 
 
 def test_a_holder_on_the_childs_own_host_keeps_it_from_nothing() -> None:

@@ -12,6 +12,7 @@ from dfcommon.byterange import parse_byte_range
 from dfcommon.digest import parse_digest
 from dfcommon.errors import InvalidArgument
 from dfcommon.identity import validate_url
+from dfcommon.location import MAX_LOCATION
 from dfcommon.sizes import parse_ip
 from supernode.hosts import HostSpec
 from supernode.readers import MAX_PIECE_NUMBER
@@ -67,8 +68,10 @@ def host(info: scheduler_pb2.HostInfo, caller: str = "") -> HostSpec:
 
     caller is grpc's context.peer(), e.g. "ipv4:10.0.0.7:51234" or "ipv6:[fd00::7]:51234".
     """
-    if len(info.hostname) > MAX_NAME or len(info.location) > MAX_NAME:
-        raise InvalidArgument(f"hostname and location must be at most {MAX_NAME} characters")
+    if len(info.hostname) > MAX_NAME:
+        raise InvalidArgument(f"hostname must be at most {MAX_NAME} characters")
+    if len(info.location) > MAX_LOCATION:  # what dfdaemon and supernode --location check at start-up
+        raise InvalidArgument(f"location must be at most {MAX_LOCATION} characters")
     if not info.ip:
         raise InvalidArgument("host ip is required")
     ip = parse_ip(info.ip)

@@ -43,6 +43,17 @@ async def test_bad_host_ip_is_invalid_argument(supernode: Running) -> None:
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def test_a_location_the_flags_would_refuse_is_invalid_argument(supernode: Running) -> None:
+    """The same bound as dfdaemon and supernode --location check at start-up (dfcommon.location)."""
+    longest = scheduler_pb2.HostInfo(hostname="h", ip="127.0.0.1", port=65000, location="r|" + "z" * 254)
+    await supernode.scheduler.RegisterHost(scheduler_pb2.RegisterHostRequest(host=longest))
+    host = scheduler_pb2.HostInfo(hostname="h", ip="127.0.0.1", port=65001, location="r|" + "z" * 255)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await supernode.scheduler.RegisterHost(scheduler_pb2.RegisterHostRequest(host=host))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == "location must be at most 256 characters"
+
+
 def wait_healthy_port(port: int, proc: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 30
     with grpc.insecure_channel(f"127.0.0.1:{port}") as chan:

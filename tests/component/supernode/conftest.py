@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from dandelion.peer.v1 import peer_pb2_grpc
 from dandelion.scheduler.v1 import scheduler_pb2_grpc
@@ -63,3 +65,10 @@ async def started(config: SupernodeConfig) -> AsyncIterator[Running]:
 async def supernode(tmp_path: Path) -> AsyncIterator[Running]:
     async with started(make_config(tmp_path / "data")) as running:
         yield running
+
+
+async def scrape(port: int) -> dict[str, float]:
+    """The supernode's /metrics on 127.0.0.1:port as {sample: value}."""
+    text = (await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/metrics", timeout=10)).text
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return {name: float(value) for name, value in samples}

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import Running, make_config, started
+from conftest import Running, make_config, scrape, started
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
 from fixtures.processes import free_port
@@ -75,8 +73,10 @@ def parents_of(message: scheduler_pb2.SyncPiecesResponse) -> list[str]:
 
 @pytest.mark.parametrize(("policy", "from_zone"), [("default", False), ("nearest", True)])
 async def test_a_childs_parent_by_policy(tmp_path: Path, policy: str, from_zone: bool) -> None:
-    metrics = f"127.0.0.1:{free_port()}"
-    config = make_config(tmp_path / "data", seed_peer=False, access_check=False, parent_policy=policy, metrics=metrics)
+    metrics = free_port()
+    config = make_config(
+        tmp_path / "data", seed_peer=False, access_check=False, parent_policy=policy, metrics=f"127.0.0.1:{metrics}"
+    )
     async with started(config) as node:
         assert node.node.swarm.scheduler.policy.name == policy
         origin = scheduler_pb2.OriginAnswer(content_length=len(BODY), piece_size=PIECE)
@@ -110,11 +110,8 @@ async def test_a_childs_parent_by_policy(tmp_path: Path, policy: str, from_zone:
             stream.close()
 
 
-async def delivered(metrics: str) -> dict[str, int]:
+async def delivered(port: int) -> dict[str, int]:
     """dandelion_piece_bytes_delivered_total by path, scraped from the supernode's /metrics."""
-    with await asyncio.to_thread(urllib.request.urlopen, f"http://{metrics}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    found = re.findall(
-        r'^dandelion_piece_bytes_delivered_total\{component="supernode",path="(\w+)"\} (\S+)$', text, re.M
-    )
-    return {path: int(float(value)) for path, value in found}
+    samples = await scrape(port)
+    prefix = 'dandelion_piece_bytes_delivered_total{component="supernode",path="'
+    return {name[len(prefix) : -2]: int(value) for name, value in samples.items() if name.startswith(prefix)}

@@ -4,15 +4,13 @@ limits, refusals and evictions show on /metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import socket
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
-from conftest import Running, make_config, started
+from conftest import Running, make_config, scrape, started
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
 
@@ -21,13 +19,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-async def scrape(port: int) -> dict[str, float]:
-    """The supernode's /metrics as {sample: value}."""
-    text = (await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/metrics", timeout=10)).text
-    samples = (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
-    return {name: float(value) for name, value in samples}
 
 
 def meta(n: int) -> common_pb2.UrlMeta:

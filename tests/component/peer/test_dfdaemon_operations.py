@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fixtures.metrics import metrics_text
 from fixtures.processes import free_port
 
 COMMAND = [shutil.which("dfdaemon") or "dfdaemon"]
@@ -36,7 +37,7 @@ def test_config_file_and_environment_with_metrics(tmp_path: Path) -> None:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             assert time.monotonic() < deadline, "no /metrics"
             try:
-                text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+                text = metrics_text(f"127.0.0.1:{metrics_port}", timeout=2)
             except httpx.HTTPError:
                 time.sleep(0.2)
         assert "dandelion_peer_bytes_served_total" in text
@@ -53,7 +54,7 @@ def test_config_file_and_environment_with_metrics(tmp_path: Path) -> None:
             tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
             with pytest.raises(ssl.SSLError):
                 tls.wrap_socket(raw, server_hostname=ip)
-        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+        text = metrics_text(f"127.0.0.1:{metrics_port}", timeout=2)
         sample = 'dandelion_mirror_requests_total{component="dfdaemon",kind="version",method="GET",status="503"} 1.0'
         assert sample in text
         assert (tmp_path / "d.sock").exists()  # daemon-listen came from the file

@@ -6,7 +6,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-import httpx
+from fixtures.metrics import metrics_text, samples
 from fixtures.origin import start_origin, write_random_file
 from fixtures.processes import ProcessGroup, console_script, free_port
 from peer_procs import dfget, start_daemon
@@ -19,9 +19,7 @@ PIECES = piece_count(SIZE, piece_size_for(SIZE))
 
 def scrape(address: str) -> dict[str, float]:
     """Sample name with labels -> value."""
-    text = httpx.get(f"http://{address}/metrics", timeout=10).text
-    samples = (line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("dandelion_"))
-    return {name: float(value) for name, value in samples}
+    return samples(metrics_text(address))
 
 
 def test_counters_follow_the_bytes(process_group: ProcessGroup, tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
+from fixtures.metrics import metrics_text, value
 from fixtures.origin import OriginServer, start_origin, write_random_file
 from fixtures.processes import ProcessGroup, console_script, free_port
 from peer_procs import Daemon, start_daemon
@@ -29,13 +29,8 @@ INTERVAL_MS = 300
 
 def heartbeats(metrics_port: int) -> dict[str, float]:
     """dandelion_heartbeats_total by how they came ("call", "stream")."""
-    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
-    out = {"call": 0.0, "stream": 0.0}
-    for line in text.splitlines():
-        if line.startswith("dandelion_heartbeats_total{"):
-            via = line.split('via="', 1)[1].split('"', 1)[0]
-            out[via] = float(line.rsplit(" ", 1)[1])
-    return out
+    text = metrics_text(f"127.0.0.1:{metrics_port}")
+    return {via: value(text, "dandelion_heartbeats_total", via=via) for via in ("call", "stream")}
 
 
 class Swarm:

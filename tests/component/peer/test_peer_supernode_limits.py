@@ -7,8 +7,8 @@ import re
 import time
 from pathlib import Path
 
-import httpx
 import pytest
+from fixtures.metrics import metrics_text, value
 from fixtures.origin import OriginServer, start_origin, write_random_file
 from fixtures.processes import ManagedProcess, ProcessGroup, console_script, free_port
 from peer_procs import Daemon, dfget, start_daemon
@@ -33,11 +33,7 @@ def start_supernode(group: ProcessGroup, workdir: Path, metrics: int, *limits: s
 
 
 def refusals(metrics: int, resource: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=10).text
-    found = re.search(
-        rf'^dandelion_limit_refusals_total{{component="supernode",resource="{resource}"}} (\S+)$', text, re.M
-    )
-    return float(found.group(1)) if found else 0.0
+    return value(metrics_text(f"127.0.0.1:{metrics}"), "dandelion_limit_refusals_total", resource=resource)
 
 
 def fetch(origin: OriginServer, daemon: Daemon, out: Path) -> tuple[int, int]:

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 from dandelion.peer.v1 import peer_pb2_grpc
 from dandelion.scheduler.v1 import scheduler_pb2_grpc
+from fixtures.metrics import metrics_text, samples
 from origin_server import Origin
 
 from dfcommon.channels import channel
@@ -69,6 +69,4 @@ async def supernode(tmp_path: Path) -> AsyncIterator[Running]:
 
 async def scrape(port: int) -> dict[str, float]:
     """The supernode's /metrics on 127.0.0.1:port as {sample: value}."""
-    text = (await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/metrics", timeout=10)).text
-    samples = (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
-    return {name: float(value) for name, value in samples}
+    return samples(await asyncio.to_thread(metrics_text, f"127.0.0.1:{port}"))

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 from conftest import Running
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
+from fixtures.metrics import metrics_text, samples
 from origin_server import Origin
 
 COMMAND = [shutil.which("supernode") or "supernode"]
@@ -86,18 +86,16 @@ def test_config_file_environment_and_metrics(tmp_path: Path, origin: Origin) -> 
             task = stub.PreheatTask(scheduler_pb2.PreheatTaskRequest(url_meta=meta), timeout=30).task
         assert task.piece_size == 128 << 10  # from the file (the default base cuts this content in 512 KiB)
         assert task.piece_count == 25
-        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
-        metrics = {
-            line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line.startswith("dandelion_")
-        }
+        text = metrics_text(f"127.0.0.1:{metrics_port}")
+        metrics = samples(text)
         # Read by the in-process seed peer (the peer package): the supernode's origin bytes all the same.
         assert metrics['dandelion_origin_bytes_total{component="supernode"}'] == len(body)
         assert metrics['dandelion_active_tasks{component="supernode"}'] == 1
         assert "dandelion_piece_reports_total" in text
         assert metrics['dandelion_seed_peers{component="supernode"}'] == 1  # the in-process seed peer
         assert metrics['dandelion_seed_orders_total{component="supernode"}'] == 1
-        samples = [line for line in text.splitlines() if line.startswith("dandelion_")]
-        assert all('component="supernode"' in line for line in samples), samples
+        ours = [line for line in text.splitlines() if line.startswith("dandelion_")]
+        assert all('component="supernode"' in line for line in ours), ours
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 from conftest import Running, make_config, started
 from dandelion.common.v1 import common_pb2
 from dandelion.scheduler.v1 import scheduler_pb2
+from fixtures.metrics import metrics_text, value
 
 INTERVAL_MS = 200  # hosts missing 3 intervals (0.6 s) are dropped
 
@@ -28,16 +28,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def stream_beats(text: str) -> float:
-    """dandelion_heartbeats_total{via="stream"} in a /metrics page (0 before the first)."""
-    for line in text.splitlines():
-        if line.startswith("dandelion_heartbeats_total{") and 'via="stream"' in line:
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-async def scrape(port: int) -> str:
-    return (await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/metrics", timeout=10)).text
+async def stream_beats(port: int) -> float:
+    """dandelion_heartbeats_total{via="stream"} on the supernode's /metrics (0 before the first)."""
+    return value(await asyncio.to_thread(metrics_text, f"127.0.0.1:{port}"), "dandelion_heartbeats_total", via="stream")
 
 
 class Stream:
@@ -85,7 +78,7 @@ async def test_a_host_beating_on_its_stream_stays_and_a_silent_stream_does_not_k
     digest = "sha256:" + hashlib.sha256(b"stream heartbeats").hexdigest()
     meta = common_pb2.UrlMeta(url=f"http://127.0.0.1:9/v2/img/blobs/{digest}", digest=digest)
     async with started(config) as running:
-        before = stream_beats(await scrape(metrics_port))
+        before = await stream_beats(metrics_port)
         streams: dict[str, Stream] = {}
         for name, port in (("beating", 2001), ("silent", 2002)):
             info = scheduler_pb2.HostInfo(hostname=name, ip="127.0.0.1", port=port, upload_slots=4)
@@ -109,7 +102,7 @@ async def test_a_host_beating_on_its_stream_stays_and_a_silent_stream_does_not_k
             silent_error = streams[silent_host].error
             assert silent_error is not None and silent_error.code() == grpc.StatusCode.NOT_FOUND
             assert "missed its heartbeats" in (silent_error.details() or "")
-            assert stream_beats(await scrape(metrics_port)) - before >= 13
+            assert await stream_beats(metrics_port) - before >= 13
             # Ending the dropped host's stream is no failure of its request stream (no traceback logged).
             assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
         finally:

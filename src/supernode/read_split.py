@@ -49,7 +49,7 @@ def can_read(readers: Readers, task: Task, peer: Peer) -> bool:
         and peer.peer_id in readers.streams
         and peer.host.address not in task.bad_hosts
         and not peer.host.unreachable
-        and readers.may_read(task, peer.host)
+        and readers.may_read(task, peer.host, peer.reads)
         and not any(handoff.newcomer_id == peer.peer_id for handoff in task.handoffs)
     )
 

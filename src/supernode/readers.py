@@ -69,10 +69,11 @@ class Readers:
         return self.seeded(task) or task.task_id in self.seed_peers.orderings or bool(task.digest)
 
     @staticmethod
-    def may_read(task: Task, host: Host) -> bool:
+    def may_read(task: Task, host: Host, reads: bool = True) -> bool:
         """True when a peer of host may read the task for the swarm: a seed peer always (its piece digests are
-        trusted), any other peer only content with a digest, which every consumer checks whole."""
-        return host.seed_peer or bool(task.digest)
+        trusted), any other peer only content with a digest, which every consumer checks whole; never one whose
+        download may not read the origin (reads False: RegisterTaskRequest.no_back_source)."""
+        return reads and (host.seed_peer or bool(task.digest))
 
     def order_seed(self, task: Task, request: ContentRequest) -> bool:
         """A seed peer is to read the task: ordered before and not yet overdue, or ordered now. False when no seed
@@ -176,7 +177,7 @@ class Readers:
             and peer.peer_id in self.streams
             and peer.host.address not in task.bad_hosts
             and not peer.host.unreachable
-            and self.may_read(task, peer.host)
+            and self.may_read(task, peer.host, peer.reads)
         ]
         if self.seeded(task) or tid in self.seed_peers.orderings:
             seeds = [peer for peer in candidates if peer.host.seed_peer]

@@ -72,12 +72,12 @@ class Swarm:
 
     # Tasks --------------------------------------------------------------------------
 
-    async def register_task(self, host_id: str, request: ContentRequest) -> tuple[Task, Peer]:
+    async def register_task(self, host_id: str, request: ContentRequest, reads: bool = True) -> tuple[Task, Peer]:
         """Register a host's download; answers at once (the task's length follows on the peer's stream). One peer
         reads the origin for the swarm (readers.py): a seed peer, ordered now when none reads yet, else for content
-        with a digest the first peer that asks (told so on its stream); the others get each piece it stored at once.
-        Content without a digest that no seed peer can read: the peer reads the origin for itself (told so when its
-        stream opens)."""
+        with a digest the first peer that asks and reads (not no_back_source), told so on its stream; the others get
+        each piece it stored at once. Content without a digest that no seed peer can read: the peer reads the origin
+        for itself (told so when its stream opens)."""
         host = self.hosts.get(host_id)
         host.last_seen = self.clock()
         task = self._task_for(request)
@@ -88,19 +88,19 @@ class Swarm:
         if host.seed_peer:
             self.seed_peers.registered(task.task_id, host)
         if not self.readers.wanted(task) or host.address in task.bad_hosts:
-            return task, self._add_peer(task, host, PeerState.RUNNING, "")
+            return task, self._add_peer(task, host, PeerState.RUNNING, "", reads)
         if not host.seed_peer and self.readers.order_seed(task, request):
-            return task, self._add_peer(task, host, PeerState.RUNNING, ", a seed peer reads the origin")
-        if self.readers.may_read(task, host) and not (host.seed_peer and task.length_known):
-            peer = self._add_peer(task, host, PeerState.BACK_TO_SOURCE, ", reading the origin for the swarm")
+            return task, self._add_peer(task, host, PeerState.RUNNING, ", a seed peer reads the origin", reads)
+        if self.readers.may_read(task, host, reads) and not (host.seed_peer and task.length_known):
+            peer = self._add_peer(task, host, PeerState.BACK_TO_SOURCE, ", reading the origin for the swarm", reads)
             self.readers.make(task, peer)
             return task, peer
         # A seed peer joining a task begun by another takes the unread part over once its stream opens; a peer of
         # content without a digest that no seed peer reads is sent to the origin when its stream opens.
-        return task, self._add_peer(task, host, PeerState.RUNNING, "")
+        return task, self._add_peer(task, host, PeerState.RUNNING, "", reads)
 
-    def _add_peer(self, task: Task, host: Host, state: PeerState, note: str) -> Peer:
-        peer = Peer(uuid.uuid4().hex, task.task_id, host, state=state)
+    def _add_peer(self, task: Task, host: Host, state: PeerState, note: str, reads: bool = True) -> Peer:
+        peer = Peer(uuid.uuid4().hex, task.task_id, host, state=state, reads=reads)
         if host.address in task.bad_hosts:
             task.bad_parents.add(peer.peer_id)  # its host gave content that did not match the digest
         self.scheduler.add_peer(task, peer)

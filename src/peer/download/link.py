@@ -54,6 +54,7 @@ class Registrant(Protocol):
 
     request: ContentRequest
     task_id: str
+    no_back_source: bool  # the download may not read the origin: never made a reader for the swarm
     prefer: str  # the supernode to register with while it answers ("" the task's owner on its ring)
     supernode: SupernodeLink | None  # the supernode that took the last registration
 
@@ -74,7 +75,8 @@ async def register(
         nonlocal used
         used = host_id
         return stub.RegisterTask(  # type: ignore[no-any-return]
-            scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=meta), timeout=deadline_s
+            scheduler_pb2.RegisterTaskRequest(host_id=host_id, url_meta=meta, no_back_source=who.no_back_source),
+            timeout=deadline_s,
         )
 
     try:

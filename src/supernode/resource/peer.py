@@ -51,6 +51,7 @@ class Peer:
     uploading: set[tuple[str, int]] = field(default_factory=set)
     serving: dict[int, int] = field(default_factory=dict)  # piece number -> children fetching it from this peer now
     read_mask: int = 0  # pieces it reads from the origin for the swarm (never assigned to it from parents)
+    reads: bool = True  # may read the origin for the swarm (False: RegisterTaskRequest.no_back_source)
     # Its rate reading the origin for the swarm: when its first offer arrived (0.0: none yet) and the pieces it
     # offered after that one (the wait for the origin's answer and the first batch are not a rate); read_rate is
     # that rate in bytes/s once READ_RATE_PIECES were counted (0.0 before).

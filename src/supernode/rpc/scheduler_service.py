@@ -87,7 +87,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         if self.access is not None:  # before anything is registered: a refused host joins no swarm
             seed = self.swarm.hosts.get(host_id).seed_peer
             await self.access.admit(wanted, seed, self.swarm.known_length(wanted))
-        task, peer = await self.swarm.register_task(host_id, wanted)
+        task, peer = await self.swarm.register_task(host_id, wanted, reads=not request.no_back_source)
         grant = self.grants.issue(task.task_id, host_id) if self.grants is not None else None
         return scheduler_pb2.RegisterTaskResponse(task=convert.task_info(task), peer_id=peer.peer_id, grant=grant)
 

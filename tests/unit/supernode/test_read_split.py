@@ -199,3 +199,35 @@ async def test_a_reader_that_read_its_part_takes_over_half_of_what_a_slower_read
     assert task.range_readers[second.peer_id] == ((18, 26),)
     assert task.range_readers[first.peer_id] == ((27, 31),), "the reader that was done reads the second half"
     assert reads_for_swarm(((27, 31),)) in drain(first_box)
+
+
+async def test_a_peer_whose_download_may_not_read_the_origin_is_never_made_a_reader(tmp_path: Path) -> None:
+    """RegisterTaskRequest.no_back_source (dfget --no-back-source): the first peer of content with a digest reads
+    it for the swarm, unless it may not; then the next peer that may reads, and the first fetches from it."""
+    swarm = new_swarm(tmp_path, Clock())
+    task, forbidden = await swarm.register_task(host(swarm, 2), REQUEST, reads=False)
+    assert forbidden.state is PeerState.RUNNING and task.source_peer_id == ""
+    forbidden_box = swarm.open_stream(forbidden.peer_id, 16, [])
+    assert not any(isinstance(e, GoToSource) for e in drain(forbidden_box))
+    _, reader = await swarm.register_task(host(swarm, 3), REQUEST)
+    assert reader.state is PeerState.BACK_TO_SOURCE and task.source_peer_id == reader.peer_id
+    assert not any(isinstance(e, GoToSource) for e in drain(forbidden_box))
+
+
+async def test_no_part_of_a_read_is_handed_to_a_peer_that_may_not_read(tmp_path: Path) -> None:
+    """A joiner that may not read the origin takes no half of a long read; one that may, joining next, does."""
+    clock = Clock()
+    swarm = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)
+    drain(reader_box)
+    _, forbidden = await swarm.register_task(host(swarm, 3), REQUEST, reads=False)
+    forbidden_box = swarm.open_stream(forbidden.peer_id, 16, [])
+    assert not task.handoffs and list(task.range_readers) in ([], [reader.peer_id])
+    _, joiner = await swarm.register_task(host(swarm, 4), REQUEST)
+    swarm.open_stream(joiner.peer_id, 16, [])
+    assert [h.newcomer_id for h in task.handoffs] == [joiner.peer_id]
+    readers_say(swarm, task)
+    assert forbidden.peer_id not in task.range_readers and joiner.peer_id in task.range_readers
+    assert not any(isinstance(e, GoToSource) for e in drain(forbidden_box))

@@ -112,12 +112,14 @@ class TaskInfo(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., url: _Optional[str] = ..., digest: _Optional[str] = ..., content_length: _Optional[int] = ..., piece_size: _Optional[int] = ..., piece_count: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.TaskState, str]] = ..., seed_pieces: _Optional[int] = ..., peer_count: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class RegisterTaskRequest(_message.Message):
-    __slots__ = ("host_id", "url_meta")
+    __slots__ = ("host_id", "url_meta", "no_back_source")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     URL_META_FIELD_NUMBER: _ClassVar[int]
+    NO_BACK_SOURCE_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     url_meta: _common_pb2.UrlMeta
-    def __init__(self, host_id: _Optional[str] = ..., url_meta: _Optional[_Union[_common_pb2.UrlMeta, _Mapping]] = ...) -> None: ...
+    no_back_source: bool
+    def __init__(self, host_id: _Optional[str] = ..., url_meta: _Optional[_Union[_common_pb2.UrlMeta, _Mapping]] = ..., no_back_source: _Optional[bool] = ...) -> None: ...
 
 class RegisterTaskResponse(_message.Message):
     __slots__ = ("task", "peer_id", "grant")

@@ -300,24 +300,48 @@ async def _fetch(
             logging.getLogger(__name__).info("using the dfdaemon at %s", endpoint)
             try:
                 await _through_daemon(ch, job)
+                return
             except DandelionError as exc:
                 if exc.code == grpc.StatusCode.UNIMPLEMENTED:  # "Method not found!": not a DaemonService
                     raise InvalidArgument(
                         f"{endpoint} answers gRPC but is no dfdaemon's DaemonService (a peer or supernode port?): "
                         f"give --daemon the dfdaemon's --daemon-listen endpoint, by default {default_daemon_endpoint()}"
                     ) from None
-                raise
+                if exc.code != grpc.StatusCode.UNAVAILABLE or await _still_answers(endpoint):
+                    raise  # the dfdaemon's own answer: it went to the origin itself where it could
+                gone = f"the dfdaemon at {endpoint} went away during the download ({exc})"
             finally:
                 await ch.close(None)
+            job.output.rewind()
+            await _without_daemon(ns, job, supernodes, tls, gone, broke_off=True)
             return
-    tried = ", ".join(endpoints)
+    await _without_daemon(ns, job, supernodes, tls, f"no dfdaemon answers at {', '.join(endpoints)}")
+
+
+async def _still_answers(endpoint: str) -> bool:
+    """True when the dfdaemon at endpoint answers (again): probed after a download through it broke off."""
+    ch = await _daemon_answers(endpoint)
+    if ch is None:
+        return False
+    await ch.close(None)
+    return True
+
+
+async def _without_daemon(
+    ns: argparse.Namespace,
+    job: Job,
+    supernodes: list[str],
+    tls: TlsConfig | None,
+    why: str,
+    broke_off: bool = False,
+) -> None:
+    """No dfdaemon to go through (why says so; broke_off: one went away during the download): an embedded peer with
+    --supernode, else the origin directly, as Dragonfly's dfget does, unless --no-back-source."""
     if not supernodes and ns.no_back_source:
-        raise Unavailable(
-            f"no dfdaemon answers at {tried} and no --supernode given, and --no-back-source forbids "
-            "downloading from the origin"
-        )
-    if not supernodes:
-        print(f"dfget: no dfdaemon answers at {tried}: downloading from the origin directly", file=sys.stderr)
+        raise Unavailable(f"{why} and no --supernode given, and --no-back-source forbids downloading from the origin")
+    if not supernodes or broke_off:
+        way = "through a peer of its own (--supernode)" if supernodes else "from the origin directly"
+        print(f"dfget: {why}: downloading {way}", file=sys.stderr)
     from peer.oneshot import run_embedded
 
     await run_embedded(supernodes, job, tls)

@@ -72,6 +72,21 @@ class Unavailable(DandelionError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+# What a stopping dfdaemon answers its running downloads (DaemonService.Download): dfget then waits for it to come
+# back and goes on through it (peer.through_daemon), as for a dfdaemon that died.
+DAEMON_STOPPING = "the dfdaemon is stopping"
+# The trailing metadata key of every error status the dfdaemon's DaemonService answers itself: an UNAVAILABLE
+# without it is the transport's (the dfdaemon died, or its connection did), one with it is the dfdaemon's word.
+DAEMON_ANSWERED = "dandelion-answered"
+
+
+class DaemonStopping(Unavailable):
+    """The dfdaemon stops (SIGTERM): its running downloads end with this."""
+
+    def __init__(self) -> None:
+        super().__init__(DAEMON_STOPPING)
+
+
 def origin_status_code(http_status: int | None) -> grpc.StatusCode:
     """The gRPC code that stands for an origin's HTTP status (None: unreachable)."""
     if http_status is None:

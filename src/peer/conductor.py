@@ -67,6 +67,7 @@ class Conductor:
         self.phase = DownloadPhase(task_id)
         self.store: TaskStore | None = None
         self.error: DandelionError | None = None
+        self._cancelled_by: DandelionError | None = None  # why cancel() stopped it, for its readers
         self.verified = False
         self.finished = asyncio.Event()
         self.bytes_from_peers = self.bytes_from_origin = 0
@@ -75,9 +76,7 @@ class Conductor:
         self.host_id = ""  # the host id that peer was registered under
         self.supernode: SupernodeLink | None = None  # the supernode it was registered with
         self.grant: link.Grant | None = None  # the supernode's permission to fetch pieces (renewed on the stream)
-        self._reported = False
-        self._ready = asyncio.Event()
-        self._progress = asyncio.Event()
+        self._reported, self._ready, self._progress = False, asyncio.Event(), asyncio.Event()
         self.check = ContentCheck(request.digest, self.progress)
         self._task: asyncio.Task[None] | None = None
         self._started = time.monotonic()
@@ -114,9 +113,10 @@ class Conductor:
         self._task = asyncio.create_task(self._run(), name=f"conductor-{self.task_id[:12]}")
         return self._task
 
-    async def cancel(self) -> None:
-        """Stop the download."""
+    async def cancel(self, why: DandelionError | None = None) -> None:
+        """Stop the download (why: what its readers are told; "download cancelled" when None)."""
         if self._task is not None and not self._task.done():
+            self._cancelled_by = why
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
@@ -136,7 +136,7 @@ class Conductor:
             self._fail(exc)
             await self._report(False, self._shared_error(exc))
         except asyncio.CancelledError:
-            self._fail(Unavailable("download cancelled"))
+            self._fail(self._cancelled_by or Unavailable("download cancelled"))
             raise
         except Exception:
             # A bug, not a condition a person can act on: the traceback goes to this log, the reader gets one line.

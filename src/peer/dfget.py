@@ -7,19 +7,13 @@ import asyncio
 import errno
 import importlib
 import logging
-import os
 import signal
-import stat
 import sys
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-import grpc
-from dandelion.peer.v1 import peer_pb2
-
 from dfcommon.byterange import parse_byte_range
-from dfcommon.channels import channel
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
 from dfcommon.errors import DandelionError, InvalidArgument, Unavailable
@@ -28,13 +22,12 @@ from dfcommon.logs import add_logging_flags, setup_logging
 from dfcommon.malloc import limit_malloc_arenas, tune_malloc
 from dfcommon.sizes import parse_duration, parse_size
 from dfcommon.tls import TlsConfig, add_tls_arguments, tls_from_args
-from dfcommon.urlmeta import to_url_meta
 from dfcommon.version import add_version_flag
 from peer.deadline import BASE_S, FLOOR_RATE, Deadline
-from peer.grpcutil import content_chunks, daemon_stub
 from peer.membership import parse_supernodes
 from peer.output import Job, OutputFile, Progress
-from peer.paths import daemon_endpoints, default_daemon_endpoint, endpoint_socket_path, validate_endpoint
+from peer.paths import daemon_endpoints, validate_endpoint
+from peer.through_daemon import daemon_answers, download_through
 
 EXAMPLES = """examples:
   dfget https://example.com/images/big.iso -o big.iso
@@ -48,8 +41,6 @@ EXAMPLES = """examples:
 Uses the dfdaemon at --daemon (default: the first of the sockets below that answers); else an embedded
 peer when --supernode is given; else downloads from the origin directly and says so (unless --no-back-source).
 """
-
-DAEMON_PROBE_SECONDS = 1.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,133 +110,6 @@ def content_request(ns: argparse.Namespace) -> ContentRequest:
     )
 
 
-async def _daemon_answers(endpoint: str) -> grpc.aio.Channel | None:
-    path = endpoint_socket_path(endpoint)
-    if path is not None and not path.exists():
-        return None
-    ch = channel(endpoint)
-    try:
-        async with asyncio.timeout(DAEMON_PROBE_SECONDS):
-            await ch.channel_ready()
-    except (TimeoutError, grpc.aio.AioRpcError):
-        await ch.close(None)
-        return None
-    return ch
-
-
-def _download_request(job: Job, local: bool) -> peer_pb2.DownloadRequest:
-    request = job.request
-    return peer_pb2.DownloadRequest(
-        url_meta=to_url_meta(request),
-        no_back_source=job.no_back_source,
-        rate_limit=job.rate_limit,
-        local_copy=local,
-    )
-
-
-def open_local_file(local: peer_pb2.LocalFile) -> int:
-    """A read-only fd of the daemon's cache file when this process can open it and it is the same file; else -1."""
-    if not local.path or not os.path.isabs(local.path):
-        return -1
-    try:
-        fd = os.open(local.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
-        return -1
-    info = os.fstat(fd)
-    if (info.st_dev, info.st_ino) != (local.device, local.inode) or not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        return -1
-    return fd
-
-
-class LocalFileUnusable(Exception):
-    """The daemon's cache file cannot be linked or read from here (another host, mount namespace or user)."""
-
-
-async def _take_from_daemon(ch: grpc.aio.Channel, job: Job) -> None:
-    """Hard-link the daemon's cache file, else copy from it as it verifies; LocalFileUnusable when neither works
-    from here (the daemon then streams the content instead)."""
-    output, progress = job.output, job.progress
-    call = daemon_stub(ch).Download(_download_request(job, local=True))
-    source = -1
-    done = False
-    try:
-        async for response in call:
-            if not output.linked and source < 0:
-                local = response.local_file
-                if not output.link_to(local.path, local.device, local.inode):
-                    source = open_local_file(local)
-                    if source < 0:
-                        raise LocalFileUnusable(local.path)
-            if output.linked:
-                output.follow(response.readable_length)
-            elif response.readable_length > output.written:
-                await asyncio.to_thread(
-                    output.copy_from, source, output.written, response.readable_length - output.written
-                )
-            progress.update(output.written, response.content_length)
-            if response.done:
-                output.check_length(response.readable_length)
-                done = True
-    except grpc.aio.AioRpcError as exc:
-        raise DandelionError(exc.details() or exc.code().name, exc.code()) from None
-    finally:
-        call.cancel()
-        if source >= 0:
-            os.close(source)
-    if not done:
-        raise Unavailable("the dfdaemon ended the download early")
-    progress.update(output.written, output.written, final=True)
-
-
-async def _via_daemon(ch: grpc.aio.Channel, job: Job) -> AsyncIterator[tuple[bytes | memoryview, int]]:
-    message = _download_request(job, local=False)
-    done = False
-    try:
-        async for item in content_chunks(ch)(message):
-            if not isinstance(item, tuple):  # None: a message that does not parse
-                raise Unavailable("the dfdaemon sent a malformed message")
-            response, data = item
-            if data:
-                yield data, response.content_length
-            if response.done:
-                done = True
-    except grpc.aio.AioRpcError as exc:
-        raise DandelionError(exc.details() or exc.code().name, exc.code()) from None
-    if not done:
-        raise Unavailable("the dfdaemon ended the download early")
-
-
-async def _write(source: AsyncIterator[tuple[bytes | memoryview, int]], output: OutputFile, progress: Progress) -> None:
-    """Write chunks in a worker thread, one write in flight while the next chunk arrives."""
-    total = -1
-    writing: asyncio.Future[None] | None = None
-    try:
-        async for data, total in source:
-            if writing is not None:
-                await writing
-            writing = asyncio.ensure_future(asyncio.to_thread(output.write, data))
-            progress.update(output.written, total)
-        if writing is not None:
-            await writing
-            writing = None
-    finally:
-        if writing is not None:
-            await asyncio.gather(writing, return_exceptions=True)
-    progress.update(output.written, max(total, output.written), final=True)
-
-
-async def _through_daemon(ch: grpc.aio.Channel, job: Job) -> None:
-    """Copy from the daemon's cache file when this host can read it, else have the content streamed."""
-    try:
-        await _take_from_daemon(ch, job)
-        return
-    except LocalFileUnusable as exc:
-        logging.getLogger(__name__).info("cannot read the dfdaemon's cache file %s here: streaming instead", exc)
-    job.output.rewind()
-    await _write(_via_daemon(ch, job), job.output, job.progress)
-
-
 class Interrupted(Exception):
     """dfget got SIGTERM or SIGINT."""
 
@@ -295,36 +159,15 @@ async def _fetch(
 ) -> None:
     """The download itself: through the first dfdaemon that answers, an embedded peer, or the origin."""
     for endpoint in endpoints:
-        ch = await _daemon_answers(endpoint)
+        ch = await daemon_answers(endpoint)
         if ch is not None:
             logging.getLogger(__name__).info("using the dfdaemon at %s", endpoint)
-            try:
-                await _through_daemon(ch, job)
-                return
-            except DandelionError as exc:
-                if exc.code == grpc.StatusCode.UNIMPLEMENTED:  # "Method not found!": not a DaemonService
-                    raise InvalidArgument(
-                        f"{endpoint} answers gRPC but is no dfdaemon's DaemonService (a peer or supernode port?): "
-                        f"give --daemon the dfdaemon's --daemon-listen endpoint, by default {default_daemon_endpoint()}"
-                    ) from None
-                if exc.code != grpc.StatusCode.UNAVAILABLE or await _still_answers(endpoint):
-                    raise  # the dfdaemon's own answer: it went to the origin itself where it could
-                gone = f"the dfdaemon at {endpoint} went away during the download ({exc})"
-            finally:
-                await ch.close(None)
-            job.output.rewind()
-            await _without_daemon(ns, job, supernodes, tls, gone, broke_off=True)
+            gone = await download_through(ch, endpoint, job)
+            if gone:
+                job.output.rewind()
+                await _without_daemon(ns, job, supernodes, tls, gone, broke_off=True)
             return
     await _without_daemon(ns, job, supernodes, tls, f"no dfdaemon answers at {', '.join(endpoints)}")
-
-
-async def _still_answers(endpoint: str) -> bool:
-    """True when the dfdaemon at endpoint answers (again): probed after a download through it broke off."""
-    ch = await _daemon_answers(endpoint)
-    if ch is None:
-        return False
-    await ch.close(None)
-    return True
 
 
 async def _without_daemon(

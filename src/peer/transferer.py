@@ -13,7 +13,7 @@ from dandelion.scheduler.v1 import scheduler_pb2
 from dfcommon.byterange import parse_byte_range
 from dfcommon.content import ContentRequest
 from dfcommon.digest import parse_digest
-from dfcommon.errors import DandelionError, InvalidArgument
+from dfcommon.errors import DaemonStopping, DandelionError, InvalidArgument
 from dfcommon.identity import request_task_id, validate_url
 from dfcommon.pieces import CHUNK_SIZE
 from peer.conductor import Conductor
@@ -322,5 +322,5 @@ class SwarmTransferer:
     async def close(self) -> None:
         """Stop every running download."""
         conductors = list(self._conductors.values())
-        await asyncio.gather(*(c.cancel() for c in conductors), return_exceptions=True)
+        await asyncio.gather(*(c.cancel(DaemonStopping()) for c in conductors), return_exceptions=True)
         self._conductors.clear()

@@ -11,7 +11,7 @@ import grpc
 from dandelion.peer.v1 import peer_pb2
 
 from dfcommon.content import ContentRequest
-from dfcommon.errors import DandelionError
+from dfcommon.errors import DAEMON_ANSWERED, DandelionError
 from dfcommon.inspection import InspectionPolicy
 from dfcommon.slots import SlotPool
 from dfcommon.urlmeta import from_url_meta
@@ -84,7 +84,7 @@ class DaemonServicer:
                 finally:
                     await stream.aclose()  # awaits nothing: a cancellation cannot cut it short
         except DandelionError as exc:
-            await context.abort(exc.code, str(exc))
+            await context.abort(exc.code, str(exc), trailing_metadata=((DAEMON_ANSWERED, "1"),))
 
     async def _streamed(self, stream: TaskStream) -> AsyncGenerator[bytes, None]:
         """A progress message, the content as data chunks in order, then done."""

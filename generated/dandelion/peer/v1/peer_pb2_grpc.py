@@ -190,7 +190,12 @@ class DaemonServiceServicer:
         messages and data chunks. Fails with the status of the origin or swarm error.
         With local_copy the content is not streamed: the first message names the
         daemon's cache file and later ones say how much of it is verified, for a
-        client on the same host to copy itself.
+        client on the same host to copy itself. Every error status the dfdaemon
+        answers itself carries the trailing metadata "dandelion-answered: 1"; an
+        UNAVAILABLE without it comes from the transport (the dfdaemon died). A
+        dfdaemon that stops ends running downloads with UNAVAILABLE "the dfdaemon is
+        stopping". In both cases dfget waits for it to come back and starts over
+        through it (it keeps the pieces it verified).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -135,7 +135,12 @@ class DaemonServiceStub:
     messages and data chunks. Fails with the status of the origin or swarm error.
     With local_copy the content is not streamed: the first message names the
     daemon's cache file and later ones say how much of it is verified, for a
-    client on the same host to copy itself.
+    client on the same host to copy itself. Every error status the dfdaemon
+    answers itself carries the trailing metadata "dandelion-answered: 1"; an
+    UNAVAILABLE without it comes from the transport (the dfdaemon died). A
+    dfdaemon that stops ends running downloads with UNAVAILABLE "the dfdaemon is
+    stopping". In both cases dfget waits for it to come back and starts over
+    through it (it keeps the pieces it verified).
     """
     ListCache: _grpc.UnaryUnaryMultiCallable[_peer_pb2.ListCacheRequest, _peer_pb2.ListCacheResponse]
     """Lists the content the daemon holds in its local cache. On a TCP endpoint
@@ -155,7 +160,12 @@ class DaemonServiceAsyncStub(DaemonServiceStub):
     messages and data chunks. Fails with the status of the origin or swarm error.
     With local_copy the content is not streamed: the first message names the
     daemon's cache file and later ones say how much of it is verified, for a
-    client on the same host to copy itself.
+    client on the same host to copy itself. Every error status the dfdaemon
+    answers itself carries the trailing metadata "dandelion-answered: 1"; an
+    UNAVAILABLE without it comes from the transport (the dfdaemon died). A
+    dfdaemon that stops ends running downloads with UNAVAILABLE "the dfdaemon is
+    stopping". In both cases dfget waits for it to come back and starts over
+    through it (it keeps the pieces it verified).
     """
     ListCache: _aio.UnaryUnaryMultiCallable[_peer_pb2.ListCacheRequest, _peer_pb2.ListCacheResponse]  # type: ignore[assignment]
     """Lists the content the daemon holds in its local cache. On a TCP endpoint
@@ -178,7 +188,12 @@ class DaemonServiceServicer(metaclass=_abc_1.ABCMeta):
         messages and data chunks. Fails with the status of the origin or swarm error.
         With local_copy the content is not streamed: the first message names the
         daemon's cache file and later ones say how much of it is verified, for a
-        client on the same host to copy itself.
+        client on the same host to copy itself. Every error status the dfdaemon
+        answers itself carries the trailing metadata "dandelion-answered: 1"; an
+        UNAVAILABLE without it comes from the transport (the dfdaemon died). A
+        dfdaemon that stops ends running downloads with UNAVAILABLE "the dfdaemon is
+        stopping". In both cases dfget waits for it to come back and starts over
+        through it (it keeps the pieces it verified).
         """
 
     @_abc_1.abstractmethod

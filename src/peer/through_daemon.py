@@ -210,7 +210,7 @@ async def download_through(ch: grpc.aio.Channel, endpoint: str, job: Job) -> str
 
 
 async def _still_answers(endpoint: str) -> bool:
-    """True when the dfdaemon at endpoint answers (again): probed after a download through it broke off."""
+    """True when the dfdaemon at endpoint answers: one that said it is stopping does for a while (its grace)."""
     ch = await daemon_answers(endpoint)
     if ch is None:
         return False

@@ -30,7 +30,7 @@ def adopt(readers: Readers, task: Task, peer: Peer, reports: list[PieceReport]) 
     """Offer the peer's held pieces that have no digest here as authored by it, then narrow the readers' reads;
     returns the reports left for the scheduler (all of them when the peer may not author)."""
     trusted = (
-        readers.may_read(task, peer.host, peer.reads)
+        readers.may_read(task, peer.host)
         and peer.host.address not in task.bad_hosts
         and peer.peer_id not in task.bad_parents
     )

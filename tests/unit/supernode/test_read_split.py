@@ -42,16 +42,22 @@ def read_at_one_piece_a_second(swarm: Swarm, clock: Clock, peer_id: str, box: An
         swarm.stream_update(peer_id, box, 0, [offered(number)])
 
 
-async def joined(tmp_path: Path) -> tuple[Clock, Swarm, Task, Peer, Outbox, Peer, Outbox]:
+async def long_read(tmp_path: Path) -> tuple[Clock, Swarm, Task, Peer, Outbox]:
     """A reader that offered pieces 0..2 one a second (28 more would take it 28 s; what it was told so far is
-    drained), and a joiner whose stream opened: the second half was taken from the reader for the joiner. Returns
-    the clock, the swarm, the task, the reader and its outbox, the joiner and its outbox."""
+    drained). Returns the clock, the swarm, the task, the reader and its outbox."""
     clock = Clock()
     swarm = new_swarm(tmp_path, clock)
     task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
     reader_box = swarm.open_stream(reader.peer_id, 16, [])
     read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)
     drain(reader_box)
+    return clock, swarm, task, reader, reader_box
+
+
+async def joined(tmp_path: Path) -> tuple[Clock, Swarm, Task, Peer, Outbox, Peer, Outbox]:
+    """long_read, and a joiner whose stream opened: the second half was taken from the reader for the joiner. Returns
+    the clock, the swarm, the task, the reader and its outbox, the joiner and its outbox."""
+    clock, swarm, task, reader, reader_box = await long_read(tmp_path)
     _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
     return clock, swarm, task, reader, reader_box, joiner, swarm.open_stream(joiner.peer_id, 16, [])
 
@@ -216,12 +222,7 @@ async def test_a_peer_whose_download_may_not_read_the_origin_is_never_made_a_rea
 
 async def test_no_part_of_a_read_is_handed_to_a_peer_that_may_not_read(tmp_path: Path) -> None:
     """A joiner that may not read the origin takes no half of a long read; one that may, joining next, does."""
-    clock = Clock()
-    swarm = new_swarm(tmp_path, clock)
-    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
-    reader_box = swarm.open_stream(reader.peer_id, 16, [])
-    read_at_one_piece_a_second(swarm, clock, reader.peer_id, reader_box, 3)
-    drain(reader_box)
+    _clock, swarm, task, reader, _reader_box = await long_read(tmp_path)
     _, forbidden = await swarm.register_task(host(swarm, 3), REQUEST, reads=False)
     forbidden_box = swarm.open_stream(forbidden.peer_id, 16, [])
     assert not task.handoffs and list(task.range_readers) in ([], [reader.peer_id])

@@ -43,6 +43,14 @@ def start_daemon(
     return Daemon(proc, ip, port, sock, data)
 
 
+def start_dfget(group: ProcessGroup, *args: str) -> subprocess.Popen[str]:
+    """Start dfget in the background (the group kills it if the test leaves it running); its stderr is piped."""
+    argv = [console_script("dfget"), *args]
+    return group.adopt(
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    )
+
+
 def dfget(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run dfget and capture its output."""
     return subprocess.run(

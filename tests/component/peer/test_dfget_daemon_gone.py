@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fixtures.origin import OriginServer, start_origin, write_random_file
 from fixtures.processes import ProcessGroup, console_script, free_port
-from peer_procs import Daemon, dfget, start_daemon
+from peer_procs import Daemon, dfget, start_daemon, start_dfget
 
 from peer.through_daemon import DAEMON_RETURN_S
 
@@ -42,16 +42,8 @@ def kill_midway(
     """Start dfget through the daemon, SIGKILL the daemon once the origin has sent it a quarter of the file, and
     return dfget's result."""
     digest = hashlib.sha256((origin.root / "f.bin").read_bytes()).hexdigest()
-    argv = [console_script("dfget"), origin.url("f.bin"), "-o", str(out), "--daemon", daemon.endpoint]
-    client = process_group.adopt(
-        subprocess.Popen(
-            [*argv, "--digest", f"sha256:{digest}", *extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-    )
+    argv = [origin.url("f.bin"), "-o", str(out), "--daemon", daemon.endpoint, "--digest", f"sha256:{digest}"]
+    client = start_dfget(process_group, *argv, *extra)
     deadline = time.monotonic() + 30
     while origin.bytes_served("f.bin") < SIZE // 4:
         assert client.poll() is None, client.communicate()
@@ -61,9 +53,9 @@ def kill_midway(
     assert served_before < SIZE, "the dfdaemon had read it all: nothing left to break off"
     daemon.proc.kill()
     killed = time.monotonic()
-    stdout, stderr = client.communicate(timeout=60 + DAEMON_RETURN_S)
+    _, stderr = client.communicate(timeout=60 + DAEMON_RETURN_S)
     assert time.monotonic() - killed >= DAEMON_RETURN_S, "dfget did not wait for its dfdaemon to come back"
-    return subprocess.CompletedProcess(client.args, client.returncode, stdout, stderr)
+    return subprocess.CompletedProcess(client.args, client.returncode, "", stderr)
 
 
 def test_dfget_starts_over_from_the_origin(

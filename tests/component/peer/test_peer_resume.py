@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from fault_procs import start_supernode
 from fixtures.origin import OriginServer, read_stats_log, start_origin, write_random_file
-from fixtures.processes import ProcessGroup, console_script
-from peer_procs import Daemon, dfget, start_daemon
+from fixtures.processes import ProcessGroup
+from peer_procs import Daemon, dfget, start_daemon, start_dfget
 
 from dfcommon.pieces import piece_count, piece_size_for
 
@@ -32,15 +32,7 @@ def kill_halfway(
 ) -> subprocess.Popen[str]:
     """Start a dfget with argv; SIGKILL (how="kill") or SIGTERM the daemon once the origin sent 40% of it. Returns
     the dfget, which waits for its dfdaemon to come back (peer.through_daemon.DAEMON_RETURN_S)."""
-    client = process_group.adopt(
-        subprocess.Popen(
-            [console_script("dfget"), *argv, "--daemon", daemon.endpoint],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    )
+    client = start_dfget(process_group, *argv, "--daemon", daemon.endpoint)
     deadline = time.monotonic() + 60
     while read_stats_log(stats)["/big.bin"] < SIZE * 0.4:
         assert time.monotonic() < deadline and client.poll() is None, daemon.proc.tail()
@@ -102,15 +94,7 @@ def test_an_origin_restart_mid_body_is_resumed_with_range(
     server, stats = origin
     daemon = start_daemon(process_group, tmp_path, "peer", "127.0.0.72", "127.0.0.1:9")  # no supernode: the origin
     out = tmp_path / "out.bin"
-    client = process_group.adopt(
-        subprocess.Popen(
-            [console_script("dfget"), server.url("big.bin"), "-o", str(out), "--daemon", daemon.endpoint],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    )
+    client = start_dfget(process_group, server.url("big.bin"), "-o", str(out), "--daemon", daemon.endpoint)
     deadline = time.monotonic() + 60
     while read_stats_log(stats)["/big.bin"] < SIZE * 0.4:
         assert time.monotonic() < deadline and client.poll() is None, daemon.proc.tail()
@@ -139,14 +123,7 @@ def test_a_failed_download_keeps_its_verified_pieces_for_the_next_try(
     daemon = start_daemon(process_group, tmp_path, "peer", "127.0.0.73", supernode)
     out = tmp_path / "out.bin"
     argv = [server.url("big.bin"), "-o", str(out), "--digest", f"sha256:{sha}", "--daemon", daemon.endpoint]
-    client = process_group.adopt(
-        subprocess.Popen(
-            [console_script("dfget"), *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-    )
+    client = start_dfget(process_group, *argv)
     deadline = time.monotonic() + 60
     while read_stats_log(stats)["/big.bin"] < SIZE * 0.4:
         assert time.monotonic() < deadline and client.poll() is None, daemon.proc.tail()

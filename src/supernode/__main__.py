@@ -40,7 +40,11 @@ def _one_line(record: logging.LogRecord) -> bool:
 async def serve(config: SupernodeConfig) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
     node = Supernode(config)
-    await node.start()
+    try:
+        await node.start()
+    except BaseException:
+        await node.stop(grace=0)  # what did start (the in-process seed peer's socket directory) goes
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -83,7 +83,10 @@ class Supernode:
             await self.seed_peer.start(self.port)  # registered before the health service says SERVING
         await mark_serving(health, services)
         if config.metrics:
-            self._metrics = start_metrics_server(config.metrics, "supernode")[0]
+            try:
+                self._metrics = start_metrics_server(config.metrics, "supernode")[0]
+            except OSError as err:
+                raise Unavailable(f"cannot serve metrics on {config.metrics}: {err.strerror or err}") from None
             scheduler = swarm.scheduler
             ACTIVE_TASKS.labels("supernode").set_function(lambda: len(scheduler.tasks))
             ACTIVE_PEERS.set_function(lambda: len(scheduler.peers))

@@ -6,14 +6,20 @@ Its PeerService is served on the supernode's gRPC port (peers fetch its pieces t
 DATA_DIR/seed-peer, and it reaches the scheduler over a unix socket in a private directory (mode 0700, no TLS):
 only this user's processes can connect there, so a registration through it may take the seed role without a
 seed certificate. To the scheduler it is a seed peer like any other (HostInfo.seed, rendezvous-hashed orders).
+
+stop() removes that directory. A supernode that was killed (SIGKILL, the OOM killer) cannot, so each start first
+removes this user's directories of the kind whose socket nobody listens on any more.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 import grpc
@@ -26,6 +32,39 @@ from supernode.config import SupernodeConfig
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "scheduler.sock"
+DIR_PREFIX = "dandelion-sn-"
+STALE_AFTER_S = 60.0  # younger directories may belong to a supernode that is starting and has not bound yet
+
+
+def _listened_on(sock_path: Path) -> bool:
+    """Whether a process accepts connections on the unix socket at sock_path (False: gone or refused)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(sock_path))
+        except OSError as err:
+            return err.errno not in (errno.ECONNREFUSED, errno.ENOENT)
+        return True
+
+
+def remove_stale_dirs(parent: Path | None = None, now: float | None = None) -> list[Path]:
+    """Remove the private directories of killed supernodes in parent (the temporary directory): this user's, at
+    least STALE_AFTER_S old, with no process listening on their socket. Returns what was removed."""
+    parent = parent or Path(tempfile.gettempdir())
+    now = time.time() if now is None else now
+    removed = []
+    for path in parent.glob(DIR_PREFIX + "*"):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if not path.is_dir() or path.is_symlink() or info.st_uid != os.getuid():
+            continue
+        if now - info.st_mtime < STALE_AFTER_S or _listened_on(path / SOCKET_NAME):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 class EmbeddedSeedPeer:
@@ -35,7 +74,9 @@ class EmbeddedSeedPeer:
     def __init__(self, config: SupernodeConfig) -> None:
         self.config = config
         # A short private path: unix socket paths are limited to 107 bytes, data dirs can be long.
-        self._dir = Path(tempfile.mkdtemp(prefix="dandelion-sn-"))
+        for stale in remove_stale_dirs():
+            log.info("removed %s, left by a supernode that was killed", stale)
+        self._dir = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
         self.endpoint = f"unix:{self._dir / SOCKET_NAME}"
         self.node: PeerNode | None = None
         self._storage_dir = config.data_dir / "seed-peer"

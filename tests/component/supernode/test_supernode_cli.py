@@ -105,6 +105,26 @@ def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             proc.communicate()  # closes the stderr pipe too
 
 
+def test_a_failed_start_says_why_and_leaves_no_socket_directory(tmp_path: Path) -> None:
+    """The metrics port is taken: one line naming it, exit 1, and the in-process seed peer's private socket
+    directory (created in TMPDIR before the metrics server starts) is removed again."""
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        metrics = f"127.0.0.1:{taken.getsockname()[1]}"
+        args = ["--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data"), "--metrics", metrics]
+        env = {**os.environ, "TMPDIR": str(private_tmp)}
+        done = subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == f"supernode: error: cannot serve metrics on {metrics}: Address already in use", done.stderr
+    assert "Traceback" not in done.stderr
+    assert "seed peer takes orders" in done.stderr  # the directory existed and was in use
+    assert list(private_tmp.iterdir()) == []
+
+
 def test_module_entry_point() -> None:
     done = subprocess.run([sys.executable, "-m", "supernode", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0

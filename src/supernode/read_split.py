@@ -31,6 +31,10 @@ MAX_READERS = 4
 SPLIT_MIN = 4
 SPLIT_MIN_S = 1.0
 SPLIT_MIN_BYTES = 8 << 20  # and at least this much of them: less is read before a second reader would gain much
+# A reader that offered nothing this long after it was told to read is split as if its first piece came now: a new
+# connection to an origin whose uplink is full can wait 1 s and more for a lost handshake to be sent again, and it
+# would hold its part (and a place among MAX_READERS) while the origin has bandwidth to spare.
+STALLED_S = 1.0
 # How long a part taken from a reader waits for the reader's word before it is handed on anyway (a dfdaemon older
 # than read_ranges_applied never says; one whose stream broke says on its next stream, or is replaced).
 HANDOFF_WAIT_S = 2.0
@@ -120,12 +124,41 @@ def _slowest(readers: Readers, task: Task) -> tuple[int, Peer, tuple[tuple[int, 
         reading.append((whole, ((0, task.piece_count - 1),)))
     reading += [(task.peers.get(peer_id), ranges) for peer_id, ranges in task.range_readers.items() if ranges]
     for peer, ranges in reading:
-        if peer is None or not peer.read_since or peer.read_pieces < READ_RATE_PIECES or now <= peer.read_since:
-            continue  # no rate yet
+        if peer is None:
+            continue
         first, last = ranges[-1]
         left = last - max(first, (peer.held & ranges_mask(((first, last),))).bit_length())
-        seconds = left * (now - peer.read_since) / peer.read_pieces
+        seconds = _seconds_left(peer, left, now)
         big = left >= SPLIT_MIN and left * task.piece_size >= SPLIT_MIN_BYTES
-        if big and seconds >= SPLIT_MIN_S and (best is None or seconds > best[0]):
+        if big and seconds is not None and seconds >= SPLIT_MIN_S and (best is None or seconds > best[0]):
             best = (seconds, left, peer, ranges)
     return None if best is None else best[1:]
+
+
+def _seconds_left(peer: Peer, left: int, now: float) -> float | None:
+    """How long the reader would take to read `left` more pieces: at its rate so far, or, when it offered nothing
+    STALLED_S after it was told to read, at one piece in all that time (None: no rate yet)."""
+    if peer.read_since and peer.read_pieces >= READ_RATE_PIECES and now > peer.read_since:
+        return left * (now - peer.read_since) / peer.read_pieces
+    if _silent(peer, now):
+        assert peer.read_told is not None
+        return left * (now - peer.read_told)
+    return None
+
+
+def _silent(peer: Peer, now: float) -> bool:
+    """True when the reader has offered nothing since it was told to read, STALLED_S or longer ago."""
+    return not peer.read_since and peer.read_told is not None and now - peer.read_told >= STALLED_S
+
+
+def stalled(readers: Readers, task: Task) -> bool:
+    """True when a reader of the task (of all of it, or of a part it has not read yet) offered nothing STALLED_S
+    after it was told to read: a split is worth a look even though no offer comes to prompt one."""
+    now = readers.scheduler.clock()
+    whole = task.peers.get(task.source_peer_id) if task.source_peer_id else None
+    if whole is not None and task.reads_all(whole) and _silent(whole, now):
+        return True
+    return any(
+        (peer := task.peers.get(peer_id)) is not None and left_to_read(task, peer) and _silent(peer, now)
+        for peer_id in task.range_readers
+    )

@@ -113,7 +113,7 @@ class Readers:
     def make(self, task: Task, peer: Peer) -> None:
         """The peer reads the origin for the swarm from now on (it is told so on its stream)."""
         task.source_peer_id = peer.peer_id
-        peer.restart_read()
+        peer.restart_read(self.scheduler.clock())
         self.reading.add(task.task_id)
         if peer.peer_id in self.streams:
             if peer.state is not PeerState.BACK_TO_SOURCE:
@@ -137,7 +137,7 @@ class Readers:
         if task.source_peer_id == peer.peer_id:
             task.source_peer_id = ""
         if not read_split.left_to_read(task, peer):  # a new reader, or one done with its part: timed anew
-            peer.restart_read()
+            peer.restart_read(self.scheduler.clock())
         task.range_readers[peer.peer_id] = ranges
         peer.read_mask = ranges_mask(ranges)
         self.reading.add(task.task_id)
@@ -155,11 +155,16 @@ class Readers:
         """The reader keeps to the pieces in mask now: the parts taken from it go on (supernode.read_split)."""
         read_split.applied(self, task, peer, mask)
 
-    def hand_on_overdue(self) -> None:
-        """Parts taken from readers that did not say they keep to the rest go on (supernode.read_split)."""
+    def tick(self) -> None:
+        """Every timer tick: parts taken from readers that did not say they keep to the rest go on, and a reader that
+        offered nothing since it was told to read is split like a slow one (supernode.read_split)."""
         for tid in list(self.reading):
-            if (task := self.scheduler.tasks.get(tid)) is not None and task.handoffs:
+            if (task := self.scheduler.tasks.get(tid)) is None:
+                continue
+            if task.handoffs:
                 read_split.overdue(self, task)
+            if read_split.stalled(self, task):
+                read_split.split(self, task)
 
     def replace(self, tid: str) -> None:
         """A reader of the task is gone or failed: a seed peer (connected, else ordered now) or else the connected

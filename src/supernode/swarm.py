@@ -386,12 +386,12 @@ class Swarm:
                     self.hosts.pardon()
                 last_tick = self.clock()
                 self.streams.deliver(self.scheduler.expire())
+                self.readers.tick()
                 if self.clock() - last_sweep >= self.config.heartbeat_interval_ms / 1000:
                     last_sweep = self.clock()
                     self.hosts.sweep()
                     for tid in self.seed_peers.overdue():
                         self.readers.replace(tid)
-                    self.readers.hand_on_overdue()
                     self.readers.tell_waiters()
                     self.streamless.sweep(self.clock())
                     self.forget_idle_tasks()

@@ -52,9 +52,10 @@ class Peer:
     serving: dict[int, int] = field(default_factory=dict)  # piece number -> children fetching it from this peer now
     read_mask: int = 0  # pieces it reads from the origin for the swarm (never assigned to it from parents)
     reads: bool = True  # may read the origin for the swarm (False: RegisterTaskRequest.no_back_source)
-    # Its rate reading the origin for the swarm: when its first offer arrived (0.0: none yet) and the pieces it
-    # offered after that one (the wait for the origin's answer and the first batch are not a rate); read_rate is
-    # that rate in bytes/s once READ_RATE_PIECES were counted (0.0 before).
+    # Its rate reading the origin for the swarm: when it was told to read (anew), when its first offer arrived
+    # (0.0: none yet) and the pieces it offered after that one (the wait for the origin's answer and the first batch
+    # are not a rate); read_rate is that rate in bytes/s once READ_RATE_PIECES were counted (0.0 before).
+    read_told: float | None = None
     read_since: float = 0.0
     read_pieces: int = 0
     read_rate: float = 0.0
@@ -82,9 +83,9 @@ class Peer:
         if self.read_pieces >= READ_RATE_PIECES and now > self.read_since:
             self.read_rate = self.read_pieces * piece_size / (now - self.read_since)
 
-    def restart_read(self) -> None:
-        """It reads anew (a new reader, or a new part): its rate is timed from its next offer on."""
-        self.read_since, self.read_pieces, self.read_rate = 0.0, 0, 0.0
+    def restart_read(self, now: float) -> None:
+        """It is told to read anew (a new reader, or a new part) now: its rate is timed from its next offer on."""
+        self.read_told, self.read_since, self.read_pieces, self.read_rate = now, 0.0, 0, 0.0
 
     def holds(self, number: int) -> bool:
         """True when the peer holds the piece."""

@@ -22,7 +22,7 @@ from test_supernode_source_peer import (
 )
 
 from dfcommon.pieces import ranges_mask
-from supernode.read_split import HANDOFF_WAIT_S
+from supernode.read_split import HANDOFF_WAIT_S, STALLED_S
 from supernode.readers import OriginAnswer
 from supernode.resource.peer import Peer, PeerState
 from supernode.resource.piece import PieceReport
@@ -113,10 +113,10 @@ async def test_a_part_taken_from_a_reader_goes_on_less_what_the_reader_had_read_
 async def test_a_part_goes_on_without_the_readers_word_after_a_while(tmp_path: Path) -> None:
     """A dfdaemon that never says (older than read_ranges_applied): the part goes on after HANDOFF_WAIT_S."""
     clock, swarm, task, _reader, _reader_box, joiner, _joiner_box = await joined(tmp_path)
-    swarm.readers.hand_on_overdue()
+    swarm.readers.tick()
     assert joiner.peer_id not in task.range_readers
     clock.now += HANDOFF_WAIT_S
-    swarm.readers.hand_on_overdue()
+    swarm.readers.tick()
     assert task.range_readers[joiner.peer_id] == ((18, 31),) and not task.handoffs
 
 
@@ -168,6 +168,41 @@ async def test_a_read_is_split_only_while_enough_is_left_and_among_few_readers(t
     held = {n for n in range(32) if any(peer.holds(n) for peer in task2.peers.values())}
     assert len(set(covered)) == len(covered), "no piece is read by two readers"
     assert set(covered) | held == set(range(32)), "every piece is read (a reader done with its part took another)"
+
+
+async def test_a_reader_that_offers_nothing_for_a_while_is_split_without_waiting_for_a_rate(tmp_path: Path) -> None:
+    """A new reader whose connection to a busy origin stalls (a lost handshake is sent again after 1 s) offers
+    nothing, so no offer prompts a split and it has no rate: after STALLED_S the timer splits it like a slow one."""
+    clock = Clock()
+    swarm = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    swarm.stream_update(reader.peer_id, reader_box, 0, [], OriginAnswer(BIG, PIECE))  # answered, no piece yet
+    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
+    joiner_box = swarm.open_stream(joiner.peer_id, 16, [])
+    assert not task.range_readers and not task.handoffs, "no rate, and not silent for long yet"
+    clock.now += STALLED_S - 0.1
+    swarm.readers.tick()
+    assert not task.range_readers and not task.handoffs
+    clock.now += 0.1
+    swarm.readers.tick()
+    assert task.range_readers == {reader.peer_id: ((0, 15),)}, "it keeps the first half"
+    assert reads_for_swarm(((0, 15),)) in drain(reader_box)
+    readers_say(swarm, task)
+    assert task.range_readers[joiner.peer_id] == ((16, 31),)
+    assert reads_for_swarm(((16, 31),)) in drain(joiner_box)
+
+    # The joiner's own part is timed from when it was told: silent as long, it is split in turn (to a third peer).
+    _, third = await swarm.register_task(host(swarm, 4), REQUEST)
+    third_box = swarm.open_stream(third.peer_id, 16, [])
+    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(0)])  # the reader's first piece: not silent now
+    clock.now += STALLED_S
+    swarm.readers.tick()
+    readers_say(swarm, task)
+    assert task.range_readers[joiner.peer_id] == ((16, 23),)
+    assert task.range_readers[third.peer_id] == ((24, 31),)
+    assert reads_for_swarm(((24, 31),)) in drain(third_box)
+    assert task.range_readers[reader.peer_id] == ((0, 15),), "a reader that offered is timed by its rate"
 
 
 async def test_a_range_reader_that_leaves_hands_what_nobody_holds_to_another_reader(tmp_path: Path) -> None:

@@ -101,5 +101,5 @@ def test_read_rate_is_timed_from_the_first_offer() -> None:
     assert peer.read_rate == READ_RATE_PIECES * PIECE / 2.0
     peer.count_read(0, PIECE, now=20.0)  # nothing offered: nothing changes
     assert peer.read_rate == READ_RATE_PIECES * PIECE / 2.0
-    peer.restart_read()
-    assert (peer.read_since, peer.read_pieces, peer.read_rate) == (0.0, 0, 0.0)
+    peer.restart_read(now=30.0)
+    assert (peer.read_told, peer.read_since, peer.read_pieces, peer.read_rate) == (30.0, 0.0, 0, 0.0)

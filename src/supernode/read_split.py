@@ -136,8 +136,9 @@ def _slowest(readers: Readers, task: Task) -> tuple[int, Peer, tuple[tuple[int, 
 
 
 def _seconds_left(peer: Peer, left: int, now: float) -> float | None:
-    """How long the reader would take to read `left` more pieces: at its rate so far, or, when it offered nothing
-    STALLED_S after it was told to read, at one piece in all that time (None: no rate yet)."""
+    """How long the reader would take to read `left` more pieces: at its rate so far, timed up to now (one that went
+    silent is the slower the longer it is), or, when it offered nothing STALLED_S after it was told to read, at one
+    piece in all that time (None: no rate yet)."""
     if peer.read_since and peer.read_pieces >= READ_RATE_PIECES and now > peer.read_since:
         return left * (now - peer.read_since) / peer.read_pieces
     if _silent(peer, now):
@@ -149,16 +150,3 @@ def _seconds_left(peer: Peer, left: int, now: float) -> float | None:
 def _silent(peer: Peer, now: float) -> bool:
     """True when the reader has offered nothing since it was told to read, STALLED_S or longer ago."""
     return not peer.read_since and peer.read_told is not None and now - peer.read_told >= STALLED_S
-
-
-def stalled(readers: Readers, task: Task) -> bool:
-    """True when a reader of the task (of all of it, or of a part it has not read yet) offered nothing STALLED_S
-    after it was told to read: a split is worth a look even though no offer comes to prompt one."""
-    now = readers.scheduler.clock()
-    whole = task.peers.get(task.source_peer_id) if task.source_peer_id else None
-    if whole is not None and task.reads_all(whole) and _silent(whole, now):
-        return True
-    return any(
-        (peer := task.peers.get(peer_id)) is not None and left_to_read(task, peer) and _silent(peer, now)
-        for peer_id in task.range_readers
-    )

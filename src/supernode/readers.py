@@ -156,15 +156,15 @@ class Readers:
         read_split.applied(self, task, peer, mask)
 
     def tick(self) -> None:
-        """Every timer tick: parts taken from readers that did not say they keep to the rest go on, and a reader that
-        offered nothing since it was told to read is split like a slow one (supernode.read_split)."""
+        """Every timer tick: parts taken from readers that did not say they keep to the rest go on, and a split is
+        looked at even without an offer to prompt one: a reader that went silent is as slow as its silence says
+        (supernode.read_split)."""
         for tid in list(self.reading):
             if (task := self.scheduler.tasks.get(tid)) is None:
                 continue
             if task.handoffs:
                 read_split.overdue(self, task)
-            if read_split.stalled(self, task):
-                read_split.split(self, task)
+            read_split.split(self, task)
 
     def replace(self, tid: str) -> None:
         """A reader of the task is gone or failed: a seed peer (connected, else ordered now) or else the connected

@@ -205,6 +205,31 @@ async def test_a_reader_that_offers_nothing_for_a_while_is_split_without_waiting
     assert task.range_readers[reader.peer_id] == ((0, 15),), "a reader that offered is timed by its rate"
 
 
+async def test_a_fast_reader_that_goes_silent_is_split_by_the_timer(tmp_path: Path) -> None:
+    """A reader whose origin body stalls midway offers nothing more: no offer prompts a split, and its rate looked
+    fast. The timer's look counts the silence in its rate."""
+    clock = Clock()
+    swarm = new_swarm(tmp_path, clock)
+    task, reader = await swarm.register_task(host(swarm, 2), REQUEST)
+    reader_box = swarm.open_stream(reader.peer_id, 16, [])
+    swarm.stream_update(reader.peer_id, reader_box, 0, [offered(0)], OriginAnswer(BIG, PIECE))
+    for number in range(1, 16):  # 15 pieces in 0.5 s: the 15 after the one it reads now would take it 0.5 s
+        clock.now += 0.5 / 15
+        swarm.stream_update(reader.peer_id, reader_box, 0, [offered(number)])
+    _, joiner = await swarm.register_task(host(swarm, 3), REQUEST)
+    joiner_box = swarm.open_stream(joiner.peer_id, 16, [])
+    swarm.readers.tick()
+    assert not task.range_readers and not task.handoffs, "fast enough: not split"
+    clock.now += 0.4  # silent since: 15 pieces after the first in 0.9 s, so 15 more would take 0.9 s
+    swarm.readers.tick()
+    assert not task.range_readers and not task.handoffs
+    clock.now += 0.2  # 1.1 s
+    swarm.readers.tick()
+    readers_say(swarm, task)
+    assert task.range_readers == {reader.peer_id: ((0, 23),), joiner.peer_id: ((24, 31),)}
+    assert reads_for_swarm(((24, 31),)) in drain(joiner_box)
+
+
 async def test_a_range_reader_that_leaves_hands_what_nobody_holds_to_another_reader(tmp_path: Path) -> None:
     _clock, swarm, task, reader, reader_box, joiner, joiner_box = await joined(tmp_path)
     readers_say(swarm, task)

@@ -30,6 +30,24 @@ DAEMON_PROBE_SECONDS = 1.0
 # instead of reading the origin again, as every host would after a fleet-wide restart.
 DAEMON_RETURN_S = 10.0
 DAEMON_RETURNS = 3  # times a download goes on through a dfdaemon that came back
+# A dfdaemon that said it is stopping answers for a while yet (its grace). One that still answers after this long is
+# taken for one that came back, where its endpoint cannot tell the two apart (TCP).
+STOPPING_WAIT_S = 5.0
+
+SocketIdentity = tuple[int, int]
+
+
+def socket_identity(endpoint: str) -> SocketIdentity | None:
+    """(inode, ctime) of the dfdaemon's unix socket file: a restarted dfdaemon binds a new one. None for a TCP
+    endpoint, or when no socket is there now."""
+    path = endpoint_socket_path(endpoint)
+    if path is None:
+        return None
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_ctime_ns
 
 
 async def daemon_answers(endpoint: str) -> grpc.aio.Channel | None:
@@ -182,6 +200,7 @@ async def download_through(ch: grpc.aio.Channel, endpoint: str, job: Job) -> str
     twice (DAEMON_RETURNS times at most). Returns "" when done, else why the download leaves the dfdaemon."""
     returns = 0
     while True:
+        bound = socket_identity(endpoint)  # the dfdaemon this attempt talks to
         try:
             await _through_daemon(ch, job)
             return ""
@@ -200,7 +219,7 @@ async def download_through(ch: grpc.aio.Channel, endpoint: str, job: Job) -> str
             await ch.close(None)
         if returns >= DAEMON_RETURNS:
             return f"{gone} {returns} times"
-        back = await _daemon_comes_back(endpoint, DAEMON_RETURN_S, stopping)
+        back = await _daemon_comes_back(endpoint, DAEMON_RETURN_S, bound if stopping else None, stopping)
         if back is None:
             return f"{gone} and did not come back within {DAEMON_RETURN_S:.0f} s"
         log.info("%s; it answers again: going on through it", gone)
@@ -218,12 +237,24 @@ async def _still_answers(endpoint: str) -> bool:
     return True
 
 
-async def _daemon_comes_back(endpoint: str, seconds: float, stopping: bool) -> grpc.aio.Channel | None:
-    """A channel to the dfdaemon at endpoint once it answers again within seconds, else None; one that said it is
-    stopping (it answers for a while yet) is first waited for to stop answering."""
+async def _daemon_comes_back(
+    endpoint: str, seconds: float, stopping_on: SocketIdentity | None, stopping: bool
+) -> grpc.aio.Channel | None:
+    """A channel to the dfdaemon at endpoint once it answers again within seconds, else None. One that said it is
+    stopping (it answers for a while yet) is first waited for to stop answering: while its socket file
+    (stopping_on) is still there, or for up to STOPPING_WAIT_S on a TCP endpoint. A new dfdaemon on a new socket
+    file is not the old one still stopping, however soon it answers."""
     loop = asyncio.get_running_loop()
     until = loop.time() + seconds
-    while stopping and await _still_answers(endpoint):
+    stop_by = loop.time() + STOPPING_WAIT_S
+    while stopping:
+        if stopping_on is not None:
+            if socket_identity(endpoint) != stopping_on:
+                break  # gone, or another dfdaemon's socket
+        elif loop.time() >= stop_by:
+            break
+        if not await _still_answers(endpoint):
+            break
         if loop.time() >= until:
             return None
         await asyncio.sleep(0.1)

@@ -219,7 +219,7 @@ async def download_through(ch: grpc.aio.Channel, endpoint: str, job: Job) -> str
             await ch.close(None)
         if returns >= DAEMON_RETURNS:
             return f"{gone} {returns} times"
-        back = await _daemon_comes_back(endpoint, DAEMON_RETURN_S, bound if stopping else None, stopping)
+        back = await _daemon_comes_back(endpoint, DAEMON_RETURN_S, stopping, bound)
         if back is None:
             return f"{gone} and did not come back within {DAEMON_RETURN_S:.0f} s"
         log.info("%s; it answers again: going on through it", gone)
@@ -238,18 +238,18 @@ async def _still_answers(endpoint: str) -> bool:
 
 
 async def _daemon_comes_back(
-    endpoint: str, seconds: float, stopping_on: SocketIdentity | None, stopping: bool
+    endpoint: str, seconds: float, stopping: bool, bound: SocketIdentity | None
 ) -> grpc.aio.Channel | None:
     """A channel to the dfdaemon at endpoint once it answers again within seconds, else None. One that said it is
-    stopping (it answers for a while yet) is first waited for to stop answering: while its socket file
-    (stopping_on) is still there, or for up to STOPPING_WAIT_S on a TCP endpoint. A new dfdaemon on a new socket
-    file is not the old one still stopping, however soon it answers."""
+    stopping (it answers for a while yet) is first waited for to stop answering: while its socket file (bound) is
+    still there, or for up to STOPPING_WAIT_S on a TCP endpoint. A new dfdaemon on a new socket file is not the old
+    one still stopping, however soon it answers."""
     loop = asyncio.get_running_loop()
     until = loop.time() + seconds
     stop_by = loop.time() + STOPPING_WAIT_S
     while stopping:
-        if stopping_on is not None:
-            if socket_identity(endpoint) != stopping_on:
+        if bound is not None:
+            if socket_identity(endpoint) != bound:
                 break  # gone, or another dfdaemon's socket
         elif loop.time() >= stop_by:
             break

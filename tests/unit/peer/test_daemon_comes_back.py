@@ -48,7 +48,7 @@ async def test_a_daemon_restarted_at_once_is_taken_for_the_new_one(endpoint: str
     assert socket_identity(endpoint) not in (None, stopping_on)
     try:
         started = time.monotonic()
-        ch = await _daemon_comes_back(endpoint, 3.0, stopping_on, True)
+        ch = await _daemon_comes_back(endpoint, 3.0, True, stopping_on)
         assert ch is not None, "the new dfdaemon was taken for the old one still stopping"
         assert time.monotonic() - started < 2.0
         await ch.close(None)
@@ -62,7 +62,7 @@ async def test_a_daemon_that_is_still_stopping_is_waited_for(endpoint: str) -> N
     old = await serving(endpoint)
     stopping_on = socket_identity(endpoint)
     try:
-        assert await _daemon_comes_back(endpoint, 1.0, stopping_on, True) is None
+        assert await _daemon_comes_back(endpoint, 1.0, True, stopping_on) is None
     finally:
         await old.stop(0)
         unlink(endpoint)
@@ -80,7 +80,7 @@ async def test_a_daemon_that_is_still_stopping_is_waited_for(endpoint: str) -> N
 
     restarting = asyncio.ensure_future(restart())
     try:
-        ch = await _daemon_comes_back(endpoint, 5.0, stopping_on, True)
+        ch = await _daemon_comes_back(endpoint, 5.0, True, stopping_on)
         await restarting
         assert ch is not None and len(servers) == 2
         assert socket_identity(endpoint) != stopping_on

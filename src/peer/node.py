@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -40,14 +41,15 @@ DAEMON_SERVICE = peer_pb2.DESCRIPTOR.services_by_name["DaemonService"].full_name
 GC_INTERVAL = 60.0
 
 
-def unix_socket_in_use(path: Path) -> bool:
-    """True when something accepts connections on the unix socket at path."""
+def unix_socket_in_use(path: Path, unsure: bool = False) -> bool:
+    """True when something accepts connections on the unix socket at path; False when nothing is there or the
+    connection is refused; `unsure` when the connect fails otherwise (timed out, not permitted)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(1.0)
         try:
             sock.connect(str(path))
-        except OSError:
-            return False
+        except OSError as err:
+            return unsure and err.errno not in (errno.ECONNREFUSED, errno.ENOENT)
     return True
 
 

@@ -13,7 +13,6 @@ removes this user's directories of the kind whose socket nobody listens on any m
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
@@ -25,7 +24,7 @@ from pathlib import Path
 import grpc
 
 from peer.config import PeerConfig
-from peer.node import PeerNode
+from peer.node import PeerNode, unix_socket_in_use
 from peer.rpc.upload import add_upload_service
 from supernode.config import SupernodeConfig
 
@@ -34,17 +33,6 @@ log = logging.getLogger(__name__)
 SOCKET_NAME = "scheduler.sock"
 DIR_PREFIX = "dandelion-sn-"
 STALE_AFTER_S = 60.0  # younger directories may belong to a supernode that is starting and has not bound yet
-
-
-def _listened_on(sock_path: Path) -> bool:
-    """Whether a process accepts connections on the unix socket at sock_path (False: gone or refused)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(sock_path))
-        except OSError as err:
-            return err.errno not in (errno.ECONNREFUSED, errno.ENOENT)
-        return True
 
 
 def remove_stale_dirs(parent: Path | None = None, now: float | None = None) -> list[Path]:
@@ -60,7 +48,7 @@ def remove_stale_dirs(parent: Path | None = None, now: float | None = None) -> l
             continue
         if not path.is_dir() or path.is_symlink() or info.st_uid != os.getuid():
             continue
-        if now - info.st_mtime < STALE_AFTER_S or _listened_on(path / SOCKET_NAME):
+        if now - info.st_mtime < STALE_AFTER_S or unix_socket_in_use(path / SOCKET_NAME, unsure=True):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
